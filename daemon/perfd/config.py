@@ -1,0 +1,56 @@
+"""Workspace configuration: `perfd.toml`, else `[tool.perfd]` in pyproject.toml.
+
+Every component reads its own table (`[cache]`, `[daemon]`, `[llm]`, ...) from
+the mapping returned here; this module only finds and loads the file, so a
+broken file is one clear problem instead of a crash in each component.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The workspace's configuration file exists but cannot be used."""
+
+
+def config_path(root: str) -> str | None:
+    """The file that configures the workspace at `root`, if any."""
+    for name in ("perfd.toml", ".perfd/perfd.toml"):
+        path = os.path.join(root, name)
+        if os.path.isfile(path):
+            return path
+    pyproject = os.path.join(root, "pyproject.toml")
+    if os.path.isfile(pyproject):
+        return pyproject
+    return None
+
+
+def load_config(root: str) -> dict[str, Any]:
+    """The perfd settings of the workspace at `root` as a plain mapping.
+
+    `perfd.toml` holds the tables at top level; pyproject.toml holds them
+    under `[tool.perfd]`. No file gives an empty mapping. A file that is not
+    valid TOML raises ConfigError naming the file and the parser's message.
+    """
+    path = config_path(root)
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if path.endswith("pyproject.toml"):
+        tool = data.get("tool", {})
+        section = tool.get("perfd", {}) if isinstance(tool, dict) else {}
+        return section if isinstance(section, dict) else {}
+    return data
+
+
+def table(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """One table of the configuration (`{}` when absent or not a table)."""
+    value = config.get(name, {})
+    return value if isinstance(value, dict) else {}

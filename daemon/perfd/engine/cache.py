@@ -1,0 +1,243 @@
+"""One cache type for parsed files and directory scans, keyed by what stat says.
+
+An entry is valid while the path's (st_mtime_ns, st_size, st_ino) are what
+they were when the value was computed, it is younger than the TTL, and it has
+not been pushed out by the LRU capacity.
+
+Same-tick rewrites. A file rewritten twice within one mtime tick keeps its
+mtime, and if the size and inode stay the same stat cannot tell. Like git's
+"racily clean" index entries, an entry whose mtime is within RACY_WINDOW_NS of
+the moment it was read is not trusted on stat alone: each lookup re-reads the
+file and compares a BLAKE2 digest of the bytes until a lookup happens after
+the window has passed, when the entry becomes stable. Residual risk: a write
+made more than RACY_WINDOW_NS after the previous one always gets a newer
+mtime, so what remains is a tool that deliberately resets mtime (`touch -d`,
+`rsync -t`, tar) to the old value with the same size and inode; such tools
+claim the content is unchanged, and the watcher still invalidates the entry
+on the write event. Directories are treated the same way, comparing the
+sorted entry names instead of bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from perfd.engine.text import read_bytes as _read
+from perfd.types import CacheStats
+
+V = TypeVar("V")
+StatKey = tuple[int, int, int]
+
+# 2 s covers the coarsest common timestamp granularity (FAT's two seconds);
+# ext4, xfs, btrfs and tmpfs tick in milliseconds. Only entries written
+# within this window of being read pay for a re-read on lookup.
+RACY_WINDOW_NS = 2_000_000_000
+_SAMPLES = 1024  # lookup latencies kept for percentiles
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class _Entry(Generic[V]):
+    __slots__ = ("key", "value", "stored", "racy_digest")
+
+    def __init__(self, key: StatKey, value: V, stored: float, racy_digest: bytes | None) -> None:
+        self.key = key
+        self.value = value
+        self.stored = stored
+        self.racy_digest = racy_digest  # set while the entry is not yet trusted on stat alone
+
+
+class StatCache(Generic[V]):
+    """Values derived from files or folders, valid while their stat key holds."""
+
+    def __init__(self, *, capacity: int = 4096, ttl_s: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if capacity < 1:
+            raise ValueError("cache capacity must be at least 1")
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], _Entry[V]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.expirations = 0
+        self.invalidations = 0
+        self._lat_ns: list[int] = [0] * _SAMPLES
+        self._lat_n = 0
+        # While set, every path looked up is recorded with its stat key (None
+        # when missing): the engine memoises whole answers on that list.
+        self.track: list[tuple[str, StatKey | None]] | None = None
+        self.newest_mtime_ns = 0
+
+    # -- the two ways in ----------------------------------------------------------
+
+    def file(self, kind: str, path: str, parse: Callable[[bytes, str], V], *,
+             st: os.stat_result | None = None) -> V:
+        """The parsed value of a file, parsing it (and caching that) when needed.
+
+        Raises OSError when the file cannot be stat'ed or read; callers turn
+        that into a problem.
+        """
+        t0 = time.perf_counter_ns()
+        if st is None:
+            st = self._stat(path)
+        key = stat_key(st)
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is not None and self._valid(ck, entry, key):
+            if entry.racy_digest is None or self._racy_ok_file(entry, path, st):
+                self._hit(ck, t0)
+                return entry.value
+        self.misses += 1
+        read_ns = time.time_ns()
+        data = _read(path)
+        value = parse(data, path)
+        racy = digest(data) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
+        self._store(ck, _Entry(key, value, self._clock(), racy))
+        self._record(t0)
+        return value
+
+    def folder(self, kind: str, path: str, scan: Callable[[str, list[str]], V], *,
+               st: os.stat_result | None = None) -> V:
+        """A value computed from a folder's entry names (for example the plan files in it)."""
+        t0 = time.perf_counter_ns()
+        if st is None:
+            st = self._stat(path)
+        key = stat_key(st)
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is not None and self._valid(ck, entry, key):
+            if entry.racy_digest is None:
+                self._hit(ck, t0)
+                return entry.value
+            names = sorted(os.listdir(path))
+            if digest("\0".join(names).encode("utf-8", "surrogateescape")) == entry.racy_digest:
+                if time.time_ns() - st.st_mtime_ns >= RACY_WINDOW_NS:
+                    entry.racy_digest = None
+                self._hit(ck, t0)
+                return entry.value
+        self.misses += 1
+        read_ns = time.time_ns()
+        names = sorted(os.listdir(path))
+        value = scan(path, names)
+        racy = None
+        if read_ns - st.st_mtime_ns < RACY_WINDOW_NS:
+            racy = digest("\0".join(names).encode("utf-8", "surrogateescape"))
+        self._store(ck, _Entry(key, value, self._clock(), racy))
+        self._record(t0)
+        return value
+
+    # -- invalidation -------------------------------------------------------------
+
+    def invalidate(self, path: str) -> int:
+        """Drop every entry for `path` (any kind). Returns how many were dropped."""
+        doomed = [ck for ck in self._entries if ck[1] == path]
+        for ck in doomed:
+            del self._entries[ck]
+        self.invalidations += len(doomed)
+        return len(doomed)
+
+    def invalidate_under(self, folder: str) -> int:
+        prefix = folder.rstrip(os.sep) + os.sep
+        doomed = [ck for ck in self._entries if ck[1] == folder or ck[1].startswith(prefix)]
+        for ck in doomed:
+            del self._entries[ck]
+        self.invalidations += len(doomed)
+        return len(doomed)
+
+    def clear(self) -> int:
+        n = len(self._entries)
+        self._entries.clear()
+        self.invalidations += n
+        return n
+
+    # -- stats --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def stats(self) -> CacheStats:
+        total = self.hits + self.misses
+        samples = sorted(self._lat_ns[: min(self._lat_n, _SAMPLES)])
+        return CacheStats(
+            entries=len(self._entries),
+            capacity=self.capacity,
+            hits=self.hits,
+            misses=self.misses,
+            evictions=self.evictions,
+            expirations=self.expirations,
+            invalidations=self.invalidations,
+            hit_rate=(self.hits / total) if total else 0.0,
+            lookup_p50_us=_pct(samples, 0.50) / 1000,
+            lookup_p99_us=_pct(samples, 0.99) / 1000,
+        )
+
+    # -- internals ----------------------------------------------------------------
+
+    def _stat(self, path: str) -> os.stat_result:
+        try:
+            st = os.stat(path)
+        except OSError:
+            if self.track is not None:
+                self.track.append((path, None))
+            raise
+        if self.track is not None:
+            self.track.append((path, stat_key(st)))
+            if st.st_mtime_ns > self.newest_mtime_ns:
+                self.newest_mtime_ns = st.st_mtime_ns
+        return st
+
+    def _valid(self, ck: tuple[str, str], entry: _Entry[V], key: StatKey) -> bool:
+        if entry.key != key:
+            return False
+        if self._clock() - entry.stored > self.ttl_s:
+            del self._entries[ck]
+            self.expirations += 1
+            return False
+        return True
+
+    def _racy_ok_file(self, entry: _Entry[V], path: str, st: os.stat_result) -> bool:
+        try:
+            data = _read(path)
+        except OSError:
+            return False
+        if digest(data) != entry.racy_digest:
+            return False
+        if time.time_ns() - st.st_mtime_ns >= RACY_WINDOW_NS:
+            entry.racy_digest = None  # old enough now: stat alone can be trusted
+        return True
+
+    def _hit(self, ck: tuple[str, str], t0: int) -> None:
+        self.hits += 1
+        self._entries.move_to_end(ck)
+        self._record(t0)
+
+    def _store(self, ck: tuple[str, str], entry: _Entry[V]) -> None:
+        self._entries[ck] = entry
+        self._entries.move_to_end(ck)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+
+    def _record(self, t0: int) -> None:
+        self._lat_ns[self._lat_n % _SAMPLES] = time.perf_counter_ns() - t0
+        self._lat_n += 1
+
+
+def _pct(sorted_samples: list[int], q: float) -> float:
+    if not sorted_samples:
+        return 0.0
+    idx = min(len(sorted_samples) - 1, int(q * len(sorted_samples)))
+    return float(sorted_samples[idx])

@@ -1,0 +1,255 @@
+"""Parse SUBPLAN, EXECUTION_TASK and review (APPROVED/FIX) files, and parallel.json.
+
+All parsers are total: they return a document plus problems, never raise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from perfd.engine.text import MAX_LINE, decode
+from perfd.types import FeedbackDoc, ParallelAchievement, ParallelGraph, Problem, WorkDoc, WorkStatus
+
+_ACH_META_RE = re.compile(r"^\*\*Achievement\*\*:[ \t]*(?P<v>\d+\.\d+(?:\.\d+)?)", re.M)
+_STATUS_RE = re.compile(r"^\*\*Status\*\*:[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
+_TITLE_ACH_RE = re.compile(r"Achievement[ \t]+(?P<v>\d+\.\d+(?:\.\d+)?)")
+_ROW_RE = re.compile(r"^\|[ \t]*(?P<id>\d{2,3}_\d{2})[ \t]*\|", re.M)
+_ITEM_RE = re.compile(r"^\d+\.[ \t]+", re.M)
+
+# What a status says, from its words: complete only when the work is
+# complete, not when a design is ("Design Complete, Ready for Execution").
+_COMPLETE_WORDS = re.compile(r"\b(?:complete|completed|done|finished|approved)\b", re.I)
+_NOT_DONE_WORDS = re.compile(
+    r"\b(?:design[ \t]+complete|ready|incomplete|not[ \t]+(?:yet[ \t]+)?complete|in[ \t]+progress|pending|"
+    r"not[ \t]+started|planning|design[ \t]+phase|fix[ \t]+required|needs[ \t]+fix|executing|todo|blocked)\b",
+    re.I,
+)
+_IN_PROGRESS_WORDS = re.compile(
+    r"\b(?:in[ \t]+progress|executing|active|continu\w*|fix[ \t]+required|needs[ \t]+fix|incomplete|blocked|"
+    r"started|review)\b|🔄|🎯[ \t]*executing",
+    re.I,
+)
+_NOT_STARTED_WORDS = re.compile(
+    r"\b(?:not[ \t]+started|pending|planning|design|ready|todo|draft|planned)\b", re.I
+)
+_HEAD = 6000  # metadata sits at the top; templates later in a file repeat "**Status**:"
+
+
+def normalise_status(text: str) -> WorkStatus:
+    """complete / in_progress / not_started from a free-text status."""
+    if not text.strip():
+        return "not_started"
+    if _COMPLETE_WORDS.search(text) and not _NOT_DONE_WORDS.search(text):
+        return "complete"
+    if _NOT_STARTED_WORDS.search(text) and not _IN_PROGRESS_WORDS.search(text):
+        return "not_started"
+    if _NOT_STARTED_WORDS.search(text) and re.search(r"\bready\b", text, re.I):
+        return "not_started"
+    return "in_progress"
+
+
+def _title(text: str) -> str:
+    for line in text[:2000].split("\n"):
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) -> WorkDoc:
+    text, problems = decode(data, path)
+    head = text[:_HEAD]
+    title = _title(head)
+    achievement: str | None = None
+    m = _ACH_META_RE.search(head)
+    if m:
+        achievement = m.group("v")
+    else:
+        tm = _TITLE_ACH_RE.search(title)
+        if tm:
+            achievement = tm.group("v")
+    status_text = ""
+    status_line: int | None = None
+    sm = _STATUS_RE.search(head)
+    if sm and len(sm.group("v")) <= MAX_LINE:
+        status_text = sm.group("v").strip()
+        status_line = head.count("\n", 0, sm.start()) + 1
+    else:
+        problems.append(Problem("no-status", "no `**Status**:` line near the top", "info", path))
+    planned: list[str] = []
+    if kind == "subplan":
+        at = text.find("Active EXECUTION")
+        if at >= 0:
+            end = text.find("\n## ", at)
+            table = text[at : end if end >= 0 else len(text)]
+            planned = list(dict.fromkeys(r.group("id") for r in _ROW_RE.finditer(table)))
+    return WorkDoc(
+        path=path,
+        kind=kind,
+        title=title,
+        achievement=achievement,
+        status=normalise_status(status_text),
+        status_text=status_text,
+        status_line=status_line,
+        planned_executions=planned,
+        problems=problems,
+    )
+
+
+# A fix prompt quotes the review; this bounds what one review can put in it.
+_QUOTE_LIMIT = 6000
+
+
+def _items(block: str) -> list[str]:
+    block = block.strip()
+    if not block:
+        return []
+    starts = [m.start() for m in _ITEM_RE.finditer(block)]
+    if not starts:
+        return [block[:_QUOTE_LIMIT]]
+    if starts[0] != 0:
+        starts.insert(0, 0)
+    out = []
+    for a, b in zip(starts, starts[1:] + [len(block)]):
+        item = block[a:b].strip()
+        if item:
+            out.append(item)
+    return out
+
+
+def parse_feedback(data: bytes, path: str, kind: Literal["approved", "fix"]) -> FeedbackDoc:
+    text, problems = decode(data, path)
+    title = _title(text)
+    tm = _TITLE_ACH_RE.search(title)
+    achievement = tm.group("v") if tm else None
+    critical: list[str] = []
+    minor: list[str] = []
+    if kind == "fix":
+        # Sections named "Critical Issues" / "Minor Issues" at any heading level.
+        heads = [(m.start(), m.end(), m.group(1), m.group(2).lower())
+                 for m in re.finditer(r"^(#{2,4})[ \t]+([^\n]*)$", text, re.M)]
+        for idx, (start, end, hashes, name) in enumerate(heads):
+            if "critical" not in name and "minor" not in name:
+                continue
+            stop = len(text)
+            for nstart, _e, nh, _n in heads[idx + 1 :]:
+                if len(nh) <= len(hashes):
+                    stop = nstart
+                    break
+            items = _items(text[end:stop][:_QUOTE_LIMIT])
+            (critical if "critical" in name else minor).extend(items)
+        if not critical and not minor:
+            problems.append(Problem("fix-without-issues",
+                                    "FIX file has no `Critical Issues` or `Minor Issues` section", "info", path))
+    return FeedbackDoc(path=path, kind=kind, achievement=achievement, critical=critical, minor=minor,
+                       problems=problems)
+
+
+class _RawParallelItem(msgspec.Struct):
+    achievement_id: str | float | int
+    dependencies: list[str | float | int] = []
+    title: str = ""
+
+
+class _RawParallel(msgspec.Struct):
+    achievements: list[_RawParallelItem]
+
+
+def parse_parallel(data: bytes, path: str) -> ParallelGraph:
+    """Validate parallel.json and give its dependency levels; cycles are named."""
+    text, problems = decode(data, path)
+    if problems and not text:
+        return ParallelGraph(path=path, problems=problems)
+    try:
+        raw = msgspec.json.decode(text.encode(), type=_RawParallel)
+    except msgspec.ValidationError as exc:
+        problems.append(Problem("parallel-invalid", f"parallel.json: {exc}", "error", path))
+        return ParallelGraph(path=path, problems=problems)
+    except msgspec.DecodeError as exc:
+        line = _json_error_line(text, str(exc))
+        problems.append(Problem("parallel-invalid", f"parallel.json is not valid JSON: {exc}", "error", path, line))
+        return ParallelGraph(path=path, problems=problems)
+    items: dict[str, list[str]] = {}
+    titles: dict[str, str] = {}
+    for it in raw.achievements:
+        aid = str(it.achievement_id)
+        if aid in items:
+            problems.append(Problem("parallel-duplicate", f"parallel.json lists {aid} twice", "error", path))
+            continue
+        items[aid] = [str(d) for d in it.dependencies]
+        titles[aid] = it.title
+    for aid, deps in items.items():
+        for d in deps:
+            if d not in items:
+                problems.append(Problem("parallel-unknown-id",
+                                        f"parallel.json: {aid} depends on unknown achievement {d}", "error", path,
+                                        _find_line(text, f'"{aid}"')))
+    levels, level_of, cycles = _levels(items)
+    for cycle in cycles:
+        problems.append(Problem("parallel-cycle", "parallel.json has a dependency cycle: " + " -> ".join(cycle),
+                                "error", path, _find_line(text, f'"{cycle[0]}"')))
+    achievements = [ParallelAchievement(aid, deps, titles[aid], level_of.get(aid)) for aid, deps in items.items()]
+    return ParallelGraph(path=path, achievements=achievements, levels=levels, problems=problems)
+
+
+def _levels(items: dict[str, list[str]]) -> tuple[list[list[str]], dict[str, int], list[list[str]]]:
+    """Kahn's algorithm by levels; unknown dependencies are ignored (reported elsewhere)."""
+    deps = {a: [d for d in ds if d in items] for a, ds in items.items()}
+    level_of: dict[str, int] = {}
+    levels: list[list[str]] = []
+    remaining = set(items)
+    while remaining:
+        ready = [a for a in items if a in remaining and all(d in level_of for d in deps[a])]
+        if not ready:
+            break
+        for a in ready:
+            level_of[a] = len(levels)
+        levels.append(ready)
+        remaining.difference_update(ready)
+    cycles: list[list[str]] = []
+    if remaining:
+        cycles = _find_cycles({a: [d for d in deps[a] if d in remaining] for a in remaining}, list(items))
+    return levels, level_of, cycles
+
+
+def _find_cycles(graph: dict[str, list[str]], order: list[str]) -> list[list[str]]:
+    """Each distinct cycle once, as a closed path `a -> b -> a`."""
+    cycles: list[list[str]] = []
+    seen_sets: set[frozenset[str]] = set()
+    done: set[str] = set()
+    for start in (a for a in order if a in graph):
+        if start in done:
+            continue
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        node: str | None = start
+        while node is not None and node not in done:
+            if node in on_path:
+                cyc = path[on_path[node] :] + [node]
+                key = frozenset(cyc)
+                if key not in seen_sets:
+                    seen_sets.add(key)
+                    cycles.append(cyc)
+                break
+            on_path[node] = len(path)
+            path.append(node)
+            nxt = graph.get(node, [])
+            node = nxt[0] if nxt else None
+        done.update(path)
+    return cycles
+
+
+def _find_line(text: str, needle: str) -> int | None:
+    at = text.find(needle)
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
+
+
+def _json_error_line(text: str, message: str) -> int | None:
+    m = re.search(r"char (\d+)", message)
+    if not m:
+        return None
+    return text.count("\n", 0, int(m.group(1))) + 1
+
+

@@ -1,0 +1,19 @@
+"""Errors a user can act on (exit code 1), as opposed to bugs."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An unknown plan or achievement, a path outside the workspace, ...
+
+    `message` is one clear line; `hint` says what to do instead (often the
+    candidates); `code` is stable for programs (JSON-RPC data, tests).
+    """
+
+    def __init__(self, message: str, *, hint: str = "", code: str = "user-error",
+                 candidates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+        self.candidates = candidates or []

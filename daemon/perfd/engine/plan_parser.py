@@ -1,0 +1,450 @@
+"""Parse a PLAN markdown file into a PlanDoc (see ../shared/PLAN-FORMAT.md).
+
+One pass over the lines with cheap string tests picks the few lines that can
+matter (headings, bold lines, bullets naming an achievement, fences); only
+those meet the precompiled regexes. That keeps a 3,000-line plan to a couple
+of milliseconds and the cost linear in the file size.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from perfd.engine.text import MAX_LINE, decode
+from perfd.types import Achievement, DoneMark, PlanDoc, Problem, Section
+
+NUM = r"\d+\.\d+(?:\.\d+)?"
+
+# Any line that names an achievement in a header-like position. Groups tell
+# the notation apart: `- ✅ Achievement 1.1: T`, `**Achievement 1.1**: T`,
+# `**Achievement 1.1: T**`, `### Achievement 1.1: T`, `- [x] **Achievement 1.1**: T`.
+_HEADER_RE = re.compile(
+    rf"^(?P<bullet>[-*+][ \t]+)?(?P<check>\[[ xX]\][ \t]+)?(?P<pre>✅[ \t]*)?"
+    rf"(?P<b1>\*\*)?(?P<pre2>✅[ \t]*)?Achievement[ \t]+(?P<num>{NUM})(?![\d.]*\d)"
+    rf"(?P<b2>\*\*)?[ \t]*(?P<sep>[:\-–—])?[ \t]*(?P<rest>.*)$"
+)
+# "Achievement 4.1 & 4.2", "Achievements 1.1, 1.2 and 1.3": every number named.
+_MENTION_RE = re.compile(rf"Achievements?[ \t]+(?P<nums>{NUM}(?:[ \t]*(?:&|,|/|and)[ \t]*{NUM})*)")
+_NUM_RE = re.compile(NUM)
+_PRIORITY_RE = re.compile(r"^\*\*(?P<name>Priority[ \t]+\d+\b[^*]*?):?[ \t]*\*\*(?P<rest>.*)$")
+_META_RE = re.compile(r"^\*\*(?P<key>[^*:]{1,60}?)\*\*:[ \t]*(?P<value>.*?)[ \t]*$")
+_META_INNER_RE = re.compile(r"^\*\*(?P<key>[^*]{1,60}?):\*\*[ \t]*(?P<value>.*?)[ \t]*$")
+_EFFORT_PAREN_RE = re.compile(
+    r"[ \t]*\((?P<e>\d+(?:\.\d+)?(?:[ \t]*[-–][ \t]*\d+(?:\.\d+)?)?[ \t]*(?:h|hrs?|hours?))\)", re.I
+)
+_EFFORT_CLOCK_RE = re.compile(r"[ \t]*⏱️?[ \t]*(?P<e>\d[^|]*?(?:h|hrs?|hours?))\b.*$", re.I)
+_COMPLETE_RE = re.compile(
+    r"✅[ \t]*(?:\*\*)?[ \t]*(?:complete|completed|done|approved|finished)\b"
+    r"|\bstatus\b[^a-z0-9]*?✅?[ \t]*(?:\*\*)?(?:complete|completed|done)\b"
+    r"|\b(?:complete|completed|done)\b[ \t]*(?:\*\*)?[ \t]*[.!]?[ \t]*(?:✅)?[ \t]*$",
+    re.I,
+)
+_NOT_COMPLETE_RE = re.compile(r"\b(?:design|not|in)[ \t]+complete|\bincomplete\b|\bready\b", re.I)
+_ALL_DONE_RE = re.compile(r"\ball[ \t]+achievements[ \t]+(?:are[ \t]+)?(?:done|complete|completed)\b", re.I)
+_NEGATION_RE = re.compile(r"\bnot[ \t]+(?:yet[ \t]+)?$", re.I)
+_NEXT_RE = re.compile(r"\bnext\b", re.I)
+_BACKTICK_RE = re.compile(r"`([^`]+)`")
+_MARKUP_START = frozenset("#*-+`~|⏳✅")
+_KEY_STRIP_RE = re.compile(r"[^a-z0-9&]+")
+
+_TIME_KEYS = {"time": "time", "estimated time": "time", "effort": "time", "estimate": "time",
+              "actual": "actual", "actual time": "actual"}
+
+
+def section_key(title: str) -> str:
+    """`📝 Current Status & Handoff` -> `current status and handoff`."""
+    key = _KEY_STRIP_RE.sub(" ", title.lower().replace("&", " and ")).strip()
+    return " ".join(key.split())
+
+
+def nn_of(number: str) -> str:
+    """The `<NN>` used in file names: 3.1 -> 31, 0.2 -> 02, 3.5.1 -> 351."""
+    return number.replace(".", "")
+
+
+def _clean_title(text: str) -> tuple[str, str | None]:
+    """Strip markdown, effort suffixes and done marks from a header title."""
+    effort = None
+    m = _EFFORT_PAREN_RE.search(text)
+    if m:
+        effort = m.group("e")
+        text = text[: m.start()] + text[m.end() :]
+    m = _EFFORT_CLOCK_RE.search(text)
+    if m and "⏱" in text:
+        effort = effort or m.group("e")
+        text = text[: m.start()]
+    text = text.replace("✅", "").replace("**", "")
+    text = re.sub(r"\bCOMPLETE\b[ \t]*$", "", text.strip()).strip()
+    return text.strip(" \t-–—:"), effort
+
+
+class _Header:
+    __slots__ = ("line", "num", "title", "effort", "form", "done", "in_index", "section")
+
+    def __init__(self, line: int, num: str, title: str, effort: str | None, form: str, done: bool,
+                 in_index: bool, section: int) -> None:
+        self.line = line
+        self.num = num
+        self.title = title
+        self.effort = effort
+        self.form = form
+        self.done = done
+        self.in_index = in_index
+        self.section = section
+
+
+def parse_plan(data: bytes, path: str) -> PlanDoc:
+    """Parse PLAN bytes. Total: never raises; problems say what was wrong."""
+    text, problems = decode(data, path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    n = len(lines)
+
+    title = ""
+    metadata: dict[str, str] = {}
+    sections: list[Section] = []
+    sec_title: str | None = None
+    sec_key = ""
+    sec_start = 0
+    sec_index = -1  # index in `sections` of the section being read
+    headers: list[_Header] = []
+    priorities: list[tuple[str, int]] = []
+    current_priority: str | None = None
+    priority_of: dict[int, str | None] = {}
+    marks: list[DoneMark] = []
+    all_done_line: int | None = None
+    time_fields: list[tuple[int, str, str]] = []
+    next_candidates: list[tuple[int, str, bool]] = []  # (line, number, in handoff)
+    archive: str | None = None
+    in_fence = False
+    fence = ""
+    in_index = False
+    in_handoff = False
+    in_archive = False
+
+    def close_section(end: int) -> None:
+        if sec_title is not None:
+            sections.append(Section(sec_title, sec_key, sec_start, end))
+
+    for i in range(n):
+        line = lines[i]
+        if not line:
+            continue
+        c = line[0]
+        if c == " " or c == "\t":
+            s = line.lstrip()
+            if not s:
+                continue
+            c = s[0]
+        else:
+            s = line
+        # Fast path: most lines are prose that names no achievement. They can
+        # only matter as an archive path or an "all achievements done" line.
+        if c not in _MARKUP_START and "chievement" not in s and "CHIEVEMENT" not in s and not in_archive:
+            continue
+        if c == "`" or c == "~":
+            if s.startswith("```") or s.startswith("~~~"):
+                marker = s[:3]
+                if not in_fence:
+                    in_fence, fence = True, marker
+                elif marker == fence:
+                    in_fence = False
+                continue
+        if in_fence or len(line) > MAX_LINE:
+            continue
+        lineno = i + 1
+        if c == "#":
+            level = len(s) - len(s.lstrip("#"))
+            htext = s[level:].strip()
+            if level == 1:
+                if not title:
+                    title = htext[5:].strip() if htext.startswith("PLAN:") else htext
+                continue
+            if level == 2:
+                close_section(lineno - 1)
+                sec_title, sec_key, sec_start = htext, section_key(htext), lineno
+                sec_index = len(sections)
+                in_index = "achievement index" in sec_key or sec_key in ("index", "achievements index")
+                in_handoff = "handoff" in sec_key
+                in_archive = "archive location" in sec_key
+                current_priority = None
+                continue
+            if "Achievement" in htext:
+                _header_line(htext, lineno, in_index, sec_index, headers, marks, "heading",
+                             current_priority, priority_of, problems, path)
+            continue
+        if c == "*" and s.startswith("**"):
+            if in_index or not sections:
+                pm = _PRIORITY_RE.match(s)
+                if pm:
+                    current_priority = pm.group("name").strip()
+                    priorities.append((current_priority, lineno))
+                    continue
+            if not sections and "Achievement" not in s:
+                mm = _META_RE.match(s) or _META_INNER_RE.match(s)
+                if mm:
+                    metadata.setdefault(mm.group("key").strip(), mm.group("value").strip())
+                    continue
+        has_ach = "Achievement" in s
+        if not has_ach and "CHIEVEMENTS" not in s and "chievements" not in s:
+            if c == "*" and s.startswith("**"):
+                mm = _META_RE.match(s) or _META_INNER_RE.match(s)
+                if mm:
+                    key = mm.group("key").strip().lower()
+                    if key in _TIME_KEYS:
+                        time_fields.append((lineno, _TIME_KEYS[key], mm.group("value")))
+                    elif key == "archive location" and archive is None:
+                        bt = _BACKTICK_RE.search(mm.group("value"))
+                        archive = bt.group(1) if bt else mm.group("value").strip() or None
+            elif in_archive and archive is None:
+                bt = _BACKTICK_RE.search(s)
+                if bt:
+                    archive = bt.group(1)
+            continue
+        if all_done_line is None and ("CHIEVEMENTS" in s or "chievements" in s):
+            am = _ALL_DONE_RE.search(s)
+            if am and not _NEGATION_RE.search(s[: am.start()]):
+                all_done_line = lineno
+        if not has_ach:
+            continue
+        if in_handoff or (c == "*" and _NEXT_RE.search(s[:24])):
+            if _NEXT_RE.search(s):
+                mention = _MENTION_RE.search(s)
+                if mention:
+                    next_candidates.append((lineno, _NUM_RE.match(mention.group("nums")).group(0), in_handoff))  # type: ignore[union-attr]
+        _header_line(s, lineno, in_index, sec_index, headers, marks, "line",
+                     current_priority, priority_of, problems, path)
+
+    close_section(n)
+
+    achievements, body_problems = _assemble(headers, sections, priority_of, n, path)
+    problems.extend(body_problems)
+    _attach_time_fields(achievements, time_fields)
+
+    handoff_next = None
+    handoff_line = None
+    in_h = [c for c in next_candidates if c[2]]
+    pick = in_h[0] if in_h else (next_candidates[-1] if next_candidates else None)
+    if pick:
+        handoff_line, handoff_next = pick[0], pick[1]
+
+    if not title:
+        problems.append(Problem("no-title", "no `# PLAN: <title>` line", "info", path, 1 if n else None))
+    if not achievements and n:
+        problems.append(Problem("no-achievements", "no achievements found in the plan", "warning", path))
+
+    return PlanDoc(
+        path=path,
+        title=title,
+        metadata=metadata,
+        sections=sections,
+        achievements=achievements,
+        priorities=priorities,
+        handoff_next=handoff_next,
+        handoff_line=handoff_line,
+        archive_location=archive,
+        done_marks=marks,
+        all_done_line=all_done_line,
+        line_count=n,
+        problems=problems,
+    )
+
+
+def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: list[_Header],
+                 marks: list[DoneMark], where: str, priority: str | None,
+                 priority_of: dict[int, str | None], problems: list[Problem], path: str) -> None:
+    """Classify one line naming an achievement: index entry, body header, done mark."""
+    m = _HEADER_RE.match(s)
+    if m is None:
+        _mark_line(s, lineno, marks)
+        return
+    num = m.group("num")
+    bullet = m.group("bullet") is not None
+    checked = m.group("check")
+    pre_done = bool(m.group("pre") or m.group("pre2"))
+    b1, b2, sep, rest = m.group("b1"), m.group("b2"), m.group("sep"), m.group("rest")
+    title_raw: str | None = None
+    form = ""
+    if where == "heading":
+        if sep == ":" or sep in ("-", "–", "—"):
+            title_raw, form = rest, "heading"
+    elif b1 and b2 and sep == ":":
+        title_raw, form = rest, "bold"  # **Achievement 1.1**: Title
+    elif b1 and not b2 and sep == ":" and "**" in rest:
+        end = rest.index("**")
+        title_raw, form = rest[:end] + " " + rest[end + 2 :], "bold-inner"  # **Achievement 1.1: Title**
+    elif not b1 and bullet and sep and not checked:
+        title_raw, form = rest, "plain"  # - Achievement 1.1: Title
+
+    if checked is not None:
+        if checked.strip("[] \t").lower() == "x":
+            _mark_line(s, lineno, marks, kind="checked")
+        return
+
+    if title_raw is None:
+        if in_index and (b1 or bullet) and not pre_done:
+            problems.append(Problem("malformed-header", f"achievement {num} in the index without a `: Title`",
+                                    "warning", path, lineno))
+        elif not bullet and not pre_done and sep is None and (where == "heading" or b2) and \
+                rest[:1] not in ("/", "&", ","):
+            problems.append(Problem("malformed-header",
+                                    f"`Achievement {num}` header without a `:` before its title", "warning",
+                                    path, lineno))
+        _mark_line(s, lineno, marks, bullet_done=bullet and pre_done)
+        return
+
+    title, effort = _clean_title(title_raw)
+    done_here = pre_done or "✅" in rest
+    if in_index:
+        headers.append(_Header(lineno, num, title, effort, form, done_here, True, section))
+        priority_of[lineno] = priority
+        if done_here:
+            marks.append(DoneMark(num, "index", lineno))
+        return
+    if bullet:
+        # A bullet outside the index is a tracking or log line, not a body.
+        if pre_done:
+            marks.append(DoneMark(num, "log", lineno))
+        else:
+            _mark_line(s, lineno, marks)
+        return
+    headers.append(_Header(lineno, num, title, effort, form, done_here, False, section))
+    priority_of[lineno] = priority
+    if done_here:
+        marks.append(DoneMark(num, "body", lineno))
+
+
+def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None = None,
+               bullet_done: bool = False) -> None:
+    """Done marks on tracking and log lines that are not headers."""
+    if kind is None:
+        stripped = s.lstrip("-*+ \t")
+        if not (s[:1] in "-*+" and s[1:2] in (" ", "\t")):
+            return  # prose, not a tracking line
+        if s.lstrip("-*+ \t").startswith("[ ]"):
+            return  # an unchecked item says: not done
+        if bullet_done:
+            kind = "log"  # `- ✅ Achievement 1.2: ...`, `- ✅ **Achievement 0.1 COMPLETE**`
+        else:
+            cm = _COMPLETE_RE.search(s)
+            if cm is None or _NOT_COMPLETE_RE.search(s[max(0, cm.start() - 16) : cm.end()]):
+                return
+            kind = "tracking"
+    for mention in _MENTION_RE.finditer(s):
+        for num in _NUM_RE.findall(mention.group("nums")):
+            marks.append(DoneMark(num, kind, lineno))
+
+
+def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict[int, str | None],
+              n: int, path: str) -> tuple[list[Achievement], list[Problem]]:
+    """Index entries plus the body chosen for each, with line ranges and problems."""
+    problems: list[Problem] = []
+    index = [h for h in headers if h.in_index]
+    bodies = [h for h in headers if not h.in_index]
+
+    # Body candidates: those in an "Achievements" section win over the same
+    # number mentioned in a header-like line elsewhere (an error-handling
+    # section may say `**Achievement 1.3**: Add error handling`).
+    def in_ach_section(h: _Header) -> bool:
+        if h.section < 0:
+            return False
+        key = sections[h.section].key
+        return "achievement" in key and "index" not in key and "tracking" not in key
+
+    chosen: dict[str, _Header] = {}
+    for h in bodies:
+        if in_ach_section(h) and h.num not in chosen:
+            chosen[h.num] = h
+    for h in bodies:
+        if h.num not in chosen and not any(in_ach_section(b) for b in bodies):
+            chosen[h.num] = h
+
+    order: list[_Header] = []
+    seen: dict[str, int] = {}
+    if index:
+        for h in index:
+            if h.num in seen:
+                problems.append(Problem("duplicate-achievement",
+                                        f"achievement {h.num} is listed twice in the index (first on line {seen[h.num]})",
+                                        "error", path, h.line))
+                continue
+            seen[h.num] = h.line
+            order.append(h)
+        for num, h in chosen.items():
+            if num not in seen:
+                problems.append(Problem("body-not-in-index",
+                                        f"achievement {num} has a body section but is not in the Achievement Index",
+                                        "warning", path, h.line))
+    else:
+        for h in sorted(chosen.values(), key=lambda h: h.line):
+            order.append(h)
+            seen[h.num] = h.line
+    # Duplicate body headers within the achievements section.
+    body_seen: dict[str, int] = {}
+    for h in bodies:
+        if in_ach_section(h) or not index:
+            if h.num in body_seen and chosen.get(h.num) is not h and h.form != "heading":
+                problems.append(Problem("duplicate-achievement",
+                                        f"achievement {h.num} has a second body header (first on line {body_seen[h.num]})",
+                                        "warning", path, h.line))
+            body_seen.setdefault(h.num, h.line)
+
+    body_lines = sorted(h.line for h in chosen.values())
+    sec_ends = [(s.line, s.end_line) for s in sections]
+
+    def body_end(start: int) -> int:
+        end = n
+        for s_start, s_end in sec_ends:
+            if s_start <= start <= s_end:
+                end = s_end
+                break
+        for bl in body_lines:
+            if bl > start:
+                end = min(end, bl - 1)
+                break
+        return end
+
+    result: list[Achievement] = []
+    for h in order:
+        body = chosen.get(h.num)
+        if index and body is None:
+            problems.append(Problem("no-body", f"achievement {h.num} has no body section", "info", path, h.line))
+        elif index and body is not None and body.title and h.title and \
+                section_key(body.title)[:40] != section_key(h.title)[:40] and \
+                not section_key(body.title).startswith(section_key(h.title)) and \
+                not section_key(h.title).startswith(section_key(body.title)):
+            problems.append(Problem("title-mismatch",
+                                    f"achievement {h.num} is '{h.title}' in the index but '{body.title}' in its body",
+                                    "info", path, body.line))
+        result.append(Achievement(
+            number=h.num,
+            title=h.title or (body.title if body else ""),
+            priority=priority_of.get(h.line),
+            index_line=h.line if h.in_index else None,
+            body_line=body.line if body else None,
+            body_end=body_end(body.line) if body else None,
+            body_title=body.title if body else None,
+            effort=h.effort or (body.effort if body else None),
+            marked_done=h.done or bool(body and body.done),
+        ))
+    return result, problems
+
+
+def _attach_time_fields(achievements: list[Achievement], fields: list[tuple[int, str, str]]) -> None:
+    if not fields:
+        return
+    for idx, a in enumerate(achievements):
+        if a.body_line is None or a.body_end is None:
+            continue
+        time = actual = None
+        for line, key, value in fields:
+            if a.body_line <= line <= a.body_end:
+                if key == "time" and time is None:
+                    time = value
+                elif key == "actual" and actual is None:
+                    actual = value
+        if time or actual:
+            achievements[idx] = msgspec.structs.replace(a, time=time, actual=actual)

@@ -1,0 +1,235 @@
+"""Decide each achievement's workflow state and the plan's next step.
+
+Pure: takes parsed documents, returns a PlanStatus. The rules are those of
+../shared/PLAN-FORMAT.md, "Workflow state": the filesystem (review files,
+SUBPLANs, EXECUTION_TASKs) is the source of truth; only a plan with no review
+files at all falls back to its own done marks.
+
+Without parallel.json a plan is sequential: its only option is "next" (and
+the pending fixes, listed apart). With parallel.json, every other incomplete
+achievement whose dependencies are complete is a parallel option.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from perfd.engine.plan_parser import nn_of
+from perfd.engine.workspace import FileRef, PlanFiles
+from perfd.types import (
+    AchievementStateName,
+    AchievementStatus,
+    FeedbackDoc,
+    ParallelGraph,
+    PlanDoc,
+    PlanStatus,
+    Problem,
+    Source,
+    WorkDoc,
+)
+
+
+class Inputs(msgspec.Struct):
+    """Everything the decision needs, already parsed."""
+
+    name: str
+    plan: PlanDoc
+    files: PlanFiles
+    subplans: list[tuple[FileRef, WorkDoc]]
+    executions: list[tuple[FileRef, WorkDoc]]
+    feedback_titles: dict[str, FeedbackDoc]  # path -> parsed review file, for ambiguous or unknown NNs
+    parallel: ParallelGraph | None
+
+
+def _by_nn(numbers: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for num in numbers:
+        out.setdefault(nn_of(num), []).append(num)
+    return out
+
+
+def _resolve_nn(nn: str, by_nn: dict[str, list[str]], named: str | None) -> str | None:
+    """`<NN>` -> achievement number, using the file's own "Achievement N.N" to break ties."""
+    cands = by_nn.get(nn, [])
+    if len(cands) == 1:
+        return cands[0]
+    if named and (named in cands or (not cands and nn_of(named) == nn)):
+        return named
+    return None
+
+
+def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
+    plan = inp.plan
+    problems: list[Problem] = list(plan.problems)
+    numbers = [a.number for a in plan.achievements]
+    known = set(numbers)
+    by_nn = _by_nn(numbers)
+
+    # Review files: APPROVED / FIX keyed by achievement number.
+    approved: dict[str, str] = {}
+    fixes: dict[str, str] = {}
+    for kind, refs, into in (("APPROVED", inp.files.approved, approved), ("FIX", inp.files.fixes, fixes)):
+        for ref in refs:
+            fb = inp.feedback_titles.get(ref.path)
+            num = _resolve_nn(ref.nn, by_nn, fb.achievement if fb else None)
+            if num is None:
+                what = "ambiguous" if len(by_nn.get(ref.nn, [])) > 1 else "not in the index"
+                problems.append(Problem("review-not-in-index",
+                                        f"{os.path.basename(ref.path)} names achievement {ref.nn}, which is {what}",
+                                        "warning", ref.path))
+                continue
+            into.setdefault(num, ref.path)
+
+    # SUBPLANs and EXECUTION_TASKs: trust the achievement the file names.
+    subplan_of: dict[str, tuple[FileRef, WorkDoc]] = {}
+    for ref, doc in inp.subplans:
+        num = doc.achievement if doc.achievement in known else _resolve_nn(ref.nn, by_nn, doc.achievement)
+        if num is None:
+            problems.append(Problem("subplan-not-in-index",
+                                    f"{os.path.basename(ref.path)} is for achievement "
+                                    f"{doc.achievement or ref.nn}, which is not in the index", "warning", ref.path))
+            continue
+        prev = subplan_of.get(num)
+        if prev is None or (prev[0].archived and not ref.archived):
+            subplan_of[num] = (ref, doc)
+    execs_of: dict[str, list[tuple[FileRef, WorkDoc]]] = {}
+    for ref, doc in inp.executions:
+        num = doc.achievement if doc.achievement in known else _resolve_nn(ref.nn, by_nn, doc.achievement)
+        if num is None:
+            problems.append(Problem("execution-not-in-index",
+                                    f"{os.path.basename(ref.path)} is for achievement "
+                                    f"{doc.achievement or ref.nn}, which is not in the index", "warning", ref.path))
+            continue
+        execs_of.setdefault(num, []).append((ref, doc))
+    for lst in execs_of.values():
+        lst.sort(key=lambda e: (e[0].archived, e[0].mm, e[0].path))
+
+    source: Source = "review files" if inp.files.has_feedback_folder else "plan marks"
+    marked: set[str] = {m.number for m in plan.done_marks if m.number in known}
+    if source == "plan marks":
+        if plan.all_done_line is not None:
+            marked = set(known)
+        for num, (_ref, doc) in subplan_of.items():
+            if doc.status == "complete":
+                marked.add(num)
+
+    # Dependencies from parallel.json.
+    deps: dict[str, list[str]] = {}
+    if inp.parallel is not None:
+        problems.extend(inp.parallel.problems)
+        for pa in inp.parallel.achievements:
+            deps[pa.achievement_id] = pa.dependencies
+            if pa.achievement_id not in known:
+                problems.append(Problem("parallel-not-in-index",
+                                        f"parallel.json names {pa.achievement_id}, which is not in the plan's index",
+                                        "warning", inp.parallel.path))
+
+    statuses: list[AchievementStatus] = []
+    complete: set[str] = set()
+    for a in plan.achievements:
+        num = a.number
+        sp = subplan_of.get(num)
+        ex = execs_of.get(num, [])
+        planned = (len(sp[1].planned_executions) or None) if sp else None
+        is_complete = num in approved if source == "review files" else num in marked
+        active: str | None = None
+        state: AchievementStateName
+        if is_complete:
+            state = "complete"
+            complete.add(num)
+        elif num in fixes:
+            state = "fix_pending"
+        elif sp is None:
+            state = "no_subplan"
+        elif sp[1].status == "complete":
+            state = "subplan_complete"
+        elif not ex:
+            state = "subplan_no_execution"
+        else:
+            pending = [e for e in ex if e[1].status != "complete"]
+            if pending:
+                state = "active_execution"
+                active = pending[0][0].path
+            elif len(ex) < (planned or len(ex)):
+                state = "create_next_execution"
+            else:
+                state = "subplan_all_executed"
+        if source == "review files" and a.marked_done and not is_complete:
+            problems.append(Problem("marked-done-not-approved",
+                                    f"achievement {num} is marked ✅ in the plan but has no APPROVED_{nn_of(num)}.md",
+                                    "info", plan.path, a.index_line or a.body_line))
+        statuses.append(AchievementStatus(
+            number=num, title=a.title, state=state, priority=a.priority,
+            subplan=sp[0].path if sp else None,
+            executions=[e[0].path for e in ex],
+            planned_executions=planned,
+            active_execution=active,
+            fix=fixes.get(num), approved=approved.get(num),
+            dependencies=deps.get(num, []),
+            index_line=a.index_line, body_line=a.body_line, body_end=a.body_end,
+        ))
+
+    for st_i, st in enumerate(statuses):
+        ready = all(d in complete for d in st.dependencies)
+        if not ready:
+            statuses[st_i] = msgspec.structs.replace(st, ready=False)
+
+    incomplete = [s for s in statuses if s.state != "complete"]
+    pending_fixes = [s.number for s in incomplete if s.state == "fix_pending"]
+    awaiting = [s.number for s in incomplete if s.state == "subplan_complete"]
+    nxt: str | None = None
+    if pending_fixes:
+        nxt = pending_fixes[0]
+    else:
+        for s in incomplete:
+            if s.state != "subplan_complete" and s.ready:
+                nxt = s.number
+                break
+
+    hn = plan.handoff_next
+    if hn is not None and incomplete is not None:
+        by_num = {s.number: s for s in statuses}
+        if hn not in by_num:
+            problems.append(Problem("handoff-unknown", f"the handoff names achievement {hn}, which is not in the index",
+                                    "warning", plan.path, plan.handoff_line))
+        elif by_num[hn].state == "complete":
+            problems.append(Problem("stale-handoff",
+                                    f"the handoff says next is {hn}, which is already complete; "
+                                    f"the filesystem says next is {nxt or 'nothing (plan complete)'}",
+                                    "warning", plan.path, plan.handoff_line))
+        elif hn != nxt:
+            if trust_plan:
+                nxt = hn
+            else:
+                problems.append(Problem("stale-handoff",
+                                        f"the handoff says next is {hn}, but the filesystem says {nxt}"
+                                        f" (use --trust-plan to follow the handoff)",
+                                        "warning", plan.path, plan.handoff_line))
+
+    parallel_options: list[str] = []
+    if inp.parallel is not None and inp.parallel.achievements:
+        parallel_options = [s.number for s in incomplete
+                            if s.number != nxt and s.ready and s.state != "subplan_complete"]
+
+    done = len(complete)
+    total = len(statuses)
+    plan_state = "plan_complete" if total and done == total else None
+    state_of_next = next((s.state for s in statuses if s.number == nxt), None)
+    return PlanStatus(
+        plan=inp.name,
+        path=plan.path,
+        title=plan.title,
+        source=source,
+        state=plan_state or state_of_next or ("subplan_complete" if awaiting else "no_subplan"),
+        next=nxt,
+        done=done,
+        total=total,
+        achievements=statuses,
+        pending_fixes=pending_fixes,
+        parallel_options=parallel_options,
+        awaiting_review=awaiting,
+        handoff_next=hn,
+        problems=problems,
+    )

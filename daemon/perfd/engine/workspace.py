@@ -1,0 +1,263 @@
+"""Find the workspace, its plans, and the files that belong to each plan.
+
+Every directory listing goes through the StatCache, so a warm lookup costs
+one stat per folder: creating APPROVED_31.md changes the feedbacks folder's
+mtime, and the next call sees it even before any watcher fires.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import msgspec
+
+from perfd.engine.cache import StatCache
+from perfd.engine.errors import UserError
+
+DEFAULT_PLANS_DIR = os.path.join("work-space", "plans")
+
+_SUBPLAN_RE = re.compile(r"^SUBPLAN_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})\.md$")
+_EXEC_RE = re.compile(r"^EXECUTION_TASK_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})_(?P<mm>\d{2,3})\.md$")
+_FEEDBACK_RE = re.compile(r"^(?P<kind>APPROVED|FIX)_(?P<nn>\d{2,4})\.md$")
+
+
+class PlanRef(msgspec.Struct, frozen=True):
+    name: str  # the feature name: folder name, or PLAN_<name>.md for flat plans
+    folder: str
+    path: str  # the PLAN file
+
+
+class FileRef(msgspec.Struct, frozen=True):
+    path: str
+    nn: str
+    mm: str = ""
+    feature: str | None = None
+    archived: bool = False
+
+
+class PlanFiles(msgspec.Struct, frozen=True):
+    subplans: list[FileRef]
+    executions: list[FileRef]
+    approved: list[FileRef]
+    fixes: list[FileRef]
+    parallel: str | None
+    has_feedback_folder: bool
+
+
+def find_root(start: str, plans_dir: str = DEFAULT_PLANS_DIR) -> str | None:
+    """Walk up from `start` to the folder that holds `work-space/plans/` or perfd.toml."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.isdir(os.path.join(path, plans_dir)) or os.path.isfile(os.path.join(path, "perfd.toml")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def _scan_plans_dir(path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(plans found directly: (name, PLAN path)), (sub-folders to look into)."""
+    plans: list[tuple[str, str]] = []
+    folders: list[str] = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        full = os.path.join(path, name)
+        if name.startswith("PLAN_") and name.endswith(".md"):
+            plans.append((name[5:-3], full))
+        elif os.path.isdir(full):
+            folders.append(full)
+    return plans, folders
+
+
+def _scan_plan_folder(path: str, names: list[str]) -> tuple[str | None, list[str]]:
+    """(the folder's own PLAN file, other PLAN_*.md files directly in it)."""
+    own = f"PLAN_{os.path.basename(path)}.md"
+    others = [n for n in names if n.startswith("PLAN_") and n.endswith(".md") and n != own]
+    return (os.path.join(path, own) if own in names else None), others
+
+
+class Workspace:
+    """The plans under one workspace root."""
+
+    def __init__(self, root: str, cache: StatCache[object], *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
+        self.root = os.path.realpath(root)
+        self.plans_dir = os.path.join(self.root, plans_dir)
+        self.cache = cache
+
+    # -- discovery ----------------------------------------------------------------
+
+    def plans(self) -> list[PlanRef]:
+        """Every plan: feature folders, one level of grouping folders, flat PLAN files."""
+        try:
+            flat, folders = self.cache.folder("plans-dir", self.plans_dir, _scan_plans_dir)  # type: ignore[misc]
+        except OSError:
+            return []
+        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p) for name, p in flat]
+        for folder in folders:
+            ref = self._plan_in(folder)
+            if ref is not None:
+                found.append(ref)
+                continue
+            # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
+            try:
+                _f, sub = self.cache.folder("plans-dir", folder, _scan_plans_dir)  # type: ignore[misc]
+            except OSError:
+                continue
+            for inner in sub:
+                ref = self._plan_in(inner)
+                if ref is not None:
+                    found.append(ref)
+        found.sort(key=lambda r: r.name.lower())
+        return found
+
+    def _plan_in(self, folder: str) -> PlanRef | None:
+        try:
+            own, others = self.cache.folder("plan-folder", folder, _scan_plan_folder)  # type: ignore[misc]
+        except OSError:
+            return None
+        if own is not None:
+            return PlanRef(os.path.basename(folder), folder, own)
+        if len(others) == 1:
+            # A folder whose single PLAN file is named differently still is that plan.
+            return PlanRef(others[0][5:-3], folder, os.path.join(folder, others[0]))
+        return None
+
+    # -- naming -------------------------------------------------------------------
+
+    def resolve(self, ref: str, *, cwd: str | None = None) -> PlanRef:
+        """`@NAME`, a bare name, or a path to a PLAN file -> the plan.
+
+        Names resolve by exact folder name, then a unique case-insensitive
+        prefix, then a unique substring. Ambiguity and unknown names are
+        UserErrors that list the candidates.
+        """
+        plans = self.plans()
+        if not ref.startswith("@") and (os.sep in ref or ref.endswith(".md")):
+            return self._resolve_path(ref, plans, cwd or os.getcwd())
+        name = ref[1:] if ref.startswith("@") else ref
+        if name.startswith("PLAN_"):
+            name = name[5:]
+        if name.endswith(".md"):
+            name = name[:-3]
+        if not name:
+            raise UserError("empty plan name", hint=_list_hint(plans), code="unknown-plan",
+                            candidates=[p.name for p in plans])
+        for match in (
+            [p for p in plans if p.name == name],
+            [p for p in plans if p.name.lower() == name.lower()],
+            [p for p in plans if p.name.lower().startswith(name.lower())],
+            [p for p in plans if name.lower() in p.name.lower()],
+        ):
+            if len(match) == 1:
+                return match[0]
+            if len(match) > 1:
+                names = [p.name for p in match]
+                raise UserError(f"plan name @{name} is ambiguous: it matches {len(match)} plans",
+                                hint="did you mean: " + ", ".join("@" + n for n in names),
+                                code="ambiguous-plan", candidates=names)
+        raise UserError(f"unknown plan @{name}", hint=_list_hint(plans), code="unknown-plan",
+                        candidates=[p.name for p in plans])
+
+    def _resolve_path(self, ref: str, plans: list[PlanRef], cwd: str) -> PlanRef:
+        full = os.path.realpath(os.path.join(cwd, ref))
+        self.check_inside(full, shown=ref)
+        for p in plans:
+            if os.path.realpath(p.path) == full:
+                return p
+        if os.path.isdir(full):
+            for p in plans:
+                if os.path.realpath(p.folder) == full:
+                    return p
+        if not os.path.exists(full):
+            raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
+        raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",
+                        candidates=[p.name for p in plans])
+
+    def check_inside(self, path: str, *, shown: str | None = None) -> str:
+        """The real path of `path`, or a UserError when it leaves the workspace (symlinks included)."""
+        real = os.path.realpath(path)
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise UserError(f"{shown or path} is outside the workspace {self.root}",
+                            hint="name plans with @NAME or a path under the workspace root", code="outside-workspace")
+        return real
+
+    # -- a plan's files -----------------------------------------------------------
+
+    def files(self, plan: PlanRef, archive_location: str | None = None) -> PlanFiles:
+        """SUBPLAN, EXECUTION_TASK, APPROVED and FIX files of a plan, wherever its layout puts them."""
+        folder = plan.folder
+        flat_plans_root = folder == self.plans_dir
+        subplans: list[FileRef] = []
+        executions: list[FileRef] = []
+        approved: list[FileRef] = []
+        fixes: list[FileRef] = []
+        parallel: str | None = None
+        has_feedback = False
+
+        def take(path: str, names: list[str], archived: bool) -> None:
+            for name in names:
+                if name.startswith("SUBPLAN_"):
+                    m = _SUBPLAN_RE.match(name)
+                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                        subplans.append(FileRef(os.path.join(path, name), m.group("nn"), "", m.group("feat"), archived))
+                elif name.startswith("EXECUTION_TASK_"):
+                    m = _EXEC_RE.match(name)
+                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                        executions.append(FileRef(os.path.join(path, name), m.group("nn"), m.group("mm"),
+                                                  m.group("feat"), archived))
+                elif not archived and (name.startswith("APPROVED_") or name.startswith("FIX_")):
+                    m = _FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
+                    if m:
+                        ref = FileRef(os.path.join(path, name), m.group("nn"))
+                        (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
+
+        names = self._names(folder)
+        take(folder, names, False)
+        if "parallel.json" in names:
+            parallel = os.path.join(folder, "parallel.json")
+        if not flat_plans_root:
+            for sub in ("subplans", "execution"):
+                if sub in names:
+                    take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)
+            fb = os.path.join(folder, "execution", "feedbacks")
+            fb_names = self._names(fb) if "execution" in names else []
+            if fb_names or os.path.isdir(fb):
+                has_feedback = True
+                take(fb, fb_names, False)
+            archives = [os.path.join(folder, n) for n in names if n.lower().endswith("-archive")]
+            if archive_location:
+                loc = os.path.normpath(os.path.join(folder, archive_location))
+                if loc.startswith(folder + os.sep) and loc not in archives and os.path.isdir(loc):
+                    archives.append(loc)
+            for arch in archives:
+                self._walk_archive(arch, take, depth=3)
+        return PlanFiles(subplans, executions, approved, fixes, parallel, has_feedback or bool(approved or fixes))
+
+    def _names(self, folder: str) -> list[str]:
+        try:
+            return self.cache.folder("names", folder, _names)  # type: ignore[return-value]
+        except OSError:
+            return []
+
+    def _walk_archive(self, folder: str, take: object, depth: int) -> None:
+        names = self._names(folder)
+        take(folder, names, True)  # type: ignore[operator]
+        if depth <= 0:
+            return
+        for n in names:
+            full = os.path.join(folder, n)
+            if not n.startswith(".") and "." not in n and os.path.isdir(full):
+                self._walk_archive(full, take, depth - 1)
+
+
+def _names(path: str, names: list[str]) -> list[str]:
+    return names
+
+
+def _list_hint(plans: list[PlanRef]) -> str:
+    if not plans:
+        return "no plans found under work-space/plans/ (use --root to choose the workspace)"
+    return "available plans: " + ", ".join("@" + p.name for p in plans)

@@ -8,6 +8,7 @@ of milliseconds and the cost linear in the file size.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import msgspec
@@ -329,6 +330,9 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
         if bullet_done:
             kind = "log"  # `- ✅ Achievement 1.2: ...`, `- ✅ **Achievement 0.1 COMPLETE**`
         else:
+            low = s.lower()
+            if "complete" not in low and "done" not in low:
+                return  # cheap test first: most tracking lines say nothing of completion
             cm = _COMPLETE_RE.search(s)
             if cm is None or _NOT_COMPLETE_RE.search(s[max(0, cm.start() - 16) : cm.end()]):
                 return
@@ -358,9 +362,9 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
     for h in bodies:
         if in_ach_section(h) and h.num not in chosen:
             chosen[h.num] = h
-    for h in bodies:
-        if h.num not in chosen and not any(in_ach_section(b) for b in bodies):
-            chosen[h.num] = h
+    if not chosen:
+        for h in bodies:
+            chosen.setdefault(h.num, h)
 
     order: list[_Header] = []
     seen: dict[str, int] = {}
@@ -393,18 +397,17 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
             body_seen.setdefault(h.num, h.line)
 
     body_lines = sorted(h.line for h in chosen.values())
-    sec_ends = [(s.line, s.end_line) for s in sections]
+    sec_starts = [s.line for s in sections]
 
     def body_end(start: int) -> int:
+        # Bisect, not scan: plans with hundreds of achievements stay linear.
         end = n
-        for s_start, s_end in sec_ends:
-            if s_start <= start <= s_end:
-                end = s_end
-                break
-        for bl in body_lines:
-            if bl > start:
-                end = min(end, bl - 1)
-                break
+        si = bisect.bisect_right(sec_starts, start) - 1
+        if si >= 0 and sections[si].line <= start <= sections[si].end_line:
+            end = sections[si].end_line
+        bi = bisect.bisect_right(body_lines, start)
+        if bi < len(body_lines):
+            end = min(end, body_lines[bi] - 1)
         return end
 
     result: list[Achievement] = []
@@ -434,17 +437,16 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
 
 
 def _attach_time_fields(achievements: list[Achievement], fields: list[tuple[int, str, str]]) -> None:
+    """`**Time**:` / `**Actual**:` lines go to the achievement whose body holds them."""
     if not fields:
         return
-    for idx, a in enumerate(achievements):
-        if a.body_line is None or a.body_end is None:
-            continue
-        time = actual = None
-        for line, key, value in fields:
-            if a.body_line <= line <= a.body_end:
-                if key == "time" and time is None:
-                    time = value
-                elif key == "actual" and actual is None:
-                    actual = value
-        if time or actual:
-            achievements[idx] = msgspec.structs.replace(a, time=time, actual=actual)
+    spans = sorted((a.body_line, a.body_end, idx) for idx, a in enumerate(achievements)
+                   if a.body_line is not None and a.body_end is not None)
+    starts = [sp[0] for sp in spans]
+    found: dict[int, dict[str, str]] = {}
+    for line, key, value in fields:
+        k = bisect.bisect_right(starts, line) - 1
+        if k >= 0 and line <= spans[k][1]:
+            found.setdefault(spans[k][2], {}).setdefault(key, value)
+    for idx, kv in found.items():
+        achievements[idx] = msgspec.structs.replace(achievements[idx], time=kv.get("time"), actual=kv.get("actual"))

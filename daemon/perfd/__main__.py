@@ -1,0 +1,5 @@
+import sys
+
+from perfd.client import main
+
+sys.exit(main())

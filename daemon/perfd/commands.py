@@ -1,0 +1,266 @@
+"""The perfd command line, as a function from argv to (stdout, stderr, exit code).
+
+The same function runs in-process (`--no-daemon`, or when no daemon can
+start) and inside the daemon for the thin client, which forwards its raw argv
+and cwd and prints back the bytes (as mypy's dmypy does). So argument parsing,
+rendering and error messages live here, once, and the output is identical
+either way.
+
+Exit codes: 0 success, 1 user error (unknown plan or achievement, ...),
+2 usage error. Errors are one line plus a hint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from perfd import __version__
+from perfd.engine.engine import Engine
+from perfd.engine.errors import UserError
+from perfd.engine.workspace import find_root
+from perfd.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+# Commands the daemon answers itself through the engine; the rest (daemon
+# management, lsp, run) are handled by the client or their own entry points.
+ENGINE_COMMANDS = frozenset({"generate", "status"})
+
+
+class Output(msgspec.Struct):
+    stdout: str = ""
+    stderr: str = ""
+    code: int = EXIT_OK
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+        raise UsageError(message or "")
+
+    def print_help(self, file: Any = None) -> None:
+        raise _Help(self.format_help())
+
+
+class _Help(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="perfd", description="What is next in a PLAN workspace, and what to tell the model.")
+    p.add_argument("--version", action="store_true", help="print the version")
+    p.add_argument("--root", help="the workspace root (default: walk up from the current folder)")
+    p.add_argument("--no-daemon", action="store_true", help="work in-process, without the daemon")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="print the prompt for the next step (or for one achievement)")
+    g.add_argument("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]",
+                   help="the plan (@NAME or path to its PLAN file) and optionally an achievement number")
+    g.add_argument("--next", action="store_true", help="the next step (the default without an achievement)")
+    g.add_argument("--json", action="store_true", help="print a JSON object")
+    g.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
+
+    s = sub.add_parser("status", help="every plan's progress, or every achievement of one plan")
+    s.add_argument("plan", nargs="?", metavar="@PLAN|PATH")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
+    return p
+
+
+def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None) -> Output:
+    """Run one command line. `engine_for(root)` supplies the (warm) engine."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except _Help as h:
+        return Output(stdout=h.text)
+    except UsageError as exc:
+        msg = str(exc).strip()
+        return Output(stderr=(msg + "\n" if msg else "") + "hint: perfd --help lists the commands\n", code=EXIT_USAGE)
+    if args.version:
+        return Output(stdout=f"perfd {__version__}\n")
+    if args.command is None:
+        return Output(stdout=parser.format_help())
+    if args.command not in ENGINE_COMMANDS:
+        return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
+    try:
+        root = _root(args.root, cwd)
+        engine = engine_for(root) if engine_for else Engine(root)
+        if args.command == "generate":
+            return _generate(engine, args, cwd)
+        return _status(engine, args, cwd)
+    except UserError as exc:
+        return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""),
+                      code=EXIT_USAGE if isinstance(exc, UsageErrorOut) else EXIT_USER)
+
+
+def _root(option: str | None, cwd: str) -> str:
+    if option:
+        root = os.path.abspath(os.path.join(cwd, option))
+        if not os.path.isdir(root):
+            raise UserError(f"--root {option}: no such folder", hint="give the folder that holds work-space/plans/")
+        return root
+    root = find_root(cwd)
+    if root is None:
+        raise UserError(f"no PLAN workspace at or above {cwd}",
+                        hint="run perfd inside a workspace (a folder with work-space/plans/) or pass --root DIR")
+    return root
+
+
+def _default_plan(engine: Engine, cwd: str) -> str:
+    """No plan named: the plan whose folder holds cwd, else the only plan."""
+    plans = engine.workspace.plans()
+    real = os.path.realpath(cwd)
+    for p in plans:
+        folder = os.path.realpath(p.folder)
+        if folder != engine.workspace.plans_dir and (real == folder or real.startswith(folder + os.sep)):
+            return p.path
+    if len(plans) == 1:
+        return plans[0].path
+    raise UserError("which plan? name one with @NAME",
+                    hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
+                    "no plans found under work-space/plans/")
+
+
+def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
+    target: list[str] = list(args.target)
+    plan_ref: str | None = None
+    achievement: str | None = None
+    for t in target:
+        if t.startswith("@") or os.sep in t or t.endswith(".md"):
+            if plan_ref is not None:
+                raise UsageErrorOut(f"two plans given: {plan_ref} and {t}")
+            plan_ref = t
+        elif achievement is None and _looks_like_number(t):
+            achievement = t
+        elif plan_ref is None:
+            plan_ref = t
+        else:
+            raise UsageErrorOut(f"unexpected argument {t!r}")
+    if args.next and achievement is not None:
+        raise UsageErrorOut("give either --next or an achievement number, not both")
+    if plan_ref is None:
+        plan_ref = _default_plan(engine, cwd)
+    result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
+    if args.json:
+        return Output(stdout=msgspec.json.encode(result).decode() + "\n")
+    return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
+
+
+def _looks_like_number(t: str) -> bool:
+    parts = t.split(".")
+    return len(parts) in (2, 3) and all(p.isdigit() for p in parts)
+
+
+class UsageErrorOut(UserError):
+    """A usage mistake found after parsing (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="perfd generate @PLAN [--next | ACHIEVEMENT]", code="usage")
+
+
+def _rel(root: str, path: str) -> str:
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
+
+
+def _problem_lines(problems: list[Problem], root: str, *, limit: int = 8) -> list[str]:
+    shown = [p for p in problems if p.severity != "info"]
+    out = []
+    for p in shown[:limit]:
+        where = _rel(root, p.path) if p.path else ""
+        if where and p.line:
+            where += f":{p.line}"
+        out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{p.message}")
+    if len(shown) > limit:
+        out.append(f"perfd: ... and {len(shown) - limit} more (perfd generate --json lists them all)")
+    return out
+
+
+def _generate_banner(r: GenerateResult, root: str) -> str:
+    what = f"achievement {r.achievement}" if r.achievement else "no achievement"
+    line = f"perfd: @{r.plan}: {what}, {r.state} (from {r.source})"
+    if r.parallel_options:
+        line += "; parallel options: " + ", ".join(r.parallel_options)
+    return "\n".join([line] + _problem_lines(r.problems, root)) + "\n"
+
+
+def _status(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
+    if args.plan:
+        st = engine.plan_status(args.plan, cwd=cwd, trust_plan=args.trust_plan)
+        if args.json:
+            return Output(stdout=msgspec.json.encode(st).decode() + "\n")
+        return Output(stdout=_render_plan(st, engine.root), stderr=_stderr_problems(st.problems, engine.root))
+    ws = engine.status()
+    if args.json:
+        return Output(stdout=msgspec.json.encode(ws).decode() + "\n")
+    return Output(stdout=_render_workspace(ws), stderr=_stderr_problems(ws.problems, engine.root))
+
+
+def _stderr_problems(problems: list[Problem], root: str) -> str:
+    lines = _problem_lines(problems, root)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+_ICON = {
+    "complete": "✅", "fix_pending": "🔧", "no_subplan": "·", "subplan_complete": "⏳",
+    "subplan_no_execution": "📝", "active_execution": "▶", "create_next_execution": "➕",
+    "subplan_all_executed": "🔍", "plan_complete": "✅",
+}
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+
+
+def _render_workspace(ws: WorkspaceStatus) -> str:
+    if not ws.plans:
+        return f"no plans under {ws.root}\n"
+    rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"]]
+    for p in ws.plans:
+        rows.append([
+            "@" + p.plan, f"{p.done}/{p.total}", p.next or "-", p.state,
+            ", ".join(p.pending_fixes) or "-", ", ".join(p.parallel_options) or "-", p.source,
+        ])
+    return _table(rows)
+
+
+def _render_plan(st: PlanStatus, root: str) -> str:
+    head = (f"@{st.plan}: {st.title}\n{_rel(root, st.path)}\n"
+            f"{st.done}/{st.total} complete · next: {st.next or '-'} ({st.state}) · source: {st.source}\n")
+    if st.parallel_options:
+        head += "parallel options: " + ", ".join(st.parallel_options) + "\n"
+    if st.handoff_next and st.handoff_next != st.next:
+        head += f"handoff says next: {st.handoff_next}\n"
+    rows = [["", "ACH", "STATE", "TITLE", "FILES"]]
+    for a in st.achievements:
+        files = a.active_execution or a.fix or a.subplan or ""
+        rows.append([_ICON.get(a.state, " "), a.number, a.state + ("" if a.ready else " (blocked)"),
+                     a.title[:48], _rel(root, files) if files else ""])
+    return head + "\n" + _table(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """In-process entry point (`python -m perfd.commands`)."""
+    import sys
+
+    out = run(sys.argv[1:] if argv is None else argv, os.getcwd())
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.code

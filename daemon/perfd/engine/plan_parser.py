@@ -148,12 +148,20 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             continue
         if c == "`" or c == "~":
             if s.startswith("```") or s.startswith("~~~"):
-                marker = s[:3]
-                if not in_fence:
-                    in_fence, fence = True, marker
-                elif marker == fence:
-                    in_fence = False
-                continue
+                # A fence closes on a run of the same character at least as
+                # long as the one that opened it (CommonMark), so a ```` block
+                # can show ``` examples. Unlike CommonMark, a closing run may
+                # carry an info string: hand-written plans nest ```bash blocks
+                # inside ```markdown ones, and pairing them keeps the text after
+                # the outer block out of the fence. A ``` line with another
+                # backtick after the run (```x```) is inline code, not a fence.
+                run = len(s) - len(s.lstrip(c))
+                if c == "~" or "`" not in s[run:]:
+                    if not in_fence:
+                        in_fence, fence = True, s[:run]
+                    elif c == fence[0] and run >= len(fence):
+                        in_fence = False
+                    continue
         if in_fence or len(line) > MAX_LINE:
             continue
         lineno = i + 1

@@ -190,6 +190,23 @@ class Engine:
         doc = self.plan_doc(plan)
         return decide(self._inputs(plan, doc), trust_plan=trust_plan)
 
+    def plan_for_path(self, path: str) -> PlanRef | None:
+        """The plan a file belongs to: its PLAN file, or a file inside its folder."""
+        real = os.path.realpath(path)
+        best: PlanRef | None = None
+        for p in self.workspace.plans():
+            if os.path.realpath(p.path) == real:
+                return p
+            folder = os.path.realpath(p.folder)
+            if folder != self.workspace.plans_dir and real.startswith(folder + os.sep):
+                if best is None or len(folder) > len(best.folder):
+                    best = p
+        return best
+
+    def plan_status_with(self, plan: PlanRef, doc: PlanDoc, *, trust_plan: bool = False) -> PlanStatus:
+        """The plan's status with `doc` (an editor's unsaved buffer) in place of the file on disk."""
+        return decide(self._inputs(plan, doc), trust_plan=trust_plan)
+
     def status(self) -> WorkspaceStatus:
         return self._memoised(("status",), self._status)  # type: ignore[no-any-return]
 

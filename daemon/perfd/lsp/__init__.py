@@ -1,0 +1,1 @@
+"""perfd's language server (pygls) over the shared engine."""

@@ -1,0 +1,282 @@
+"""LSP features as plain functions: engine results in, lsprotocol types out.
+
+The pygls handlers in perfd.lsp.server only fetch the document and call
+these, so tests can call them directly. Engine line numbers are 1-based and
+inclusive; LSP's are 0-based, hence the `- 1`s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from lsprotocol import types as lsp
+
+from perfd.engine.plan_parser import nn_of
+from perfd.types import AchievementStatus, PlanDoc, PlanStatus, Problem
+
+SOURCE = "perfd"
+
+STATE_LABEL = {
+    "complete": "✅ approved",
+    "fix_pending": "🔧 fix pending",
+    "no_subplan": "📄 no SUBPLAN yet",
+    "subplan_complete": "⏳ awaiting review",
+    "subplan_no_execution": "📝 no EXECUTION yet",
+    "active_execution": "▶ active execution",
+    "create_next_execution": "➕ next EXECUTION to create",
+    "subplan_all_executed": "🔍 ready for review",
+    "plan_complete": "✅ plan complete",
+}
+
+_ACH_REF_RE = re.compile(r"Achievement[ \t]+(\d+\.\d+(?:\.\d+)?)")
+_FILE_REF_RE = re.compile(r"\b((?:SUBPLAN|EXECUTION_TASK|APPROVED|FIX|PLAN)_[A-Za-z0-9_.\-]*?\.md)\b")
+_SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
+             "info": lsp.DiagnosticSeverity.Information}
+
+
+def _range(line: int, end_line: int | None = None, lines: list[str] | None = None) -> lsp.Range:
+    """A 1-based inclusive line span as an LSP range (whole lines)."""
+    start = max(0, line - 1)
+    end = max(start, (end_line or line) - 1)
+    end_char = len(lines[end]) if lines is not None and end < len(lines) else 0
+    return lsp.Range(lsp.Position(start, 0), lsp.Position(end, end_char))
+
+
+def _line_range(line: int, lines: list[str]) -> lsp.Range:
+    i = max(0, line - 1)
+    text = lines[i] if i < len(lines) else ""
+    return lsp.Range(lsp.Position(i, 0), lsp.Position(i, len(text)))
+
+
+def document_symbols(doc: PlanDoc, lines: list[str]) -> list[lsp.DocumentSymbol]:
+    """Sections at the top; under the index, priority groups then achievements; bodies under their section."""
+    out: list[lsp.DocumentSymbol] = []
+    for sec in doc.sections:
+        children: list[lsp.DocumentSymbol] = []
+        if "index" in sec.key and "achievement" in sec.key:
+            groups: dict[str | None, list[lsp.DocumentSymbol]] = {}
+            for a in doc.achievements:
+                if a.index_line is None or not (sec.line <= a.index_line <= sec.end_line):
+                    continue
+                r = _line_range(a.index_line, lines)
+                groups.setdefault(a.priority, []).append(
+                    lsp.DocumentSymbol(name=f"{a.number} {a.title}", kind=lsp.SymbolKind.Event, range=r,
+                                       selection_range=r, detail=a.effort))
+            for name, line in doc.priorities:
+                if not (sec.line <= line <= sec.end_line):
+                    continue
+                kids = groups.pop(name, [])
+                end = kids[-1].range.end.line + 1 if kids else line
+                children.append(lsp.DocumentSymbol(name=name, kind=lsp.SymbolKind.Package,
+                                                   range=_range(line, end, lines),
+                                                   selection_range=_line_range(line, lines), children=kids))
+            for kids in groups.values():
+                children.extend(kids)
+        else:
+            for a in doc.achievements:
+                if a.body_line is not None and a.body_end is not None and sec.line <= a.body_line <= sec.end_line:
+                    children.append(lsp.DocumentSymbol(
+                        name=f"Achievement {a.number}: {a.body_title or a.title}", kind=lsp.SymbolKind.Class,
+                        range=_range(a.body_line, a.body_end, lines),
+                        selection_range=_line_range(a.body_line, lines), detail=a.time or a.effort))
+        out.append(lsp.DocumentSymbol(name=sec.title, kind=lsp.SymbolKind.Namespace,
+                                      range=_range(sec.line, sec.end_line, lines),
+                                      selection_range=_line_range(sec.line, lines), children=children or None))
+    return out
+
+
+def diagnostics(problems: list[Problem], path: str, lines: list[str]) -> list[lsp.Diagnostic]:
+    """Problems about `path` (or about no file in particular, pinned to line 1)."""
+    real = os.path.realpath(path)
+    out: list[lsp.Diagnostic] = []
+    seen: set[tuple[str, int | None, str]] = set()
+    for p in problems:
+        if p.path is not None and os.path.realpath(p.path) != real:
+            continue
+        key = (p.code, p.line, p.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        r = _line_range(p.line or 1, lines)
+        out.append(lsp.Diagnostic(range=r, message=p.message, severity=_SEVERITY.get(p.severity), code=p.code,
+                                  source=SOURCE))
+    return out
+
+
+def related_diagnostics(status: PlanStatus) -> dict[str, list[Problem]]:
+    """Problems about other files of the plan (review files, SUBPLANs, parallel.json), by path."""
+    out: dict[str, list[Problem]] = {}
+    for p in status.problems:
+        if p.path and os.path.realpath(p.path) != os.path.realpath(status.path):
+            out.setdefault(p.path, []).append(p)
+    return out
+
+
+def code_lenses(status: PlanStatus, doc: PlanDoc, lines: list[str]) -> list[lsp.CodeLens]:
+    out: list[lsp.CodeLens] = []
+    title_line = next((i for i, ln in enumerate(lines[:50]) if ln.startswith("# ")), 0)
+    r0 = lsp.Range(lsp.Position(title_line, 0), lsp.Position(title_line, 0))
+    if status.next:
+        out.append(lsp.CodeLens(range=r0, command=lsp.Command(
+            title=f"Next: {status.next} — Generate", command="perfd.generateNext", arguments=[status.path])))
+    else:
+        out.append(lsp.CodeLens(range=r0, command=lsp.Command(
+            title=f"{STATE_LABEL.get(status.state, status.state)} ({status.done}/{status.total})",
+            command="perfd.status", arguments=[status.path])))
+    for a in status.achievements:
+        for line in {a.index_line, a.body_line} - {None}:
+            assert line is not None
+            r = lsp.Range(lsp.Position(line - 1, 0), lsp.Position(line - 1, 0))
+            out.append(lsp.CodeLens(range=r, command=lsp.Command(
+                title=STATE_LABEL.get(a.state, a.state) + ("" if a.ready else " (blocked)"),
+                command="perfd.status", arguments=[status.path, a.number])))
+            if a.state != "complete":
+                out.append(lsp.CodeLens(range=r, command=lsp.Command(
+                    title="Generate prompt", command="perfd.generate", arguments=[status.path, a.number])))
+    return out
+
+
+def _ach_at(status: PlanStatus, line: int) -> AchievementStatus | None:
+    """The achievement whose index line or body holds 1-based `line`."""
+    for a in status.achievements:
+        if a.index_line == line:
+            return a
+        if a.body_line is not None and a.body_end is not None and a.body_line <= line <= a.body_end:
+            return a
+    return None
+
+
+def _ref_at(lines: list[str], pos: lsp.Position) -> str | None:
+    """The achievement number named by "Achievement N.N" under the cursor."""
+    if pos.line >= len(lines):
+        return None
+    for m in _ACH_REF_RE.finditer(lines[pos.line]):
+        if m.start() <= pos.character <= m.end():
+            return m.group(1)
+    return None
+
+
+def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str) -> lsp.Hover | None:
+    num = _ref_at(lines, pos)
+    a = next((x for x in status.achievements if x.number == num), None) if num else _ach_at(status, pos.line + 1)
+    if a is None:
+        return None
+
+    def rel(p: str | None) -> str:
+        return os.path.relpath(p, root) if p else "—"
+
+    parts = [f"**Achievement {a.number}**: {a.title}", "", f"State: {STATE_LABEL.get(a.state, a.state)}"]
+    if a.priority:
+        parts.append(f"Priority: {a.priority}")
+    if a.dependencies:
+        parts.append("Depends on: " + ", ".join(a.dependencies) + ("" if a.ready else " (not all complete)"))
+    parts.append(f"SUBPLAN: {rel(a.subplan)}")
+    if a.executions:
+        parts.append("EXECUTION_TASKs: " + ", ".join(rel(e) for e in a.executions)
+                     + (f" ({a.planned_executions} planned)" if a.planned_executions else ""))
+    if a.fix:
+        parts.append(f"FIX: {rel(a.fix)}")
+    if a.approved:
+        parts.append(f"APPROVED: {rel(a.approved)}")
+    if a.body_line:
+        parts.append(f"Section: lines {a.body_line}-{a.body_end}")
+    return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value="  \n".join(parts)))
+
+
+def definition(status: PlanStatus, lines: list[str], pos: lsp.Position, doc_path: str,
+               files: dict[str, str]) -> lsp.Location | None:
+    """From "Achievement N.N" to its body section; from a file name to the file."""
+    num = _ref_at(lines, pos)
+    if num is not None:
+        a = next((x for x in status.achievements if x.number == num), None)
+        if a is None:
+            return None
+        line = a.body_line or a.index_line
+        if line is None:
+            return None
+        return lsp.Location(uri=path_to_uri(status.path), range=_range(line))
+    if pos.line < len(lines):
+        for m in _FILE_REF_RE.finditer(lines[pos.line]):
+            if m.start() <= pos.character <= m.end():
+                target = files.get(m.group(1))
+                if target:
+                    return lsp.Location(uri=path_to_uri(target), range=_range(1))
+    return None
+
+
+def document_links(lines: list[str], files: dict[str, str]) -> list[lsp.DocumentLink]:
+    out = []
+    for i, line in enumerate(lines):
+        if ".md" not in line:
+            continue
+        for m in _FILE_REF_RE.finditer(line):
+            target = files.get(m.group(1))
+            if target:
+                out.append(lsp.DocumentLink(range=lsp.Range(lsp.Position(i, m.start()), lsp.Position(i, m.end())),
+                                            target=path_to_uri(target)))
+    return out
+
+
+def folding_ranges(doc: PlanDoc) -> list[lsp.FoldingRange]:
+    out = [lsp.FoldingRange(start_line=s.line - 1, end_line=s.end_line - 1, kind=lsp.FoldingRangeKind.Region)
+           for s in doc.sections if s.end_line > s.line]
+    for a in doc.achievements:
+        if a.body_line is not None and a.body_end is not None and a.body_end > a.body_line:
+            out.append(lsp.FoldingRange(start_line=a.body_line - 1, end_line=a.body_end - 1,
+                                        kind=lsp.FoldingRangeKind.Region))
+    return out
+
+
+def completions(status: PlanStatus | None, plan_names: list[str], lines: list[str],
+                pos: lsp.Position) -> list[lsp.CompletionItem]:
+    """Achievement numbers after "Achievement ", plan names after "@"."""
+    if pos.line >= len(lines):
+        return []
+    before = lines[pos.line][: pos.character]
+    m = re.search(r"@([A-Za-z0-9_.\-]*)$", before)
+    if m:
+        return [lsp.CompletionItem(label="@" + n, kind=lsp.CompletionItemKind.Module, insert_text=n,
+                                   filter_text=n) for n in plan_names if n.lower().startswith(m.group(1).lower())]
+    m = re.search(r"Achievements?[ \t]+([\d.]*)$", before)
+    if m and status is not None:
+        return [lsp.CompletionItem(label=a.number, kind=lsp.CompletionItemKind.EnumMember,
+                                   detail=f"{a.title} — {STATE_LABEL.get(a.state, a.state)}")
+                for a in status.achievements if a.number.startswith(m.group(1))]
+    return []
+
+
+def workspace_symbols(statuses: list[PlanStatus], query: str) -> list[lsp.WorkspaceSymbol]:
+    q = query.lower()
+    out = []
+    for st in statuses:
+        for a in st.achievements:
+            name = f"{a.number} {a.title}"
+            if q and q not in name.lower() and q not in st.plan.lower():
+                continue
+            line = a.body_line or a.index_line or 1
+            out.append(lsp.WorkspaceSymbol(location=lsp.Location(uri=path_to_uri(st.path), range=_range(line)),
+                                           name=name, kind=lsp.SymbolKind.Event, container_name=st.plan))
+    return out
+
+
+def plan_files(status: PlanStatus, folder: str) -> dict[str, str]:
+    """File name -> path for every file of the plan a link or definition may name."""
+    out: dict[str, str] = {os.path.basename(status.path): status.path}
+    feedbacks = os.path.join(folder, "execution", "feedbacks")
+    for a in status.achievements:
+        for p in [a.subplan, a.fix, a.approved, *a.executions]:
+            if p:
+                out[os.path.basename(p)] = p
+        nn = nn_of(a.number)
+        for name in (f"APPROVED_{nn}.md", f"FIX_{nn}.md"):
+            p = os.path.join(feedbacks, name)
+            if name not in out and os.path.exists(p):
+                out[name] = p
+    return out
+
+
+def path_to_uri(path: str) -> str:
+    from pygls.uris import from_fs_path
+
+    return from_fs_path(path) or "file://" + path

@@ -1,0 +1,307 @@
+"""perfd's language server: a factory that builds one pygls session over a shared engine.
+
+Handlers are thin: fetch the document, ask the engine, convert with
+perfd.lsp.features. The open buffer's text (didOpen/didChange, incremental
+sync) is what gets parsed for that document, not the file on disk.
+
+One factory call per editor connection. pygls's own start_tcp reuses one
+protocol object for every connection, and its built-in `exit` handler ends
+the whole process; PerfdProtocol's `exit` closes only its own session, so in
+the daemon one editor leaving never takes the others (or the CLI) down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from perfd import __version__
+from perfd.engine.engine import Engine
+from perfd.engine.errors import UserError
+from perfd.lsp import features as F
+from perfd.types import PlanDoc, PlanStatus
+
+log = logging.getLogger("perfd.lsp")
+
+STATS_NOTIFICATION = "perfd/stats"
+STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
+COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache")
+
+
+class PerfdProtocol(LanguageServerProtocol):
+    """LanguageServerProtocol whose `exit` ends this session only."""
+
+    on_exit: Callable[[], None] | None = None
+
+    @lsp_method(lsp.EXIT)
+    def lsp_exit(self, *args: Any) -> Any:
+        if self.on_exit is not None:
+            self.on_exit()
+        if self.writer is not None:
+            res = self.writer.close()
+            if asyncio.iscoroutine(res):
+                asyncio.ensure_future(res)
+        yield from ()
+
+
+class Session:
+    """Per-connection state: the server, its documents' parses, the stats throttle."""
+
+    def __init__(self, engine: Engine, stats: Callable[[], dict[str, Any]] | None) -> None:
+        self.engine = engine
+        self.stats = stats or (lambda: default_stats(engine))
+        self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
+        self.docs: dict[str, tuple[int | None, PlanDoc]] = {}  # uri -> (version, parse of the buffer)
+        self.last_stats = 0.0
+        self.closed = asyncio.Event()
+        self.latencies: dict[str, list[float]] = {}
+        proto = self.server.protocol
+        assert isinstance(proto, PerfdProtocol)
+        proto.on_exit = self._on_exit
+
+    def _on_exit(self) -> None:
+        self.closed.set()
+
+    # -- documents ----------------------------------------------------------------
+
+    def path_of(self, uri: str) -> str:
+        doc = self.server.workspace.get_text_document(uri)
+        if not doc.path:
+            raise UserError(f"not a file URI: {uri}", code="bad-uri")
+        return doc.path
+
+    def lines(self, uri: str) -> list[str]:
+        return self.server.workspace.get_text_document(uri).source.split("\n")
+
+    def parsed(self, uri: str) -> PlanDoc:
+        td = self.server.workspace.get_text_document(uri)
+        hit = self.docs.get(uri)
+        if hit is not None and hit[0] == td.version and td.version is not None:
+            return hit[1]
+        doc = self.engine.parse_text(td.path, td.source)
+        self.docs[uri] = (td.version, doc)
+        return doc
+
+    def plan_status(self, uri: str) -> tuple[PlanStatus, PlanDoc | None] | None:
+        """Status of the plan this document belongs to; a PLAN buffer is parsed from memory."""
+        path = self.path_of(uri)
+        plan = self.engine.plan_for_path(path)
+        if plan is None:
+            return None
+        if os.path.realpath(plan.path) == os.path.realpath(path):
+            doc = self.parsed(uri)
+            return self.engine.plan_status_with(plan, doc), doc
+        return self.engine.plan_status(plan), None
+
+    # -- timing, for the stats notification ----------------------------------------
+
+    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            lst = self.latencies.setdefault(name, [])
+            lst.append((time.perf_counter() - t) * 1000)
+            if len(lst) > 512:
+                del lst[:256]
+            self.maybe_send_stats()
+
+    def maybe_send_stats(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_stats < STATS_MIN_INTERVAL_S:
+            return
+        self.last_stats = now
+        try:
+            self.server.protocol.notify(STATS_NOTIFICATION, self.stats())
+        except Exception:  # a closed transport: the session is going away
+            log.debug("could not send stats", exc_info=True)
+
+    # -- pushing diagnostics ---------------------------------------------------------
+
+    def publish(self, uri: str) -> None:
+        try:
+            lines = self.lines(uri)
+            path = self.path_of(uri)
+            got = self.plan_status(uri)
+            if got is None:
+                problems = list(self.parsed(uri).problems) if _is_plan_name(path) else []
+            else:
+                problems = list(got[0].problems)
+            diags = F.diagnostics(problems, path, lines)
+        except UserError:
+            diags = []
+        self.server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
+
+    def refresh(self) -> None:
+        """Files changed on disk: re-publish diagnostics and ask the client to refresh lenses."""
+        for uri in list(self.server.workspace.text_documents):
+            self.publish(uri)
+        caps = self.server.client_capabilities
+        ws = caps.workspace if caps else None
+        if ws and ws.code_lens and ws.code_lens.refresh_support:
+            self.server.workspace_code_lens_refresh(None)
+        self.maybe_send_stats()
+
+
+def _is_plan_name(path: str) -> bool:
+    return os.path.basename(path).startswith("PLAN_")
+
+
+def default_stats(engine: Engine) -> dict[str, Any]:
+    c = engine.cache.stats()
+    return {"cache": {"entries": c.entries, "hits": c.hits, "misses": c.misses, "hit_rate": c.hit_rate,
+                      "evictions": c.evictions, "expirations": c.expirations,
+                      "lookup_p50_us": c.lookup_p50_us, "lookup_p99_us": c.lookup_p99_us},
+            "uptime_s": time.time() - engine.started}
+
+
+def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None = None) -> Session:
+    """A new session (server + state) over `engine`, with every feature registered."""
+    s = Session(engine, stats)
+    server = s.server
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: lsp.DidOpenTextDocumentParams) -> None:
+        s.timed("didOpen", lambda: s.publish(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
+        s.timed("didChange", lambda: s.publish(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
+        s.publish(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
+        s.docs.pop(params.text_document.uri, None)
+        server.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def document_symbol(params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+        uri = params.text_document.uri
+        return s.timed("documentSymbol",  # type: ignore[no-any-return]
+                       lambda: F.document_symbols(s.parsed(uri), s.lines(uri)))
+
+    @server.feature(lsp.WORKSPACE_SYMBOL)
+    def workspace_symbol(params: lsp.WorkspaceSymbolParams) -> list[lsp.WorkspaceSymbol]:
+        def run() -> list[lsp.WorkspaceSymbol]:
+            statuses = [engine.plan_status(p) for p in engine.workspace.plans()]
+            return F.workspace_symbols(statuses, params.query)
+
+        return s.timed("workspaceSymbol", run)  # type: ignore[no-any-return]
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+    def code_lens(params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        def run() -> list[lsp.CodeLens]:
+            got = s.plan_status(params.text_document.uri)
+            if got is None or got[1] is None:
+                return []
+            return F.code_lenses(got[0], got[1], s.lines(params.text_document.uri))
+
+        return s.timed("codeLens", run)  # type: ignore[no-any-return]
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    def hover(params: lsp.HoverParams) -> lsp.Hover | None:
+        def run() -> lsp.Hover | None:
+            got = s.plan_status(params.text_document.uri)
+            if got is None:
+                return None
+            return F.hover(got[0], s.lines(params.text_document.uri), params.position, engine.root)
+
+        return s.timed("hover", run)  # type: ignore[no-any-return]
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    def definition(params: lsp.DefinitionParams) -> lsp.Location | None:
+        got = s.plan_status(params.text_document.uri)
+        if got is None:
+            return None
+        st = got[0]
+        files = F.plan_files(st, os.path.dirname(st.path))
+        return F.definition(st, s.lines(params.text_document.uri), params.position,
+                            s.path_of(params.text_document.uri), files)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_LINK)
+    def document_link(params: lsp.DocumentLinkParams) -> list[lsp.DocumentLink]:
+        got = s.plan_status(params.text_document.uri)
+        if got is None:
+            return []
+        st = got[0]
+        return F.document_links(s.lines(params.text_document.uri), F.plan_files(st, os.path.dirname(st.path)))
+
+    @server.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)
+    def folding_range(params: lsp.FoldingRangeParams) -> list[lsp.FoldingRange]:
+        return F.folding_ranges(s.parsed(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
+                    lsp.CompletionOptions(trigger_characters=["@", " ", "."]))
+    def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
+        got = s.plan_status(params.text_document.uri)
+        names = [p.name for p in engine.workspace.plans()]
+        items = F.completions(got[0] if got else None, names, s.lines(params.text_document.uri), params.position)
+        return lsp.CompletionList(is_incomplete=False, items=items)
+
+    def _plan_arg(args: tuple[Any, ...]) -> str:
+        if not args or not isinstance(args[0], str):
+            raise UserError("expected a plan (@NAME, path or file URI) as the first argument", code="bad-params")
+        ref = args[0]
+        if ref.startswith("file://"):
+            from pygls.uris import to_fs_path
+
+            ref = to_fs_path(ref) or ref
+        return ref
+
+    @server.command("perfd.generateNext")
+    def cmd_generate_next(*args: Any) -> dict[str, Any]:
+        r = engine.generate(_plan_arg(args))
+        return _to_builtins(r)
+
+    @server.command("perfd.generate")
+    def cmd_generate(*args: Any) -> dict[str, Any]:
+        number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+        return _to_builtins(engine.generate(_plan_arg(args), achievement=number))
+
+    @server.command("perfd.status")
+    def cmd_status(*args: Any) -> dict[str, Any]:
+        if args:
+            return _to_builtins(engine.plan_status(_plan_arg(args)))
+        return _to_builtins(engine.status())
+
+    @server.command("perfd.stats")
+    def cmd_stats(*args: Any) -> dict[str, Any]:
+        return s.stats()
+
+    @server.command("perfd.clearCache")
+    def cmd_clear(*args: Any) -> dict[str, Any]:
+        n = engine.invalidate()
+        s.refresh()
+        return {"cleared": n}
+
+    return s
+
+
+def _to_builtins(obj: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(obj)
+
+
+def run_stdio(root: str) -> None:
+    """`perfd lsp --standalone`: everything in this process, over stdin/stdout."""
+    import sys
+
+    session = build_server(Engine(root))
+    proto = session.server.protocol
+    assert isinstance(proto, PerfdProtocol)
+    # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).
+    proto.on_exit = lambda: sys.exit(0 if proto._shutdown else 1)
+    session.server.start_io()

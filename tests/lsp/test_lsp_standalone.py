@@ -1,0 +1,165 @@
+"""End-to-end: pytest-lsp drives `python -m perfd.lsp` (standalone) on a copy of the example workspace."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as lsp
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(REPO, "daemon", "perfd", "example")
+
+# A private copy per test module: some tests create review files in it.
+WS = tempfile.mkdtemp(prefix="perfd-lsp-")
+shutil.copytree(EXAMPLE, WS, dirs_exist_ok=True)
+PLAN = os.path.join(WS, "work-space", "plans", "API-CLIENT", "PLAN_API-CLIENT.md")
+PLAN_URI = "file://" + PLAN
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup():
+    yield
+    shutil.rmtree(WS, ignore_errors=True)
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", WS]))
+async def client(lsp_client: LanguageClient):
+    caps = lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(
+        code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True)))
+    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=caps, root_uri="file://" + WS))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _open(client: LanguageClient, path: str = PLAN, text: str | None = None) -> str:
+    uri = "file://" + path
+    if text is None:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+        text_document=lsp.TextDocumentItem(uri=uri, language_id="markdown", version=1, text=text)))
+    return uri
+
+
+async def test_document_symbols_are_a_hierarchy(client: LanguageClient) -> None:
+    uri = _open(client)
+    syms = await client.text_document_document_symbol_async(
+        lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    assert syms is not None
+    names = [s.name for s in syms]
+    assert any("Achievement Index" in n for n in names)
+    index = next(s for s in syms if "Achievement Index" in s.name)
+    groups = index.children or []
+    assert [g.name for g in groups] == ["Priority 1: FOUNDATION (HIGH)", "Priority 2: POLISH (MEDIUM)"]
+    assert [c.name for c in groups[0].children or []] == ["1.1 HTTP Session Layer", "1.2 Retry Policy"]
+    bodies = next(s for s in syms if s.name.endswith("Achievements"))
+    assert [c.name for c in bodies.children or []][0] == "Achievement 1.1: HTTP Session Layer"
+
+
+async def test_code_lenses_show_state_and_generate(client: LanguageClient) -> None:
+    uri = _open(client)
+    lenses = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    titles = [lens.command.title for lens in lenses or [] if lens.command]
+    assert "Next: 1.2 — Generate" in titles
+    assert "✅ approved" in titles and "🔧 fix pending" in titles
+    assert "Generate prompt" in titles
+
+
+async def test_hover_and_definition(client: LanguageClient) -> None:
+    uri = _open(client)
+    with open(PLAN, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    idx = next(i for i, ln in enumerate(lines) if ln.startswith("- Achievement 1.2"))
+    pos = lsp.Position(idx, lines[idx].index("Achievement") + 3)
+    hov = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))
+    assert hov is not None and "fix pending" in hov.contents.value and "FIX_12.md" in hov.contents.value  # type: ignore[union-attr]
+    loc = await client.text_document_definition_async(
+        lsp.DefinitionParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))
+    assert isinstance(loc, lsp.Location)
+    assert lines[loc.range.start.line].startswith("**Achievement 1.2**")
+
+
+async def test_diagnostics_come_from_the_buffer_not_the_disk(client: LanguageClient) -> None:
+    with open(PLAN, encoding="utf-8") as f:
+        text = f.read()
+    broken = text.replace("- Achievement 2.1: Typed Responses", "- Achievement 2.1: Typed Responses\n- Achievement 1.1: Again")
+    uri = _open(client, text=broken)
+    await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
+    diags = client.diagnostics[uri]
+    assert any(d.code == "duplicate-achievement" for d in diags)
+    dup = next(d for d in diags if d.code == "duplicate-achievement")
+    assert broken.split("\n")[dup.range.start.line] == "- Achievement 1.1: Again"
+    # An incremental change that removes the duplicate line clears the diagnostic.
+    line = dup.range.start.line
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[lsp.TextDocumentContentChangePartial(
+            range=lsp.Range(lsp.Position(line, 0), lsp.Position(line + 1, 0)), text="")]))
+    await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
+    assert not any(d.code == "duplicate-achievement" for d in client.diagnostics[uri])
+
+
+async def test_execute_command_returns_the_prompt(client: LanguageClient) -> None:
+    res = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@API-CLIENT"]))
+    assert res["achievement"] == "1.2" and res["state"] == "fix_pending"
+    assert "Retries ignore Retry-After" in res["prompt"]
+    res = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.generate", arguments=["@DOCS-SITE", "2.2"]))
+    assert res["achievement"] == "2.2" and res["state"] == "no_subplan"
+    stats = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="perfd.stats"))
+    assert stats["cache"]["entries"] > 0
+
+
+async def test_bad_requests_get_errors_and_the_server_keeps_serving(client: LanguageClient) -> None:
+    with pytest.raises(Exception):
+        await client.workspace_execute_command_async(
+            lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@NO-SUCH-PLAN"]))
+    with pytest.raises(Exception):
+        await client.workspace_execute_command_async(
+            lsp.ExecuteCommandParams(command="perfd.generate", arguments=[42]))
+    with pytest.raises(Exception):
+        await client.text_document_document_symbol_async(
+            lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri="untitled:nothing")))
+    uri = _open(client)
+    hov = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(10_000, 5)))
+    assert hov is None
+    res = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@API-CLIENT"]))
+    assert res["achievement"] == "1.2"
+
+
+async def test_workspace_symbols_folding_completion_links(client: LanguageClient) -> None:
+    syms = await client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query="Tutorials"))
+    assert [s.name for s in syms or []] == ["2.2 Tutorials"]
+    uri = _open(client)
+    folds = await client.text_document_folding_range_async(
+        lsp.FoldingRangeParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    assert folds and len(folds) >= 5
+    with open(PLAN, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    last = len(lines) - 1
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=3),
+        content_changes=[lsp.TextDocumentContentChangePartial(
+            range=lsp.Range(lsp.Position(last, 0), lsp.Position(last, 0)), text="see Achievement 1.")]))
+    comp = await client.text_document_completion_async(lsp.CompletionParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(last, len("see Achievement 1."))))
+    assert comp is not None
+    labels = [i.label for i in (comp.items if isinstance(comp, lsp.CompletionList) else comp)]
+    assert labels == ["1.1", "1.2"]
+    sub = os.path.join(WS, "work-space", "plans", "API-CLIENT", "execution", "EXECUTION_TASK_API-CLIENT_12_01.md")
+    suri = _open(client, sub)
+    links = await client.text_document_document_link_async(
+        lsp.DocumentLinkParams(text_document=lsp.TextDocumentIdentifier(uri=suri)))
+    assert any((ln.target or "").endswith("SUBPLAN_API-CLIENT_12.md") for ln in links or [])

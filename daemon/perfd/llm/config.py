@@ -1,0 +1,219 @@
+"""`[llm]` settings: one typed, validated LLMConfig from file + environment.
+
+The file table comes from `perfd.config.table(config, "llm")`; every key can
+be overridden by `PERFD_LLM_<KEY>` in the environment (the environment wins,
+so a CI job or a shell can point perfd at another server without editing
+files). The API key itself is never a setting: `api_key_env` names the
+variable that holds it and the client reads that variable at call time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .errors import LLMConfigError
+
+ENV_PREFIX = "PERFD_LLM_"
+
+HOW_TO_CONFIGURE = """\
+No LLM provider is configured. Add an [llm] table to perfd.toml (or
+[tool.perfd.llm] to pyproject.toml), for example:
+
+    [llm]
+    base_url = "https://api.openai.com/v1"    # any OpenAI-compatible server:
+                                               # vLLM, llama.cpp, Ollama
+                                               # (http://localhost:11434/v1), LiteLLM
+    model = "gpt-4o-mini"
+    api_key_env = "OPENAI_API_KEY"            # NAME of the variable holding the key;
+                                               # omit for local servers without auth
+    rpm = 500                                  # optional requests/minute limit
+    tpm = 200000                               # optional tokens/minute limit
+
+or set the same keys in the environment: PERFD_LLM_BASE_URL, PERFD_LLM_MODEL,
+PERFD_LLM_API_KEY_ENV, PERFD_LLM_RPM, ... (the environment wins over the file).
+"""
+
+_Pos = Annotated[int, msgspec.Meta(ge=1)]
+_NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+_PosF = Annotated[float, msgspec.Meta(gt=0)]
+_NonNegF = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One OpenAI-compatible chat-completions provider and how to call it."""
+
+    base_url: str
+    model: str
+    # Name of the environment variable holding the key (None: no auth header).
+    api_key_env: str | None = None
+
+    # Rate limits over a sliding window of `window_s` seconds (60 = per minute;
+    # tests and benchmarks shorten it). None = no client-side limit.
+    rpm: _Pos | None = None
+    tpm: _Pos | None = None
+    window_s: _PosF = 60.0
+    # Completion tokens reserved against `tpm` when a call sets no max_tokens;
+    # reconciled with the server's `usage` once the answer arrives.
+    completion_tokens_estimate: _Pos = 1024
+
+    max_connections: _Pos = 8
+    max_keepalive_connections: _Pos | None = None  # default: max_connections
+    keepalive_expiry_s: _PosF = 30.0
+    max_concurrency: _Pos | None = None  # default: max_connections
+
+    # Per attempt: the whole answer for plain calls; for streams the wait for
+    # the first token and for each following chunk.
+    timeout_s: _PosF = 120.0
+    connect_timeout_s: _PosF = 10.0
+    max_retries: _NonNeg = 3
+    retry_base_s: _PosF = 0.5
+    retry_max_s: _PosF = 30.0
+    # A Retry-After longer than this is not waited for: the call fails instead.
+    max_retry_after_s: _PosF = 120.0
+
+    breaker_failures: _Pos = 5
+    breaker_cooldown_s: _PosF = 30.0
+
+    # Default sampling. 0 keeps answers reproducible and cacheable.
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = 0.0
+    max_tokens: _Pos | None = None
+    # Ask streaming servers for a final usage chunk (stream_options).
+    stream_usage: bool = True
+
+    cache: bool = True
+    cache_temperature_above_zero: bool = False
+    cache_ttl_s: _PosF = 30 * 24 * 3600.0
+    cache_memory_entries: _NonNeg = 512
+    cache_max_entries: _Pos = 20_000
+    cache_path: str | None = None  # default: <state_dir>/llm-cache.sqlite3
+
+    history: bool = True
+    history_max_rows: _Pos = 100_000
+    history_path: str | None = None  # default: <state_dir>/llm-history.sqlite3
+
+    # Optional prices (currency per 1000 tokens) for cost and cost-saved stats.
+    price_prompt_per_1k: _NonNegF | None = None
+    price_completion_per_1k: _NonNegF | None = None
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrency or self.max_connections
+
+    @property
+    def keepalive_connections(self) -> int:
+        return self.max_keepalive_connections or self.max_connections
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Cost of the given usage at the configured prices (0 when unpriced)."""
+        return (prompt_tokens * (self.price_prompt_per_1k or 0.0)
+                + completion_tokens * (self.price_completion_per_1k or 0.0)) / 1000.0
+
+
+FIELDS: tuple[str, ...] = LLMConfig.__struct_fields__
+_PATH = re.compile(r" - at `\$\.(\w+)`")
+
+
+def load_llm_config(config: Mapping[str, Any], env: Mapping[str, str]) -> LLMConfig | None:
+    """The provider configured by the `[llm]` table `config` and PERFD_LLM_* in `env`.
+
+    Returns None when neither names a provider (no base_url and no model);
+    callers then show HOW_TO_CONFIGURE. Raises LLMConfigError naming the key,
+    where it came from and what is wrong for anything unusable.
+    """
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key, value in config.items():
+        if key not in FIELDS:
+            raise LLMConfigError(_unknown(f"[llm] {key}", key))
+        values[key] = value
+        source[key] = f"[llm] {key}"
+
+    # Environment strings are converted leniently ("60" -> 60, "true" -> True)
+    # one key at a time so an error names the variable; file values stay
+    # strict (a TOML string where a number belongs is a mistake).
+    env_values: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in FIELDS:
+            raise LLMConfigError(_unknown(name, key))
+        source[key] = name
+        values.pop(key, None)
+        if raw.strip() == "":  # an empty variable unsets the file's value
+            continue
+        try:
+            one = msgspec.convert({"base_url": "x", "model": "x", key: raw.strip()}, LLMConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            raise LLMConfigError(f"invalid {name}={raw!r}: {_PATH.sub('', str(exc))}") from None
+        env_values[key] = getattr(one, key)
+
+    merged = values | env_values
+    if not merged.get("base_url") and not merged.get("model"):
+        return None
+    try:
+        cfg = msgspec.convert(merged, LLMConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _PATH.search(message)
+        key = match.group(1) if match else ""
+        if message.startswith("Object missing required field"):
+            key = message.split("`")[1]
+            raise LLMConfigError(
+                f"[llm] {key} is required once an LLM provider is configured: set {key} in "
+                f"the [llm] table or {ENV_PREFIX}{key.upper()} in the environment"
+            ) from None
+        if key:
+            raise LLMConfigError(f"invalid [llm] {key} = {merged.get(key)!r}: {_PATH.sub('', message)}") from None
+        raise LLMConfigError(f"invalid [llm] table: {message}") from None
+    _check(cfg, source)
+    return cfg
+
+
+def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
+    def where(key: str) -> str:
+        return source.get(key, f"[llm] {key}")
+
+    parts = urlsplit(cfg.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LLMConfigError(
+            f"invalid {where('base_url')} = {cfg.base_url!r}: expected an http(s) URL such as "
+            "'https://api.openai.com/v1' or 'http://localhost:8000/v1'"
+        )
+    if parts.query or parts.fragment:
+        raise LLMConfigError(f"invalid {where('base_url')}: no query string or fragment allowed")
+    if cfg.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.api_key_env):
+        raise LLMConfigError(
+            f"invalid {where('api_key_env')}: it must be the NAME of an environment variable "
+            "(e.g. 'OPENAI_API_KEY'), never the key itself"
+        )
+    if (cfg.max_keepalive_connections or 0) > cfg.max_connections:
+        raise LLMConfigError(
+            f"invalid {where('max_keepalive_connections')}: larger than max_connections "
+            f"({cfg.max_keepalive_connections} > {cfg.max_connections})"
+        )
+    if cfg.retry_base_s > cfg.retry_max_s:
+        raise LLMConfigError(f"invalid {where('retry_base_s')}: larger than retry_max_s")
+    for key in ("timeout_s", "window_s", "cache_ttl_s"):
+        if not math.isfinite(getattr(cfg, key)):
+            raise LLMConfigError(f"invalid {where(key)}: must be a finite number")
+
+
+def _unknown(where: str, key: str) -> str:
+    if key in ("api_key", "key", "token"):
+        return (f"{where} is not a setting: perfd never takes the API key itself. Put the key in "
+                "an environment variable (e.g. OPENAI_API_KEY) and set api_key_env to that NAME.")
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown LLM setting {where}{hint}; known settings: {', '.join(FIELDS)}"

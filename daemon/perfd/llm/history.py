@@ -1,0 +1,181 @@
+"""History of every model call, for `perfd stats --history`.
+
+One row per call (cache hits and failures included) in SQLite with indexes
+that match the three questions asked of it: per plan, per day, per outcome.
+Rows are written by the store's writer thread in batches; the table is kept
+to `max_rows` by dropping the oldest rows. Prompts, answers and API keys are
+never stored: only who asked, how it went and what it cost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import msgspec
+
+from .store import SQLiteStore
+
+HISTORY_FORMAT = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    day TEXT NOT NULL,
+    plan TEXT,
+    achievement TEXT,
+    state TEXT,
+    model TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cache_hit INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    stream INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_plan ON calls(plan, ts);
+CREATE INDEX IF NOT EXISTS calls_day ON calls(day, outcome);
+CREATE INDEX IF NOT EXISTS calls_outcome ON calls(outcome, ts);
+"""
+
+
+class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One model call as recorded in the history."""
+
+    ts: float  # unix time the call started
+    model: str
+    latency_ms: float
+    outcome: str  # "ok", "cancelled" or an error kind ("timeout", "http_5xx", ...)
+    plan: str | None = None
+    achievement: str | None = None
+    state: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cache_hit: bool = False
+    error: str | None = None
+    attempts: int = 1
+    stream: bool = False
+
+    @property
+    def day(self) -> str:
+        """The local calendar day of the call (what a person means by "today")."""
+        return time.strftime("%Y-%m-%d", time.localtime(self.ts))
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals for one group of calls (a plan, a day or an outcome)."""
+
+    group: str | None
+    calls: int
+    cache_hits: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    avg_latency_ms: float
+    first_ts: float
+    last_ts: float
+
+
+_COLUMNS = ("ts", "day", "plan", "achievement", "state", "model", "latency_ms", "prompt_tokens",
+            "completion_tokens", "cost", "cache_hit", "outcome", "error", "attempts", "stream")
+_INSERT = f"INSERT INTO calls({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_AGG = ("count(*), sum(cache_hit), sum(outcome NOT IN ('ok', 'cancelled')), sum(prompt_tokens), "
+        "sum(completion_tokens), sum(cost), avg(latency_ms), min(ts), max(ts)")
+
+
+class History:
+    """The call history file. Queries are blocking (milliseconds, indexed):
+    call them from a CLI directly or via `anyio.to_thread` in the daemon."""
+
+    def __init__(self, path: str, *, max_rows: int = 100_000) -> None:
+        self._store = SQLiteStore(path, _SCHEMA, version=HISTORY_FORMAT)
+        self.max_rows = max_rows
+
+    @property
+    def path(self) -> str:
+        return self._store.path
+
+    def record(self, call: CallRecord) -> None:
+        """Queue one call for writing; returns at once."""
+        row = (call.ts, call.day, call.plan, call.achievement, call.state, call.model, call.latency_ms,
+               call.prompt_tokens, call.completion_tokens, call.cost, int(call.cache_hit), call.outcome,
+               call.error, call.attempts, int(call.stream))
+        keep = self.max_rows
+
+        def write(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(_INSERT, row)
+            # Rowids only grow, so "oldest" is a primary-key range: cheap.
+            conn.execute("DELETE FROM calls WHERE id <= ?", ((cur.lastrowid or 0) - keep,))
+
+        self._store.submit(write)
+
+    async def flush(self) -> None:
+        await self._store.flush()
+
+    def close(self) -> None:
+        self._store.close()
+
+    # -- queries (blocking) ------------------------------------------------
+
+    def by_plan(self, plan: str | None = None, *, since: float | None = None) -> list[Summary]:
+        """Totals per plan (or for one plan), most recently active first."""
+        where, args = _since(since)
+        if plan is not None:
+            where = f"{where} AND plan = ?"
+            args.append(plan)
+        sql = f"SELECT plan, {_AGG} FROM calls WHERE {where} GROUP BY plan ORDER BY max(ts) DESC"
+        return self._summaries(sql, args)
+
+    def by_day(self, *, days: int = 30, now: float | None = None) -> list[Summary]:
+        """Totals per local calendar day for the last `days` days, newest first."""
+        start = (now if now is not None else time.time()) - (days - 1) * 86400
+        first_day = time.strftime("%Y-%m-%d", time.localtime(start))
+        sql = f"SELECT day, {_AGG} FROM calls WHERE day >= ? GROUP BY day ORDER BY day DESC"
+        return self._summaries(sql, [first_day])
+
+    def by_outcome(self, *, since: float | None = None) -> list[Summary]:
+        """Totals per outcome ("ok", "timeout", "http_429", ...), most frequent first."""
+        where, args = _since(since)
+        sql = f"SELECT outcome, {_AGG} FROM calls WHERE {where} GROUP BY outcome ORDER BY count(*) DESC"
+        return self._summaries(sql, args)
+
+    def calls(self, *, plan: str | None = None, outcome: str | None = None, limit: int = 50) -> list[CallRecord]:
+        """The most recent calls, optionally of one plan and/or one outcome."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if plan is not None:
+            clauses.append("plan = ?")
+            args.append(plan)
+        if outcome is not None:
+            clauses.append("outcome = ?")
+            args.append(outcome)
+        where = " AND ".join(clauses) or "1"
+        order = "ts DESC" if clauses else "id DESC"
+        sql = f"SELECT {', '.join(c for c in _COLUMNS if c != 'day')} FROM calls WHERE {where} ORDER BY {order} LIMIT ?"
+        args.append(limit)
+        names = [c for c in _COLUMNS if c != "day"]
+        rows = self._store.run(lambda conn: conn.execute(sql, args).fetchall())
+        return [msgspec.convert(dict(zip(names, row)), CallRecord, strict=False) for row in rows]
+
+    def count(self) -> int:
+        return int(self._store.run(lambda conn: conn.execute("SELECT count(*) FROM calls").fetchone()[0]))
+
+    def _summaries(self, sql: str, args: list[Any]) -> list[Summary]:
+        rows = self._store.run(lambda conn: conn.execute(sql, args).fetchall())
+        return [
+            Summary(group=r[0], calls=r[1], cache_hits=r[2] or 0, errors=r[3] or 0, prompt_tokens=r[4] or 0,
+                    completion_tokens=r[5] or 0, cost=r[6] or 0.0, avg_latency_ms=r[7] or 0.0,
+                    first_ts=r[8], last_ts=r[9])
+            for r in rows
+        ]
+
+
+def _since(since: float | None) -> tuple[str, list[Any]]:
+    return ("ts >= ?", [since]) if since is not None else ("1", [])

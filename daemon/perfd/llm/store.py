@@ -1,0 +1,208 @@
+"""One SQLite file for the cache or the history, safe to use from the daemon.
+
+sqlite3 calls block, so nothing here runs on the event loop: reads go through
+`anyio.to_thread` and writes are queued to one writer thread that commits
+them in batches (a call never waits for a disk sync). One connection is
+shared under a lock; WAL mode lets a CLI process read while the daemon writes.
+
+A file that turns out to be corrupt (or not a database at all) is renamed to
+`<name>.corrupt-<timestamp>` and rebuilt empty with a logged warning: losing
+a cache or old history is fine, crashing the daemon is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+log = logging.getLogger("perfd.llm")
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], None]
+
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BATCH = 256
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """A damaged file (as opposed to "locked", "disk full", "read-only", ...)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _CORRUPT_CODES
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+class SQLiteStore:
+    """A lazily opened SQLite file with a schema, a writer thread and self-repair."""
+
+    def __init__(self, path: str, schema: str, *, version: int, on_open: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        self.path = path
+        self._schema = schema
+        self._version = version
+        self._on_open = on_open
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._queue: queue.Queue[Write | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self.rebuilt = 0  # how many times a corrupt file was set aside
+
+    # -- opening ------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        # Create the file private before SQLite does (it copies the mode to -wal/-shm).
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable enough for a cache
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({row[0] if row else 'no result'})")
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current not in (0, self._version):
+                # A file from another schema version: start over rather than guess.
+                conn.close()
+                self._set_aside(f"schema version {current}, expected {self._version}", suffix="old")
+                return self._connect()
+            conn.executescript(self._schema)
+            conn.execute(f"PRAGMA user_version={self._version}")
+            if self._on_open is not None:
+                self._on_open(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _ensure(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("store is closed")
+            try:
+                self._conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._set_aside(str(exc))
+                self._conn = self._connect()
+        return self._conn
+
+    def _set_aside(self, why: str, *, suffix: str = "corrupt") -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = f"{self.path}.{suffix}-{stamp}"
+        n = 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{self.path}.{suffix}-{stamp}.{n}"
+        try:
+            os.replace(self.path, target)
+        except FileNotFoundError:
+            pass
+        for extra in ("-wal", "-shm"):
+            try:
+                os.replace(self.path + extra, target + extra)
+            except FileNotFoundError:
+                pass
+        self.rebuilt += 1
+        log.warning("%s is unusable (%s); moved it to %s and starting a new one", self.path, why, target)
+
+    # -- running ------------------------------------------------------------
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` now, in this thread (blocking; use `arun` from async code)."""
+        with self._lock:
+            conn = self._ensure()
+            try:
+                return fn(conn)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._set_aside(str(exc))
+                return fn(self._ensure())
+
+    async def arun(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.run, fn)
+
+    def submit(self, write: Write) -> None:
+        """Queue a write for the writer thread; returns at once."""
+        if self._closed:
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name=f"perfd-sqlite:{os.path.basename(self.path)}", daemon=True)
+            self._writer.start()
+        self._queue.put(write)
+
+    async def flush(self) -> None:
+        """Wait until every queued write is committed."""
+        if self._writer is not None:
+            await anyio.to_thread.run_sync(self._queue.join)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[Write | None] = [item]
+            while item is not None and len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            writes = [w for w in batch if w is not None]
+            try:
+                if writes:
+                    self.run(lambda conn: _transaction(conn, writes))
+            except Exception as exc:  # a cache/history write must never kill the daemon
+                log.warning("could not write to %s: %s", self.path, exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if batch[-1] is None:
+                return
+
+    def close(self) -> None:
+        """Commit queued writes, stop the writer thread and close the file (blocking)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _transaction(conn: sqlite3.Connection, writes: list[Write]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for write in writes:
+            write(conn)
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error is the one worth reporting
+        raise
+    conn.execute("COMMIT")

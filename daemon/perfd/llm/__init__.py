@@ -1,0 +1,99 @@
+"""perfd.llm: the model-call path of perfd.
+
+Takes chat messages, returns text. Knows nothing of plans, the engine or the
+daemon's transports: callers pass labels (plan, achievement, state) for the
+history and get typed results back.
+
+    from perfd.llm import HOW_TO_CONFIGURE, LLMClient, load_llm_config
+
+    config = load_llm_config(table(load_config(root), "llm"), os.environ)
+    if config is None:
+        print(HOW_TO_CONFIGURE)
+    async with LLMClient(config) as llm:
+        answer = await llm.complete([{"role": "user", "content": "hi"}], plan="PLAN.md")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from .breaker import BreakerState, CircuitBreaker
+from .cache import CachedResponse, ResponseCache, cache_key
+from .client import ChatStream, Completion, LLMClient, Message, Usage
+from .config import ENV_PREFIX, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
+from .errors import (
+    LLMCircuitOpen,
+    LLMConfigError,
+    LLMConnectionError,
+    LLMError,
+    LLMHTTPError,
+    LLMRequestError,
+    LLMRequestTooLarge,
+    LLMResponseError,
+    LLMStreamInterrupted,
+    LLMTimeout,
+)
+from .history import CallRecord, History, Summary
+from .parallel import JobOutcome, PromptJob, run_jobs
+from .ratelimit import RateLimiter
+from .stats import LLMStats
+
+__all__ = [
+    "ENV_PREFIX",
+    "HOW_TO_CONFIGURE",
+    "BreakerState",
+    "CachedResponse",
+    "CallRecord",
+    "ChatStream",
+    "CircuitBreaker",
+    "Completion",
+    "History",
+    "JobOutcome",
+    "LLMCircuitOpen",
+    "LLMClient",
+    "LLMConfig",
+    "LLMConfigError",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMHTTPError",
+    "LLMRequestError",
+    "LLMRequestTooLarge",
+    "LLMResponseError",
+    "LLMStats",
+    "LLMStreamInterrupted",
+    "LLMTimeout",
+    "Message",
+    "PromptJob",
+    "RateLimiter",
+    "ResponseCache",
+    "Summary",
+    "Usage",
+    "cache_key",
+    "client_from_workspace",
+    "load_llm_config",
+    "open_history",
+    "run_jobs",
+]
+
+
+def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) -> LLMClient | None:
+    """The client configured for the workspace at `root`, or None (show HOW_TO_CONFIGURE).
+
+    Raises perfd.config.ConfigError for an unreadable file and LLMConfigError
+    for unusable [llm] settings.
+    """
+    from perfd.config import load_config, table
+
+    environ = env if env is not None else os.environ
+    config = load_llm_config(table(load_config(root), "llm"), environ)
+    return None if config is None else LLMClient(config, env=environ)
+
+
+def open_history(path: str | None = None) -> History:
+    """The call history file for read-only queries (`perfd stats --history`)."""
+    if path is None:
+        from perfd.paths import state_dir
+
+        path = os.path.join(state_dir(), "llm-history.sqlite3")
+    return History(path)

@@ -1,0 +1,71 @@
+"""Counters of one provider and their snapshot (`LLMStats`)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+import msgspec
+
+
+class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A point-in-time snapshot of one provider's client. Never holds secrets."""
+
+    base_url: str
+    model: str
+    calls: int  # complete()/stream() calls, cache hits included
+    requests: int  # HTTP requests sent (attempts)
+    retries: int
+    errors: dict[str, int]  # failed calls by error kind
+    attempt_errors: dict[str, int]  # failed attempts (retried or not) by kind
+    rate_limited: int  # 429 responses received
+    rate_limit_wait_s: float  # time callers spent waiting for rpm/tpm capacity
+    window_requests: int  # requests counted in the current rate window
+    window_tokens: int
+    breaker_state: str  # "closed" | "open" | "half_open"
+    breaker_opened: int
+    cache_hits: int
+    cache_misses: int
+    cache_rebuilt: int  # corrupt cache files set aside
+    tokens_saved: int  # tokens of answers served from the cache
+    cost_saved: float
+    prompt_tokens: int  # tokens actually paid for
+    completion_tokens: int
+    cost: float
+    connections_opened: int  # new TCP connections (reuse keeps this low)
+    in_flight: int  # HTTP requests currently out
+    latency_p50_ms: float | None  # of calls answered by the provider
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+
+class Counters:
+    """The mutable side; only touched from the event loop."""
+
+    def __init__(self, latency_window: int = 2048) -> None:
+        self.calls = 0
+        self.requests = 0
+        self.retries = 0
+        self.errors: Counter[str] = Counter()
+        self.attempt_errors: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.tokens_saved = 0
+        self.cost_saved = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost = 0.0
+        self.connections_opened = 0
+        self.in_flight = 0
+        self.latencies_ms: deque[float] = deque(maxlen=latency_window)
+
+    def percentiles(self) -> tuple[float | None, float | None, float | None]:
+        if not self.latencies_ms:
+            return None, None, None
+        data = sorted(self.latencies_ms)
+
+        def pick(q: float) -> float:
+            # Nearest rank: a real observed latency, no interpolation.
+            return data[min(len(data) - 1, max(0, int(q * len(data) + 0.999999) - 1))]
+
+        return pick(0.50), pick(0.95), pick(0.99)

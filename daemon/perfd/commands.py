@@ -45,10 +45,10 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing and exiting."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{self.prog}: {message}")
 
-    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
         raise UsageError(message or "")
 
     def print_help(self, file: Any = None) -> None:
@@ -115,11 +115,11 @@ def _root(option: str | None, cwd: str) -> str:
         if not os.path.isdir(root):
             raise UserError(f"--root {option}: no such folder", hint="give the folder that holds work-space/plans/")
         return root
-    root = find_root(cwd)
-    if root is None:
+    found = find_root(cwd)
+    if found is None:
         raise UserError(f"no PLAN workspace at or above {cwd}",
                         hint="run perfd inside a workspace (a folder with work-space/plans/) or pass --root DIR")
-    return root
+    return found
 
 
 def _default_plan(engine: Engine, cwd: str) -> str:

@@ -28,6 +28,7 @@ from perfd.types import (
     GenerateResult,
     ParallelGraph,
     PlanDoc,
+    PlanStateName,
     PlanStatus,
     PlanSummary,
     Problem,
@@ -241,6 +242,7 @@ class Engine:
                 raise UserError(f"plan @{st.plan} has no achievement {number}",
                                 hint="achievements: " + ", ".join(a.number for a in st.achievements),
                                 code="unknown-achievement", candidates=[a.number for a in st.achievements])
+        state_name: PlanStateName
         if ach is not None and ach.state == "complete" and achievement is not None:
             state_name = "complete"
         else:

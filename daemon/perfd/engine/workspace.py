@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import msgspec
 
@@ -82,7 +83,7 @@ def _scan_plan_folder(path: str, names: list[str]) -> tuple[str | None, list[str
 class Workspace:
     """The plans under one workspace root."""
 
-    def __init__(self, root: str, cache: StatCache[object], *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
+    def __init__(self, root: str, cache: StatCache[Any], *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
         self.root = os.path.realpath(root)
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
@@ -92,7 +93,9 @@ class Workspace:
     def plans(self) -> list[PlanRef]:
         """Every plan: feature folders, one level of grouping folders, flat PLAN files."""
         try:
-            flat, folders = self.cache.folder("plans-dir", self.plans_dir, _scan_plans_dir)  # type: ignore[misc]
+            listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
+                "plans-dir", self.plans_dir, _scan_plans_dir)
+            flat, folders = listing
         except OSError:
             return []
         found: list[PlanRef] = [PlanRef(name, self.plans_dir, p) for name, p in flat]
@@ -103,7 +106,9 @@ class Workspace:
                 continue
             # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
             try:
-                _f, sub = self.cache.folder("plans-dir", folder, _scan_plans_dir)  # type: ignore[misc]
+                inner_listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
+                    "plans-dir", folder, _scan_plans_dir)
+                sub = inner_listing[1]
             except OSError:
                 continue
             for inner in sub:
@@ -115,7 +120,8 @@ class Workspace:
 
     def _plan_in(self, folder: str) -> PlanRef | None:
         try:
-            own, others = self.cache.folder("plan-folder", folder, _scan_plan_folder)  # type: ignore[misc]
+            found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, _scan_plan_folder)
+            own, others = found
         except OSError:
             return None
         if own is not None:
@@ -238,7 +244,8 @@ class Workspace:
 
     def _names(self, folder: str) -> list[str]:
         try:
-            return self.cache.folder("names", folder, _names)  # type: ignore[return-value]
+            names: list[str] = self.cache.folder("names", folder, _names)
+            return names
         except OSError:
             return []
 

@@ -278,7 +278,7 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
 
     @server.command("perfd.stats")
     def cmd_stats(*args: Any) -> dict[str, Any]:
-        return s.stats()
+        return dict(s.stats())
 
     @server.command("perfd.clearCache")
     def cmd_clear(*args: Any) -> dict[str, Any]:
@@ -289,10 +289,11 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
     return s
 
 
-def _to_builtins(obj: Any) -> Any:
+def _to_builtins(obj: Any) -> dict[str, Any]:
     import msgspec
 
-    return msgspec.to_builtins(obj)
+    out: dict[str, Any] = msgspec.to_builtins(obj)
+    return out
 
 
 def run_stdio(root: str) -> None:

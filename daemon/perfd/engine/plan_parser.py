@@ -45,6 +45,12 @@ _COMPLETE_RE = re.compile(
 _NOT_COMPLETE_RE = re.compile(r"\b(?:design|not|in)[ \t]+complete|\bincomplete\b|\bready\b", re.I)
 _ALL_DONE_RE = re.compile(r"\ball[ \t]+achievements[ \t]+(?:are[ \t]+)?(?:done|complete|completed)\b", re.I)
 _NEGATION_RE = re.compile(r"\bnot[ \t]+(?:yet[ \t]+)?$", re.I)
+_WORDS_RE = re.compile(r"[a-z]+")
+# Words that may come before "all achievements done" in a statement of it
+# (`**Status**: ✅ All achievements complete`, `Plan complete - all achievements done`);
+# any other word makes it prose about the future ("When all achievements are
+# done, ...", "Detect PLAN completion (all achievements done)").
+_ALL_DONE_PREFIX = frozenset({"status", "plan", "complete", "completed", "done", "finished", "final", "result"})
 _NEXT_RE = re.compile(r"\bnext\b", re.I)
 _BACKTICK_RE = re.compile(r"`([^`]+)`")
 _MARKUP_START = frozenset("#*-+`~|⏳✅")
@@ -165,6 +171,11 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
         if in_fence or len(line) > MAX_LINE:
             continue
         lineno = i + 1
+        # Wherever it stands: a `**Status**:` line, a heading, a bullet, prose.
+        if all_done_line is None and ("CHIEVEMENTS" in s or "chievements" in s):
+            am = _ALL_DONE_RE.search(s)
+            if am and _states_all_done(s, am):
+                all_done_line = lineno
         if c == "#":
             level = len(s) - len(s.lstrip("#"))
             htext = s[level:].strip()
@@ -213,10 +224,6 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                 if bt:
                     archive = bt.group(1)
             continue
-        if all_done_line is None and ("CHIEVEMENTS" in s or "chievements" in s):
-            am = _ALL_DONE_RE.search(s)
-            if am and not _NEGATION_RE.search(s[: am.start()]):
-                all_done_line = lineno
         if not has_ach:
             continue
         if in_handoff or (c == "*" and _NEXT_RE.search(s[:24])):
@@ -260,6 +267,16 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
         line_count=n,
         problems=problems,
     )
+
+
+def _states_all_done(s: str, m: re.Match[str]) -> bool:
+    """Whether an "all achievements done" match is a statement, not a condition or a plan."""
+    prefix = s[: m.start()]
+    if _NEGATION_RE.search(prefix) or s.lstrip("-*+ \t").startswith("[ ]"):
+        return False
+    if m.group(0).isupper():
+        return True  # `ALL ACHIEVEMENTS DONE` anywhere on the line is a status
+    return all(w in _ALL_DONE_PREFIX for w in _WORDS_RE.findall(prefix.lower()))
 
 
 def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: list[_Header],

@@ -42,7 +42,7 @@ _COMPLETE_RE = re.compile(
     r"|\b(?:complete|completed|done)\b[ \t]*(?:\*\*)?[ \t]*[.!]?[ \t]*(?:✅)?[ \t]*$",
     re.I,
 )
-_NOT_COMPLETE_RE = re.compile(r"\b(?:design|not|in)[ \t]+complete|\bincomplete\b|\bready\b", re.I)
+_NOT_COMPLETE_RE = re.compile(r"\b(?:design|not|in)[ \t]+(?:yet[ \t]+)?complete|\bincomplete\b|\bready\b", re.I)
 _ALL_DONE_RE = re.compile(r"\ball[ \t]+achievements[ \t]+(?:are[ \t]+)?(?:done|complete|completed)\b", re.I)
 _NEGATION_RE = re.compile(r"\bnot[ \t]+(?:yet[ \t]+)?$", re.I)
 _WORDS_RE = re.compile(r"[a-z]+")
@@ -350,9 +350,11 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
         stripped = s.lstrip("-*+ \t")
         if not (s[:1] in "-*+" and s[1:2] in (" ", "\t")):
             return  # prose, not a tracking line
-        if s.lstrip("-*+ \t").startswith("[ ]"):
+        if stripped.startswith("[ ]"):
             return  # an unchecked item says: not done
-        if bullet_done:
+        if stripped[:3] in ("[x]", "[X]"):
+            kind = "checked"  # `- [x] **SUBPLAN_F_01**: Achievement 0.1 - ...`: checked names it done
+        elif bullet_done:
             kind = "log"  # `- ✅ Achievement 1.2: ...`, `- ✅ **Achievement 0.1 COMPLETE**`
         else:
             low = s.lower()

@@ -302,11 +302,12 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
     elif b1 and not b2 and sep == ":" and "**" in rest:
         end = rest.index("**")
         title_raw, form = rest[:end] + " " + rest[end + 2 :], "bold-inner"  # **Achievement 1.1: Title**
-    elif not b1 and bullet and sep and not checked:
+    elif not b1 and bullet and sep and (not checked or in_index):
         title_raw, form = rest, "plain"  # - Achievement 1.1: Title
 
-    if checked is not None:
-        if checked.strip("[] \t").lower() == "x":
+    ticked = checked is not None and checked.strip("[] \t").lower() == "x"
+    if checked is not None and not (in_index and title_raw is not None):
+        if ticked:
             _mark_line(s, lineno, marks, kind="checked")
         return
 
@@ -325,6 +326,8 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
     title, effort = _clean_title(title_raw)
     done_here = pre_done or "✅" in rest
     if in_index:
+        # An index written as a checklist (`- [x] Achievement 1.1: Title`) still lists it.
+        done_here = done_here or ticked
         headers.append(_Header(lineno, num, title, effort, form, done_here, True, section))
         priority_of[lineno] = priority
         if done_here:

@@ -208,6 +208,8 @@ class FakeServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             with self._lock:
                 self.closed_by_client += 1
+        except asyncio.CancelledError:
+            pass  # the server is stopping
         finally:
             with self._lock:
                 self.connections_open -= 1
@@ -240,13 +242,13 @@ class FakeServer:
         with self._lock:
             self.records.append(record)
         try:
-            return await self._answer(record, payload, action, settings, writer)
+            return await self._answer(record, payload, action, settings, reader, writer)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
     async def _answer(self, record: Record, payload: dict[str, Any], action: dict[str, Any],
-                      settings: Settings, writer: asyncio.StreamWriter) -> bool:
+                      settings: Settings, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         delay = action.get("delay", settings.latency_s)
         if action.get("stall"):
             delay = action["stall"]
@@ -314,7 +316,8 @@ class FakeServer:
                 return False
             if i and stream_delay:
                 await writer.drain()
-                await asyncio.sleep(stream_delay)
+                if await self._client_left(reader, stream_delay):
+                    return False
             event = {"id": f"cmpl-{record.seq}", "object": "chat.completion.chunk", "model": model,
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             writer.write(self._chunk(b"data: " + orjson.dumps(event) + b"\n\n"))
@@ -330,6 +333,20 @@ class FakeServer:
         writer.write(self._chunk(b"data: [DONE]\n\n"))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+        return True
+
+    async def _client_left(self, reader: asyncio.StreamReader, delay: float) -> bool:
+        """Sleep `delay`, noticing at once if the client closes the connection meanwhile."""
+        try:
+            data = await asyncio.wait_for(reader.read(1), delay)
+        except asyncio.TimeoutError:
+            return False
+        except ConnectionError:
+            data = b""
+        if data:  # a pipelined request: not something a pooled client does mid-stream
+            raise RuntimeError("unexpected bytes from the client during a stream")
+        with self._lock:
+            self.closed_by_client += 1
         return True
 
     async def _control(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:

@@ -163,3 +163,50 @@ async def test_workspace_symbols_folding_completion_links(client: LanguageClient
     links = await client.text_document_document_link_async(
         lsp.DocumentLinkParams(text_document=lsp.TextDocumentIdentifier(uri=suri)))
     assert any((ln.target or "").endswith("SUBPLAN_API-CLIENT_12.md") for ln in links or [])
+
+
+async def test_an_approved_file_on_disk_refreshes_lenses_and_diagnostics(client: LanguageClient) -> None:
+    refreshed = asyncio.Event()
+
+    @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
+    def on_refresh(*args: object) -> None:
+        refreshed.set()
+
+    plan = os.path.join(WS, "work-space", "plans", "SEARCH-INDEX", "PLAN_SEARCH-INDEX.md")
+    uri = _open(client, plan)
+    await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
+    await asyncio.sleep(0.3)  # let the watcher settle on the folder
+    approved = os.path.join(WS, "work-space", "plans", "SEARCH-INDEX", "execution", "feedbacks", "APPROVED_02.md")
+    with open(approved, "w", encoding="utf-8") as f:
+        f.write("# APPROVED: Achievement 0.2\n")
+    await asyncio.wait_for(refreshed.wait(), 10)
+    lenses = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    titles = [lens.command.title for lens in lenses or [] if lens.command]
+    assert "Next: 1.1 — Generate" in titles
+
+
+async def test_stats_notification_reaches_the_client(client: LanguageClient) -> None:
+    seen: asyncio.Queue[object] = asyncio.Queue()
+
+    @client.feature("perfd/stats")
+    def on_stats(*args: object) -> None:
+        seen.put_nowait(args[-1])  # pygls may pass the client first; the params are last
+
+    def field(obj: object, name: str) -> object:
+        return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+    _open(client)
+    await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@API-CLIENT"]))
+    await asyncio.sleep(0.3)  # past the throttle interval
+    _open(client)  # a timed request: sends stats again
+
+    async def warm_stats() -> object:
+        while True:
+            params = await seen.get()
+            if field(field(params, "cache"), "entries") > 0:  # type: ignore[operator]
+                return params
+
+    params = await asyncio.wait_for(warm_stats(), 10)
+    assert field(field(params, "cache"), "misses") > 0  # type: ignore[operator]

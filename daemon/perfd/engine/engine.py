@@ -278,6 +278,23 @@ class Engine:
             write_path=write_path,
         )
 
+    def changed(self, paths: list[str]) -> int:
+        """Files changed on disk (a watcher says so): drop exactly their entries.
+
+        A file's own parse, its folder's listing, and the memoised answers that
+        read either; everything else stays warm.
+        """
+        doomed: set[str] = set()
+        for p in paths:
+            doomed.add(p)
+            doomed.add(os.path.dirname(p))
+        n = 0
+        for p in doomed:
+            n += self.cache.invalidate(p)
+        for key in [k for k, (inputs, _t, _v) in self._memo.items() if any(i[0] in doomed for i in inputs)]:
+            del self._memo[key]
+        return n
+
     def invalidate(self, path: str | None = None) -> int:
         self._memo.clear()
         if path is None:

@@ -163,10 +163,37 @@ def default_stats(engine: Engine) -> dict[str, Any]:
             "uptime_s": time.time() - engine.started}
 
 
-def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None = None) -> Session:
-    """A new session (server + state) over `engine`, with every feature registered."""
+async def watch_workspace(engine: Engine, on_change: Callable[[], None]) -> None:
+    """Standalone mode's own watcher: invalidate changed paths, then refresh the session.
+
+    (In the daemon, the daemon's single watcher does this for every session.)
+    Correctness does not depend on it: the engine re-stats its inputs on every
+    call; the watcher is what makes open editors refresh without being asked.
+    """
+    import watchfiles
+
+    async for changes in watchfiles.awatch(engine.workspace.plans_dir, debounce=50, step=10,
+                                           recursive=True, ignore_permission_denied=True):
+        engine.changed([path for _change, path in changes])
+        on_change()
+
+
+def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None = None,
+                 watch: bool = False) -> Session:
+    """A new session (server + state) over `engine`, with every feature registered.
+
+    `watch`: start a file watcher when the client is initialized (standalone mode).
+    """
     s = Session(engine, stats)
     server = s.server
+
+    @server.feature(lsp.INITIALIZED)
+    def initialized(params: lsp.InitializedParams) -> None:
+        if watch and os.path.isdir(engine.workspace.plans_dir):
+            from perfd.background import spawn
+
+            spawn(watch_workspace(engine, s.refresh), name="lsp-watcher")
+        s.maybe_send_stats(force=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: lsp.DidOpenTextDocumentParams) -> None:
@@ -300,7 +327,7 @@ def run_stdio(root: str) -> None:
     """`perfd lsp --standalone`: everything in this process, over stdin/stdout."""
     import sys
 
-    session = build_server(Engine(root))
+    session = build_server(Engine(root), watch=True)
     proto = session.server.protocol
     assert isinstance(proto, PerfdProtocol)
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).

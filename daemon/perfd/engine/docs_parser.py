@@ -23,7 +23,7 @@ _ITEM_RE = re.compile(r"^\d+\.[ \t]+", re.M)
 # complete, not when a design is ("Design Complete, Ready for Execution").
 _COMPLETE_WORDS = re.compile(r"\b(?:complete|completed|done|finished|approved)\b", re.I)
 _NOT_DONE_WORDS = re.compile(
-    r"\b(?:design[ \t]+complete|ready|incomplete|not[ \t]+(?:yet[ \t]+)?complete|in[ \t]+progress|pending|"
+    r"\b(?:design[ \t]+complete|ready|incomplete|not[ \t]+(?:yet[ \t]+)?complete|in[ \t]+progress|pending|partial\w*|"
     r"not[ \t]+started|planning|design[ \t]+phase|fix[ \t]+required|needs[ \t]+fix|executing|todo|blocked)\b",
     re.I,
 )
@@ -32,6 +32,7 @@ _IN_PROGRESS_WORDS = re.compile(
     r"started|review)\b|🔄|🎯[ \t]*executing",
     re.I,
 )
+_NOT_STARTED_PHRASE = re.compile(r"\bnot[ \t]+(?:yet[ \t]+)?started\b", re.I)
 _NOT_STARTED_WORDS = re.compile(
     r"\b(?:not[ \t]+started|pending|planning|design|ready|todo|draft|planned)\b", re.I
 )
@@ -44,6 +45,8 @@ def normalise_status(text: str) -> WorkStatus:
         return "not_started"
     if _COMPLETE_WORDS.search(text) and not _NOT_DONE_WORDS.search(text):
         return "complete"
+    if _NOT_STARTED_PHRASE.search(text):
+        return "not_started"  # before the in-progress words: "started" is one of them
     if _NOT_STARTED_WORDS.search(text) and not _IN_PROGRESS_WORDS.search(text):
         return "not_started"
     if _NOT_STARTED_WORDS.search(text) and re.search(r"\bready\b", text, re.I):

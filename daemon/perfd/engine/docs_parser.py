@@ -16,7 +16,13 @@ from perfd.types import FeedbackDoc, ParallelAchievement, ParallelGraph, Problem
 _ACH_META_RE = re.compile(r"^\*\*Achievement\*\*:[ \t]*(?P<v>\d+\.\d+(?:\.\d+)?)", re.M)
 _STATUS_RE = re.compile(r"^\*\*Status\*\*:[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
 _TITLE_ACH_RE = re.compile(r"Achievement[ \t]+(?P<v>\d+\.\d+(?:\.\d+)?)")
-_ROW_RE = re.compile(r"^\|[ \t]*(?P<id>\d{2,3}_\d{2})[ \t]*\|", re.M)
+# A row of the table under the `## 🔄 Active EXECUTION_TASKs` heading: `| 01_01 |`,
+# or the execution named in full as real SUBPLANs do (`| EXECUTION_TASK_<F>_22_01 |`).
+_ROW_RE = re.compile(
+    r"^\|[ \t]*[`*]*(?:EXECUTION_TASK_\S*?_)?(?P<id>\d{2,4}_\d{2,3})(?:\.md)?[`*]*[ \t]*\|", re.M
+)
+_ACTIVE_HEAD_RE = re.compile(r"^(?P<h>#{2,6})[ \t][^\n]*Active EXECUTION", re.M)
+_HEADING_RE = re.compile(r"^#{1,6}[ \t]", re.M)
 _ITEM_RE = re.compile(r"^\d+\.[ \t]+", re.M)
 
 # What a status says, from its words: complete only when the work is
@@ -83,11 +89,16 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
         problems.append(Problem("no-status", "no `**Status**:` line near the top", "info", path))
     planned: list[str] = []
     if kind == "subplan":
-        at = text.find("Active EXECUTION")
-        if at >= 0:
-            end = text.find("\n## ", at)
-            table = text[at : end if end >= 0 else len(text)]
-            planned = list(dict.fromkeys(r.group("id") for r in _ROW_RE.finditer(table)))
+        # The section's heading, not the first mention ("- Active EXECUTION_TASKs (if any)").
+        hm = _ACTIVE_HEAD_RE.search(text)
+        if hm:
+            level = len(hm.group("h"))
+            end = len(text)
+            for nm in _HEADING_RE.finditer(text, hm.end()):
+                if len(nm.group(0).rstrip()) <= level:
+                    end = nm.start()
+                    break
+            planned = list(dict.fromkeys(r.group("id") for r in _ROW_RE.finditer(text, hm.end(), end)))
     return WorkDoc(
         path=path,
         kind=kind,

@@ -261,9 +261,10 @@ def _find_line(text: str, needle: str) -> int | None:
 
 
 def _json_error_line(text: str, message: str) -> int | None:
-    m = re.search(r"char (\d+)", message)
+    """The line of a msgspec decode error, which gives a byte offset: `... (byte 46)`."""
+    m = re.search(r"\(byte (\d+)\)", message)
     if not m:
         return None
-    return text.count("\n", 0, int(m.group(1))) + 1
+    return text.encode()[: int(m.group(1))].count(b"\n") + 1
 
 

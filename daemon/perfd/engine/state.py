@@ -55,7 +55,9 @@ def _resolve_nn(nn: str, by_nn: dict[str, list[str]], named: str | None) -> str 
     cands = by_nn.get(nn, [])
     if len(cands) == 1:
         return cands[0]
-    if named and (named in cands or (not cands and nn_of(named) == nn)):
+    # Only a number of the index: anything else would be dropped without a word
+    # (an APPROVED_99.md saying "Achievement 9.9" in a plan with no 9.9).
+    if named and named in cands:
         return named
     return None
 

@@ -24,6 +24,7 @@ _ROW_RE = re.compile(
 _ACTIVE_HEAD_RE = re.compile(r"^(?P<h>#{2,6})[ \t][^\n]*Active EXECUTION", re.M)
 _HEADING_RE = re.compile(r"^#{1,6}[ \t]", re.M)
 _ITEM_RE = re.compile(r"^\d+\.[ \t]+", re.M)
+_FIX_HEAD_RE = re.compile(r"^(#{2,4})[ \t]+([^\n]*)$", re.M)
 
 # What a status says, from its words: complete only when the work is
 # complete, not when a design is ("Design Complete, Ready for Execution").
@@ -142,17 +143,19 @@ def parse_feedback(data: bytes, path: str, kind: Literal["approved", "fix"]) -> 
     minor: list[str] = []
     if kind == "fix":
         # Sections named "Critical Issues" / "Minor Issues" at any heading level.
-        heads = [(m.start(), m.end(), m.group(1), m.group(2).lower())
-                 for m in re.finditer(r"^(#{2,4})[ \t]+([^\n]*)$", text, re.M)]
-        for idx, (start, end, hashes, name) in enumerate(heads):
+        heads = [(m.start(), m.end(), len(m.group(1)), m.group(2).lower()) for m in _FIX_HEAD_RE.finditer(text)]
+        # A section ends at the next heading of its level or higher: one pass
+        # from the end, remembering the nearest heading of each level (2-4).
+        stops = [len(text)] * len(heads)
+        nearest = {2: len(text), 3: len(text), 4: len(text)}
+        for idx in range(len(heads) - 1, -1, -1):
+            start, _end, level, _name = heads[idx]
+            stops[idx] = min(nearest[lv] for lv in range(2, level + 1))
+            nearest[level] = start
+        for idx, (_start, end, _level, name) in enumerate(heads):
             if "critical" not in name and "minor" not in name:
                 continue
-            stop = len(text)
-            for nstart, _e, nh, _n in heads[idx + 1 :]:
-                if len(nh) <= len(hashes):
-                    stop = nstart
-                    break
-            items = _items(text[end:stop][:_QUOTE_LIMIT])
+            items = _items(text[end : min(stops[idx], end + _QUOTE_LIMIT)])
             (critical if "critical" in name else minor).extend(items)
         if not critical and not minor:
             problems.append(Problem("fix-without-issues",

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from .breaker import BreakerState, CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
 from .client import ChatStream, Completion, LLMClient, Message, Usage
-from .config import ENV_PREFIX, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
+from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
 from .errors import (
     LLMCircuitOpen,
     LLMConfigError,
@@ -40,6 +40,8 @@ from .ratelimit import RateLimiter
 from .stats import LLMStats
 
 __all__ = [
+    "CACHE_FILE",
+    "HISTORY_FILE",
     "ENV_PREFIX",
     "HOW_TO_CONFIGURE",
     "BreakerState",
@@ -95,5 +97,5 @@ def open_history(path: str | None = None) -> History:
     if path is None:
         from perfd.paths import state_dir
 
-        path = os.path.join(state_dir(), "llm-history.sqlite3")
+        path = os.path.join(state_dir(), HISTORY_FILE)
     return History(path)

@@ -29,7 +29,7 @@ import orjson
 
 from .breaker import CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
-from .config import LLMConfig
+from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
 from .errors import (
     LLMConfigError,
     LLMConnectionError,
@@ -45,6 +45,7 @@ from .ratelimit import RateLimiter, Reservation, estimate_tokens
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
 from .sse import iter_events
 from .stats import Counters, LLMStats
+from .transport import ShardedPool
 
 log = logging.getLogger("perfd.llm")
 
@@ -126,13 +127,14 @@ class LLMClient:
         self._env: Mapping[str, str] = env if env is not None else os.environ
         self._rng = rng or random.Random()
         self._counters = Counters()
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            limits=httpx.Limits(
+        if transport is None:
+            transport = ShardedPool(
                 max_connections=config.max_connections,
                 max_keepalive_connections=config.keepalive_connections,
                 keepalive_expiry=config.keepalive_expiry_s,
-            ),
+            )
+        self._http = httpx.AsyncClient(
+            transport=transport,
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None),
@@ -141,7 +143,7 @@ class LLMClient:
         )
         # A Semaphore, not a CapacityLimiter: a stream may be closed from another
         # task (async generator finalisation) and must still give its slot back.
-        self._slots = anyio.Semaphore(min(config.concurrency, config.max_connections))
+        self._slots = anyio.Semaphore(config.concurrency)
         self._limiter = RateLimiter(rpm=config.rpm, tpm=config.tpm, window_s=config.window_s)
         self._breaker = CircuitBreaker(
             failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, name=config.base_url
@@ -155,7 +157,7 @@ class LLMClient:
         self._cache: ResponseCache | None = None
         if config.cache:
             self._cache = ResponseCache(
-                config.cache_path or os.path.join(base or "", "llm-cache.sqlite3"),
+                config.cache_path or os.path.join(base or "", CACHE_FILE),
                 ttl_s=config.cache_ttl_s,
                 memory_entries=config.cache_memory_entries,
                 max_entries=config.cache_max_entries,
@@ -163,7 +165,7 @@ class LLMClient:
         self._history: History | None = None
         if config.history:
             self._history = History(
-                config.history_path or os.path.join(base or "", "llm-history.sqlite3"),
+                config.history_path or os.path.join(base or "", HISTORY_FILE),
                 max_rows=config.history_max_rows,
             )
         self._closed = False

@@ -21,6 +21,8 @@ import msgspec
 from .errors import LLMConfigError
 
 ENV_PREFIX = "PERFD_LLM_"
+CACHE_FILE = "llm-cache.sqlite3"  # in perfd.paths.state_dir() unless cache_path is set
+HISTORY_FILE = "llm-history.sqlite3"  # likewise, unless history_path is set
 
 HOW_TO_CONFIGURE = """\
 No LLM provider is configured. Add an [llm] table to perfd.toml (or
@@ -66,7 +68,9 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_connections: _Pos = 8
     max_keepalive_connections: _Pos | None = None  # default: max_connections
     keepalive_expiry_s: _PosF = 30.0
-    max_concurrency: _Pos | None = None  # default: max_connections
+    # Requests in flight at once; default and upper bound: max_connections
+    # (more would only queue inside the pool, where the timeout would run).
+    max_concurrency: _Pos | None = None
 
     # Per attempt: the whole answer for plain calls; for streams the wait for
     # the first token and for each following chunk.
@@ -104,7 +108,7 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     @property
     def concurrency(self) -> int:
-        return self.max_concurrency or self.max_connections
+        return min(self.max_concurrency or self.max_connections, self.max_connections)
 
     @property
     def keepalive_connections(self) -> int:

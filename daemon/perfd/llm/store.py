@@ -81,7 +81,8 @@ class SQLiteStore:
                 self._set_aside(f"schema version {current}, expected {self._version}", suffix="old")
                 return self._connect()
             conn.executescript(self._schema)
-            conn.execute(f"PRAGMA user_version={self._version}")
+            if current != self._version:  # only a new file: readers never need the write lock
+                conn.execute(f"PRAGMA user_version={self._version}")
             if self._on_open is not None:
                 self._on_open(conn)
         except BaseException:

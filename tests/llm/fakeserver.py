@@ -64,6 +64,9 @@ class Settings:
     include_usage: bool = True  # final usage chunk when stream_options asks
     rate_headers: dict[str, str] = field(default_factory=dict)  # added to every 200
     require_key: str | None = None  # answer 401 unless "Bearer <key>"
+    # Delay before a NEW connection is served: stands in for the TCP + TLS
+    # handshake round trips to a hosted API, which loopback does not have.
+    connect_delay_s: float = 0.0
 
 
 class FakeServer:
@@ -186,7 +189,10 @@ class FakeServer:
             conn = self.connections_opened
             self.connections_open += 1
             self.max_connections_open = max(self.max_connections_open, self.connections_open)
+            connect_delay = self.settings.connect_delay_s
         try:
+            if connect_delay:
+                await asyncio.sleep(connect_delay)
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")

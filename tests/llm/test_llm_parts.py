@@ -249,3 +249,21 @@ async def test_corrupt_cache_file_is_set_aside_and_rebuilt(tmp_path: object, cap
     again = ResponseCache(path, ttl_s=100)
     assert (await again.get("k")) == CachedResponse(text="t", model="m")
     again.close()
+
+
+# -- sharded pool ------------------------------------------------------------------------
+
+
+async def test_sharded_pool_splits_the_limit_and_gives_slots_back() -> None:
+    import httpx
+
+    from perfd.llm.transport import ShardedPool
+
+    pool = ShardedPool(max_connections=10, max_keepalive_connections=10, keepalive_expiry=5)
+    assert pool.shards == 3 and sum(pool._sizes) == 10 and max(pool._sizes) <= 4
+    one = ShardedPool(max_connections=1, max_keepalive_connections=1, keepalive_expiry=5)
+    assert one.shards == 1 and one._sizes == [1]
+    async with httpx.AsyncClient(transport=pool) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://127.0.0.1:9/")  # nothing listens on the discard port
+    assert pool._busy == [0, 0, 0]

@@ -7,6 +7,7 @@ import os
 import time
 
 import anyio
+import msgspec
 import pytest
 from fakeserver import FakeServer, max_in_window
 from llm_helpers import files_under, make_config, user
@@ -15,6 +16,7 @@ from perfd.llm import (
     LLMCircuitOpen,
     LLMClient,
     LLMHTTPError,
+    LLMStats,
     LLMStreamInterrupted,
     LLMTimeout,
     PromptJob,
@@ -70,20 +72,23 @@ async def test_ratelimit_headers_from_the_server_make_callers_wait(server: FakeS
 # -- pooling -----------------------------------------------------------------------
 
 
-async def test_connections_never_exceed_the_pool_and_are_reused(server: FakeServer) -> None:
+@pytest.mark.parametrize("pool", [3, 10])
+async def test_connections_never_exceed_the_pool_and_are_reused(server: FakeServer, pool: int) -> None:
     server.settings.latency_s = 0.02
-    async with LLMClient(make_config(server.base_url, max_connections=3, cache=False)) as llm:
+    async with LLMClient(make_config(server.base_url, max_connections=pool, cache=False)) as llm:
         async with anyio.create_task_group() as tg:
-            for i in range(30):
+            for i in range(4 * pool):
                 tg.start_soon(llm.complete, user(f"q{i}"))
         for i in range(5):  # sequential calls reuse a kept-alive connection
             await llm.complete(user(f"s{i}"))
         stats = llm.stats()
-    assert len(server.records) == 35
-    assert server.max_connections_open <= 3 and server.max_in_flight <= 3
-    assert server.connections_opened <= 3
+        assert msgspec.json.decode(msgspec.json.encode(stats), type=LLMStats) == stats  # ready for the wire
+    assert len(server.records) == 4 * pool + 5
+    assert server.max_connections_open <= pool and server.max_in_flight <= pool
+    assert server.connections_opened <= pool
+    assert len({r.conn for r in server.records[-5:]}) == 1
     assert stats.connections_opened == server.connections_opened
-    assert stats.requests == 35 and stats.in_flight == 0
+    assert stats.requests == 4 * pool + 5 and stats.in_flight == 0
 
 
 # -- retries -------------------------------------------------------------------------
@@ -246,6 +251,7 @@ async def test_cancelling_mid_stream_returns_the_connection(server: FakeServer) 
                 break
         with anyio.fail_after(2):
             assert (await llm.complete(user("after break"))).text
+        assert llm._http._transport._busy == [0]  # type: ignore[attr-defined]  # every shard slot given back
     assert server.closed_by_client >= 2  # the aborted streams' connections were closed
     await anyio.sleep(0.05)
     assert server.connections_open == 0

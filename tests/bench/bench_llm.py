@@ -1,0 +1,375 @@
+"""Benchmark of perfd's LLM call path against a local OpenAI-compatible stand-in.
+
+    python tests/bench/bench_llm.py [--quick]
+
+Starts tests/llm/fakeserver.py in its own process (so client and server do
+not share a core or a GIL), measures everything side by side in one run and
+prints one table. Each goal is reported as met or MISSED, as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+import msgspec
+import orjson
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKESERVER = os.path.join(HERE, "..", "llm", "fakeserver.py")
+sys.path.insert(0, os.path.join(HERE, "..", "llm"))
+
+from fakeserver import max_in_window  # noqa: E402
+
+from perfd.llm import LLMClient, LLMConfig  # noqa: E402
+
+Row = tuple[str, str, str, str]
+
+
+class Server:
+    """The fake server in a subprocess, controlled over HTTP."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, FAKESERVER, "--max-lifetime", "900"], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.control = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+
+    def reset(self, **settings: Any) -> None:
+        self.control.post("/_reset")
+        if settings:
+            self.control.post("/_control", content=orjson.dumps({"settings": settings}))
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.control.get("/_stats").json()
+        return result
+
+    def close(self) -> None:
+        self.control.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def config(base_url: str, **overrides: Any) -> LLMConfig:
+    values: dict[str, Any] = {"base_url": base_url, "model": "bench-model"}
+    values.update(overrides)
+    return msgspec.convert(values, LLMConfig)
+
+
+def msgs(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+# -- 1. saturation --------------------------------------------------------------------
+
+
+async def saturate(server: Server, *, rpm: int | None, tpm: int | None, window: float, windows: int) -> dict[str, Any]:
+    server.reset(reply_chars=80)
+    cfg = config(server.base_url, rpm=rpm, tpm=tpm, window_s=window, max_connections=32, cache=False, history=False)
+    duration = window * windows
+    async with LLMClient(cfg) as llm:
+        stop_at = time.monotonic() + duration + window  # keep demand up past the measured span
+        seq = 0
+
+        async def caller() -> None:
+            nonlocal seq
+            while time.monotonic() < stop_at:
+                seq += 1
+                await llm.complete(msgs(f"{seq:06d}" + "x" * 94), max_tokens=30)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(32):
+                tg.start_soon(caller)
+    reqs = server.stats()["requests"]
+    arrivals = [r["arrival"] for r in reqs]
+    tokens = [r["prompt_tokens"] + r["completion_tokens"] for r in reqs]
+    t0 = min(arrivals)
+    span = [(a, t) for a, t in zip(arrivals, tokens) if a < t0 + duration]
+    if rpm is not None:
+        achieved = len(span) / (rpm * windows)
+        worst = max_in_window(arrivals, [1] * len(arrivals), window)
+        limit = rpm
+    else:
+        assert tpm is not None
+        achieved = sum(t for _, t in span) / (tpm * windows)
+        worst = max_in_window(arrivals, tokens, window)
+        limit = tpm
+    violations = windows_over(arrivals, [1] * len(arrivals) if rpm is not None else tokens, window, limit)
+    return {"achieved": achieved, "worst": worst, "limit": limit, "violations": violations, "requests": len(reqs)}
+
+
+def windows_over(times: list[float], weights: list[int], window: float, limit: int) -> int:
+    """How many windows [t_i, t_i + window), one starting at each request, exceed `limit`."""
+    events = sorted(zip(times, weights))
+    over, total, hi = 0, 0, 0
+    for lo in range(len(events)):
+        while hi < len(events) and events[hi][0] < events[lo][0] + window:
+            total += events[hi][1]
+            hi += 1
+        over += total > limit
+        total -= events[lo][1]
+    return over
+
+
+# -- 2. overhead ------------------------------------------------------------------------
+
+
+async def overhead(server: Server, n: int) -> dict[str, float]:
+    """Median of paired differences against a bare httpx call, in random order
+    each round so drift (GC, the server's own jitter) hits both sides alike."""
+    server.reset()
+    url = server.base_url + "/chat/completions"
+    rng = random.Random(7)
+    diffs: dict[str, list[float]] = {"perfd": [], "lean": []}
+    bare_times: list[float] = []
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=8)) as bare, \
+            LLMClient(config(server.base_url)) as llm, \
+            LLMClient(config(server.base_url, cache=False, history=False)) as lean:
+
+        async def run_bare(i: int) -> None:
+            payload = {"model": "bench-model", "messages": msgs(f"bare {i}"), "temperature": 0.0}
+            response = await bare.post(url, content=orjson.dumps(payload), headers={"content-type": "application/json"})
+            response.raise_for_status()
+            orjson.loads(response.content)["choices"][0]["message"]["content"]
+
+        async def run_perfd(i: int) -> None:
+            await llm.complete(msgs(f"perfd {i}"))  # default config: cache miss + history row
+
+        async def run_lean(i: int) -> None:
+            await lean.complete(msgs(f"lean {i}"))
+
+        for i in range(-30, n):  # the first 30 warm up connections and code paths
+            order = [("bare", run_bare), ("perfd", run_perfd), ("lean", run_lean)]
+            rng.shuffle(order)
+            took: dict[str, float] = {}
+            for name, fn in order:
+                t = time.perf_counter()
+                await fn(i)
+                took[name] = time.perf_counter() - t
+            if i >= 0:
+                bare_times.append(took["bare"])
+                diffs["perfd"].append(took["perfd"] - took["bare"])
+                diffs["lean"].append(took["lean"] - took["bare"])
+        await llm.flush()
+    med = statistics.median
+    return {"bare_ms": med(bare_times) * 1e3, "overhead_ms": med(diffs["perfd"]) * 1e3,
+            "overhead_lean_ms": med(diffs["lean"]) * 1e3}
+
+
+async def overhead_cpu(n: int) -> dict[str, float]:
+    """perfd's own cost per call with the network taken out: both sides use the
+    same in-process transport that answers instantly."""
+    answer = orjson.dumps({"model": "bench-model", "usage": {"prompt_tokens": 3, "completion_tokens": 3},
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                        "finish_reason": "stop"}]})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=answer, headers={"content-type": "application/json"})
+
+    url = "http://instant.test/v1/chat/completions"
+    result: dict[str, float] = {}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as bare, \
+            LLMClient(config("http://instant.test/v1"), transport=httpx.MockTransport(handler)) as llm:
+        async def run_bare(i: int) -> None:
+            payload = {"model": "bench-model", "messages": msgs(f"bare {i}"), "temperature": 0.0}
+            response = await bare.post(url, content=orjson.dumps(payload), headers={"content-type": "application/json"})
+            response.raise_for_status()
+            orjson.loads(response.content)["choices"][0]["message"]["content"]
+
+        for name, fn in (("bare", run_bare), ("perfd", lambda i: llm.complete(msgs(f"perfd {i}")))):
+            for i in range(200):
+                await fn(-i - 1)
+            t = time.perf_counter()
+            for i in range(n):
+                await fn(i)
+            result[name] = (time.perf_counter() - t) / n * 1e3
+        await llm.flush()
+    result["overhead_ms"] = result["perfd"] - result["bare"]
+    return result
+
+
+# -- 3. pooling -------------------------------------------------------------------------------
+
+
+async def concurrent(calls: int, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> float:
+    limit = anyio.Semaphore(concurrency)
+    started = time.perf_counter()
+
+    async def run(i: int) -> None:
+        async with limit:
+            await one(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(calls):
+            tg.start_soon(run, i)
+    return time.perf_counter() - started
+
+
+async def pooling(server: Server, calls: int, concurrency: int, connect_delay_s: float) -> dict[str, Any]:
+    url = server.base_url + "/chat/completions"
+    out: dict[str, Any] = {}
+
+    server.reset(latency_s=0.002, connect_delay_s=connect_delay_s)
+    async with LLMClient(config(server.base_url, max_connections=16, cache=False, history=False)) as llm:
+        out["pooled_s"] = await concurrent(calls, concurrency, lambda i: llm.complete(msgs(f"p{i}")))
+        out["pooled_conns"] = server.stats()["connections_opened"]
+        out["pooled_conns_client"] = llm.stats().connections_opened
+
+    server.reset(latency_s=0.002, connect_delay_s=connect_delay_s)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)) as fresh:
+        async def one(i: int) -> None:
+            body = orjson.dumps({"model": "bench-model", "messages": msgs(f"f{i}")})
+            (await fresh.post(url, content=body, headers={"content-type": "application/json"})).raise_for_status()
+
+        out["fresh_s"] = await concurrent(calls, concurrency, one)
+        out["fresh_conns"] = server.stats()["connections_opened"]
+    return out
+
+
+# -- 4. cache hits ---------------------------------------------------------------------------
+
+
+async def cache_hits(server: Server, n: int) -> dict[str, float]:
+    server.reset()
+    async with LLMClient(config(server.base_url)) as llm:
+        prompts = [msgs(f"cached question {i}") for i in range(50)]
+        for p in prompts:
+            await llm.complete(p)
+        await llm.flush()
+        before = len(server.stats()["requests"])
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            result = await llm.complete(prompts[i % len(prompts)])
+            times.append(time.perf_counter() - t)
+            assert result.cached
+        assert len(server.stats()["requests"]) == before  # no request was sent
+        disk = []
+        for p in prompts:  # memory dropped: served by SQLite
+            assert llm.cache is not None
+            llm.cache.clear_memory()
+            t = time.perf_counter()
+            assert (await llm.complete(p)).cached
+            disk.append(time.perf_counter() - t)
+    times.sort()
+    return {
+        "p50_ms": statistics.median(times) * 1e3,
+        "p99_ms": times[int(len(times) * 0.99) - 1] * 1e3,
+        "disk_p50_ms": statistics.median(disk) * 1e3,
+    }
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+async def main(quick: bool) -> list[Row]:
+    server = Server()
+    rows: list[Row] = []
+    try:
+        windows = 3 if quick else 6
+        sat_r = await saturate(server, rpm=100, tpm=None, window=1.0, windows=windows)
+        rows.append((
+            f"RPM saturation: throughput / limit (rpm=100 per 1s window, {windows} windows)",
+            f"{sat_r['achieved'] * 100:.1f}%  (busiest window {sat_r['worst']}/{sat_r['limit']}, "
+            f"{sat_r['violations']} violations)",
+            ">= 95%, 0 violations",
+            verdict(sat_r["achieved"] >= 0.95 and sat_r["violations"] == 0),
+        ))
+        sat_t = await saturate(server, rpm=None, tpm=4500, window=1.0, windows=windows)
+        rows.append((
+            f"TPM saturation: throughput / limit (tpm=4500 per 1s window, {windows} windows)",
+            f"{sat_t['achieved'] * 100:.1f}%  (busiest window {sat_t['worst']}/{sat_t['limit']}, "
+            f"{sat_t['violations']} violations)",
+            ">= 95%, 0 violations",
+            verdict(sat_t["achieved"] >= 0.95 and sat_t["violations"] == 0),
+        ))
+
+        cpu = await overhead_cpu(2000 if not quick else 500)
+        rows.append((
+            "overhead per call vs bare httpx, network taken out (instant in-process transport)",
+            f"{cpu['overhead_ms']:+.3f} ms  (bare {cpu['bare'] * 1e3:.0f} us, perfd {cpu['perfd'] * 1e3:.0f} us)",
+            "<= 1 ms", verdict(cpu["overhead_ms"] <= 1.0),
+        ))
+        ov = await overhead(server, 150 if quick else 400)
+        rows.append((
+            "overhead per call vs bare httpx, same local server (median paired diff; cache miss + history)",
+            f"{ov['overhead_ms']:+.3f} ms  (bare call {ov['bare_ms']:.2f} ms)",
+            "<= 1 ms", verdict(ov["overhead_ms"] <= 1.0),
+        ))
+        rows.append((
+            "overhead per call vs bare httpx, same local server (cache and history off)",
+            f"{ov['overhead_lean_ms']:+.3f} ms", "<= 1 ms", verdict(ov["overhead_lean_ms"] <= 1.0),
+        ))
+
+        for delay in (0.0, 0.02):
+            pool = await pooling(server, 200, 50, delay)
+            where = "loopback" if delay == 0 else f"+{delay * 1e3:.0f} ms per new connection (TLS-like)"
+            rows.append((
+                f"200 calls @ concurrency 50, {where}: pooled perfd (max_connections=16)",
+                f"{pool['pooled_conns']} connections (client counted {pool['pooled_conns_client']}), "
+                f"{pool['pooled_s'] * 1e3:.0f} ms",
+                "<= 16 connections", verdict(pool["pooled_conns"] <= 16),
+            ))
+            rows.append((
+                f"200 calls @ concurrency 50, {where}: new connection per call",
+                f"{pool['fresh_conns']} connections, {pool['fresh_s'] * 1e3:.0f} ms "
+                f"(pooled/new wall time = {pool['pooled_s'] / pool['fresh_s']:.2f})",
+                "(reference)", "-",
+            ))
+
+        hits = await cache_hits(server, 2000 if not quick else 500)
+        rows.append((
+            "cache-hit latency (memory LRU)",
+            f"p50 {hits['p50_ms'] * 1e3:.0f} us, p99 {hits['p99_ms'] * 1e3:.0f} us",
+            "<= 1 ms", verdict(hits["p99_ms"] <= 1.0),
+        ))
+        rows.append((
+            "cache-hit latency (SQLite, memory cleared)",
+            f"p50 {hits['disk_p50_ms'] * 1e3:.0f} us", "(reference)", "-",
+        ))
+    finally:
+        server.close()
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("measure", "result", "goal", "status")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer windows and calls")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="perfd-bench-") as state:
+        os.environ["PERFD_STATE_DIR"] = state
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, httpx {httpx.__version__}\n")
+        print_table(anyio.run(main, args.quick))

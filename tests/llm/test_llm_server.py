@@ -39,7 +39,7 @@ async def test_no_sliding_window_exceeds_rpm(server: FakeServer) -> None:
     assert len(arrivals) == 20
     assert max_in_window(arrivals, [1] * 20, window) <= rpm
     # ...and callers waited instead of failing: 20 requests need > 3 windows, not many more.
-    assert 3 * window <= elapsed < 6 * window
+    assert 3 * window <= elapsed < 8 * window
     assert stats.errors == {} and stats.rate_limit_wait_s > 0
 
 
@@ -100,7 +100,7 @@ async def test_retry_after_429_is_honoured_by_everyone(server: FakeServer) -> No
         started = time.perf_counter()
         result = await llm.complete(user("x"))
         elapsed = time.perf_counter() - started
-        assert result.attempts == 2 and 1.0 <= elapsed < 1.6
+        assert result.attempts == 2 and 1.0 <= elapsed < 2.5
         assert llm.stats().rate_limited == 1 and llm.stats().retries == 1
     gap = server.records[1].arrival - server.records[0].arrival
     assert gap >= 1.0
@@ -120,7 +120,7 @@ async def test_timeouts_are_bounded(server: FakeServer) -> None:
         started = time.perf_counter()
         with pytest.raises(LLMTimeout):
             await llm.complete(user("x"))
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 2.0  # two 0.2 s attempts, not two 3 s stalls
     assert len(server.records) == 2
 
 
@@ -138,7 +138,7 @@ async def test_breaker_opens_fails_fast_and_recovers(server: FakeServer) -> None
         started = time.perf_counter()
         with pytest.raises(LLMCircuitOpen, match="failing fast"):
             await llm.complete(user("x"))
-        assert time.perf_counter() - started < 0.05
+        assert time.perf_counter() - started < 0.2
         assert len(server.records) == 3  # failing fast sent nothing
         await anyio.sleep(0.32)
         assert llm.stats().breaker_state == "half_open"

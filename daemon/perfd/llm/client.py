@@ -13,6 +13,7 @@ it reaches an error, a log line or the history.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from contextlib import aclosing
 import random
@@ -26,6 +27,8 @@ import anyio.to_thread
 import httpx
 import msgspec
 import orjson
+
+from perfd import __version__
 
 from .breaker import CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
@@ -86,7 +89,9 @@ class _Request(msgspec.Struct, kw_only=True):
     payload: dict[str, Any]
     body: bytes  # the payload encoded once, reused by every attempt
     key: str | None  # cache key, None when not cacheable
-    tokens: int  # estimate reserved against tpm
+    tokens: int  # reserved against tpm: calibrated prompt estimate + completion_reserved
+    prompt_estimate: int  # chars/4 + per-message allowance, before calibration
+    completion_reserved: int  # max_tokens, or the configured estimate
     timeout_s: float
     plan: str | None
     achievement: str | None
@@ -127,6 +132,12 @@ class LLMClient:
         self._env: Mapping[str, str] = env if env is not None else os.environ
         self._rng = rng or random.Random()
         self._counters = Counters()
+        self._prompt_ratio = 1.0  # see _calibrate
+        limits = httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.keepalive_connections,
+            keepalive_expiry=config.keepalive_expiry_s,
+        )
         if transport is None:
             transport = ShardedPool(
                 max_connections=config.max_connections,
@@ -135,10 +146,11 @@ class LLMClient:
             )
         self._http = httpx.AsyncClient(
             transport=transport,
+            limits=limits,  # only for proxies from HTTP(S)_PROXY, which get their own transport
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None),
-            headers={"user-agent": "perfd-llm", "accept": "application/json"},
+            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
             follow_redirects=False,
         )
         # A Semaphore, not a CapacityLimiter: a stream may be closed from another
@@ -400,9 +412,11 @@ class LLMClient:
         if tools is not None:
             chars += len(orjson.dumps(params["tools"]))
         completion = max_tokens if max_tokens is not None else cfg.completion_tokens_estimate
-        tokens = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs) + completion
+        prompt = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs)
+        tokens = math.ceil(prompt * self._prompt_ratio) + completion
         return _Request(
-            payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, timeout_s=timeout_s or cfg.timeout_s,
+            payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, prompt_estimate=prompt,
+            completion_reserved=completion, timeout_s=timeout_s or cfg.timeout_s,
             plan=plan, achievement=achievement, state=state,
         )
 
@@ -431,7 +445,10 @@ class LLMClient:
     async def _retry_or_raise(self, failed: _AttemptFailed, attempt: int) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
-        if not failed.retryable or attempt > cfg.max_retries:
+        if not failed.retryable:
+            raise failed.error
+        if attempt > cfg.max_retries:
+            failed.error.args = (f"{failed.error}; gave up after {attempt} attempts (max_retries={cfg.max_retries})",)
             raise failed.error
         delay = failed.delay
         if delay is not None and delay > cfg.max_retry_after_s:
@@ -493,6 +510,7 @@ class LLMClient:
                 raise _AttemptFailed(exc, retryable=False) from None
             health = "success"
             self._limiter.reconcile(reservation, result.usage.total_tokens)
+            self._calibrate(request, result.usage)
             return result
         finally:
             self._breaker.record(health, probe=probe)
@@ -570,9 +588,21 @@ class LLMClient:
             except (TypeError, ValueError):
                 pass
         # No usage from the server: fall back to the estimate.
-        completion = request.payload.get("max_tokens") or self.config.completion_tokens_estimate
-        prompt = max(request.tokens - int(completion), 0)
+        prompt = request.tokens - request.completion_reserved
         return Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(len(text)))
+
+    def _calibrate(self, request: _Request, usage: Usage) -> None:
+        """Learn how far chars/4 undercounts this provider's tokenizer.
+
+        Code and non-English text run well below 4 characters per token; an
+        estimate that is too low would let a window exceed tpm. The factor
+        only ever scales estimates up, jumps to any higher observation and
+        decays slowly back toward 1.
+        """
+        if usage.prompt_tokens <= 0 or request.prompt_estimate <= 0:
+            return
+        observed = usage.prompt_tokens / request.prompt_estimate
+        self._prompt_ratio = max(observed, 1.0 + (self._prompt_ratio - 1.0) * 0.98, 1.0)
 
     def _parse_chunk(self, event: str, data: str, acc: _StreamState) -> str:
         """Fold one SSE event into `acc`; return its text delta ("" if none)."""
@@ -806,6 +836,8 @@ class ChatStream:
                     text = "".join(self._parts)
                     usage = client._usage(acc.usage, request, text)
                     client._limiter.reconcile(reservation, usage.total_tokens)
+                    if acc.usage is not None:
+                        client._calibrate(request, usage)
                     self.completion = Completion(
                         text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=attempt,
                         latency_s=time.perf_counter() - started,

@@ -6,7 +6,9 @@ every sampling parameter. Never a repr: reprs differ across versions and
 hide fields. The API key is not part of the key and never stored.
 
 Streams are stored as their chunks so a hit on a streamed call is replayed
-as the same stream; only complete answers are ever stored.
+as the same stream; only complete answers are ever stored. Whether a call
+streams is not part of the key: a plain call and a stream with the same
+inputs share one entry (a plain answer replays as a single chunk).
 """
 
 from __future__ import annotations

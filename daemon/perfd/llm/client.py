@@ -138,6 +138,7 @@ class LLMClient:
             max_keepalive_connections=config.keepalive_connections,
             keepalive_expiry=config.keepalive_expiry_s,
         )
+        self._default_timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None)
         if transport is None:
             transport = ShardedPool(
                 max_connections=config.max_connections,
@@ -149,7 +150,7 @@ class LLMClient:
             limits=limits,  # only for proxies from HTTP(S)_PROXY, which get their own transport
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None),
+            timeout=self._default_timeout,
             headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
             follow_redirects=False,
         )
@@ -516,6 +517,8 @@ class LLMClient:
             self._breaker.record(health, probe=probe)
 
     def _timeout(self, request: _Request) -> httpx.Timeout:
+        if request.timeout_s == self.config.timeout_s:
+            return self._default_timeout
         return httpx.Timeout(request.timeout_s, connect=min(self.config.connect_timeout_s, request.timeout_s), pool=None)
 
     async def _trace(self, name: str, info: Mapping[str, Any]) -> None:

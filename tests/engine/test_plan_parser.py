@@ -7,7 +7,7 @@ import pytest
 from perfd.engine.plan_parser import nn_of, parse_plan, section_key
 from perfd.types import PlanDoc
 
-from conftest import codes, plan_text
+from engine_helpers import codes, plan_text
 
 
 def parse(text: str) -> PlanDoc:
@@ -533,3 +533,21 @@ def test_index_written_as_a_checklist_lists_every_achievement() -> None:
     assert (a["1.1"].title, a["1.2"].title, a["1.3"].title) == ("Done one", "Open one", "Bold done")
     assert a["1.1"].marked_done and a["1.3"].marked_done and not a["1.2"].marked_done
     assert marked_numbers(doc) == {"1.1", "1.3"}
+
+
+@pytest.mark.parametrize("handoff", [
+    "**Last Completed**: Achievement 1.1 (next steps below)\n\n**⏳ Next: Achievement 1.2**",
+    "### ⏳ Next: Achievement 1.2",
+    "✅ Achievement 1.1 complete; next: Achievement 1.2",
+    "**Next Achievement**: 1.2",
+    "- Next up: Achievement 1.2 (B)",
+    "**Achievement 1.1**: ✅ Complete\n\n**Next**: Achievement 1.2",
+    "⏳ **Achievement 1.2: B** ← **NEXT**",  # PROMPT-GENERATOR fixture style
+])
+def test_handoff_next_pointer_forms(handoff: str) -> None:
+    text = plan_text(["1.1", "1.2", "1.3"]) + "\n## 📝 Current Status & Handoff\n\n" + handoff + "\n"
+    doc = parse(text)
+    assert doc.handoff_next == "1.2"
+    assert doc.handoff_line == line_of(text, handoff.split("\n")[-1])
+    assert [a.body_line for a in doc.achievements] == [line_of(text, f"**Achievement {n}**: Title") for n in
+                                                       ("1.1", "1.2", "1.3")]

@@ -52,6 +52,7 @@ _WORDS_RE = re.compile(r"[a-z]+")
 # done, ...", "Detect PLAN completion (all achievements done)").
 _ALL_DONE_PREFIX = frozenset({"status", "plan", "complete", "completed", "done", "finished", "final", "result"})
 _NEXT_RE = re.compile(r"\bnext\b", re.I)
+_NEXT_ACH_RE = re.compile(rf"\bnext[ \t]+achievement\b[^0-9\n]{{0,12}}?(?P<num>{NUM})", re.I)  # **Next Achievement**: 1.2
 _BACKTICK_RE = re.compile(r"`([^`]+)`")
 _MARKUP_START = frozenset("#*-+`~|⏳✅")
 _KEY_STRIP_RE = re.compile(r"[^a-z0-9&]+")
@@ -124,7 +125,7 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
     marks: list[DoneMark] = []
     all_done_line: int | None = None
     time_fields: list[tuple[int, str, str]] = []
-    next_candidates: list[tuple[int, str, bool]] = []  # (line, number, in handoff)
+    next_candidates: list[tuple[int, str, bool, bool]] = []  # (line, number, in handoff, named after "next")
     archive: str | None = None
     in_fence = False
     fence = ""
@@ -193,6 +194,10 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                 current_priority = None
                 continue
             if "Achievement" in htext:
+                if in_handoff:
+                    ptr = _next_pointer(htext)  # `### ⏳ Next: Achievement 1.2`
+                    if ptr:
+                        next_candidates.append((lineno, ptr[0], True, ptr[1]))
                 _header_line(htext, lineno, in_index, sec_index, headers, marks, "heading",
                              current_priority, priority_of, problems, path)
             continue
@@ -227,10 +232,9 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
         if not has_ach:
             continue
         if in_handoff or (c == "*" and _NEXT_RE.search(s[:24])):
-            if _NEXT_RE.search(s):
-                mention = _MENTION_RE.search(s)
-                if mention:
-                    next_candidates.append((lineno, _NUM_RE.match(mention.group("nums")).group(0), in_handoff))  # type: ignore[union-attr]
+            ptr = _next_pointer(s)
+            if ptr:
+                next_candidates.append((lineno, ptr[0], in_handoff, ptr[1]))
         _header_line(s, lineno, in_index, sec_index, headers, marks, "line",
                      current_priority, priority_of, problems, path)
 
@@ -242,7 +246,10 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
 
     handoff_next = None
     handoff_line = None
-    in_h = [c for c in next_candidates if c[2]]
+    # In the handoff, a line that names the achievement after the word "next"
+    # wins over one that only mentions both ("Last completed: Achievement 1.1
+    # (next steps below)"); the pointer may also come first ("Achievement 2.1 ← NEXT").
+    in_h = [c for c in next_candidates if c[2] and c[3]] or [c for c in next_candidates if c[2]]
     pick = in_h[0] if in_h else (next_candidates[-1] if next_candidates else None)
     if pick:
         handoff_line, handoff_next = pick[0], pick[1]
@@ -267,6 +274,23 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
         line_count=n,
         problems=problems,
     )
+
+
+def _next_pointer(s: str) -> tuple[str, bool] | None:
+    """(achievement number, named after the word "next") for a line that points to the next one."""
+    nm = _NEXT_RE.search(s)
+    if nm is None:
+        return None
+    after = _MENTION_RE.search(s, nm.end())
+    if after:
+        return _NUM_RE.match(after.group("nums")).group(0), True  # type: ignore[union-attr]
+    na = _NEXT_ACH_RE.search(s)
+    if na:
+        return na.group("num"), True
+    before = _MENTION_RE.search(s)
+    if before:
+        return _NUM_RE.match(before.group("nums")).group(0), False  # type: ignore[union-attr]
+    return None
 
 
 def _states_all_done(s: str, m: re.Match[str]) -> bool:

@@ -173,7 +173,8 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             continue
         lineno = i + 1
         # Wherever it stands: a `**Status**:` line, a heading, a bullet, prose.
-        if all_done_line is None and ("CHIEVEMENTS" in s or "chievements" in s):
+        plural = "CHIEVEMENTS" in s or "chievements" in s
+        if plural and all_done_line is None:
             am = _ALL_DONE_RE.search(s)
             if am and _states_all_done(s, am):
                 all_done_line = lineno
@@ -214,7 +215,7 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                     metadata.setdefault(mm.group("key").strip(), mm.group("value").strip())
                     continue
         has_ach = "Achievement" in s
-        if not has_ach and "CHIEVEMENTS" not in s and "chievements" not in s:
+        if not has_ach and not plural:
             if c == "*" and s.startswith("**"):
                 mm = _META_RE.match(s) or _META_INNER_RE.match(s)
                 if mm:

@@ -7,7 +7,7 @@ import pytest
 from perfd.engine.errors import UserError
 from perfd.types import PlanStatus
 
-from conftest import WS, by_number, codes, plan_text
+from engine_helpers import WS, by_number, codes, plan_text
 
 NAME = "DEMO"
 
@@ -308,7 +308,18 @@ def test_parallel_unknown_ids_reported_not_crashing(ws: WS) -> None:
     c = codes(st.problems)
     assert "parallel-unknown-id" in c and "parallel-not-in-index" in c
     assert st.next == "1.1"
+    # An unknown dependency is reported, not waited on forever (as in the levels).
+    assert st.parallel_options == ["1.2"] and by_number(st)["1.2"].ready
     ws.engine().generate("@" + NAME)
+
+
+def test_dependency_listed_in_parallel_json_but_not_in_the_plan_does_not_block(ws: WS) -> None:
+    ws.plan(NAME, ["1.1", "1.2"])
+    ws.feedbacks(NAME)
+    ws.parallel(NAME, {"0.9": [], "1.1": ["0.9"], "1.2": ["1.1"]})
+    st = status(ws)
+    assert "parallel-not-in-index" in codes(st.problems)
+    assert st.next == "1.1" and st.parallel_options == []
 
 
 def test_parallel_cycle_reported_with_the_cycle_named(ws: WS) -> None:

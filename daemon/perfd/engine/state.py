@@ -174,7 +174,10 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
         ))
 
     for st_i, st in enumerate(statuses):
-        ready = all(d in complete for d in st.dependencies)
+        # A dependency on an id the plan does not have can never complete: it
+        # is reported (parallel-unknown-id / parallel-not-in-index) and, as in
+        # the dependency levels, not waited on.
+        ready = all(d in complete or d not in known for d in st.dependencies)
         if not ready:
             statuses[st_i] = msgspec.structs.replace(st, ready=False)
 

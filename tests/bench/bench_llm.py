@@ -199,13 +199,24 @@ async def overhead_cpu(n: int) -> dict[str, float]:
             response.raise_for_status()
             orjson.loads(response.content)["choices"][0]["message"]["content"]
 
-        for name, fn in (("bare", run_bare), ("perfd", lambda i: llm.complete(msgs(f"perfd {i}")))):
-            for i in range(200):
-                await fn(-i - 1)
-            t = time.perf_counter()
-            for i in range(n):
-                await fn(i)
-            result[name] = (time.perf_counter() - t) / n * 1e3
+        async def run_perfd(i: int) -> None:
+            await llm.complete(msgs(f"perfd {i}"))
+
+        # Alternate blocks of calls and compare block medians, so load from
+        # other processes on this machine hits both sides alike.
+        blocks: dict[str, list[float]] = {"bare": [], "perfd": []}
+        block = 100
+        for b in range(-5, max(n // block, 4)):
+            for name, fn in (("bare", run_bare), ("perfd", run_perfd)):
+                t = time.perf_counter()
+                for i in range(block):
+                    await fn(b * block + i)
+                if name == "perfd":
+                    await llm.flush()  # its background cache/history writes count too
+                if b >= 0:  # the first five blocks warm up
+                    blocks[name].append((time.perf_counter() - t) / block * 1e3)
+        result["bare"] = statistics.median(blocks["bare"])
+        result["perfd"] = statistics.median(blocks["perfd"])
         await llm.flush()
     result["overhead_ms"] = result["perfd"] - result["bare"]
     return result
@@ -309,7 +320,7 @@ async def main(quick: bool) -> list[Row]:
 
         cpu = await overhead_cpu(2000 if not quick else 500)
         rows.append((
-            "overhead per call vs bare httpx, network taken out (instant in-process transport)",
+            "overhead per call vs bare httpx, network taken out (instant transport; incl. cache+history writes)",
             f"{cpu['overhead_ms']:+.3f} ms  (bare {cpu['bare'] * 1e3:.0f} us, perfd {cpu['perfd'] * 1e3:.0f} us)",
             "<= 1 ms", verdict(cpu["overhead_ms"] <= 1.0),
         ))

@@ -30,7 +30,8 @@ T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], None]
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_BATCH = 256
+_BATCH = 1024
+_LINGER_S = 0.02
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -162,6 +163,10 @@ class SQLiteStore:
     def _write_loop(self) -> None:
         while True:
             item = self._queue.get()
+            if item is not None:
+                # Linger a moment so a burst of calls becomes one transaction:
+                # fewer commits and far fewer GIL hand-offs with the event loop.
+                time.sleep(_LINGER_S)
             batch: list[Write | None] = [item]
             while item is not None and len(batch) < _BATCH:
                 try:

@@ -13,7 +13,7 @@ from perfd.engine.docs_parser import normalise_status, parse_feedback, parse_par
 from perfd.engine.plan_parser import parse_plan
 from perfd.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
-from conftest import codes, plan_text
+from engine_helpers import codes, plan_text
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STRUCTURED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -284,3 +284,11 @@ def test_file_over_the_size_limit() -> None:
     data = b"a" * (MAX_BYTES + 1)
     for doc in parse_all(data):
         assert "file-too-large" in codes(doc.problems)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_invalid_utf8_line_with_any_line_ending(eol: str) -> None:
+    data = eol.join(["# PLAN: x", "line 2", "bad \udcff here", "line 4"]).encode("utf-8", "surrogateescape")
+    doc = parse_plan(data, "p")
+    assert next(p for p in doc.problems if p.code == "invalid-utf8").line == 3
+    assert doc.line_count == 4 and doc.title == "x"

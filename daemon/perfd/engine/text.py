@@ -39,7 +39,9 @@ def decode(data: bytes, path: str) -> tuple[str, list[Problem]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        # Lines as the parsers will see them: CRLF, CR and LF each end one.
+        line = (data.count(b"\n", 0, exc.start) + data.count(b"\r", 0, exc.start)
+                - data.count(b"\r\n", 0, exc.start) + 1)
         problems.append(
             Problem(
                 "invalid-utf8",

@@ -163,9 +163,6 @@ class WS:
         return Engine(str(self.root))
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> WS:
-    return WS(tmp_path / "root")
 
 
 def fixtures_root() -> str:

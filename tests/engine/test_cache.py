@@ -12,7 +12,7 @@ import perfd.engine.cache as cache_mod
 import perfd.engine.engine as engine_mod
 from perfd.engine.cache import StatCache
 
-from conftest import WS
+from engine_helpers import WS
 
 NAME = "DEMO"
 

@@ -8,7 +8,7 @@ import pytest
 
 from perfd.engine.docs_parser import normalise_status, parse_feedback, parse_parallel, parse_work
 
-from conftest import codes, work_text
+from engine_helpers import codes, work_text
 
 # --- status normalisation ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from perfd.engine.engine import Engine
 from perfd.engine.plan_parser import parse_plan
 
-from conftest import by_number, codes, fixtures_root
+from engine_helpers import by_number, codes, fixtures_root
 
 
 @pytest.fixture(scope="module")

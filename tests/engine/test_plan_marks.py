@@ -6,7 +6,7 @@ import pytest
 
 from perfd.types import PlanStatus
 
-from conftest import WS
+from engine_helpers import WS
 
 NAME = "OLD"
 NUMS = ["0.1", "0.2", "1.1", "1.2", "3.1", "3.2", "4.1", "4.2", "5.1", "3.5.1"]

@@ -9,7 +9,7 @@ import pytest
 from perfd.engine.prompts import TEMPLATE_NAMES, render
 from perfd.types import GenerateResult
 
-from conftest import WS, codes, plan_text
+from engine_helpers import WS, codes, plan_text
 
 NAME = "DEMO"
 

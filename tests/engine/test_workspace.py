@@ -9,7 +9,7 @@ import pytest
 
 from perfd.engine.errors import UserError
 
-from conftest import WS, by_number, codes, plan_text, work_text
+from engine_helpers import WS, by_number, codes, plan_text, work_text
 
 
 def names(ws: WS) -> list[str]:
@@ -248,8 +248,6 @@ def test_path_leaving_the_workspace_through_a_symlink(named: WS, tmp_path: Path)
     assert eng.workspace.check_inside(str(named.folder("API") / "PLAN_API.md"))
 
 
-@pytest.mark.xfail(strict=True, reason="workspace.py: a plan folder symlinked from outside the workspace is "
-                                       "listed and read through @NAME although a path to it is refused")
 def test_symlinked_plan_folder_outside_the_workspace_is_not_served(named: WS, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere" / "EVIL"
     outside.mkdir(parents=True)

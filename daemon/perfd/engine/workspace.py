@@ -58,14 +58,28 @@ def find_root(start: str, plans_dir: str = DEFAULT_PLANS_DIR) -> str | None:
         path = parent
 
 
-def _scan_plans_dir(path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(plans found directly: (name, PLAN path)), (sub-folders to look into)."""
+def _inside(root: str, path: str) -> bool:
+    """Whether `path` stays under `root` once symlinks are resolved."""
+    if not os.path.islink(path):
+        return True  # its parent was already checked
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
+
+
+def _scan_plans_dir(root: str, path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(plans found directly: (name, PLAN path)), (sub-folders to look into).
+
+    Entries that are symlinks leading out of the workspace are left out: a
+    plan is served only from inside the workspace, whichever way it is named.
+    """
     plans: list[tuple[str, str]] = []
     folders: list[str] = []
     for name in names:
         if name.startswith("."):
             continue
         full = os.path.join(path, name)
+        if not _inside(root, full):
+            continue
         if name.startswith("PLAN_") and name.endswith(".md"):
             plans.append((name[5:-3], full))
         elif os.path.isdir(full):
@@ -73,11 +87,13 @@ def _scan_plans_dir(path: str, names: list[str]) -> tuple[list[tuple[str, str]],
     return plans, folders
 
 
-def _scan_plan_folder(path: str, names: list[str]) -> tuple[str | None, list[str]]:
-    """(the folder's own PLAN file, other PLAN_*.md files directly in it)."""
+def _scan_plan_folder(root: str, path: str, names: list[str]) -> tuple[str | None, list[str]]:
+    """(the folder's own PLAN file, other PLAN_*.md files directly in it), inside the workspace only."""
     own = f"PLAN_{os.path.basename(path)}.md"
-    others = [n for n in names if n.startswith("PLAN_") and n.endswith(".md") and n != own]
-    return (os.path.join(path, own) if own in names else None), others
+    plan_files = [n for n in names if n.startswith("PLAN_") and n.endswith(".md")
+                  and _inside(root, os.path.join(path, n))]
+    others = [n for n in plan_files if n != own]
+    return (os.path.join(path, own) if own in plan_files else None), others
 
 
 class Workspace:
@@ -90,11 +106,17 @@ class Workspace:
 
     # -- discovery ----------------------------------------------------------------
 
+    def _scan_plans_dir(self, path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+        return _scan_plans_dir(self.root, path, names)
+
+    def _scan_plan_folder(self, path: str, names: list[str]) -> tuple[str | None, list[str]]:
+        return _scan_plan_folder(self.root, path, names)
+
     def plans(self) -> list[PlanRef]:
         """Every plan: feature folders, one level of grouping folders, flat PLAN files."""
         try:
             listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                "plans-dir", self.plans_dir, _scan_plans_dir)
+                "plans-dir", self.plans_dir, self._scan_plans_dir)
             flat, folders = listing
         except OSError:
             return []
@@ -107,7 +129,7 @@ class Workspace:
             # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
             try:
                 inner_listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                    "plans-dir", folder, _scan_plans_dir)
+                    "plans-dir", folder, self._scan_plans_dir)
                 sub = inner_listing[1]
             except OSError:
                 continue
@@ -120,7 +142,7 @@ class Workspace:
 
     def _plan_in(self, folder: str) -> PlanRef | None:
         try:
-            found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, _scan_plan_folder)
+            found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
             own, others = found
         except OSError:
             return None

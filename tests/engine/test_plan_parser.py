@@ -551,3 +551,14 @@ def test_handoff_next_pointer_forms(handoff: str) -> None:
     assert doc.handoff_line == line_of(text, handoff.split("\n")[-1])
     assert [a.body_line for a in doc.achievements] == [line_of(text, f"**Achievement {n}**: Title") for n in
                                                        ("1.1", "1.2", "1.3")]
+
+
+@pytest.mark.parametrize("prefix", ["🔄 ", "⏳ ", "📋 ", "❌ ", "⏸️ ", "🚧"])
+def test_index_entry_with_another_status_emoji_is_kept(prefix: str) -> None:
+    text = (f"# PLAN: T\n\n## 📋 Achievement Index\n\n- ✅ Achievement 1.1: A\n- {prefix}Achievement 1.2: B\n"
+            f"- {prefix}**Achievement 1.3**: C\n")
+    doc = parse(text)
+    a = achs(doc)
+    assert list(a) == ["1.1", "1.2", "1.3"]
+    assert (a["1.2"].title, a["1.3"].title) == ("B", "C")
+    assert a["1.1"].marked_done and not a["1.2"].marked_done and not a["1.3"].marked_done

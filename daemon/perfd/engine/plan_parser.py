@@ -29,6 +29,9 @@ _HEADER_RE = re.compile(
 # "Achievement 4.1 & 4.2", "Achievements 1.1, 1.2 and 1.3": every number named.
 _MENTION_RE = re.compile(rf"Achievements?[ \t]+(?P<nums>{NUM}(?:[ \t]*(?:&|,|/|and)[ \t]*{NUM})*)")
 _NUM_RE = re.compile(NUM)
+# `- 🔄 Achievement 2.1: Title` in the index: a status emoji other than ✅ (which
+# marks it done) must not make the entry vanish from the plan.
+_INDEX_EMOJI_RE = re.compile(r"^(?P<bullet>[-*+][ \t]+)[^\w\s\[\]*`✅]{1,3}[ \t]*(?=(?:\*\*)?Achievement[ \t])")
 _PRIORITY_RE = re.compile(r"^\*\*(?P<name>Priority[ \t]+\d+\b[^*]*?):?[ \t]*\*\*(?P<rest>.*)$")
 _META_RE = re.compile(r"^\*\*(?P<key>[^*:]{1,60}?)\*\*:[ \t]*(?P<value>.*?)[ \t]*$")
 _META_INNER_RE = re.compile(r"^\*\*(?P<key>[^*]{1,60}?):\*\*[ \t]*(?P<value>.*?)[ \t]*$")
@@ -309,6 +312,10 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
                  priority_of: dict[int, str | None], problems: list[Problem], path: str) -> None:
     """Classify one line naming an achievement: index entry, body header, done mark."""
     m = _HEADER_RE.match(s)
+    if m is None and in_index:
+        em = _INDEX_EMOJI_RE.match(s)
+        if em:
+            m = _HEADER_RE.match(em.group("bullet") + s[em.end() :])
     if m is None:
         _mark_line(s, lineno, marks)
         return

@@ -203,21 +203,27 @@ async def overhead_cpu(n: int) -> dict[str, float]:
             await llm.complete(msgs(f"perfd {i}"))
 
         # Alternate blocks of calls and compare block medians, so load from
-        # other processes on this machine hits both sides alike.
-        blocks: dict[str, list[float]] = {"bare": [], "perfd": []}
+        # other processes on this machine hits both sides alike. Wall time is
+        # what a caller waits; CPU time (all threads) also charges perfd for
+        # its background cache and history writes, flushed after each block.
+        wall: dict[str, list[float]] = {"bare": [], "perfd": []}
+        cpu: dict[str, list[float]] = {"bare": [], "perfd": []}
         block = 100
         for b in range(-5, max(n // block, 4)):
             for name, fn in (("bare", run_bare), ("perfd", run_perfd)):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 for i in range(block):
                     await fn(b * block + i)
+                t_end = time.perf_counter()
                 if name == "perfd":
-                    await llm.flush()  # its background cache/history writes count too
+                    await llm.flush()
                 if b >= 0:  # the first five blocks warm up
-                    blocks[name].append((time.perf_counter() - t) / block * 1e3)
-        result["bare"] = statistics.median(blocks["bare"])
-        result["perfd"] = statistics.median(blocks["perfd"])
-        await llm.flush()
+                    wall[name].append((t_end - t) / block * 1e3)
+                    cpu[name].append((time.process_time() - c) / block * 1e3)
+        med = statistics.median
+        result["bare"], result["perfd"] = med(wall["bare"]), med(wall["perfd"])
+        result["bare_cpu"], result["perfd_cpu"] = med(cpu["bare"]), med(cpu["perfd"])
+        result["overhead_cpu_ms"] = result["perfd_cpu"] - result["bare_cpu"]
     result["overhead_ms"] = result["perfd"] - result["bare"]
     return result
 
@@ -320,9 +326,15 @@ async def main(quick: bool) -> list[Row]:
 
         cpu = await overhead_cpu(2000 if not quick else 500)
         rows.append((
-            "overhead per call vs bare httpx, network taken out (instant transport; incl. cache+history writes)",
+            "overhead per call vs bare httpx, network taken out (instant transport), wall",
             f"{cpu['overhead_ms']:+.3f} ms  (bare {cpu['bare'] * 1e3:.0f} us, perfd {cpu['perfd'] * 1e3:.0f} us)",
             "<= 1 ms", verdict(cpu["overhead_ms"] <= 1.0),
+        ))
+        rows.append((
+            "  same, CPU of all threads incl. background cache + history writes",
+            f"{cpu['overhead_cpu_ms']:+.3f} ms  (bare {cpu['bare_cpu'] * 1e3:.0f} us, "
+            f"perfd {cpu['perfd_cpu'] * 1e3:.0f} us)",
+            "<= 1 ms", verdict(cpu["overhead_cpu_ms"] <= 1.0),
         ))
         ov = await overhead(server, 150 if quick else 400)
         rows.append((

@@ -562,3 +562,24 @@ def test_index_entry_with_another_status_emoji_is_kept(prefix: str) -> None:
     assert list(a) == ["1.1", "1.2", "1.3"]
     assert (a["1.2"].title, a["1.3"].title) == ("B", "C")
     assert a["1.1"].marked_done and not a["1.2"].marked_done and not a["1.3"].marked_done
+
+
+@pytest.mark.parametrize("suffix", [" ✅", " ✅ COMPLETE", " (✅ Complete)", " - ✅ Complete", " ✅ **COMPLETE**",
+                                    " **(✅ DONE)**", " ✅ Complete (2025-11-10)", " - COMPLETE ✅", " | ✅"])
+def test_done_status_after_a_title_is_not_part_of_it(suffix: str) -> None:
+    text = ("# PLAN: T\n\n## 📋 Achievement Index\n\n"
+            f"- Achievement 1.1: Parse the index{suffix}\n\n## 📋 Achievements\n\n"
+            f"**Achievement 1.1**: Parse the index{suffix}\n\n### Achievement 1.2: Other{suffix}\n")
+    doc = parse(text)
+    a = achs(doc)
+    assert a["1.1"].title == "Parse the index" and a["1.1"].body_title == "Parse the index"
+    assert a["1.1"].marked_done
+    assert "title-mismatch" not in codes(doc.problems)
+
+
+def test_leading_done_marks_and_titles_with_parentheses() -> None:
+    text = ("# PLAN: T\n\n## 📋 Achievement Index\n\n- ✅ Achievement 1.1: ✅ Coverage (90%)\n"
+            "- Achievement 1.2: Clipboard Default (--clipboard flag)\n")
+    a = achs(parse(text))
+    assert a["1.1"].title == "Coverage (90%)" and a["1.1"].marked_done
+    assert a["1.2"].title == "Clipboard Default (--clipboard flag)"

@@ -58,6 +58,7 @@ _NEXT_RE = re.compile(r"\bnext\b", re.I)
 _NEXT_ACH_RE = re.compile(rf"\bnext[ \t]+achievement\b[^0-9\n]{{0,12}}?(?P<num>{NUM})", re.I)  # **Next Achievement**: 1.2
 _BACKTICK_RE = re.compile(r"`([^`]+)`")
 _MARKUP_START = frozenset("#*-+`~|⏳✅")
+_COMPLETE_SUFFIX_RE = re.compile(r"\bCOMPLETE\b[ \t]*$")
 _KEY_STRIP_RE = re.compile(r"[^a-z0-9&]+")
 
 _TIME_KEYS = {"time": "time", "estimated time": "time", "effort": "time", "estimate": "time",
@@ -86,9 +87,14 @@ def _clean_title(text: str) -> tuple[str, str | None]:
     if m and "⏱" in text:
         effort = effort or m.group("e")
         text = text[: m.start()]
-    text = text.replace("✅", "").replace("**", "")
-    text = re.sub(r"\bCOMPLETE\b[ \t]*$", "", text.strip()).strip()
-    return text.strip(" \t-–—:"), effort
+    # A ✅ after the title starts its status (`Title (✅ Complete)`, `Title - ✅ Done
+    # 2025-11-10`); a leading one is a done mark.
+    text = text.lstrip("✅ \t")
+    k = text.find("✅")
+    if k >= 0:
+        text = text[:k]
+    text = _COMPLETE_SUFFIX_RE.sub("", text.replace("**", "").strip())
+    return text.strip(" \t-–—:").rstrip(" \t-–—:(|["), effort
 
 
 class _Header:

@@ -264,3 +264,20 @@ def test_parallel_problem_lines_point_at_the_entry() -> None:
             b' {"achievement_id": "1.2", "dependencies": ["9.9"]}\n]}')
     g = parse_parallel(data, "parallel.json")
     assert next(p for p in g.problems if p.code == "parallel-unknown-id").line == 3
+
+
+@pytest.mark.parametrize("line,number", [
+    ("**Achievement**: 3.1", "3.1"),
+    ("**Achievement**: 3.3 - Comprehensive User Documentation", "3.3"),
+    ("**Achievement:** 3.10", "3.10"),
+    ("**Achievement**: Achievement 3.5.1 (Deep)", "3.5.1"),
+    ("**Achievement**: #2.4", "2.4"),
+])
+def test_achievement_metadata_forms(line: str, number: str) -> None:
+    text = f"# SUBPLAN: Something\n\n**PLAN**: X\n{line}\n**Status**: In Progress\n"
+    assert parse_work(text.encode(), "s.md", "subplan").achievement == number
+
+
+def test_status_metadata_with_colon_inside_the_bold() -> None:
+    doc = parse_work(b"# EXECUTION_TASK: x\n**Status:** \xe2\x9c\x85 Complete\n", "e.md", "execution")
+    assert doc.status == "complete" and doc.status_line == 2

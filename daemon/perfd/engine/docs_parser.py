@@ -13,8 +13,11 @@ import msgspec
 from perfd.engine.text import MAX_LINE, decode
 from perfd.types import FeedbackDoc, ParallelAchievement, ParallelGraph, Problem, WorkDoc, WorkStatus
 
-_ACH_META_RE = re.compile(r"^\*\*Achievement\*\*:[ \t]*(?P<v>\d+\.\d+(?:\.\d+)?)", re.M)
-_STATUS_RE = re.compile(r"^\*\*Status\*\*:[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
+# `**Achievement**: 3.1`, also `**Achievement:** 3.1` and `**Achievement**: Achievement 3.1 - Title`.
+_ACH_META_RE = re.compile(
+    r"^\*\*Achievement(?:\*\*:|:\*\*)[ \t]*(?:Achievement[ \t]+|#)?(?P<v>\d+\.\d+(?:\.\d+)?)(?![\d.]*\d)", re.M
+)
+_STATUS_RE = re.compile(r"^\*\*Status(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
 _TITLE_ACH_RE = re.compile(r"Achievement[ \t]+(?P<v>\d+\.\d+(?:\.\d+)?)")
 # A row of the table under the `## 🔄 Active EXECUTION_TASKs` heading: `| 01_01 |`,
 # or the execution named in full as real SUBPLANs do (`| EXECUTION_TASK_<F>_22_01 |`).

@@ -292,3 +292,34 @@ def test_invalid_utf8_line_with_any_line_ending(eol: str) -> None:
     doc = parse_plan(data, "p")
     assert next(p for p in doc.problems if p.code == "invalid-utf8").line == 3
     assert doc.line_count == 4 and doc.title == "x"
+
+
+# --- the engine over a workspace of arbitrary files -------------------------------------------------
+
+blobs = st.binary(max_size=600) | st.lists(plan_line, max_size=30).map(lambda ls: "\n".join(ls).encode())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=blobs, subplan=blobs, execution=blobs, fix=blobs, parallel_json=blobs | st.just(b""),
+       template=st.text(max_size=200))
+def test_engine_answers_for_any_file_contents(plan: bytes, subplan: bytes, execution: bytes, fix: bytes,
+                                              parallel_json: bytes, template: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from engine_helpers import WS
+
+    with tempfile.TemporaryDirectory() as d:
+        ws = WS(Path(d))
+        ws.write(ws.folder("X") / "PLAN_X.md", plan)
+        ws.write(ws.folder("X") / "subplans" / "SUBPLAN_X_11.md", subplan)
+        ws.write(ws.folder("X") / "execution" / "EXECUTION_TASK_X_11_01.md", execution)
+        ws.write(ws.folder("X") / "execution" / "feedbacks" / "FIX_11.md", fix)
+        ws.write(ws.folder("X") / "parallel.json", parallel_json)
+        ws.write(".perfd/templates/fix_pending.md", template)
+        eng = ws.engine()
+        g = eng.generate("@X")
+        assert g.plan == "X" and isinstance(g.prompt, str)
+        st_ = eng.plan_status("@X")
+        assert st_.next == g.achievement
+        eng.status()

@@ -24,6 +24,7 @@ from perfd.types import (
     FeedbackDoc,
     ParallelGraph,
     PlanDoc,
+    PlanStateName,
     PlanStatus,
     Problem,
     Source,
@@ -220,8 +221,8 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
 
     done = len(complete)
     total = len(statuses)
-    plan_state = "plan_complete" if total and done == total else None
-    state_of_next = next((s.state for s in statuses if s.number == nxt), None)
+    plan_state: PlanStateName | None = "plan_complete" if total and done == total else None
+    state_of_next: PlanStateName | None = next((s.state for s in statuses if s.number == nxt), None)
     return PlanStatus(
         plan=inp.name,
         path=plan.path,

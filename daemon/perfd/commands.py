@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("plan", nargs="?", metavar="@PLAN|PATH")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
+
+    from perfd.runner import add_parser as add_run_parser
+
+    add_run_parser(sub)
     return p
 
 
@@ -138,7 +142,16 @@ def _default_plan(engine: Engine, cwd: str) -> str:
 
 
 def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
-    target: list[str] = list(args.target)
+    plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
+    result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
+    if args.json:
+        return Output(stdout=msgspec.json.encode(result).decode() + "\n")
+    return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
+
+
+def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cwd: str) -> tuple[str, str | None]:
+    """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement)."""
+    target: list[str] = list(targets)
     plan_ref: str | None = None
     achievement: str | None = None
     for t in target:
@@ -152,14 +165,11 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
             plan_ref = t
         else:
             raise UsageErrorOut(f"unexpected argument {t!r}")
-    if args.next and achievement is not None:
+    if want_next and achievement is not None:
         raise UsageErrorOut("give either --next or an achievement number, not both")
     if plan_ref is None:
         plan_ref = _default_plan(engine, cwd)
-    result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
-    if args.json:
-        return Output(stdout=msgspec.json.encode(result).decode() + "\n")
-    return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
+    return plan_ref, achievement
 
 
 def _looks_like_number(t: str) -> bool:

@@ -241,6 +241,13 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             continue
         if not has_ach:
             continue
+        if not in_index and not in_handoff and (c == "-" or c == "*" or c == "+") and s[1:2] in (" ", "\t"):
+            # A bullet that names an achievement only in passing ("... see Achievement 2.1")
+            # matters only as a done mark: skip it unless it is checked or speaks of completion.
+            at = s.find("Achievement")
+            if at > 16 and "omplete" not in s and "OMPLETE" not in s and "one" not in s \
+                    and "ONE" not in s and "[x]" not in s and "[X]" not in s:
+                continue
         if in_handoff or (c == "*" and _NEXT_RE.search(s[:24])):
             ptr = _next_pointer(s)
             if ptr:

@@ -126,13 +126,6 @@ def test_archive_location_outside_the_plan_folder_is_not_read(ws: WS) -> None:
     assert by_number(ws.engine().plan_status("@LOC"))["1.1"].state == "no_subplan"
 
 
-def test_archived_review_files_do_not_count(ws: WS) -> None:
-    ws.plan("ARCH", ["1.1"])
-    ws.feedbacks("ARCH")
-    ws.write(ws.folder("ARCH") / "ARCH-archive" / "APPROVED_11.md", "# ok\n")
-    assert by_number(ws.engine().plan_status("@ARCH"))["1.1"].state == "no_subplan"
-
-
 def test_no_plans_folder(tmp_path: Path) -> None:
     from perfd.engine.engine import Engine
     eng = Engine(str(tmp_path))
@@ -266,3 +259,36 @@ def test_unreadable_plan_is_a_problem_not_a_crash(ws: WS) -> None:
     st = eng.plan_status("@LOCKED")
     assert "unreadable" in codes(st.problems)
     assert eng.status().plans[0].plan == "LOCKED"
+
+
+def test_review_files_in_a_plans_folder_shared_by_flat_plans_go_to_none(ws: WS) -> None:
+    ws.write(ws.plans / "PLAN_A.md", plan_text(["1.1"]))
+    ws.write(ws.plans / "PLAN_B.md", plan_text(["1.1"]))
+    ws.write(ws.plans / "APPROVED_11.md", "# APPROVED: Achievement 1.1\n")
+    eng = ws.engine()
+    for name in ("@A", "@B"):
+        st = eng.plan_status(name)
+        assert st.state != "plan_complete" and st.achievements[0].approved is None
+
+
+def test_review_files_in_an_archive_folder_count(ws: WS) -> None:
+    ws.plan("ARCH", ["1.1", "1.2"])
+    ws.write(ws.folder("ARCH") / "arch-archive" / "feedbacks" / "APPROVED_11.md", "# APPROVED: Achievement 1.1\n")
+    st = ws.engine().plan_status("@ARCH")
+    assert st.source == "review files"
+    assert by_number(st)["1.1"].state == "complete"
+
+
+def test_symlinked_plan_subfolders_leading_outside_are_not_read(ws: WS, tmp_path: Path) -> None:
+    ws.plan("SYM", ["1.1"])
+    outside = tmp_path / "elsewhere"
+    (outside / "feedbacks").mkdir(parents=True)
+    (outside / "feedbacks" / "APPROVED_11.md").write_text("# APPROVED: Achievement 1.1\n")
+    (outside / "SUBPLAN_SYM_11.md").write_text(work_text("subplan", "1.1", "✅ Complete"))
+    os.symlink(outside, ws.folder("SYM") / "execution")
+    os.symlink(outside, ws.folder("SYM") / "subplans")
+    os.symlink(outside, ws.folder("SYM") / "sym-archive")
+    st = ws.engine().plan_status("@SYM")
+    a = by_number(st)["1.1"]
+    assert a.approved is None and a.subplan is None
+    assert a.state == "no_subplan"

@@ -236,29 +236,36 @@ class Workspace:
                     if m and (not flat_plans_root or m.group("feat") == plan.name):
                         executions.append(FileRef(os.path.join(path, name), m.group("nn"), m.group("mm"),
                                                   m.group("feat"), archived))
-                elif not archived and (name.startswith("APPROVED_") or name.startswith("FIX_")):
+                elif name.startswith("APPROVED_") or name.startswith("FIX_"):
                     m = _FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
-                    if m:
+                    # Review files carry no feature name: in a plans folder shared by
+                    # several flat plans they cannot be attributed, so none gets them.
+                    if m and not (flat_plans_root and shared_flat):
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
 
         names = self._names(folder)
+        shared_flat = flat_plans_root and sum(1 for n in names if n.startswith("PLAN_") and n.endswith(".md")) > 1
         take(folder, names, False)
         if "parallel.json" in names:
             parallel = os.path.join(folder, "parallel.json")
         if not flat_plans_root:
             for sub in ("subplans", "execution"):
-                if sub in names:
+                if sub in names and _inside(self.root, os.path.join(folder, sub)):
                     take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)
             fb = os.path.join(folder, "execution", "feedbacks")
-            fb_names = self._names(fb) if "execution" in names else []
-            if fb_names or os.path.isdir(fb):
+            fb_ok = "execution" in names and _inside(self.root, os.path.join(folder, "execution")) \
+                and _inside(self.root, fb)
+            fb_names = self._names(fb) if fb_ok else []
+            if fb_names or (fb_ok and os.path.isdir(fb)):
                 has_feedback = True
                 take(fb, fb_names, False)
-            archives = [os.path.join(folder, n) for n in names if n.lower().endswith("-archive")]
+            archives = [os.path.join(folder, n) for n in names
+                        if n.lower().endswith("-archive") and _inside(self.root, os.path.join(folder, n))]
             if archive_location:
                 loc = os.path.normpath(os.path.join(folder, archive_location))
-                if loc.startswith(folder + os.sep) and loc not in archives and os.path.isdir(loc):
+                if loc.startswith(folder + os.sep) and loc not in archives and os.path.isdir(loc) \
+                        and _inside(self.root, loc):
                     archives.append(loc)
             for arch in archives:
                 self._walk_archive(arch, take, depth=3)
@@ -278,7 +285,7 @@ class Workspace:
             return
         for n in names:
             full = os.path.join(folder, n)
-            if not n.startswith(".") and "." not in n and os.path.isdir(full):
+            if not n.startswith(".") and "." not in n and os.path.isdir(full) and _inside(self.root, full):
                 self._walk_archive(full, take, depth - 1)
 
 

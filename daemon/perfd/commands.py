@@ -83,11 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     from perfd.runner import add_parser as add_run_parser
 
     add_run_parser(sub)
+
+    st = sub.add_parser("stats", help="the daemon's counters: cache, requests, latency, watcher, memory")
+    fmt = st.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--prometheus", action="store_true", help="print the Prometheus text exposition format")
+
+    sc = sub.add_parser("schema", help="write the protocol's JSON Schemas into schemas/")
+    sc.add_argument("--out", metavar="DIR", help="the folder (default: the repository's schemas/)")
+    sc.add_argument("--check", action="store_true", help="only report schemas that are out of date (exit 1)")
+
+    d = sub.add_parser("daemon", help="run the daemon here, or manage it: start, stop, status, restart, logs")
+    d.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "restart", "logs"])
+    d.add_argument("--root", dest="daemon_root", metavar="DIR", help="the workspace root")
+    d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
     return p
 
 
-def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None) -> Output:
-    """Run one command line. `engine_for(root)` supplies the (warm) engine."""
+def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
+        stats_for: Callable[[], Any] | None = None) -> Output:
+    """Run one command line. `engine_for(root)` supplies the (warm) engine.
+
+    Inside the daemon `stats_for()` returns its StatsSnapshot; in-process,
+    `stats` asks the running daemon, and `daemon`/`schema` are served here.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv))
@@ -100,6 +119,8 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
         return Output(stdout=parser.format_help())
+    if args.command in ("stats", "schema", "daemon"):
+        return _service(args, cwd, stats_for)
     if args.command not in ENGINE_COMMANDS:
         return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
     try:
@@ -111,6 +132,52 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
     except UserError as exc:
         return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""),
                       code=EXIT_USAGE if isinstance(exc, UsageErrorOut) else EXIT_USER)
+
+
+def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | None) -> Output:
+    """stats, schema and daemon management (imported lazily: the engine path does not need them)."""
+    in_daemon = stats_for is not None
+    if args.command == "schema":
+        if in_daemon:
+            return Output(stderr="perfd: 'schema' is not available here\n", code=EXIT_USAGE)
+        from perfd import schema
+
+        if args.check:
+            bad = schema.stale(args.out)
+            return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=EXIT_USER if bad else EXIT_OK)
+        changed = schema.write(args.out)
+        return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
+    try:
+        root = _root(getattr(args, "daemon_root", None) or args.root, cwd)
+    except UserError as exc:
+        return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), code=EXIT_USER)
+    if args.command == "daemon":
+        if in_daemon or args.action == "run":
+            return Output(stderr="perfd: 'daemon' is not available here\n", code=EXIT_USAGE)
+        from perfd import daemon_ctl
+
+        if args.action == "logs":
+            code, text = daemon_ctl.logs(root, args.lines)
+        else:
+            code, text = getattr(daemon_ctl, args.action)(root)
+        return Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
+    from perfd import stats as stats_mod
+    from perfd.protocol import StatsSnapshot
+
+    if stats_for is not None:
+        snap = stats_for()
+    else:
+        from perfd import daemon_ctl
+
+        resp = daemon_ctl.request(root, "stats")
+        if resp is None or "result" not in resp:
+            return Output(stderr=f"perfd: no daemon running for {root}\nhint: perfd daemon start\n", code=EXIT_USER)
+        snap = msgspec.convert(resp["result"], StatsSnapshot)
+    if args.json:
+        return Output(stdout=stats_mod.render_json(snap))
+    if args.prometheus:
+        return Output(stdout=stats_mod.render_prometheus(snap))
+    return Output(stdout=stats_mod.render_text(snap))
 
 
 def _root(option: str | None, cwd: str) -> str:

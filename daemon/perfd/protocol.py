@@ -1,0 +1,183 @@
+"""The socket protocol's messages: JSON-RPC 2.0 envelopes and each method's params and results.
+
+Framing lives in perfd.ipc. `perfd schema` writes a JSON Schema of every
+Struct listed in SCHEMA_TYPES into schemas/ (tests fail when they drift).
+
+Methods (params -> result):
+  initialize  InitializeParams -> InitializeResult (version handshake)
+  ping        none            -> PingResult (answered on the event loop, never behind engine work)
+  generate    GenerateParams  -> perfd.types.GenerateResult
+  status      StatusParams    -> WorkspaceStatus, or PlanStatus when `plan` is given
+  stats       none            -> StatsSnapshot
+  invalidate  InvalidateParams -> InvalidateResult
+  subscribe   none            -> SubscribeResult, then PlanChanged notifications on that connection
+  shutdown    none            -> ShutdownResult (state is cleared before the answer)
+  cli         CliParams       -> CliResult (or the raw body documented in perfd.ipc when raw=true)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from perfd.types import CacheStats, LatencyStats
+
+JSONRPC = "2.0"
+Id = int | str | None
+
+# JSON-RPC 2.0 error codes
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# application errors (outside the reserved range)
+USER_ERROR = 1001  # perfd.engine.errors.UserError; data = UserErrorData
+VERSION_MISMATCH = 1002  # data = {"daemon": version, "client": version}
+
+
+class Request(msgspec.Struct, omit_defaults=True):
+    jsonrpc: Literal["2.0"]
+    method: str
+    id: Id = None
+    params: dict[str, Any] | list[Any] | None = None
+
+
+class ErrorObject(msgspec.Struct, omit_defaults=True):
+    code: int
+    message: str
+    data: Any = None
+
+
+class Response(msgspec.Struct):
+    id: Id
+    result: Any
+    jsonrpc: Literal["2.0"] = "2.0"
+
+
+class ErrorResponse(msgspec.Struct):
+    id: Id
+    error: ErrorObject
+    jsonrpc: Literal["2.0"] = "2.0"
+
+
+class Notification(msgspec.Struct, omit_defaults=True):
+    method: str
+    params: Any = None
+    jsonrpc: Literal["2.0"] = "2.0"
+
+
+class UserErrorData(msgspec.Struct):
+    code: str  # "outside-workspace", "unknown-plan", ...
+    hint: str = ""
+    candidates: list[str] = []
+
+
+# --- params and results --------------------------------------------------------
+
+
+class InitializeParams(msgspec.Struct, forbid_unknown_fields=True):
+    version: str
+    client: str = ""
+
+
+class InitializeResult(msgspec.Struct):
+    version: str
+    compatible: bool
+    pid: int
+    root: str
+
+
+class PingResult(msgspec.Struct):
+    pong: bool
+    pid: int
+    version: str
+    root: str
+    uptime_s: float
+
+
+class GenerateParams(msgspec.Struct, forbid_unknown_fields=True):
+    plan: str
+    achievement: str | None = None
+    cwd: str | None = None
+    trust_plan: bool = False
+
+
+class StatusParams(msgspec.Struct, forbid_unknown_fields=True):
+    plan: str | None = None
+    cwd: str | None = None
+    trust_plan: bool = False
+
+
+class InvalidateParams(msgspec.Struct, forbid_unknown_fields=True):
+    path: str | None = None
+
+
+class InvalidateResult(msgspec.Struct):
+    invalidated: int
+
+
+class SubscribeResult(msgspec.Struct):
+    subscribed: bool
+    watching: bool
+
+
+class ShutdownResult(msgspec.Struct):
+    stopping: bool
+    pid: int
+
+
+class CliParams(msgspec.Struct, forbid_unknown_fields=True):
+    argv: list[str]
+    cwd: str
+    version: str | None = None  # the client's perfd.__version__: a mismatch answers VERSION_MISMATCH
+    raw: bool = False  # answer with the raw body (perfd.ipc) instead of a JSON CliResult
+
+
+class CliResult(msgspec.Struct):
+    stdout: str
+    stderr: str
+    code: int
+
+
+class PlanChanged(msgspec.Struct):
+    """Params of the `planChanged` notification sent to subscribers."""
+
+    plan: str
+    path: str
+    state: str
+    next: str | None
+    done: int
+    total: int
+    changed: list[str]  # the files whose change caused it
+
+
+class MethodStats(msgspec.Struct):
+    method: str
+    requests: int
+    errors: int
+    latency: LatencyStats
+
+
+class StatsSnapshot(msgspec.Struct):
+    version: str
+    pid: int
+    root: str
+    uptime_s: float
+    rss_bytes: int
+    connections: int
+    subscribers: int
+    watcher_events: int
+    watcher_batches: int
+    cache: CacheStats
+    memo_hits: int
+    methods: list[MethodStats]
+
+
+SCHEMA_TYPES: tuple[type, ...] = (
+    Request, Response, ErrorResponse, ErrorObject, Notification, UserErrorData,
+    InitializeParams, InitializeResult, PingResult, GenerateParams, StatusParams,
+    InvalidateParams, InvalidateResult, SubscribeResult, ShutdownResult,
+    CliParams, CliResult, PlanChanged, StatsSnapshot,
+)

@@ -1,0 +1,55 @@
+"""`perfd schema`: JSON Schemas of the protocol Structs, generated into schemas/ (never hand-written)."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from perfd.protocol import SCHEMA_TYPES
+
+
+def repo_schemas_dir() -> str:
+    return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "schemas"))
+
+
+def render() -> dict[str, bytes]:
+    """file name -> pretty JSON bytes."""
+    out = {}
+    for t in SCHEMA_TYPES:
+        schema = msgspec.json.schema(t)
+        out[f"{t.__name__}.json"] = msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
+    return out
+
+
+def write(folder: str | None = None) -> list[str]:
+    """Write every schema into `folder` (default: the repository's schemas/); returns the files changed."""
+    folder = folder or repo_schemas_dir()
+    os.makedirs(folder, exist_ok=True)
+    changed = []
+    for name, data in render().items():
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    continue
+        except FileNotFoundError:
+            pass
+        with open(path, "wb") as f:
+            f.write(data)
+        changed.append(path)
+    return changed
+
+
+def stale(folder: str | None = None) -> list[str]:
+    """Schema files that are missing or differ from what the Structs generate."""
+    folder = folder or repo_schemas_dir()
+    bad = []
+    for name, data in render().items():
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                if f.read() != data:
+                    bad.append(name)
+        except FileNotFoundError:
+            bad.append(name)
+    return bad

@@ -1,0 +1,145 @@
+"""Daemon counters and latency percentiles, and their text/JSON/Prometheus renderings."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from perfd.protocol import MethodStats, StatsSnapshot
+from perfd.types import LatencyStats
+
+_SAMPLES = 4096  # latest latencies kept per method
+
+
+class _Method:
+    __slots__ = ("requests", "errors", "samples", "n", "max_ns")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.samples: list[int] = []
+        self.n = 0
+        self.max_ns = 0
+
+
+def _pct(sorted_ns: list[int], q: float) -> float:
+    if not sorted_ns:
+        return 0.0
+    i = min(len(sorted_ns) - 1, max(0, int(round(q * (len(sorted_ns) - 1)))))
+    return sorted_ns[i] / 1e6
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.methods: dict[str, _Method] = {}
+        self.watcher_events = 0
+        self.watcher_batches = 0
+
+    def record(self, method: str, elapsed_ns: int, error: bool = False) -> None:
+        m = self.methods.get(method)
+        if m is None:
+            m = self.methods[method] = _Method()
+        m.requests += 1
+        if error:
+            m.errors += 1
+        if len(m.samples) < _SAMPLES:
+            m.samples.append(elapsed_ns)
+        else:
+            m.samples[m.n % _SAMPLES] = elapsed_ns
+        m.n += 1
+        if elapsed_ns > m.max_ns:
+            m.max_ns = elapsed_ns
+
+    def method_stats(self) -> list[MethodStats]:
+        out = []
+        for name in sorted(self.methods):
+            m = self.methods[name]
+            s = sorted(m.samples)
+            out.append(MethodStats(name, m.requests, m.errors, LatencyStats(
+                count=m.requests, errors=m.errors, p50_ms=_pct(s, 0.50), p95_ms=_pct(s, 0.95),
+                p99_ms=_pct(s, 0.99), max_ms=m.max_ns / 1e6)))
+        return out
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- renderings -------------------------------------------------------------------
+
+
+def render_json(s: StatsSnapshot) -> str:
+    return msgspec.json.encode(s).decode() + "\n"
+
+
+def render_text(s: StatsSnapshot) -> str:
+    c = s.cache
+    lines = [
+        f"perfd {s.version} daemon pid {s.pid} for {s.root}",
+        f"uptime {s.uptime_s:.1f} s · rss {s.rss_bytes / 1048576:.1f} MiB · connections {s.connections}"
+        f" · subscribers {s.subscribers}",
+        f"cache: {c.entries}/{c.capacity} entries · hits {c.hits} · misses {c.misses} · hit rate {c.hit_rate:.1%}"
+        f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}"
+        f" · answer memo hits {s.memo_hits}",
+        f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
+    ]
+    if s.methods:
+        rows = [["METHOD", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
+        for m in s.methods:
+            lat = m.latency
+            rows.append([m.method, str(m.requests), str(m.errors), f"{lat.p50_ms:.3f}", f"{lat.p95_ms:.3f}",
+                         f"{lat.p99_ms:.3f}", f"{lat.max_ms:.3f}"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines.append("")
+        lines.extend("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join(lines) + "\n"
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_prometheus(s: StatsSnapshot) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+        out.append(f"# HELP perfd_{name} {help_}")
+        out.append(f"# TYPE perfd_{name} {kind}")
+        for labels, value in samples:
+            out.append(f"perfd_{name}{labels} {value:g}" if isinstance(value, float) else f"perfd_{name}{labels} {value}")
+
+    c = s.cache
+    metric("uptime_seconds", "gauge", "Seconds since the daemon started.", [("", s.uptime_s)])
+    metric("resident_memory_bytes", "gauge", "Resident set size.", [("", s.rss_bytes)])
+    metric("connections", "gauge", "Open connections.", [("", s.connections)])
+    metric("subscribers", "gauge", "Connections subscribed to plan changes.", [("", s.subscribers)])
+    metric("cache_entries", "gauge", "Entries in the stat cache.", [("", c.entries)])
+    metric("cache_hits_total", "counter", "Stat cache hits.", [("", c.hits)])
+    metric("cache_misses_total", "counter", "Stat cache misses.", [("", c.misses)])
+    metric("cache_hit_rate", "gauge", "Hits / (hits + misses).", [("", float(c.hit_rate))])
+    metric("cache_evictions_total", "counter", "LRU evictions.", [("", c.evictions)])
+    metric("cache_expirations_total", "counter", "TTL expirations.", [("", c.expirations)])
+    metric("watcher_events_total", "counter", "File change events seen by the watcher.", [("", s.watcher_events)])
+    metric("requests_total", "counter", "Requests per method.",
+           [(f'{{method="{_esc(m.method)}"}}', m.requests) for m in s.methods])
+    metric("errors_total", "counter", "Error responses per method.",
+           [(f'{{method="{_esc(m.method)}"}}', m.errors) for m in s.methods])
+    lat: list[tuple[str, float]] = []
+    for m in s.methods:
+        for q, v in (("0.5", m.latency.p50_ms), ("0.95", m.latency.p95_ms), ("0.99", m.latency.p99_ms)):
+            lat.append((f'{{method="{_esc(m.method)}",quantile="{q}"}}', v / 1000.0))
+    metric("request_duration_seconds", "summary", "Request latency per method (recent window).", lat)
+    return "\n".join(out) + "\n"

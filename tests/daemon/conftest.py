@@ -1,0 +1,180 @@
+"""Real daemons on temporary workspaces, driven through the real CLI (subprocesses).
+
+Every daemon a test starts is stopped by the `env` fixture's finalizer
+(SIGTERM, then SIGKILL), every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+PLAN = """# PLAN: Feature Work
+
+**Status**: in progress
+
+## 📋 Achievement Index
+
+- Achievement 1.1: First Thing
+- Achievement 1.2: Second Thing
+- Achievement 2.1: Third Thing
+
+## Achievements
+
+### Achievement 1.1: First Thing
+Do the first thing.
+
+### Achievement 1.2: Second Thing
+Do the second thing.
+
+### Achievement 2.1: Third Thing
+Do the third thing.
+"""
+
+
+def make_workspace(base: str, name: str = "FEAT") -> str:
+    root = os.path.join(base, "ws")
+    plan_dir = os.path.join(root, "work-space", "plans", name)
+    os.makedirs(os.path.join(plan_dir, "subplans"), exist_ok=True)
+    os.makedirs(os.path.join(plan_dir, "execution", "feedbacks"), exist_ok=True)
+    with open(os.path.join(plan_dir, f"PLAN_{name}.md"), "w") as f:
+        f.write(PLAN)
+    return os.path.realpath(root)
+
+
+class Env:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.root = make_workspace(base)
+        self.run_dir = os.path.join(base, "r")
+        self.state_dir = os.path.join(base, "s")
+        self.environ = dict(os.environ, PERFD_RUNTIME_DIR=self.run_dir, PERFD_STATE_DIR=self.state_dir,
+                            PYTHONDONTWRITEBYTECODE="1")
+        self.environ.pop("PERFD_IDLE_TIMEOUT_S", None)
+        self.environ.pop("PERFD_MAX_RSS_MB", None)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def cli(self, *args: str, cwd: str | None = None, timeout: float = 20, env: dict[str, str] | None = None,
+            python_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *python_args, "-m", "perfd", *args], cwd=cwd or self.root,
+                              env=env or self.environ, capture_output=True, text=True, timeout=timeout)
+
+    def paths(self) -> dict[str, str]:
+        old = dict(os.environ)
+        os.environ.update(PERFD_RUNTIME_DIR=self.run_dir, PERFD_STATE_DIR=self.state_dir)
+        try:
+            from perfd.client import state_paths
+
+            return state_paths(self.root)  # type: ignore[no-any-return]
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+
+    def pid(self) -> int:
+        try:
+            with open(self.paths()["pid"]) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def popen_daemon(self, code: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        argv = ([sys.executable, "-c", code] if code else
+                [sys.executable, "-m", "perfd", "daemon", "--root", self.root])
+        p = subprocess.Popen(argv, env=env or self.environ, cwd=self.root, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def wait_for(self, pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.01)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def connect(self, timeout: float = 5.0) -> Any:
+        from perfd.ipc import Connection
+
+        return Connection(self.paths()["sock"], timeout)
+
+    def daemon_pids(self) -> list[int]:
+        """Every live perfd daemon process serving this test's runtime folder."""
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+                with open(f"/proc/{d}/environ", "rb") as f:
+                    envb = f.read()
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue
+            except OSError:
+                continue
+            if b"daemon" in cmd and self.root.encode() in cmd and \
+                    b"PERFD_RUNTIME_DIR=" + self.run_dir.encode() in envb:
+                out.append(int(d))
+        return out
+
+    def cleanup(self) -> None:
+        pids = set(self.daemon_pids())
+        p = self.pid()
+        if p:
+            pids.add(p)
+        for proc in self.procs:
+            if proc.poll() is None:
+                pids.add(proc.pid)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        end = time.monotonic() + 5
+        for pid in pids:
+            while time.monotonic() < end:
+                try:
+                    os.kill(pid, 0)
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                            break
+                except (OSError, ProcessLookupError):
+                    break
+                time.sleep(0.02)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    # short paths: a Unix socket path must fit in 108 bytes
+    base = tempfile.mkdtemp(prefix="pd", dir="/tmp")
+    e = Env(base)
+    try:
+        yield e
+    finally:
+        e.cleanup()
+        shutil.rmtree(base, ignore_errors=True)

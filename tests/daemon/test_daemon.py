@@ -1,0 +1,381 @@
+"""Integration tests: a real daemon per test, driven through the real CLI and raw socket frames."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import msgspec
+import pytest
+
+from conftest import Env
+
+pytestmark = pytest.mark.slow
+
+FEED = os.path.join("work-space", "plans", "FEAT", "execution", "feedbacks")
+
+
+def _warm(env: Env) -> int:
+    r = env.cli("status")
+    assert r.returncode == 0, r.stderr
+    assert "working in-process" not in r.stderr
+    pid = env.wait_for(env.pid, what="pid file")
+    return int(pid)
+
+
+def test_autostart_and_output_identical_with_and_without_daemon(env: Env) -> None:
+    cases = [
+        ("status",), ("status", "--json"), ("status", "@FEAT"), ("generate", "--next", "@FEAT"),
+        ("generate", "@FEAT", "1.2", "--json"), ("generate", "@NOPE"), ("generate", "@FEAT", "9.9"),
+        ("generate", "--bogus"), ("--version",), ("generate", "../../../etc/passwd"),
+    ]
+    assert env.pid() == 0
+    for argv in cases:
+        via_daemon = env.cli(*argv)
+        local = env.cli("--no-daemon", *argv)
+        assert "working in-process" not in via_daemon.stderr
+        assert (via_daemon.stdout, via_daemon.stderr, via_daemon.returncode) == \
+               (local.stdout, local.stderr, local.returncode), argv
+    assert env.pid() != 0
+    assert len(env.daemon_pids()) == 1
+    # from a subfolder too: the root is found by walking up
+    sub = os.path.join(env.root, "work-space", "plans", "FEAT", "subplans")
+    assert env.cli("generate", "--next", cwd=sub).stdout == env.cli("--no-daemon", "generate", "--next", cwd=sub).stdout
+
+
+def test_permissions_and_peer_check(env: Env) -> None:
+    _warm(env)
+    paths = env.paths()
+    assert stat.S_IMODE(os.stat(env.run_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(env.state_dir).st_mode) == 0o700
+    st = os.stat(paths["sock"])
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    from perfd.ipc import peer_allowed, peer_credentials
+
+    assert peer_allowed(os.getuid())
+    assert not peer_allowed(os.getuid() + 1)
+    assert not peer_allowed(12345, own_uid=0)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(paths["sock"])
+    pid, uid, _gid = peer_credentials(s)
+    assert uid == os.getuid() and pid == env.pid()
+    s.close()
+
+
+def test_kill9_then_next_client_recovers(env: Env) -> None:
+    pid = _warm(env)
+    os.kill(pid, signal.SIGKILL)
+    env.wait_for(lambda: pid not in env.daemon_pids(), what="daemon death")
+    assert os.path.exists(env.paths()["sock"])  # stale socket left behind
+    r = env.cli("generate", "--next", "@FEAT")
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    new = env.pid()
+    assert new and new != pid
+    assert env.daemon_pids() == [new]
+
+
+def test_two_daemons_for_one_root_exactly_one_survives(env: Env) -> None:
+    procs = [env.popen_daemon() for _ in range(3)]
+    env.wait_for(lambda: sum(p.poll() is not None for p in procs) == 2, timeout=15, what="two refusals")
+    losers = [p for p in procs if p.poll() is not None]
+    assert all(p.returncode == 3 for p in losers)
+    assert all(b"already serves" in p.stderr.read() for p in losers)  # type: ignore[union-attr]
+    winner = next(p for p in procs if p.poll() is None)
+    env.wait_for(lambda: env.pid() == winner.pid, what="winner's pid file")
+    assert env.cli("status").returncode == 0
+    assert env.daemon_pids() == [winner.pid]
+
+
+def test_racing_clients_start_exactly_one_daemon(env: Env) -> None:
+    argv = [sys.executable, "-m", "perfd", "generate", "--next", "@FEAT"]
+    procs = [subprocess.Popen(argv, cwd=env.root, env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(8)]
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert all(b"working in-process" not in err for _out, err in outs), outs
+    assert len({out for out, _err in outs}) == 1
+    assert len(env.daemon_pids()) == 1
+    with open(env.paths()["log"]) as f:
+        assert f.read().count(" serving ") == 1
+
+
+def test_idle_shutdown_clears_state(env: Env) -> None:
+    env.environ["PERFD_IDLE_TIMEOUT_S"] = "0.5"
+    pid = _warm(env)
+    env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="idle exit")
+    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
+    with open(env.paths()["log"]) as f:
+        assert "idle for 0.5 s" in f.read()
+
+
+def test_idle_timeout_from_perfd_toml(env: Env) -> None:
+    with open(os.path.join(env.root, "perfd.toml"), "w") as f:
+        f.write("[daemon]\nidle_timeout_s = 0.4\n")
+    pid = _warm(env)
+    env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="idle exit")
+
+
+def test_memory_cap_exits_cleanly(env: Env) -> None:
+    e = dict(env.environ, PERFD_MAX_RSS_MB="1")
+    p = env.popen_daemon(env=e)
+    assert p.wait(timeout=15) == 0
+    with open(env.paths()["log"]) as f:
+        assert "over max_rss_mb" in f.read()
+    assert not os.path.exists(env.paths()["sock"])
+
+
+def test_sigterm_is_a_clean_shutdown(env: Env) -> None:
+    pid = _warm(env)
+    os.kill(pid, signal.SIGTERM)
+    env.wait_for(lambda: pid not in env.daemon_pids(), what="exit on SIGTERM")
+    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
+
+
+def test_daemon_commands_start_status_stop_restart_logs(env: Env) -> None:
+    r = env.cli("daemon", "status")
+    assert r.returncode == 1 and "no daemon running" in r.stderr
+    r = env.cli("daemon", "start")
+    assert r.returncode == 0, r.stderr
+    pid = env.pid()
+    assert f"pid {pid}" in r.stdout
+    assert "running" in env.cli("daemon", "status").stdout
+    r = env.cli("daemon", "restart")
+    assert r.returncode == 0 and env.pid() not in (0, pid)
+    assert " serving " in env.cli("daemon", "logs").stdout
+    r = env.cli("daemon", "stop")
+    assert r.returncode == 0 and "stopped" in r.stdout
+    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
+    assert env.daemon_pids() == []
+
+
+def test_version_mismatch_restarts_the_daemon(env: Env) -> None:
+    code = ("import sys, perfd; perfd.__version__ = '0.0.0-old'; from perfd.server import main; "
+            f"sys.exit(main({env.root!r}))")
+    old = env.popen_daemon(code)
+    env.wait_for(lambda: env.pid() == old.pid, what="old daemon up")
+    with env.connect() as c:
+        assert c.call("ping")["result"]["version"] == "0.0.0-old"
+        init = c.call("initialize", {"version": "0.1.0"})["result"]
+        assert init["compatible"] is False
+    r = env.cli("generate", "--next", "@FEAT")
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    assert old.wait(timeout=10) == 0
+    new = env.pid()
+    assert new and new != old.pid
+    import perfd
+
+    with env.connect() as c:
+        assert c.call("ping")["result"]["version"] == perfd.__version__
+
+
+def _raw(sock: socket.socket, body: bytes) -> dict:
+    sock.sendall(struct.pack(">I", len(body)) + body)
+    return _read(sock)
+
+
+def _read(sock: socket.socket) -> dict:
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        assert chunk, "connection closed"
+        head += chunk
+    (n,) = struct.unpack(">I", head)
+    body = b""
+    while len(body) < n:
+        body += sock.recv(n - len(body))
+    return msgspec.json.decode(body)  # type: ignore[no-any-return]
+
+
+def test_bad_inputs_get_jsonrpc_errors_and_the_daemon_keeps_serving(env: Env) -> None:
+    _warm(env)
+    path = env.paths()["sock"]
+
+    def conn() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(path)
+        return s
+
+    s = conn()
+    assert _raw(s, b"{not json")["error"]["code"] == -32700
+    assert _raw(s, b"\xff\xfe\x00")["error"]["code"] == -32700
+    assert _raw(s, b'{"jsonrpc":"2.0","id":7}')["error"]["code"] == -32600
+    assert _raw(s, b'{"jsonrpc":"1.0","id":7,"method":"ping"}')["error"]["code"] == -32600
+    assert _raw(s, b"[1,2,3]")["error"]["code"] == -32600
+    r = _raw(s, b'{"jsonrpc":"2.0","id":8,"method":"nope"}')
+    assert r["error"]["code"] == -32601 and r["id"] == 8
+    assert _raw(s, b'{"jsonrpc":"2.0","id":9,"method":"generate","params":{"plan":5}}')["error"]["code"] == -32602
+    assert _raw(s, b'{"jsonrpc":"2.0","id":9,"method":"generate","params":{"plan":"@FEAT","x":1}}')["error"]["code"] == -32602
+    assert _raw(s, b'{"jsonrpc":"2.0","id":9,"method":"generate","params":[1]}')["error"]["code"] == -32602
+    assert _raw(s, b'{"jsonrpc":"2.0","id":9,"method":"cli","params":{}}')["error"]["code"] == -32602
+    r = _raw(s, b'{"jsonrpc":"2.0","id":10,"method":"generate","params":{"plan":"../../../../etc/passwd"}}')
+    assert r["error"]["code"] == 1001 and r["error"]["data"]["code"] == "outside-workspace"
+    # through a symlink inside the workspace that points outside it
+    outside = os.path.join(env.base, "outside")
+    os.makedirs(outside)
+    with open(os.path.join(outside, "PLAN_X.md"), "w") as f:
+        f.write("# PLAN: x\n")
+    os.symlink(outside, os.path.join(env.root, "work-space", "plans", "LINK"))
+    r = _raw(s, b'{"jsonrpc":"2.0","id":11,"method":"generate","params":{"plan":"work-space/plans/LINK/PLAN_X.md"}}')
+    assert r["error"]["code"] == 1001 and r["error"]["data"]["code"] == "outside-workspace"
+    r = _raw(s, b'{"jsonrpc":"2.0","id":12,"method":"invalidate","params":{"path":"../.."}}')
+    assert r["error"]["data"]["code"] == "outside-workspace"
+    r = _raw(s, b'{"jsonrpc":"2.0","id":13,"method":"generate","params":{"plan":"@NOPE"}}')
+    assert r["error"]["data"]["code"] == "unknown-plan" and "FEAT" in r["error"]["data"]["candidates"]
+    assert _raw(s, b'{"jsonrpc":"2.0","id":14,"method":"ping"}')["result"]["pong"] is True
+    s.close()
+    # over 1 MiB: an error, then the connection is closed
+    s = conn()
+    s.sendall(struct.pack(">I", (1 << 20) + 1) + b"x" * 100)
+    assert _read(s)["error"]["code"] == -32600
+    assert s.recv(10) == b""
+    s.close()
+    # a client that sends half a frame and leaves
+    s = conn()
+    s.sendall(struct.pack(">I", 100) + b"{")
+    s.close()
+    with env.connect() as c:
+        assert c.call("ping")["result"]["pong"] is True
+        st = c.call("stats")["result"]
+        errs = {m["method"]: m["errors"] for m in st["methods"]}
+        assert errs["(unknown)"] == 1 and errs["generate"] >= 4
+    assert env.cli("status").returncode == 0
+
+
+def test_engine_methods_over_the_socket(env: Env) -> None:
+    _warm(env)
+    with env.connect() as c:
+        g = c.call("generate", {"plan": "@FEAT"})["result"]
+        assert g["plan"] == "FEAT" and g["achievement"] == "1.1"
+        assert c.call("status")["result"]["plans"][0]["next"] == "1.1"
+        assert c.call("status", {"plan": "@FEAT"})["result"]["total"] == 3
+        assert c.call("invalidate")["result"]["invalidated"] >= 1
+        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] >= 0
+        r = c.call("cli", {"argv": ["status"], "cwd": env.root})["result"]
+        assert r["code"] == 0 and "@FEAT" in r["stdout"]
+        assert c.call("cli", {"argv": ["daemon", "stop"], "cwd": env.root})["result"]["code"] == 2
+        r = c.call("cli", {"argv": ["status"], "cwd": env.root, "version": "9.9"})
+        assert r["error"]["code"] == 1002
+        # a notification (no id) gets no answer; the next request does
+        c.sock.sendall(struct.pack(">I", 36) + b'{"jsonrpc":"2.0","method":"ping"}   ')
+        assert c.call("ping")["result"]["pong"] is True
+
+
+def test_200_concurrent_clients(env: Env) -> None:
+    _warm(env)
+    from perfd.ipc import parse_raw
+
+    expected = env.cli("--no-daemon", "generate", "--next", "@FEAT")
+    results: list[object] = []
+    barrier = threading.Barrier(200, timeout=20)
+
+    def one() -> None:
+        try:
+            with env.connect(timeout=20) as c:
+                barrier.wait()
+                method = "ping" if len(results) % 5 == 0 else "cli"
+                if method == "ping":
+                    results.append(c.call("ping")["result"]["pong"])
+                    return
+                c.send_body(msgspec.json.encode({"jsonrpc": "2.0", "id": 1, "method": "cli", "params": {
+                    "argv": ["generate", "--next", "@FEAT"], "cwd": env.root, "raw": True}}))
+                code, out, err = parse_raw(c.recv_body())
+                results.append((code, out.decode(), err.decode()) ==
+                               (expected.returncode, expected.stdout, expected.stderr))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 200 and all(r is True for r in results), [r for r in results if r is not True][:3]
+    # a few whole CLI processes at the same time as well
+    procs = [subprocess.Popen([sys.executable, "-m", "perfd", "status"], cwd=env.root, env=env.environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(10)]
+    assert all(p.communicate(timeout=30)[1] == b"" and p.returncode == 0 for p in procs)
+    assert len(env.daemon_pids()) == 1
+
+
+def test_watcher_notifies_subscribers_and_answers_change_at_once(env: Env) -> None:
+    _warm(env)
+    before = env.cli("generate", "--next", "@FEAT")
+    assert "achievement 1.1" in before.stderr
+    with env.connect(timeout=10) as c:
+        assert c.call("subscribe")["result"]["subscribed"] is True
+        time.sleep(0.3)  # let inotify set up its watches
+        with open(os.path.join(env.root, FEED, "APPROVED_11.md"), "w") as f:
+            f.write("# APPROVED: Achievement 1.1\n")
+        # correctness does not wait for the watcher
+        after = env.cli("generate", "--next", "@FEAT")
+        assert "achievement 1.2" in after.stderr, after.stderr
+        msg = c.recv()
+        while msg.get("method") != "planChanged":
+            msg = c.recv()
+        p = msg["params"]
+        assert p["plan"] == "FEAT" and p["next"] == "1.2" and p["done"] == 1
+        assert any(x.endswith("APPROVED_11.md") for x in p["changed"])
+        st = c.call("stats")["result"]
+        assert st["watcher_events"] >= 1 and st["subscribers"] == 1
+    # the subscriber left: its subscription (and any work) is gone
+    with env.connect() as c2:
+        env.wait_for(lambda: c2.call("stats")["result"]["subscribers"] == 0, what="unsubscribe on disconnect")
+
+
+def test_stats_text_json_prometheus(env: Env) -> None:
+    _warm(env)
+    env.cli("generate", "--next", "@FEAT")
+    text = env.cli("stats")
+    assert text.returncode == 0 and "hit rate" in text.stdout and "cli" in text.stdout
+    js = msgspec.json.decode(env.cli("stats", "--json").stdout)
+    assert js["cache"]["entries"] > 0 and js["rss_bytes"] > 0 and js["uptime_s"] > 0
+    cli = next(m for m in js["methods"] if m["method"] == "cli")
+    assert cli["requests"] >= 2 and cli["latency"]["p50_ms"] > 0
+    prom = env.cli("stats", "--prometheus").stdout
+    assert "# TYPE perfd_requests_total counter" in prom
+    assert 'perfd_requests_total{method="cli"}' in prom
+    assert 'perfd_request_duration_seconds{method="cli",quantile="0.99"}' in prom
+    # in-process `stats` asks the daemon too, with the same rendering
+    assert "hit rate" in env.cli("--no-daemon", "stats").stdout
+
+
+def test_stats_without_daemon_says_so(env: Env) -> None:
+    r = env.cli("--no-daemon", "stats")
+    assert r.returncode == 1 and "no daemon running" in r.stderr
+
+
+def test_thin_client_imports_almost_nothing(env: Env) -> None:
+    _warm(env)
+    r = env.cli("generate", "--next", "@FEAT", python_args=("-X", "importtime"))
+    assert r.returncode == 0 and "working in-process" not in r.stderr
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    for banned in ("pygls", "anyio", "httpx", "msgspec", "watchfiles", "json", "argparse", "pathlib", "re",
+                   "socket", "asyncio", "perfd.commands", "perfd.engine"):
+        assert banned not in imported, banned
+    assert "_socket" in imported
+
+
+def test_no_daemon_flag_and_no_workspace_work_in_process(env: Env) -> None:
+    r = env.cli("--no-daemon", "status")
+    assert r.returncode == 0 and env.pid() == 0
+    r = env.cli("status", cwd=env.base)
+    assert r.returncode == 1 and "no PLAN workspace" in r.stderr and env.pid() == 0
+
+
+def test_fallback_in_process_when_the_daemon_cannot_start(env: Env) -> None:
+    # a runtime folder path too long for a Unix socket: the daemon cannot bind
+    long_dir = os.path.join(env.base, "x" * 120)
+    e = dict(env.environ, PERFD_RUNTIME_DIR=long_dir)
+    r = env.cli("generate", "--next", "@FEAT", env=e, timeout=30)
+    assert r.returncode == 0
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("perfd: ") and lines[0].endswith("working in-process")
+    assert "achievement 1.1" in r.stderr

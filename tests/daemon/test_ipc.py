@@ -1,0 +1,94 @@
+"""Frame decoder properties (hypothesis), protocol schemas, and the thin client's pure helpers."""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfd import ipc, schema
+from perfd.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4096), st.lists(st.integers(min_value=1, max_value=64), max_size=50))
+def test_decoder_is_total_on_arbitrary_bytes(data: bytes, cuts: list[int]) -> None:
+    dec = FrameDecoder()
+    pos = 0
+    out: list[bytes] = []
+    try:
+        for c in cuts + [len(data)]:
+            out.extend(dec.feed(data[pos:pos + c]))
+            pos += c
+    except FrameTooLarge as exc:
+        assert exc.length > MAX_FRAME
+        return
+    assert sum(4 + len(b) for b in out) + dec.pending == min(pos, len(data))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=2000), max_size=20), st.lists(st.integers(min_value=1, max_value=300), max_size=80))
+def test_decoder_round_trips_any_chunking(bodies: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(ipc.frame(b) for b in bodies)
+    dec = FrameDecoder()
+    got: list[bytes] = []
+    pos = 0
+    for c in cuts:
+        got.extend(dec.feed(stream[pos:pos + c]))
+        pos += c
+    got.extend(dec.feed(stream[pos:]))
+    assert got == bodies and dec.pending == 0
+
+
+def test_oversize_frame_is_refused_at_the_header() -> None:
+    dec = FrameDecoder()
+    head = struct.pack(">I", MAX_FRAME + 1)
+    assert dec.feed(head[:2]) == []
+    with pytest.raises(FrameTooLarge):
+        dec.feed(head[2:])
+    ok = FrameDecoder()
+    assert ok.feed(struct.pack(">I", MAX_FRAME)) == [] and ok.pending == 4  # exactly 1 MiB is allowed
+    with pytest.raises(FrameTooLarge):
+        ipc.frame(b"x" * (MAX_FRAME + 1))
+
+
+@given(st.integers(min_value=-5, max_value=300), st.text(), st.text())
+def test_raw_body_round_trip(code: int, out: str, err: str) -> None:
+    c, o, e = ipc.parse_raw(ipc.raw_body(code, out, err))
+    assert (c, o.decode("utf-8", "surrogateescape"), e.decode("utf-8", "surrogateescape")) == (code, out, err)
+
+
+@given(st.lists(st.text(), max_size=5), st.text())
+def test_thin_client_request_is_valid_json(argv: list[str], cwd: str) -> None:
+    from perfd.client import _request
+
+    try:
+        body = _request(argv, cwd)
+    except UnicodeEncodeError:
+        return  # lone surrogates: the client works in-process instead
+    req = msgspec.json.decode(body)
+    assert req["params"]["argv"] == argv and req["params"]["cwd"] == cwd and req["params"]["raw"] is True
+
+
+def test_root_hash_is_stable_and_short() -> None:
+    from perfd.client import root_hash
+
+    assert root_hash("/a") == root_hash("/a") != root_hash("/b")
+    assert len(root_hash("/x" * 500)) == 16
+
+
+def test_schemas_are_up_to_date() -> None:
+    stale = schema.stale()
+    assert stale == [], f"schemas/ is out of date: run `perfd schema` ({stale})"
+
+
+def test_schema_check_notices_drift(tmp_path: object) -> None:
+    folder = str(tmp_path)
+    schema.write(folder)
+    assert schema.stale(folder) == []
+    with open(f"{folder}/Request.json", "ab") as f:
+        f.write(b" ")
+    assert schema.stale(folder) == ["Request.json"]

@@ -1,0 +1,217 @@
+// The command handlers, written against small interfaces (the perfd API and a UI facade) so
+// they are unit-tested without VS Code. extension.ts wires them to the real vscode API.
+import type { PerfdApi } from './api';
+import {
+  achievementMessage,
+  achievementPickItems,
+  errorMessage,
+  generatedMessage,
+  PickItem,
+  planPickItems,
+  planStatusMarkdown,
+  promptDocName,
+  ServerState,
+  statsMarkdown,
+  workspaceStatusMarkdown,
+} from './pure/format';
+import { planForFile } from './pure/plans';
+import { isPlanFile } from './pure/settings';
+import type { Settings } from './pure/settings';
+import type { GenerateResult, StatsPayload } from './pure/types';
+
+export interface Ui {
+  pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined>;
+  info(message: string, ...actions: string[]): Promise<string | undefined>;
+  warn(message: string, ...actions: string[]): Promise<string | undefined>;
+  error(message: string, ...actions: string[]): Promise<string | undefined>;
+  copy(text: string): Promise<void>;
+  /** Show markdown in a read-only virtual document named `name`. */
+  showDocument(name: string, markdown: string): Promise<void>;
+  openFile(file: string): Promise<void>;
+  /** File system path of the active editor's document, if it is a file. */
+  activeFile(): string | undefined;
+  settings(): Settings;
+  /** Runs while a request is in flight (progress in the status bar / notification). */
+  progress<T>(title: string, task: () => Promise<T>): Promise<T>;
+}
+
+export interface Host {
+  /** The API over the running language client, or undefined when the server is not running. */
+  api(): PerfdApi | undefined;
+  state(): ServerState;
+  lastStats(): StatsPayload | undefined;
+  restart(): Promise<void>;
+  showOutput(): void;
+}
+
+export const NOT_RUNNING =
+  'perfd: the language server is not running. See the perfd output channel, or run "perfd: Restart Daemon".';
+export const RUN_NOT_AVAILABLE =
+  'perfd: "Run Next With Model" is not available yet in this perfd: the server does not offer perfd.run. Update perfd to a version with model runs.';
+
+export class Commands {
+  constructor(
+    private readonly host: Host,
+    private readonly ui: Ui,
+  ) {}
+
+  private async withApi<T>(fn: (api: PerfdApi) => Promise<T>): Promise<T | undefined> {
+    const api = this.host.api();
+    if (!api) {
+      const a = await this.ui.error(NOT_RUNNING, 'Restart Daemon', 'Show Output');
+      if (a === 'Restart Daemon') await this.host.restart();
+      else if (a === 'Show Output') this.host.showOutput();
+      return undefined;
+    }
+    try {
+      return await fn(api);
+    } catch (e) {
+      void this.ui.error(`perfd: ${errorMessage(e).replace(/^perfd: /, '')}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * The plan to act on: the one the given (or active) PLAN/SUBPLAN/EXECUTION_TASK file belongs
+   * to; the only plan of the workspace; else the user's pick. Returns the PLAN file's path.
+   */
+  async choosePlan(api: PerfdApi, file?: string): Promise<string | undefined> {
+    const st = await api.status();
+    if (!st.plans.length) {
+      void this.ui.warn(`perfd: no plans found under ${st.root}.`);
+      return undefined;
+    }
+    const f = file ?? this.ui.activeFile();
+    if (f && isPlanFile(f)) {
+      const p = planForFile(st.plans, f);
+      if (p) return p.path;
+    }
+    if (st.plans.length === 1) return st.plans[0].path;
+    const picked = await this.ui.pick(planPickItems(st.plans), 'Which plan?');
+    return picked?.path;
+  }
+
+  async present(r: GenerateResult): Promise<void> {
+    const copy = this.ui.settings().copyToClipboard;
+    await this.ui.showDocument(promptDocName(r), r.prompt);
+    if (copy) await this.ui.copy(r.prompt);
+    const msg = generatedMessage(r, copy);
+    if (msg.warning) void this.ui.warn(msg.warning);
+    void this.ui.info(msg.info);
+  }
+
+  /** perfd: Generate Next Prompt. `file`: the explorer/editor menu's file, if any. */
+  generateNextPrompt(file?: string): Promise<GenerateResult | undefined> {
+    return this.withApi(async (api) => {
+      const plan = await this.choosePlan(api, file);
+      if (!plan) return undefined;
+      const r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
+      await this.present(r);
+      return r;
+    });
+  }
+
+  /** perfd: Generate Prompt for Achievement… */
+  generateForAchievement(file?: string): Promise<GenerateResult | undefined> {
+    return this.withApi(async (api) => {
+      const plan = await this.choosePlan(api, file);
+      if (!plan) return undefined;
+      const st = await api.planStatus(plan);
+      const items = achievementPickItems(st);
+      if (!items.length) {
+        void this.ui.warn(`perfd: @${st.plan} has no achievements.`);
+        return undefined;
+      }
+      const a = await this.ui.pick(items, `Achievement of @${st.plan} to generate the prompt for`);
+      if (!a) return undefined;
+      const r = await this.ui.progress(`perfd: generating the prompt for ${a.number}…`, () => api.generate(plan, a.number));
+      await this.present(r);
+      return r;
+    });
+  }
+
+  /** perfd: Run Next With Model (needs a server that offers perfd.run). */
+  runNext(file?: string): Promise<unknown> {
+    return this.withApi(async (api) => {
+      if (!api.hasCommand('perfd.run')) {
+        void this.ui.info(RUN_NOT_AVAILABLE);
+        return undefined;
+      }
+      const plan = await this.choosePlan(api, file);
+      if (!plan) return undefined;
+      const r = await this.ui.progress('perfd: running the next step with the model…', () => api.run(plan));
+      const text = typeof r === 'string' ? r : '```json\n' + JSON.stringify(r, null, 2) + '\n```\n';
+      await this.ui.showDocument('perfd run.md', text);
+      return r;
+    });
+  }
+
+  /** perfd: Show Status (all plans). */
+  showStatus(): Promise<void> {
+    return this.withApi(async (api) => {
+      const st = await api.status();
+      await this.ui.showDocument('perfd status.md', workspaceStatusMarkdown(st));
+    });
+  }
+
+  /** perfd: Show Stats. Fresh from the server when it runs, else the last notification. */
+  async showStats(): Promise<void> {
+    const api = this.host.api();
+    let stats = this.host.lastStats();
+    if (api) {
+      try {
+        stats = await api.stats();
+      } catch (e) {
+        void this.ui.warn(`perfd: could not fetch stats: ${errorMessage(e)}`);
+      }
+    }
+    await this.ui.showDocument('perfd stats.md', statsMarkdown(stats, this.host.state(), new Date()));
+  }
+
+  /** perfd: Clear Cache. */
+  clearCache(): Promise<number | undefined> {
+    return this.withApi(async (api) => {
+      const r = await api.clearCache();
+      void this.ui.info(`perfd: cache cleared (${r.cleared} entr${r.cleared === 1 ? 'y' : 'ies'}).`);
+      return r.cleared;
+    });
+  }
+
+  // -- code lens commands (the server's perfd.generateNext / perfd.generate / perfd.status) ----
+
+  lensGenerateNext(plan: string): Promise<GenerateResult | undefined> {
+    return this.withApi(async (api) => {
+      const r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
+      await this.present(r);
+      return r;
+    });
+  }
+
+  lensGenerate(plan: string, achievement: string): Promise<GenerateResult | undefined> {
+    return this.withApi(async (api) => {
+      const r = await this.ui.progress(`perfd: generating the prompt for ${achievement}…`, () =>
+        api.generate(plan, achievement),
+      );
+      await this.present(r);
+      return r;
+    });
+  }
+
+  lensStatus(plan: string, achievement?: string): Promise<void> {
+    return this.withApi(async (api) => {
+      const st = await api.planStatus(plan);
+      if (!achievement) {
+        await this.ui.showDocument(`${st.plan} status.md`, planStatusMarkdown(st));
+        return;
+      }
+      const a = (st.achievements ?? []).find((x) => x.number === achievement);
+      const actions: string[] = [];
+      if (a && a.state !== 'complete') actions.push('Generate prompt');
+      const file = a?.active_execution ?? a?.fix ?? a?.subplan ?? undefined;
+      if (file) actions.push(`Open ${file.split(/[\\/]/).pop()}`);
+      const choice = await this.ui.info(achievementMessage(st, achievement), ...actions);
+      if (choice === 'Generate prompt') await this.lensGenerate(plan, achievement);
+      else if (choice && file && choice.startsWith('Open ')) await this.ui.openFile(file);
+    });
+  }
+}

@@ -1,0 +1,287 @@
+// Pure formatting: status bar, stats / status documents, quick pick items, messages.
+// No `vscode` import here, so all of it is unit-tested directly.
+import type {
+  AchievementStatus,
+  GenerateResult,
+  MethodLatency,
+  PlanStatus,
+  PlanSummary,
+  StatsPayload,
+  WorkspaceStatus,
+} from './types';
+
+/** Same labels as the server's code lenses (daemon/perfd/lsp/features.py STATE_LABEL). */
+export const STATE_LABEL: Record<string, string> = {
+  complete: '✅ approved',
+  fix_pending: '🔧 fix pending',
+  no_subplan: '📄 no SUBPLAN yet',
+  subplan_complete: '⏳ awaiting review',
+  subplan_no_execution: '📝 no EXECUTION yet',
+  active_execution: '▶ active execution',
+  create_next_execution: '➕ next EXECUTION to create',
+  subplan_all_executed: '🔍 ready for review',
+  plan_complete: '✅ plan complete',
+};
+
+export function stateLabel(state: string | null | undefined): string {
+  if (!state) return 'unknown';
+  return STATE_LABEL[state] ?? state.replace(/_/g, ' ');
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** "0.3 ms", "0.04 ms", "12 ms". */
+export function formatMs(ms: number): string {
+  if (ms < 0.1) return `${ms.toFixed(2)} ms`;
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
+  return `${Math.round(ms)} ms`;
+}
+
+export function formatPercent(rate: number): string {
+  return `${Math.round(Math.max(0, Math.min(1, rate)) * 100)}%`;
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${sec}s`;
+  return `${sec}s`;
+}
+
+function methodLatency(stats: StatsPayload, method: string): MethodLatency | undefined {
+  const lat = stats.latency;
+  if (!lat || typeof lat !== 'object') return undefined;
+  const m = lat[method] ?? lat[`perfd.${method}`];
+  return m && typeof m === 'object' ? m : undefined;
+}
+
+/** The latency shown in the status bar: generate's p50 when the server reports it, else the cache lookup p50. */
+export function headlineLatencyMs(stats: StatsPayload): { ms: number; what: string } | undefined {
+  const gen = num(methodLatency(stats, 'generate')?.p50_ms);
+  if (gen !== undefined) return { ms: gen, what: 'generate p50' };
+  const us = num(stats.cache?.lookup_p50_us);
+  if (us !== undefined) return { ms: us / 1000, what: 'cache lookup p50' };
+  return undefined;
+}
+
+export type ServerState = 'idle' | 'starting' | 'running' | 'stopped' | 'missing' | 'failed';
+
+export interface StatusBarModel {
+  text: string;
+  tooltip: string; // markdown
+  warning: boolean;
+}
+
+const STATE_TEXT: Record<ServerState, string> = {
+  idle: 'perfd',
+  starting: 'perfd $(sync~spin)',
+  running: 'perfd',
+  stopped: 'perfd $(debug-disconnect) stopped',
+  missing: 'perfd $(warning) not found',
+  failed: 'perfd $(error) failed',
+};
+
+export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?: string): StatusBarModel {
+  const warning = state === 'stopped' || state === 'missing' || state === 'failed';
+  const lines: string[] = [];
+  let text = STATE_TEXT[state];
+  if (state === 'running' && stats) {
+    const c = stats.cache ?? {};
+    const hits = num(c.hits) ?? 0;
+    const misses = num(c.misses) ?? 0;
+    const rate = num(c.hit_rate);
+    const parts = ['perfd'];
+    parts.push(hits + misses === 0 || rate === undefined ? '–%' : formatPercent(rate));
+    const head = headlineLatencyMs(stats);
+    text = head ? `${parts.join(' ')} · ${formatMs(head.ms)}` : parts.join(' ');
+  }
+  lines.push(`**perfd** language server: ${state === 'idle' ? 'not started' : state}`);
+  if (detail) lines.push('', detail);
+  if (stats && state === 'running') lines.push('', ...statsLines(stats));
+  lines.push('', warning ? 'Click to restart perfd' : 'Click for perfd stats');
+  return { text, tooltip: lines.join('\n'), warning };
+}
+
+/** Bulleted markdown lines describing a stats payload (tooltip and stats document). */
+export function statsLines(stats: StatsPayload): string[] {
+  const out: string[] = [];
+  const c = stats.cache;
+  if (c) {
+    const hits = num(c.hits) ?? 0;
+    const misses = num(c.misses) ?? 0;
+    const rate = num(c.hit_rate);
+    out.push(
+      `- cache hit rate: ${hits + misses === 0 || rate === undefined ? '–' : formatPercent(rate)} (${hits} hits, ${misses} misses)`,
+    );
+    out.push(`- cache entries: ${num(c.entries) ?? 0} · evictions ${num(c.evictions) ?? 0} · expirations ${num(c.expirations) ?? 0}`);
+    const p50 = num(c.lookup_p50_us);
+    const p99 = num(c.lookup_p99_us);
+    if (p50 !== undefined || p99 !== undefined) {
+      out.push(`- cache lookup: p50 ${formatUs(p50)} · p99 ${formatUs(p99)}`);
+    }
+  }
+  const lat = stats.latency;
+  if (lat && typeof lat === 'object') {
+    for (const [method, m] of Object.entries(lat).sort(([a], [b]) => a.localeCompare(b))) {
+      if (!m || typeof m !== 'object') continue;
+      const bits = (['p50_ms', 'p95_ms', 'p99_ms'] as const)
+        .filter((k) => num(m[k]) !== undefined)
+        .map((k) => `${k.slice(0, 3)} ${formatMs(m[k] as number)}`);
+      if (bits.length) out.push(`- ${method}: ${bits.join(' · ')}`);
+    }
+  }
+  const up = num(stats.uptime_s);
+  if (up !== undefined) out.push(`- uptime: ${formatDuration(up)}`);
+  return out;
+}
+
+function formatUs(us: number | undefined): string {
+  if (us === undefined) return '–';
+  return us < 1000 ? `${us < 10 ? us.toFixed(1) : Math.round(us)} µs` : formatMs(us / 1000);
+}
+
+export function statsMarkdown(stats: StatsPayload | undefined, state: ServerState, at?: Date): string {
+  const out = ['# perfd stats', ''];
+  out.push(`Server: **${state}**${at ? ` · updated ${at.toISOString()}` : ''}`, '');
+  if (!stats) {
+    out.push('No stats received yet.');
+    return out.join('\n') + '\n';
+  }
+  out.push(...statsLines(stats), '', '## Raw', '', '```json', JSON.stringify(stats, null, 2), '```');
+  return out.join('\n') + '\n';
+}
+
+function esc(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function workspaceStatusMarkdown(st: WorkspaceStatus): string {
+  const out = ['# perfd status', '', `Root: \`${st.root}\``, ''];
+  if (!st.plans.length) {
+    out.push('No plans found.');
+    return out.join('\n') + '\n';
+  }
+  out.push('| Plan | Title | State | Next | Done | Notes |', '| --- | --- | --- | --- | --- | --- |');
+  for (const p of sortPlans(st.plans)) {
+    const notes: string[] = [];
+    if (p.pending_fixes?.length) notes.push(`fixes: ${p.pending_fixes.join(', ')}`);
+    if (p.parallel_options && p.parallel_options.length > 1) notes.push(`parallel: ${p.parallel_options.join(', ')}`);
+    if (p.problems?.length) notes.push(`${p.problems.length} problem${p.problems.length === 1 ? '' : 's'}`);
+    out.push(
+      `| @${esc(p.plan)} | ${esc(p.title)} | ${stateLabel(p.state)} | ${p.next ?? '—'} | ${p.done}/${p.total} | ${esc(notes.join('; '))} |`,
+    );
+  }
+  return out.join('\n') + '\n';
+}
+
+export function planStatusMarkdown(p: PlanStatus): string {
+  const out = [`# @${p.plan} — ${p.title}`, '', `\`${p.path}\``, ''];
+  out.push(`State: **${stateLabel(p.state)}** · next: **${p.next ?? '—'}** · ${p.done}/${p.total} done`, '');
+  const achs = p.achievements ?? [];
+  if (achs.length) {
+    out.push('| # | Achievement | State | Ready |', '| --- | --- | --- | --- |');
+    for (const a of achs) {
+      out.push(`| ${a.number}${a.number === p.next ? ' ⬅ next' : ''} | ${esc(a.title)} | ${stateLabel(a.state)} | ${a.ready === false ? 'blocked' : 'yes'} |`);
+    }
+    out.push('');
+  }
+  for (const pr of p.problems ?? []) out.push(`- ${pr.severity ?? 'warning'}: ${pr.message}`);
+  return out.join('\n') + '\n';
+}
+
+/** Actionable plans (with a next step) first, then by name. */
+export function sortPlans<T extends PlanSummary>(plans: T[]): T[] {
+  return [...plans].sort((a, b) => Number(!a.next) - Number(!b.next) || a.plan.localeCompare(b.plan));
+}
+
+export interface PickItem<T> {
+  label: string;
+  description?: string;
+  detail?: string;
+  value: T;
+}
+
+export function planPickItems(plans: PlanSummary[]): PickItem<PlanSummary>[] {
+  return sortPlans(plans).map((p) => ({
+    label: `@${p.plan}`,
+    description: `${p.next ? `next ${p.next}` : stateLabel(p.state)} · ${p.done}/${p.total}`,
+    detail: p.title,
+    value: p,
+  }));
+}
+
+function compareNumbers(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? -1) - (pb[i] ?? -1);
+    if (d) return d;
+  }
+  return 0;
+}
+
+/** Achievements with their state; the next one first, then open ones, then approved ones. */
+export function achievementPickItems(p: PlanStatus): PickItem<AchievementStatus>[] {
+  const achs = [...(p.achievements ?? [])];
+  const rank = (a: AchievementStatus) => (a.number === p.next ? 0 : a.state === 'complete' ? 2 : 1);
+  achs.sort((a, b) => rank(a) - rank(b) || compareNumbers(a.number, b.number));
+  return achs.map((a) => ({
+    label: `${a.number} ${a.title}`,
+    description: `${stateLabel(a.state)}${a.ready === false ? ' (blocked)' : ''}${a.number === p.next ? ' · next' : ''}`,
+    detail: a.dependencies?.length ? `depends on ${a.dependencies.join(', ')}` : undefined,
+    value: a,
+  }));
+}
+
+/** File name of the read-only document showing a prompt. */
+export function promptDocName(r: GenerateResult): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9._@-]+/g, '_');
+  return `${safe(r.plan)} ${safe(r.achievement ?? 'next')} prompt.md`;
+}
+
+/** The message shown after a prompt was generated, and the warning about problems (if any). */
+export function generatedMessage(r: GenerateResult, copied: boolean): { info: string; warning?: string } {
+  const what = r.achievement ? `${r.achievement} (${stateLabel(r.state)})` : stateLabel(r.state);
+  let info = `perfd: prompt for @${r.plan} ${what} ${copied ? 'copied to the clipboard' : 'generated'}.`;
+  if (r.write_path) info += ` The model should write ${basename(r.write_path)}.`;
+  const others = (r.parallel_options ?? []).filter((n) => n !== r.achievement);
+  if (others.length) info += ` Also ready in parallel: ${others.join(', ')}.`;
+  const serious = (r.problems ?? []).filter((p) => p.severity !== 'info');
+  let warning: string | undefined;
+  if (serious.length) {
+    warning = `perfd: ${serious.length} problem${serious.length === 1 ? '' : 's'} in @${r.plan}: ${serious[0].message}`;
+  }
+  return { info, warning };
+}
+
+export function achievementMessage(plan: PlanStatus, number: string): string {
+  const a = (plan.achievements ?? []).find((x) => x.number === number);
+  if (!a) return `perfd: @${plan.plan} has no achievement ${number}.`;
+  const bits = [`perfd: @${plan.plan} ${a.number} ${a.title} — ${stateLabel(a.state)}`];
+  if (a.ready === false && a.dependencies?.length) bits.push(`blocked by ${a.dependencies.join(', ')}`);
+  if (a.active_execution) bits.push(`active: ${basename(a.active_execution)}`);
+  if (a.fix) bits.push(`fix: ${basename(a.fix)}`);
+  return bits.join(' · ');
+}
+
+export function basename(p: string): string {
+  const parts = p.split(/[\\/]/);
+  return parts[parts.length - 1] || p;
+}
+
+/** A readable message out of whatever a request rejected with (ResponseError, Error, string). */
+export function errorMessage(e: unknown): string {
+  if (e && typeof e === 'object') {
+    const m = (e as { message?: unknown }).message;
+    if (typeof m === 'string' && m) return m;
+  }
+  if (typeof e === 'string') return e;
+  return String(e);
+}

@@ -1,0 +1,118 @@
+// Settings handling and locating the perfd executable. Pure: the config getter, the
+// environment and the file checks are passed in.
+import * as path from 'node:path';
+
+export type Trace = 'off' | 'messages' | 'verbose';
+
+export interface Settings {
+  path: string;
+  args: string[];
+  trace: Trace;
+  copyToClipboard: boolean;
+}
+
+export const DEFAULTS: Settings = { path: 'perfd', args: [], trace: 'off', copyToClipboard: true };
+
+/** Keys that need the language server to be restarted when they change. */
+export const RESTART_KEYS = ['perfd.path', 'perfd.args'];
+
+export interface Vars {
+  home?: string;
+  workspaceFolder?: string;
+}
+
+/** `~` and `${workspaceFolder}` / `${userHome}` in a path or argument. */
+export function expand(s: string, vars: Vars): string {
+  let out = s;
+  if (vars.home && (out === '~' || out.startsWith('~/') || out.startsWith('~\\'))) out = vars.home + out.slice(1);
+  if (vars.home) out = out.split('${userHome}').join(vars.home);
+  if (vars.workspaceFolder) out = out.split('${workspaceFolder}').join(vars.workspaceFolder);
+  return out;
+}
+
+/** Settings out of a configuration getter (`vscode.workspace.getConfiguration('perfd').get`), validated. */
+export function readSettings(get: (key: string) => unknown, vars: Vars = {}): Settings {
+  const p = get('path');
+  const args = get('args');
+  const trace = get('trace.server');
+  const copy = get('copyToClipboard');
+  return {
+    path: typeof p === 'string' && p.trim() ? expand(p.trim(), vars) : DEFAULTS.path,
+    args: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string').map((a) => expand(a, vars)) : [],
+    trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
+    copyToClipboard: typeof copy === 'boolean' ? copy : DEFAULTS.copyToClipboard,
+  };
+}
+
+const PYTHON_RE = /^python(\d+(\.\d+)*)?(\.exe)?$/i;
+
+/**
+ * The command line of the language server: `perfd lsp ARGS`; a Python interpreter given as
+ * perfd.path runs `python -m perfd.lsp ARGS` (useful before `perfd lsp` is on PATH).
+ */
+export function serverCommand(s: Settings): { command: string; args: string[] } {
+  if (PYTHON_RE.test(path.basename(s.path))) return { command: s.path, args: ['-m', 'perfd.lsp', ...s.args] };
+  return { command: s.path, args: ['lsp', ...s.args] };
+}
+
+export interface ExecEnv {
+  PATH?: string;
+  PATHEXT?: string;
+  platform: string;
+  isExecutable: (file: string) => boolean;
+  cwd?: string;
+}
+
+/** The executable's absolute path, searching PATH for a bare name; undefined when there is none. */
+export function resolveExecutable(cmd: string, env: ExecEnv): string | undefined {
+  const win = env.platform === 'win32';
+  const p = win ? path.win32 : path.posix;
+  const exts = win ? ['', ...(env.PATHEXT ?? '.EXE;.CMD;.BAT;.COM').split(';').filter(Boolean)] : [''];
+  const tryFile = (f: string) => exts.map((e) => f + e).find((c) => env.isExecutable(c));
+  if (cmd.includes('/') || (win && cmd.includes('\\'))) {
+    return tryFile(p.isAbsolute(cmd) ? cmd : p.resolve(env.cwd ?? '.', cmd));
+  }
+  for (const dir of (env.PATH ?? '').split(win ? ';' : ':')) {
+    if (!dir) continue;
+    const hit = tryFile(p.join(dir, cmd));
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+export const PLAN_FILE_RE = /^(PLAN|SUBPLAN|EXECUTION_TASK)_.*\.md$/;
+
+export function isPlanFile(file: string | undefined): boolean {
+  if (!file) return false;
+  return PLAN_FILE_RE.test(file.split(/[\\/]/).pop() ?? '');
+}
+
+/** The language client's document selector: markdown PLAN_/SUBPLAN_/EXECUTION_TASK_ files on disk. */
+export const DOCUMENT_SELECTOR = [
+  { scheme: 'file', language: 'markdown', pattern: '**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md' },
+];
+
+export const INSTALL_HELP = `# Installing perfd
+
+The perfd extension runs the perfd language server (\`perfd lsp\`), which comes with the
+perfd Python package (Python 3.11 or newer).
+
+1. Install perfd, for example in a virtual environment:
+
+   \`\`\`sh
+   python3 -m venv ~/.venvs/perfd
+   ~/.venvs/perfd/bin/pip install perfd        # or, from a checkout: pip install -e .
+   \`\`\`
+
+2. Make \`perfd\` visible to VS Code, either
+   - put it on PATH (e.g. \`ln -s ~/.venvs/perfd/bin/perfd ~/.local/bin/perfd\`), or
+   - set the setting **perfd.path** to the executable, e.g. \`~/.venvs/perfd/bin/perfd\`.
+     A Python interpreter works too (\`~/.venvs/perfd/bin/python\`): the extension then runs
+     \`python -m perfd.lsp\`.
+
+3. Run **perfd: Restart Daemon** from the Command Palette.
+
+Extra arguments for the server (e.g. \`["--root", "/path/to/project"]\`) go in **perfd.args**.
+The server's log is in the **perfd** output channel; set **perfd.trace.server** to
+\`messages\` or \`verbose\` to see the LSP traffic as well.
+`;

@@ -1,0 +1,255 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { PerfdApi } from '../src/api';
+import { Commands, Host, NOT_RUNNING, RUN_NOT_AVAILABLE, Ui } from '../src/commands';
+import type { PickItem, ServerState } from '../src/pure/format';
+import { DEFAULTS, Settings } from '../src/pure/settings';
+import type { GenerateResult, PlanStatus, StatsPayload, WorkspaceStatus } from '../src/pure/types';
+
+const ROOT = '/w';
+const status: WorkspaceStatus = {
+  root: ROOT,
+  plans: [
+    { plan: 'API-CLIENT', path: '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md', title: 'API client', state: 'no_subplan', next: '1.2', done: 1, total: 3 },
+    { plan: 'DOCS', path: '/w/work-space/plans/DOCS/PLAN_DOCS.md', title: 'Docs', state: 'plan_complete', next: null, done: 2, total: 2 },
+  ],
+};
+const planStatus: PlanStatus = {
+  ...status.plans[0],
+  achievements: [
+    { number: '1.1', title: 'One', state: 'complete', subplan: '/w/work-space/plans/API-CLIENT/subplans/SUBPLAN_API-CLIENT_11.md' },
+    { number: '1.2', title: 'Two', state: 'no_subplan' },
+    { number: '1.3', title: 'Three', state: 'active_execution', active_execution: '/w/x/EXECUTION_TASK_API-CLIENT_13_01.md' },
+  ],
+};
+const gen = (plan: string, ach: string | null): GenerateResult => ({
+  plan, plan_path: `/w/${plan}`, achievement: ach, state: 'no_subplan', source: 'plan', prompt: `PROMPT ${plan} ${ach}`,
+  parallel_options: [], problems: [],
+});
+
+interface Call { command: string; arguments: unknown[] }
+
+class FakeServer {
+  calls: Call[] = [];
+  fail: string | undefined;
+  async sendRequest(method: string, params: unknown): Promise<unknown> {
+    expect(method).toBe('workspace/executeCommand');
+    const p = params as Call;
+    this.calls.push(p);
+    if (this.fail) throw Object.assign(new Error(this.fail), { code: -32603 });
+    const [plan, n] = p.arguments as string[];
+    switch (p.command) {
+      case 'perfd.status':
+        return p.arguments.length ? planStatus : status;
+      case 'perfd.generateNext':
+        return gen(plan.includes('DOCS') ? 'DOCS' : 'API-CLIENT', '1.2');
+      case 'perfd.generate':
+        return gen('API-CLIENT', n);
+      case 'perfd.stats':
+        return { cache: { entries: 1, hits: 1, misses: 1, hit_rate: 0.5, lookup_p50_us: 10 } } satisfies StatsPayload;
+      case 'perfd.clearCache':
+        return { cleared: 7 };
+      case 'perfd.run':
+        return { answer: 'done' };
+    }
+    throw new Error(`unknown command ${p.command}`);
+  }
+}
+
+class FakeUi implements Ui {
+  log: string[] = [];
+  docs = new Map<string, string>();
+  clipboard = '';
+  active: string | undefined;
+  answer: string | undefined;
+  pickWith: (labels: string[]) => number | undefined = () => 0;
+  picks: string[][] = [];
+  config: Settings = { ...DEFAULTS };
+  opened: string[] = [];
+  async pick<T>(items: PickItem<T>[]): Promise<T | undefined> {
+    const labels = items.map((i) => i.label);
+    this.picks.push(labels);
+    const i = this.pickWith(labels);
+    return i === undefined ? undefined : items[i].value;
+  }
+  async info(m: string, ...a: string[]) { this.log.push(`info: ${m}${a.length ? ` [${a.join('|')}]` : ''}`); return this.answer; }
+  async warn(m: string) { this.log.push(`warn: ${m}`); return undefined; }
+  async error(m: string, ...a: string[]) { this.log.push(`error: ${m}${a.length ? ` [${a.join('|')}]` : ''}`); return this.answer; }
+  async copy(t: string) { this.clipboard = t; }
+  async showDocument(name: string, md: string) { this.docs.set(name, md); }
+  async openFile(f: string) { this.opened.push(f); }
+  activeFile() { return this.active; }
+  settings() { return this.config; }
+  progress<T>(_t: string, task: () => Promise<T>) { return task(); }
+}
+
+class FakeHost implements Host {
+  running = true;
+  restarted = 0;
+  outputShown = 0;
+  stats: StatsPayload | undefined;
+  constructor(public server: FakeServer, public serverCommands = ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache']) {}
+  api() { return this.running ? new PerfdApi(this.server, this.serverCommands) : undefined; }
+  state(): ServerState { return this.running ? 'running' : 'stopped'; }
+  lastStats() { return this.stats; }
+  async restart() { this.restarted++; }
+  showOutput() { this.outputShown++; }
+}
+
+let server: FakeServer;
+let ui: FakeUi;
+let host: FakeHost;
+let cmds: Commands;
+beforeEach(() => {
+  server = new FakeServer();
+  ui = new FakeUi();
+  host = new FakeHost(server);
+  cmds = new Commands(host, ui);
+});
+
+describe('Generate Next Prompt', () => {
+  it('uses the plan of the active SUBPLAN file without asking', async () => {
+    ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
+    const r = await cmds.generateNextPrompt();
+    expect(r?.plan).toBe('DOCS');
+    expect(ui.picks).toEqual([]);
+    expect(server.calls.at(-1)).toEqual({ command: 'perfd.generateNext', arguments: ['/w/work-space/plans/DOCS/PLAN_DOCS.md'] });
+    expect(ui.clipboard).toBe('PROMPT DOCS 1.2');
+    expect(ui.docs.get('DOCS 1.2 prompt.md')).toBe('PROMPT DOCS 1.2');
+    expect(ui.log).toContain('info: perfd: prompt for @DOCS 1.2 (📄 no SUBPLAN yet) copied to the clipboard.');
+  });
+
+  it('a menu file argument wins over the active editor', async () => {
+    ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
+    const r = await cmds.generateNextPrompt('/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md');
+    expect(r?.plan).toBe('API-CLIENT');
+  });
+
+  it('asks which plan when no plan file is active, actionable plans first', async () => {
+    ui.active = '/w/README.md';
+    ui.pickWith = (labels) => labels.indexOf('@DOCS');
+    const r = await cmds.generateNextPrompt();
+    expect(ui.picks).toEqual([['@API-CLIENT', '@DOCS']]);
+    expect(r?.plan).toBe('DOCS');
+  });
+
+  it('does nothing when the pick is cancelled', async () => {
+    ui.pickWith = () => undefined;
+    expect(await cmds.generateNextPrompt()).toBeUndefined();
+    expect(server.calls.map((c) => c.command)).toEqual(['perfd.status']);
+    expect(ui.log).toEqual([]);
+  });
+
+  it('respects perfd.copyToClipboard = false', async () => {
+    ui.config = { ...DEFAULTS, copyToClipboard: false };
+    ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+    await cmds.generateNextPrompt();
+    expect(ui.clipboard).toBe('');
+    expect(ui.docs.size).toBe(1);
+    expect(ui.log[0]).toContain('generated.');
+  });
+
+  it('uses the only plan without asking', async () => {
+    const one = { ...status, plans: [status.plans[1]] };
+    server.sendRequest = async (_m, p) => ((p as Call).command === 'perfd.status' ? one : gen('DOCS', null));
+    await cmds.generateNextPrompt();
+    expect(ui.picks).toEqual([]);
+    expect(ui.docs.has('DOCS next prompt.md')).toBe(true);
+  });
+
+  it('warns when there are no plans', async () => {
+    server.sendRequest = async () => ({ root: '/empty', plans: [] });
+    expect(await cmds.generateNextPrompt()).toBeUndefined();
+    expect(ui.log).toEqual(['warn: perfd: no plans found under /empty.']);
+  });
+
+  it('shows server errors', async () => {
+    server.fail = 'unknown plan @NOPE';
+    await cmds.generateNextPrompt();
+    expect(ui.log).toEqual(['error: perfd: unknown plan @NOPE']);
+  });
+
+  it('offers a restart when the server is not running', async () => {
+    host.running = false;
+    ui.answer = 'Restart Daemon';
+    await cmds.generateNextPrompt();
+    expect(ui.log).toEqual([`error: ${NOT_RUNNING} [Restart Daemon|Show Output]`]);
+    expect(host.restarted).toBe(1);
+    ui.answer = 'Show Output';
+    await cmds.clearCache();
+    expect(host.outputShown).toBe(1);
+  });
+});
+
+describe('Generate Prompt for Achievement', () => {
+  it('picks an achievement, with its state', async () => {
+    ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+    ui.pickWith = (labels) => labels.indexOf('1.3 Three');
+    const r = await cmds.generateForAchievement();
+    expect(ui.picks[0]).toEqual(['1.2 Two', '1.3 Three', '1.1 One']);
+    expect(server.calls.at(-1)).toEqual({ command: 'perfd.generate', arguments: ['/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md', '1.3'] });
+    expect(r?.achievement).toBe('1.3');
+    expect(ui.clipboard).toBe('PROMPT API-CLIENT 1.3');
+  });
+});
+
+describe('Run Next With Model', () => {
+  it('says it is not available when the server lacks perfd.run', async () => {
+    expect(await cmds.runNext()).toBeUndefined();
+    expect(ui.log).toEqual([`info: ${RUN_NOT_AVAILABLE}`]);
+    expect(server.calls).toEqual([]);
+  });
+  it('runs when the server offers perfd.run', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.run'];
+    ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+    expect(await cmds.runNext()).toEqual({ answer: 'done' });
+    expect(server.calls.at(-1)?.command).toBe('perfd.run');
+    expect(ui.docs.get('perfd run.md')).toContain('"answer": "done"');
+  });
+});
+
+describe('status, stats, cache', () => {
+  it('shows the status of all plans', async () => {
+    await cmds.showStatus();
+    expect(ui.docs.get('perfd status.md')).toContain('| @API-CLIENT | API client |');
+  });
+  it('shows fresh stats, or the last notification when the server is down', async () => {
+    await cmds.showStats();
+    expect(ui.docs.get('perfd stats.md')).toContain('50% (1 hits, 1 misses)');
+    host.running = false;
+    host.stats = { cache: { hits: 3, misses: 1, hit_rate: 0.75 } };
+    await cmds.showStats();
+    expect(ui.docs.get('perfd stats.md')).toContain('Server: **stopped**');
+    expect(ui.docs.get('perfd stats.md')).toContain('75%');
+  });
+  it('clears the cache', async () => {
+    expect(await cmds.clearCache()).toBe(7);
+    expect(ui.log).toEqual(['info: perfd: cache cleared (7 entries).']);
+  });
+});
+
+describe('code lens commands', () => {
+  const planPath = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+  it('Next: … — Generate', async () => {
+    await cmds.lensGenerateNext(planPath);
+    expect(server.calls).toEqual([{ command: 'perfd.generateNext', arguments: [planPath] }]);
+    expect(ui.clipboard).toBe('PROMPT API-CLIENT 1.2');
+  });
+  it('Generate prompt', async () => {
+    await cmds.lensGenerate(planPath, '1.3');
+    expect(server.calls).toEqual([{ command: 'perfd.generate', arguments: [planPath, '1.3'] }]);
+  });
+  it('state lens: achievement info with actions', async () => {
+    ui.answer = 'Generate prompt';
+    await cmds.lensStatus(planPath, '1.3');
+    expect(ui.log[0]).toBe('info: perfd: @API-CLIENT 1.3 Three — ▶ active execution · active: EXECUTION_TASK_API-CLIENT_13_01.md [Generate prompt|Open EXECUTION_TASK_API-CLIENT_13_01.md]');
+    expect(server.calls.at(-1)).toEqual({ command: 'perfd.generate', arguments: [planPath, '1.3'] });
+    ui.answer = 'Open SUBPLAN_API-CLIENT_11.md';
+    await cmds.lensStatus(planPath, '1.1');
+    expect(ui.log.at(-1)).toContain('[Open SUBPLAN_API-CLIENT_11.md]');
+    expect(ui.opened).toEqual(['/w/work-space/plans/API-CLIENT/subplans/SUBPLAN_API-CLIENT_11.md']);
+  });
+  it('plan state lens: the plan status document', async () => {
+    await cmds.lensStatus(planPath);
+    expect(ui.docs.get('API-CLIENT status.md')).toContain('# @API-CLIENT — API client');
+  });
+});

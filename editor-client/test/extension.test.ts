@@ -1,0 +1,206 @@
+// activate() against the mocked vscode API and a fake vscode-languageclient.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import * as vscode from 'vscode';
+import { resetMock, state } from './vscode-mock';
+
+const clients: FakeClient[] = [];
+
+class FakeClient {
+  static startError: Error | undefined;
+  state = 1; // Stopped
+  private stateListeners: ((e: { oldState: number; newState: number }) => void)[] = [];
+  notifications = new Map<string, (p: unknown) => void>();
+  requests: { method: string; params: unknown }[] = [];
+  initializeResult = { capabilities: { executeCommandProvider: { commands: ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache'] } } };
+  constructor(public id: string, public name: string, public serverOptions: { command: string; args: string[]; options: { cwd?: string } }, public clientOptions: { middleware: { provideCodeLenses: Function }; documentSelector: unknown }) {
+    clients.push(this);
+  }
+  onDidChangeState(l: (e: { oldState: number; newState: number }) => void) { this.stateListeners.push(l); return { dispose() {} }; }
+  onNotification(method: string, h: (p: unknown) => void) { this.notifications.set(method, h); return { dispose() {} }; }
+  private set(s: number) { const old = this.state; this.state = s; for (const l of this.stateListeners) l({ oldState: old, newState: s }); }
+  async start() {
+    this.set(3); // Starting
+    if (FakeClient.startError) { this.set(1); throw FakeClient.startError; }
+    this.set(2); // Running
+  }
+  isRunning() { return this.state === 2; }
+  async stop() { this.set(1); }
+  async dispose() {}
+  async sendRequest(method: string, params: { command: string; arguments: string[] }) {
+    this.requests.push({ method, params });
+    if (params.command === 'perfd.status') return { root: '/ws', plans: [{ plan: 'API-CLIENT', path: '/ws/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md', title: 'API', state: 'no_subplan', next: '1.2', done: 0, total: 2 }] };
+    if (params.command === 'perfd.generateNext') return { plan: 'API-CLIENT', plan_path: params.arguments[0], achievement: '1.2', state: 'no_subplan', source: 'plan', prompt: '# the prompt', parallel_options: [], problems: [] };
+    if (params.command === 'perfd.stats') return { cache: { hits: 1, misses: 0, hit_rate: 1, lookup_p50_us: 50 } };
+    throw new Error('unexpected');
+  }
+}
+
+vi.mock('vscode-languageclient/node', () => ({
+  LanguageClient: FakeClient,
+  State: { Stopped: 1, Running: 2, Starting: 3 },
+  TransportKind: { stdio: 0 },
+  RevealOutputChannelOn: { Never: 4 },
+}));
+
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+let tmp: string;
+let savedPath: string | undefined;
+
+beforeEach(() => {
+  resetMock();
+  clients.length = 0;
+  FakeClient.startError = undefined;
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'perfd-ext-'));
+  const exe = path.join(tmp, 'perfd');
+  fs.writeFileSync(exe, '#!/bin/sh\n');
+  fs.chmodSync(exe, 0o755);
+  savedPath = process.env.PATH;
+  process.env.PATH = tmp;
+});
+
+afterEach(async () => {
+  const ext = await import('../src/extension');
+  await ext.deactivate();
+  process.env.PATH = savedPath;
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function context() {
+  return { subscriptions: [] as { dispose(): void }[] } as unknown as import('vscode').ExtensionContext;
+}
+
+async function activate() {
+  const ext = await import('../src/extension');
+  return ext.activate(context());
+}
+
+describe('activate', () => {
+  it('registers every contributed command plus the lens commands, without touching server ids', async () => {
+    await activate();
+    const ids = [...state.commands.keys()].sort();
+    for (const c of pkg.contributes.commands) expect(ids).toContain(c.command);
+    expect(ids).toEqual(expect.arrayContaining(['perfd.lens.generateNext', 'perfd.lens.generate', 'perfd.lens.status']));
+    for (const server of ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache']) {
+      expect(ids).not.toContain(server);
+    }
+    expect(state.providers.has('perfd')).toBe(true);
+  });
+
+  it('does not start the server for a workspace without plans until a plan file opens', async () => {
+    await activate();
+    expect(clients).toHaveLength(0);
+    expect(state.statusBar?.text).toBe('perfd');
+    state.openListeners.fire({ uri: vscode.Uri.file('/ws/README.md'), languageId: 'markdown', getText: () => '' });
+    expect(clients).toHaveLength(0);
+    state.openListeners.fire({ uri: vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md'), languageId: 'markdown', getText: () => '' });
+    await vi.waitFor(() => expect(clients).toHaveLength(1));
+  });
+
+  it('starts `perfd lsp` over stdio with the settings, shows stats in the status bar', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    state.config = { 'perfd.args': ['--root', '${workspaceFolder}'] };
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    const c = clients[0];
+    expect(c.id).toBe('perfd'); // so vscode-languageclient reads perfd.trace.server
+    expect(c.serverOptions.command).toBe(path.join(tmp, 'perfd'));
+    expect(c.serverOptions.args).toEqual(['lsp', '--root', '/ws']);
+    expect(c.serverOptions.options.cwd).toBe('/ws');
+    expect(state.statusBar?.text).toBe('perfd');
+    expect(state.statusBar?.backgroundColor).toBeUndefined();
+    c.notifications.get('perfd/stats')!({ cache: { entries: 5, hits: 94, misses: 6, hit_rate: 0.94, lookup_p50_us: 300 } });
+    expect(state.statusBar?.text).toBe('perfd 94% · 0.3 ms');
+    expect(state.statusBar?.command).toBe('perfd.showStats');
+    expect((state.statusBar?.tooltip as { value: string }).value).toContain('cache entries: 5');
+  });
+
+  it('rewrites the server lens commands in the middleware', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    const lenses = [
+      { command: { title: 'Next: 1.2 — Generate', command: 'perfd.generateNext', arguments: ['/p'] } },
+      { command: { title: '✅ approved', command: 'perfd.status', arguments: ['/p', '1.1'] } },
+      { command: { title: 'Generate prompt', command: 'perfd.generate', arguments: ['/p', '1.2'] } },
+      { range: {} },
+    ];
+    const out = await clients[0].clientOptions.middleware.provideCodeLenses({}, {}, async () => lenses);
+    expect(out.map((l: { command?: { command: string } }) => l.command?.command)).toEqual([
+      'perfd.lens.generateNext', 'perfd.lens.status', 'perfd.lens.generate', undefined,
+    ]);
+  });
+
+  it('Generate Next Prompt through the registered command: clipboard and a read-only document', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    await vscode.commands.executeCommand('perfd.generateNextPrompt');
+    expect(state.clipboard).toBe('# the prompt');
+    const doc = state.shown.at(-1)!;
+    expect(doc.uri.scheme).toBe('perfd');
+    expect(doc.getText()).toBe('# the prompt');
+    expect(doc.languageId).toBe('markdown');
+    // the code lens command goes the same way
+    await vscode.commands.executeCommand('perfd.lens.generateNext', '/ws/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md');
+    expect(clients[0].requests.at(-1)?.params).toEqual({ command: 'perfd.generateNext', arguments: ['/ws/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md'] });
+    // Run Next With Model: this server has no perfd.run
+    await vscode.commands.executeCommand('perfd.runNext');
+    expect(state.messages.at(-1)?.text).toContain('not available yet in this perfd');
+  });
+
+  it('missing executable: a clear message with "How to install", warning status bar', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    state.answers.push({ match: 'was not found', answer: 'How to install' });
+    process.env.PATH = '/nonexistent';
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('missing'));
+    expect(clients).toHaveLength(0);
+    const msg = state.messages.find((m) => m.level === 'error')!;
+    expect(msg.text).toBe('perfd: the executable "perfd" was not found on PATH. Install perfd or set "perfd.path".');
+    expect(msg.actions).toEqual(['How to install', 'Open Settings']);
+    expect(state.statusBar?.text).toBe('perfd $(warning) not found');
+    expect(state.statusBar?.backgroundColor).toEqual(new vscode.ThemeColor('statusBarItem.warningBackground'));
+    expect(state.statusBar?.command).toBe('perfd.restart');
+    await vi.waitFor(() => expect(state.shown.at(-1)?.getText()).toContain('# Installing perfd'));
+    // commands say the server is not running
+    await vscode.commands.executeCommand('perfd.showStatus');
+    expect(state.messages.at(-1)?.text).toContain('the language server is not running');
+  });
+
+  it('a server that fails to start shows a failed, warning status bar', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    FakeClient.startError = new Error('spawn EACCES');
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('failed'));
+    expect(state.statusBar?.backgroundColor).toBeDefined();
+    expect(state.output.join('\n')).toContain('spawn EACCES');
+  });
+
+  it('Restart Daemon makes a new client; changing perfd.path restarts too', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    await vscode.commands.executeCommand('perfd.restart');
+    expect(clients).toHaveLength(2);
+    expect(clients[0].state).toBe(1);
+    expect(ext.state()).toBe('running');
+    state.configListeners.fire({ affectsConfiguration: (k: string) => k === 'perfd.copyToClipboard' });
+    expect(clients).toHaveLength(2);
+    state.configListeners.fire({ affectsConfiguration: (k: string) => k === 'perfd.path' });
+    await vi.waitFor(() => expect(clients).toHaveLength(3));
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+  });
+
+  it('a stopped server turns the status bar into a warning', async () => {
+    state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    await clients[0].stop();
+    expect(ext.state()).toBe('stopped');
+    expect(state.statusBar?.text).toBe('perfd $(debug-disconnect) stopped');
+    expect(state.statusBar?.backgroundColor).toBeDefined();
+  });
+});

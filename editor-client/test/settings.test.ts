@@ -1,0 +1,130 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LENS_COMMANDS, planForFile, rewriteLensCommand } from '../src/pure/plans';
+import {
+  DEFAULTS,
+  DOCUMENT_SELECTOR,
+  expand,
+  isPlanFile,
+  readSettings,
+  resolveExecutable,
+  serverCommand,
+} from '../src/pure/settings';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+
+describe('settings', () => {
+  it('defaults match package.json contributes.configuration', () => {
+    const props = pkg.contributes.configuration.properties;
+    expect(props['perfd.path'].default).toBe(DEFAULTS.path);
+    expect(props['perfd.args'].default).toEqual(DEFAULTS.args);
+    expect(props['perfd.trace.server'].default).toBe(DEFAULTS.trace);
+    expect(props['perfd.copyToClipboard'].default).toBe(DEFAULTS.copyToClipboard);
+    expect(readSettings(() => undefined)).toEqual(DEFAULTS);
+  });
+
+  it('validates and expands values', () => {
+    const cfg: Record<string, unknown> = {
+      path: '  ~/venv/bin/perfd ',
+      args: ['--root', '${workspaceFolder}/sub', 3, null],
+      'trace.server': 'verbose',
+      copyToClipboard: false,
+    };
+    expect(readSettings((k) => cfg[k], { home: '/home/u', workspaceFolder: '/ws' })).toEqual({
+      path: '/home/u/venv/bin/perfd',
+      args: ['--root', '/ws/sub'],
+      trace: 'verbose',
+      copyToClipboard: false,
+    });
+    const bad: Record<string, unknown> = { path: '', args: 'x', 'trace.server': 'loud', copyToClipboard: 'yes' };
+    expect(readSettings((k) => bad[k])).toEqual(DEFAULTS);
+    expect(expand('${userHome}/x', { home: '/h' })).toBe('/h/x');
+    expect(expand('~user/x', { home: '/h' })).toBe('~user/x');
+  });
+
+  it('builds the server command line', () => {
+    expect(serverCommand({ ...DEFAULTS, args: ['--root', '/r'] })).toEqual({ command: 'perfd', args: ['lsp', '--root', '/r'] });
+    expect(serverCommand({ ...DEFAULTS, path: '/v/bin/python3.11' })).toEqual({ command: '/v/bin/python3.11', args: ['-m', 'perfd.lsp'] });
+    expect(serverCommand({ ...DEFAULTS, path: 'C:\\v\\python.exe' }).args[0]).toBe(process.platform === 'win32' ? '-m' : 'lsp');
+    expect(serverCommand({ ...DEFAULTS, path: '/opt/pythonic-perfd' }).args).toEqual(['lsp']);
+  });
+
+  it('finds the executable on PATH or by path', () => {
+    const exists = new Set(['/usr/bin/perfd', '/opt/venv/bin/perfd', '/ws/tools/perfd']);
+    const env = { PATH: '/nope:/usr/bin::/opt/venv/bin', platform: 'linux', isExecutable: (f: string) => exists.has(f), cwd: '/ws' };
+    expect(resolveExecutable('perfd', env)).toBe('/usr/bin/perfd');
+    expect(resolveExecutable('perfd', { ...env, PATH: '/opt/venv/bin' })).toBe('/opt/venv/bin/perfd');
+    expect(resolveExecutable('perfd', { ...env, PATH: undefined })).toBeUndefined();
+    expect(resolveExecutable('/opt/venv/bin/perfd', env)).toBe('/opt/venv/bin/perfd');
+    expect(resolveExecutable('tools/perfd', env)).toBe('/ws/tools/perfd'); // relative with a slash: from cwd
+    expect(resolveExecutable('./tools/perfd', env)).toBe('/ws/tools/perfd');
+    expect(resolveExecutable('/missing/perfd', env)).toBeUndefined();
+  });
+
+  it('finds perfd.exe on Windows through PATHEXT', () => {
+    const exists = new Set(['C:\\py\\Scripts\\perfd.EXE']);
+    const env = { PATH: 'C:\\x;C:\\py\\Scripts', PATHEXT: '.COM;.EXE', platform: 'win32', isExecutable: (f: string) => exists.has(f) };
+    expect(resolveExecutable('perfd', env)).toBe('C:\\py\\Scripts\\perfd.EXE');
+  });
+
+  it('recognises plan files', () => {
+    expect(isPlanFile('/w/plans/X/PLAN_X.md')).toBe(true);
+    expect(isPlanFile('/w/plans/X/subplans/SUBPLAN_X_01.md')).toBe(true);
+    expect(isPlanFile('C:\\w\\EXECUTION_TASK_X_01_01.md')).toBe(true);
+    expect(isPlanFile('/w/README.md')).toBe(false);
+    expect(isPlanFile('/w/PLAN_X.txt')).toBe(false);
+    expect(isPlanFile('/w/APPROVED_01.md')).toBe(false);
+    expect(isPlanFile(undefined)).toBe(false);
+    expect(DOCUMENT_SELECTOR[0]).toMatchObject({ scheme: 'file', language: 'markdown' });
+  });
+});
+
+describe('plans', () => {
+  const plans = [
+    { plan: 'A', path: '/w/plans/A/PLAN_A.md', title: '', state: '', next: null, done: 0, total: 0 },
+    { plan: 'B', path: '/w/plans/A/nested/PLAN_B.md', title: '', state: '', next: null, done: 0, total: 0 },
+    { plan: 'F1', path: '/w/plans/PLAN_F1.md', title: '', state: '', next: null, done: 0, total: 0 },
+    { plan: 'F2', path: '/w/plans/PLAN_F2.md', title: '', state: '', next: null, done: 0, total: 0 },
+  ];
+  it('maps a file to its plan like the server', () => {
+    expect(planForFile(plans, '/w/plans/A/subplans/SUBPLAN_A_01.md')?.plan).toBe('A');
+    expect(planForFile(plans, '/w/plans/A/nested/execution/EXECUTION_TASK_B_01_01.md')?.plan).toBe('B');
+    expect(planForFile(plans, '/w/plans/PLAN_F2.md')?.plan).toBe('F2');
+    expect(planForFile(plans, '/w/plans/SUBPLAN_F1_01.md')).toBeUndefined(); // shared folder of flat plans
+    expect(planForFile(plans, '/w/plans/AB/PLAN_AB.md')).toBeUndefined();
+  });
+  it('rewrites only the server lens commands', () => {
+    expect(rewriteLensCommand('perfd.generateNext')).toBe('perfd.lens.generateNext');
+    expect(rewriteLensCommand('perfd.generate')).toBe('perfd.lens.generate');
+    expect(rewriteLensCommand('perfd.status')).toBe('perfd.lens.status');
+    expect(rewriteLensCommand('editor.action.showReferences')).toBe('editor.action.showReferences');
+    // client-side ids never collide with ids vscode-languageclient registers for the server
+    for (const id of Object.values(LENS_COMMANDS)) expect(Object.keys(LENS_COMMANDS)).not.toContain(id);
+  });
+});
+
+describe('package.json', () => {
+  it('has the marketplace fields', () => {
+    for (const k of ['publisher', 'name', 'displayName', 'description', 'version', 'license', 'repository', 'icon', 'main', 'categories']) {
+      expect(pkg[k], k).toBeTruthy();
+    }
+    expect(pkg.engines.vscode).toMatch(/^\^1\.\d+/);
+    expect(pkg.main).toBe('./dist/extension.js');
+    expect(pkg.activationEvents).toEqual(['workspaceContains:**/work-space/plans', 'onLanguage:markdown']);
+    expect(fs.existsSync(path.join(__dirname, '..', pkg.icon))).toBe(true);
+    const png = fs.readFileSync(path.join(__dirname, '..', pkg.icon));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(png.readUInt32BE(16)).toBe(128);
+    expect(png.readUInt32BE(20)).toBe(128);
+  });
+  it('menus only name contributed commands, and no contributed id collides with a server command', () => {
+    const ids = new Set(pkg.contributes.commands.map((c: { command: string }) => c.command));
+    for (const items of Object.values(pkg.contributes.menus) as { command: string }[][]) {
+      for (const m of items) expect(ids.has(m.command), m.command).toBe(true);
+    }
+    for (const server of ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache', 'perfd.run']) {
+      expect(ids.has(server), server).toBe(false);
+    }
+  });
+});

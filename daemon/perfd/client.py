@@ -303,6 +303,10 @@ def main(argv=None):
             sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
             return 2
         return serve(root)
+    if command == "lsp":
+        from perfd.lsp.relay import main as lsp_main
+
+        return lsp_main(list(argv), root, no_daemon)
     if command == "run":
         from perfd.runner import main as run_main
 

@@ -99,6 +99,12 @@ class FrameDecoder:
     def pending(self) -> int:
         return len(self._buf)
 
+    def take_rest(self) -> bytes:
+        """The bytes after the last complete frame (for a connection that leaves framing, as `lsp` does)."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
 
 class Connection:
     """A blocking connection to a daemon (daemon_ctl, tests, benchmarks; not the thin client)."""

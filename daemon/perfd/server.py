@@ -93,6 +93,7 @@ class Daemon:
         self.stats = Stats()
         self.connections = 0
         self.subscribers: dict[int, Callable[[bytes], Awaitable[None]]] = {}
+        self.lsp_sessions: set[Any] = set()  # perfd.lsp.server.Session, one per editor connection
         self.last_activity = time.monotonic()
         self.watching = False
         self.stop_reason = ""
@@ -213,9 +214,10 @@ class Daemon:
                 await stream.send(frame(body))
 
         dec = FrameDecoder()
+        upgrade: tuple[Any, bytes] | None = None
         try:
             async with anyio.create_task_group() as tg:
-                while True:
+                while upgrade is None:
                     try:
                         data = await stream.receive(65536)
                     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -229,11 +231,19 @@ class Daemon:
                         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                             pass
                         break
-                    for body in bodies:
+                    for i, body in enumerate(bodies):
                         self.last_activity = time.monotonic()
+                        rid = _lsp_upgrade(body)
+                        if rid is not None:
+                            # The connection leaves JSON-RPC framing and carries LSP
+                            # from here on: whatever followed the request is LSP.
+                            upgrade = (rid, b"".join(frame(b) for b in bodies[i + 1:]) + dec.take_rest())
+                            break
                         tg.start_soon(self._request, body, send, cid)
-                # The client went away (or broke the framing): cancel its work.
+                # The client went away (or broke the framing), or upgraded: cancel its work.
                 tg.cancel_scope.cancel()
+            if upgrade is not None:
+                await self._lsp(stream, send, *upgrade)
         finally:
             self.subscribers.pop(cid, None)
             self.connections -= 1
@@ -288,6 +298,32 @@ class Daemon:
         if method == "shutdown" and not failed:
             self.stop("shutdown requested")
 
+    async def _lsp(self, stream: Any, send: Callable[[bytes], Awaitable[None]], rid: Any, rest: bytes) -> None:
+        """One editor's LSP session over this connection (see perfd.lsp.session)."""
+        from perfd.lsp.session import serve_lsp
+
+        t0 = time.perf_counter_ns()
+        await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
+        self.stats.record("lsp", time.perf_counter_ns() - t0, False)
+        await serve_lsp(stream, rest, self.engine, stats=self.lsp_stats, record=self.stats.record,
+                        registry=self.lsp_sessions)
+
+    def lsp_stats(self) -> dict[str, Any]:
+        """The payload of perfd/stats: the daemon's shared stats, so every editor sees every client's effects."""
+        snap = self.snapshot()
+        out: dict[str, Any] = msgspec.to_builtins(snap)
+        out["sessions"] = len(self.lsp_sessions)
+        # {method: {p50_ms, p95_ms, p99_ms, ...}} for status bars, besides the list form.
+        out["latency"] = {m.method: msgspec.to_builtins(m.latency) for m in snap.methods}
+        return out
+
+    def refresh_editors(self) -> None:
+        for session in list(self.lsp_sessions):
+            try:
+                session.refresh()
+            except Exception:
+                log.exception("refreshing an editor session")
+
     # -- methods -----------------------------------------------------------------------
 
     def _engine_for(self, root: str) -> Engine:
@@ -297,6 +333,10 @@ class Daemon:
         p = _params(params, P.InitializeParams)
         return P.InitializeResult(version=perfd.__version__, compatible=p.version == perfd.__version__,
                                   pid=os.getpid(), root=self.root)
+
+    async def cmd_lsp(self, params: Any, ctx: Any) -> Any:
+        # Reached only when the upgrade was refused (see _lsp_upgrade): another version.
+        raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__})
 
     async def cmd_ping(self, params: Any, ctx: Any) -> P.PingResult:
         return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
@@ -360,6 +400,20 @@ class Daemon:
                 await send(body)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 self.subscribers.pop(cid, None)
+
+
+def _lsp_upgrade(body: bytes) -> Any:
+    """The id of an `lsp` upgrade request, or None for any other frame."""
+    if b'"lsp"' not in body:
+        return None
+    try:
+        req = _req_dec.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if req.method != "lsp" or req.id is None:
+        return None
+    version = req.params.get("version") if isinstance(req.params, dict) else None
+    return req.id if version in (None, perfd.__version__) else None  # else cmd_lsp says why
 
 
 def setup_logging(path: str) -> None:

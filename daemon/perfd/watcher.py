@@ -37,9 +37,8 @@ def affected_plans(daemon: Daemon, paths: set[str]) -> dict[str, tuple[object, l
 
 async def handle_changes(daemon: Daemon, paths: set[str]) -> None:
     engine = daemon.engine
-    for p in paths:
-        engine.invalidate(p)
-        engine.invalidate(os.path.dirname(p))
+    engine.changed(sorted(paths))  # exactly these files and their folders' listings
+    daemon.refresh_editors()
     for _key, (plan, changed) in affected_plans(daemon, paths).items():
         try:
             st = engine.plan_status(plan)  # type: ignore[arg-type]

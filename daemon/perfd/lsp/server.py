@@ -63,6 +63,7 @@ class Session:
         self.last_stats = 0.0
         self.closed = asyncio.Event()
         self.latencies: dict[str, list[float]] = {}
+        self.on_timing: Callable[[str, int, bool], None] | None = None
         proto = self.server.protocol
         assert isinstance(proto, PerfdProtocol)
         proto.on_exit = self._on_exit
@@ -104,12 +105,18 @@ class Session:
     # -- timing, for the stats notification ----------------------------------------
 
     def timed(self, name: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter()
+        t = time.perf_counter_ns()
+        failed = True
         try:
-            return fn()
+            result = fn()
+            failed = False
+            return result
         finally:
+            ns = time.perf_counter_ns() - t
+            if self.on_timing is not None:
+                self.on_timing("lsp/" + name, ns, failed)  # the daemon's shared stats
             lst = self.latencies.setdefault(name, [])
-            lst.append((time.perf_counter() - t) * 1000)
+            lst.append(ns / 1e6)
             if len(lst) > 512:
                 del lst[:256]
             self.maybe_send_stats()

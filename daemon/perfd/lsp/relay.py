@@ -1,0 +1,88 @@
+"""`perfd lsp`: the editor's stdio, relayed to the workspace's daemon.
+
+The editor starts `perfd lsp`; this process connects to the daemon (starting
+it if needed, as the CLI does), asks for an `lsp` session with one framed
+JSON-RPC request, and then copies bytes both ways until either side closes.
+So every editor window and the CLI share one engine, one cache and one set of
+stats. `--standalone` (or `--no-daemon`, or a daemon that cannot start) runs
+the language server in this process instead.
+
+The relay itself is a byte pump over select(): no parsing of LSP messages,
+so it adds one copy per direction and no per-message work.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+from perfd import __version__
+
+
+def _upgrade(sock: object, root: str) -> bool:
+    from perfd.client import _exchange
+
+    body = ('{"jsonrpc":"2.0","id":1,"method":"lsp","params":{"version":"%s"}}' % __version__).encode()
+    try:
+        reply = _exchange(sock, body)
+    except OSError:
+        return False
+    return b'"lsp":true' in reply
+
+
+def pump(sock: object, stdin_fd: int, stdout_fd: int) -> None:
+    """Copy stdin -> socket and socket -> stdout until either side ends."""
+    s = sock  # an _socket.socket
+    s.settimeout(None)  # type: ignore[attr-defined]
+    sfd = s.fileno()  # type: ignore[attr-defined]
+    open_in = True
+    while True:
+        rlist = [sfd] + ([stdin_fd] if open_in else [])
+        ready, _, _ = select.select(rlist, [], [])
+        if sfd in ready:
+            data = s.recv(65536)  # type: ignore[attr-defined]
+            if not data:
+                return  # the daemon ended the session (after `exit`) or went away
+            view = memoryview(data)
+            while view:
+                view = view[os.write(stdout_fd, view):]
+        if open_in and stdin_fd in ready:
+            data = os.read(stdin_fd, 65536)
+            if not data:
+                open_in = False  # the editor closed our stdin: let the daemon finish
+                try:
+                    s.shutdown(1)  # type: ignore[attr-defined]  # SHUT_WR
+                except OSError:
+                    return
+                continue
+            s.sendall(data)  # type: ignore[attr-defined]
+
+
+def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
+    from perfd.lsp.server import run_stdio
+
+    standalone = no_daemon or "--standalone" in argv
+    cwd = os.getcwd()
+    if root is None:
+        root = cwd
+    if not standalone:
+        from perfd.client import _shutdown_old, ensure_daemon, state_paths
+
+        paths = state_paths(root)
+        for attempt in (0, 1):
+            sock = ensure_daemon(root, paths)
+            if sock is None:
+                break
+            if _upgrade(sock, root):
+                try:
+                    pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
+                finally:
+                    sock.close()
+                return 0
+            sock.close()
+            if attempt == 0:
+                _shutdown_old(paths)  # a daemon of another version: replace it
+        sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
+    run_stdio(root)
+    return 0

@@ -92,9 +92,17 @@ export class Commands {
   }
 
   async present(r: GenerateResult): Promise<void> {
-    const copy = this.ui.settings().copyToClipboard;
+    let copy = this.ui.settings().copyToClipboard;
     await this.ui.showDocument(promptDocName(r), r.prompt);
-    if (copy) await this.ui.copy(r.prompt);
+    if (copy) {
+      try {
+        await this.ui.copy(r.prompt);
+      } catch (e) {
+        // e.g. a browser-hosted VS Code without clipboard permission: the document still has it
+        copy = false;
+        void this.ui.warn(`perfd: could not copy the prompt to the clipboard: ${errorMessage(e)}`);
+      }
+    }
     const msg = generatedMessage(r, copy);
     if (msg.warning) void this.ui.warn(msg.warning);
     void this.ui.info(msg.info);

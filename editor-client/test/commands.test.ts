@@ -148,6 +148,20 @@ describe('Generate Next Prompt', () => {
     expect(ui.log[0]).toContain('generated.');
   });
 
+  it('a clipboard failure is a warning, the prompt is still shown', async () => {
+    ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+    ui.copy = async () => {
+      throw new Error('denied');
+    };
+    const r = await cmds.generateNextPrompt();
+    expect(r?.plan).toBe('API-CLIENT');
+    expect(ui.docs.size).toBe(1);
+    expect(ui.log).toEqual([
+      'warn: perfd: could not copy the prompt to the clipboard: denied',
+      'info: perfd: prompt for @API-CLIENT 1.2 (📄 no SUBPLAN yet) generated.',
+    ]);
+  });
+
   it('uses the only plan without asking', async () => {
     const one = { ...status, plans: [status.plans[1]] };
     server.sendRequest = async (_m, p) => ((p as Call).command === 'perfd.status' ? one : gen('DOCS', null));

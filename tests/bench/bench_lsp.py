@@ -125,9 +125,99 @@ def main() -> int:
         missed += verdict == "MISSED"
         print(f"{label:28} {name:34} {p50:8.3f} {p95:8.3f} {goal:9.1f}  {verdict}")
     print()
-    print("relay overhead against standalone: not measured yet (the daemon relay is not built; see issue notes)")
+    relay_overhead(targets[0][1], targets[0][2], rounds=max(50, args.rounds))
     print(f"goals missed: {missed}")
     return 0
+
+
+class StdioLSP:
+    """A minimal synchronous LSP client over a subprocess's pipes (Content-Length framing)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.next_id = 0
+
+    def send(self, method: str, params: object, *, request: bool = True) -> object:
+        import json
+
+        msg: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if request:
+            self.next_id += 1
+            msg["id"] = self.next_id
+        body = json.dumps(msg).encode()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+        if not request:
+            return None
+        while True:
+            reply = self.read()
+            if reply.get("id") == self.next_id and "method" not in reply:
+                return reply.get("result")
+
+    def read(self) -> dict[str, object]:
+        import json
+
+        assert self.proc.stdout is not None
+        length = 0
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise EOFError("server closed")
+            if line in (b"\r\n", b"\n"):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        out: dict[str, object] = json.loads(self.proc.stdout.read(length))
+        return out
+
+    def close(self) -> None:
+        try:
+            self.send("shutdown", None)
+            self.send("exit", None, request=False)
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+
+
+def relay_overhead(root: str, plan: str, *, rounds: int) -> None:
+    """documentSymbol round trips through `perfd lsp` (relay to the daemon) vs `perfd lsp --standalone`."""
+    import subprocess
+
+    base = tempfile.mkdtemp(prefix="perfd-relaybench-")
+    env = dict(os.environ, PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"))
+    servers = {
+        "relay": StdioLSP([sys.executable, "-m", "perfd", "lsp", "--root", root], env),
+        "standalone": StdioLSP([sys.executable, "-m", "perfd", "lsp", "--standalone", "--root", root], env),
+    }
+    uri = "file://" + plan
+    with open(plan, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        for srv in servers.values():
+            srv.send("initialize", {"processId": None, "rootUri": "file://" + root, "capabilities": {}})
+            srv.send("initialized", {}, request=False)
+            srv.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "markdown", "version": 1,
+                                                               "text": text}}, request=False)
+            srv.send("textDocument/documentSymbol", {"textDocument": {"uri": uri}})  # warm
+        samples: dict[str, list[float]] = {k: [] for k in servers}
+        for _ in range(rounds):
+            for name, srv in servers.items():
+                t = time.perf_counter()
+                srv.send("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}})
+                samples[name].append((time.perf_counter() - t) * 1000)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        print()
+        print(f"relay overhead (hover round trip from a client process, {rounds} interleaved rounds):")
+        print(f"  standalone p50 {med['standalone']:.3f} ms, through the daemon relay p50 {med['relay']:.3f} ms, "
+              f"ratio {med['relay'] / med['standalone']:.2f}x, difference {med['relay'] - med['standalone']:+.3f} ms")
+    finally:
+        for srv in servers.values():
+            srv.close()
+        subprocess.run([sys.executable, "-m", "perfd", "daemon", "stop", "--root", root], env=env,
+                       capture_output=True, timeout=20)
 
 
 if __name__ == "__main__":

@@ -491,9 +491,7 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
         if index and body is None:
             problems.append(Problem("no-body", f"achievement {h.num} has no body section", "info", path, h.line))
         elif index and body is not None and body.title and h.title and \
-                section_key(body.title)[:40] != section_key(h.title)[:40] and \
-                not section_key(body.title).startswith(section_key(h.title)) and \
-                not section_key(h.title).startswith(section_key(body.title)):
+                _titles_differ(body.title, h.title):
             problems.append(Problem("title-mismatch",
                                     f"achievement {h.num} is '{h.title}' in the index but '{body.title}' in its body",
                                     "info", path, body.line))
@@ -509,6 +507,13 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
             marked_done=h.done or bool(body and body.done),
         ))
     return result, problems
+
+
+def _titles_differ(a: str, b: str) -> bool:
+    if a == b:
+        return False
+    ka, kb = section_key(a), section_key(b)
+    return ka[:40] != kb[:40] and not ka.startswith(kb) and not kb.startswith(ka)
 
 
 def _attach_time_fields(achievements: list[Achievement], fields: list[tuple[int, str, str]]) -> None:

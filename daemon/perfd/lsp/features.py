@@ -91,9 +91,14 @@ def diagnostics(problems: list[Problem], path: str, lines: list[str]) -> list[ls
     real = os.path.realpath(path)
     out: list[lsp.Diagnostic] = []
     seen: set[tuple[str, int | None, str]] = set()
+    mine: dict[str, bool] = {}  # realpath is slow: once per distinct path, not per problem
     for p in problems:
-        if p.path is not None and os.path.realpath(p.path) != real:
-            continue
+        if p.path is not None:
+            same = mine.get(p.path)
+            if same is None:
+                same = mine[p.path] = p.path == path or os.path.realpath(p.path) == real
+            if not same:
+                continue
         key = (p.code, p.line, p.message)
         if key in seen:
             continue

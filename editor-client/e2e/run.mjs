@@ -75,7 +75,9 @@ fs.rmSync(artifacts, { recursive: true, force: true });
 fs.mkdirSync(artifacts, { recursive: true });
 
 log('installing', path.basename(vsix));
-execFileSync(node24, [codeServer, '--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', vsix], {
+const config = path.join(tmp, 'code-server.yaml');
+fs.writeFileSync(config, 'auth: none\n');
+execFileSync(node24, [codeServer, '--config', config, '--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', vsix], {
   stdio: 'inherit',
 });
 
@@ -83,7 +85,7 @@ execFileSync(node24, [codeServer, '--extensions-dir', extDir, '--user-data-dir',
 log(`starting code-server on 127.0.0.1:${port}`);
 const server = spawn(
   node24,
-  [codeServer, '--auth', 'none', '--disable-workspace-trust', '--disable-telemetry', '--bind-addr', `127.0.0.1:${port}`,
+  [codeServer, '--config', config, '--auth', 'none', '--disable-workspace-trust', '--disable-telemetry', '--bind-addr', `127.0.0.1:${port}`,
     '--user-data-dir', userData, '--extensions-dir', extDir, ws],
   { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
 );
@@ -106,12 +108,13 @@ async function waitForServer() {
   throw new Error('code-server did not come up');
 }
 
-async function palette(page, text) {
+async function palette(page, text, expect = text.replace(/^>/, '')) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible' });
   await input.fill(text);
-  await page.waitForTimeout(400);
+  // Enter only once the wanted entry is the focused row
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: expect }).first().waitFor({ timeout: 30000 });
   await page.keyboard.press('Enter');
 }
 

@@ -9,7 +9,6 @@ import {
   RevealOutputChannelOn,
   ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import { PerfdApi, STATS_NOTIFICATION } from './api';
 import { Commands, Host, Ui } from './commands';
@@ -182,7 +181,8 @@ export class PerfdExtension implements Host, vscode.Disposable {
     const serverOptions: ServerOptions = {
       command: cmd.command,
       args: cmd.args,
-      transport: TransportKind.stdio,
+      // No `transport`: TransportKind.stdio would append `--stdio` to the command line, which
+      // `perfd lsp` rejects; an Executable without a transport talks over stdio all the same.
       options: { cwd, env: process.env },
     };
     const clientOptions: LanguageClientOptions = {

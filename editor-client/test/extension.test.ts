@@ -109,6 +109,8 @@ describe('activate', () => {
     expect(c.serverOptions.command).toBe(path.join(tmp, 'perfd'));
     expect(c.serverOptions.args).toEqual(['lsp', '--root', '/ws']);
     expect(c.serverOptions.options.cwd).toBe('/ws');
+    // stdio without a `transport` (TransportKind.stdio would add `--stdio`, which perfd rejects)
+    expect((c.serverOptions as { transport?: unknown }).transport).toBeUndefined();
     expect(state.statusBar?.text).toBe('perfd');
     expect(state.statusBar?.backgroundColor).toBeUndefined();
     c.notifications.get('perfd/stats')!({ cache: { entries: 5, hits: 94, misses: 6, hit_rate: 0.94, lookup_p50_us: 300 } });

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     from perfd.runner import add_parser as add_run_parser
 
     add_run_parser(sub)
+    lp = sub.add_parser("lsp", help="the language server over stdio, relayed to the workspace's daemon")
+    lp.add_argument("--standalone", action="store_true", help="run everything in this process")
 
     st = sub.add_parser("stats", help="the daemon's counters: cache, requests, latency, watcher, memory")
     fmt = st.add_mutually_exclusive_group()

@@ -26,10 +26,8 @@ sys.path.insert(0, HERE)
 from perfd.engine.cache import StatCache  # noqa: E402
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.engine.plan_parser import parse_plan  # noqa: E402
-from synthetic import plan_of_lines, write_workspace  # noqa: E402
+from synthetic import FIXTURES, LARGEST, plan_of_lines, write_workspace  # noqa: E402
 
-FIXTURES = os.path.join(REPO, "..", "shared", "fixtures", "context-manager")
-LARGEST = "LLM-DASHBOARD-CLI"
 
 
 def timeit(fn: Callable[[], object], inner: int) -> float:

@@ -28,10 +28,8 @@ from pygls.workspace import Workspace  # noqa: E402
 
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.lsp.server import build_server  # noqa: E402
-from synthetic import plan_of_lines, write_workspace  # noqa: E402
+from synthetic import FIXTURES, LARGEST, plan_of_lines, write_workspace  # noqa: E402
 
-FIXTURES = os.path.join(REPO, "..", "shared", "fixtures", "context-manager")
-LARGEST = "LLM-DASHBOARD-CLI"
 
 
 class Sink:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import random
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The real plans beside the repository (absent on some machines: benches fall back to synthetic ones).
+FIXTURES = os.path.join(REPO, "..", "shared", "fixtures", "context-manager")
+LARGEST = "LLM-DASHBOARD-CLI"  # the largest fixture plan, about 3,000 lines
+
 
 def plan_text(achievements: int, *, body_lines: int = 30, seed: int = 1) -> str:
     """A plan with `achievements` achievements over several priorities, using every header notation."""

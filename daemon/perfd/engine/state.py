@@ -86,26 +86,27 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
             into.setdefault(num, ref.path)
 
     # SUBPLANs and EXECUTION_TASKs: trust the achievement the file names.
-    subplan_of: dict[str, tuple[FileRef, WorkDoc]] = {}
-    for ref, doc in inp.subplans:
+    def owner(ref: FileRef, doc: WorkDoc, code: str) -> str | None:
         num = doc.achievement if doc.achievement in known else _resolve_nn(ref.nn, by_nn, doc.achievement)
         if num is None:
-            problems.append(Problem("subplan-not-in-index",
-                                    f"{os.path.basename(ref.path)} is for achievement "
-                                    f"{doc.achievement or ref.nn}, which is not in the index", "warning", ref.path))
+            problems.append(Problem(code, f"{os.path.basename(ref.path)} is for achievement "
+                                          f"{doc.achievement or ref.nn}, which is not in the index",
+                                    "warning", ref.path))
+        return num
+
+    subplan_of: dict[str, tuple[FileRef, WorkDoc]] = {}
+    for ref, doc in inp.subplans:
+        num = owner(ref, doc, "subplan-not-in-index")
+        if num is None:
             continue
         prev = subplan_of.get(num)
         if prev is None or (prev[0].archived and not ref.archived):
             subplan_of[num] = (ref, doc)
     execs_of: dict[str, list[tuple[FileRef, WorkDoc]]] = {}
     for ref, doc in inp.executions:
-        num = doc.achievement if doc.achievement in known else _resolve_nn(ref.nn, by_nn, doc.achievement)
-        if num is None:
-            problems.append(Problem("execution-not-in-index",
-                                    f"{os.path.basename(ref.path)} is for achievement "
-                                    f"{doc.achievement or ref.nn}, which is not in the index", "warning", ref.path))
-            continue
-        execs_of.setdefault(num, []).append((ref, doc))
+        num = owner(ref, doc, "execution-not-in-index")
+        if num is not None:
+            execs_of.setdefault(num, []).append((ref, doc))
     for lst in execs_of.values():
         lst.sort(key=lambda e: (e[0].archived, e[0].mm, e[0].path))
 

@@ -11,7 +11,8 @@ import signal
 import time
 from typing import Any
 
-from perfd.client import _alive, _read_pid, ensure_daemon, state_paths, try_connect
+from perfd.autostart import _alive, _read_pid, ensure_daemon, try_connect
+from perfd.client import state_paths
 from perfd.ipc import Connection
 
 __all__ = ["state_paths", "ensure_daemon", "request", "start", "stop", "status", "restart", "logs"]

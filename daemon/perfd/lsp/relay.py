@@ -67,7 +67,8 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
     if root is None:
         root = cwd
     if not standalone:
-        from perfd.client import _shutdown_old, ensure_daemon, state_paths
+        from perfd.autostart import _shutdown_old, ensure_daemon
+        from perfd.client import state_paths
 
         paths = state_paths(root)
         for attempt in (0, 1):

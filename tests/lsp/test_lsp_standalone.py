@@ -210,3 +210,21 @@ async def test_stats_notification_reaches_the_client(client: LanguageClient) -> 
 
     params = await asyncio.wait_for(warm_stats(), 10)
     assert field(field(params, "cache"), "misses") > 0  # type: ignore[operator]
+
+
+async def test_problems_in_other_files_of_the_plan_are_published_for_those_files(client: LanguageClient) -> None:
+    stray = os.path.join(WS, "work-space", "plans", "RELEASE-0.1", "execution", "feedbacks", "APPROVED_99.md")
+    with open(stray, "w", encoding="utf-8") as f:
+        f.write("# APPROVED: Achievement 9.9\n")
+    try:
+        plan = os.path.join(WS, "work-space", "plans", "RELEASE-0.1", "PLAN_RELEASE-0.1.md")
+        _open(client, plan)
+        stray_uri = "file://" + stray
+
+        async def wait_for_stray() -> None:
+            while not any(d.code == "review-not-in-index" for d in client.diagnostics.get(stray_uri, [])):
+                await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+
+        await asyncio.wait_for(wait_for_stray(), 10)
+    finally:
+        os.unlink(stray)

@@ -64,6 +64,7 @@ class Session:
         self.closed = asyncio.Event()
         self.latencies: dict[str, list[float]] = {}
         self.on_timing: Callable[[str, int, bool], None] | None = None
+        self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
         proto = self.server.protocol
         assert isinstance(proto, PerfdProtocol)
         proto.on_exit = self._on_exit
@@ -134,6 +135,7 @@ class Session:
     # -- pushing diagnostics ---------------------------------------------------------
 
     def publish(self, uri: str) -> None:
+        related: dict[str, list[lsp.Diagnostic]] = {}
         try:
             lines = self.lines(uri)
             path = self.path_of(uri)
@@ -142,10 +144,22 @@ class Session:
                 problems = list(self.parsed(uri).problems) if _is_plan_name(path) else []
             else:
                 problems = list(got[0].problems)
+                if got[1] is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
+                    for other, probs in F.related_diagnostics(got[0]).items():
+                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other))
             diags = F.diagnostics(problems, path, lines)
         except UserError:
             diags = []
         self.server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
+        # Files not open in the editor get their problems too (the Problems panel shows them);
+        # a file whose problems went away gets an empty list once.
+        open_docs = self.server.workspace.text_documents
+        for other_uri in set(related) | self.related_published.get(uri, set()):
+            if other_uri in open_docs and other_uri != uri:
+                continue  # its own publish covers it
+            self.server.text_document_publish_diagnostics(
+                lsp.PublishDiagnosticsParams(uri=other_uri, diagnostics=related.get(other_uri, [])))
+        self.related_published[uri] = {u for u, d in related.items() if d}
 
     def refresh(self) -> None:
         """Files changed on disk: re-publish diagnostics and ask the client to refresh lenses."""
@@ -156,6 +170,15 @@ class Session:
         if ws and ws.code_lens and ws.code_lens.refresh_support:
             self.server.workspace_code_lens_refresh(None)
         self.maybe_send_stats()
+
+
+def _file_lines(path: str) -> list[str]:
+    """Lines of a file on disk, for diagnostic ranges (small review files; a problem never fails on it)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 20).decode("utf-8", "replace").split("\n")
+    except OSError:
+        return []
 
 
 def _is_plan_name(path: str) -> bool:

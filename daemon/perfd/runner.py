@@ -94,19 +94,20 @@ async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], 
     err.write(f"perfd: summary after {time.monotonic() - started:.1f} s:\n")
     for o in outcomes:
         r = by_id[o.id]
-        if not o.ok:
+        done_call = o.completion
+        if done_call is None:
             failed += 1
             err.write(f"  {o.id}  {r.state:22}  failed ({o.error_kind}): {o.error}\n")
             continue
         where = ""
         if write:
             try:
-                where = " -> " + os.path.relpath(_write(engine, r, o.completion.text, force=force), engine.root)
+                where = " -> " + os.path.relpath(_write(engine, r, done_call.text, force=force), engine.root)
             except UserError as exc:
                 failed += 1
                 where = f" (not written: {exc.message})"
-        tokens = o.completion.usage.total_tokens if o.completion.usage else 0
-        cached = ", cached" if o.completion.cached else ""
+        tokens = done_call.usage.total_tokens if done_call.usage else 0
+        cached = ", cached" if done_call.cached else ""
         err.write(f"  {o.id}  {r.state:22}  ok ({tokens} tokens{cached}){where}\n")
     return EXIT_MODEL if failed else 0
 

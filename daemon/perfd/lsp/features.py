@@ -112,8 +112,15 @@ def diagnostics(problems: list[Problem], path: str, lines: list[str]) -> list[ls
 def related_diagnostics(status: PlanStatus) -> dict[str, list[Problem]]:
     """Problems about other files of the plan (review files, SUBPLANs, parallel.json), by path."""
     out: dict[str, list[Problem]] = {}
+    plan_real = os.path.realpath(status.path)
+    other: dict[str, bool] = {}  # realpath is slow: once per distinct path
     for p in status.problems:
-        if p.path and os.path.realpath(p.path) != os.path.realpath(status.path):
+        if not p.path or p.path == status.path:
+            continue
+        is_other = other.get(p.path)
+        if is_other is None:
+            is_other = other[p.path] = os.path.realpath(p.path) != plan_real
+        if is_other:
             out.setdefault(p.path, []).append(p)
     return out
 

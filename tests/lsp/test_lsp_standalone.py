@@ -82,6 +82,7 @@ async def test_hover_and_definition(client: LanguageClient) -> None:
     hov = await client.text_document_hover_async(
         lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))
     assert hov is not None and "fix pending" in hov.contents.value and "FIX_12.md" in hov.contents.value  # type: ignore[union-attr]
+    assert "Time: 2-3 hours" in hov.contents.value  # type: ignore[union-attr]
     loc = await client.text_document_definition_async(
         lsp.DefinitionParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=pos))
     assert isinstance(loc, lsp.Location)
@@ -210,6 +211,10 @@ async def test_stats_notification_reaches_the_client(client: LanguageClient) -> 
 
     params = await asyncio.wait_for(warm_stats(), 10)
     assert field(field(params, "cache"), "misses") > 0  # type: ignore[operator]
+    latency = field(params, "latency")
+    # pygls hands the client JSON objects as namedtuples: keys like "lsp/didOpen" are renamed there.
+    entries = latency._asdict().values() if hasattr(latency, "_asdict") else latency.values()  # type: ignore[union-attr]
+    assert any(field(e, "count") >= 1 and field(e, "p50_ms") > 0 for e in entries)  # type: ignore[operator]
 
 
 async def test_problems_in_other_files_of_the_plan_are_published_for_those_files(client: LanguageClient) -> None:

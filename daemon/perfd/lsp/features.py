@@ -169,7 +169,8 @@ def _ref_at(lines: list[str], pos: lsp.Position) -> str | None:
     return None
 
 
-def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str) -> lsp.Hover | None:
+def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str,
+          doc: PlanDoc | None = None) -> lsp.Hover | None:
     num = _ref_at(lines, pos)
     a = next((x for x in status.achievements if x.number == num), None) if num else _ach_at(status, pos.line + 1)
     if a is None:
@@ -191,6 +192,11 @@ def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str) ->
         parts.append(f"FIX: {rel(a.fix)}")
     if a.approved:
         parts.append(f"APPROVED: {rel(a.approved)}")
+    parsed = next((x for x in doc.achievements if x.number == a.number), None) if doc is not None else None
+    if parsed is not None:
+        for label, value in (("Effort", parsed.effort), ("Time", parsed.time), ("Actual", parsed.actual)):
+            if value:
+                parts.append(f"{label}: {value}")
     if a.body_line:
         parts.append(f"Section: lines {a.body_line}-{a.body_end}")
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value="  \n".join(parts)))

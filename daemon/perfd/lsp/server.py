@@ -57,12 +57,12 @@ class Session:
 
     def __init__(self, engine: Engine, stats: Callable[[], dict[str, Any]] | None) -> None:
         self.engine = engine
-        self.stats = stats or (lambda: default_stats(engine))
+        self.latencies: dict[str, list[float]] = {}
+        self.stats = stats or (lambda: default_stats(engine, self.latencies))
         self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
         self.docs: dict[str, tuple[int | None, PlanDoc]] = {}  # uri -> (version, parse of the buffer)
         self.last_stats = 0.0
         self.closed = asyncio.Event()
-        self.latencies: dict[str, list[float]] = {}
         self.on_timing: Callable[[str, int, bool], None] | None = None
         self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
         proto = self.server.protocol
@@ -185,11 +185,25 @@ def _is_plan_name(path: str) -> bool:
     return os.path.basename(path).startswith("PLAN_")
 
 
-def default_stats(engine: Engine) -> dict[str, Any]:
+def _never() -> Any:
+    raise UserError("the plan of this document is gone", code="unknown-plan")
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    xs = sorted(samples)
+    if not xs:
+        return {"count": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
+    return {"count": len(xs), "p50_ms": xs[len(xs) // 2], "p95_ms": xs[min(len(xs) - 1, int(0.95 * len(xs)))],
+            "p99_ms": xs[min(len(xs) - 1, int(0.99 * len(xs)))]}
+
+
+def default_stats(engine: Engine, latencies: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """perfd/stats for a standalone session (in the daemon, the daemon's shared stats are sent)."""
     c = engine.cache.stats()
     return {"cache": {"entries": c.entries, "hits": c.hits, "misses": c.misses, "hit_rate": c.hit_rate,
                       "evictions": c.evictions, "expirations": c.expirations,
                       "lookup_p50_us": c.lookup_p50_us, "lookup_p99_us": c.lookup_p99_us},
+            "latency": {"lsp/" + k: _percentiles(v) for k, v in (latencies or {}).items()},
             "uptime_s": time.time() - engine.started}
 
 
@@ -273,7 +287,8 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
             got = s.plan_status(params.text_document.uri)
             if got is None:
                 return None
-            return F.hover(got[0], s.lines(params.text_document.uri), params.position, engine.root)
+            return F.hover(got[0], s.lines(params.text_document.uri), params.position, engine.root,
+                           got[1] or engine.plan_doc(engine.plan_for_path(got[0].path) or _never()))
 
         return s.timed("hover", run)  # type: ignore[no-any-return]
 

@@ -146,8 +146,7 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
         if sec_title is not None:
             sections.append(Section(sec_title, sec_key, sec_start, end))
 
-    for i in range(n):
-        line = lines[i]
+    for lineno, line in enumerate(lines, 1):
         if not line:
             continue
         c = line[0]
@@ -160,7 +159,9 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             s = line
         # Fast path: most lines are prose that names no achievement. They can
         # only matter as an archive path or an "all achievements done" line.
-        if c not in _MARKUP_START and "chievement" not in s and "CHIEVEMENT" not in s and not in_archive:
+        low = "chievement" in s  # searched once: the checks below reuse the answers
+        up = "CHIEVEMENT" in s
+        if c not in _MARKUP_START and not low and not up and not in_archive:
             continue
         if c == "`" or c == "~":
             if s.startswith("```") or s.startswith("~~~"):
@@ -180,9 +181,8 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                     continue
         if in_fence or len(line) > MAX_LINE:
             continue
-        lineno = i + 1
         # Wherever it stands: a `**Status**:` line, a heading, a bullet, prose.
-        plural = "CHIEVEMENTS" in s or "chievements" in s
+        plural = (up and "CHIEVEMENTS" in s) or (low and "chievements" in s)
         if plural and all_done_line is None:
             am = _ALL_DONE_RE.search(s)
             if am and _states_all_done(s, am):
@@ -223,7 +223,7 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                 if mm:
                     metadata.setdefault(mm.group("key").strip(), mm.group("value").strip())
                     continue
-        has_ach = "Achievement" in s
+        has_ach = low and "Achievement" in s
         if not has_ach and not plural:
             if c == "*" and s.startswith("**"):
                 mm = _META_RE.match(s) or _META_INNER_RE.match(s)

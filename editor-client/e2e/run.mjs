@@ -183,6 +183,23 @@ try {
       }
     }
   } catch {}
+  // The issue's figures, as the extension measured them inside VS Code (its output channel).
+  const goals = { 'activation to first status-bar stats': 1500, 'generate next prompt to clipboard': 100 };
+  const seen = {};
+  try {
+    for (const f of fs.readdirSync(artifacts)) {
+      if (!/perfd\.log$/.test(f)) continue;
+      for (const m of fs.readFileSync(path.join(artifacts, f), 'utf8').matchAll(/perfd: timing: (.+?): (\d+) ms/g)) {
+        (seen[m[1]] ??= []).push(Number(m[2]));
+      }
+    }
+  } catch {}
+  console.log('\nfigure                                   measured        goal      verdict');
+  for (const [what, goal] of Object.entries(goals)) {
+    const xs = seen[what] ?? [];
+    const v = xs.length ? Math.max(...xs) : undefined;
+    console.log(`${what.padEnd(40)} ${v === undefined ? 'not seen'.padEnd(15) : `${v} ms (n=${xs.length})`.padEnd(15)} <= ${goal} ms  ${v === undefined ? 'NOT MEASURED' : v <= goal ? 'met' : 'MISSED'}`);
+  }
   if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
   log(`artifacts in ${artifacts}`);
 }

@@ -42,6 +42,8 @@ export interface Host {
   lastStats(): StatsPayload | undefined;
   restart(): Promise<void>;
   showOutput(): void;
+  /** Reports a measured duration (the output channel shows it; the end-to-end test reads it). */
+  timing?(what: string, ms: number): void;
 }
 
 export const NOT_RUNNING =
@@ -91,18 +93,20 @@ export class Commands {
     return picked?.path;
   }
 
-  async present(r: GenerateResult): Promise<void> {
+  async present(r: GenerateResult, started?: number): Promise<void> {
     let copy = this.ui.settings().copyToClipboard;
-    await this.ui.showDocument(promptDocName(r), r.prompt);
+    // The clipboard first: it is what the user is waiting for; the document follows.
     if (copy) {
       try {
         await this.ui.copy(r.prompt);
+        if (started !== undefined) this.host.timing?.('generate next prompt to clipboard', Date.now() - started);
       } catch (e) {
         // e.g. a browser-hosted VS Code without clipboard permission: the document still has it
         copy = false;
         void this.ui.warn(`perfd: could not copy the prompt to the clipboard: ${errorMessage(e)}`);
       }
     }
+    await this.ui.showDocument(promptDocName(r), r.prompt);
     const msg = generatedMessage(r, copy);
     if (msg.warning) void this.ui.warn(msg.warning);
     void this.ui.info(msg.info);
@@ -113,8 +117,9 @@ export class Commands {
     return this.withApi(async (api) => {
       const plan = await this.choosePlan(api, file);
       if (!plan) return undefined;
+      const started = Date.now();
       const r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
-      await this.present(r);
+      await this.present(r, started);
       return r;
     });
   }

@@ -92,6 +92,9 @@ export class PerfdExtension implements Host, vscode.Disposable {
   private starting: Promise<void> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
 
+  private readonly activatedAt = Date.now();
+  private firstStatsSeen = false;
+
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('perfd');
     this.statusBar = vscode.window.createStatusBarItem('perfd.status', vscode.StatusBarAlignment.Right, 100);
@@ -131,9 +134,17 @@ export class PerfdExtension implements Host, vscode.Disposable {
     this.render();
   }
 
+  timing(what: string, ms: number): void {
+    this.output.appendLine(`perfd: timing: ${what}: ${ms} ms`);
+  }
+
   onStats(stats: StatsPayload): void {
     this.stats = stats;
     this.render();
+    if (!this.firstStatsSeen) {
+      this.firstStatsSeen = true;
+      this.timing('activation to first status-bar stats', Date.now() - this.activatedAt);
+    }
     if (this.docs.has(STATS_DOC)) this.docs.set(STATS_DOC, statsMarkdown(stats, this.serverState, new Date()));
   }
 

@@ -74,8 +74,9 @@ class FakeUi implements Ui {
   async info(m: string, ...a: string[]) { this.log.push(`info: ${m}${a.length ? ` [${a.join('|')}]` : ''}`); return this.answer; }
   async warn(m: string) { this.log.push(`warn: ${m}`); return undefined; }
   async error(m: string, ...a: string[]) { this.log.push(`error: ${m}${a.length ? ` [${a.join('|')}]` : ''}`); return this.answer; }
-  async copy(t: string) { this.clipboard = t; }
-  async showDocument(name: string, md: string) { this.docs.set(name, md); }
+  order: string[] = [];
+  async copy(t: string) { this.clipboard = t; this.order.push('copy'); }
+  async showDocument(name: string, md: string) { this.docs.set(name, md); this.order.push(`show: ${name}`); }
   async openFile(f: string) { this.opened.push(f); }
   activeFile() { return this.active; }
   settings() { return this.config; }
@@ -93,6 +94,8 @@ class FakeHost implements Host {
   lastStats() { return this.stats; }
   async restart() { this.restarted++; }
   showOutput() { this.outputShown++; }
+  timings: [string, number][] = [];
+  timing(what: string, ms: number) { this.timings.push([what, ms]); }
 }
 
 let server: FakeServer;
@@ -107,6 +110,15 @@ beforeEach(() => {
 });
 
 describe('Generate Next Prompt', () => {
+  it('copies to the clipboard before opening the document, and reports how long that took', async () => {
+    ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+    await cmds.generateNextPrompt();
+    expect(ui.order[0]).toBe('copy');
+    expect(ui.order[1]).toMatch(/^show: /);
+    expect(host.timings.map(([w]) => w)).toEqual(['generate next prompt to clipboard']);
+    expect(host.timings[0][1]).toBeGreaterThanOrEqual(0);
+  });
+
   it('uses the plan of the active SUBPLAN file without asking', async () => {
     ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
     const r = await cmds.generateNextPrompt();

@@ -45,7 +45,7 @@ describe('settings', () => {
 
   it('builds the server command line', () => {
     expect(serverCommand({ ...DEFAULTS, args: ['--root', '/r'] })).toEqual({ command: 'perfd', args: ['lsp', '--root', '/r'] });
-    expect(serverCommand({ ...DEFAULTS, path: '/v/bin/python3.11' })).toEqual({ command: '/v/bin/python3.11', args: ['-m', 'perfd.lsp'] });
+    expect(serverCommand({ ...DEFAULTS, path: '/v/bin/python3.11' })).toEqual({ command: '/v/bin/python3.11', args: ['-m', 'perfd', 'lsp'] });
     expect(serverCommand({ ...DEFAULTS, path: 'C:\\v\\python.exe' }).args[0]).toBe(process.platform === 'win32' ? '-m' : 'lsp');
     expect(serverCommand({ ...DEFAULTS, path: '/opt/pythonic-perfd' }).args).toEqual(['lsp']);
   });

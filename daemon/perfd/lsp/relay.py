@@ -60,8 +60,6 @@ def pump(sock: object, stdin_fd: int, stdout_fd: int) -> None:
 
 
 def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
-    from perfd.lsp.server import run_stdio
-
     standalone = no_daemon or "--standalone" in argv
     cwd = os.getcwd()
     if root is None:
@@ -85,5 +83,8 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
             if attempt == 0:
                 _shutdown_old(paths)  # a daemon of another version: replace it
         sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
+    # Imported only here: a relay needs none of pygls (the daemon hosts the session).
+    from perfd.lsp.server import run_stdio
+
     run_stdio(root)
     return 0

@@ -48,10 +48,11 @@ const PYTHON_RE = /^python(\d+(\.\d+)*)?(\.exe)?$/i;
 
 /**
  * The command line of the language server: `perfd lsp ARGS`; a Python interpreter given as
- * perfd.path runs `python -m perfd.lsp ARGS` (useful before `perfd lsp` is on PATH).
+ * perfd.path runs `python -m perfd lsp ARGS` (the same relay to the workspace's daemon, for
+ * when perfd's script is not on PATH).
  */
 export function serverCommand(s: Settings): { command: string; args: string[] } {
-  if (PYTHON_RE.test(path.basename(s.path))) return { command: s.path, args: ['-m', 'perfd.lsp', ...s.args] };
+  if (PYTHON_RE.test(path.basename(s.path))) return { command: s.path, args: ['-m', 'perfd', 'lsp', ...s.args] };
   return { command: s.path, args: ['lsp', ...s.args] };
 }
 
@@ -108,7 +109,7 @@ perfd Python package (Python 3.11 or newer).
    - put it on PATH (e.g. \`ln -s ~/.venvs/perfd/bin/perfd ~/.local/bin/perfd\`), or
    - set the setting **perfd.path** to the executable, e.g. \`~/.venvs/perfd/bin/perfd\`.
      A Python interpreter works too (\`~/.venvs/perfd/bin/python\`): the extension then runs
-     \`python -m perfd.lsp\`.
+     \`python -m perfd lsp\`.
 
 3. Run **perfd: Restart Daemon** from the Command Palette.
 

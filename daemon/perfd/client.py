@@ -11,7 +11,9 @@ send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
 perfd.ipc). No daemon: start one (single-flight under a lock file), wait up
 to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
-workspace, and the local commands (daemon, schema, lsp, run) work in-process.
+workspace, and the local commands (daemon, schema, lsp) work in-process.
+`run` goes to a running daemon (never starts one) and streams its output,
+see perfd.runner.cli; the daemon calls the model with its own environment.
 A daemon of another perfd version is asked to shut down and replaced.
 """
 
@@ -189,9 +191,9 @@ def main(argv=None):
 
         return lsp_main(list(argv), root, no_daemon)
     if command == "run":
-        from perfd.runner import main as run_main
+        from perfd.runner import cli as run_cli
 
-        return run_main(list(argv), cwd)
+        return run_cli(list(argv), cwd, root, no_daemon)
     if no_daemon or root is None or command in LOCAL_COMMANDS:
         return _in_process(argv, cwd)
     got = _via_daemon(root, argv, cwd)

@@ -13,6 +13,8 @@ Methods (params -> result):
   subscribe   none            -> SubscribeResult, then PlanChanged notifications on that connection
   shutdown    none            -> ShutdownResult (state is cleared before the answer)
   cli         CliParams       -> CliResult (or the raw body documented in perfd.ipc when raw=true)
+  run         RunParams       -> RunChunk notifications (`runChunk`) on that connection, then RunResult;
+                                 NO_MODEL when the daemon's own environment has no model or API key
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ INTERNAL_ERROR = -32603
 # application errors (outside the reserved range)
 USER_ERROR = 1001  # perfd.engine.errors.UserError; data = UserErrorData
 VERSION_MISMATCH = 1002  # data = {"daemon": version, "client": version}
+NO_MODEL = 1003  # `run`: the daemon's environment configures no model / lacks the key; data = {"api_key_env": name}
 
 
 class Request(msgspec.Struct, omit_defaults=True):
@@ -141,6 +144,35 @@ class CliResult(msgspec.Struct):
     code: int
 
 
+class RunParams(msgspec.Struct, forbid_unknown_fields=True):
+    """`perfd run` through the daemon: the same argv as the command line (starting with "run").
+
+    The daemon calls the model with ITS OWN environment (the one it was started
+    with): the caller's PERFD_LLM_* variables and API key are never sent.
+    """
+
+    argv: list[str]
+    cwd: str
+    version: str | None = None
+
+
+class RunChunk(msgspec.Struct):
+    """Params of the `runChunk` notification: output of a `run` in progress, in order."""
+
+    text: str
+    stream: Literal["out", "err"] = "out"
+
+
+class RunResult(msgspec.Struct):
+    code: int  # the exit code of `perfd run`
+    achievement: str | None = None
+    state: str | None = None
+    written: str | None = None  # the path written with --write
+    tokens: int = 0
+    cached: bool = False
+    error: str | None = None
+
+
 class PlanChanged(msgspec.Struct):
     """Params of the `planChanged` notification sent to subscribers."""
 
@@ -179,5 +211,5 @@ SCHEMA_TYPES: tuple[type, ...] = (
     Request, Response, ErrorResponse, ErrorObject, Notification, UserErrorData,
     InitializeParams, InitializeResult, PingResult, GenerateParams, StatusParams,
     InvalidateParams, InvalidateResult, SubscribeResult, ShutdownResult,
-    CliParams, CliResult, PlanChanged, StatsSnapshot,
+    CliParams, CliResult, RunParams, RunChunk, RunResult, PlanChanged, StatsSnapshot,
 )

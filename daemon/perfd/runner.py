@@ -17,13 +17,21 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.types import GenerateResult
 
 EXIT_MODEL = 3
+
+
+class TextSink(Protocol):
+    """Where output goes: a text file, or the daemon's queue of `runChunk` notifications."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 def add_parser(sub: Any) -> None:
@@ -58,7 +66,8 @@ def _write(engine: Engine, result: GenerateResult, text: str, *, force: bool) ->
     return path
 
 
-async def run_one(engine: Engine, llm: Any, result: GenerateResult, *, out: TextIO, use_cache: bool) -> str:
+async def run_one(engine: Engine, llm: Any, result: GenerateResult, *, out: TextSink, use_cache: bool,
+                  summary: dict[str, Any] | None = None) -> str:
     """Stream one answer to `out`; the whole text is returned."""
     async with llm.stream(_messages(result), use_cache=use_cache, plan=result.plan,
                           achievement=result.achievement, state=result.state) as stream:
@@ -66,13 +75,16 @@ async def run_one(engine: Engine, llm: Any, result: GenerateResult, *, out: Text
             out.write(delta)
             out.flush()
         text: str = stream.text
+        done = stream.completion
+    if summary is not None and done is not None:
+        summary.update(tokens=done.usage.total_tokens, cached=done.cached)
     if not text.endswith("\n"):
         out.write("\n")
     return text
 
 
 async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], *, concurrency: int,
-                       use_cache: bool, write: bool, force: bool, err: TextIO) -> int:
+                       use_cache: bool, write: bool, force: bool, err: TextSink) -> int:
     from perfd.llm import PromptJob, run_jobs
 
     jobs = [PromptJob(id=r.achievement or "?", messages=_messages(r), plan=r.plan, achievement=r.achievement,
@@ -112,9 +124,9 @@ async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], 
     return EXIT_MODEL if failed else 0
 
 
-def main(argv: list[str], cwd: str, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
-         env: dict[str, str] | None = None, engine: Engine | None = None) -> int:
-    """Run `perfd run ...` in this process (argv without the leading "run" handled by the parser)."""
+def prepare(argv: list[str], cwd: str, *, out: TextSink, err: TextSink,
+            engine_for: Any = None) -> tuple[argparse.Namespace, Engine, str, str | None] | int:
+    """Parse `run ...` and resolve its plan and achievement: (args, engine, plan, achievement), or an exit code."""
     from perfd.commands import UsageError, _Help, _root, build_parser, plan_and_achievement
 
     parser = build_parser()
@@ -131,54 +143,170 @@ def main(argv: list[str], cwd: str, *, out: TextIO = sys.stdout, err: TextIO = s
             raise UserError("--parallel runs every ready achievement; give no --next or number with it",
                             code="usage")
         root = _root(args.root, cwd)
-        engine = engine or Engine(root)
+        engine = engine_for(root) if engine_for is not None else Engine(root)
         plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
-        import anyio
+    except UserError as exc:
+        return _user_error(exc, err)
+    return args, engine, plan_ref, achievement
 
-        from perfd.llm import HOW_TO_CONFIGURE, LLMError, client_from_workspace
 
+def _user_error(exc: UserError, err: TextSink) -> int:
+    err.write(f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+    return 2 if exc.code == "usage" else 1
+
+
+def no_provider_error() -> UserError:
+    from perfd.llm import HOW_TO_CONFIGURE
+
+    return UserError("no model is configured, so there is nothing to run",
+                     hint=HOW_TO_CONFIGURE.strip().replace("\n", "\n      "), code="no-provider")
+
+
+async def execute(args: argparse.Namespace, engine: Engine, llm: Any, plan_ref: str, achievement: str | None,
+                  cwd: str, *, out: TextSink, err: TextSink, summary: dict[str, Any] | None = None) -> int:
+    """The run itself (shared by the in-process path and the daemon's `run` method); returns the exit code.
+
+    `summary`, when given, receives achievement, state, written, tokens, cached and error.
+    """
+    from perfd.llm import LLMError
+
+    info: dict[str, Any] = summary if summary is not None else {}
+    try:
+        if args.parallel:
+            first = engine.generate(plan_ref, cwd=cwd, trust_plan=args.trust_plan)
+            ready = [first.achievement, *first.parallel_options] if first.achievement else []
+            info.update(achievement=first.achievement, state=first.state)
+            if not ready:
+                err.write(f"perfd: @{first.plan}: nothing ready to run ({first.state})\n")
+                return 0
+            results = [engine.generate(plan_ref, achievement=n, cwd=cwd) for n in ready if n]
+            conc = args.concurrency or llm.config.max_concurrency or 4
+            code = await run_parallel(engine, llm, results, concurrency=max(1, conc),
+                                      use_cache=not args.no_cache, write=args.write, force=args.force, err=err)
+            if code:
+                info["error"] = "a parallel call failed"
+            return code
+        result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
+        info.update(achievement=result.achievement, state=result.state)
+        if result.achievement is None:
+            err.write(f"perfd: @{result.plan}: {result.state}; nothing to send\n")
+            out.write(result.prompt)
+            return 0
+        err.write(f"perfd: @{result.plan}: sending achievement {result.achievement} "
+                  f"({result.state}) to {llm.config.model}\n")
+        text = await run_one(engine, llm, result, out=out, use_cache=not args.no_cache, summary=info)
+        if args.write:
+            path = _write(engine, result, text, force=args.force)
+            info["written"] = path
+            err.write(f"perfd: wrote {os.path.relpath(path, engine.root)}\n")
+        return 0
+    except LLMError as exc:
+        info["error"] = str(exc)
+        err.write(f"perfd: the model call failed: {exc}\n")
+        return EXIT_MODEL
+    except UserError as exc:
+        info["error"] = exc.message
+        return _user_error(exc, err)
+
+
+def main(argv: list[str], cwd: str, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+         env: dict[str, str] | None = None, engine: Engine | None = None) -> int:
+    """Run `perfd run ...` in this process (argv without the leading "run" handled by the parser)."""
+    prepared = prepare(argv, cwd, out=out, err=err, engine_for=(lambda _root: engine) if engine else None)
+    if isinstance(prepared, int):
+        return prepared
+    args, eng, plan_ref, achievement = prepared
+    import anyio
+
+    from perfd.llm import LLMError, client_from_workspace
+
+    try:
         try:
-            llm = client_from_workspace(engine.root, env=env)
+            llm = client_from_workspace(eng.root, env=env)
         except LLMError as exc:
             raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
         if llm is None:
-            raise UserError("no model is configured, so there is nothing to run",
-                            hint=HOW_TO_CONFIGURE.strip().replace("\n", "\n      "), code="no-provider")
-
-        async def go() -> int:
-            async with llm:
-                if args.parallel:
-                    first = engine.generate(plan_ref, cwd=cwd, trust_plan=args.trust_plan)
-                    ready = [first.achievement, *first.parallel_options] if first.achievement else []
-                    if not ready:
-                        err.write(f"perfd: @{first.plan}: nothing ready to run ({first.state})\n")
-                        return 0
-                    results = [engine.generate(plan_ref, achievement=n, cwd=cwd) for n in ready if n]
-                    conc = args.concurrency or llm.config.max_concurrency or 4
-                    return await run_parallel(engine, llm, results, concurrency=max(1, conc),
-                                              use_cache=not args.no_cache, write=args.write, force=args.force,
-                                              err=err)
-                result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
-                if result.achievement is None:
-                    err.write(f"perfd: @{result.plan}: {result.state}; nothing to send\n")
-                    out.write(result.prompt)
-                    return 0
-                err.write(f"perfd: @{result.plan}: sending achievement {result.achievement} "
-                          f"({result.state}) to {llm.config.model}\n")
-                text = await run_one(engine, llm, result, out=out, use_cache=not args.no_cache)
-                if args.write:
-                    path = _write(engine, result, text, force=args.force)
-                    err.write(f"perfd: wrote {os.path.relpath(path, engine.root)}\n")
-                return 0
-
-        try:
-            return anyio.run(go)
-        except LLMError as exc:
-            err.write(f"perfd: the model call failed: {exc}\n")
-            return EXIT_MODEL
+            raise no_provider_error()
     except UserError as exc:
-        err.write(f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
-        return 2 if exc.code == "usage" else 1
+        return _user_error(exc, err)
+
+    async def go() -> int:
+        async with llm:
+            return await execute(args, eng, llm, plan_ref, achievement, cwd, out=out, err=err)
+
+    return anyio.run(go)
+
+
+def cli(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
+    """`perfd run` from the command line: through the workspace's daemon when one is running, else in-process.
+
+    Through the daemon the model is called with the DAEMON's environment (its
+    shared client, pool, rate limit and cache); the caller's PERFD_LLM_*
+    variables and API key are never sent. When the daemon has no model or no
+    key, the run falls back to this process (with a notice when this
+    environment has what the daemon lacks).
+    """
+    if not no_daemon and root is not None:
+        got = _via_daemon(argv, cwd, root)
+        if isinstance(got, int):
+            return got
+        if got:
+            sys.stderr.write(f"perfd: {got}; running in-process\n")
+    return main(argv, cwd)
+
+
+def _via_daemon(argv: list[str], cwd: str, root: str) -> int | str | None:
+    """The exit code of a run through the daemon; else why not (str: say so; None: fall back quietly)."""
+    from perfd import __version__, protocol as P
+    from perfd.client import state_paths
+    from perfd.ipc import Connection
+
+    try:
+        conn = Connection(state_paths(root)["sock"], 2.0)  # type: ignore[no-untyped-call]
+    except OSError:
+        return None  # no daemon: in-process as before
+    out, err = sys.stdout, sys.stderr
+    started = False
+    with conn:
+        try:
+            conn.sock.settimeout(None)  # a model call may take minutes
+            conn.sock.sendall(_frame_request(argv, cwd, __version__))
+            while True:
+                msg = conn.recv()
+                if not isinstance(msg, dict):
+                    continue
+                if msg.get("method") == "runChunk":
+                    params = msg.get("params") or {}
+                    target = err if params.get("stream") == "err" else out
+                    started = True
+                    target.write(params.get("text", ""))
+                    target.flush()
+                    continue
+                if msg.get("id") != 1:
+                    continue
+                if "result" in msg:
+                    return int(msg["result"]["code"])
+                error = msg.get("error") or {}
+                if error.get("code") == P.NO_MODEL:
+                    key = (error.get("data") or {}).get("api_key_env")
+                    mine = (key and os.environ.get(key, "").strip()) or any(
+                        k.startswith("PERFD_LLM_") for k in os.environ)
+                    return f"{error.get('message')} (it reads its own environment)" if mine else None
+                if error.get("code") == P.VERSION_MISMATCH:
+                    return "the daemon runs another perfd version"
+                return f"daemon error: {error.get('message')}"
+        except (OSError, ConnectionError) as exc:
+            if started:  # output went out already: running again here would repeat it
+                err.write(f"perfd: lost the daemon during the run ({exc})\n")
+                return EXIT_MODEL
+            return f"lost the daemon ({exc})"
+
+
+def _frame_request(argv: list[str], cwd: str, version: str) -> bytes:
+    from perfd.ipc import encode
+
+    return encode({"jsonrpc": "2.0", "id": 1, "method": "run",
+                   "params": {"argv": list(argv), "cwd": cwd, "version": version}})
 
 
 def _is_number(t: str) -> bool:

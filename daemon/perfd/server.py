@@ -19,12 +19,13 @@ import errno
 import fcntl
 import logging
 import logging.handlers
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import msgspec
@@ -98,6 +99,8 @@ class Daemon:
         self.watching = False
         self.stop_reason = ""
         self._lock_fd = -1
+        self._llm: Any = None  # perfd.llm.LLMClient shared by every client of this daemon (see llm())
+        self._llm_loaded = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
         self._methods: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
@@ -152,6 +155,7 @@ class Daemon:
                 tg.start_soon(self._accept, listener)
         finally:
             self.clear_state()
+            await self.close_llm()
             log.info("stopped (%s)", self.stop_reason or "cancelled")
 
     def stop(self, reason: str) -> None:
@@ -324,6 +328,32 @@ class Daemon:
             except Exception:
                 log.exception("refreshing an editor session")
 
+    # -- the shared model client ---------------------------------------------------------
+
+    def llm(self) -> Any:
+        """The workspace's LLMClient, created on first use from perfd.toml [llm] and the DAEMON's environment.
+
+        One per daemon: every `perfd run` and editor session shares its connection
+        pool, rate limit, breaker and response cache. None when no model is
+        configured. API keys are read from the environment the daemon was
+        started with, never from a client's.
+        """
+        if not self._llm_loaded:
+            from perfd.llm import client_from_workspace
+
+            self._llm = client_from_workspace(self.root)  # LLMConfigError propagates (retried next call)
+            self._llm_loaded = True
+        return self._llm
+
+    async def close_llm(self) -> None:
+        llm, self._llm, self._llm_loaded = self._llm, None, False
+        if llm is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await llm.aclose()
+                except Exception:
+                    log.exception("closing the model client")
+
     # -- methods -----------------------------------------------------------------------
 
     def _engine_for(self, root: str) -> Engine:
@@ -391,6 +421,57 @@ class Daemon:
             return raw_body(out.code, out.stdout, out.stderr)
         return P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code)
 
+    async def cmd_run(self, params: Any, ctx: Any) -> P.RunResult:
+        """`perfd run` on the shared LLMClient: output as `runChunk` notifications, then the RunResult.
+
+        The request is its own task: a client that disconnects cancels it, which
+        closes the model's response and frees its connection.
+        """
+        p = _params(params, P.RunParams)
+        if p.version is not None and p.version != perfd.__version__:
+            raise RpcError(P.VERSION_MISMATCH, "version mismatch",
+                           {"daemon": perfd.__version__, "client": p.version})
+        from perfd import runner
+        from perfd.llm import LLMError
+
+        send = ctx["send"]
+        tx, rx = anyio.create_memory_object_stream[tuple[Literal["out", "err"], str]](math.inf)
+        out, err = _Sink(tx, "out"), _Sink(tx, "err")
+        prepared = runner.prepare(p.argv, p.cwd, out=out, err=err, engine_for=self._engine_for)
+        summary: dict[str, Any] = {}
+        if isinstance(prepared, int):
+            code = prepared
+        else:
+            args, engine, plan_ref, achievement = prepared
+            try:
+                llm = self.llm()
+            except LLMError as exc:
+                raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
+            key = llm.config.api_key_env if llm is not None else None
+            if llm is None or (key and not os.environ.get(key, "").strip()):
+                raise RpcError(P.NO_MODEL, "the daemon's environment configures no model" if llm is None else
+                               f"the daemon's environment has no {key}", {"api_key_env": key})
+            code = -1
+
+        async def pump() -> None:
+            async with rx:
+                async for stream, text in rx:
+                    body = _enc.encode(P.Notification(method="runChunk", params=P.RunChunk(text=text, stream=stream)))
+                    try:
+                        await send(body)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        pass  # the client left; its request is being cancelled
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            with tx:
+                if code == -1:
+                    code = await runner.execute(args, engine, llm, plan_ref, achievement, p.cwd,
+                                                out=out, err=err, summary=summary)
+        return P.RunResult(code=code, achievement=summary.get("achievement"), state=summary.get("state"),
+                           written=summary.get("written"), tokens=summary.get("tokens", 0),
+                           cached=summary.get("cached", False), error=summary.get("error"))
+
     async def notify(self, method: str, params: Any) -> None:
         if not self.subscribers:
             return
@@ -400,6 +481,25 @@ class Daemon:
                 await send(body)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 self.subscribers.pop(cid, None)
+
+
+class _Sink:
+    """A text stream (write/flush) that queues its output for the `run` request's notifications."""
+
+    def __init__(self, tx: Any, stream: Literal["out", "err"]) -> None:
+        self._tx = tx
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text:
+            try:
+                self._tx.send_nowait((self._stream, text))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _lsp_upgrade(body: bytes) -> Any:

@@ -267,3 +267,29 @@ async def test_sharded_pool_splits_the_limit_and_gives_slots_back() -> None:
         with pytest.raises(httpx.ConnectError):
             await client.get("http://127.0.0.1:9/")  # nothing listens on the discard port
     assert pool._busy == [0, 0, 0]
+
+
+def test_history_close_right_after_a_first_write_keeps_it(tmp_path: object) -> None:
+    # close() during the writer's linger, before it ever opened the file: the write must still land.
+    path = os.path.join(str(tmp_path), "h.sqlite3")
+    history = History(path)
+    history.record(CallRecord(ts=time.time(), model="m", latency_ms=1.0, outcome="ok", plan="A"))
+    history.close()
+    again = History(path)
+    try:
+        assert again.count() == 1
+    finally:
+        again.close()
+
+
+def test_reconciling_a_call_that_left_the_window_frees_nothing() -> None:
+    # Found by the property test above: lowering an expired call's tokens freed room in the current window.
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=None, tpm=40, window_s=1.0, clock=clock)
+    old = limiter.try_acquire(32)
+    assert old is not None
+    limiter.commit(old)
+    clock.now += 1.0
+    assert limiter.try_acquire(11) is not None and limiter.try_acquire(24) is not None
+    limiter.reconcile(old, 1)
+    assert limiter.try_acquire(6) is None  # 35 + 6 > 40

@@ -35,13 +35,14 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 class Reservation:
     """One admitted request's share of the window (an opaque handle)."""
 
-    __slots__ = ("stamp", "requests", "tokens", "_done")
+    __slots__ = ("stamp", "requests", "tokens", "_done", "_expired")
 
     def __init__(self, requests: int, tokens: int, stamp: float | None) -> None:
         self.requests = requests
         self.tokens = tokens
         self.stamp = stamp  # None while in flight: counts until stamped + W
         self._done = False
+        self._expired = False  # left the window: no longer in the running sums
 
 
 class RateLimiter:
@@ -131,6 +132,7 @@ class RateLimiter:
         heap = self._expiring
         while heap and heap[0][0] <= horizon:
             _, _, entry = heapq.heappop(heap)
+            entry._expired = True
             self._requests -= entry.requests
             self._tokens -= entry.tokens
 
@@ -151,8 +153,11 @@ class RateLimiter:
 
     def reconcile(self, reservation: Reservation, tokens: int) -> None:
         """Replace the estimate with the tokens the server reported in `usage`."""
+        self._prune(self._clock())
         delta = tokens - reservation.tokens
         reservation.tokens = tokens
+        if reservation._expired:  # already out of the window: it no longer counts
+            return
         self._tokens += delta
         if delta < 0:
             self._notify()

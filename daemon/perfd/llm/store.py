@@ -57,7 +57,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._queue: queue.Queue[Write | None] = queue.Queue()
         self._writer: threading.Thread | None = None
-        self._closed = False
+        self._closed = False  # no new writes are accepted
+        self._finished = False  # the queued writes are committed and the file is closed
         self.rebuilt = 0  # how many times a corrupt file was set aside
 
     # -- opening ------------------------------------------------------------
@@ -93,7 +94,7 @@ class SQLiteStore:
 
     def _ensure(self) -> sqlite3.Connection:
         if self._conn is None:
-            if self._closed:
+            if self._finished:  # not _closed: close() lets the writer commit what was queued first
                 raise sqlite3.ProgrammingError("store is closed")
             try:
                 self._conn = self._connect()
@@ -195,6 +196,7 @@ class SQLiteStore:
             self._queue.put(None)
             self._writer.join(timeout=30)
         with self._lock:
+            self._finished = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

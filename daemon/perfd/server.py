@@ -310,7 +310,7 @@ class Daemon:
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
         self.stats.record("lsp", time.perf_counter_ns() - t0, False)
         await serve_lsp(stream, rest, self.engine, stats=self.lsp_stats, record=self.stats.record,
-                        registry=self.lsp_sessions)
+                        registry=self.lsp_sessions, llm=self.llm)
 
     def lsp_stats(self) -> dict[str, Any]:
         """The payload of perfd/stats: the daemon's shared stats, so every editor sees every client's effects."""

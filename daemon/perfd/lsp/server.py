@@ -33,7 +33,8 @@ log = logging.getLogger("perfd.lsp")
 
 STATS_NOTIFICATION = "perfd/stats"
 STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
-COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache")
+COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run")
+RUN_REPORT_INTERVAL_S = 0.1  # perfd.run: at most ten progress reports a second
 
 
 class PerfdProtocol(LanguageServerProtocol):
@@ -55,8 +56,13 @@ class PerfdProtocol(LanguageServerProtocol):
 class Session:
     """Per-connection state: the server, its documents' parses, the stats throttle."""
 
-    def __init__(self, engine: Engine, stats: Callable[[], dict[str, Any]] | None) -> None:
+    def __init__(self, engine: Engine, stats: Callable[[], dict[str, Any]] | None,
+                 llm: Callable[[], Any] | None = None) -> None:
         self.engine = engine
+        # The model client for perfd.run: the daemon's shared one, else this session's own (lazily).
+        self._own_llm: Any = None
+        self._own_llm_loaded = False
+        self.llm: Callable[[], Any] = llm or self._standalone_llm
         self.latencies: dict[str, list[float]] = {}
         self.stats = stats or (lambda: default_stats(engine, self.latencies))
         self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
@@ -71,6 +77,14 @@ class Session:
 
     def _on_exit(self) -> None:
         self.closed.set()
+
+    def _standalone_llm(self) -> Any:
+        if not self._own_llm_loaded:
+            from perfd.llm import client_from_workspace
+
+            self._own_llm = client_from_workspace(self.engine.root)
+            self._own_llm_loaded = True
+        return self._own_llm
 
     # -- documents ----------------------------------------------------------------
 
@@ -223,12 +237,14 @@ async def watch_workspace(engine: Engine, on_change: Callable[[], None]) -> None
 
 
 def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None = None,
-                 watch: bool = False) -> Session:
+                 watch: bool = False, llm: Callable[[], Any] | None = None) -> Session:
     """A new session (server + state) over `engine`, with every feature registered.
 
     `watch`: start a file watcher when the client is initialized (standalone mode).
+    `llm`: returns the model client for perfd.run (the daemon passes its shared
+    one); without it the session creates its own from the workspace config.
     """
-    s = Session(engine, stats)
+    s = Session(engine, stats, llm)
     server = s.server
 
     @server.feature(lsp.INITIALIZED)
@@ -357,6 +373,67 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
         n = engine.invalidate()
         s.refresh()
         return {"cleared": n}
+
+    @server.feature(lsp.SHUTDOWN)
+    async def shutdown(*args: Any) -> None:
+        # Only the session's own client (standalone): the daemon closes its shared one itself.
+        own, s._own_llm, s._own_llm_loaded = s._own_llm, None, False
+        if own is not None:
+            await own.aclose()  # commits the queued cache and history writes
+
+    @server.command("perfd.run")
+    async def cmd_run(*args: Any) -> dict[str, Any]:
+        """Send the prompt of (plan, achievement?) to the model; work-done progress carries the partial text."""
+        number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+        plan = _plan_arg(args)
+        from perfd.llm import HOW_TO_CONFIGURE, LLMError
+
+        try:
+            llm = s.llm()
+        except LLMError as exc:
+            raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
+        if llm is None:
+            raise UserError("no model is configured, so there is nothing to run. " + " ".join(
+                HOW_TO_CONFIGURE.split()), code="no-provider")
+        result = engine.generate(plan, achievement=number)
+        out: dict[str, Any] = {"plan": result.plan, "achievement": result.achievement, "state": result.state,
+                               "text": "", "tokens": 0, "cached": False}
+        if result.achievement is None:
+            out["prompt"] = result.prompt
+            return out
+        token = f"perfd.run/{id(out)}"
+        caps = server.client_capabilities
+        progress = bool(caps and caps.window and caps.window.work_done_progress)
+        if progress:
+            try:
+                await server.work_done_progress.create_async(token)
+            except Exception:
+                progress = False
+        if progress:
+            server.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(
+                title=f"perfd: {result.achievement} ({result.state})", message=f"asking {llm.config.model}"))
+        last = 0.0
+        ok = False
+        try:
+            async with llm.stream([{"role": "user", "content": result.prompt}], plan=result.plan,
+                                  achievement=result.achievement, state=result.state) as stream:
+                async for _ in stream:
+                    now = time.monotonic()
+                    if progress and now - last >= RUN_REPORT_INTERVAL_S:
+                        last = now
+                        server.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=stream.text))
+                done = stream.completion
+            text = stream.text
+            if progress:  # the last partial text, whatever the throttle skipped
+                server.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=text))
+            ok = True
+        except LLMError as exc:
+            raise UserError(f"the model call failed: {exc}", code="llm-failed") from None
+        finally:
+            if progress:
+                server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done" if ok else "failed"))
+        out.update(text=text, tokens=done.usage.total_tokens if done else 0, cached=bool(done and done.cached))
+        return out
 
     return s
 

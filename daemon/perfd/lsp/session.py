@@ -67,12 +67,13 @@ class _Writer:
 async def serve_lsp(stream: Any, leftover: bytes, engine: Engine, *,
                     stats: Callable[[], dict[str, Any]] | None = None,
                     record: Callable[[str, int, bool], None] | None = None,
-                    registry: set[Session] | None = None) -> None:
+                    registry: set[Session] | None = None,
+                    llm: Callable[[], Any] | None = None) -> None:
     """Serve LSP on `stream` until the editor exits or disconnects; other sessions are untouched."""
     buffered = BufferedByteReceiveStream(stream)
     if leftover:
         buffered.feed_data(leftover)
-    session = build_server(engine, stats=stats)
+    session = build_server(engine, stats=stats, llm=llm)
     session.on_timing = record
     proto = session.server.protocol
     assert isinstance(proto, PerfdProtocol)

@@ -6,13 +6,14 @@ machines that do not write bytecode (PYTHONDONTWRITEBYTECODE) every module
 the client imports is compiled from source on every call.
 """
 
+import _socket
 import os
 import sys
 
 from perfd.client import START_WAIT_S, _connect, _exchange, state_paths
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -26,7 +27,7 @@ def _alive(pid):
         return True
 
 
-def _read_pid(path):
+def _read_pid(path: str) -> int:
     try:
         with open(path, "rb") as f:
             return int(f.read().strip() or b"0")
@@ -34,7 +35,7 @@ def _read_pid(path):
         return 0
 
 
-def _spawn(root, paths):
+def _spawn(root: str, paths: dict[str, str]) -> None:
     """Start `python -m perfd daemon --root ROOT` detached (double fork, setsid, stdio to the .out log)."""
     argv = [sys.executable, "-m", "perfd", "daemon", "--root", root]
     pid = os.fork()
@@ -55,14 +56,15 @@ def _spawn(root, paths):
     os.waitpid(pid, 0)
 
 
-def try_connect(paths, timeout=5.0):
+def try_connect(paths: dict[str, str], timeout: float = 5.0) -> "_socket.socket | None":
     try:
         return _connect(paths["sock"], timeout)
     except OSError:
         return None
 
 
-def ensure_daemon(root, paths=None, wait_s=START_WAIT_S):
+def ensure_daemon(root: str, paths: dict[str, str] | None = None,
+                  wait_s: float = START_WAIT_S) -> "_socket.socket | None":
     """A connected socket to root's daemon, starting one if needed (single-flight); None on failure.
 
     Racing clients serialise on an flock of <hash>.start.lock: the first
@@ -111,7 +113,7 @@ def ensure_daemon(root, paths=None, wait_s=START_WAIT_S):
         os.close(fd)  # releases the flock
 
 
-def _shutdown_old(paths):
+def _shutdown_old(paths: dict[str, str]) -> None:
     """Ask a daemon of another version to stop, and wait (bounded) for it to exit."""
     import time
 

@@ -20,6 +20,9 @@ A daemon of another perfd version is asked to shut down and replaced.
 import os
 import sys
 
+if False:  # for type checkers only: importing nothing more at run time is the point of this module
+    import _socket
+
 from perfd import __version__
 from perfd.paths import runtime_dir, state_dir
 
@@ -28,7 +31,7 @@ START_WAIT_S = 2.0
 _VERSION_MISMATCH = b'"code":1002'
 
 
-def root_hash(root):
+def root_hash(root: str) -> str:
     """16 hex digits of FNV-1a 64 over the root's real path: names the socket, pid and lock files."""
     h = 0xCBF29CE484222325
     for b in root.encode("utf-8", "surrogateescape"):
@@ -36,7 +39,7 @@ def root_hash(root):
     return "%016x" % h
 
 
-def state_paths(root):
+def state_paths(root: str) -> dict[str, str]:
     """{sock, pid, lock, start_lock, log, out} for the daemon of `root` (a real path)."""
     h = root_hash(root)
     base = os.path.join(runtime_dir(), h)
@@ -46,7 +49,7 @@ def state_paths(root):
             "out": os.path.join(sd, h + ".out")}
 
 
-def find_root(argv, cwd):
+def find_root(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     """(root or None, command or None, no_daemon)."""
     root = None
     command = None
@@ -79,7 +82,7 @@ def find_root(argv, cwd):
         path = parent
 
 
-def _js(s):
+def _js(s: str) -> str:
     """A JSON string literal (raises UnicodeEncodeError for lone surrogates: then we work in-process)."""
     s.encode("utf-8")
     out = ['"']
@@ -94,13 +97,13 @@ def _js(s):
     return "".join(out)
 
 
-def _request(argv, cwd):
+def _request(argv: list[str], cwd: str) -> bytes:
     body = ('{"jsonrpc":"2.0","id":1,"method":"cli","params":{"argv":[' + ",".join(_js(a) for a in argv)
             + '],"cwd":' + _js(cwd) + ',"version":' + _js(__version__) + ',"raw":true}}')
     return body.encode("utf-8")
 
 
-def _connect(path, timeout):
+def _connect(path: str, timeout: float) -> "_socket.socket":
     import _socket
 
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -113,7 +116,7 @@ def _connect(path, timeout):
     return s
 
 
-def _exchange(s, body):
+def _exchange(s: "_socket.socket", body: bytes) -> bytes:
     s.sendall(len(body).to_bytes(4, "big") + body)
     buf = b""
     need = 4
@@ -127,7 +130,7 @@ def _exchange(s, body):
     return buf[4:need]
 
 
-def _via_daemon(root, argv, cwd):
+def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
     """(code, stdout bytes, stderr bytes), or a str saying why the daemon could not answer."""
     try:
         req = _request(argv, cwd)
@@ -135,6 +138,7 @@ def _via_daemon(root, argv, cwd):
         return "arguments are not valid UTF-8"
     paths = state_paths(root)
     for attempt in (0, 1):
+        s: "_socket.socket | None"
         try:
             s = _connect(paths["sock"], 5.0)
         except OSError:
@@ -163,7 +167,7 @@ def _via_daemon(root, argv, cwd):
     return "daemon version mismatch persists"
 
 
-def _in_process(argv, cwd):
+def _in_process(argv: list[str], cwd: str) -> int:
     from perfd.commands import run
 
     out = run(argv, cwd)
@@ -174,7 +178,7 @@ def _in_process(argv, cwd):
     return out.code
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     cwd = os.getcwd()
@@ -212,7 +216,7 @@ def main(argv=None):
     return code
 
 
-def _foreground(argv):
+def _foreground(argv: list[str]) -> bool:
     """`perfd daemon [--root R]` (no action, or `run`): serve in this process."""
     rest = argv[argv.index("daemon") + 1:]
     i = 0

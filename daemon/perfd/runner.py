@@ -262,7 +262,7 @@ def _via_daemon(argv: list[str], cwd: str, root: str) -> int | str | None:
     from perfd.ipc import Connection
 
     try:
-        conn = Connection(state_paths(root)["sock"], 2.0)  # type: ignore[no-untyped-call]
+        conn = Connection(state_paths(root)["sock"], 2.0)
     except OSError:
         return None  # no daemon: in-process as before
     out, err = sys.stdout, sys.stderr

@@ -13,6 +13,7 @@ so it adds one copy per direction and no per-message work.
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
 import sys
@@ -20,7 +21,7 @@ import sys
 from perfd import __version__
 
 
-def _upgrade(sock: object, root: str) -> bool:
+def _upgrade(sock: _socket.socket, root: str) -> bool:
     from perfd.client import _exchange
 
     body = ('{"jsonrpc":"2.0","id":1,"method":"lsp","params":{"version":"%s"}}' % __version__).encode()
@@ -31,17 +32,16 @@ def _upgrade(sock: object, root: str) -> bool:
     return b'"lsp":true' in reply
 
 
-def pump(sock: object, stdin_fd: int, stdout_fd: int) -> None:
+def pump(s: _socket.socket, stdin_fd: int, stdout_fd: int) -> None:
     """Copy stdin -> socket and socket -> stdout until either side ends."""
-    s = sock  # an _socket.socket
-    s.settimeout(None)  # type: ignore[attr-defined]
-    sfd = s.fileno()  # type: ignore[attr-defined]
+    s.settimeout(None)
+    sfd = s.fileno()
     open_in = True
     while True:
         rlist = [sfd] + ([stdin_fd] if open_in else [])
         ready, _, _ = select.select(rlist, [], [])
         if sfd in ready:
-            data = s.recv(65536)  # type: ignore[attr-defined]
+            data = s.recv(65536)
             if not data:
                 return  # the daemon ended the session (after `exit`) or went away
             view = memoryview(data)
@@ -52,11 +52,11 @@ def pump(sock: object, stdin_fd: int, stdout_fd: int) -> None:
             if not data:
                 open_in = False  # the editor closed our stdin: let the daemon finish
                 try:
-                    s.shutdown(1)  # type: ignore[attr-defined]  # SHUT_WR
+                    s.shutdown(1)  # SHUT_WR
                 except OSError:
                     return
                 continue
-            s.sendall(data)  # type: ignore[attr-defined]
+            s.sendall(data)
 
 
 def main(argv: list[str], root: str | None, no_daemon: bool) -> int:

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = st.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--prometheus", action="store_true", help="print the Prometheus text exposition format")
+    st.add_argument("--history", action="store_true",
+                    help="the model-call history instead (by plan, by day, by outcome), read from the state folder")
 
     sc = sub.add_parser("schema", help="write the protocol's JSON Schemas into schemas/")
     sc.add_argument("--out", metavar="DIR", help="the folder (default: the repository's schemas/)")
@@ -160,6 +162,12 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
             return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=EXIT_USER if bad else EXIT_OK)
         changed = schema.write(args.out)
         return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
+    if args.command == "stats" and args.history:
+        if args.prometheus:
+            return Output(stderr="perfd: --history prints text or --json, not --prometheus\n", code=EXIT_USAGE)
+        from perfd.stats import render_history
+
+        return Output(stdout=render_history(as_json=args.json))
     try:
         root = _root(getattr(args, "daemon_root", None) or args.root, cwd)
     except UserError as exc:

@@ -135,3 +135,29 @@ async def test_standalone_flag_runs_in_process(box: Box) -> None:
             n.endswith(".sock") for n in os.listdir(os.path.join(box.base, "r")))
     finally:
         await c.shutdown_session()
+
+
+async def test_perfd_run_through_the_relay_uses_the_daemons_shared_client(box: Box) -> None:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "llm"))
+    from fakeserver import FakeServer
+
+    with FakeServer(max_lifetime_s=60) as server:
+        with open(os.path.join(box.root, "perfd.toml"), "w") as f:
+            f.write(f'[llm]\nbase_url = "{server.base_url}"\nmodel = "fake-model"\n')
+        box.env = {k: v for k, v in box.env.items() if not k.startswith("PERFD_LLM_")}
+        c = await box.editor(lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True)))
+        try:
+            res = await c.workspace_execute_command_async(
+                lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "2.1"]))
+            assert res["text"].startswith("reply#") and res["cached"] is False and len(server.records) == 1
+            stats = await c.workspace_execute_command_async(lsp.ExecuteCommandParams(command="perfd.stats"))
+            assert stats["sessions"] == 1  # served by the daemon
+        finally:
+            await c.shutdown_session()
+        # The editor's shutdown closed nothing shared: the CLI's run through the daemon still works,
+        # and the answer the editor fetched is a cache hit for it.
+        run = box.cli("run", "@DOCS-SITE", "2.1")
+        assert run.returncode == 0 and run.stdout == res["text"] + ("" if res["text"].endswith("\n") else "\n")
+        assert len(server.records) == 1
+        run = box.cli("run", "@DOCS-SITE", "2.2", "--no-cache")
+        assert run.returncode == 0 and run.stdout.startswith("reply#") and len(server.records) == 2

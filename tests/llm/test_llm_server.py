@@ -316,3 +316,14 @@ async def test_api_key_never_reaches_logs_cache_history_stats_or_errors(
     for path in files:
         with open(path, "rb") as f:
             assert secret.encode() not in f.read(), path
+
+
+async def test_streamed_calls_in_a_row_reuse_one_connection(server: FakeServer) -> None:
+    # A stream read past [DONE] to the end of its body returns the connection to the pool.
+    async with LLMClient(make_config(server.base_url, cache=False, history=False)) as llm:
+        for i in range(3):
+            async with llm.stream(user(f"stream {i}")) as s:
+                async for _ in s:
+                    pass
+            assert s.completion is not None and s.completion.text
+    assert server.connections_opened == 1

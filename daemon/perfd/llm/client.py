@@ -60,6 +60,9 @@ _PER_MESSAGE_TOKENS = 4
 _MAX_ERROR_BODY = 2000
 
 
+# After [DONE], how long to wait for the server to end the body so the connection can be reused.
+_DRAIN_AFTER_DONE_S = 1.0
+
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -834,6 +837,14 @@ class ChatStream:
                                 self._parts.append(delta)
                                 delivered = True
                                 yield delta
+                        if acc.done:
+                            # Read the body to its end (the server closes it right after
+                            # [DONE]): only a fully read response returns its connection to
+                            # the pool for the next call. A server that keeps the stream open
+                            # costs a new connection, not a hang.
+                            with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
+                                async for _ in events:
+                                    pass
                     if not acc.done and acc.finish_reason is None:
                         raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
                     text = "".join(self._parts)

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from perfd.llm.stats import LLMStats
+
 from perfd.types import CacheStats, LatencyStats
 
 JSONRPC = "2.0"
@@ -205,6 +207,7 @@ class StatsSnapshot(msgspec.Struct):
     cache: CacheStats
     memo_hits: int
     methods: list[MethodStats]
+    llm: LLMStats | None = None  # the daemon's model client, once a model call has been made
 
 
 SCHEMA_TYPES: tuple[type, ...] = (

@@ -391,7 +391,8 @@ class Daemon:
             version=perfd.__version__, pid=os.getpid(), root=self.root, uptime_s=self.stats.uptime(),
             rss_bytes=rss_bytes(), connections=self.connections, subscribers=len(self.subscribers),
             watcher_events=self.stats.watcher_events, watcher_batches=self.stats.watcher_batches,
-            cache=self.engine.cache.stats(), memo_hits=self.engine.memo_hits, methods=self.stats.method_stats())
+            cache=self.engine.cache.stats(), memo_hits=self.engine.memo_hits, methods=self.stats.method_stats(),
+            llm=self._llm.stats() if self._llm is not None else None)
 
     async def cmd_invalidate(self, params: Any, ctx: Any) -> P.InvalidateResult:
         p = _params(params, P.InvalidateParams)

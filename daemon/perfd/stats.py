@@ -95,6 +95,17 @@ def render_text(s: StatsSnapshot) -> str:
         f" · answer memo hits {s.memo_hits}",
         f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
     ]
+    if s.llm is not None:
+        llm = s.llm
+        llm_lat = f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms:.0f} ms" if llm.latency_p50_ms is not None else "no calls"
+        lines += [
+            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened}x)",
+            f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
+            f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
+            f"  rate window: {llm.window_requests} requests, {llm.window_tokens} tokens · waited {llm.rate_limit_wait_s:.1f} s",
+            f"  response cache: hits {llm.cache_hits} · misses {llm.cache_misses} · tokens saved {llm.tokens_saved}"
+            f" · cost saved {llm.cost_saved:.4f} · {llm_lat}",
+        ]
     if s.methods:
         rows = [["METHOD", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
         for m in s.methods:
@@ -142,6 +153,21 @@ def render_prometheus(s: StatsSnapshot) -> str:
         for q, v in (("0.5", m.latency.p50_ms), ("0.95", m.latency.p95_ms), ("0.99", m.latency.p99_ms)):
             lat.append((f'{{method="{_esc(m.method)}",quantile="{q}"}}', v / 1000.0))
     metric("request_duration_seconds", "summary", "Request latency per method (recent window).", lat)
+    if s.llm is not None:
+        llm = s.llm
+        states = ("closed", "half_open", "open")
+        metric("llm_calls_total", "counter", "Model calls (cache hits included).", [("", llm.calls)])
+        metric("llm_requests_total", "counter", "HTTP requests sent to the model.", [("", llm.requests)])
+        metric("llm_retries_total", "counter", "Retried attempts.", [("", llm.retries)])
+        metric("llm_rate_limited_total", "counter", "429 responses.", [("", llm.rate_limited)])
+        metric("llm_errors_total", "counter", "Failed calls by kind.",
+               [(f'{{kind="{_esc(k)}"}}', v) for k, v in sorted(llm.errors.items())])
+        metric("llm_breaker_state", "gauge", "1 for the circuit breaker's current state.",
+               [(f'{{state="{st}"}}', int(llm.breaker_state == st)) for st in states])
+        metric("llm_cache_hits_total", "counter", "Response cache hits.", [("", llm.cache_hits)])
+        metric("llm_tokens_saved_total", "counter", "Tokens served from the response cache.", [("", llm.tokens_saved)])
+        metric("llm_connections_opened_total", "counter", "TCP connections opened to the model.",
+               [("", llm.connections_opened)])
     return "\n".join(out) + "\n"
 
 

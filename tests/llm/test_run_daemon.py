@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from fakeserver import FakeServer
 
@@ -122,8 +123,8 @@ def test_two_runs_share_the_daemons_client_rate_limit_pool_and_cache(dws: Daemon
     # One rate limiter (rpm = 1 per WINDOW_S): the second request waited for the window.
     first, second = sorted(r.arrival for r in server.records)
     assert second - first >= WINDOW_S * 0.9
-    # (One pool too: the same LLMClient served both. A streamed answer does not leave its
-    # connection reusable today, so connection counts cannot show it; see the report.)
+    # One pool too: the second process's call went out on the connection the first opened.
+    assert server.connections_opened == 1
 
     # One cache: an answer fetched by one client is a hit for another (no new request).
     code, out1, err1 = dws.run("run", "@DOCS-SITE", "2.3")
@@ -204,3 +205,17 @@ def test_a_daemon_without_the_key_falls_back_to_in_process(dws: DaemonWs, server
     assert p.returncode == 0, p.stderr
     assert "the daemon's environment has no PERFD_TEST_KEY" in p.stderr and "running in-process" in p.stderr
     assert server.records[-1].authorization == "Bearer sk-test"
+
+
+def test_stats_show_the_daemons_model_client(dws: DaemonWs, server: FakeServer) -> None:
+    dws.start()
+    code, _, err = dws.run("run", "@DOCS-SITE", "2.1")
+    assert code == 0, err
+    code, text, err = dws.run("stats")
+    assert code == 0, err
+    assert "model: fake-model at " in text and "breaker closed" in text and "calls 1" in text
+    code, js, _ = dws.run("stats", "--json")
+    llm = msgspec.json.decode(js)["llm"]
+    assert llm["requests"] == 1 and llm["breaker_state"] == "closed" and llm["connections_opened"] == 1
+    code, prom, _ = dws.run("stats", "--prometheus")
+    assert 'perfd_llm_breaker_state{state="closed"} 1' in prom and "perfd_llm_requests_total 1" in prom

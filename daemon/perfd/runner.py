@@ -127,9 +127,9 @@ async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], 
 def prepare(argv: list[str], cwd: str, *, out: TextSink, err: TextSink,
             engine_for: Any = None) -> tuple[argparse.Namespace, Engine, str, str | None] | int:
     """Parse `run ...` and resolve its plan and achievement: (args, engine, plan, achievement), or an exit code."""
-    from perfd.commands import UsageError, _Help, _root, build_parser, plan_and_achievement
+    from perfd.commands import UsageError, _Help, _parser, _root, plan_and_achievement
 
-    parser = build_parser()
+    parser = _parser()  # built once per process: the daemon parses many command lines
     try:
         args = parser.parse_args(argv)
     except _Help as h:

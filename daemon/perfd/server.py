@@ -181,6 +181,9 @@ class Daemon:
             if self.connections == 0 and time.monotonic() - self.last_activity > self.idle_timeout_s:
                 self.stop(f"idle for {self.idle_timeout_s:g} s")
                 return
+            if not os.path.isdir(self.root):
+                self.stop("the workspace folder is gone")  # nothing left to serve
+                return
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
                 self.stop(f"rss {rss_bytes() / 1048576:.1f} MB over max_rss_mb {self.max_rss_mb:g}")
                 return

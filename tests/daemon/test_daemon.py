@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -113,6 +114,15 @@ def test_idle_shutdown_clears_state(env: Env) -> None:
     assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
     with open(env.paths()["log"]) as f:
         assert "idle for 0.5 s" in f.read()
+
+
+def test_a_daemon_whose_workspace_is_deleted_exits(env: Env) -> None:
+    pid = _warm(env)
+    shutil.rmtree(env.root)
+    env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="exit after the workspace went away")
+    assert not os.path.exists(env.paths()["sock"])
+    with open(env.paths()["log"]) as f:
+        assert "the workspace folder is gone" in f.read()
 
 
 def test_idle_timeout_from_perfd_toml(env: Env) -> None:

@@ -7,6 +7,7 @@ import time
 
 import msgspec
 
+from perfd.latency import Window
 from perfd.protocol import MethodStats, StatsSnapshot
 from perfd.types import LatencyStats
 
@@ -14,21 +15,13 @@ _SAMPLES = 4096  # latest latencies kept per method
 
 
 class _Method:
-    __slots__ = ("requests", "errors", "samples", "n", "max_ns")
+    __slots__ = ("requests", "errors", "samples", "max_ns")
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
-        self.samples: list[int] = []
-        self.n = 0
+        self.samples = Window(_SAMPLES)  # nanoseconds
         self.max_ns = 0
-
-
-def _pct(sorted_ns: list[int], q: float) -> float:
-    if not sorted_ns:
-        return 0.0
-    i = min(len(sorted_ns) - 1, max(0, int(round(q * (len(sorted_ns) - 1)))))
-    return sorted_ns[i] / 1e6
 
 
 class Stats:
@@ -45,11 +38,7 @@ class Stats:
         m.requests += 1
         if error:
             m.errors += 1
-        if len(m.samples) < _SAMPLES:
-            m.samples.append(elapsed_ns)
-        else:
-            m.samples[m.n % _SAMPLES] = elapsed_ns
-        m.n += 1
+        m.samples.add(elapsed_ns)
         if elapsed_ns > m.max_ns:
             m.max_ns = elapsed_ns
 
@@ -57,10 +46,10 @@ class Stats:
         out = []
         for name in sorted(self.methods):
             m = self.methods[name]
-            s = sorted(m.samples)
+            p50, p95, p99 = m.samples.percentiles(0.50, 0.95, 0.99)
             out.append(MethodStats(name, m.requests, m.errors, LatencyStats(
-                count=m.requests, errors=m.errors, p50_ms=_pct(s, 0.50), p95_ms=_pct(s, 0.95),
-                p99_ms=_pct(s, 0.99), max_ms=m.max_ns / 1e6)))
+                count=m.requests, errors=m.errors, p50_ms=p50 / 1e6, p95_ms=p95 / 1e6,
+                p99_ms=p99 / 1e6, max_ms=m.max_ns / 1e6)))
         return out
 
     def uptime(self) -> float:

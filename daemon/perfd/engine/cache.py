@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from perfd.engine.text import read_bytes as _read
+from perfd.latency import Window
 from perfd.types import CacheStats
 
 V = TypeVar("V")
@@ -74,8 +75,7 @@ class StatCache(Generic[V]):
         self.evictions = 0
         self.expirations = 0
         self.invalidations = 0
-        self._lat_ns: list[int] = [0] * _SAMPLES
-        self._lat_n = 0
+        self._lat_ns = Window(_SAMPLES)
         # While set, every path looked up is recorded with its stat key (None
         # when missing): the engine memoises whole answers on that list.
         self.track: list[tuple[str, StatKey | None]] | None = None
@@ -170,7 +170,7 @@ class StatCache(Generic[V]):
 
     def stats(self) -> CacheStats:
         total = self.hits + self.misses
-        samples = sorted(self._lat_ns[: min(self._lat_n, _SAMPLES)])
+        p50_ns, p99_ns = self._lat_ns.percentiles(0.50, 0.99)
         return CacheStats(
             entries=len(self._entries),
             capacity=self.capacity,
@@ -180,8 +180,8 @@ class StatCache(Generic[V]):
             expirations=self.expirations,
             invalidations=self.invalidations,
             hit_rate=(self.hits / total) if total else 0.0,
-            lookup_p50_us=_pct(samples, 0.50) / 1000,
-            lookup_p99_us=_pct(samples, 0.99) / 1000,
+            lookup_p50_us=p50_ns / 1000,
+            lookup_p99_us=p99_ns / 1000,
         )
 
     # -- internals ----------------------------------------------------------------
@@ -232,12 +232,5 @@ class StatCache(Generic[V]):
             self.evictions += 1
 
     def _record(self, t0: int) -> None:
-        self._lat_ns[self._lat_n % _SAMPLES] = time.perf_counter_ns() - t0
-        self._lat_n += 1
+        self._lat_ns.add(time.perf_counter_ns() - t0)
 
-
-def _pct(sorted_samples: list[int], q: float) -> float:
-    if not sorted_samples:
-        return 0.0
-    idx = min(len(sorted_samples) - 1, int(q * len(sorted_samples)))
-    return float(sorted_samples[idx])

@@ -671,7 +671,7 @@ class LLMClient:
         c.prompt_tokens += result.usage.prompt_tokens
         c.completion_tokens += result.usage.completion_tokens
         c.cost += result.cost
-        c.latencies_ms.append(result.latency_s * 1000.0)
+        c.latencies_ms.add(result.latency_s * 1000.0)
         if request.key is not None and self._cache is not None:
             self._cache.put(request.key, CachedResponse(
                 text=result.text, model=result.model, finish_reason=result.finish_reason,

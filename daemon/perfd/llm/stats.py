@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 
 import msgspec
+
+from perfd.latency import Window
 
 
 class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,15 +59,10 @@ class Counters:
         self.cost = 0.0
         self.connections_opened = 0
         self.in_flight = 0
-        self.latencies_ms: deque[float] = deque(maxlen=latency_window)
+        self.latencies_ms = Window(latency_window)
 
     def percentiles(self) -> tuple[float | None, float | None, float | None]:
         if not self.latencies_ms:
             return None, None, None
-        data = sorted(self.latencies_ms)
-
-        def pick(q: float) -> float:
-            # Nearest rank: a real observed latency, no interpolation.
-            return data[min(len(data) - 1, max(0, int(q * len(data) + 0.999999) - 1))]
-
-        return pick(0.50), pick(0.95), pick(0.99)
+        p50, p95, p99 = self.latencies_ms.percentiles(0.50, 0.95, 0.99)
+        return p50, p95, p99

@@ -26,6 +26,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from perfd import __version__
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
+from perfd.latency import Window
 from perfd.lsp import features as F
 from perfd.types import PlanDoc, PlanStatus
 
@@ -63,7 +64,7 @@ class Session:
         self._own_llm: Any = None
         self._own_llm_loaded = False
         self.llm: Callable[[], Any] = llm or self._standalone_llm
-        self.latencies: dict[str, list[float]] = {}
+        self.latencies: dict[str, Window] = {}  # milliseconds, per request kind
         self.stats = stats or (lambda: default_stats(engine, self.latencies))
         self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
         self.docs: dict[str, tuple[int | None, PlanDoc]] = {}  # uri -> (version, parse of the buffer)
@@ -130,10 +131,10 @@ class Session:
             ns = time.perf_counter_ns() - t
             if self.on_timing is not None:
                 self.on_timing("lsp/" + name, ns, failed)  # the daemon's shared stats
-            lst = self.latencies.setdefault(name, [])
-            lst.append(ns / 1e6)
-            if len(lst) > 512:
-                del lst[:256]
+            window = self.latencies.get(name)
+            if window is None:
+                window = self.latencies[name] = Window(512)
+            window.add(ns / 1e6)
             self.maybe_send_stats()
 
     def maybe_send_stats(self, *, force: bool = False) -> None:
@@ -203,15 +204,12 @@ def _never() -> Any:
     raise UserError("the plan of this document is gone", code="unknown-plan")
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    xs = sorted(samples)
-    if not xs:
-        return {"count": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
-    return {"count": len(xs), "p50_ms": xs[len(xs) // 2], "p95_ms": xs[min(len(xs) - 1, int(0.95 * len(xs)))],
-            "p99_ms": xs[min(len(xs) - 1, int(0.99 * len(xs)))]}
+def _percentiles(window: Window) -> dict[str, float]:
+    p50, p95, p99 = window.percentiles(0.50, 0.95, 0.99)
+    return {"count": len(window), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
 
 
-def default_stats(engine: Engine, latencies: dict[str, list[float]] | None = None) -> dict[str, Any]:
+def default_stats(engine: Engine, latencies: dict[str, Window] | None = None) -> dict[str, Any]:
     """perfd/stats for a standalone session (in the daemon, the daemon's shared stats are sent)."""
     c = engine.cache.stats()
     return {"cache": {"entries": c.entries, "hits": c.hits, "misses": c.misses, "hit_rate": c.hit_rate,

@@ -22,7 +22,7 @@ import msgspec
 from perfd import __version__
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
-from perfd.engine.workspace import find_root
+from perfd.engine.workspace import display_path, find_root
 from perfd.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
@@ -247,7 +247,7 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
             if plan_ref is not None:
                 raise UsageErrorOut(f"two plans given: {plan_ref} and {t}")
             plan_ref = t
-        elif achievement is None and _looks_like_number(t):
+        elif achievement is None and looks_like_number(t):
             achievement = t
         elif plan_ref is None:
             plan_ref = t
@@ -260,7 +260,8 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
     return plan_ref, achievement
 
 
-def _looks_like_number(t: str) -> bool:
+def looks_like_number(t: str) -> bool:
+    """`2.1` or `3.5.1`: an achievement number, as opposed to a plan name."""
     parts = t.split(".")
     return len(parts) in (2, 3) and all(p.isdigit() for p in parts)
 
@@ -272,16 +273,11 @@ class UsageErrorOut(UserError):
         super().__init__(message, hint="perfd generate @PLAN [--next | ACHIEVEMENT]", code="usage")
 
 
-def _rel(root: str, path: str) -> str:
-    rel = os.path.relpath(path, root)
-    return path if rel.startswith("..") else rel
-
-
 def _problem_lines(problems: list[Problem], root: str, *, limit: int = 8) -> list[str]:
     shown = [p for p in problems if p.severity != "info"]
     out = []
     for p in shown[:limit]:
-        where = _rel(root, p.path) if p.path else ""
+        where = display_path(root, p.path) if p.path else ""
         if where and p.line:
             where += f":{p.line}"
         out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{p.message}")
@@ -340,7 +336,7 @@ def _render_workspace(ws: WorkspaceStatus) -> str:
 
 
 def _render_plan(st: PlanStatus, root: str) -> str:
-    head = (f"@{st.plan}: {st.title}\n{_rel(root, st.path)}\n"
+    head = (f"@{st.plan}: {st.title}\n{display_path(root, st.path)}\n"
             f"{st.done}/{st.total} complete · next: {st.next or '-'} ({st.state}) · source: {st.source}\n")
     if st.parallel_options:
         head += "parallel options: " + ", ".join(st.parallel_options) + "\n"
@@ -350,7 +346,7 @@ def _render_plan(st: PlanStatus, root: str) -> str:
     for a in st.achievements:
         files = a.active_execution or a.fix or a.subplan or ""
         rows.append([_ICON.get(a.state, " "), a.number, a.state + ("" if a.ready else " (blocked)"),
-                     a.title[:48], _rel(root, files) if files else ""])
+                     a.title[:48], display_path(root, files) if files else ""])
     return head + "\n" + _table(rows)
 
 

@@ -127,7 +127,7 @@ async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], 
 def prepare(argv: list[str], cwd: str, *, out: TextSink, err: TextSink,
             engine_for: Any = None) -> tuple[argparse.Namespace, Engine, str, str | None] | int:
     """Parse `run ...` and resolve its plan and achievement: (args, engine, plan, achievement), or an exit code."""
-    from perfd.commands import UsageError, _Help, _parser, _root, plan_and_achievement
+    from perfd.commands import UsageError, _Help, _parser, _root, looks_like_number, plan_and_achievement
 
     parser = _parser()  # built once per process: the daemon parses many command lines
     try:
@@ -139,7 +139,7 @@ def prepare(argv: list[str], cwd: str, *, out: TextSink, err: TextSink,
         err.write(f"{exc}\nhint: perfd run --help\n")
         return 2
     try:
-        if args.parallel and (args.next or any(_is_number(t) for t in args.target)):
+        if args.parallel and (args.next or any(looks_like_number(t) for t in args.target)):
             raise UserError("--parallel runs every ready achievement; give no --next or number with it",
                             code="usage")
         root = _root(args.root, cwd)
@@ -308,7 +308,3 @@ def _frame_request(argv: list[str], cwd: str, version: str) -> bytes:
     return encode({"jsonrpc": "2.0", "id": 1, "method": "run",
                    "params": {"argv": list(argv), "cwd": cwd, "version": version}})
 
-
-def _is_number(t: str) -> bool:
-    parts = t.split(".")
-    return len(parts) in (2, 3) and all(p.isdigit() for p in parts)

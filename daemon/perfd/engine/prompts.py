@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from perfd.engine.plan_parser import nn_of
+from perfd.engine.workspace import display_path
 from perfd.types import AchievementStatus, FeedbackDoc, PlanStatus, Problem, WorkDoc
 
 _PLACEHOLDER_RE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
@@ -59,13 +60,7 @@ class Templates:
 
 
 def _rel(root: str, path: str | None) -> str:
-    if not path:
-        return "(none)"
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
+    return display_path(root, path) if path else "(none)"
 
 
 def _bullets(items: list[str], limit: int = 6000) -> str:

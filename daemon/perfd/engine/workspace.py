@@ -293,6 +293,15 @@ def _names(path: str, names: list[str]) -> list[str]:
     return names
 
 
+def display_path(root: str, path: str) -> str:
+    """`path` as people should read it: relative to the workspace root, absolute when outside it."""
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _list_hint(plans: list[PlanRef]) -> str:
     if not plans:
         return "no plans found under work-space/plans/ (use --root to choose the workspace)"

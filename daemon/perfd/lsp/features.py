@@ -13,6 +13,7 @@ import re
 from lsprotocol import types as lsp
 
 from perfd.engine.plan_parser import nn_of
+from perfd.engine.workspace import display_path
 from perfd.types import AchievementStatus, PlanDoc, PlanStatus, Problem
 
 SOURCE = "perfd"
@@ -177,7 +178,7 @@ def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str,
         return None
 
     def rel(p: str | None) -> str:
-        return os.path.relpath(p, root) if p else "—"
+        return display_path(root, p) if p else "—"
 
     parts = [f"**Achievement {a.number}**: {a.title}", "", f"State: {STATE_LABEL.get(a.state, a.state)}"]
     if a.priority:

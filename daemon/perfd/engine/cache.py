@@ -32,6 +32,7 @@ from perfd.latency import Window
 from perfd.types import CacheStats
 
 V = TypeVar("V")
+M = TypeVar("M")  # what a lookup reads: a file's bytes, a folder's sorted names
 StatKey = tuple[int, int, int]
 
 # 2 s covers the coarsest common timestamp granularity (FAT's two seconds);
@@ -90,28 +91,16 @@ class StatCache(Generic[V]):
         Raises OSError when the file cannot be stat'ed or read; callers turn
         that into a problem.
         """
-        t0 = time.perf_counter_ns()
-        if st is None:
-            st = self._stat(path)
-        key = stat_key(st)
-        ck = (kind, path)
-        entry = self._entries.get(ck)
-        if entry is not None and self._valid(ck, entry, key):
-            if entry.racy_digest is None or self._racy_ok_file(entry, path, st):
-                self._hit(ck, t0)
-                return entry.value
-        self.misses += 1
-        read_ns = time.time_ns()
-        data = _read(path)
-        value = parse(data, path)
-        racy = digest(data) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
-        self._store(ck, _Entry(key, value, self._clock(), racy))
-        self._record(t0)
-        return value
+        return self._get(kind, path, st, _file_material, parse)
 
     def folder(self, kind: str, path: str, scan: Callable[[str, list[str]], V], *,
                st: os.stat_result | None = None) -> V:
         """A value computed from a folder's entry names (for example the plan files in it)."""
+        return self._get(kind, path, st, _folder_material, lambda names, p: scan(p, names))
+
+    def _get(self, kind: str, path: str, st: os.stat_result | None, load: Callable[[str], tuple[M, bytes]],
+             derive: Callable[[M, str], V]) -> V:
+        """The one lookup: valid by stat key and TTL; while racy, also by the digest of what `load` reads."""
         t0 = time.perf_counter_ns()
         if st is None:
             st = self._stat(path)
@@ -119,22 +108,14 @@ class StatCache(Generic[V]):
         ck = (kind, path)
         entry = self._entries.get(ck)
         if entry is not None and self._valid(ck, entry, key):
-            if entry.racy_digest is None:
-                self._hit(ck, t0)
-                return entry.value
-            names = sorted(os.listdir(path))
-            if digest("\0".join(names).encode("utf-8", "surrogateescape")) == entry.racy_digest:
-                if time.time_ns() - st.st_mtime_ns >= RACY_WINDOW_NS:
-                    entry.racy_digest = None
+            if entry.racy_digest is None or self._racy_ok(entry, path, st, load):
                 self._hit(ck, t0)
                 return entry.value
         self.misses += 1
         read_ns = time.time_ns()
-        names = sorted(os.listdir(path))
-        value = scan(path, names)
-        racy = None
-        if read_ns - st.st_mtime_ns < RACY_WINDOW_NS:
-            racy = digest("\0".join(names).encode("utf-8", "surrogateescape"))
+        material, raw = load(path)
+        value = derive(material, path)
+        racy = digest(raw) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
         self._store(ck, _Entry(key, value, self._clock(), racy))
         self._record(t0)
         return value
@@ -208,12 +189,13 @@ class StatCache(Generic[V]):
             return False
         return True
 
-    def _racy_ok_file(self, entry: _Entry[V], path: str, st: os.stat_result) -> bool:
+    def _racy_ok(self, entry: _Entry[V], path: str, st: os.stat_result,
+                 load: Callable[[str], tuple[object, bytes]]) -> bool:
         try:
-            data = _read(path)
+            raw = load(path)[1]
         except OSError:
             return False
-        if digest(data) != entry.racy_digest:
+        if digest(raw) != entry.racy_digest:
             return False
         if time.time_ns() - st.st_mtime_ns >= RACY_WINDOW_NS:
             entry.racy_digest = None  # old enough now: stat alone can be trusted
@@ -234,3 +216,12 @@ class StatCache(Generic[V]):
     def _record(self, t0: int) -> None:
         self._lat_ns.add(time.perf_counter_ns() - t0)
 
+
+def _file_material(path: str) -> tuple[bytes, bytes]:
+    data = _read(path)
+    return data, data
+
+
+def _folder_material(path: str) -> tuple[list[str], bytes]:
+    names = sorted(os.listdir(path))
+    return names, "\0".join(names).encode("utf-8", "surrogateescape")

@@ -26,6 +26,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from perfd import __version__
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
+from perfd.engine.text import decode, read_bytes
 from perfd.latency import Window
 from perfd.lsp import features as F
 from perfd.types import PlanDoc, PlanStatus
@@ -188,10 +189,9 @@ class Session:
 
 
 def _file_lines(path: str) -> list[str]:
-    """Lines of a file on disk, for diagnostic ranges (small review files; a problem never fails on it)."""
+    """Lines of a file on disk, decoded as the parsers decode it (so line numbers agree), for diagnostic ranges."""
     try:
-        with open(path, "rb") as f:
-            return f.read(1 << 20).decode("utf-8", "replace").split("\n")
+        return decode(read_bytes(path), path)[0].split("\n")
     except OSError:
         return []
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfd.engine.docs_parser import normalise_status, parse_feedback, parse_parallel, parse_work
-from perfd.engine.plan_parser import parse_plan
+from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
 from engine_helpers import codes, plan_text
@@ -98,6 +98,35 @@ def test_structured_random_plans(lines: list[str], eol: str, bom: bool) -> None:
     plan = parse_all(data)[0]
     if eol == "\r\n":
         assert parse_plan(data.replace(b"\r\n", b"\n"), "PLAN_X.md") == plan
+
+
+edit = st.tuples(st.integers(0, 100), st.integers(0, 3), st.lists(plan_line, max_size=4))
+
+
+@STRUCTURED
+@given(st.lists(plan_line, max_size=80), st.lists(edit, min_size=1, max_size=6))
+def test_a_memoised_reparse_after_edits_equals_a_fresh_parse(lines: list[str],
+                                                              edits: list[tuple[int, int, list[str]]]) -> None:
+    # The LSP session re-parses a buffer after each edit with the chunks of its
+    # last parse (PlanMemo); whatever the edits, the answer must be a fresh parse's.
+    memo = PlanMemo()
+    assert parse_plan_text("\n".join(lines), "PLAN_X.md", memo=memo) == parse_plan(
+        "\n".join(lines).encode("utf-8", "surrogatepass"), "PLAN_X.md")
+    for at, drop, new in edits:
+        at = min(at, len(lines))
+        lines[at : at + drop] = new
+        text = "\n".join(lines)
+        fresh = parse_plan(text.encode("utf-8", "surrogatepass"), "PLAN_X.md")
+        assert parse_plan_text(text, "PLAN_X.md", memo=memo) == fresh
+        assert len(memo.chunks) <= text.count("\n##") + 1  # only the latest parse's chunks are kept
+
+
+def test_the_text_entry_point_reports_what_the_bytes_one_does() -> None:
+    # BOM, CRLF, NUL and a lone surrogate (which JSON can carry) take the bytes path's problems.
+    for text in ("\ufeff# PLAN: X\n", "# PLAN: X\r\n- Achievement 1.1: A\r\n", "# PLAN: X\n\x00",
+                 "# PLAN: X \ud800\n- Achievement 1.1: A\n"):
+        assert parse_plan_text(text, "p") == parse_plan(text.encode("utf-8", "surrogatepass"), "p")
+    assert "invalid-utf8" in {p.code for p in parse_plan_text("# PLAN: \ud800\n", "p").problems}
 
 
 work_line = st.one_of(

@@ -18,7 +18,7 @@ from perfd.config import ConfigError, load_config, table
 from perfd.engine.cache import RACY_WINDOW_NS, StatCache, StatKey
 from perfd.engine.docs_parser import parse_feedback, parse_parallel, parse_work
 from perfd.engine.errors import UserError
-from perfd.engine.plan_parser import parse_plan
+from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
@@ -57,6 +57,10 @@ def _template(data: bytes, path: str) -> str:
     return decode(data, path)[0]
 
 
+# key -> (inputs with their stat keys, when stored, value)
+_Memo = dict[tuple[Any, ...], tuple[list[tuple[str, StatKey | None]], float, Any]]
+
+
 class Engine:
     """Plan state and prompts for the workspace at `root`."""
 
@@ -90,17 +94,22 @@ class Engine:
         self.started = time.time()
         # Whole answers, valid while every file and folder they read has the
         # stat key it had: a warm call is one stat per input and no parsing.
-        self._memo: dict[tuple[Any, ...], tuple[list[tuple[str, StatKey | None]], float, Any]] = {}
+        self._memo: _Memo = {}
+        # Statuses of editors' buffers (plan_status_with), apart: every edit makes a
+        # new one, and each holds a whole parse, so only the latest few are kept.
+        self._buffer_memo: _Memo = {}
         self.memo_hits = 0
 
-    def _memoised(self, key: tuple[Any, ...], compute: Any) -> Any:
-        hit = self._memo.get(key)
+    def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
+                  capacity: int = 256) -> Any:
+        memo = self._memo if store is None else store
+        hit = memo.get(key)
         if hit is not None:
             inputs, stored, value = hit
             if time.monotonic() - stored <= self.cache.ttl_s and _unchanged(inputs):
                 self.memo_hits += 1
                 return value
-            del self._memo[key]
+            del memo[key]
         if self.cache.track is not None:  # nested: the outer call records for both
             return compute()
         self.cache.track = []
@@ -114,9 +123,9 @@ class Engine:
         # Inputs written within the racy window are re-verified by content in
         # the StatCache; memoising on their stat alone would skip that check.
         if start_ns - self.cache.newest_mtime_ns >= RACY_WINDOW_NS:
-            if len(self._memo) >= 256:
-                self._memo.pop(next(iter(self._memo)))
-            self._memo[key] = (inputs, time.monotonic(), value)
+            if len(memo) >= capacity:
+                memo.pop(next(iter(memo)))
+            memo[key] = (inputs, time.monotonic(), value)
         return value
 
     # -- reading, through the cache ---------------------------------------------
@@ -128,9 +137,13 @@ class Engine:
             return PlanDoc(path=plan.path, problems=[Problem("unreadable", f"cannot read: {exc.strerror}", "error",
                                                               plan.path)])
 
-    def parse_text(self, path: str, text: str) -> PlanDoc:
-        """Parse an editor's buffer (not the file on disk); not cached by stat."""
-        return parse_plan(text.encode("utf-8", "surrogatepass"), path)
+    def parse_text(self, path: str, text: str, *, memo: PlanMemo | None = None) -> PlanDoc:
+        """Parse an editor's buffer (not the file on disk); not cached by stat.
+
+        With a memo from the buffer's previous parse, only the chunks an edit
+        touched are read again.
+        """
+        return parse_plan_text(text, path, memo=memo)
 
     def _inputs(self, plan: PlanRef, doc: PlanDoc) -> Inputs:
         files = self.workspace.files(plan, doc.archive_location)
@@ -205,8 +218,16 @@ class Engine:
         return best
 
     def plan_status_with(self, plan: PlanRef, doc: PlanDoc, *, trust_plan: bool = False) -> PlanStatus:
-        """The plan's status with `doc` (an editor's unsaved buffer) in place of the file on disk."""
-        return decide(self._inputs(plan, doc), trust_plan=trust_plan)
+        """The plan's status with `doc` (an editor's unsaved buffer) in place of the file on disk.
+
+        Memoised per parse of the buffer: after an edit, diagnostics, code lenses and
+        hovers all ask for the same buffer's status. The entry holds `doc` itself, so
+        its id cannot be reused while the entry lives.
+        """
+        key = ("with", plan.path, id(doc), trust_plan)
+        got = self._memoised(key, lambda: (doc, decide(self._inputs(plan, doc), trust_plan=trust_plan)),
+                             store=self._buffer_memo, capacity=8)
+        return got[1]  # type: ignore[no-any-return]
 
     def status(self) -> WorkspaceStatus:
         return self._memoised(("status",), self._status)  # type: ignore[no-any-return]
@@ -291,12 +312,14 @@ class Engine:
         n = 0
         for p in doomed:
             n += self.cache.invalidate(p)
-        for key in [k for k, (inputs, _t, _v) in self._memo.items() if any(i[0] in doomed for i in inputs)]:
-            del self._memo[key]
+        for memo in (self._memo, self._buffer_memo):
+            for key in [k for k, (inputs, _t, _v) in memo.items() if any(i[0] in doomed for i in inputs)]:
+                del memo[key]
         return n
 
     def invalidate(self, path: str | None = None) -> int:
         self._memo.clear()
+        self._buffer_memo.clear()
         if path is None:
             return self.cache.clear()
         real = os.path.realpath(path)

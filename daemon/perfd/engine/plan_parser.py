@@ -13,7 +13,7 @@ import re
 
 import msgspec
 
-from perfd.engine.text import MAX_LINE, decode
+from perfd.engine.text import MAX_BYTES, MAX_LINE, decode
 from perfd.types import Achievement, DoneMark, PlanDoc, Problem, Section
 
 NUM = r"\d+\.\d+(?:\.\d+)?"
@@ -98,10 +98,10 @@ def _clean_title(text: str) -> tuple[str, str | None]:
 
 
 class _Header:
-    __slots__ = ("line", "num", "title", "effort", "form", "done", "in_index", "section")
+    __slots__ = ("line", "num", "title", "effort", "form", "done", "in_index", "section", "priority")
 
     def __init__(self, line: int, num: str, title: str, effort: str | None, form: str, done: bool,
-                 in_index: bool, section: int) -> None:
+                 in_index: bool, section: int, priority: str | None) -> None:
         self.line = line
         self.num = num
         self.title = title
@@ -110,41 +110,193 @@ class _Header:
         self.done = done
         self.in_index = in_index
         self.section = section
+        self.priority = priority
 
 
-def parse_plan(data: bytes, path: str) -> PlanDoc:
+# What a chunk of lines needs to know of the lines before it, and tells the
+# lines after it: (in_fence, fence, in_index, in_handoff, in_archive, priority,
+# `## ` sections opened so far, counted up to 2). Nothing else carries from one
+# line to the next. Metadata and priorities outside the index are read until a
+# second section opens: the first section may still hold them.
+_State = tuple[bool, str, bool, bool, bool, "str | None", int]
+_START: _State = (False, "", False, False, False, None, 0)
+
+
+class _Chunk:
+    """What one chunk of lines says, with line numbers counted from the chunk's first line."""
+
+    __slots__ = ("lines", "exit", "rare", "title", "metadata", "sections", "headers", "priorities", "marks",
+                 "all_done", "time_fields", "next_candidates", "archive", "problems")
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.exit = _START
+        self.rare = False  # whether any of the rare fields below is set
+        self.title: str | None = None
+        self.metadata: list[tuple[str, str]] = []
+        self.sections: list[tuple[str, str, int]] = []  # ## headings opened here: (title, key, line)
+        # Each header's `section` counts sections opened in this chunk: -1 is the
+        # one open when the chunk began.
+        self.headers: list[_Header] = []
+        self.priorities: list[tuple[str, int]] = []
+        self.marks: list[DoneMark] = []
+        self.all_done: int | None = None
+        self.time_fields: list[tuple[int, str, str]] = []
+        self.next_candidates: list[tuple[int, str, bool, bool]] = []  # (line, number, in handoff, after "next")
+        self.archive: str | None = None
+        self.problems: list[Problem] = []
+
+
+class PlanMemo:
+    """Chunks parsed last time for one document (an editor buffer), so that
+    re-parsing it after an edit re-reads only the chunks the edit touched.
+
+    A chunk runs from one `##`, `###`... heading to the next. Its result depends
+    only on its text and the state it starts in, so (text, state) is the key;
+    line numbers are stored relative to the chunk and shifted when combined.
+    Only the chunks of the latest parse are kept.
+    """
+
+    __slots__ = ("chunks",)
+
+    def __init__(self) -> None:
+        self.chunks: dict[tuple[str, _State], _Chunk] = {}
+
+
+def parse_plan(data: bytes, path: str, *, memo: PlanMemo | None = None) -> PlanDoc:
     """Parse PLAN bytes. Total: never raises; problems say what was wrong."""
     text, problems = decode(data, path)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    n = len(lines)
+    return _parse(text, problems, path, memo)
+
+
+def parse_plan_text(text: str, path: str, *, memo: PlanMemo | None = None) -> PlanDoc:
+    """Parse an editor's buffer; the same result as parse_plan of its UTF-8 bytes."""
+    if not text.isascii():  # O(1): CPython knows
+        try:
+            text.encode("utf-8")  # a lone surrogate (JSON allows one) is reported as its bytes would be
+        except UnicodeEncodeError:
+            return parse_plan(text.encode("utf-8", "surrogatepass"), path, memo=memo)
+    if len(text) * 4 > MAX_BYTES or "\x00" in text[:8192] or text.startswith("\ufeff"):
+        return parse_plan(text.encode("utf-8"), path, memo=memo)  # the rare cases decode() reports
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as decode() does
+    return _parse(text, [], path, memo)
+
+
+def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None) -> PlanDoc:
+    n = text.count("\n") + (0 if text.endswith("\n") else 1) if text else 0
 
     title = ""
     metadata: dict[str, str] = {}
     sections: list[Section] = []
-    sec_title: str | None = None
-    sec_key = ""
-    sec_start = 0
-    sec_index = -1  # index in `sections` of the section being read
+    open_section: tuple[str, str, int] | None = None
     headers: list[_Header] = []
     priorities: list[tuple[str, int]] = []
-    current_priority: str | None = None
-    priority_of: dict[int, str | None] = {}
     marks: list[DoneMark] = []
     all_done_line: int | None = None
     time_fields: list[tuple[int, str, str]] = []
-    next_candidates: list[tuple[int, str, bool, bool]] = []  # (line, number, in handoff, named after "next")
+    next_candidates: list[tuple[int, str, bool, bool]] = []
     archive: str | None = None
-    in_fence = False
-    fence = ""
-    in_index = False
-    in_handoff = False
-    in_archive = False
 
-    def close_section(end: int) -> None:
-        if sec_title is not None:
-            sections.append(Section(sec_title, sec_key, sec_start, end))
+    old = memo.chunks if memo is not None else {}
+    kept: dict[tuple[str, _State], _Chunk] = {}
+    state = _START
+    off = 0  # lines before this chunk
+    # Without a memo nothing is reused, and one chunk is the cheapest way through.
+    pieces = text.split("\n##") if memo is not None else [text]
+    for i, piece in enumerate(pieces):
+        chunk_text = "##" + piece if i else piece
+        key = (chunk_text, state)
+        ch = old.get(key) or kept.get(key)
+        if ch is None:
+            ch = _scan(chunk_text.split("\n"), state, path)
+        if memo is not None:
+            kept[key] = ch
+        base = len(sections) + (open_section is not None)  # sections opened before this chunk
+
+        if ch.rare:  # most chunks say nothing beyond their headers
+            if ch.title and not title:
+                title = ch.title
+            for k, v in ch.metadata:
+                metadata.setdefault(k, v)
+            if ch.all_done is not None and all_done_line is None:
+                all_done_line = ch.all_done + off
+            if ch.archive is not None and archive is None:
+                archive = ch.archive
+            if ch.priorities:
+                priorities.extend([(name, line + off) for name, line in ch.priorities])
+            if ch.next_candidates:
+                next_candidates.extend([(line + off, num, h, a) for line, num, h, a in ch.next_candidates])
+            if ch.problems:
+                problems.extend([msgspec.structs.replace(p, line=p.line + off) if p.line is not None else p
+                                 for p in ch.problems])
+        if off == 0 and base == 0:
+            headers.extend(ch.headers)  # nothing to shift (headers are never changed once made)
+        else:
+            for h in ch.headers:
+                headers.append(_Header(h.line + off, h.num, h.title, h.effort, h.form, h.done, h.in_index,
+                                       h.section + base, h.priority))
+        if ch.marks:
+            marks.extend([DoneMark(m.number, m.kind, m.line + off) for m in ch.marks] if off else ch.marks)
+        if ch.time_fields:
+            time_fields.extend([(line + off, k, v) for line, k, v in ch.time_fields])
+        for sec_title, sec_key, line in ch.sections:
+            if open_section is not None:
+                sections.append(Section(*open_section, line + off - 1))
+            open_section = (sec_title, sec_key, line + off)
+        state = ch.exit
+        off += ch.lines
+    if open_section is not None:
+        sections.append(Section(*open_section, n))
+    if memo is not None:
+        memo.chunks = kept
+
+    achievements, body_problems = _assemble(headers, sections, n, path)
+    problems.extend(body_problems)
+    _attach_time_fields(achievements, time_fields)
+
+    handoff_next = None
+    handoff_line = None
+    # In the handoff, a line that names the achievement after the word "next"
+    # wins over one that only mentions both ("Last completed: Achievement 1.1
+    # (next steps below)"); the pointer may also come first ("Achievement 2.1 ← NEXT").
+    in_h = [c for c in next_candidates if c[2] and c[3]] or [c for c in next_candidates if c[2]]
+    pick = in_h[0] if in_h else (next_candidates[-1] if next_candidates else None)
+    if pick:
+        handoff_line, handoff_next = pick[0], pick[1]
+
+    if not title:
+        problems.append(Problem("no-title", "no `# PLAN: <title>` line", "info", path, 1 if n else None))
+    if not achievements and n:
+        problems.append(Problem("no-achievements", "no achievements found in the plan", "warning", path))
+
+    return PlanDoc(
+        path=path,
+        title=title,
+        metadata=metadata,
+        sections=sections,
+        achievements=achievements,
+        priorities=priorities,
+        handoff_next=handoff_next,
+        handoff_line=handoff_line,
+        archive_location=archive,
+        done_marks=marks,
+        all_done_line=all_done_line,
+        line_count=n,
+        problems=problems,
+    )
+
+
+def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
+    """One pass over a chunk's lines, numbered from 1, starting in `state`."""
+    ch = _Chunk()
+    ch.lines = len(lines)
+    in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened = state
+    sec_index = -1  # sections opened in this chunk, less one
+    headers = ch.headers
+    marks = ch.marks
+    problems = ch.problems
+    next_candidates = ch.next_candidates
 
     for lineno, line in enumerate(lines, 1):
         if not line:
@@ -183,21 +335,22 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             continue
         # Wherever it stands: a `**Status**:` line, a heading, a bullet, prose.
         plural = (up and "CHIEVEMENTS" in s) or (low and "chievements" in s)
-        if plural and all_done_line is None:
+        if plural and ch.all_done is None:
             am = _ALL_DONE_RE.search(s)
             if am and _states_all_done(s, am):
-                all_done_line = lineno
+                ch.all_done = lineno
         if c == "#":
             level = len(s) - len(s.lstrip("#"))
             htext = s[level:].strip()
             if level == 1:
-                if not title:
-                    title = htext[5:].strip() if htext.startswith("PLAN:") else htext
+                if not ch.title:
+                    ch.title = htext[5:].strip() if htext.startswith("PLAN:") else htext
                 continue
             if level == 2:
-                close_section(lineno - 1)
-                sec_title, sec_key, sec_start = htext, section_key(htext), lineno
-                sec_index = len(sections)
+                sec_key = section_key(htext)
+                ch.sections.append((htext, sec_key, lineno))
+                sec_index += 1
+                opened = min(opened + 1, 2)
                 in_index = "achievement index" in sec_key or sec_key in ("index", "achievements index")
                 in_handoff = "handoff" in sec_key
                 in_archive = "archive location" in sec_key
@@ -209,19 +362,19 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                     if ptr:
                         next_candidates.append((lineno, ptr[0], True, ptr[1]))
                 _header_line(htext, lineno, in_index, sec_index, headers, marks, "heading",
-                             current_priority, priority_of, problems, path)
+                             current_priority, problems, path)
             continue
         if c == "*" and s.startswith("**"):
-            if in_index or not sections:
+            if in_index or opened < 2:
                 pm = _PRIORITY_RE.match(s)
                 if pm:
                     current_priority = pm.group("name").strip()
-                    priorities.append((current_priority, lineno))
+                    ch.priorities.append((current_priority, lineno))
                     continue
-            if not sections and "Achievement" not in s:
+            if opened < 2 and "Achievement" not in s:
                 mm = _META_RE.match(s) or _META_INNER_RE.match(s)
                 if mm:
-                    metadata.setdefault(mm.group("key").strip(), mm.group("value").strip())
+                    ch.metadata.append((mm.group("key").strip(), mm.group("value").strip()))
                     continue
         has_ach = low and "Achievement" in s
         if not has_ach and not plural:
@@ -230,14 +383,14 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
                 if mm:
                     key = mm.group("key").strip().lower()
                     if key in _TIME_KEYS:
-                        time_fields.append((lineno, _TIME_KEYS[key], mm.group("value")))
-                    elif key == "archive location" and archive is None:
+                        ch.time_fields.append((lineno, _TIME_KEYS[key], mm.group("value")))
+                    elif key == "archive location" and ch.archive is None:
                         bt = _BACKTICK_RE.search(mm.group("value"))
-                        archive = bt.group(1) if bt else mm.group("value").strip() or None
-            elif in_archive and archive is None:
+                        ch.archive = bt.group(1) if bt else mm.group("value").strip() or None
+            elif in_archive and ch.archive is None:
                 bt = _BACKTICK_RE.search(s)
                 if bt:
-                    archive = bt.group(1)
+                    ch.archive = bt.group(1)
             continue
         if not has_ach:
             continue
@@ -253,44 +406,13 @@ def parse_plan(data: bytes, path: str) -> PlanDoc:
             if ptr:
                 next_candidates.append((lineno, ptr[0], in_handoff, ptr[1]))
         _header_line(s, lineno, in_index, sec_index, headers, marks, "line",
-                     current_priority, priority_of, problems, path)
+                     current_priority, problems, path)
 
-    close_section(n)
+    ch.exit = (in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened)
+    ch.rare = bool(ch.title or ch.metadata or ch.all_done or ch.archive or ch.priorities or ch.next_candidates
+                     or ch.problems)
 
-    achievements, body_problems = _assemble(headers, sections, priority_of, n, path)
-    problems.extend(body_problems)
-    _attach_time_fields(achievements, time_fields)
-
-    handoff_next = None
-    handoff_line = None
-    # In the handoff, a line that names the achievement after the word "next"
-    # wins over one that only mentions both ("Last completed: Achievement 1.1
-    # (next steps below)"); the pointer may also come first ("Achievement 2.1 ← NEXT").
-    in_h = [c for c in next_candidates if c[2] and c[3]] or [c for c in next_candidates if c[2]]
-    pick = in_h[0] if in_h else (next_candidates[-1] if next_candidates else None)
-    if pick:
-        handoff_line, handoff_next = pick[0], pick[1]
-
-    if not title:
-        problems.append(Problem("no-title", "no `# PLAN: <title>` line", "info", path, 1 if n else None))
-    if not achievements and n:
-        problems.append(Problem("no-achievements", "no achievements found in the plan", "warning", path))
-
-    return PlanDoc(
-        path=path,
-        title=title,
-        metadata=metadata,
-        sections=sections,
-        achievements=achievements,
-        priorities=priorities,
-        handoff_next=handoff_next,
-        handoff_line=handoff_line,
-        archive_location=archive,
-        done_marks=marks,
-        all_done_line=all_done_line,
-        line_count=n,
-        problems=problems,
-    )
+    return ch
 
 
 def _next_pointer(s: str) -> tuple[str, bool] | None:
@@ -321,8 +443,8 @@ def _states_all_done(s: str, m: re.Match[str]) -> bool:
 
 
 def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: list[_Header],
-                 marks: list[DoneMark], where: str, priority: str | None,
-                 priority_of: dict[int, str | None], problems: list[Problem], path: str) -> None:
+                 marks: list[DoneMark], where: str, priority: str | None, problems: list[Problem],
+                 path: str) -> None:
     """Classify one line naming an achievement: index entry, body header, done mark."""
     m = _HEADER_RE.match(s)
     if m is None and in_index:
@@ -373,8 +495,7 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
     if in_index:
         # An index written as a checklist (`- [x] Achievement 1.1: Title`) still lists it.
         done_here = done_here or ticked
-        headers.append(_Header(lineno, num, title, effort, form, done_here, True, section))
-        priority_of[lineno] = priority
+        headers.append(_Header(lineno, num, title, effort, form, done_here, True, section, priority))
         if done_here:
             marks.append(DoneMark(num, "index", lineno))
         return
@@ -385,8 +506,7 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
         else:
             _mark_line(s, lineno, marks)
         return
-    headers.append(_Header(lineno, num, title, effort, form, done_here, False, section))
-    priority_of[lineno] = priority
+    headers.append(_Header(lineno, num, title, effort, form, done_here, False, section, priority))
     if done_here:
         marks.append(DoneMark(num, "body", lineno))
 
@@ -417,8 +537,7 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
             marks.append(DoneMark(num, kind, lineno))
 
 
-def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict[int, str | None],
-              n: int, path: str) -> tuple[list[Achievement], list[Problem]]:
+def _assemble(headers: list[_Header], sections: list[Section], n: int, path: str) -> tuple[list[Achievement], list[Problem]]:
     """Index entries plus the body chosen for each, with line ranges and problems."""
     problems: list[Problem] = []
     index = [h for h in headers if h.in_index]
@@ -498,7 +617,7 @@ def _assemble(headers: list[_Header], sections: list[Section], priority_of: dict
         result.append(Achievement(
             number=h.num,
             title=h.title or (body.title if body else ""),
-            priority=priority_of.get(h.line),
+            priority=h.priority,
             index_line=h.line if h.in_index else None,
             body_line=body.line if body else None,
             body_end=body_end(body.line) if body else None,

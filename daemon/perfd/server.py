@@ -32,6 +32,7 @@ import msgspec
 from anyio.abc import SocketAttribute
 
 import perfd
+from perfd import heap
 from perfd import protocol as P
 from perfd.client import state_paths
 from perfd.config import table
@@ -187,6 +188,7 @@ class Daemon:
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
                 self.stop(f"rss {rss_bytes() / 1048576:.1f} MB over max_rss_mb {self.max_rss_mb:g}")
                 return
+            heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.heap
 
     async def _watch(self) -> None:
         from perfd.watcher import watch

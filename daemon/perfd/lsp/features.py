@@ -3,12 +3,19 @@
 The pygls handlers in perfd.lsp.server only fetch the document and call
 these, so tests can call them directly. Engine line numbers are 1-based and
 inclusive; LSP's are 0-based, hence the `- 1`s.
+
+The three answers that grow with the plan (document symbols, code lenses,
+folding ranges) are built as their JSON shapes instead (the TypedDicts
+below): on a 10,000-line plan, constructing and unstructuring the lsprotocol
+objects alone took 10-15 ms, against about 1 ms for the dicts, which the
+session's protocol sends without passing them through cattrs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from typing import NotRequired, TypedDict
 
 from lsprotocol import types as lsp
 
@@ -36,54 +43,116 @@ _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSev
              "info": lsp.DiagnosticSeverity.Information}
 
 
+class PositionJSON(TypedDict):
+    line: int
+    character: int
+
+
+class RangeJSON(TypedDict):
+    start: PositionJSON
+    end: PositionJSON
+
+
+class SymbolJSON(TypedDict):
+    name: str
+    kind: int
+    range: RangeJSON
+    selectionRange: RangeJSON
+    detail: NotRequired[str]
+    children: NotRequired[list[SymbolJSON]]
+
+
+class CommandJSON(TypedDict):
+    title: str
+    command: str
+    arguments: list[str]
+
+
+class CodeLensJSON(TypedDict):
+    range: RangeJSON
+    command: CommandJSON
+
+
+class FoldingRangeJSON(TypedDict):
+    startLine: int
+    endLine: int
+    kind: str
+
+
+def width(text: str) -> int:
+    """A line's length in UTF-16 code units, LSP's default unit for `character` (an emoji counts two)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _span(start: int, end: int, lines: list[str]) -> RangeJSON:
+    """0-based lines `start`..`end` whole, as JSON."""
+    end_char = width(lines[end]) if end < len(lines) else 0
+    return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": end_char}}
+
+
 def _range(line: int, end_line: int | None = None, lines: list[str] | None = None) -> lsp.Range:
     """A 1-based inclusive line span as an LSP range (whole lines)."""
     start = max(0, line - 1)
     end = max(start, (end_line or line) - 1)
-    end_char = len(lines[end]) if lines is not None and end < len(lines) else 0
+    end_char = width(lines[end]) if lines is not None and end < len(lines) else 0
     return lsp.Range(lsp.Position(start, 0), lsp.Position(end, end_char))
 
 
 def _line_range(line: int, lines: list[str]) -> lsp.Range:
     i = max(0, line - 1)
     text = lines[i] if i < len(lines) else ""
-    return lsp.Range(lsp.Position(i, 0), lsp.Position(i, len(text)))
+    return lsp.Range(lsp.Position(i, 0), lsp.Position(i, width(text)))
 
 
-def document_symbols(doc: PlanDoc, lines: list[str]) -> list[lsp.DocumentSymbol]:
+_NAMESPACE, _PACKAGE, _CLASS, _EVENT = (int(k) for k in (lsp.SymbolKind.Namespace, lsp.SymbolKind.Package,
+                                                          lsp.SymbolKind.Class, lsp.SymbolKind.Event))
+
+
+def document_symbols(doc: PlanDoc, lines: list[str]) -> list[SymbolJSON]:
     """Sections at the top; under the index, priority groups then achievements; bodies under their section."""
-    out: list[lsp.DocumentSymbol] = []
+    out: list[SymbolJSON] = []
     for sec in doc.sections:
-        children: list[lsp.DocumentSymbol] = []
+        children: list[SymbolJSON] = []
         if "index" in sec.key and "achievement" in sec.key:
-            groups: dict[str | None, list[lsp.DocumentSymbol]] = {}
+            groups: dict[str | None, list[SymbolJSON]] = {}
             for a in doc.achievements:
                 if a.index_line is None or not (sec.line <= a.index_line <= sec.end_line):
                     continue
-                r = _line_range(a.index_line, lines)
-                groups.setdefault(a.priority, []).append(
-                    lsp.DocumentSymbol(name=f"{a.number} {a.title}", kind=lsp.SymbolKind.Event, range=r,
-                                       selection_range=r, detail=a.effort))
+                r = _span(a.index_line - 1, a.index_line - 1, lines)
+                sym: SymbolJSON = {"name": f"{a.number} {a.title}", "kind": _EVENT, "range": r, "selectionRange": r}
+                if a.effort:
+                    sym["detail"] = a.effort
+                groups.setdefault(a.priority, []).append(sym)
             for name, line in doc.priorities:
                 if not (sec.line <= line <= sec.end_line):
                     continue
                 kids = groups.pop(name, [])
-                end = kids[-1].range.end.line + 1 if kids else line
-                children.append(lsp.DocumentSymbol(name=name, kind=lsp.SymbolKind.Package,
-                                                   range=_range(line, end, lines),
-                                                   selection_range=_line_range(line, lines), children=kids))
+                end = kids[-1]["range"]["end"]["line"] if kids else line - 1
+                group: SymbolJSON = {"name": name, "kind": _PACKAGE, "range": _span(line - 1, max(end, line - 1), lines),
+                                     "selectionRange": _span(line - 1, line - 1, lines)}
+                if kids:
+                    group["children"] = kids
+                children.append(group)
             for kids in groups.values():
                 children.extend(kids)
         else:
             for a in doc.achievements:
                 if a.body_line is not None and a.body_end is not None and sec.line <= a.body_line <= sec.end_line:
-                    children.append(lsp.DocumentSymbol(
-                        name=f"Achievement {a.number}: {a.body_title or a.title}", kind=lsp.SymbolKind.Class,
-                        range=_range(a.body_line, a.body_end, lines),
-                        selection_range=_line_range(a.body_line, lines), detail=a.time or a.effort))
-        out.append(lsp.DocumentSymbol(name=sec.title, kind=lsp.SymbolKind.Namespace,
-                                      range=_range(sec.line, sec.end_line, lines),
-                                      selection_range=_line_range(sec.line, lines), children=children or None))
+                    sym = {"name": f"Achievement {a.number}: {a.body_title or a.title}", "kind": _CLASS,
+                           "range": _span(a.body_line - 1, max(a.body_end, a.body_line) - 1, lines),
+                           "selectionRange": _span(a.body_line - 1, a.body_line - 1, lines)}
+                    detail = a.time or a.effort
+                    if detail:
+                        sym["detail"] = detail
+                    children.append(sym)
+        top: SymbolJSON = {"name": sec.title, "kind": _NAMESPACE,
+                           "range": _span(sec.line - 1, max(sec.end_line, sec.line) - 1, lines),
+                           "selectionRange": _span(sec.line - 1, sec.line - 1, lines)}
+        if children:
+            top["children"] = children
+        out.append(top)
     return out
 
 
@@ -126,27 +195,29 @@ def related_diagnostics(status: PlanStatus) -> dict[str, list[Problem]]:
     return out
 
 
-def code_lenses(status: PlanStatus, doc: PlanDoc, lines: list[str]) -> list[lsp.CodeLens]:
-    out: list[lsp.CodeLens] = []
+def code_lenses(status: PlanStatus, doc: PlanDoc, lines: list[str]) -> list[CodeLensJSON]:
+    out: list[CodeLensJSON] = []
     title_line = next((i for i, ln in enumerate(lines[:50]) if ln.startswith("# ")), 0)
-    r0 = lsp.Range(lsp.Position(title_line, 0), lsp.Position(title_line, 0))
+    r0: RangeJSON = {"start": {"line": title_line, "character": 0}, "end": {"line": title_line, "character": 0}}
     if status.next:
-        out.append(lsp.CodeLens(range=r0, command=lsp.Command(
-            title=f"Next: {status.next} — Generate", command="perfd.generateNext", arguments=[status.path])))
+        out.append({"range": r0, "command": {"title": f"Next: {status.next} — Generate", "command": "perfd.generateNext",
+                                             "arguments": [status.path]}})
     else:
-        out.append(lsp.CodeLens(range=r0, command=lsp.Command(
-            title=f"{STATE_LABEL.get(status.state, status.state)} ({status.done}/{status.total})",
-            command="perfd.status", arguments=[status.path])))
+        out.append({"range": r0, "command": {
+            "title": f"{STATE_LABEL.get(status.state, status.state)} ({status.done}/{status.total})",
+            "command": "perfd.status", "arguments": [status.path]}})
     for a in status.achievements:
-        for line in {a.index_line, a.body_line} - {None}:
-            assert line is not None
-            r = lsp.Range(lsp.Position(line - 1, 0), lsp.Position(line - 1, 0))
-            out.append(lsp.CodeLens(range=r, command=lsp.Command(
-                title=STATE_LABEL.get(a.state, a.state) + ("" if a.ready else " (blocked)"),
-                command="perfd.status", arguments=[status.path, a.number])))
+        label = STATE_LABEL.get(a.state, a.state) + ("" if a.ready else " (blocked)")
+        for line in (a.index_line, a.body_line if a.body_line != a.index_line else None):
+            if line is None:
+                continue
+            p: PositionJSON = {"line": line - 1, "character": 0}
+            r: RangeJSON = {"start": p, "end": p}
+            out.append({"range": r, "command": {"title": label, "command": "perfd.status",
+                                                "arguments": [status.path, a.number]}})
             if a.state != "complete":
-                out.append(lsp.CodeLens(range=r, command=lsp.Command(
-                    title="Generate prompt", command="perfd.generate", arguments=[status.path, a.number])))
+                out.append({"range": r, "command": {"title": "Generate prompt", "command": "perfd.generate",
+                                                    "arguments": [status.path, a.number]}})
     return out
 
 
@@ -237,13 +308,13 @@ def document_links(lines: list[str], files: dict[str, str]) -> list[lsp.Document
     return out
 
 
-def folding_ranges(doc: PlanDoc) -> list[lsp.FoldingRange]:
-    out = [lsp.FoldingRange(start_line=s.line - 1, end_line=s.end_line - 1, kind=lsp.FoldingRangeKind.Region)
-           for s in doc.sections if s.end_line > s.line]
+def folding_ranges(doc: PlanDoc) -> list[FoldingRangeJSON]:
+    region = lsp.FoldingRangeKind.Region.value
+    out: list[FoldingRangeJSON] = [{"startLine": s.line - 1, "endLine": s.end_line - 1, "kind": region}
+                                   for s in doc.sections if s.end_line > s.line]
     for a in doc.achievements:
         if a.body_line is not None and a.body_end is not None and a.body_end > a.body_line:
-            out.append(lsp.FoldingRange(start_line=a.body_line - 1, end_line=a.body_end - 1,
-                                        kind=lsp.FoldingRangeKind.Region))
+            out.append({"startLine": a.body_line - 1, "endLine": a.body_end - 1, "kind": region})
     return out
 
 

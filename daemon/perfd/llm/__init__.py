@@ -15,29 +15,60 @@ history and get typed results back.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .breaker import BreakerState, CircuitBreaker
-from .cache import CachedResponse, ResponseCache, cache_key
-from .client import ChatStream, Completion, LLMClient, Message, Usage
-from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
-from .errors import (
-    LLMCircuitOpen,
-    LLMConfigError,
-    LLMConnectionError,
-    LLMError,
-    LLMHTTPError,
-    LLMRequestError,
-    LLMRequestTooLarge,
-    LLMResponseError,
-    LLMStreamInterrupted,
-    LLMTimeout,
-)
-from .history import CallRecord, History, Summary
-from .parallel import JobOutcome, PromptJob, run_jobs
-from .ratelimit import RateLimiter
-from .stats import LLMStats
+# Names load with their module on first use (PEP 562): the daemon imports
+# perfd.llm.stats for its stats types at start, and must not pay for httpx
+# (about 140 ms) until a model is actually called.
+_WHERE = {
+    "BreakerState": "breaker", "CircuitBreaker": "breaker",
+    "CachedResponse": "cache", "ResponseCache": "cache", "cache_key": "cache",
+    "ChatStream": "client", "Completion": "client", "LLMClient": "client", "Message": "client", "Usage": "client",
+    "CACHE_FILE": "config", "ENV_PREFIX": "config", "HISTORY_FILE": "config", "HOW_TO_CONFIGURE": "config",
+    "LLMConfig": "config", "load_llm_config": "config",
+    "LLMCircuitOpen": "errors", "LLMConfigError": "errors", "LLMConnectionError": "errors", "LLMError": "errors",
+    "LLMHTTPError": "errors", "LLMRequestError": "errors", "LLMRequestTooLarge": "errors",
+    "LLMResponseError": "errors", "LLMStreamInterrupted": "errors", "LLMTimeout": "errors",
+    "CallRecord": "history", "History": "history", "Summary": "history",
+    "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
+    "RateLimiter": "ratelimit",
+    "LLMStats": "stats",
+}
+
+if TYPE_CHECKING:
+    from .breaker import BreakerState, CircuitBreaker
+    from .cache import CachedResponse, ResponseCache, cache_key
+    from .client import ChatStream, Completion, LLMClient, Message, Usage
+    from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
+    from .errors import (
+        LLMCircuitOpen,
+        LLMConfigError,
+        LLMConnectionError,
+        LLMError,
+        LLMHTTPError,
+        LLMRequestError,
+        LLMRequestTooLarge,
+        LLMResponseError,
+        LLMStreamInterrupted,
+        LLMTimeout,
+    )
+    from .history import CallRecord, History, Summary
+    from .parallel import JobOutcome, PromptJob, run_jobs
+    from .ratelimit import RateLimiter
+    from .stats import LLMStats
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'perfd.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{where}", __name__), name)
+    globals()[name] = value  # once loaded, a plain global
+    return value
+
 
 __all__ = [
     "CACHE_FILE",
@@ -87,6 +118,9 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
     """
     from perfd.config import load_config, table
 
+    from .client import LLMClient
+    from .config import load_llm_config
+
     environ = env if env is not None else os.environ
     config = load_llm_config(table(load_config(root), "llm"), environ)
     return None if config is None else LLMClient(config, env=environ)
@@ -94,6 +128,9 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
 
 def open_history(path: str | None = None) -> History:
     """The call history file for read-only queries (`perfd stats --history`)."""
+    from .config import HISTORY_FILE
+    from .history import History
+
     if path is None:
         from perfd.paths import state_dir
 

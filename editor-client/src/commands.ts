@@ -17,7 +17,7 @@ import {
 import { planForFile } from './pure/plans';
 import { isPlanFile } from './pure/settings';
 import type { Settings } from './pure/settings';
-import type { GenerateResult, StatsPayload } from './pure/types';
+import type { GenerateResult, PlanSummary, StatsPayload } from './pure/types';
 
 export interface Ui {
   pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined>;
@@ -52,6 +52,12 @@ export const RUN_NOT_AVAILABLE =
   'perfd: "Run Next With Model" is not available yet in this perfd: the server does not offer perfd.run. Update perfd to a version with model runs.';
 
 export class Commands {
+  /**
+   * The workspace's plans as the last status listed them. A file inside one of them needs no
+   * status round trip to find its plan; a file in none (a plan added since) asks afresh.
+   */
+  private knownPlans: PlanSummary[] | undefined;
+
   constructor(
     private readonly host: Host,
     private readonly ui: Ui,
@@ -78,7 +84,13 @@ export class Commands {
    * to; the only plan of the workspace; else the user's pick. Returns the PLAN file's path.
    */
   async choosePlan(api: PerfdApi, file?: string): Promise<string | undefined> {
+    const f0 = file ?? this.ui.activeFile();
+    if (f0 && isPlanFile(f0) && this.knownPlans) {
+      const known = planForFile(this.knownPlans, f0);
+      if (known) return known.path;
+    }
     const st = await api.status();
+    this.knownPlans = st.plans;
     if (!st.plans.length) {
       void this.ui.warn(`perfd: no plans found under ${st.root}.`);
       return undefined;
@@ -115,10 +127,20 @@ export class Commands {
   /** perfd: Generate Next Prompt. `file`: the explorer/editor menu's file, if any. */
   generateNextPrompt(file?: string): Promise<GenerateResult | undefined> {
     return this.withApi(async (api) => {
+      const started = Date.now(); // from the command, plan lookup included: what the user waits for
+      const remembered = this.knownPlans !== undefined;
       const plan = await this.choosePlan(api, file);
       if (!plan) return undefined;
-      const started = Date.now();
-      const r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
+      let r: GenerateResult;
+      try {
+        r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
+      } catch (e) {
+        if (!remembered) throw e;
+        this.knownPlans = undefined; // the remembered plan may be gone: look again, once
+        const again = await this.choosePlan(api, file);
+        if (!again) return undefined;
+        r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(again));
+      }
       await this.present(r, started);
       return r;
     });

@@ -130,6 +130,30 @@ describe('Generate Next Prompt', () => {
     expect(ui.log).toContain('info: perfd: prompt for @DOCS 1.2 (📄 no SUBPLAN yet) copied to the clipboard.');
   });
 
+  it('asks for the status once: later calls find the plan of a known file without a round trip', async () => {
+    ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
+    await cmds.generateNextPrompt();
+    const before = server.calls.length;
+    await cmds.generateNextPrompt();
+    expect(server.calls.slice(before)).toEqual([
+      { command: 'perfd.generateNext', arguments: ['/w/work-space/plans/DOCS/PLAN_DOCS.md'] },
+    ]);
+  });
+
+  it('a remembered plan that fails is looked up afresh, once', async () => {
+    ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
+    await cmds.generateNextPrompt();
+    let failures = 1;
+    const real = server.sendRequest.bind(server);
+    server.sendRequest = async (method: string, params: unknown) => {
+      if ((params as Call).command === 'perfd.generateNext' && failures-- > 0) throw new Error('unknown plan');
+      return real(method, params);
+    };
+    const r = await cmds.generateNextPrompt();
+    expect(r?.plan).toBe('DOCS');
+    expect(server.calls.filter((c) => c.command === 'perfd.status').length).toBe(2);
+  });
+
   it('a menu file argument wins over the active editor', async () => {
     ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
     const r = await cmds.generateNextPrompt('/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md');

@@ -1,7 +1,9 @@
 // End-to-end: the packaged extension in a real VS Code (code-server) driven by headless
-// Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test`.
+// Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test` (it takes a minute).
 //
 //   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1)
+//
+// Part of the README's test command (and so of .ci/run), after `npm run package`.
 //
 // Checks: the status bar shows perfd's stats, a "Next: … — Generate" code lens appears on
 // PLAN_API-CLIENT.md, clicking it opens the prompt, "perfd: Generate Next Prompt" from the
@@ -35,7 +37,8 @@ const require = createRequire(path.join(cache, 'package.json'));
 const { chromium: pw } = require('playwright-core');
 
 function findPython() {
-  for (const py of [process.env.PERFD_PYTHON, '/tmp/venv/bin/python', 'python3'].filter(Boolean)) {
+  // the Python that `pip install -e .` installed perfd into: the one on PATH, unless told
+  for (const py of [process.env.PERFD_PYTHON, 'python', 'python3'].filter(Boolean)) {
     if (spawnSync(py, ['-c', 'import perfd.lsp.server']).status === 0) return py;
   }
   return undefined;
@@ -148,13 +151,32 @@ try {
   log('lens -> prompt tab:', (await promptTab.textContent())?.trim());
   await shot(page, '2-prompt-from-lens');
 
-  // the Command Palette command, from the plan file
-  await page.locator('.tab', { hasText: 'PLAN_API-CLIENT.md' }).first().click();
-  await page.keyboard.press('Escape');
-  await palette(page, '>perfd: Generate Next Prompt');
-  await page.waitForTimeout(1500);
+  // What the CLI prints for the same plan is the expected prompt, to the byte (less trailing space).
+  const expected = execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', ws, 'generate', '--next', '@API-CLIENT'], {
+    encoding: 'utf8',
+  }).trimEnd();
+  for (const round of [1, 2]) {
+    // twice: the second call is the warm one the figure is about
+    await page.evaluate(() => navigator.clipboard.writeText('')).catch(() => undefined);
+    // the Command Palette command, from the plan file (the prompt document took the focus)
+    await page.locator('.tab', { hasText: 'PLAN_API-CLIENT.md' }).first().click();
+    await page.keyboard.press('Escape');
+    await palette(page, '>perfd: Generate Next Prompt');
+    let copied = '';
+    for (let i = 0; i < 50 && !copied; i++) {
+      await page.waitForTimeout(100);
+      copied = ((await page.evaluate(() => navigator.clipboard.readText()).catch(() => '')) ?? '').trimEnd();
+    }
+    if (copied !== expected) {
+      throw new Error(`clipboard after "Generate Next Prompt" (round ${round}) is not the prompt \`perfd generate --next @API-CLIENT\` prints:\n--- clipboard\n${copied.slice(0, 400)}\n--- expected\n${expected.slice(0, 400)}`);
+    }
+    log(`palette -> clipboard holds the expected prompt (${copied.length} chars), round ${round}`);
+  }
+  await page.waitForTimeout(500);
+  // Monaco renders spaces as no-break spaces and wraps long lines: compare with whitespace collapsed
+  const flat = (t) => t.replace(/\s+/g, ' ').trim();
   const editorText = await page.locator('.editor-instance .view-lines').last().innerText();
-  if (!/\S/.test(editorText)) throw new Error('the prompt document is empty');
+  if (!flat(editorText).includes(flat(expected.split('\n')[0]).slice(0, 60))) throw new Error('the prompt document does not show the prompt');
   log('palette -> prompt document, first line:', editorText.split('\n')[0]);
   await shot(page, '3-prompt-from-palette');
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 PLAN = """# PLAN: Feature Work
 
@@ -95,13 +96,7 @@ class Env:
         return p
 
     def wait_for(self, pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            v = pred()
-            if v:
-                return v
-            time.sleep(0.01)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return wait_for(pred, timeout, what)
 
     def connect(self, timeout: float = 5.0) -> Any:
         from perfd.ipc import Connection

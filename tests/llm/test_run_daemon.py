@@ -13,28 +13,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from fakeserver import FakeServer
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "daemon" / "perfd" / "example"
 WINDOW_S = 1.0
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class DaemonWs:

@@ -99,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("daemon", help="run the daemon here, or manage it: start, stop, status, restart, logs")
     d.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "restart", "logs"])
-    d.add_argument("--root", dest="daemon_root", metavar="DIR", help="the workspace root")
     d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
+    # The thin client honours --root anywhere on the line (perfd.client.find_root), and so
+    # does the parser: `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
+    for sp in sub.choices.values():
+        sp.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
+                        help="the workspace root (default: walk up from the current folder)")
     return p
 
 
@@ -169,7 +173,7 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
 
         return Output(stdout=render_history(as_json=args.json))
     try:
-        root = _root(getattr(args, "daemon_root", None) or args.root, cwd)
+        root = _root(args.root, cwd)
     except UserError as exc:
         return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), code=EXIT_USER)
     if args.command == "daemon":

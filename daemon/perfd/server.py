@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
+import anyio.to_thread
 import msgspec
 from anyio.abc import SocketAttribute
 
@@ -309,8 +310,15 @@ class Daemon:
 
     async def _lsp(self, stream: Any, send: Callable[[bytes], Awaitable[None]], rid: Any, rest: bytes) -> None:
         """One editor's LSP session over this connection (see perfd.lsp.session)."""
-        from perfd.lsp.session import serve_lsp
-
+        if "perfd.lsp.session" in sys.modules:
+            serve_lsp = _load_lsp()
+        else:
+            # The first session imports pygls and lsprotocol: 0.5 to 1 s of CPU (attrs builds
+            # about 570 classes). On the loop that would stall every other client for as long,
+            # among them the editor's own early `perfd stats`, sent while its session starts.
+            # In a worker thread the loop keeps answering; the GIL switches every 5 ms. Two
+            # sessions racing here both wait on the same per-module import lock, not twice.
+            serve_lsp = await anyio.to_thread.run_sync(_load_lsp)
         t0 = time.perf_counter_ns()
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
         self.stats.record("lsp", time.perf_counter_ns() - t0, False)
@@ -506,6 +514,12 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+
+def _load_lsp() -> Callable[..., Awaitable[None]]:
+    from perfd.lsp.session import serve_lsp
+
+    return serve_lsp
 
 
 def _lsp_upgrade(body: bytes) -> Any:

@@ -49,6 +49,11 @@ def test_autostart_and_output_identical_with_and_without_daemon(env: Env) -> Non
     # from a subfolder too: the root is found by walking up
     sub = os.path.join(env.root, "work-space", "plans", "FEAT", "subplans")
     assert env.cli("generate", "--next", cwd=sub).stdout == env.cli("--no-daemon", "generate", "--next", cwd=sub).stdout
+    # --root goes before or after the command, as the thin client reads it anywhere
+    before = env.cli("--root", env.root, "status", cwd="/")
+    assert before.returncode == 0 and "@FEAT" in before.stdout
+    assert env.cli("status", "--root", env.root, cwd="/").stdout == before.stdout
+    assert env.cli("--no-daemon", "status", "--root", env.root, cwd="/").stdout == before.stdout
 
 
 def test_permissions_and_peer_check(env: Env) -> None:
@@ -353,6 +358,8 @@ def test_stats_text_json_prometheus(env: Env) -> None:
     assert "# TYPE perfd_requests_total counter" in prom
     assert 'perfd_requests_total{method="cli"}' in prom
     assert 'perfd_request_duration_seconds{method="cli",quantile="0.99"}' in prom
+    # what the editor runs beside its session's start: --root after the command, from anywhere
+    assert msgspec.json.decode(env.cli("stats", "--json", "--root", env.root, cwd="/").stdout)["pid"] == js["pid"]
     # in-process `stats` asks the daemon too, with the same rendering
     assert "hit rate" in env.cli("--no-daemon", "stats").stdout
 

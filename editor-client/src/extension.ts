@@ -1,4 +1,5 @@
 // VS Code glue: the language client, the status bar, the read-only documents and the commands.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import {
 } from 'vscode-languageclient/node';
 import { PerfdApi, STATS_NOTIFICATION } from './api';
 import { Commands, Host, Ui } from './commands';
-import { ServerState, statsMarkdown, statusBarModel } from './pure/format';
+import { parseStatsJson, ServerState, statsMarkdown, statusBarModel } from './pure/format';
 import { rewriteLensCommand } from './pure/plans';
 import {
   DOCUMENT_SELECTOR,
@@ -23,6 +24,7 @@ import {
   RESTART_KEYS,
   serverCommand,
   Settings,
+  statsCommand,
 } from './pure/settings';
 import type { StatsPayload } from './pure/types';
 
@@ -71,6 +73,14 @@ function isExecutable(file: string): boolean {
   }
 }
 
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function workspaceFolderFor(file?: string): string | undefined {
   if (file) {
     const f = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(file));
@@ -94,6 +104,10 @@ export class PerfdExtension implements Host, vscode.Disposable {
 
   private readonly activatedAt = Date.now();
   private firstStatsSeen = false;
+  // Set by the first perfd/stats notification of the current client: from then on an early
+  // `perfd stats --json` answer is older than what the status bar shows, and is dropped.
+  private notifiedStats = false;
+  private runningSeen = false;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('perfd');
@@ -134,16 +148,20 @@ export class PerfdExtension implements Host, vscode.Disposable {
     this.render();
   }
 
-  timing(what: string, ms: number): void {
-    this.output.appendLine(`perfd: timing: ${what}: ${ms} ms`);
+  timing(what: string, ms: number, note?: string): void {
+    this.output.appendLine(`perfd: timing: ${what}: ${ms} ms${note ? ` (${note})` : ''}`);
   }
 
-  onStats(stats: StatsPayload): void {
+  onStats(stats: StatsPayload, source: 'notification' | 'perfd stats --json' = 'notification'): void {
     this.stats = stats;
     this.render();
     if (!this.firstStatsSeen) {
       this.firstStatsSeen = true;
-      this.timing('activation to first status-bar stats', Date.now() - this.activatedAt);
+      this.timing('activation to first status-bar stats', Date.now() - this.activatedAt, `from ${source}`);
+    }
+    if (source === 'notification' && !this.notifiedStats) {
+      this.notifiedStats = true;
+      this.timing('activation to first perfd/stats notification', Date.now() - this.activatedAt);
     }
     if (this.docs.has(STATS_DOC)) this.docs.set(STATS_DOC, statsMarkdown(stats, this.serverState, new Date()));
   }
@@ -230,7 +248,11 @@ export class PerfdExtension implements Host, vscode.Disposable {
       else if (e.newState === State.Stopped) this.setState('stopped', 'The perfd language server stopped.');
     });
     client.onNotification(STATS_NOTIFICATION, (p: StatsPayload) => this.onStats(p));
+    this.notifiedStats = false;
     this.setState('starting');
+    this.timing('activation to server start', Date.now() - this.activatedAt);
+    const early = statsCommand({ ...s, path: exe });
+    if (early) this.earlyStats(early, cwd, client);
     try {
       await client.start();
       const cmds = client.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
@@ -240,6 +262,10 @@ export class PerfdExtension implements Host, vscode.Disposable {
       );
       this.setState('running');
       this.output.appendLine(`perfd: running; server commands: ${cmds.join(', ')}`);
+      if (!this.runningSeen) {
+        this.runningSeen = true;
+        this.timing('activation to language server running', Date.now() - this.activatedAt);
+      }
     } catch (e) {
       this.output.appendLine(`perfd: could not start the language server: ${String(e)}`);
       this.setState('failed', `Could not start: ${String(e)}`);
@@ -247,6 +273,23 @@ export class PerfdExtension implements Host, vscode.Disposable {
         if (a) this.showOutput();
       });
     }
+  }
+
+  /**
+   * Ask the daemon for its counters while the language client starts (see statsCommand). The
+   * CLI starts the daemon if none runs, under the same single-flight lock as `perfd lsp`, so
+   * the two never start two daemons. A failure here costs nothing: the notification follows.
+   */
+  private earlyStats(cmd: { command: string; args: string[] }, cwd: string | undefined, client: LanguageClient): void {
+    execFile(cmd.command, cmd.args, { cwd, env: process.env, timeout: 15000, maxBuffer: 4 << 20 }, (err, stdout) => {
+      if (this.client !== client || this.notifiedStats) return; // restarted, or already newer numbers
+      const stats = err ? undefined : parseStatsJson(String(stdout));
+      if (!stats) {
+        this.output.appendLine(`perfd: early stats unavailable (${err ? String(err.message).split('\n')[0] : 'not a stats object'})`);
+        return;
+      }
+      this.onStats(stats, 'perfd stats --json');
+    });
   }
 
   async stop(): Promise<void> {
@@ -345,7 +388,11 @@ export function commandHandlers(ext: PerfdExtension): Record<string, (...args: u
 let current: PerfdExtension | undefined;
 
 async function workspaceHasPlans(): Promise<boolean> {
-  if (!vscode.workspace.workspaceFolders?.length) return false;
+  const folders = vscode.workspace.workspaceFolders ?? [];
+  if (!folders.length) return false;
+  // The usual layout, checked on disk at once; the search (which waits for the workbench's
+  // file search, slow while the window loads) only for plans deeper down.
+  if (folders.some((f) => f.uri.scheme === 'file' && isDir(path.join(f.uri.fsPath, 'work-space', 'plans')))) return true;
   const found = await vscode.workspace.findFiles('**/work-space/plans/**/PLAN_*.md', '**/node_modules/**', 1);
   return found.length > 0;
 }

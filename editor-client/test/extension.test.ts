@@ -21,8 +21,10 @@ class FakeClient {
   onDidChangeState(l: (e: { oldState: number; newState: number }) => void) { this.stateListeners.push(l); return { dispose() {} }; }
   onNotification(method: string, h: (p: unknown) => void) { this.notifications.set(method, h); return { dispose() {} }; }
   private set(s: number) { const old = this.state; this.state = s; for (const l of this.stateListeners) l({ oldState: old, newState: s }); }
+  static gate: Promise<void> | undefined;
   async start() {
     this.set(3); // Starting
+    if (FakeClient.gate) await FakeClient.gate;
     if (FakeClient.startError) { this.set(1); throw FakeClient.startError; }
     this.set(2); // Running
   }
@@ -53,6 +55,7 @@ beforeEach(() => {
   resetMock();
   clients.length = 0;
   FakeClient.startError = undefined;
+  FakeClient.gate = undefined;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'perfd-ext-'));
   const exe = path.join(tmp, 'perfd');
   fs.writeFileSync(exe, '#!/bin/sh\n');
@@ -117,6 +120,59 @@ describe('activate', () => {
     expect(state.statusBar?.text).toBe('perfd 94% · 0.3 ms');
     expect(state.statusBar?.command).toBe('perfd.showStats');
     expect((state.statusBar?.tooltip as { value: string }).value).toContain('cache entries: 5');
+  });
+
+  it('starts at once for a workspace with work-space/plans at its top, without a file search', async () => {
+    fs.mkdirSync(path.join(tmp, 'work-space', 'plans'), { recursive: true });
+    state.workspaceFolders = [{ uri: vscode.Uri.file(tmp), name: 'ws', index: 0 }];
+    vi.mocked(vscode.workspace.findFiles).mockClear();
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    expect(vscode.workspace.findFiles).not.toHaveBeenCalled();
+    expect(state.output.join('\n')).toMatch(/timing: activation to server start: \d+ ms/);
+  });
+
+  it('shows the daemon counters from `perfd stats --json` while the session is still starting', async () => {
+    // the fake perfd answers `stats --json ARGS` with a snapshot, and records its arguments
+    const exe = path.join(tmp, 'perfd');
+    const seen = path.join(tmp, 'argv');
+    fs.writeFileSync(exe, `#!/bin/sh\necho "$@" > '${seen}'\necho '{"pid": 1, "cache": {"entries": 2, "hits": 3, "misses": 1, "hit_rate": 0.75, "lookup_p50_us": 40}, "methods": []}'\n`);
+    state.workspaceFolders = [{ uri: vscode.Uri.file(tmp), name: 'ws', index: 0 }]; // the stats call runs there
+    state.findFilesResult = [vscode.Uri.file(`${tmp}/work-space/plans/X/PLAN_X.md`)];
+    state.config = { 'perfd.args': ['--root', '${workspaceFolder}'] };
+    let open!: () => void;
+    FakeClient.gate = new Promise((r) => (open = r));
+    const ext = await activate();
+    await vi.waitFor(() => expect(state.statusBar?.text).toBe('perfd 75% · 0.04 ms $(sync~spin)'));
+    expect(ext.state()).toBe('starting');
+    expect(fs.readFileSync(seen, 'utf8').trim()).toBe(`stats --json --root ${tmp}`);
+    expect(state.output.join('\n')).toMatch(/timing: activation to first status-bar stats: \d+ ms \(from perfd stats --json\)/);
+    open();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    expect(state.statusBar?.text).toBe('perfd 75% · 0.04 ms');
+    clients[0].notifications.get('perfd/stats')!({ cache: { hits: 1, misses: 0, hit_rate: 1, lookup_p50_us: 300 } });
+    expect(state.statusBar?.text).toBe('perfd 100% · 0.3 ms');
+    expect(state.output.join('\n')).toMatch(/timing: activation to first perfd\/stats notification: \d+ ms/);
+  });
+
+  it('drops an early stats answer that comes after the first notification, and ignores garbage', async () => {
+    const exe = path.join(tmp, 'perfd');
+    const go = path.join(tmp, 'go');
+    // answers only once the test creates `go`: after the notification
+    fs.writeFileSync(exe, `#!/bin/sh\nwhile [ ! -e '${go}' ]; do sleep 0.01; done\necho '{"cache": {"hits": 1, "misses": 1, "hit_rate": 0.5}}'\n`);
+    state.workspaceFolders = [{ uri: vscode.Uri.file(tmp), name: 'ws', index: 0 }];
+    state.findFilesResult = [vscode.Uri.file(`${tmp}/work-space/plans/X/PLAN_X.md`)];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    clients[0].notifications.get('perfd/stats')!({ cache: { hits: 9, misses: 1, hit_rate: 0.9, lookup_p50_us: 300 } });
+    fs.writeFileSync(go, '');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(state.statusBar?.text).toBe('perfd 90% · 0.3 ms');
+    // a perfd that prints no stats: the notification is all there is
+    fs.writeFileSync(exe, '#!/bin/sh\necho oops; exit 2\n');
+    await vscode.commands.executeCommand('perfd.restart');
+    await vi.waitFor(() => expect(state.output.join('\n')).toContain('early stats unavailable'));
+    expect(state.statusBar?.text).toBe('perfd');
   });
 
   it('rewrites the server lens commands in the middleware', async () => {

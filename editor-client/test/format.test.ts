@@ -7,6 +7,7 @@ import {
   formatMs,
   generatedMessage,
   headlineLatencyMs,
+  parseStatsJson,
   planPickItems,
   planStatusMarkdown,
   promptDocName,
@@ -55,9 +56,17 @@ describe('status bar', () => {
     expect(statusBarModel('running', {}).text).toBe('perfd –%');
   });
 
+  it('shows the daemon counters beside the spinner while the session starts, not once it stopped', () => {
+    const m = statusBarModel('starting', stats);
+    expect(m.text).toBe('perfd 94% · 0.3 ms $(sync~spin)');
+    expect(m.tooltip).toContain('language server: starting');
+    expect(m.tooltip).toContain('94 hits, 6 misses');
+    expect(statusBarModel('starting').text).toBe('perfd $(sync~spin)');
+    expect(statusBarModel('stopped', stats).tooltip).not.toContain('94 hits');
+  });
+
   it.each([
     ['idle', 'perfd', false],
-    ['starting', 'perfd $(sync~spin)', false],
     ['stopped', 'perfd $(debug-disconnect) stopped', true],
     ['missing', 'perfd $(warning) not found', true],
     ['failed', 'perfd $(error) failed', true],
@@ -67,6 +76,26 @@ describe('status bar', () => {
     expect(m.warning).toBe(warning);
     expect(m.tooltip).toContain('detail here');
     expect(m.tooltip).toContain(warning ? 'Click to restart' : 'Click for perfd stats');
+  });
+
+  it('reads what `perfd stats --json` prints, with latency by method from the methods list', () => {
+    const snap = {
+      version: '0.1.0', pid: 7, root: '/ws', uptime_s: 0.2,
+      cache: { entries: 3, capacity: 4096, hits: 9, misses: 1, hit_rate: 0.9, lookup_p50_us: 4.5, lookup_p99_us: 20 },
+      methods: [
+        { method: 'generate', requests: 4, errors: 0, latency: { count: 4, errors: 0, p50_ms: 0.25, p95_ms: 1, p99_ms: 1, max_ms: 1 } },
+        { method: 'cli', requests: 1, errors: 0, latency: { count: 1, errors: 0, p50_ms: 3, p95_ms: 3, p99_ms: 3, max_ms: 3 } },
+        { method: 7 },
+        null,
+      ],
+    };
+    const s = parseStatsJson(JSON.stringify(snap) + '\n')!;
+    expect(s.latency?.generate?.p50_ms).toBe(0.25);
+    expect(Object.keys(s.latency!)).toEqual(['generate', 'cli']);
+    expect(statusBarModel('running', s).text).toBe('perfd 90% · 0.3 ms');
+    // a payload that already has `latency` keeps it
+    expect(parseStatsJson(JSON.stringify({ cache: {}, latency: { hover: { p50_ms: 1 } }, methods: [] }))?.latency).toEqual({ hover: { p50_ms: 1 } });
+    for (const bad of ['', 'perfd: no daemon', '[]', 'null', '{"cache": 3}', '{"pid": 1}']) expect(parseStatsJson(bad)).toBeUndefined();
   });
 
   it('running without stats yet', () => {

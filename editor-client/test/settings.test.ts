@@ -10,6 +10,7 @@ import {
   readSettings,
   resolveExecutable,
   serverCommand,
+  statsCommand,
 } from '../src/pure/settings';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
@@ -48,6 +49,14 @@ describe('settings', () => {
     expect(serverCommand({ ...DEFAULTS, path: '/v/bin/python3.11' })).toEqual({ command: '/v/bin/python3.11', args: ['-m', 'perfd', 'lsp'] });
     expect(serverCommand({ ...DEFAULTS, path: 'C:\\v\\python.exe' }).args[0]).toBe(process.platform === 'win32' ? '-m' : 'lsp');
     expect(serverCommand({ ...DEFAULTS, path: '/opt/pythonic-perfd' }).args).toEqual(['lsp']);
+  });
+
+  it('builds the early stats command line from the same path and arguments', () => {
+    expect(statsCommand({ ...DEFAULTS, args: ['--root', '/r'] })).toEqual({ command: 'perfd', args: ['stats', '--json', '--root', '/r'] });
+    expect(statsCommand({ ...DEFAULTS, path: '/v/bin/python3' })).toEqual({ command: '/v/bin/python3', args: ['-m', 'perfd', 'stats', '--json'] });
+    // no shared daemon, no shared counters
+    expect(statsCommand({ ...DEFAULTS, args: ['--standalone'] })).toBeUndefined();
+    expect(statsCommand({ ...DEFAULTS, args: ['--root', '/r', '--no-daemon'] })).toBeUndefined();
   });
 
   it('finds the executable on PATH or by path', () => {

@@ -92,7 +92,10 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
   const warning = state === 'stopped' || state === 'missing' || state === 'failed';
   const lines: string[] = [];
   let text = STATE_TEXT[state];
-  if (state === 'running' && stats) {
+  // While the editor session starts, the daemon's counters (from `perfd stats --json`) show
+  // beside the spinner; once it stops or fails, old numbers would only mislead.
+  const live = stats !== undefined && (state === 'running' || state === 'starting');
+  if (live) {
     const c = stats.cache ?? {};
     const hits = num(c.hits) ?? 0;
     const misses = num(c.misses) ?? 0;
@@ -101,12 +104,41 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
     parts.push(hits + misses === 0 || rate === undefined ? '–%' : formatPercent(rate));
     const head = headlineLatencyMs(stats);
     text = head ? `${parts.join(' ')} · ${formatMs(head.ms)}` : parts.join(' ');
+    if (state === 'starting') text += ' $(sync~spin)';
   }
   lines.push(`**perfd** language server: ${state === 'idle' ? 'not started' : state}`);
   if (detail) lines.push('', detail);
-  if (stats && state === 'running') lines.push('', ...statsLines(stats));
+  if (live) lines.push('', ...statsLines(stats));
   lines.push('', warning ? 'Click to restart perfd' : 'Click for perfd stats');
   return { text, tooltip: lines.join('\n'), warning };
+}
+
+/**
+ * The stats payload from what `perfd stats --json` prints (a StatsSnapshot), or undefined when
+ * it is not one. The perfd/stats notification carries the same snapshot plus `latency`, a map
+ * by method; here that map is built from the snapshot's `methods` list.
+ */
+export function parseStatsJson(text: string): StatsPayload | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const stats = v as StatsPayload;
+  if (!stats.cache || typeof stats.cache !== 'object') return undefined;
+  if (stats.latency === undefined && Array.isArray(stats.methods)) {
+    const latency: Record<string, MethodLatency> = {};
+    for (const m of stats.methods as unknown[]) {
+      const rec = m as { method?: unknown; latency?: unknown } | null;
+      if (rec && typeof rec.method === 'string' && rec.latency && typeof rec.latency === 'object') {
+        latency[rec.method] = rec.latency as MethodLatency;
+      }
+    }
+    stats.latency = latency;
+  }
+  return stats;
 }
 
 /** Bulleted markdown lines describing a stats payload (tooltip and stats document). */

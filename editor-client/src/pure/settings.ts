@@ -52,8 +52,24 @@ const PYTHON_RE = /^python(\d+(\.\d+)*)?(\.exe)?$/i;
  * when perfd's script is not on PATH).
  */
 export function serverCommand(s: Settings): { command: string; args: string[] } {
-  if (PYTHON_RE.test(path.basename(s.path))) return { command: s.path, args: ['-m', 'perfd', 'lsp', ...s.args] };
-  return { command: s.path, args: ['lsp', ...s.args] };
+  return perfdCommand(s, ['lsp', ...s.args]);
+}
+
+/**
+ * The command line that asks the workspace's daemon for its counters, `perfd stats --json ARGS`.
+ * The extension runs it beside the language server's start: the daemon's plain socket answers
+ * as soon as the daemon is up, while an editor session on a cold daemon first loads pygls and
+ * lsprotocol (most of a second), so the status bar has numbers earlier. None when the
+ * arguments keep the server off the shared daemon (`--standalone`, `--no-daemon`): then there
+ * are no shared counters to show.
+ */
+export function statsCommand(s: Settings): { command: string; args: string[] } | undefined {
+  if (s.args.some((a) => a === '--standalone' || a === '--no-daemon')) return undefined;
+  return perfdCommand(s, ['stats', '--json', ...s.args]);
+}
+
+function perfdCommand(s: Settings, args: string[]): { command: string; args: string[] } {
+  return { command: s.path, args: PYTHON_RE.test(path.basename(s.path)) ? ['-m', 'perfd', ...args] : args };
 }
 
 export interface ExecEnv {

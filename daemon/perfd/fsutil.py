@@ -10,8 +10,8 @@ class FileExists(Exception):
     """The target exists and overwriting was not asked for."""
 
 
-def write_atomic(path: str, text: str, *, force: bool = False) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never half of one.
+def write_atomic(path: str, text: str | bytes, *, force: bool = False) -> None:
+    """Write `text` (or bytes) to `path` so readers see the old file or the new one, never half of one.
 
     The text goes to a temporary file in the same folder, is flushed to disk,
     and then takes the target's name: with `force`, by os.replace (atomic on
@@ -24,8 +24,9 @@ def write_atomic(path: str, text: str, *, force: bool = False) -> None:
         raise FileExists(path)
     fd, tmp = tempfile.mkstemp(prefix=".perfd-", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644 & ~_umask())

@@ -517,9 +517,10 @@ class _Sink:
 
 
 def _load_lsp() -> Callable[..., Awaitable[None]]:
-    from perfd.lsp.session import serve_lsp
+    from perfd.codecache import import_cached
 
-    return serve_lsp
+    session = import_cached("perfd.lsp.session")  # attrs' generated code from the last start
+    return session.serve_lsp  # type: ignore[no-any-return]
 
 
 def _lsp_upgrade(body: bytes) -> Any:

@@ -84,7 +84,7 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
                 _shutdown_old(paths)  # a daemon of another version: replace it
         sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
     # Imported only here: a relay needs none of pygls (the daemon hosts the session).
-    from perfd.lsp.server import run_stdio
+    from perfd.codecache import import_cached
 
-    run_stdio(root)
+    import_cached("perfd.lsp.server").run_stdio(root)
     return 0

@@ -80,6 +80,19 @@ export class Commands {
   }
 
   /**
+   * Learn the workspace's plans ahead of the first command (called once the server runs), so
+   * that the first "Generate Next Prompt" on a plan file needs no status round trip either.
+   * Failures are left for the command itself to report.
+   */
+  async rememberPlans(api: PerfdApi): Promise<void> {
+    try {
+      this.knownPlans = (await api.status()).plans;
+    } catch {
+      /* the command will ask again */
+    }
+  }
+
+  /**
    * The plan to act on: the one the given (or active) PLAN/SUBPLAN/EXECUTION_TASK file belongs
    * to; the only plan of the workspace; else the user's pick. Returns the PLAN file's path.
    */

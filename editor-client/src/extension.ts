@@ -261,6 +261,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
         cmds,
       );
       this.setState('running');
+      void this.commands.rememberPlans(this.perfdApi);
       this.output.appendLine(`perfd: running; server commands: ${cmds.join(', ')}`);
       if (!this.runningSeen) {
         this.runningSeen = true;

@@ -140,6 +140,20 @@ describe('Generate Next Prompt', () => {
     ]);
   });
 
+  it('plans learnt at start spare the first call its status round trip; a failed lookup is harmless', async () => {
+    await cmds.rememberPlans(host.api()!);
+    ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
+    const before = server.calls.length;
+    const r = await cmds.generateNextPrompt();
+    expect(r?.plan).toBe('DOCS');
+    expect(server.calls.slice(before).map((c) => c.command)).toEqual(['perfd.generateNext']);
+    const fresh = new Commands(host, ui);
+    server.sendRequest = async () => {
+      throw new Error('down');
+    };
+    await expect(fresh.rememberPlans(host.api()!)).resolves.toBeUndefined();
+  });
+
   it('a remembered plan that fails is looked up afresh, once', async () => {
     ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
     await cmds.generateNextPrompt();

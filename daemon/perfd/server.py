@@ -317,7 +317,7 @@ class Daemon:
             # about 570 classes). On the loop that would stall every other client for as long,
             # among them the editor's own early `perfd stats`, sent while its session starts.
             # In a worker thread the loop keeps answering; the GIL switches every 5 ms. Two
-            # sessions racing here both wait on the same per-module import lock, not twice.
+            # sessions racing here import once: the second waits on import_cached's lock.
             serve_lsp = await anyio.to_thread.run_sync(_load_lsp)
         t0 = time.perf_counter_ns()
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))

@@ -103,11 +103,10 @@ export class PerfdExtension implements Host, vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
 
   private readonly activatedAt = Date.now();
-  private firstStatsSeen = false;
+  private readonly timedOnce = new Set<string>();
   // Set by the first perfd/stats notification of the current client: from then on an early
   // `perfd stats --json` answer is older than what the status bar shows, and is dropped.
   private notifiedStats = false;
-  private runningSeen = false;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('perfd');
@@ -152,16 +151,20 @@ export class PerfdExtension implements Host, vscode.Disposable {
     this.output.appendLine(`perfd: timing: ${what}: ${ms} ms${note ? ` (${note})` : ''}`);
   }
 
+  /** A startup figure, from activation, the first time only (not after a restart). */
+  private sinceActivation(what: string, note?: string): void {
+    if (this.timedOnce.has(what)) return;
+    this.timedOnce.add(what);
+    this.timing(what, Date.now() - this.activatedAt, note);
+  }
+
   onStats(stats: StatsPayload, source: 'notification' | 'perfd stats --json' = 'notification'): void {
     this.stats = stats;
     this.render();
-    if (!this.firstStatsSeen) {
-      this.firstStatsSeen = true;
-      this.timing('activation to first status-bar stats', Date.now() - this.activatedAt, `from ${source}`);
-    }
-    if (source === 'notification' && !this.notifiedStats) {
+    this.sinceActivation('activation to first status-bar stats', `from ${source}`);
+    if (source === 'notification') {
       this.notifiedStats = true;
-      this.timing('activation to first perfd/stats notification', Date.now() - this.activatedAt);
+      this.sinceActivation('activation to first perfd/stats notification');
     }
     if (this.docs.has(STATS_DOC)) this.docs.set(STATS_DOC, statsMarkdown(stats, this.serverState, new Date()));
   }
@@ -250,7 +253,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
     client.onNotification(STATS_NOTIFICATION, (p: StatsPayload) => this.onStats(p));
     this.notifiedStats = false;
     this.setState('starting');
-    this.timing('activation to server start', Date.now() - this.activatedAt);
+    this.sinceActivation('activation to server start');
     const early = statsCommand({ ...s, path: exe });
     if (early) this.earlyStats(early, cwd, client);
     try {
@@ -263,10 +266,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
       this.setState('running');
       void this.commands.rememberPlans(this.perfdApi);
       this.output.appendLine(`perfd: running; server commands: ${cmds.join(', ')}`);
-      if (!this.runningSeen) {
-        this.runningSeen = true;
-        this.timing('activation to language server running', Date.now() - this.activatedAt);
-      }
+      this.sinceActivation('activation to language server running');
     } catch (e) {
       this.output.appendLine(`perfd: could not start the language server: ${String(e)}`);
       this.setState('failed', `Could not start: ${String(e)}`);

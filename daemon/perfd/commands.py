@@ -169,9 +169,16 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
     if args.command == "stats" and args.history:
         if args.prometheus:
             return Output(stderr="perfd: --history prints text or --json, not --prometheus\n", code=EXIT_USAGE)
+        from perfd.config import ConfigError
+        from perfd.llm import LLMError, history_path
         from perfd.stats import render_history
 
-        return Output(stdout=render_history(as_json=args.json))
+        try:
+            root = _root(args.root, cwd) if args.root else (find_root(cwd) or None)
+            path = history_path(root)  # the workspace's [llm] history_path, if it sets one
+        except (UserError, ConfigError, LLMError) as exc:
+            return Output(stderr=f"perfd: {getattr(exc, 'message', exc)}\n", code=EXIT_USER)
+        return Output(stdout=render_history(as_json=args.json, path=path))
     try:
         root = _root(args.root, cwd)
     except UserError as exc:

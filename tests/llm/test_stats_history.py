@@ -49,3 +49,28 @@ def test_history_summaries_after_a_few_calls(tmp_path: Path, server: FakeServer)
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and json.loads(p.stdout) == data
     assert cli(["stats", "--history", "--prometheus"], str(ws)).code == 2
+
+
+def test_history_follows_the_workspaces_history_path(tmp_path: Path, server: FakeServer) -> None:
+    """A relative [llm] history_path is taken from the root, by `perfd run` and by `stats --history` alike."""
+    ws = tmp_path / "ws"
+    shutil.copytree(EXAMPLE, ws)
+    (ws / "perfd.toml").write_text('[llm]\nhistory_path = "records/calls.sqlite3"\n')
+    assert run(ws, server, "@API-CLIENT", "--next")[0] == 0
+    assert (ws / "records" / "calls.sqlite3").exists()
+    assert not os.path.exists(os.path.join(os.environ["PERFD_STATE_DIR"], "llm-history.sqlite3"))
+    sub = ws / "work-space" / "plans"
+    for where in (str(ws), str(sub)):  # from anywhere inside the workspace
+        out = cli(["stats", "--history", "--json"], where)
+        assert out.code == 0, out.stderr
+        assert json.loads(out.stdout)["by_outcome"][0]["calls"] == 1
+    assert cli(["stats", "--history", "--json", "--root", str(ws)], "/").stdout == out.stdout
+    # the environment wins over the file, as for every [llm] setting
+    os.environ["PERFD_LLM_HISTORY_PATH"] = str(tmp_path / "elsewhere.sqlite3")
+    try:
+        assert "none recorded yet" in cli(["stats", "--history"], str(ws)).stdout
+    finally:
+        del os.environ["PERFD_LLM_HISTORY_PATH"]
+    (ws / "perfd.toml").write_text("[llm\n")
+    bad = cli(["stats", "--history"], str(ws))
+    assert bad.code == 1 and "perfd.toml" in bad.stderr

@@ -104,9 +104,11 @@ __all__ = [
     "Usage",
     "cache_key",
     "client_from_workspace",
+    "history_path",
     "load_llm_config",
     "open_history",
     "run_jobs",
+    "workspace_llm_config",
 ]
 
 
@@ -116,14 +118,53 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
     Raises perfd.config.ConfigError for an unreadable file and LLMConfigError
     for unusable [llm] settings.
     """
-    from perfd.config import load_config, table
-
     from .client import LLMClient
-    from .config import load_llm_config
 
     environ = env if env is not None else os.environ
-    config = load_llm_config(table(load_config(root), "llm"), environ)
+    config = workspace_llm_config(root, env=environ)
     return None if config is None else LLMClient(config, env=environ)
+
+
+def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> LLMConfig | None:
+    """The `[llm]` settings of the workspace at `root` (perfd.toml, then PERFD_LLM_* in `env`), or None.
+
+    A relative cache_path or history_path is taken from the workspace root, so
+    the daemon (whose working folder is /) and an in-process run use the same file.
+    """
+    import msgspec
+
+    from perfd.config import load_config, table
+
+    from .config import load_llm_config
+
+    config = load_llm_config(table(load_config(root), "llm"), env if env is not None else os.environ)
+    if config is None:
+        return None
+    fixed = {key: os.path.join(root, value) for key in ("cache_path", "history_path")
+             if (value := getattr(config, key)) and not os.path.isabs(value)}
+    return msgspec.structs.replace(config, **fixed) if fixed else config
+
+
+def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> str:
+    """The call history file of the workspace at `root`, as `perfd run` would record to it.
+
+    PERFD_LLM_HISTORY_PATH, else the file's `[llm] history_path` (relative to
+    the root), else the state folder's file. Only that setting is read: the
+    history can be shown where no model is configured. Raises
+    perfd.config.ConfigError for an unreadable perfd.toml.
+    """
+    from perfd.config import load_config, table
+    from perfd.paths import state_dir
+
+    from .config import ENV_PREFIX, HISTORY_FILE
+
+    environ = env if env is not None else os.environ
+    value: Any = environ.get(ENV_PREFIX + "HISTORY_PATH", "").strip()
+    if not value and root is not None:
+        value = table(load_config(root), "llm").get("history_path")
+    if isinstance(value, str) and value:
+        return value if os.path.isabs(value) or root is None else os.path.join(root, value)
+    return os.path.join(state_dir(), HISTORY_FILE)
 
 
 def open_history(path: str | None = None) -> History:

@@ -1,7 +1,7 @@
 // End-to-end: the packaged extension in a real VS Code (code-server) driven by headless
 // Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test` (it takes a minute).
 //
-//   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1)
+//   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1, E2E_EDITABLE=1)
 //
 // Part of the README's test command (and so of .ci/run), after `npm run package`.
 //
@@ -36,29 +36,50 @@ for (const [what, p] of [['Node 24', node24], ['code-server', codeServer], ['chr
 const require = createRequire(path.join(cache, 'package.json'));
 const { chromium: pw } = require('playwright-core');
 
-// The Python that `pip install -e .` installed perfd into (the one on PATH, unless told), as
-// absolute paths: the interpreter itself, and the `perfd` script pip made beside it, which is
-// what the extension runs (a user's `perfd.path`). On PATH, `python` may be a version manager's
-// shim (pyenv's costs over 100 ms per start), which no installed `perfd` goes through.
-function findPerfd() {
-  const probe = 'import perfd.lsp.server, os, sys, sysconfig\n'
-    + 's = os.path.join(sysconfig.get_path("scripts"), "perfd")\n'
-    + 'print(sys.executable); print(s if os.access(s, os.X_OK) else sys.executable)';
+// The Python that `pip install -e .` set up (the one on PATH, unless told): it has perfd's
+// dependencies. Absolute paths throughout: on PATH, `python` may be a version manager's shim
+// (pyenv's costs over 100 ms per start), which no installed `perfd` goes through.
+function findPython() {
+  const probe = 'import perfd.lsp.server, sys, sysconfig\n'
+    + 'print(sys.executable); print(sysconfig.get_path("purelib")); print(sysconfig.get_path("platlib"))';
   for (const py of [process.env.PERFD_PYTHON, 'python', 'python3'].filter(Boolean)) {
     const r = spawnSync(py, ['-c', probe], { encoding: 'utf8' });
     if (r.status === 0) {
-      const [python, exe] = r.stdout.trim().split('\n');
-      return { python, exe };
+      const [executable, ...libs] = r.stdout.trim().split('\n');
+      return { executable, libs: [...new Set(libs)] };
     }
   }
   return undefined;
 }
-const found = findPerfd();
+const found = findPython();
 if (!found) {
   console.error('e2e: no Python that imports perfd (set PERFD_PYTHON)');
   process.exit(2);
 }
-const { python, exe: perfdExe } = found;
+
+// perfd as a user has it: a wheel of this tree installed by pip (which compiles its bytecode,
+// where an editable tree under PYTHONDONTWRITEBYTECODE=1 is compiled afresh by every process),
+// in a venv of its own that sees the dependencies of the Python above through a .pth file.
+// The extension runs that venv's `perfd` script, as a user's `perfd.path` would.
+// E2E_EDITABLE=1 runs the Python above as it is instead (`python -m perfd`).
+function installedPerfd() {
+  const venv = path.join(cache, 'perfd-venv');
+  const wheels = path.join(cache, 'wheels');
+  fs.rmSync(venv, { recursive: true, force: true });
+  fs.rmSync(wheels, { recursive: true, force: true });
+  const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
+  execFileSync(found.executable, ['-m', 'venv', venv], quiet);
+  const vpy = path.join(venv, 'bin', 'python');
+  const site = spawnSync(vpy, ['-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'], { encoding: 'utf8' }).stdout.trim();
+  fs.writeFileSync(path.join(site, 'e2e-dependencies.pth'), found.libs.join('\n') + '\n');
+  execFileSync(found.executable, ['-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, repo], quiet);
+  const wheel = fs.readdirSync(wheels).find((f) => /^perfd-.*\.whl$/.test(f));
+  execFileSync(vpy, ['-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', path.join(wheels, wheel)], quiet);
+  return { python: vpy, perfdExe: path.join(venv, 'bin', 'perfd') };
+}
+const { python, perfdExe } = process.env.E2E_EDITABLE
+  ? { python: found.executable, perfdExe: found.executable }
+  : installedPerfd();
 
 // 1. the .vsix
 let vsix = fs.readdirSync(pkgDir).filter((f) => /^perfd-.*\.vsix$/.test(f)).sort().pop();
@@ -88,7 +109,7 @@ fs.writeFileSync(
 fs.rmSync(artifacts, { recursive: true, force: true });
 fs.mkdirSync(artifacts, { recursive: true });
 
-log(`perfd: ${perfdExe} (Python ${python})`);
+log(`perfd: ${perfdExe}${process.env.E2E_EDITABLE ? ' (as installed, editable)' : ' (a wheel of this tree, installed in its own venv)'}`);
 log('installing', path.basename(vsix));
 const config = path.join(tmp, 'code-server.yaml');
 fs.writeFileSync(config, 'auth: none\n');
@@ -173,6 +194,9 @@ try {
     // the Command Palette command, from the plan file (the prompt document took the focus)
     await page.locator('.tab', { hasText: 'PLAN_API-CLIENT.md' }).first().click();
     await page.keyboard.press('Escape');
+    // as a user would: act once the plan shows again (its lens drawn), not mid-render; the
+    // clipboard lives in the browser here, whose main thread also draws the editor
+    await lens.waitFor({ state: 'visible', timeout: 30000 });
     await palette(page, '>perfd: Generate Next Prompt');
     let copied = '';
     for (let i = 0; i < 50 && !copied; i++) {

@@ -199,6 +199,9 @@ try {
     await lens.waitFor({ state: 'visible', timeout: 30000 });
     await palette(page, '>perfd: Generate Next Prompt');
     let copied = '';
+    // The first look only after 400 ms: reading the clipboard goes through the same browser
+    // as the extension's write, and a read in flight can hold up the write being timed.
+    await page.waitForTimeout(300);
     for (let i = 0; i < 50 && !copied; i++) {
       await page.waitForTimeout(100);
       copied = ((await page.evaluate(() => navigator.clipboard.readText()).catch(() => '')) ?? '').trimEnd();

@@ -43,7 +43,7 @@ export interface Host {
   restart(): Promise<void>;
   showOutput(): void;
   /** Reports a measured duration (the output channel shows it; the end-to-end test reads it). */
-  timing?(what: string, ms: number): void;
+  timing?(what: string, ms: number, note?: string): void;
 }
 
 export const NOT_RUNNING =
@@ -118,13 +118,19 @@ export class Commands {
     return picked?.path;
   }
 
-  async present(r: GenerateResult, started?: number): Promise<void> {
+  async present(r: GenerateResult, started?: number, answered?: number): Promise<void> {
     let copy = this.ui.settings().copyToClipboard;
     // The clipboard first: it is what the user is waiting for; the document follows.
     if (copy) {
       try {
+        const copying = Date.now();
         await this.ui.copy(r.prompt);
-        if (started !== undefined) this.host.timing?.('generate next prompt to clipboard', Date.now() - started);
+        const done = Date.now();
+        if (started !== undefined) {
+          // the parts, for when the whole is slow: perfd's answer, then the editor's clipboard
+          const parts = answered === undefined ? undefined : `answer ${answered - started} ms, clipboard ${done - copying} ms`;
+          this.host.timing?.('generate next prompt to clipboard', done - started, parts);
+        }
       } catch (e) {
         // e.g. a browser-hosted VS Code without clipboard permission: the document still has it
         copy = false;
@@ -154,7 +160,7 @@ export class Commands {
         if (!again) return undefined;
         r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(again));
       }
-      await this.present(r, started);
+      await this.present(r, started, Date.now());
       return r;
     });
   }

@@ -94,8 +94,8 @@ class FakeHost implements Host {
   lastStats() { return this.stats; }
   async restart() { this.restarted++; }
   showOutput() { this.outputShown++; }
-  timings: [string, number][] = [];
-  timing(what: string, ms: number) { this.timings.push([what, ms]); }
+  timings: [string, number, string?][] = [];
+  timing(what: string, ms: number, note?: string) { this.timings.push([what, ms, note]); }
 }
 
 let server: FakeServer;
@@ -117,6 +117,7 @@ describe('Generate Next Prompt', () => {
     expect(ui.order[1]).toMatch(/^show: /);
     expect(host.timings.map(([w]) => w)).toEqual(['generate next prompt to clipboard']);
     expect(host.timings[0][1]).toBeGreaterThanOrEqual(0);
+    expect(host.timings[0][2]).toMatch(/^answer \d+ ms, clipboard \d+ ms$/);
   });
 
   it('uses the plan of the active SUBPLAN file without asking', async () => {

@@ -27,32 +27,13 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
 
-import orjson
+from stdio_lsp import StdioLSP  # beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 EXAMPLE = os.path.join(REPO, "daemon", "perfd", "example")
 GOAL_MS = 1500.0
-
-
-def _msg(obj: dict[str, Any]) -> bytes:
-    body = orjson.dumps(obj)
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-def _read(stream: Any) -> dict[str, Any] | None:
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        c = stream.read(1)
-        if not c:
-            return None
-        head += c
-    n = int(head.split(b"Content-Length:")[1].split(b"\r\n")[0])
-    out = orjson.loads(stream.read(n))
-    assert isinstance(out, dict)
-    return out
 
 
 def one_start(root: str, env: dict[str, str], *, early_stats: bool) -> dict[str, float]:
@@ -70,30 +51,16 @@ def one_start(root: str, env: dict[str, str], *, early_stats: bool) -> dict[str,
     th = threading.Thread(target=stats_call)
     if early_stats:
         th.start()
-    p = subprocess.Popen([sys.executable, "-m", "perfd", "lsp", "--root", root], env=env,
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert p.stdin is not None and p.stdout is not None
+    server = StdioLSP([sys.executable, "-m", "perfd", "lsp", "--root", root], env)
     try:
-        p.stdin.write(_msg({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                            "params": {"processId": None, "rootUri": "file://" + root, "capabilities": {}}}))
-        p.stdin.flush()
-        while (m := _read(p.stdout)) is not None and m.get("id") != 0:
-            pass
+        server.send("initialize", {"processId": None, "rootUri": "file://" + root, "capabilities": {}})
         got["initialize"] = (time.perf_counter() - t0) * 1000
-        p.stdin.write(_msg({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
-        p.stdin.flush()
-        while (m := _read(p.stdout)) is not None and m.get("method") != "perfd/stats":
+        server.send("initialized", {}, request=False)
+        while server.read().get("method") != "perfd/stats":
             pass
-        if m is None:
-            raise SystemExit("the session ended before its first perfd/stats")
         got["perfd/stats"] = (time.perf_counter() - t0) * 1000
-        p.stdin.write(_msg({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}))
-        p.stdin.write(_msg({"jsonrpc": "2.0", "method": "exit"}))
-        p.stdin.close()
-        p.wait(30)
     finally:
-        if p.poll() is None:
-            p.kill()
+        server.close()
         if early_stats:
             th.join(60)
     return got

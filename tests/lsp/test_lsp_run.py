@@ -48,10 +48,17 @@ def _caps() -> lsp.ClientCapabilities:
     return lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", WS],
-                                              server_env=ENV))
+def _server(root: str) -> ClientServerConfig:
+    return ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", root], server_env=ENV)
+
+
+async def _initialize(lsp_client: LanguageClient, root: str) -> None:
+    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + root))
+
+
+@pytest_lsp.fixture(config=_server(WS))
 async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + WS))
+    await _initialize(lsp_client, WS)
     yield
     await lsp_client.shutdown_session()
 
@@ -84,10 +91,9 @@ async def test_run_of_an_unknown_plan_is_an_error(client: LanguageClient) -> Non
             lsp.ExecuteCommandParams(command="perfd.run", arguments=["@NO-SUCH"]))
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", BARE],
-                                              server_env=ENV))
+@pytest_lsp.fixture(config=_server(BARE))
 async def bare_client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + BARE))
+    await _initialize(lsp_client, BARE)
     yield
     await lsp_client.shutdown_session()
 

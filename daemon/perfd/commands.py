@@ -174,7 +174,7 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
         from perfd.stats import render_history
 
         try:
-            root = _root(args.root, cwd) if args.root else (find_root(cwd) or None)
+            root = _root(args.root, cwd) if args.root else find_root(cwd)
             path = history_path(root)  # the workspace's [llm] history_path, if it sets one
         except (UserError, ConfigError, LLMError) as exc:
             return Output(stderr=f"perfd: {getattr(exc, 'message', exc)}\n", code=EXIT_USER)

@@ -140,9 +140,14 @@ def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> 
     config = load_llm_config(table(load_config(root), "llm"), env if env is not None else os.environ)
     if config is None:
         return None
-    fixed = {key: os.path.join(root, value) for key in ("cache_path", "history_path")
+    fixed = {key: _in_root(root, value) for key in ("cache_path", "history_path")
              if (value := getattr(config, key)) and not os.path.isabs(value)}
     return msgspec.structs.replace(config, **fixed) if fixed else config
+
+
+def _in_root(root: str | None, path: str) -> str:
+    """A configured path: absolute as it is, relative from the workspace root."""
+    return path if root is None else os.path.join(root, path)  # join keeps an absolute path as it is
 
 
 def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> str:
@@ -163,7 +168,7 @@ def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> s
     if not value and root is not None:
         value = table(load_config(root), "llm").get("history_path")
     if isinstance(value, str) and value:
-        return value if os.path.isabs(value) or root is None else os.path.join(root, value)
+        return _in_root(root, value)
     return os.path.join(state_dir(), HISTORY_FILE)
 
 

@@ -103,6 +103,7 @@ class Daemon:
         self._lock_fd = -1
         self._llm: Any = None  # perfd.llm.LLMClient shared by every client of this daemon (see llm())
         self._llm_loaded = False
+        self._serve_lsp: Callable[..., Awaitable[None]] | None = None  # perfd.lsp.session.serve_lsp, once loaded
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
         self._methods: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
@@ -310,15 +311,16 @@ class Daemon:
 
     async def _lsp(self, stream: Any, send: Callable[[bytes], Awaitable[None]], rid: Any, rest: bytes) -> None:
         """One editor's LSP session over this connection (see perfd.lsp.session)."""
-        if "perfd.lsp.session" in sys.modules:
-            serve_lsp = _load_lsp()
-        else:
+        if self._serve_lsp is None:
             # The first session imports pygls and lsprotocol: 0.5 to 1 s of CPU (attrs builds
             # about 570 classes). On the loop that would stall every other client for as long,
             # among them the editor's own early `perfd stats`, sent while its session starts.
             # In a worker thread the loop keeps answering; the GIL switches every 5 ms. Two
-            # sessions racing here import once: the second waits on import_cached's lock.
-            serve_lsp = await anyio.to_thread.run_sync(_load_lsp)
+            # sessions racing here import once: the second thread waits on import_cached's
+            # lock. (Testing sys.modules instead would not do: the module is there while it is
+            # still being imported, and the second session would wait for it on the loop.)
+            self._serve_lsp = await anyio.to_thread.run_sync(_load_lsp)
+        serve_lsp = self._serve_lsp
         t0 = time.perf_counter_ns()
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
         self.stats.record("lsp", time.perf_counter_ns() - t0, False)

@@ -1,5 +1,5 @@
 import sys
 
-from perfd.client import main
+from perfd.cli.client import main
 
 sys.exit(main())

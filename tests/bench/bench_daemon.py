@@ -68,10 +68,10 @@ def main() -> int:
     env = dict(os.environ, PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"),
                PYTHONPYCACHEPREFIX=os.path.join(base, "pyc"))
     # Measure with bytecode caches, as an installed perfd has them (this machine sets
-    # PYTHONDONTWRITEBYTECODE=1, which makes every process compile perfd.client from source).
+    # PYTHONDONTWRITEBYTECODE=1, which makes every process compile perfd.cli.client from source).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ.update(PERFD_RUNTIME_DIR=env["PERFD_RUNTIME_DIR"], PERFD_STATE_DIR=env["PERFD_STATE_DIR"])
-    from perfd import daemon_ctl
+    from perfd.cli import daemon_ctl
     from perfd.engine.engine import Engine
 
     plans = Engine(root).workspace.plans()
@@ -94,8 +94,8 @@ def main() -> int:
             "python -c pass": [py, "-c", "pass"],
             "perfd (console script)": [script, *gen],
             "python -m perfd": [py, "-m", "perfd", *gen],
-            "direct: python -c 'from perfd.client import main'": [
-                py, "-c", "import sys; from perfd.client import main; sys.exit(main())", *gen],
+            "direct: python -c 'from perfd.cli.client import main'": [
+                py, "-c", "import sys; from perfd.cli.client import main; sys.exit(main())", *gen],
             "--no-daemon (in-process)": [py, "-m", "perfd", "--no-daemon", *gen],
         }
         t = side_by_side(cmds, env, root, opts.runs)
@@ -105,7 +105,7 @@ def main() -> int:
             m = statistics.median(t[k])
             ratio = m / floor
             goal, verdict = "", ""
-            if k in ("perfd (console script)", "python -m perfd", "direct: python -c 'from perfd.client import main'"):
+            if k in ("perfd (console script)", "python -m perfd", "direct: python -c 'from perfd.cli.client import main'"):
                 goal = "<= 1.6x python -c pass; < --no-daemon"
                 verdict = "met" if ratio <= 1.6 and m < nod else ("MISSED (ratio)" if ratio > 1.6 else "MISSED")
             rows.append((f"warm {k}", f"{m * 1000:.1f} ms ({ratio:.2f}x; {m / nod:.2f}x of --no-daemon)", goal,
@@ -117,7 +117,7 @@ def main() -> int:
         r2 = statistics.median(t2["script"]) / statistics.median(t2["pass"])
         rows.append(("warm perfd (console script), PYTHONDONTWRITEBYTECODE=1",
                      f"{statistics.median(t2['script']) * 1000:.1f} ms ({r2:.2f}x)", "<= 1.6x",
-                     "met" if r2 <= 1.6 else "MISSED (no bytecode cache: perfd.client compiled each run)"))
+                     "met" if r2 <= 1.6 else "MISSED (no bytecode cache: perfd.cli.client compiled each run)"))
         # daemon-side latency
         with daemon_ctl.Connection(daemon_ctl.state_paths(root)["sock"]) as c:
             for _ in range(3000):
@@ -138,7 +138,7 @@ def main() -> int:
         rows.append((f"daemon RSS, {len(plans)} plans loaded", f"{rss:.1f} MiB", "<= 60 MB",
                      "met" if rss * 1.048576 <= 60 else "MISSED"))
         # file touch -> subscriber event
-        from perfd.ipc import Connection
+        from perfd.wire.ipc import Connection
 
         lat = []
         scratch = os.path.join(largest.folder, "bench-touch.md")

@@ -398,8 +398,8 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
     import statistics
     import subprocess
 
-    from perfd.client import state_paths
-    from perfd.ipc import Connection
+    from perfd.cli.client import state_paths
+    from perfd.wire.ipc import Connection
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     base = tempfile.mkdtemp(prefix="pb", dir="/tmp")  # short: socket paths are limited to 108 bytes

@@ -10,7 +10,7 @@ activation: `perfd lsp` (the relay, which starts the daemon) and, beside it,
   `initialized` (the session's own stats);
 - then a warm "Generate Next Prompt" (`workspace/executeCommand perfd.generateNext`), perfd's
   part of the 100 ms goal that the e2e test measures to the clipboard;
-with attrs' code cache (perfd.codecache) cold (removed before the round) and warm
+with attrs' code cache (perfd.daemon.codecache) cold (removed before the round) and warm
 (kept from the round before), interleaved round by round so that the machine's
 drift hits both alike. A last row times `initialize` through the relay to a
 daemon that is already up. The issue's goal (1.5 s from activation to the first

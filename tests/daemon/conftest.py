@@ -73,7 +73,7 @@ class Env:
         old = dict(os.environ)
         os.environ.update(PERFD_RUNTIME_DIR=self.run_dir, PERFD_STATE_DIR=self.state_dir)
         try:
-            from perfd.client import state_paths
+            from perfd.cli.client import state_paths
 
             return state_paths(self.root)  # type: ignore[no-any-return]
         finally:
@@ -99,7 +99,7 @@ class Env:
         return wait_for(pred, timeout, what)
 
     def connect(self, timeout: float = 5.0) -> Any:
-        from perfd.ipc import Connection
+        from perfd.wire.ipc import Connection
 
         return Connection(self.paths()["sock"], timeout)
 

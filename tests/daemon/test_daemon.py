@@ -63,7 +63,7 @@ def test_permissions_and_peer_check(env: Env) -> None:
     assert stat.S_IMODE(os.stat(env.state_dir).st_mode) == 0o700
     st = os.stat(paths["sock"])
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
-    from perfd.ipc import peer_allowed, peer_credentials
+    from perfd.wire.ipc import peer_allowed, peer_credentials
 
     assert peer_allowed(os.getuid())
     assert not peer_allowed(os.getuid() + 1)
@@ -171,7 +171,7 @@ def test_daemon_commands_start_status_stop_restart_logs(env: Env) -> None:
 
 
 def test_version_mismatch_restarts_the_daemon(env: Env) -> None:
-    code = ("import sys, perfd; perfd.__version__ = '0.0.0-old'; from perfd.server import main; "
+    code = ("import sys, perfd; perfd.__version__ = '0.0.0-old'; from perfd.daemon.server import main; "
             f"sys.exit(main({env.root!r}))")
     old = env.popen_daemon(code)
     env.wait_for(lambda: env.pid() == old.pid, what="old daemon up")
@@ -285,7 +285,7 @@ def test_engine_methods_over_the_socket(env: Env) -> None:
 
 def test_200_concurrent_clients(env: Env) -> None:
     _warm(env)
-    from perfd.ipc import parse_raw
+    from perfd.wire.ipc import parse_raw
 
     expected = env.cli("--no-daemon", "generate", "--next", "@FEAT")
     results: list[object] = []
@@ -384,7 +384,7 @@ def test_thin_client_imports_almost_nothing(env: Env) -> None:
                           capture_output=True, text=True, timeout=20)
     imported = _imported(r.stderr) - _imported(bare.stderr)
     for banned in ("pygls", "anyio", "httpx", "msgspec", "watchfiles", "json", "argparse", "pathlib", "re",
-                   "socket", "asyncio", "perfd.commands", "perfd.engine"):
+                   "socket", "asyncio", "perfd.app.commands", "perfd.engine"):
         assert banned not in imported, banned
     assert "_socket" in imported
 

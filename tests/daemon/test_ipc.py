@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfd import ipc, schema
-from perfd.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge
+from perfd.wire import ipc
+from perfd.wire import schema
+from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge
 
 
 @settings(max_examples=300, deadline=None)
@@ -63,7 +64,7 @@ def test_raw_body_round_trip(code: int, out: str, err: str) -> None:
 
 @given(st.lists(st.text(), max_size=5), st.text())
 def test_thin_client_request_is_valid_json(argv: list[str], cwd: str) -> None:
-    from perfd.client import _request
+    from perfd.cli.client import _request
 
     try:
         body = _request(argv, cwd)
@@ -74,7 +75,7 @@ def test_thin_client_request_is_valid_json(argv: list[str], cwd: str) -> None:
 
 
 def test_root_hash_is_stable_and_short() -> None:
-    from perfd.client import root_hash
+    from perfd.cli.client import root_hash
 
     assert root_hash("/a") == root_hash("/a") != root_hash("/b")
     assert len(root_hash("/x" * 500)) == 16

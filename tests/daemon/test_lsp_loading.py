@@ -3,7 +3,7 @@
 That import takes most of a second of CPU on a cold daemon. An editor asks for the
 daemon's stats (`perfd stats --json`) beside its session's start, and CLI calls may come
 in at the same moment: none of them may wait for it. The slow import is simulated with
-a gate on the one seam, `perfd.server._load_lsp`, so the test does not depend on timing.
+a gate on the one seam, `perfd.daemon.server._load_lsp`, so the test does not depend on timing.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import orjson
 import pytest
 from conftest import make_workspace
 
-from perfd import server
-from perfd.ipc import FrameDecoder, frame
+from perfd.daemon import server
+from perfd.wire.ipc import FrameDecoder, frame
 
 
 async def _ask(sock: str, body: bytes) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfd.types import PlanStatus
+from perfd.engine.types import PlanStatus
 
 from engine_helpers import WS
 

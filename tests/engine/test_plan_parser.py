@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perfd.engine.plan_parser import nn_of, parse_plan, section_key
-from perfd.types import PlanDoc
+from perfd.engine.types import PlanDoc
 
 from engine_helpers import codes, plan_text
 

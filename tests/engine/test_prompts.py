@@ -7,7 +7,7 @@ import os
 import pytest
 
 from perfd.engine.prompts import TEMPLATE_NAMES, render
-from perfd.types import GenerateResult
+from perfd.engine.types import GenerateResult
 
 from engine_helpers import WS, codes, plan_text
 

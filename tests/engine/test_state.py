@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perfd.engine.errors import UserError
-from perfd.types import PlanStatus
+from perfd.engine.types import PlanStatus
 
 from engine_helpers import WS, by_number, codes, plan_text
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from perfd.engine.state import Inputs, decide
 from perfd.engine.workspace import FileRef, PlanFiles
-from perfd.types import Achievement, ParallelAchievement, ParallelGraph, PlanDoc, WorkDoc
+from perfd.engine.types import Achievement, ParallelAchievement, ParallelGraph, PlanDoc, WorkDoc
 
 STATUS = {"complete": "✅ Complete", "in_progress": "🔄 In Progress", "not_started": "📋 Design Phase"}
 work_status = st.sampled_from(["complete", "in_progress", "not_started"])

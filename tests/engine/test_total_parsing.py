@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from perfd.engine.docs_parser import normalise_status, parse_feedback, parse_parallel, parse_work
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
-from perfd.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
+from perfd.engine.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
 from engine_helpers import codes, plan_text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeServer
 
-from perfd.runner import main
+from perfd.app.run import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "daemon" / "perfd" / "example"

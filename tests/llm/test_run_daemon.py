@@ -43,7 +43,7 @@ class DaemonWs:
         old = dict(os.environ)
         os.environ.update(PERFD_RUNTIME_DIR=self.environ["PERFD_RUNTIME_DIR"])
         try:
-            from perfd.client import state_paths
+            from perfd.cli.client import state_paths
 
             return str(state_paths(self.root)["sock"])
         finally:
@@ -54,7 +54,7 @@ class DaemonWs:
         self.daemon = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", self.root],
                                        env=self.environ, cwd=self.root, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-        from perfd.ipc import Connection
+        from perfd.wire.ipc import Connection
 
         def up() -> bool:
             try:
@@ -143,7 +143,7 @@ def test_write_and_errors_through_the_daemon(dws: DaemonWs, server: FakeServer) 
 
 def test_the_daemon_answers_run_with_notifications_then_a_summary(dws: DaemonWs, server: FakeServer) -> None:
     import perfd
-    from perfd.ipc import Connection
+    from perfd.wire.ipc import Connection
 
     dws.start()
     with Connection(dws.sock(), 20.0) as c:

@@ -13,7 +13,7 @@ from pathlib import Path
 from fakeserver import FakeServer
 from test_run_command import EXAMPLE, run
 
-from perfd.commands import run as cli
+from perfd.app.commands import run as cli
 
 
 def test_history_summaries_after_a_few_calls(tmp_path: Path, server: FakeServer) -> None:

@@ -1,4 +1,4 @@
-"""perfd.codecache: attrs' generated methods come back from the cache, and a bad cache file is never trusted."""
+"""perfd.daemon.codecache: attrs' generated methods come back from the cache, and a bad cache file is never trusted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import attr
 import attr._make
 import pytest
 
-from perfd.codecache import CodeCache, generated_code_cached, import_cached
+from perfd.daemon.codecache import CodeCache, generated_code_cached, import_cached
 
 
 def _define(n: int) -> type:

@@ -29,7 +29,7 @@ from typing import Generic, TypeVar
 
 from perfd.engine.text import read_bytes as _read
 from perfd.latency import Window
-from perfd.types import CacheStats
+from perfd.engine.types import CacheStats
 
 V = TypeVar("V")
 M = TypeVar("M")  # what a lookup reads: a file's bytes, a folder's sorted names

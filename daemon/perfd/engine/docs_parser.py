@@ -11,7 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 from perfd.engine.text import MAX_LINE, decode
-from perfd.types import FeedbackDoc, ParallelAchievement, ParallelGraph, Problem, WorkDoc, WorkStatus
+from perfd.engine.types import FeedbackDoc, ParallelAchievement, ParallelGraph, Problem, WorkDoc, WorkStatus
 
 # `**Achievement**: 3.1`, also `**Achievement:** 3.1` and `**Achievement**: Achievement 3.1 - Title`.
 _ACH_META_RE = re.compile(

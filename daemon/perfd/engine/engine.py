@@ -23,7 +23,7 @@ from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
 from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace
-from perfd.types import (
+from perfd.engine.types import (
     FeedbackDoc,
     GenerateResult,
     ParallelGraph,

@@ -14,7 +14,7 @@ import re
 import msgspec
 
 from perfd.engine.text import MAX_BYTES, MAX_LINE, decode
-from perfd.types import Achievement, DoneMark, PlanDoc, Problem, Section
+from perfd.engine.types import Achievement, DoneMark, PlanDoc, Problem, Section
 
 NUM = r"\d+\.\d+(?:\.\d+)?"
 

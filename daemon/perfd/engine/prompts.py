@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from perfd.engine.plan_parser import nn_of
 from perfd.engine.workspace import display_path
-from perfd.types import AchievementStatus, FeedbackDoc, PlanStatus, Problem, WorkDoc
+from perfd.engine.types import AchievementStatus, FeedbackDoc, PlanStatus, Problem, WorkDoc
 
 _PLACEHOLDER_RE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
 _BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates")

@@ -18,7 +18,7 @@ import msgspec
 
 from perfd.engine.plan_parser import nn_of
 from perfd.engine.workspace import FileRef, PlanFiles
-from perfd.types import (
+from perfd.engine.types import (
     AchievementStateName,
     AchievementStatus,
     FeedbackDoc,

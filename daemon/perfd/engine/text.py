@@ -6,7 +6,7 @@ Parsing is total: whatever the bytes (binary, invalid UTF-8, a BOM, CRLF, a
 
 from __future__ import annotations
 
-from perfd.types import Problem
+from perfd.engine.types import Problem
 
 # Plans are hand-written markdown; anything past this is not a plan, and
 # reading it whole would stall the daemon's event loop for everyone.

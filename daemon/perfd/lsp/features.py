@@ -21,7 +21,7 @@ from lsprotocol import types as lsp
 
 from perfd.engine.plan_parser import nn_of
 from perfd.engine.workspace import display_path
-from perfd.types import AchievementStatus, PlanDoc, PlanStatus, Problem
+from perfd.engine.types import AchievementStatus, PlanDoc, PlanStatus, Problem
 
 SOURCE = "perfd"
 

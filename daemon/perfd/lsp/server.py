@@ -29,14 +29,15 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
-from perfd import __version__, heap
+from perfd import __version__
+from perfd.daemon import heap
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo
 from perfd.engine.text import decode, read_bytes
 from perfd.latency import Window
 from perfd.lsp import features as F
-from perfd.types import PlanDoc, PlanStatus
+from perfd.engine.types import PlanDoc, PlanStatus
 
 log = logging.getLogger("perfd.lsp")
 
@@ -549,7 +550,7 @@ def run_stdio(root: str) -> None:
     import sys
 
     session = build_server(Engine(root), watch=True)
-    heap.settle()  # see perfd.heap: keeps collector pauses out of request latency
+    heap.settle()  # see perfd.daemon.heap: keeps collector pauses out of request latency
     proto = session.server.protocol
     assert isinstance(proto, PerfdProtocol)
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).

@@ -10,10 +10,10 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from perfd.protocol import PlanChanged
+from perfd.wire.protocol import PlanChanged
 
 if TYPE_CHECKING:
-    from perfd.server import Daemon
+    from perfd.daemon.server import Daemon
 
 log = logging.getLogger("perfd.daemon")
 DEBOUNCE_MS = 50

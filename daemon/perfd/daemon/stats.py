@@ -8,8 +8,8 @@ import time
 import msgspec
 
 from perfd.latency import Window
-from perfd.protocol import MethodStats, StatsSnapshot
-from perfd.types import LatencyStats
+from perfd.wire.protocol import MethodStats, StatsSnapshot
+from perfd.engine.types import LatencyStats
 
 _SAMPLES = 4096  # latest latencies kept per method
 

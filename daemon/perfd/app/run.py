@@ -21,7 +21,7 @@ from typing import Any, Protocol, TextIO
 
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
-from perfd.types import GenerateResult
+from perfd.engine.types import GenerateResult
 
 EXIT_MODEL = 3
 
@@ -127,7 +127,7 @@ async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], 
 def prepare(argv: list[str], cwd: str, *, out: TextSink, err: TextSink,
             engine_for: Any = None) -> tuple[argparse.Namespace, Engine, str, str | None] | int:
     """Parse `run ...` and resolve its plan and achievement: (args, engine, plan, achievement), or an exit code."""
-    from perfd.commands import UsageError, _Help, _parser, _root, looks_like_number, plan_and_achievement
+    from perfd.app.commands import UsageError, _Help, _parser, _root, looks_like_number, plan_and_achievement
 
     parser = _parser()  # built once per process: the daemon parses many command lines
     try:
@@ -257,9 +257,10 @@ def cli(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
 
 def _via_daemon(argv: list[str], cwd: str, root: str) -> int | str | None:
     """The exit code of a run through the daemon; else why not (str: say so; None: fall back quietly)."""
-    from perfd import __version__, protocol as P
-    from perfd.client import state_paths
-    from perfd.ipc import Connection
+    from perfd import __version__
+    from perfd.wire import protocol as P
+    from perfd.cli.client import state_paths
+    from perfd.wire.ipc import Connection
 
     try:
         conn = Connection(state_paths(root)["sock"], 2.0)
@@ -303,7 +304,7 @@ def _via_daemon(argv: list[str], cwd: str, root: str) -> int | str | None:
 
 
 def _frame_request(argv: list[str], cwd: str, version: str) -> bytes:
-    from perfd.ipc import encode
+    from perfd.wire.ipc import encode
 
     return encode({"jsonrpc": "2.0", "id": 1, "method": "run",
                    "params": {"argv": list(argv), "cwd": cwd, "version": version}})

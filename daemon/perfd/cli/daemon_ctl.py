@@ -1,6 +1,6 @@
 """`perfd daemon start|stop|status|restart|logs`, and helpers tests and benchmarks share.
 
-Auto-start itself lives in perfd.client.ensure_daemon (import-light, used by
+Auto-start itself lives in perfd.cli.client.ensure_daemon (import-light, used by
 the thin client); this module adds the management commands on top.
 """
 
@@ -11,9 +11,9 @@ import signal
 import time
 from typing import Any
 
-from perfd.autostart import _alive, _read_pid, ensure_daemon, try_connect
-from perfd.client import state_paths
-from perfd.ipc import Connection
+from perfd.cli.autostart import _alive, _read_pid, ensure_daemon, try_connect
+from perfd.cli.client import state_paths
+from perfd.wire.ipc import Connection
 
 __all__ = ["state_paths", "ensure_daemon", "request", "start", "stop", "status", "restart", "logs"]
 

@@ -9,11 +9,11 @@ What it does: find the workspace root (`--root`, else walk up from cwd to
 `work-space/plans/` or perfd.toml), connect to that root's daemon socket,
 send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
-perfd.ipc). No daemon: start one (single-flight under a lock file), wait up
+perfd.wire.ipc). No daemon: start one (single-flight under a lock file), wait up
 to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
 workspace, and the local commands (daemon, schema, lsp) work in-process.
 `run` goes to a running daemon (never starts one) and streams its output,
-see perfd.runner.cli; the daemon calls the model with its own environment.
+see perfd.app.run.cli; the daemon calls the model with its own environment.
 A daemon of another perfd version is asked to shut down and replaced.
 """
 
@@ -142,7 +142,7 @@ def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes
         try:
             s = _connect(paths["sock"], 5.0)
         except OSError:
-            from perfd.autostart import ensure_daemon
+            from perfd.cli.autostart import ensure_daemon
 
             s = ensure_daemon(root, paths)
             if s is None:
@@ -159,7 +159,7 @@ def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes
             k = int(n)
             return int(code), rest[:k], rest[k:]
         if _VERSION_MISMATCH in body and attempt == 0:
-            from perfd.autostart import _shutdown_old
+            from perfd.cli.autostart import _shutdown_old
 
             _shutdown_old(paths)
             continue
@@ -168,7 +168,7 @@ def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes
 
 
 def _in_process(argv: list[str], cwd: str) -> int:
-    from perfd.commands import run
+    from perfd.app.commands import run
 
     out = run(argv, cwd)
     if out.stdout:
@@ -184,18 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     cwd = os.getcwd()
     root, command, no_daemon = find_root(argv, cwd)
     if command == "daemon" and _foreground(argv):
-        from perfd.server import main as serve
+        from perfd.daemon.server import main as serve
 
         if root is None:
             sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
             return 2
         return serve(root)
     if command == "lsp":
-        from perfd.lsp.relay import main as lsp_main
+        from perfd.cli.relay import main as lsp_main
 
         return lsp_main(list(argv), root, no_daemon)
     if command == "run":
-        from perfd.runner import cli as run_cli
+        from perfd.app.run import cli as run_cli
 
         return run_cli(list(argv), cwd, root, no_daemon)
     if no_daemon or root is None or command in LOCAL_COMMANDS:

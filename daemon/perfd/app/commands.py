@@ -23,7 +23,7 @@ from perfd import __version__
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.workspace import display_path, find_root
-from perfd.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
+from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
 
-    from perfd.runner import add_parser as add_run_parser
+    from perfd.app.run import add_parser as add_run_parser
 
     add_run_parser(sub)
     lp = sub.add_parser("lsp", help="the language server over stdio, relayed to the workspace's daemon")
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("daemon", help="run the daemon here, or manage it: start, stop, status, restart, logs")
     d.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "restart", "logs"])
     d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
-    # The thin client honours --root anywhere on the line (perfd.client.find_root), and so
+    # The thin client honours --root anywhere on the line (perfd.cli.client.find_root), and so
     # does the parser: `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
     for sp in sub.choices.values():
         sp.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
@@ -159,7 +159,7 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
     if args.command == "schema":
         if in_daemon:
             return Output(stderr="perfd: 'schema' is not available here\n", code=EXIT_USAGE)
-        from perfd import schema
+        from perfd.wire import schema
 
         if args.check:
             bad = schema.stale(args.out)
@@ -171,7 +171,7 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
             return Output(stderr="perfd: --history prints text or --json, not --prometheus\n", code=EXIT_USAGE)
         from perfd.config import ConfigError
         from perfd.llm import LLMError, history_path
-        from perfd.stats import render_history
+        from perfd.daemon.stats import render_history
 
         try:
             root = _root(args.root, cwd) if args.root else find_root(cwd)
@@ -186,20 +186,20 @@ def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | 
     if args.command == "daemon":
         if in_daemon or args.action == "run":
             return Output(stderr="perfd: 'daemon' is not available here\n", code=EXIT_USAGE)
-        from perfd import daemon_ctl
+        from perfd.cli import daemon_ctl
 
         if args.action == "logs":
             code, text = daemon_ctl.logs(root, args.lines)
         else:
             code, text = getattr(daemon_ctl, args.action)(root)
         return Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
-    from perfd import stats as stats_mod
-    from perfd.protocol import StatsSnapshot
+    from perfd.daemon import stats as stats_mod
+    from perfd.wire.protocol import StatsSnapshot
 
     if stats_for is not None:
         snap = stats_for()
     else:
-        from perfd import daemon_ctl
+        from perfd.cli import daemon_ctl
 
         resp = daemon_ctl.request(root, "stats")
         if resp is None or "result" not in resp:
@@ -362,7 +362,7 @@ def _render_plan(st: PlanStatus, root: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """In-process entry point (`python -m perfd.commands`)."""
+    """In-process entry point (`python -m perfd.app.commands`)."""
     import sys
 
     out = run(sys.argv[1:] if argv is None else argv, os.getcwd())

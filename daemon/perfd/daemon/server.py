@@ -33,14 +33,14 @@ import msgspec
 from anyio.abc import SocketAttribute
 
 import perfd
-from perfd import heap
-from perfd import protocol as P
-from perfd.client import state_paths
+from perfd.daemon import heap
+from perfd.wire import protocol as P
+from perfd.cli.client import state_paths
 from perfd.config import table
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
-from perfd.ipc import FrameDecoder, FrameTooLarge, frame, peer_allowed, peer_credentials, raw_body
-from perfd.stats import Stats, rss_bytes
+from perfd.wire.ipc import FrameDecoder, FrameTooLarge, frame, peer_allowed, peer_credentials, raw_body
+from perfd.daemon.stats import Stats, rss_bytes
 
 log = logging.getLogger("perfd.daemon")
 EXIT_ALREADY_RUNNING = 3
@@ -190,10 +190,10 @@ class Daemon:
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
                 self.stop(f"rss {rss_bytes() / 1048576:.1f} MB over max_rss_mb {self.max_rss_mb:g}")
                 return
-            heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.heap
+            heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.daemon.heap
 
     async def _watch(self) -> None:
-        from perfd.watcher import watch
+        from perfd.daemon.watcher import watch
 
         await watch(self)
 
@@ -429,7 +429,7 @@ class Daemon:
         if p.version is not None and p.version != perfd.__version__:
             raise RpcError(P.VERSION_MISMATCH, "version mismatch",
                            {"daemon": perfd.__version__, "client": p.version})
-        from perfd.commands import run
+        from perfd.app.commands import run
 
         await anyio.lowlevel.checkpoint()
         out = run(p.argv, p.cwd, engine_for=self._engine_for, stats_for=self.snapshot)
@@ -447,7 +447,7 @@ class Daemon:
         if p.version is not None and p.version != perfd.__version__:
             raise RpcError(P.VERSION_MISMATCH, "version mismatch",
                            {"daemon": perfd.__version__, "client": p.version})
-        from perfd import runner
+        from perfd.app import run as runner
         from perfd.llm import LLMError
 
         send = ctx["send"]
@@ -519,7 +519,7 @@ class _Sink:
 
 
 def _load_lsp() -> Callable[..., Awaitable[None]]:
-    from perfd.codecache import import_cached
+    from perfd.daemon.codecache import import_cached
 
     session = import_cached("perfd.lsp.session")  # attrs' generated code from the last start
     return session.serve_lsp  # type: ignore[no-any-return]

@@ -1,6 +1,6 @@
 """Starting the workspace's daemon: single-flight auto-start, stale-socket recovery, version replacement.
 
-The slow path of the thin client, kept out of perfd.client so that a warm
+The slow path of the thin client, kept out of perfd.cli.client so that a warm
 call (daemon already running) loads and compiles as little as possible: on
 machines that do not write bytecode (PYTHONDONTWRITEBYTECODE) every module
 the client imports is compiled from source on every call.
@@ -10,7 +10,7 @@ import _socket
 import os
 import sys
 
-from perfd.client import START_WAIT_S, _connect, _exchange, state_paths
+from perfd.cli.client import START_WAIT_S, _connect, _exchange, state_paths
 
 
 def _alive(pid: int) -> bool:

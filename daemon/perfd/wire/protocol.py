@@ -1,18 +1,18 @@
 """The socket protocol's messages: JSON-RPC 2.0 envelopes and each method's params and results.
 
-Framing lives in perfd.ipc. `perfd schema` writes a JSON Schema of every
+Framing lives in perfd.wire.ipc. `perfd schema` writes a JSON Schema of every
 Struct listed in SCHEMA_TYPES into schemas/ (tests fail when they drift).
 
 Methods (params -> result):
   initialize  InitializeParams -> InitializeResult (version handshake)
   ping        none            -> PingResult (answered on the event loop, never behind engine work)
-  generate    GenerateParams  -> perfd.types.GenerateResult
+  generate    GenerateParams  -> perfd.engine.types.GenerateResult
   status      StatusParams    -> WorkspaceStatus, or PlanStatus when `plan` is given
   stats       none            -> StatsSnapshot
   invalidate  InvalidateParams -> InvalidateResult
   subscribe   none            -> SubscribeResult, then PlanChanged notifications on that connection
   shutdown    none            -> ShutdownResult (state is cleared before the answer)
-  cli         CliParams       -> CliResult (or the raw body documented in perfd.ipc when raw=true)
+  cli         CliParams       -> CliResult (or the raw body documented in perfd.wire.ipc when raw=true)
   run         RunParams       -> RunChunk notifications (`runChunk`) on that connection, then RunResult;
                                  NO_MODEL when the daemon's own environment has no model or API key
 """
@@ -25,7 +25,7 @@ import msgspec
 
 from perfd.llm.stats import LLMStats
 
-from perfd.types import CacheStats, LatencyStats
+from perfd.engine.types import CacheStats, LatencyStats
 
 JSONRPC = "2.0"
 Id = int | str | None
@@ -137,7 +137,7 @@ class CliParams(msgspec.Struct, forbid_unknown_fields=True):
     argv: list[str]
     cwd: str
     version: str | None = None  # the client's perfd.__version__: a mismatch answers VERSION_MISMATCH
-    raw: bool = False  # answer with the raw body (perfd.ipc) instead of a JSON CliResult
+    raw: bool = False  # answer with the raw body (perfd.wire.ipc) instead of a JSON CliResult
 
 
 class CliResult(msgspec.Struct):

@@ -22,7 +22,7 @@ from perfd import __version__
 
 
 def _upgrade(sock: _socket.socket, root: str) -> bool:
-    from perfd.client import _exchange
+    from perfd.cli.client import _exchange
 
     body = ('{"jsonrpc":"2.0","id":1,"method":"lsp","params":{"version":"%s"}}' % __version__).encode()
     try:
@@ -65,8 +65,8 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
     if root is None:
         root = cwd
     if not standalone:
-        from perfd.autostart import _shutdown_old, ensure_daemon
-        from perfd.client import state_paths
+        from perfd.cli.autostart import _shutdown_old, ensure_daemon
+        from perfd.cli.client import state_paths
 
         paths = state_paths(root)
         for attempt in (0, 1):
@@ -84,7 +84,7 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
                 _shutdown_old(paths)  # a daemon of another version: replace it
         sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
     # Imported only here: a relay needs none of pygls (the daemon hosts the session).
-    from perfd.codecache import import_cached
+    from perfd.daemon.codecache import import_cached
 
     import_cached("perfd.lsp.server").run_stdio(root)
     return 0

@@ -6,11 +6,11 @@ import os
 
 import msgspec
 
-from perfd.protocol import SCHEMA_TYPES
+from perfd.wire.protocol import SCHEMA_TYPES
 
 
 def repo_schemas_dir() -> str:
-    return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "schemas"))
+    return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "schemas"))
 
 
 def render() -> dict[str, bytes]:

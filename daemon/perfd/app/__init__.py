@@ -1,0 +1,1 @@
+"""What perfd does, once: the commands and the run service that every transport calls."""

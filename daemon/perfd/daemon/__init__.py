@@ -1,0 +1,1 @@
+"""The per-workspace daemon: lifecycle, connections, methods, watcher, stats, code cache, heap."""

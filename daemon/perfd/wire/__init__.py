@@ -1,0 +1,1 @@
+"""The contract between the two sides of the socket: framing, messages, schemas, rendezvous."""

@@ -41,3 +41,18 @@ def runtime_dir() -> str:
         return _private_dir(os.path.join(xdg, "perfd"))
     tmp = os.environ.get("TMPDIR") or "/tmp"
     return _private_dir(os.path.join(tmp, f"perfd-{os.getuid()}"))
+
+
+PLANS_DIR = os.path.join("work-space", "plans")
+
+
+def find_workspace_root(start: str, plans_dir: str = PLANS_DIR) -> str | None:
+    """Walk up from `start` to the folder that holds `work-space/plans/` or perfd.toml (the one rule)."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.isdir(os.path.join(path, plans_dir)) or os.path.isfile(os.path.join(path, "perfd.toml")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent

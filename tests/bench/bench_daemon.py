@@ -72,6 +72,7 @@ def main() -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ.update(PERFD_RUNTIME_DIR=env["PERFD_RUNTIME_DIR"], PERFD_STATE_DIR=env["PERFD_STATE_DIR"])
     from perfd.cli import daemon_ctl
+    from perfd.wire.rendezvous import Connection, state_paths
     from perfd.engine.engine import Engine
 
     plans = Engine(root).workspace.plans()
@@ -119,7 +120,7 @@ def main() -> int:
                      f"{statistics.median(t2['script']) * 1000:.1f} ms ({r2:.2f}x)", "<= 1.6x",
                      "met" if r2 <= 1.6 else "MISSED (no bytecode cache: perfd.cli.client compiled each run)"))
         # daemon-side latency
-        with daemon_ctl.Connection(daemon_ctl.state_paths(root)["sock"]) as c:
+        with Connection(state_paths(root).sock) as c:
             for _ in range(3000):
                 c.call("generate", {"plan": plan})
             for p in plans:
@@ -138,11 +139,11 @@ def main() -> int:
         rows.append((f"daemon RSS, {len(plans)} plans loaded", f"{rss:.1f} MiB", "<= 60 MB",
                      "met" if rss * 1.048576 <= 60 else "MISSED"))
         # file touch -> subscriber event
-        from perfd.wire.ipc import Connection
+        from perfd.wire.rendezvous import Connection
 
         lat = []
         scratch = os.path.join(largest.folder, "bench-touch.md")
-        with Connection(daemon_ctl.state_paths(root)["sock"], timeout=5) as c:
+        with Connection(state_paths(root).sock, timeout=5) as c:
             c.call("subscribe")
             time.sleep(0.3)
             for i in range(20):

@@ -398,8 +398,8 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
     import statistics
     import subprocess
 
-    from perfd.cli.client import state_paths
-    from perfd.wire.ipc import Connection
+    from perfd.wire.rendezvous import state_paths
+    from perfd.wire.rendezvous import Connection
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     base = tempfile.mkdtemp(prefix="pb", dir="/tmp")  # short: socket paths are limited to 108 bytes
@@ -412,7 +412,7 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
     saved = dict(os.environ)
     os.environ.update(PERFD_RUNTIME_DIR=env["PERFD_RUNTIME_DIR"], PERFD_STATE_DIR=env["PERFD_STATE_DIR"])
     try:
-        sock = state_paths(root)["sock"]
+        sock = state_paths(root).sock
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -6,6 +6,11 @@ Every daemon a test starts is stopped by the `env` fixture's finalizer
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from perfd.wire.rendezvous import StatePaths
+
 import os
 import shutil
 import signal
@@ -69,20 +74,20 @@ class Env:
         return subprocess.run([sys.executable, *python_args, "-m", "perfd", *args], cwd=cwd or self.root,
                               env=env or self.environ, capture_output=True, text=True, timeout=timeout)
 
-    def paths(self) -> dict[str, str]:
+    def paths(self) -> "StatePaths":
         old = dict(os.environ)
         os.environ.update(PERFD_RUNTIME_DIR=self.run_dir, PERFD_STATE_DIR=self.state_dir)
         try:
-            from perfd.cli.client import state_paths
+            from perfd.wire.rendezvous import state_paths
 
-            return state_paths(self.root)  # type: ignore[no-any-return]
+            return state_paths(self.root)
         finally:
             os.environ.clear()
             os.environ.update(old)
 
     def pid(self) -> int:
         try:
-            with open(self.paths()["pid"]) as f:
+            with open(self.paths().pid) as f:
                 return int(f.read().strip())
         except (OSError, ValueError):
             return 0
@@ -99,9 +104,9 @@ class Env:
         return wait_for(pred, timeout, what)
 
     def connect(self, timeout: float = 5.0) -> Any:
-        from perfd.wire.ipc import Connection
+        from perfd.wire.rendezvous import Connection
 
-        return Connection(self.paths()["sock"], timeout)
+        return Connection(self.paths().sock, timeout)
 
     def daemon_pids(self) -> list[int]:
         """Every live perfd daemon process serving this test's runtime folder."""

@@ -61,15 +61,15 @@ def test_permissions_and_peer_check(env: Env) -> None:
     paths = env.paths()
     assert stat.S_IMODE(os.stat(env.run_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(env.state_dir).st_mode) == 0o700
-    st = os.stat(paths["sock"])
+    st = os.stat(paths.sock)
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
-    from perfd.wire.ipc import peer_allowed, peer_credentials
+    from perfd.daemon.peer import peer_allowed, peer_credentials
 
     assert peer_allowed(os.getuid())
     assert not peer_allowed(os.getuid() + 1)
     assert not peer_allowed(12345, own_uid=0)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(paths["sock"])
+    s.connect(paths.sock)
     pid, uid, _gid = peer_credentials(s)
     assert uid == os.getuid() and pid == env.pid()
     s.close()
@@ -79,7 +79,7 @@ def test_kill9_then_next_client_recovers(env: Env) -> None:
     pid = _warm(env)
     os.kill(pid, signal.SIGKILL)
     env.wait_for(lambda: pid not in env.daemon_pids(), what="daemon death")
-    assert os.path.exists(env.paths()["sock"])  # stale socket left behind
+    assert os.path.exists(env.paths().sock)  # stale socket left behind
     r = env.cli("generate", "--next", "@FEAT")
     assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
     new = env.pid()
@@ -108,7 +108,7 @@ def test_racing_clients_start_exactly_one_daemon(env: Env) -> None:
     assert all(b"working in-process" not in err for _out, err in outs), outs
     assert len({out for out, _err in outs}) == 1
     assert len(env.daemon_pids()) == 1
-    with open(env.paths()["log"]) as f:
+    with open(env.paths().log) as f:
         assert f.read().count(" serving ") == 1
 
 
@@ -116,8 +116,8 @@ def test_idle_shutdown_clears_state(env: Env) -> None:
     env.environ["PERFD_IDLE_TIMEOUT_S"] = "0.5"
     pid = _warm(env)
     env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="idle exit")
-    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
-    with open(env.paths()["log"]) as f:
+    assert not os.path.exists(env.paths().sock) and not os.path.exists(env.paths().pid)
+    with open(env.paths().log) as f:
         assert "idle for 0.5 s" in f.read()
 
 
@@ -125,8 +125,8 @@ def test_a_daemon_whose_workspace_is_deleted_exits(env: Env) -> None:
     pid = _warm(env)
     shutil.rmtree(env.root)
     env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="exit after the workspace went away")
-    assert not os.path.exists(env.paths()["sock"])
-    with open(env.paths()["log"]) as f:
+    assert not os.path.exists(env.paths().sock)
+    with open(env.paths().log) as f:
         assert "the workspace folder is gone" in f.read()
 
 
@@ -141,16 +141,16 @@ def test_memory_cap_exits_cleanly(env: Env) -> None:
     e = dict(env.environ, PERFD_MAX_RSS_MB="1")
     p = env.popen_daemon(env=e)
     assert p.wait(timeout=15) == 0
-    with open(env.paths()["log"]) as f:
+    with open(env.paths().log) as f:
         assert "over max_rss_mb" in f.read()
-    assert not os.path.exists(env.paths()["sock"])
+    assert not os.path.exists(env.paths().sock)
 
 
 def test_sigterm_is_a_clean_shutdown(env: Env) -> None:
     pid = _warm(env)
     os.kill(pid, signal.SIGTERM)
     env.wait_for(lambda: pid not in env.daemon_pids(), what="exit on SIGTERM")
-    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
+    assert not os.path.exists(env.paths().sock) and not os.path.exists(env.paths().pid)
 
 
 def test_daemon_commands_start_status_stop_restart_logs(env: Env) -> None:
@@ -166,7 +166,7 @@ def test_daemon_commands_start_status_stop_restart_logs(env: Env) -> None:
     assert " serving " in env.cli("daemon", "logs").stdout
     r = env.cli("daemon", "stop")
     assert r.returncode == 0 and "stopped" in r.stdout
-    assert not os.path.exists(env.paths()["sock"]) and not os.path.exists(env.paths()["pid"])
+    assert not os.path.exists(env.paths().sock) and not os.path.exists(env.paths().pid)
     assert env.daemon_pids() == []
 
 
@@ -210,7 +210,7 @@ def _read(sock: socket.socket) -> dict:
 
 def test_bad_inputs_get_jsonrpc_errors_and_the_daemon_keeps_serving(env: Env) -> None:
     _warm(env)
-    path = env.paths()["sock"]
+    path = env.paths().sock
 
     def conn() -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -64,18 +64,44 @@ def test_raw_body_round_trip(code: int, out: str, err: str) -> None:
 
 @given(st.lists(st.text(), max_size=5), st.text())
 def test_thin_client_request_is_valid_json(argv: list[str], cwd: str) -> None:
-    from perfd.cli.client import _request
+    from perfd.cli.client import cli_request
 
     try:
-        body = _request(argv, cwd)
+        body = cli_request(argv, cwd)
     except UnicodeEncodeError:
         return  # lone surrogates: the client works in-process instead
     req = msgspec.json.decode(body)
     assert req["params"]["argv"] == argv and req["params"]["cwd"] == cwd and req["params"]["raw"] is True
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**53), max_value=2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1), _json)
+def test_the_clients_tiny_json_encoder_agrees_with_msgspec(method: str, params: object) -> None:
+    """Every client request is written by rendezvous.request_body: it must be the JSON msgspec would read."""
+    from perfd.wire.rendezvous import request_body
+
+    try:
+        body = request_body(method, params, 7)
+    except UnicodeEncodeError:
+        return  # lone surrogates: callers work in-process instead
+    assert msgspec.json.decode(body) == {"jsonrpc": "2.0", "id": 7, "method": method,
+                                         **({} if params is None else {"params": params})}
+
+
+def test_frames_from_the_client_and_the_daemon_are_the_same_bytes() -> None:
+    import struct as _struct
+
+    body = b'{"x":1}'
+    assert ipc.frame(body) == _struct.pack(">I", len(body)) + body
+
+
 def test_root_hash_is_stable_and_short() -> None:
-    from perfd.cli.client import root_hash
+    from perfd.wire.rendezvous import root_hash
 
     assert root_hash("/a") == root_hash("/a") != root_hash("/b")
     assert len(root_hash("/x" * 500)) == 16

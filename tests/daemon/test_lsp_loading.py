@@ -59,7 +59,7 @@ async def test_requests_are_answered_while_the_first_lsp_session_loads(
 
     monkeypatch.setattr(server, "_load_lsp", slow_load)
     d = server.Daemon(root)
-    sock = d.paths["sock"]
+    sock = d.paths.sock
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(d.run)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeServer
 
-from perfd.app.run import main
+from perfd.app.run_render import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "daemon" / "perfd" / "example"
@@ -113,3 +113,96 @@ def test_parallel_failure_leaves_the_others_intact(ws: Path, server: FakeServer)
 def test_parallel_with_a_number_is_a_usage_error(ws: Path, server: FakeServer) -> None:
     code, _, err = run(ws, server, "@DOCS-SITE", "2.1", "--parallel")
     assert code == 2
+
+
+def test_parallel_prints_every_answer_under_its_header_in_achievement_order(ws: Path, server: FakeServer) -> None:
+    code, out, err = run(ws, server, "@DOCS-SITE", "--parallel")
+    assert code == 0, err
+    heads = [line for line in out.splitlines() if line.startswith("==> ")]
+    assert heads == ["==> @DOCS-SITE 2.1 (no_subplan) <==", "==> @DOCS-SITE 2.2 (no_subplan) <==",
+                     "==> @DOCS-SITE 2.3 (no_subplan) <=="]
+    # Every answer paid for is on stdout, each under its own header.
+    answers = out.split("==> ")[1:]
+    assert len(answers) == 3 and all("\nreply#" in a for a in answers)
+    for number, answer in zip(("2.1", "2.2", "2.3"), answers):
+        assert f"achievement {number}" in answer.split("\n", 1)[1]
+    # The summary names each achievement with how it was served, its tokens and its time.
+    for number in ("2.1", "2.2", "2.3"):
+        assert any(line.startswith(f"  {number}  no_subplan  sent · ") and " tokens · " in line
+                   for line in err.splitlines())
+    # Again: every answer comes from the cache, and says so.
+    code, out2, err2 = run(ws, server, "@DOCS-SITE", "--parallel")
+    assert code == 0 and out2 == out and err2.count(" from cache · ") == 3
+
+
+def test_parallel_write_names_each_file_it_wrote(ws: Path, server: FakeServer) -> None:
+    code, out, err = run(ws, server, "@DOCS-SITE", "--parallel", "--write")
+    assert code == 0, err
+    subplans = ws / "work-space" / "plans" / "a_real-use-cases" / "DOCS-SITE" / "subplans"
+    for number, answer in zip(("21", "22", "23"), out.split("==> ")[1:]):
+        name = f"SUBPLAN_DOCS-SITE_{number}.md"
+        assert f"-> wrote work-space/plans/a_real-use-cases/DOCS-SITE/subplans/{name}" in err
+        assert (subplans / name).read_text() == answer.split("\n", 1)[1].rstrip("\n") + "\n"
+
+
+def test_parallel_failure_prints_the_other_answers_and_names_the_failure(ws: Path, server: FakeServer) -> None:
+    plan = ws / "work-space" / "plans" / "a_real-use-cases" / "DOCS-SITE" / "PLAN_DOCS-SITE.md"
+    plan.write_text(plan.read_text().replace("Achievement 2.2: Tutorials", "Achievement 2.2: Tutorials !fail"))
+    code, out, err = run(ws, server, "@DOCS-SITE", "--parallel", "--write")
+    assert code == 3
+    assert out.count("\nreply#") == 2 and "==> @DOCS-SITE 2.2 (no_subplan) <==\n(no answer: " in out
+    failed = [line for line in err.splitlines() if line.startswith("  2.2  ")]
+    assert len(failed) == 1 and "failed (" in failed[0]
+
+
+def test_json_gives_one_line_per_achievement_then_a_summary(ws: Path, server: FakeServer) -> None:
+    import json
+
+    code, out, err = run(ws, server, "@DOCS-SITE", "--parallel", "--json")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [a["achievement"] for a in lines[:-1]] == ["2.1", "2.2", "2.3"]
+    assert all(a["ok"] and a["text"].startswith("reply#") and a["tokens"] > 0 and a["cached"] is False
+               for a in lines[:-1])
+    summary = lines[-1]["summary"]
+    assert summary["achievements"] == 3 and summary["failed"] == 0 and summary["code"] == 0
+    assert summary["tokens"] == sum(a["tokens"] for a in lines[:-1]) and summary["cost"] is None
+    code, out, _ = run(ws, server, "@API-CLIENT", "--next", "--json")
+    [answer, last] = [json.loads(line) for line in out.splitlines()]
+    assert answer["achievement"] == "1.2" and answer["text"].startswith("reply#") and last["summary"]["achievements"] == 1
+
+
+def test_prices_give_a_cost_per_achievement(ws: Path, server: FakeServer) -> None:
+    import json
+
+    out_io, err_io = io.StringIO(), io.StringIO()
+    env = {**env_for(server), "PERFD_LLM_PRICE_PROMPT_PER_1K": "0.5", "PERFD_LLM_PRICE_COMPLETION_PER_1K": "1.5"}
+    code = main(["run", "@DOCS-SITE", "--parallel", "--json"], str(ws), out=out_io, err=err_io, env=env)
+    assert code == 0, err_io.getvalue()
+    lines = [json.loads(line) for line in out_io.getvalue().splitlines()]
+    for a in lines[:-1]:
+        assert a["cost"] == (a["prompt_tokens"] * 0.5 + a["completion_tokens"] * 1.5) / 1000
+    assert " · cost " in err_io.getvalue()
+
+
+def test_progress_lines_redraw_in_place_on_a_terminal() -> None:
+    from perfd.app.run_render import Progress
+    from perfd.wire.protocol import RunAnswer
+
+    err = io.StringIO()
+    now = [0.0]
+    p = Progress(err, ["2.1", "2.2"], tty=True, clock=lambda: now[0])
+    p.started_one("2.1")
+    p.draw(force=True)
+    now[0] = 1.0
+    p.delta("2.1", "abc")
+    p.finished(RunAnswer(plan="P", achievement="2.1", state="no_subplan", ok=True, text="abc", seconds=1.0))
+    screen = err.getvalue()
+    assert screen.count("\x1b[2F") == 2  # each redraw goes back up over the two lines
+    last = screen.rsplit("\x1b[2F", 1)[1]
+    assert "2.1" in last and "done" in last and "3 chars" in last and "2.2" in last and "waiting" in last
+    plain = io.StringIO()
+    q = Progress(plain, ["2.1"], tty=False)
+    q.delta("2.1", "x")
+    q.finished(RunAnswer(plan="P", achievement="2.1", state="s", ok=False, error="boom"))
+    assert plain.getvalue() == "perfd: [1/1] 2.1 failed: boom\n" and "\x1b" not in plain.getvalue()

@@ -15,15 +15,18 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from perfd import __version__
 from perfd.engine.engine import Engine
-from perfd.engine.errors import UserError
+from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
+
+if TYPE_CHECKING:
+    from perfd.wire.protocol import StatsSnapshot
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -36,10 +39,6 @@ class Output(msgspec.Struct):
     stdout: str = ""
     stderr: str = ""
     code: int = EXIT_OK
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,9 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
 
-    from perfd.app.run import add_parser as add_run_parser
-
-    add_run_parser(sub)
+    r = sub.add_parser("run", help="send the prompt for the next step (or for one achievement) to the model")
+    r.add_argument("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]")
+    r.add_argument("--next", action="store_true", help="the next step (the default without an achievement)")
+    r.add_argument("--parallel", action="store_true",
+                   help="run every achievement ready at the current dependency level, concurrently")
+    r.add_argument("--concurrency", type=int, default=None, help="at most this many calls at once (--parallel)")
+    r.add_argument("--write", action="store_true", help="save each answer to the file its state asks for")
+    r.add_argument("--force", action="store_true", help="with --write: overwrite an existing file")
+    r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+    r.add_argument("--json", action="store_true",
+                   help="JSON lines: one object per achievement, then a summary object")
+    r.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
     lp = sub.add_parser("lsp", help="the language server over stdio, relayed to the workspace's daemon")
     lp.add_argument("--standalone", action="store_true", help="run everything in this process")
 
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("daemon", help="run the daemon here, or manage it: start, stop, status, restart, logs")
     d.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "restart", "logs"])
     d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
-    # The thin client honours --root anywhere on the line (perfd.cli.client.find_root), and so
+    # The thin client honours --root anywhere on the line (perfd.cli.client.read_line), and so
     # does the parser: `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
     for sp in sub.choices.values():
         sp.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
@@ -119,100 +127,99 @@ def _parser() -> argparse.ArgumentParser:
     return _PARSER
 
 
-def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
-        stats_for: Callable[[], Any] | None = None) -> Output:
-    """Run one command line. `engine_for(root)` supplies the (warm) engine.
-
-    Inside the daemon `stats_for()` returns its StatsSnapshot; in-process,
-    `stats` asks the running daemon, and `daemon`/`schema` are served here.
-    """
+def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
+    """The command line as parsed arguments, or the Output that answers it already (help, usage error)."""
     parser = _parser()
     try:
-        args = parser.parse_args(list(argv))
+        return parser.parse_args(list(argv))
     except _Help as h:
         return Output(stdout=h.text)
     except UsageError as exc:
-        msg = str(exc).strip()
-        return Output(stderr=(msg + "\n" if msg else "") + "hint: perfd --help lists the commands\n", code=EXIT_USAGE)
+        return user_error_output(exc)
+
+
+def user_error_output(exc: UserError) -> Output:
+    """A user error as perfd prints it: one line, a hint, exit 2 for usage and 1 otherwise."""
+    msg = exc.message.strip()
+    text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
+    if exc.hint:
+        text += f"hint: {exc.hint}\n"
+    return Output(stderr=text, code=EXIT_USAGE if isinstance(exc, UsageError) else EXIT_USER)
+
+
+def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
+        stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False) -> Output:
+    """Run one command line. `engine_for(root)` supplies the (warm) engine.
+
+    `stats_for(root)` returns the daemon's StatsSnapshot (inside the daemon its
+    own; in-process, fetched from the running daemon), or None when none runs.
+    `daemon`, `run` and `lsp` have their own entry points (perfd.cli); `schema`
+    writes files, so only the in-process path serves it.
+    """
+    parsed = parse(argv)
+    if isinstance(parsed, Output):
+        return parsed
+    args = parsed
     if args.version:
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
-        return Output(stdout=parser.format_help())
-    if args.command in ("stats", "schema", "daemon"):
-        return _service(args, cwd, stats_for)
-    if args.command not in ENGINE_COMMANDS:
+        return Output(stdout=_parser().format_help())
+    if args.command not in ENGINE_COMMANDS and not (args.command == "schema" and not in_daemon) \
+            and args.command != "stats":
         return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
     try:
-        root = _root(args.root, cwd)
+        if args.command == "schema":
+            return _schema(args)
+        if args.command == "stats":
+            return _stats(args, cwd, stats_for)
+        root = resolve_root(args.root, cwd)
         engine = engine_for(root) if engine_for else Engine(root)
         if args.command == "generate":
             return _generate(engine, args, cwd)
         return _status(engine, args, cwd)
     except UserError as exc:
-        return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""),
-                      code=EXIT_USAGE if isinstance(exc, UsageErrorOut) else EXIT_USER)
+        return user_error_output(exc)
 
 
-def _service(args: argparse.Namespace, cwd: str, stats_for: Callable[[], Any] | None) -> Output:
-    """stats, schema and daemon management (imported lazily: the engine path does not need them)."""
-    in_daemon = stats_for is not None
-    if args.command == "schema":
-        if in_daemon:
-            return Output(stderr="perfd: 'schema' is not available here\n", code=EXIT_USAGE)
-        from perfd.wire import schema
+def _schema(args: argparse.Namespace) -> Output:
+    from perfd.wire import schema
 
-        if args.check:
-            bad = schema.stale(args.out)
-            return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=EXIT_USER if bad else EXIT_OK)
-        changed = schema.write(args.out)
-        return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
-    if args.command == "stats" and args.history:
+    if args.check:
+        bad = schema.stale(args.out)
+        return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=EXIT_USER if bad else EXIT_OK)
+    changed = schema.write(args.out)
+    return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
+
+
+def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsSnapshot | None] | None) -> Output:
+    """stats (imported lazily: the engine path does not need them)."""
+    from perfd.daemon import stats as stats_view
+
+    if args.history:
         if args.prometheus:
-            return Output(stderr="perfd: --history prints text or --json, not --prometheus\n", code=EXIT_USAGE)
+            raise UsageError("--history prints text or --json, not --prometheus", hint="perfd stats --history [--json]")
         from perfd.config import ConfigError
         from perfd.llm import LLMError, history_path
-        from perfd.daemon.stats import render_history
 
         try:
-            root = _root(args.root, cwd) if args.root else find_root(cwd)
+            root = resolve_root(args.root, cwd) if args.root else find_root(cwd)
             path = history_path(root)  # the workspace's [llm] history_path, if it sets one
-        except (UserError, ConfigError, LLMError) as exc:
-            return Output(stderr=f"perfd: {getattr(exc, 'message', exc)}\n", code=EXIT_USER)
-        return Output(stdout=render_history(as_json=args.json, path=path))
-    try:
-        root = _root(args.root, cwd)
-    except UserError as exc:
-        return Output(stderr=f"perfd: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), code=EXIT_USER)
-    if args.command == "daemon":
-        if in_daemon or args.action == "run":
-            return Output(stderr="perfd: 'daemon' is not available here\n", code=EXIT_USAGE)
-        from perfd.cli import daemon_ctl
-
-        if args.action == "logs":
-            code, text = daemon_ctl.logs(root, args.lines)
-        else:
-            code, text = getattr(daemon_ctl, args.action)(root)
-        return Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
-    from perfd.daemon import stats as stats_mod
-    from perfd.wire.protocol import StatsSnapshot
-
-    if stats_for is not None:
-        snap = stats_for()
-    else:
-        from perfd.cli import daemon_ctl
-
-        resp = daemon_ctl.request(root, "stats")
-        if resp is None or "result" not in resp:
-            return Output(stderr=f"perfd: no daemon running for {root}\nhint: perfd daemon start\n", code=EXIT_USER)
-        snap = msgspec.convert(resp["result"], StatsSnapshot)
+        except (ConfigError, LLMError) as exc:
+            raise UserError(str(getattr(exc, "message", exc))) from None
+        return Output(stdout=stats_view.render_history(as_json=args.json, path=path))
+    root = resolve_root(args.root, cwd)
+    snap = stats_for(root) if stats_for is not None else None
+    if snap is None:
+        raise UserError(f"no daemon running for {root}", hint="perfd daemon start")
     if args.json:
-        return Output(stdout=stats_mod.render_json(snap))
+        return Output(stdout=stats_view.render_json(snap))
     if args.prometheus:
-        return Output(stdout=stats_mod.render_prometheus(snap))
-    return Output(stdout=stats_mod.render_text(snap))
+        return Output(stdout=stats_view.render_prometheus(snap))
+    return Output(stdout=stats_view.render_text(snap))
 
 
-def _root(option: str | None, cwd: str) -> str:
+def resolve_root(option: str | None, cwd: str) -> str:
+    """The workspace root: --root (relative to cwd), else the walk up from cwd."""
     if option:
         root = os.path.abspath(os.path.join(cwd, option))
         if not os.path.isdir(root):
@@ -248,6 +255,9 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
 
 
+_GENERATE_USAGE = "perfd generate @PLAN [--next | ACHIEVEMENT]"
+
+
 def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cwd: str) -> tuple[str, str | None]:
     """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement)."""
     target: list[str] = list(targets)
@@ -256,16 +266,16 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
     for t in target:
         if t.startswith("@") or os.sep in t or t.endswith(".md"):
             if plan_ref is not None:
-                raise UsageErrorOut(f"two plans given: {plan_ref} and {t}")
+                raise UsageError(f"two plans given: {plan_ref} and {t}", hint=_GENERATE_USAGE)
             plan_ref = t
         elif achievement is None and looks_like_number(t):
             achievement = t
         elif plan_ref is None:
             plan_ref = t
         else:
-            raise UsageErrorOut(f"unexpected argument {t!r}")
+            raise UsageError(f"unexpected argument {t!r}", hint=_GENERATE_USAGE)
     if want_next and achievement is not None:
-        raise UsageErrorOut("give either --next or an achievement number, not both")
+        raise UsageError("give either --next or an achievement number, not both", hint=_GENERATE_USAGE)
     if plan_ref is None:
         plan_ref = _default_plan(engine, cwd)
     return plan_ref, achievement
@@ -275,13 +285,6 @@ def looks_like_number(t: str) -> bool:
     """`2.1` or `3.5.1`: an achievement number, as opposed to a plan name."""
     parts = t.split(".")
     return len(parts) in (2, 3) and all(p.isdigit() for p in parts)
-
-
-class UsageErrorOut(UserError):
-    """A usage mistake found after parsing (exit 2)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, hint="perfd generate @PLAN [--next | ACHIEVEMENT]", code="usage")
 
 
 def _problem_lines(problems: list[Problem], root: str, *, limit: int = 8) -> list[str]:
@@ -359,13 +362,3 @@ def _render_plan(st: PlanStatus, root: str) -> str:
         rows.append([_ICON.get(a.state, " "), a.number, a.state + ("" if a.ready else " (blocked)"),
                      a.title[:48], display_path(root, files) if files else ""])
     return head + "\n" + _table(rows)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """In-process entry point (`python -m perfd.app.commands`)."""
-    import sys
-
-    out = run(sys.argv[1:] if argv is None else argv, os.getcwd())
-    sys.stdout.write(out.stdout)
-    sys.stderr.write(out.stderr)
-    return out.code

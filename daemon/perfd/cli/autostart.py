@@ -10,10 +10,10 @@ import _socket
 import os
 import sys
 
-from perfd.cli.client import START_WAIT_S, _connect, _exchange, state_paths
+from perfd.wire.rendezvous import START_WAIT_S, StatePaths, connect, exchange, request_body, state_paths
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _read_pid(path: str) -> int:
+def read_pid(path: str) -> int:
     try:
         with open(path, "rb") as f:
             return int(f.read().strip() or b"0")
@@ -35,7 +35,7 @@ def _read_pid(path: str) -> int:
         return 0
 
 
-def _spawn(root: str, paths: dict[str, str]) -> None:
+def _spawn(root: str, paths: StatePaths) -> None:
     """Start `python -m perfd daemon --root ROOT` detached (double fork, setsid, stdio to the .out log)."""
     argv = [sys.executable, "-m", "perfd", "daemon", "--root", root]
     pid = os.fork()
@@ -46,7 +46,7 @@ def _spawn(root: str, paths: dict[str, str]) -> None:
                 os._exit(0)
             os.chdir("/")
             null = os.open(os.devnull, os.O_RDONLY)
-            out = os.open(paths["out"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            out = os.open(paths.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(out, 2)
@@ -56,14 +56,14 @@ def _spawn(root: str, paths: dict[str, str]) -> None:
     os.waitpid(pid, 0)
 
 
-def try_connect(paths: dict[str, str], timeout: float = 5.0) -> "_socket.socket | None":
+def try_connect(paths: StatePaths, timeout: float = 5.0) -> "_socket.socket | None":
     try:
-        return _connect(paths["sock"], timeout)
+        return connect(paths.sock, timeout)
     except OSError:
         return None
 
 
-def ensure_daemon(root: str, paths: dict[str, str] | None = None,
+def ensure_daemon(root: str, paths: StatePaths | None = None,
                   wait_s: float = START_WAIT_S) -> "_socket.socket | None":
     """A connected socket to root's daemon, starting one if needed (single-flight); None on failure.
 
@@ -81,7 +81,7 @@ def ensure_daemon(root: str, paths: dict[str, str] | None = None,
     if s is not None:
         return s
     deadline = time.monotonic() + wait_s + 1.0
-    fd = os.open(paths["start_lock"], os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(paths.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
             try:
@@ -94,11 +94,11 @@ def ensure_daemon(root: str, paths: dict[str, str] | None = None,
         s = try_connect(paths)
         if s is not None:
             return s
-        pid = _read_pid(paths["pid"])
-        if not (pid and _alive(pid)):
-            for key in ("sock", "pid"):
+        pid = read_pid(paths.pid)
+        if not (pid and alive(pid)):
+            for stale in (paths.sock, paths.pid):
                 try:
-                    os.unlink(paths[key])
+                    os.unlink(stale)
                 except FileNotFoundError:
                     pass
             _spawn(root, paths)
@@ -113,7 +113,7 @@ def ensure_daemon(root: str, paths: dict[str, str] | None = None,
         os.close(fd)  # releases the flock
 
 
-def _shutdown_old(paths: dict[str, str]) -> None:
+def shutdown_old(paths: StatePaths) -> None:
     """Ask a daemon of another version to stop, and wait (bounded) for it to exit."""
     import time
 
@@ -121,7 +121,7 @@ def _shutdown_old(paths: dict[str, str]) -> None:
     if s is None:
         return
     try:
-        body = _exchange(s, b'{"jsonrpc":"2.0","id":1,"method":"shutdown"}')
+        body = exchange(s, request_body("shutdown"))
     except OSError:
         body = b""
     finally:
@@ -134,5 +134,5 @@ def _shutdown_old(paths: dict[str, str]) -> None:
             j += 1
         pid = int(body[i + 6:j] or b"0")
     end = time.monotonic() + 2.0
-    while pid and _alive(pid) and time.monotonic() < end:
+    while pid and alive(pid) and time.monotonic() < end:
         time.sleep(0.005)

@@ -11,9 +11,10 @@ send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
 perfd.wire.ipc). No daemon: start one (single-flight under a lock file), wait up
 to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
-workspace, and the local commands (daemon, schema, lsp) work in-process.
-`run` goes to a running daemon (never starts one) and streams its output,
-see perfd.app.run.cli; the daemon calls the model with its own environment.
+workspace, and `schema` work in-process; `lsp` is relayed (perfd.cli.relay),
+`daemon start|stop|...` is perfd.cli.daemon_ctl, and `run` goes to a running
+daemon (never starts one) and streams its output (perfd.cli.run_client); the
+daemon calls the model with its own environment.
 A daemon of another perfd version is asked to shut down and replaced.
 """
 
@@ -24,33 +25,20 @@ if False:  # for type checkers only: importing nothing more at run time is the p
     import _socket
 
 from perfd import __version__
-from perfd.paths import runtime_dir, state_dir
+from perfd.paths import find_workspace_root
+from perfd.wire.codes import VERSION_MISMATCH
+from perfd.wire.ipc import RAW_PREFIX, parse_raw
+from perfd.wire.rendezvous import START_WAIT_S, connect, exchange, request_body, state_paths
 
-LOCAL_COMMANDS = ("daemon", "schema", "lsp", "run")
-START_WAIT_S = 2.0
-_VERSION_MISMATCH = b'"code":1002'
-
-
-def root_hash(root: str) -> str:
-    """16 hex digits of FNV-1a 64 over the root's real path: names the socket, pid and lock files."""
-    h = 0xCBF29CE484222325
-    for b in root.encode("utf-8", "surrogateescape"):
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return "%016x" % h
+LOCAL_COMMANDS = ("schema", "lsp")
+_VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
 
 
-def state_paths(root: str) -> dict[str, str]:
-    """{sock, pid, lock, start_lock, log, out} for the daemon of `root` (a real path)."""
-    h = root_hash(root)
-    base = os.path.join(runtime_dir(), h)
-    sd = state_dir()
-    return {"sock": base + ".sock", "pid": base + ".pid", "lock": base + ".lock",
-            "start_lock": base + ".start.lock", "log": os.path.join(sd, h + ".log"),
-            "out": os.path.join(sd, h + ".out")}
+def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
+    """(workspace root or None, command or None, no_daemon) from a raw command line.
 
-
-def find_root(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
-    """(root or None, command or None, no_daemon)."""
+    --root is honoured anywhere on the line, as the full parser does.
+    """
     root = None
     command = None
     no_daemon = False
@@ -72,75 +60,26 @@ def find_root(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     if root is not None:
         root = os.path.join(cwd, root)
         return (os.path.realpath(root) if os.path.isdir(root) else None), command, no_daemon
-    path = os.path.abspath(cwd)
-    while True:
-        if os.path.isdir(os.path.join(path, "work-space", "plans")) or os.path.isfile(os.path.join(path, "perfd.toml")):
-            return os.path.realpath(path), command, no_daemon
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None, command, no_daemon
-        path = parent
+    found = find_workspace_root(cwd)
+    return (os.path.realpath(found) if found else None), command, no_daemon
 
 
-def _js(s: str) -> str:
-    """A JSON string literal (raises UnicodeEncodeError for lone surrogates: then we work in-process)."""
-    s.encode("utf-8")
-    out = ['"']
-    for ch in s:
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch < " ":
-            out.append("\\u%04x" % ord(ch))
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _request(argv: list[str], cwd: str) -> bytes:
-    body = ('{"jsonrpc":"2.0","id":1,"method":"cli","params":{"argv":[' + ",".join(_js(a) for a in argv)
-            + '],"cwd":' + _js(cwd) + ',"version":' + _js(__version__) + ',"raw":true}}')
-    return body.encode("utf-8")
-
-
-def _connect(path: str, timeout: float) -> "_socket.socket":
-    import _socket
-
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-    except BaseException:
-        s.close()
-        raise
-    return s
-
-
-def _exchange(s: "_socket.socket", body: bytes) -> bytes:
-    s.sendall(len(body).to_bytes(4, "big") + body)
-    buf = b""
-    need = 4
-    while len(buf) < need:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise OSError("daemon closed the connection")
-        buf += chunk
-        if need == 4 and len(buf) >= 4:
-            need = 4 + int.from_bytes(buf[:4], "big")
-    return buf[4:need]
+def cli_request(argv: list[str], cwd: str) -> bytes:
+    """The `cli` request for this command line (UnicodeEncodeError for arguments that are not UTF-8)."""
+    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True})
 
 
 def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
     """(code, stdout bytes, stderr bytes), or a str saying why the daemon could not answer."""
     try:
-        req = _request(argv, cwd)
+        req = cli_request(argv, cwd)
     except UnicodeEncodeError:
         return "arguments are not valid UTF-8"
     paths = state_paths(root)
     for attempt in (0, 1):
         s: "_socket.socket | None"
         try:
-            s = _connect(paths["sock"], 5.0)
+            s = connect(paths.sock, 5.0)
         except OSError:
             from perfd.cli.autostart import ensure_daemon
 
@@ -148,20 +87,17 @@ def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes
             if s is None:
                 return "no daemon answered within %.0f s" % START_WAIT_S
         try:
-            body = _exchange(s, req)
+            body = exchange(s, req)
         except OSError as exc:
             return "lost the daemon (%s)" % (exc.strerror or exc)
         finally:
             s.close()
-        if body[:4] == b"RAW ":
-            head, _, rest = body.partition(b"\n")
-            code, n = head[4:].split(b" ")
-            k = int(n)
-            return int(code), rest[:k], rest[k:]
+        if body[:4] == RAW_PREFIX:
+            return parse_raw(body)
         if _VERSION_MISMATCH in body and attempt == 0:
-            from perfd.cli.autostart import _shutdown_old
+            from perfd.cli.autostart import shutdown_old
 
-            _shutdown_old(paths)
+            shutdown_old(paths)
             continue
         return "daemon error: " + body[:200].decode("utf-8", "replace")
     return "daemon version mismatch persists"
@@ -169,8 +105,9 @@ def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes
 
 def _in_process(argv: list[str], cwd: str) -> int:
     from perfd.app.commands import run
+    from perfd.cli.daemon_ctl import fetch_stats
 
-    out = run(argv, cwd)
+    out = run(argv, cwd, stats_for=fetch_stats)
     if out.stdout:
         sys.stdout.write(out.stdout)
     if out.stderr:
@@ -182,22 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     cwd = os.getcwd()
-    root, command, no_daemon = find_root(argv, cwd)
-    if command == "daemon" and _foreground(argv):
-        from perfd.daemon.server import main as serve
+    root, command, no_daemon = read_line(argv, cwd)
+    if command == "daemon":
+        if _foreground(argv):
+            from perfd.daemon.server import main as serve
 
-        if root is None:
-            sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
-            return 2
-        return serve(root)
+            if root is None:
+                sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
+                return 2
+            return serve(root)
+        from perfd.cli.daemon_ctl import main as control
+
+        return control(argv, cwd)
     if command == "lsp":
         from perfd.cli.relay import main as lsp_main
 
         return lsp_main(list(argv), root, no_daemon)
     if command == "run":
-        from perfd.app.run import cli as run_cli
+        from perfd.cli.run_client import main as run_main
 
-        return run_cli(list(argv), cwd, root, no_daemon)
+        return run_main(list(argv), cwd, root, no_daemon)
     if no_daemon or root is None or command in LOCAL_COMMANDS:
         return _in_process(argv, cwd)
     got = _via_daemon(root, argv, cwd)

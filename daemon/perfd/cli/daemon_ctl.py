@@ -1,38 +1,54 @@
-"""`perfd daemon start|stop|status|restart|logs`, and helpers tests and benchmarks share.
+"""`perfd daemon start|stop|status|restart|logs`: managing a workspace's daemon from the command line.
 
-Auto-start itself lives in perfd.cli.client.ensure_daemon (import-light, used by
-the thin client); this module adds the management commands on top.
+Auto-start itself is perfd.cli.autostart.ensure_daemon (import-light, used by
+the thin client on every call); this module adds the management commands,
+and `fetch_stats`, which the in-process `perfd stats` uses to ask the daemon.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from perfd.cli.autostart import _alive, _read_pid, ensure_daemon, try_connect
-from perfd.cli.client import state_paths
-from perfd.wire.ipc import Connection
+from perfd.cli.autostart import alive, ensure_daemon, read_pid
+from perfd.wire.rendezvous import Connection, state_paths
 
-__all__ = ["state_paths", "ensure_daemon", "request", "start", "stop", "status", "restart", "logs"]
+if TYPE_CHECKING:
+    from perfd.wire.protocol import StatsSnapshot
+
+__all__ = ["request", "start", "stop", "status", "restart", "logs", "fetch_stats", "main"]
 
 
 def request(root: str, method: str, params: Any = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call to root's running daemon (no auto-start); the response object, or None."""
     paths = state_paths(os.path.realpath(root))
     try:
-        with Connection(paths["sock"], timeout) as c:
+        with Connection(paths.sock, timeout) as c:
             return c.call(method, params)
     except OSError:
         return None
+
+
+def fetch_stats(root: str) -> StatsSnapshot | None:
+    """The running daemon's StatsSnapshot, or None when none runs."""
+    import msgspec
+
+    from perfd.wire.protocol import StatsSnapshot
+
+    resp = request(root, "stats")
+    if not (isinstance(resp, dict) and "result" in resp):
+        return None
+    return msgspec.convert(resp["result"], StatsSnapshot)
 
 
 def start(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
     s = ensure_daemon(root)
     if s is None:
-        return 1, f"perfd: the daemon for {root} did not start (see {state_paths(root)['log']})\n"
+        return 1, f"perfd: the daemon for {root} did not start (see {state_paths(root).log})\n"
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
@@ -42,18 +58,18 @@ def start(root: str) -> tuple[int, str]:
 def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
     root = os.path.realpath(root)
     paths = state_paths(root)
-    pid = _read_pid(paths["pid"])
+    pid = read_pid(paths.pid)
     resp = request(root, "shutdown", timeout=timeout)
     if resp is not None and "result" in resp:
         pid = resp["result"]["pid"]
-    elif pid and _alive(pid):
+    elif pid and alive(pid):
         os.kill(pid, signal.SIGTERM)
     else:
         return 0, f"perfd: no daemon running for {root}\n"
     end = time.monotonic() + timeout
-    while pid and _alive(pid) and time.monotonic() < end:
+    while pid and alive(pid) and time.monotonic() < end:
         time.sleep(0.01)
-    if pid and _alive(pid):
+    if pid and alive(pid):
         return 1, f"perfd: daemon pid {pid} did not stop within {timeout:g} s\n"
     return 0, f"perfd: stopped the daemon for {root} (pid {pid})\n"
 
@@ -65,7 +81,7 @@ def status(root: str) -> tuple[int, str]:
         return 1, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
     return 0, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
-               f"socket: {state_paths(root)['sock']}\n")
+               f"socket: {state_paths(root).sock}\n")
 
 
 def restart(root: str) -> tuple[int, str]:
@@ -77,7 +93,7 @@ def restart(root: str) -> tuple[int, str]:
 
 
 def logs(root: str, lines: int = 50) -> tuple[int, str]:
-    path = state_paths(os.path.realpath(root))["log"]
+    path = state_paths(os.path.realpath(root)).log
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             tail = f.readlines()[-lines:]
@@ -86,9 +102,26 @@ def logs(root: str, lines: int = 50) -> tuple[int, str]:
     return 0, "".join(tail)
 
 
-def running(root: str) -> bool:
-    s = try_connect(state_paths(os.path.realpath(root)), timeout=1.0)
-    if s is None:
-        return False
-    s.close()
-    return True
+def main(argv: list[str], cwd: str) -> int:
+    """`perfd daemon ACTION`: parsed by the one command-line parser, answered here."""
+    from perfd.app.commands import Output, parse, resolve_root, user_error_output
+    from perfd.engine.errors import UserError
+
+    parsed = parse(argv)
+    if isinstance(parsed, Output):
+        out = parsed
+    else:
+        try:
+            root = resolve_root(parsed.root, cwd)
+        except UserError as exc:
+            out = user_error_output(exc)
+        else:
+            action = parsed.action
+            if action == "logs":
+                code, text = logs(root, parsed.lines)
+            else:
+                code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+            out = Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.code

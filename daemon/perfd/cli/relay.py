@@ -19,14 +19,12 @@ import select
 import sys
 
 from perfd import __version__
+from perfd.wire.rendezvous import exchange, request_body, state_paths
 
 
-def _upgrade(sock: _socket.socket, root: str) -> bool:
-    from perfd.cli.client import _exchange
-
-    body = ('{"jsonrpc":"2.0","id":1,"method":"lsp","params":{"version":"%s"}}' % __version__).encode()
+def _upgrade(sock: _socket.socket) -> bool:
     try:
-        reply = _exchange(sock, body)
+        reply = exchange(sock, request_body("lsp", {"version": __version__}))
     except OSError:
         return False
     return b'"lsp":true' in reply
@@ -65,15 +63,14 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
     if root is None:
         root = cwd
     if not standalone:
-        from perfd.cli.autostart import _shutdown_old, ensure_daemon
-        from perfd.cli.client import state_paths
+        from perfd.cli.autostart import ensure_daemon, shutdown_old
 
         paths = state_paths(root)
         for attempt in (0, 1):
             sock = ensure_daemon(root, paths)
             if sock is None:
                 break
-            if _upgrade(sock, root):
+            if _upgrade(sock):
                 try:
                     pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
                 finally:
@@ -81,7 +78,7 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
                 return 0
             sock.close()
             if attempt == 0:
-                _shutdown_old(paths)  # a daemon of another version: replace it
+                shutdown_old(paths)  # a daemon of another version: replace it
         sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
     # Imported only here: a relay needs none of pygls (the daemon hosts the session).
     from perfd.daemon.codecache import import_cached

@@ -35,11 +35,12 @@ from anyio.abc import SocketAttribute
 import perfd
 from perfd.daemon import heap
 from perfd.wire import protocol as P
-from perfd.cli.client import state_paths
+from perfd.wire.rendezvous import state_paths
 from perfd.config import table
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
-from perfd.wire.ipc import FrameDecoder, FrameTooLarge, frame, peer_allowed, peer_credentials, raw_body
+from perfd.daemon.peer import peer_allowed, peer_credentials
+from perfd.wire.ipc import FrameDecoder, FrameTooLarge, frame, raw_body
 from perfd.daemon.stats import Stats, rss_bytes
 
 log = logging.getLogger("perfd.daemon")
@@ -113,7 +114,7 @@ class Daemon:
     # -- life cycle ----------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        fd = os.open(self.paths["lock"], os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -123,31 +124,31 @@ class Daemon:
 
     def clear_state(self) -> None:
         """Remove socket and pid file (we hold the lock, so they are ours)."""
-        for key in ("sock", "pid"):
+        for path in (self.paths.sock, self.paths.pid):
             try:
-                os.unlink(self.paths[key])
+                os.unlink(path)
             except FileNotFoundError:
                 pass
 
     def _write_pid(self) -> None:
-        tmp = self.paths["pid"] + ".tmp"
+        tmp = self.paths.pid + ".tmp"
         with open(tmp, "w") as f:
             f.write(f"{os.getpid()}\n")
-        os.replace(tmp, self.paths["pid"])
+        os.replace(tmp, self.paths.pid)
 
     async def run(self) -> None:
         self.acquire_lock()
         self.clear_state()  # a leftover of a daemon killed with -9
         old = os.umask(0o177)
         try:
-            listener = await anyio.create_unix_listener(self.paths["sock"])
+            listener = await anyio.create_unix_listener(self.paths.sock)
         finally:
             os.umask(old)
-        os.chmod(self.paths["sock"], 0o600)
+        os.chmod(self.paths.sock, 0o600)
         self._write_pid()
         self._stop_event = anyio.Event()
         log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, rss cap %s MB)",
-                 perfd.__version__, os.getpid(), self.root, self.paths["sock"], self.idle_timeout_s,
+                 perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
                  self.max_rss_mb or "off")
         try:
             async with anyio.create_task_group() as tg:
@@ -432,7 +433,8 @@ class Daemon:
         from perfd.app.commands import run
 
         await anyio.lowlevel.checkpoint()
-        out = run(p.argv, p.cwd, engine_for=self._engine_for, stats_for=self.snapshot)
+        out = run(p.argv, p.cwd, engine_for=self._engine_for, stats_for=lambda _root: self.snapshot(),
+                  in_daemon=True)
         if p.raw:
             return raw_body(out.code, out.stdout, out.stderr)
         return P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code)
@@ -447,18 +449,19 @@ class Daemon:
         if p.version is not None and p.version != perfd.__version__:
             raise RpcError(P.VERSION_MISMATCH, "version mismatch",
                            {"daemon": perfd.__version__, "client": p.version})
-        from perfd.app import run as runner
+        from perfd.app.run import prepare
+        from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
         send = ctx["send"]
         tx, rx = anyio.create_memory_object_stream[tuple[Literal["out", "err"], str]](math.inf)
         out, err = _Sink(tx, "out"), _Sink(tx, "err")
-        prepared = runner.prepare(p.argv, p.cwd, out=out, err=err, engine_for=self._engine_for)
-        summary: dict[str, Any] = {}
-        if isinstance(prepared, int):
-            code = prepared
+        prepared = prepare(p.argv, p.cwd, engine_for=self._engine_for)
+        if not isinstance(prepared, tuple):
+            out.write(prepared.stdout)
+            err.write(prepared.stderr)
+            llm = None
         else:
-            args, engine, plan_ref, achievement = prepared
             try:
                 llm = self.llm()
             except LLMError as exc:
@@ -467,7 +470,6 @@ class Daemon:
             if llm is None or (key and not os.environ.get(key, "").strip()):
                 raise RpcError(P.NO_MODEL, "the daemon's environment configures no model" if llm is None else
                                f"the daemon's environment has no {key}", {"api_key_env": key})
-            code = -1
 
         async def pump() -> None:
             async with rx:
@@ -478,15 +480,14 @@ class Daemon:
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                         pass  # the client left; its request is being cancelled
 
+        result = P.RunResult(code=0 if isinstance(prepared, tuple) else prepared.code)
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
             with tx:
-                if code == -1:
-                    code = await runner.execute(args, engine, llm, plan_ref, achievement, p.cwd,
-                                                out=out, err=err, summary=summary)
-        return P.RunResult(code=code, achievement=summary.get("achievement"), state=summary.get("state"),
-                           written=summary.get("written"), tokens=summary.get("tokens", 0),
-                           cached=summary.get("cached", False), error=summary.get("error"))
+                if isinstance(prepared, tuple) and llm is not None:
+                    request, engine = prepared
+                    result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
+        return result
 
     async def notify(self, method: str, params: Any) -> None:
         if not self.subscribers:
@@ -551,13 +552,13 @@ def main(root: str) -> int:
     """Serve `root` in this process until stopped; exit code 3 when a daemon already serves it."""
     os.umask(0o077)  # logs, pid file and socket stay private
     d = Daemon(root)
-    setup_logging(d.paths["log"])
+    setup_logging(d.paths.log)
     try:
         anyio.run(d.run)
     except AlreadyRunning:
         pid = ""
         try:
-            with open(d.paths["pid"]) as f:
+            with open(d.paths.pid) as f:
                 pid = f.read().strip()
         except OSError:
             pass
@@ -565,8 +566,8 @@ def main(root: str) -> int:
         return EXIT_ALREADY_RUNNING
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.ENAMETOOLONG, errno.EACCES):
-            sys.stderr.write(f"perfd: cannot serve on {d.paths['sock']}: {exc}\n")
-            log.error("cannot bind %s: %s", d.paths["sock"], exc)
+            sys.stderr.write(f"perfd: cannot serve on {d.paths.sock}: {exc}\n")
+            log.error("cannot bind %s: %s", d.paths.sock, exc)
             return 1
         raise
     return 0

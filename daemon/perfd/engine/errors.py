@@ -17,3 +17,10 @@ class UserError(Exception):
         self.hint = hint
         self.code = code
         self.candidates = candidates or []
+
+
+class UsageError(UserError):
+    """A command line perfd cannot read (exit 2): the one usage-error type, from the parser or after it."""
+
+    def __init__(self, message: str, *, hint: str = "perfd --help lists the commands") -> None:
+        super().__init__(message, hint=hint, code="usage")

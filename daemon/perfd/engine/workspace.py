@@ -15,8 +15,9 @@ import msgspec
 
 from perfd.engine.cache import StatCache
 from perfd.engine.errors import UserError
+from perfd.paths import PLANS_DIR, find_workspace_root
 
-DEFAULT_PLANS_DIR = os.path.join("work-space", "plans")
+DEFAULT_PLANS_DIR = PLANS_DIR
 
 _SUBPLAN_RE = re.compile(r"^SUBPLAN_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})\.md$")
 _EXEC_RE = re.compile(r"^EXECUTION_TASK_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})_(?P<mm>\d{2,3})\.md$")
@@ -48,14 +49,7 @@ class PlanFiles(msgspec.Struct, frozen=True):
 
 def find_root(start: str, plans_dir: str = DEFAULT_PLANS_DIR) -> str | None:
     """Walk up from `start` to the folder that holds `work-space/plans/` or perfd.toml."""
-    path = os.path.abspath(start)
-    while True:
-        if os.path.isdir(os.path.join(path, plans_dir)) or os.path.isfile(os.path.join(path, "perfd.toml")):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
+    return find_workspace_root(start, plans_dir)
 
 
 def _inside(root: str, path: str) -> bool:

@@ -31,6 +31,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from perfd import __version__
 from perfd.daemon import heap
+from perfd.app.run import RunListener, RunOptions, run_one
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo
@@ -496,12 +497,10 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
             raise UserError("no model is configured, so there is nothing to run. " + " ".join(
                 HOW_TO_CONFIGURE.split()), code="no-provider")
         result = engine.generate(plan, achievement=number)
-        out: dict[str, Any] = {"plan": result.plan, "achievement": result.achievement, "state": result.state,
-                               "text": "", "tokens": 0, "cached": False}
         if result.achievement is None:
-            out["prompt"] = result.prompt
-            return out
-        token = f"perfd.run/{id(out)}"
+            return {"plan": result.plan, "achievement": None, "state": result.state, "text": "", "tokens": 0,
+                    "cached": False, "prompt": result.prompt}
+        token = f"perfd.run/{id(result)}"
         caps = server.client_capabilities
         progress = bool(caps and caps.window and caps.window.work_done_progress)
         if progress:
@@ -512,30 +511,42 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
         if progress:
             server.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(
                 title=f"perfd: {result.achievement} ({result.state})", message=f"asking {llm.config.model}"))
-        last = 0.0
-        ok = False
+        reporter = _ProgressReporter(server, token) if progress else RunListener()
+        answer = None
         try:
-            async with llm.stream([{"role": "user", "content": result.prompt}], plan=result.plan,
-                                  achievement=result.achievement, state=result.state) as stream:
-                async for _ in stream:
-                    now = time.monotonic()
-                    if progress and now - last >= RUN_REPORT_INTERVAL_S:
-                        last = now
-                        server.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=stream.text))
-                done = stream.completion
-            text = stream.text
-            if progress:  # the last partial text, whatever the throttle skipped
-                server.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=text))
-            ok = True
-        except LLMError as exc:
-            raise UserError(f"the model call failed: {exc}", code="llm-failed") from None
+            answer = await run_one(engine, llm, result, RunOptions(), reporter)
+            if isinstance(reporter, _ProgressReporter):
+                reporter.flush()  # the last partial text, whatever the throttle skipped
         finally:
             if progress:
+                ok = answer is not None and answer.ok
                 server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done" if ok else "failed"))
-        out.update(text=text, tokens=done.usage.total_tokens if done else 0, cached=bool(done and done.cached))
-        return out
+        assert answer is not None  # run_one returned (a failure is an answer) or raised above
+        if not answer.ok:
+            raise UserError(f"the model call failed: {answer.error}", code="llm-failed")
+        return _to_builtins(answer)
 
     return s
+
+
+class _ProgressReporter(RunListener):
+    """perfd.run's partial text as work-done progress reports, at most ten a second."""
+
+    def __init__(self, server: LanguageServer, token: str) -> None:
+        self.server = server
+        self.token = token
+        self.text = ""
+        self.last = 0.0
+
+    def delta(self, achievement: str, text: str) -> None:
+        self.text += text
+        now = time.monotonic()
+        if now - self.last >= RUN_REPORT_INTERVAL_S:
+            self.last = now
+            self.flush()
+
+    def flush(self) -> None:
+        self.server.work_done_progress.report(self.token, lsp.WorkDoneProgressReport(message=self.text))
 
 
 def _to_builtins(obj: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Framing of the perfd socket protocol, and a small blocking client.
+"""Framing of the perfd socket protocol: the one implementation both sides use.
 
-Framing (the only one): every message, both ways, is
+Every message, both ways, is
 
     4-byte unsigned big-endian length N | N bytes of body
 
@@ -17,22 +17,15 @@ can split without a JSON parser:
 (code and the length in ASCII decimal; stdout/stderr UTF-8 with
 surrogateescape). An error is still a JSON-RPC error object, so a body that
 starts with b"{" is JSON and one that starts with b"RAW " is raw.
+
+Imported by the thin client on every call, so it imports nothing (no struct,
+socket or msgspec: int.to_bytes does the header).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import struct
-from typing import Any
-
-import msgspec
-
 MAX_FRAME = 1 << 20
-HEADER = struct.Struct(">I")
 RAW_PREFIX = b"RAW "
-
-_encoder = msgspec.json.Encoder()
 
 
 class FrameTooLarge(ValueError):
@@ -44,12 +37,7 @@ class FrameTooLarge(ValueError):
 def frame(body: bytes) -> bytes:
     if len(body) > MAX_FRAME:
         raise FrameTooLarge(len(body))
-    return HEADER.pack(len(body)) + body
-
-
-def encode(msg: Any) -> bytes:
-    """A message (Struct or plain data) as one frame."""
-    return frame(_encoder.encode(msg))
+    return len(body).to_bytes(4, "big") + body
 
 
 def raw_body(code: int, stdout: str, stderr: str) -> bytes:
@@ -83,7 +71,7 @@ class FrameDecoder:
         out: list[bytes] = []
         pos = 0
         while len(buf) - pos >= 4:
-            (n,) = HEADER.unpack_from(buf, pos)
+            n = int.from_bytes(buf[pos:pos + 4], "big")
             if n > MAX_FRAME:
                 del buf[:pos]
                 raise FrameTooLarge(n)
@@ -104,67 +92,3 @@ class FrameDecoder:
         rest = bytes(self._buf)
         self._buf.clear()
         return rest
-
-
-class Connection:
-    """A blocking connection to a daemon (daemon_ctl, tests, benchmarks; not the thin client)."""
-
-    def __init__(self, path: str, timeout: float | None = 5.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(path)
-        except OSError:
-            self.sock.close()
-            raise
-        self._dec = FrameDecoder()
-        self._ready: list[bytes] = []
-        self._next_id = 0
-
-    def send_body(self, body: bytes) -> None:
-        self.sock.sendall(frame(body))
-
-    def recv_body(self) -> bytes:
-        while not self._ready:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("daemon closed the connection")
-            self._ready.extend(self._dec.feed(data))
-        return self._ready.pop(0)
-
-    def recv(self) -> Any:
-        return msgspec.json.decode(self.recv_body())
-
-    def call(self, method: str, params: Any = None) -> Any:
-        """Send a request; return the whole response object (result or error)."""
-        self._next_id += 1
-        req: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
-        if params is not None:
-            req["params"] = params
-        self.sock.sendall(encode(req))
-        while True:
-            msg = self.recv()
-            if isinstance(msg, dict) and msg.get("id") == self._next_id:
-                return msg
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a Unix socket (SO_PEERCRED, struct ucred)."""
-    fmt = "3i"
-    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(fmt))
-    pid, uid, gid = struct.unpack(fmt, data)
-    return pid, uid, gid
-
-
-def peer_allowed(uid: int, own_uid: int | None = None) -> bool:
-    """Only the daemon's own user may talk to it."""
-    return uid == (os.getuid() if own_uid is None else own_uid)

@@ -30,16 +30,16 @@ from perfd.engine.types import CacheStats, LatencyStats
 JSONRPC = "2.0"
 Id = int | str | None
 
-# JSON-RPC 2.0 error codes
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-# application errors (outside the reserved range)
-USER_ERROR = 1001  # perfd.engine.errors.UserError; data = UserErrorData
-VERSION_MISMATCH = 1002  # data = {"daemon": version, "client": version}
-NO_MODEL = 1003  # `run`: the daemon's environment configures no model / lacks the key; data = {"api_key_env": name}
+from perfd.wire.codes import (  # re-exported: the daemon answers with them
+    INTERNAL_ERROR as INTERNAL_ERROR,
+    INVALID_PARAMS as INVALID_PARAMS,
+    INVALID_REQUEST as INVALID_REQUEST,
+    METHOD_NOT_FOUND as METHOD_NOT_FOUND,
+    NO_MODEL as NO_MODEL,
+    PARSE_ERROR as PARSE_ERROR,
+    USER_ERROR as USER_ERROR,
+    VERSION_MISMATCH as VERSION_MISMATCH,
+)
 
 
 class Request(msgspec.Struct, omit_defaults=True):
@@ -156,6 +156,7 @@ class RunParams(msgspec.Struct, forbid_unknown_fields=True):
     argv: list[str]
     cwd: str
     version: str | None = None
+    tty: bool = False  # the client's stderr is a terminal: live progress lines for --parallel
 
 
 class RunChunk(msgspec.Struct):
@@ -165,14 +166,46 @@ class RunChunk(msgspec.Struct):
     stream: Literal["out", "err"] = "out"
 
 
-class RunResult(msgspec.Struct):
-    code: int  # the exit code of `perfd run`
-    achievement: str | None = None
-    state: str | None = None
-    written: str | None = None  # the path written with --write
+class RunAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What one achievement's run gave: the answer and what it cost, or the error that stopped it."""
+
+    plan: str
+    achievement: str
+    state: str
+    ok: bool
+    text: str = ""
+    cached: bool = False  # served from the response cache: nothing sent, nothing paid
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     tokens: int = 0
-    cached: bool = False
-    error: str | None = None
+    cost: float | None = None  # None when no prices are configured
+    seconds: float = 0.0
+    written: str | None = None  # the file written (--write)
+    write_error: str | None = None  # why the answer was not written (it is still printed)
+    error: str | None = None  # why there is no answer
+    error_kind: str | None = None
+
+
+class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """The last JSON line of `perfd run --json`."""
+
+    plan: str
+    achievements: int
+    failed: int
+    cached: int
+    tokens: int
+    cost: float | None
+    seconds: float
+    written: list[str]
+    code: int
+
+
+class RunResult(msgspec.Struct):
+    """The answer to `run`: the exit code of `perfd run`, each achievement's answer, and the summary."""
+
+    code: int
+    answers: list[RunAnswer] = []
+    summary: RunSummary | None = None
 
 
 class PlanChanged(msgspec.Struct):
@@ -214,5 +247,15 @@ SCHEMA_TYPES: tuple[type, ...] = (
     Request, Response, ErrorResponse, ErrorObject, Notification, UserErrorData,
     InitializeParams, InitializeResult, PingResult, GenerateParams, StatusParams,
     InvalidateParams, InvalidateResult, SubscribeResult, ShutdownResult,
-    CliParams, CliResult, RunParams, RunChunk, RunResult, PlanChanged, StatsSnapshot,
+    CliParams, CliResult, RunParams, RunChunk, RunAnswer, RunSummary, RunResult, PlanChanged, StatsSnapshot,
 )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(msg: Any) -> bytes:
+    """A message (Struct or plain data) as one frame."""
+    from perfd.wire.ipc import frame
+
+    return frame(_encoder.encode(msg))

@@ -1,0 +1,12 @@
+"""The protocol's error codes, import-free so the thin client can read them too."""
+
+# JSON-RPC 2.0 error codes
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# application errors (outside the reserved range)
+USER_ERROR = 1001  # perfd.engine.errors.UserError; data = UserErrorData
+VERSION_MISMATCH = 1002  # data = {"daemon": version, "client": version}
+NO_MODEL = 1003  # `run`: the daemon's environment configures no model / lacks the key; data = {"api_key_env": name}

@@ -9,9 +9,10 @@ const ROOT = '/w';
 const status: WorkspaceStatus = {
   root: ROOT,
   plans: [
-    { plan: 'API-CLIENT', path: '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md', title: 'API client', state: 'no_subplan', next: '1.2', done: 1, total: 3 },
-    { plan: 'DOCS', path: '/w/work-space/plans/DOCS/PLAN_DOCS.md', title: 'Docs', state: 'plan_complete', next: null, done: 2, total: 2 },
+    { plan: 'API-CLIENT', path: '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md', title: 'API client', state: 'no_subplan', next: '1.2', done: 1, total: 3, source: 'review files' },
+    { plan: 'DOCS', path: '/w/work-space/plans/DOCS/PLAN_DOCS.md', title: 'Docs', state: 'plan_complete', next: null, done: 2, total: 2, source: 'review files' },
   ],
+  problems: [],
 };
 const planStatus: PlanStatus = {
   ...status.plans[0],
@@ -22,7 +23,7 @@ const planStatus: PlanStatus = {
   ],
 };
 const gen = (plan: string, ach: string | null): GenerateResult => ({
-  plan, plan_path: `/w/${plan}`, achievement: ach, state: 'no_subplan', source: 'plan', prompt: `PROMPT ${plan} ${ach}`,
+  plan, plan_path: `/w/${plan}`, achievement: ach, state: 'no_subplan', source: 'plan marks', prompt: `PROMPT ${plan} ${ach}`,
   parallel_options: [], problems: [],
 });
 

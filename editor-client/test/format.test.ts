@@ -128,14 +128,31 @@ describe('documents', () => {
     const md = workspaceStatusMarkdown({
       root: '/r',
       plans: [
-        { plan: 'DONE', path: '/r/PLAN_DONE.md', title: 'Done | x', state: 'plan_complete', next: null, done: 3, total: 3 },
-        { plan: 'API', path: '/r/PLAN_API.md', title: 'Api', state: 'no_subplan', next: '1.2', done: 1, total: 4, parallel_options: ['1.2', '1.3'], pending_fixes: ['1.1'] },
+        { plan: 'DONE', path: '/r/PLAN_DONE.md', title: 'Done | x', state: 'plan_complete', next: null, done: 3, total: 3, source: 'review files' },
+        { plan: 'API', path: '/r/PLAN_API.md', title: 'Api', state: 'no_subplan', next: '1.2', done: 1, total: 4, source: 'review files', parallel_options: ['1.2', '1.3'], pending_fixes: ['1.1'] },
       ],
+      problems: [],
     });
     expect(md.indexOf('@API')).toBeLessThan(md.indexOf('@DONE'));
     expect(md).toContain('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 | fixes: 1.1; parallel: 1.2, 1.3 |');
     expect(md).toContain('Done \\| x');
-    expect(workspaceStatusMarkdown({ root: '/r', plans: [] })).toContain('No plans found.');
+    expect(workspaceStatusMarkdown({ root: '/r', plans: [], problems: [] })).toContain('No plans found.');
+  });
+
+  it('workspace status shows each plan summary\'s problem_count', () => {
+    const row = (problem_count?: number) =>
+      workspaceStatusMarkdown({
+        root: '/r',
+        plans: [
+          { plan: 'API', path: '/r/PLAN_API.md', title: 'Api', state: 'no_subplan', next: '1.2', done: 1, total: 4, source: 'review files', problem_count },
+        ],
+        problems: [],
+      })
+        .split('\n')
+        .find((l) => l.startsWith('| @API'));
+    expect(row(2)).toBe('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 | 2 problems |');
+    expect(row(1)).toBe('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 | 1 problem |');
+    expect(row(undefined)).toBe('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 |  |'); // omitted when 0
   });
 
   it('plan status marks the next achievement', () => {
@@ -153,6 +170,7 @@ const plan: PlanStatus = {
   next: '1.2',
   done: 1,
   total: 3,
+  source: 'review files',
   achievements: [
     { number: '1.1', title: 'First', state: 'complete' },
     { number: '1.3', title: 'Third', state: 'no_subplan', ready: false, dependencies: ['1.2'] },
@@ -173,8 +191,8 @@ describe('quick picks', () => {
 
   it('plan items', () => {
     const items = planPickItems([
-      { plan: 'B', path: '/b', title: 'Bee', state: 'plan_complete', next: null, done: 2, total: 2 },
-      { plan: 'A', path: '/a', title: 'Ay', state: 'no_subplan', next: '2.1', done: 0, total: 5 },
+      { plan: 'B', path: '/b', title: 'Bee', state: 'plan_complete', next: null, done: 2, total: 2, source: 'plan marks' },
+      { plan: 'A', path: '/a', title: 'Ay', state: 'no_subplan', next: '2.1', done: 0, total: 5, source: 'plan marks' },
     ]);
     expect(items.map((i) => i.label)).toEqual(['@A', '@B']);
     expect(items[0].description).toBe('next 2.1 · 0/5');
@@ -184,7 +202,7 @@ describe('quick picks', () => {
 
 describe('messages', () => {
   const r: GenerateResult = {
-    plan: 'API-CLIENT', plan_path: '/r/PLAN_API-CLIENT.md', achievement: '1.2', state: 'no_subplan', source: 'plan',
+    plan: 'API-CLIENT', plan_path: '/r/PLAN_API-CLIENT.md', achievement: '1.2', state: 'no_subplan', source: 'plan marks',
     prompt: 'Do it', parallel_options: ['1.2', '1.3'], problems: [], write_path: '/r/subplans/SUBPLAN_API-CLIENT_12.md',
   };
   it('generated', () => {

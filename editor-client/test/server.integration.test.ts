@@ -87,6 +87,11 @@ describe.skipIf(!python)('against the real perfd language server', () => {
   it('status of all plans, then one plan, then a prompt for one of its achievements', async () => {
     const st = await api.status();
     expect(st.plans.map((p) => p.plan)).toEqual(expect.arrayContaining(['API-CLIENT', 'SEARCH-INDEX', 'RELEASE-0.1']));
+    for (const p of st.plans) {
+      // A summary counts its problems (omitted when 0); only PlanStatus lists them.
+      expect(p).not.toHaveProperty('problems');
+      if (p.problem_count !== undefined) expect(p.problem_count).toBeGreaterThan(0);
+    }
     const api1 = st.plans.find((p) => p.plan === 'API-CLIENT')!;
     const plan = await api.planStatus(api1.path);
     expect(plan.achievements?.length).toBeGreaterThan(0);

@@ -12,6 +12,7 @@ import {
   serverCommand,
   statsCommand,
 } from '../src/pure/settings';
+import type { PlanSummary } from '../src/pure/types';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
 
@@ -90,11 +91,11 @@ describe('settings', () => {
 });
 
 describe('plans', () => {
-  const plans = [
-    { plan: 'A', path: '/w/plans/A/PLAN_A.md', title: '', state: '', next: null, done: 0, total: 0 },
-    { plan: 'B', path: '/w/plans/A/nested/PLAN_B.md', title: '', state: '', next: null, done: 0, total: 0 },
-    { plan: 'F1', path: '/w/plans/PLAN_F1.md', title: '', state: '', next: null, done: 0, total: 0 },
-    { plan: 'F2', path: '/w/plans/PLAN_F2.md', title: '', state: '', next: null, done: 0, total: 0 },
+  const plans: PlanSummary[] = [
+    { plan: 'A', path: '/w/plans/A/PLAN_A.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
+    { plan: 'B', path: '/w/plans/A/nested/PLAN_B.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
+    { plan: 'F1', path: '/w/plans/PLAN_F1.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
+    { plan: 'F2', path: '/w/plans/PLAN_F2.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
   ];
   it('maps a file to its plan like the server', () => {
     expect(planForFile(plans, '/w/plans/A/subplans/SUBPLAN_A_01.md')?.plan).toBe('A');

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from perfd.engine.errors import UserError
@@ -142,6 +143,23 @@ def test_status_lists_every_plan(ws: WS) -> None:
     ws.approved("A", "1.1")
     st = ws.engine().status()
     assert [(p.plan, p.state, p.next) for p in st.plans] == [("A", "plan_complete", None), ("B", "no_subplan", "1.1")]
+
+
+def test_status_summaries_count_problems_as_problem_count(ws: WS) -> None:
+    # A directory where the PLAN file should be: one error (unreadable) and whatever follows from it.
+    (ws.plans / "LOCKED" / "PLAN_LOCKED.md").mkdir(parents=True)
+    ws.plan("CLEAN", ["1.1"])
+    eng = ws.engine()
+    serious = [p for p in eng.plan_status("@LOCKED").problems if p.severity != "info"]
+    assert serious
+    by_name = {p.plan: p for p in eng.status().plans}
+    assert by_name["LOCKED"].problem_count == len(serious)
+    assert by_name["CLEAN"].problem_count == 0
+    # On the wire: a count under a name that says so, omitted when zero (the list is PlanStatus.problems).
+    wire = msgspec.to_builtins(eng.status())
+    locked, clean = sorted(wire["plans"], key=lambda p: p["plan"] != "LOCKED")
+    assert locked["problem_count"] == len(serious) and "problems" not in locked
+    assert "problem_count" not in clean and "problems" not in clean
 
 
 # --- @NAME resolution ---------------------------------------------------------------------------

@@ -240,7 +240,7 @@ class Engine:
                 plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
                 total=st.total, source=st.source, pending_fixes=st.pending_fixes,
                 parallel_options=st.parallel_options,
-                problems=sum(1 for p in st.problems if p.severity != "info"),
+                problem_count=sum(1 for p in st.problems if p.severity != "info"),
             ))
         return WorkspaceStatus(root=self.root, plans=summaries, problems=list(self.config_problems))
 

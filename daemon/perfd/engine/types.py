@@ -190,7 +190,7 @@ class PlanSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     source: Source
     pending_fixes: list[str] = []
     parallel_options: list[str] = []
-    problems: int = 0
+    problem_count: int = 0  # problems other than info-level ones (PlanStatus lists them)
 
 
 class WorkspaceStatus(msgspec.Struct, frozen=True):

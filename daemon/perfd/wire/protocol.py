@@ -25,7 +25,16 @@ import msgspec
 
 from perfd.llm.stats import LLMStats
 
-from perfd.engine.types import CacheStats, LatencyStats
+from perfd.engine.types import (
+    AchievementStatus,
+    CacheStats,
+    GenerateResult,
+    LatencyStats,
+    PlanStatus,
+    PlanSummary,
+    Problem,
+    WorkspaceStatus,
+)
 
 JSONRPC = "2.0"
 Id = int | str | None
@@ -248,6 +257,8 @@ SCHEMA_TYPES: tuple[type, ...] = (
     InitializeParams, InitializeResult, PingResult, GenerateParams, StatusParams,
     InvalidateParams, InvalidateResult, SubscribeResult, ShutdownResult,
     CliParams, CliResult, RunParams, RunChunk, RunAnswer, RunSummary, RunResult, PlanChanged, StatsSnapshot,
+    # the engine's results, as `generate` and `status` answer them (and the LSP's perfd.* commands)
+    GenerateResult, WorkspaceStatus, PlanSummary, PlanStatus, AchievementStatus, Problem,
 )
 
 

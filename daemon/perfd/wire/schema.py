@@ -1,4 +1,8 @@
-"""`perfd schema`: JSON Schemas of the protocol Structs, generated into schemas/ (never hand-written)."""
+"""`perfd schema`: JSON Schemas of the protocol Structs, generated into schemas/ (never hand-written).
+
+The extension's TypeScript types (editor-client/src/pure/wire.ts) are generated from these files
+in turn: after a change here, run `npm run gen:types` in editor-client (its tests check).
+"""
 
 from __future__ import annotations
 

@@ -205,7 +205,8 @@ export function workspaceStatusMarkdown(st: WorkspaceStatus): string {
     const notes: string[] = [];
     if (p.pending_fixes?.length) notes.push(`fixes: ${p.pending_fixes.join(', ')}`);
     if (p.parallel_options && p.parallel_options.length > 1) notes.push(`parallel: ${p.parallel_options.join(', ')}`);
-    if (p.problems?.length) notes.push(`${p.problems.length} problem${p.problems.length === 1 ? '' : 's'}`);
+    const problems = p.problem_count ?? 0; // omitted when 0; PlanStatus lists them
+    if (problems) notes.push(`${problems} problem${problems === 1 ? '' : 's'}`);
     out.push(
       `| @${esc(p.plan)} | ${esc(p.title)} | ${stateLabel(p.state)} | ${p.next ?? '—'} | ${p.done}/${p.total} | ${esc(notes.join('; '))} |`,
     );

@@ -1,92 +1,38 @@
 // Shapes of perfd's workspace/executeCommand answers and of the perfd/stats notification.
-// They mirror daemon/perfd/types.py (msgspec structs sent as plain JSON); optional where the
-// server omits defaults.
+// The wire types are generated from the daemon's schemas (./wire.ts, `npm run gen:types`);
+// only the answers that have no schema yet are written here.
 
-export interface Problem {
-  code: string;
-  message: string;
-  severity?: 'error' | 'warning' | 'info';
-  path?: string | null;
-  line?: number | null;
-}
+export type {
+  AchievementStatus,
+  CacheStats,
+  GenerateResult,
+  LatencyStats,
+  MethodStats,
+  PlanStatus,
+  PlanSummary,
+  Problem,
+  StatsSnapshot,
+  WorkspaceStatus,
+} from './wire';
 
-export interface GenerateResult {
-  plan: string;
-  plan_path: string;
-  achievement: string | null;
-  state: string;
-  source: string;
-  prompt: string;
-  parallel_options: string[];
-  problems: Problem[];
-  write_path?: string | null;
-}
+import type { CacheStats, LatencyStats, StatsSnapshot } from './wire';
 
-export interface PlanSummary {
-  plan: string;
-  path: string;
-  title: string;
-  state: string;
-  next: string | null;
-  done: number;
-  total: number;
-  source?: string;
-  pending_fixes?: string[];
-  parallel_options?: string[];
-  problems?: Problem[];
-}
+/** One method's latency in the perfd/stats notification's `latency` map (a standalone session sends fewer fields). */
+export type MethodLatency = Partial<LatencyStats>;
 
-export interface WorkspaceStatus {
-  root: string;
-  plans: PlanSummary[];
-}
-
-export interface AchievementStatus {
-  number: string;
-  title: string;
-  state: string;
-  priority?: string | null;
-  subplan?: string | null;
-  executions?: string[];
-  active_execution?: string | null;
-  fix?: string | null;
-  approved?: string | null;
-  dependencies?: string[];
-  ready?: boolean;
-  index_line?: number | null;
-  body_line?: number | null;
-}
-
-export interface PlanStatus extends PlanSummary {
-  achievements?: AchievementStatus[];
-  awaiting_review?: string[];
-  handoff_next?: string | null;
-}
-
-export interface CacheStats {
-  entries: number;
-  hits: number;
-  misses: number;
-  hit_rate: number;
-  evictions: number;
-  expirations: number;
-  lookup_p50_us: number;
-  lookup_p99_us: number;
-}
-
-export interface MethodLatency {
-  p50_ms?: number;
-  p95_ms?: number;
-  p99_ms?: number;
-}
-
-export interface StatsPayload {
+/**
+ * The perfd/stats notification and the perfd.stats command's answer. In the daemon: a
+ * StatsSnapshot plus `sessions` and `latency` (the snapshot's `methods` by name). A standalone
+ * language server sends only part of `cache`, `latency` and `uptime_s`. Written by hand until
+ * the server sends one schema'd shape for both.
+ */
+export interface StatsPayload extends Partial<Omit<StatsSnapshot, 'cache'>> {
   cache?: Partial<CacheStats>;
-  uptime_s?: number;
   latency?: Record<string, MethodLatency>;
-  [key: string]: unknown;
+  sessions?: number;
 }
 
+/** perfd.clearCache's answer (no schema yet). */
 export interface ClearCacheResult {
   cleared: number;
 }

@@ -1,0 +1,386 @@
+// Generated from schemas/*.json by scripts/gen-types.mjs: do not edit.
+// Change the msgspec Structs, run `perfd schema`, then `npm run gen:types` in editor-client.
+
+/**
+ * Every type with a file in schemas/, by name: `WireSchemas["PlanSummary"]` is what schemas/PlanSummary.json describes.
+ */
+export interface WireSchemas {
+  AchievementStatus: AchievementStatus;
+  CliParams: CliParams;
+  CliResult: CliResult;
+  ErrorObject: ErrorObject;
+  ErrorResponse: ErrorResponse;
+  GenerateParams: GenerateParams;
+  GenerateResult: GenerateResult;
+  InitializeParams: InitializeParams;
+  InitializeResult: InitializeResult;
+  InvalidateParams: InvalidateParams;
+  InvalidateResult: InvalidateResult;
+  Notification: Notification;
+  PingResult: PingResult;
+  PlanChanged: PlanChanged;
+  PlanStatus: PlanStatus;
+  PlanSummary: PlanSummary;
+  Problem: Problem;
+  Request: Request;
+  Response: Response;
+  RunAnswer: RunAnswer;
+  RunChunk: RunChunk;
+  RunParams: RunParams;
+  RunResult: RunResult;
+  RunSummary: RunSummary;
+  ShutdownResult: ShutdownResult;
+  StatsSnapshot: StatsSnapshot;
+  StatusParams: StatusParams;
+  SubscribeResult: SubscribeResult;
+  UserErrorData: UserErrorData;
+  WorkspaceStatus: WorkspaceStatus;
+}
+export interface AchievementStatus {
+  number: string;
+  title: string;
+  state:
+    | 'active_execution'
+    | 'complete'
+    | 'create_next_execution'
+    | 'fix_pending'
+    | 'no_subplan'
+    | 'subplan_all_executed'
+    | 'subplan_complete'
+    | 'subplan_no_execution';
+  priority?: string | null;
+  subplan?: string | null;
+  executions?: string[];
+  planned_executions?: number | null;
+  active_execution?: string | null;
+  fix?: string | null;
+  approved?: string | null;
+  dependencies?: string[];
+  ready?: boolean;
+  index_line?: number | null;
+  body_line?: number | null;
+  body_end?: number | null;
+}
+export interface CliParams {
+  argv: string[];
+  cwd: string;
+  version?: string | null;
+  raw?: boolean;
+}
+export interface CliResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+export interface ErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+export interface ErrorResponse {
+  id: number | string | null;
+  error: ErrorObject;
+  jsonrpc?: '2.0';
+}
+export interface GenerateParams {
+  plan: string;
+  achievement?: string | null;
+  cwd?: string | null;
+  trust_plan?: boolean;
+}
+export interface GenerateResult {
+  plan: string;
+  plan_path: string;
+  achievement: string | null;
+  state:
+    | 'active_execution'
+    | 'complete'
+    | 'create_next_execution'
+    | 'fix_pending'
+    | 'no_subplan'
+    | 'plan_complete'
+    | 'subplan_all_executed'
+    | 'subplan_complete'
+    | 'subplan_no_execution';
+  source: 'plan marks' | 'review files';
+  prompt: string;
+  parallel_options: string[];
+  problems: Problem[];
+  write_path?: string | null;
+}
+/**
+ * Something wrong or odd in the input, reported instead of raised.
+ */
+export interface Problem {
+  code: string;
+  message: string;
+  severity?: 'error' | 'info' | 'warning';
+  path?: string | null;
+  line?: number | null;
+  end_line?: number | null;
+  column?: number | null;
+  end_column?: number | null;
+}
+export interface InitializeParams {
+  version: string;
+  client?: string;
+}
+export interface InitializeResult {
+  version: string;
+  compatible: boolean;
+  pid: number;
+  root: string;
+}
+export interface InvalidateParams {
+  path?: string | null;
+}
+export interface InvalidateResult {
+  invalidated: number;
+}
+export interface Notification {
+  method: string;
+  params?: unknown;
+  jsonrpc?: '2.0';
+}
+export interface PingResult {
+  pong: boolean;
+  pid: number;
+  version: string;
+  root: string;
+  uptime_s: number;
+}
+/**
+ * Params of the `planChanged` notification sent to subscribers.
+ */
+export interface PlanChanged {
+  plan: string;
+  path: string;
+  state: string;
+  next: string | null;
+  done: number;
+  total: number;
+  changed: string[];
+}
+export interface PlanStatus {
+  plan: string;
+  path: string;
+  title: string;
+  source: 'plan marks' | 'review files';
+  state:
+    | 'active_execution'
+    | 'complete'
+    | 'create_next_execution'
+    | 'fix_pending'
+    | 'no_subplan'
+    | 'plan_complete'
+    | 'subplan_all_executed'
+    | 'subplan_complete'
+    | 'subplan_no_execution';
+  next: string | null;
+  done: number;
+  total: number;
+  achievements?: AchievementStatus[];
+  pending_fixes?: string[];
+  parallel_options?: string[];
+  awaiting_review?: string[];
+  handoff_next?: string | null;
+  problems?: Problem[];
+}
+export interface PlanSummary {
+  plan: string;
+  path: string;
+  title: string;
+  state:
+    | 'active_execution'
+    | 'complete'
+    | 'create_next_execution'
+    | 'fix_pending'
+    | 'no_subplan'
+    | 'plan_complete'
+    | 'subplan_all_executed'
+    | 'subplan_complete'
+    | 'subplan_no_execution';
+  next: string | null;
+  done: number;
+  total: number;
+  source: 'plan marks' | 'review files';
+  pending_fixes?: string[];
+  parallel_options?: string[];
+  problem_count?: number;
+}
+export interface Request {
+  jsonrpc: '2.0';
+  method: string;
+  id?: number | string | null;
+  params?:
+    | {
+        [k: string]: unknown;
+      }
+    | unknown[]
+    | null;
+}
+export interface Response {
+  id: number | string | null;
+  result: unknown;
+  jsonrpc?: '2.0';
+}
+/**
+ * What one achievement's run gave: the answer and what it cost, or the error that stopped it.
+ */
+export interface RunAnswer {
+  plan: string;
+  achievement: string;
+  state: string;
+  ok: boolean;
+  text?: string;
+  cached?: boolean;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  tokens?: number;
+  cost?: number | null;
+  seconds?: number;
+  written?: string | null;
+  write_error?: string | null;
+  error?: string | null;
+  error_kind?: string | null;
+}
+/**
+ * Params of the `runChunk` notification: output of a `run` in progress, in order.
+ */
+export interface RunChunk {
+  text: string;
+  stream?: 'err' | 'out';
+}
+/**
+ * `perfd run` through the daemon: the same argv as the command line (starting with "run").
+ *
+ *     The daemon calls the model with ITS OWN environment (the one it was started
+ *     with): the caller's PERFD_LLM_* variables and API key are never sent.
+ */
+export interface RunParams {
+  argv: string[];
+  cwd: string;
+  version?: string | null;
+  tty?: boolean;
+}
+/**
+ * The answer to `run`: the exit code of `perfd run`, each achievement's answer, and the summary.
+ */
+export interface RunResult {
+  code: number;
+  answers?: RunAnswer[];
+  summary?: RunSummary | null;
+}
+/**
+ * The last JSON line of `perfd run --json`.
+ */
+export interface RunSummary {
+  plan: string;
+  achievements: number;
+  failed: number;
+  cached: number;
+  tokens: number;
+  cost: number | null;
+  seconds: number;
+  written: string[];
+  code: number;
+}
+export interface ShutdownResult {
+  stopping: boolean;
+  pid: number;
+}
+export interface StatsSnapshot {
+  version: string;
+  pid: number;
+  root: string;
+  uptime_s: number;
+  rss_bytes: number;
+  connections: number;
+  subscribers: number;
+  watcher_events: number;
+  watcher_batches: number;
+  cache: CacheStats;
+  memo_hits: number;
+  methods: MethodStats[];
+  llm?: LLMStats | null;
+}
+export interface CacheStats {
+  entries: number;
+  capacity: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+  invalidations: number;
+  hit_rate: number;
+  lookup_p50_us: number;
+  lookup_p99_us: number;
+}
+export interface MethodStats {
+  method: string;
+  requests: number;
+  errors: number;
+  latency: LatencyStats;
+}
+export interface LatencyStats {
+  count: number;
+  errors: number;
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}
+/**
+ * A point-in-time snapshot of one provider's client. Never holds secrets.
+ */
+export interface LLMStats {
+  base_url: string;
+  model: string;
+  calls: number;
+  requests: number;
+  retries: number;
+  errors: {
+    [k: string]: number;
+  };
+  attempt_errors: {
+    [k: string]: number;
+  };
+  rate_limited: number;
+  rate_limit_wait_s: number;
+  window_requests: number;
+  window_tokens: number;
+  breaker_state: string;
+  breaker_opened: number;
+  cache_hits: number;
+  cache_misses: number;
+  cache_rebuilt: number;
+  tokens_saved: number;
+  cost_saved: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number;
+  connections_opened: number;
+  in_flight: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  latency_p99_ms: number | null;
+}
+export interface StatusParams {
+  plan?: string | null;
+  cwd?: string | null;
+  trust_plan?: boolean;
+}
+export interface SubscribeResult {
+  subscribed: boolean;
+  watching: boolean;
+}
+export interface UserErrorData {
+  code: string;
+  hint?: string;
+  candidates?: string[];
+}
+export interface WorkspaceStatus {
+  root: string;
+  plans: PlanSummary[];
+  problems: Problem[];
+}

@@ -389,6 +389,47 @@ def test_thin_client_imports_almost_nothing(env: Env) -> None:
     assert "_socket" in imported
 
 
+CLIENT_BANNED = ("re", "argparse", "json", "pathlib", "socket", "asyncio", "msgspec", "anyio", "pygls", "httpx",
+                 "watchfiles", "perfd.engine", "perfd.app.commands")
+
+
+def test_installed_command_imports_only_the_thin_client(env: Env) -> None:
+    """The `perfd` command installed beside this interpreter, as a user runs it: its own
+    code (an installer's entry-point wrapper would be here) adds nothing to the thin client."""
+    perfd = shutil.which("perfd", path=os.path.dirname(sys.executable))
+    assert perfd, f"no perfd command beside {sys.executable}: install perfd (pip install -e .)"
+    _warm(env)
+    argv = [perfd, "generate", "--next", "@FEAT"]
+
+    def imports(*python_args: str, pythonpath: str | None = None) -> set[str]:
+        """What the command's process imports beyond a bare `python <python_args> -c pass`."""
+        e = dict(env.environ, PYTHONPROFILEIMPORTTIME="1")
+        if pythonpath is not None:
+            e["PYTHONPATH"] = pythonpath
+        run = [sys.executable, *python_args, *argv] if python_args else argv
+        r = subprocess.run(run, cwd=env.root, env=e, capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr[-2000:]
+        bare = subprocess.run([sys.executable, *python_args, "-c", "pass"], env=e, capture_output=True, text=True,
+                              timeout=20)
+        got = _imported(r.stderr) - _imported(bare.stderr)
+        assert "perfd.cli.client" in got, f"no import times: was PYTHONPROFILEIMPORTTIME ignored?\n{r.stderr[-2000:]}"
+        return got
+
+    # As the user runs it: the interpreter's own start-up (site and the machine's .pth
+    # files) is subtracted, it is not the command's doing.
+    imported = imports()
+    assert not [m for m in CLIENT_BANNED if m in imported], f"{perfd} imports {sorted(imported)}"
+    assert "_socket" in imported
+    # The same file without site: a site .pth of this machine's imports certifi, hence
+    # re and pathlib, before any script runs, which hides from the run above what the
+    # command's own code imports (the entry-point wrapper of pip before 25.0: `import re`).
+    where = subprocess.run([sys.executable, "-c", "import os, perfd; print(os.path.dirname(perfd.__path__[0]))"],
+                           env=env.environ, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    imported = imports("-S", pythonpath=where)
+    assert not [m for m in CLIENT_BANNED if m in imported], f"{perfd} (without site) imports {sorted(imported)}"
+    assert "_socket" in imported
+
+
 def test_no_daemon_flag_and_no_workspace_work_in_process(env: Env) -> None:
     r = env.cli("--no-daemon", "status")
     assert r.returncode == 0 and env.pid() == 0

@@ -193,7 +193,7 @@ def _schema(args: argparse.Namespace) -> Output:
 
 def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsSnapshot | None] | None) -> Output:
     """stats (imported lazily: the engine path does not need them)."""
-    from perfd.daemon import stats as stats_view
+    from perfd.app import stats_view
 
     if args.history:
         if args.prometheus:

@@ -3,7 +3,7 @@
 That import takes most of a second of CPU on a cold daemon. An editor asks for the
 daemon's stats (`perfd stats --json`) beside its session's start, and CLI calls may come
 in at the same moment: none of them may wait for it. The slow import is simulated with
-a gate on the one seam, `perfd.daemon.server._load_lsp`, so the test does not depend on timing.
+a gate on the one seam, `perfd.daemon.connections.load_lsp`, so the test does not depend on timing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import orjson
 import pytest
 from conftest import make_workspace
 
-from perfd.daemon import server
+from perfd.daemon import connections, server
 from perfd.wire.ipc import FrameDecoder, frame
 
 
@@ -47,7 +47,7 @@ async def test_requests_are_answered_while_the_first_lsp_session_loads(
     # As on a cold daemon: the session module is not loaded yet (restored after the test).
     monkeypatch.delitem(sys.modules, "perfd.lsp.session", raising=False)
     loading, release, loaded = threading.Event(), threading.Event(), threading.Event()
-    real: Callable[..., object] = server._load_lsp
+    real: Callable[..., object] = connections.load_lsp
 
     def slow_load() -> object:
         loading.set()
@@ -57,7 +57,7 @@ async def test_requests_are_answered_while_the_first_lsp_session_loads(
         finally:
             loaded.set()
 
-    monkeypatch.setattr(server, "_load_lsp", slow_load)
+    monkeypatch.setattr(connections, "load_lsp", slow_load)
     d = server.Daemon(root)
     sock = d.paths.sock
     with anyio.fail_after(30):

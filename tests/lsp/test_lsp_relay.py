@@ -130,7 +130,8 @@ async def test_standalone_flag_runs_in_process(box: Box) -> None:
                                                     root_uri="file://" + box.root))
     try:
         stats = await c.workspace_execute_command_async(lsp.ExecuteCommandParams(command="perfd.stats"))
-        assert "sessions" not in stats  # in-process: no daemon behind it
+        # In-process: no daemon behind it (a daemon counts the editor's own connection).
+        assert stats["connections"] == 0 and stats["sessions"] == 1 and "cache" in stats and "latency" in stats
         assert not os.path.exists(os.path.join(box.base, "r")) or not any(
             n.endswith(".sock") for n in os.listdir(os.path.join(box.base, "r")))
     finally:

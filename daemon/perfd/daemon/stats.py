@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from perfd.latency import Window
-from perfd.wire.protocol import MethodStats
+from perfd.wire.protocol import MethodStats, StatsSnapshot
 from perfd.engine.types import LatencyStats
+
+if TYPE_CHECKING:
+    from perfd.engine.engine import Engine
+    from perfd.llm.stats import LLMStats
 
 _SAMPLES = 4096  # latest latencies kept per method
 
@@ -62,3 +67,16 @@ def rss_bytes() -> int:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, subscribers: int = 0,
+             sessions: int = 0, llm: LLMStats | None = None) -> StatsSnapshot:
+    """The one stats payload (`perfd stats`, the `stats` method, every editor's perfd/stats), daemon or standalone."""
+    import perfd
+
+    methods = stats.method_stats()
+    return StatsSnapshot(
+        version=perfd.__version__, pid=os.getpid(), root=root, uptime_s=stats.uptime(), rss_bytes=rss_bytes(),
+        connections=connections, subscribers=subscribers, watcher_events=stats.watcher_events,
+        watcher_batches=stats.watcher_batches, cache=engine.cache.stats(), memo_hits=engine.memo_hits,
+        methods=methods, llm=llm, sessions=sessions, latency={m.method: m.latency for m in methods})

@@ -1,29 +1,33 @@
-"""Watch the plans folder: invalidate exactly what changed, recompute the plan, notify subscribers.
+"""The one file watcher: the daemon's and `perfd lsp --standalone`'s.
 
-Correctness never depends on the watcher (the engine re-stats inputs on every
-call); the watcher makes pushes possible and keeps the cache tight.
+It reports batches of changed paths (debounced) to a callback; what a change
+means (which cache entries, which plans, which editors) is the caller's and
+the engine's business. Correctness never depends on it (the engine re-stats
+inputs on every call); it makes pushes possible and keeps the cache tight.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from perfd.wire.protocol import PlanChanged
-
 if TYPE_CHECKING:
-    from perfd.daemon.server import Daemon
+    import anyio
+
+    from perfd.engine.engine import Engine
+    from perfd.engine.workspace import PlanRef
 
 log = logging.getLogger("perfd.daemon")
 DEBOUNCE_MS = 50
 STEP_MS = 10
 
 
-def affected_plans(daemon: Daemon, paths: set[str]) -> dict[str, tuple[object, list[str]]]:
+def affected_plans(engine: Engine, paths: set[str]) -> dict[str, tuple[PlanRef, list[str]]]:
     """plan path -> (PlanRef, changed paths in it)."""
-    ws = daemon.engine.workspace
-    out: dict[str, tuple[object, list[str]]] = {}
+    ws = engine.workspace
+    out: dict[str, tuple[PlanRef, list[str]]] = {}
     for plan in ws.plans():
         flat = plan.folder == ws.plans_dir
         for p in paths:
@@ -35,36 +39,31 @@ def affected_plans(daemon: Daemon, paths: set[str]) -> dict[str, tuple[object, l
     return out
 
 
-async def handle_changes(daemon: Daemon, paths: set[str]) -> None:
-    engine = daemon.engine
-    engine.changed(sorted(paths))  # exactly these files and their folders' listings
-    daemon.refresh_editors()
-    for _key, (plan, changed) in affected_plans(daemon, paths).items():
-        try:
-            st = engine.plan_status(plan)  # type: ignore[arg-type]
-        except Exception:  # a half-written file: the next event or call fixes it
-            log.exception("recomputing %s", getattr(plan, "path", plan))
-            continue
-        await daemon.notify("planChanged", PlanChanged(
-            plan=st.plan, path=st.path, state=st.state, next=st.next, done=st.done, total=st.total,
-            changed=sorted(changed)))
+async def watch(folder: str, on_changes: Callable[[set[str]], Awaitable[None]], *,
+                stop_event: anyio.Event | None = None, on_state: Callable[[bool], None] | None = None) -> None:
+    """Watch `folder` recursively until `stop_event` (or cancellation); a missing folder is not watched.
 
-
-async def watch(daemon: Daemon) -> None:
-    plans_dir = daemon.engine.workspace.plans_dir
-    if not os.path.isdir(plans_dir):
-        log.info("no plans folder %s: not watching", plans_dir)
+    `on_changes` gets each debounced batch as real paths (deleted ones as given);
+    `on_state(True/False)` says when watching starts and stops. A failing
+    callback is logged and watching goes on; a failing watcher is logged and ends.
+    """
+    if not os.path.isdir(folder):
+        log.info("no plans folder %s: not watching", folder)
         return
     from watchfiles import awatch
 
-    daemon.watching = True
+    if on_state is not None:
+        on_state(True)
     try:
-        async for changes in awatch(plans_dir, debounce=DEBOUNCE_MS, step=STEP_MS,
-                                    stop_event=daemon._stop_event, ignore_permission_denied=True):
-            daemon.stats.watcher_batches += 1
-            daemon.stats.watcher_events += len(changes)
-            await handle_changes(daemon, {os.path.realpath(p) if os.path.exists(p) else p for _c, p in changes})
+        async for changes in awatch(folder, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop_event,
+                                    recursive=True, ignore_permission_denied=True):
+            paths = {os.path.realpath(p) if os.path.exists(p) else p for _c, p in changes}
+            try:
+                await on_changes(paths)
+            except Exception:
+                log.exception("handling a batch of file changes")
     except Exception:
         log.exception("watcher stopped")
     finally:
-        daemon.watching = False
+        if on_state is not None:
+            on_state(False)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+import msgspec
 import orjson
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInternalError
@@ -36,9 +37,10 @@ from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo
 from perfd.engine.text import decode, read_bytes
-from perfd.latency import Window
+from perfd.daemon.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.engine.types import PlanDoc, PlanStatus
+from perfd.wire.protocol import StatsSnapshot
 
 log = logging.getLogger("perfd.lsp")
 
@@ -145,15 +147,17 @@ class _Buffer:
 class Session:
     """Per-connection state: the server, its documents' parses, the stats throttle."""
 
-    def __init__(self, engine: Engine, stats: Callable[[], dict[str, Any]] | None,
+    def __init__(self, engine: Engine, stats: Callable[[], StatsSnapshot] | None,
                  llm: Callable[[], Any] | None = None) -> None:
         self.engine = engine
         # The model client for perfd.run: the daemon's shared one, else this session's own (lazily).
         self._own_llm: Any = None
         self._own_llm_loaded = False
         self.llm: Callable[[], Any] = llm or self._standalone_llm
-        self.latencies: dict[str, Window] = {}  # milliseconds, per request kind
-        self.stats = stats or (lambda: default_stats(engine, self.latencies))
+        # Standalone, the session keeps its own counters; in the daemon `stats` is the daemon's.
+        self.own_stats = Stats()
+        self.stats: Callable[[], StatsSnapshot] = stats or (
+            lambda: snapshot(root=engine.root, engine=engine, stats=self.own_stats, sessions=1))
         self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
         self.buffers: dict[str, _Buffer] = {}  # open documents, by uri
         self.last_stats = 0.0
@@ -233,12 +237,8 @@ class Session:
             return result
         finally:
             ns = time.perf_counter_ns() - t
-            if self.on_timing is not None:
-                self.on_timing("lsp/" + name, ns, failed)  # the daemon's shared stats
-            window = self.latencies.get(name)
-            if window is None:
-                window = self.latencies[name] = Window(512)
-            window.add(ns / 1e6)
+            record = self.on_timing or self.own_stats.record  # the daemon's shared stats, else our own
+            record("lsp/" + name, ns, failed)
             self.maybe_send_stats()
 
     def maybe_send_stats(self, *, force: bool = False) -> None:
@@ -247,7 +247,7 @@ class Session:
             return
         self.last_stats = now
         try:
-            self.server.protocol.notify(STATS_NOTIFICATION, self.stats())
+            self.server.protocol.notify(STATS_NOTIFICATION, msgspec.to_builtins(self.stats()))
         except Exception:  # a closed transport: the session is going away
             log.debug("could not send stats", exc_info=True)
 
@@ -307,37 +307,7 @@ def _never() -> Any:
     raise UserError("the plan of this document is gone", code="unknown-plan")
 
 
-def _percentiles(window: Window) -> dict[str, float]:
-    p50, p95, p99 = window.percentiles(0.50, 0.95, 0.99)
-    return {"count": len(window), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
-
-
-def default_stats(engine: Engine, latencies: dict[str, Window] | None = None) -> dict[str, Any]:
-    """perfd/stats for a standalone session (in the daemon, the daemon's shared stats are sent)."""
-    c = engine.cache.stats()
-    return {"cache": {"entries": c.entries, "hits": c.hits, "misses": c.misses, "hit_rate": c.hit_rate,
-                      "evictions": c.evictions, "expirations": c.expirations,
-                      "lookup_p50_us": c.lookup_p50_us, "lookup_p99_us": c.lookup_p99_us},
-            "latency": {"lsp/" + k: _percentiles(v) for k, v in (latencies or {}).items()},
-            "uptime_s": time.time() - engine.started}
-
-
-async def watch_workspace(engine: Engine, on_change: Callable[[], None]) -> None:
-    """Standalone mode's own watcher: invalidate changed paths, then refresh the session.
-
-    (In the daemon, the daemon's single watcher does this for every session.)
-    Correctness does not depend on it: the engine re-stats its inputs on every
-    call; the watcher is what makes open editors refresh without being asked.
-    """
-    import watchfiles
-
-    async for changes in watchfiles.awatch(engine.workspace.plans_dir, debounce=50, step=10,
-                                           recursive=True, ignore_permission_denied=True):
-        engine.changed([path for _change, path in changes])
-        on_change()
-
-
-def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None = None,
+def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = None,
                  watch: bool = False, llm: Callable[[], Any] | None = None) -> Session:
     """A new session (server + state) over `engine`, with every feature registered.
 
@@ -352,8 +322,13 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
     def initialized(params: lsp.InitializedParams) -> None:
         if watch and os.path.isdir(engine.workspace.plans_dir):
             from perfd.background import spawn
+            from perfd.daemon.watcher import watch as watch_files
 
-            spawn(watch_workspace(engine, s.refresh), name="lsp-watcher")
+            async def changed(paths: set[str]) -> None:
+                engine.changed(sorted(paths))
+                s.refresh()
+
+            spawn(watch_files(engine.workspace.plans_dir, changed), name="lsp-watcher")
         s.maybe_send_stats(force=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
@@ -467,7 +442,7 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
 
     @server.command("perfd.stats")
     def cmd_stats(*args: Any) -> dict[str, Any]:
-        return dict(s.stats())
+        return _to_builtins(s.stats())
 
     @server.command("perfd.clearCache")
     def cmd_clear(*args: Any) -> dict[str, Any]:
@@ -550,8 +525,6 @@ class _ProgressReporter(RunListener):
 
 
 def _to_builtins(obj: Any) -> dict[str, Any]:
-    import msgspec
-
     out: dict[str, Any] = msgspec.to_builtins(obj)
     return out
 

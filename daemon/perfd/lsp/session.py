@@ -21,6 +21,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pygls.io_ import run_async
 
 from perfd.engine.engine import Engine
+from perfd.wire.protocol import StatsSnapshot
 from perfd.lsp.server import PerfdProtocol, Session, build_server
 
 log = logging.getLogger("perfd.lsp")
@@ -65,7 +66,7 @@ class _Writer:
 
 
 async def serve_lsp(stream: Any, leftover: bytes, engine: Engine, *,
-                    stats: Callable[[], dict[str, Any]] | None = None,
+                    stats: Callable[[], StatsSnapshot] | None = None,
                     record: Callable[[str, int, bool], None] | None = None,
                     registry: set[Session] | None = None,
                     llm: Callable[[], Any] | None = None) -> None:

@@ -250,6 +250,8 @@ class StatsSnapshot(msgspec.Struct):
     memo_hits: int
     methods: list[MethodStats]
     llm: LLMStats | None = None  # the daemon's model client, once a model call has been made
+    sessions: int = 0  # editor (LSP) sessions served
+    latency: dict[str, LatencyStats] = {}  # the methods' latency by name, for status bars
 
 
 SCHEMA_TYPES: tuple[type, ...] = (

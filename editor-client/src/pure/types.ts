@@ -17,19 +17,17 @@ export type {
 
 import type { CacheStats, LatencyStats, StatsSnapshot } from './wire';
 
-/** One method's latency in the perfd/stats notification's `latency` map (a standalone session sends fewer fields). */
+/** One method's latency in the stats payload's `latency` map (read defensively: any field may be missing). */
 export type MethodLatency = Partial<LatencyStats>;
 
 /**
- * The perfd/stats notification and the perfd.stats command's answer. In the daemon: a
- * StatsSnapshot plus `sessions` and `latency` (the snapshot's `methods` by name). A standalone
- * language server sends only part of `cache`, `latency` and `uptime_s`. Written by hand until
- * the server sends one schema'd shape for both.
+ * The perfd/stats notification, the perfd.stats command's answer and `perfd stats --json`: one
+ * StatsSnapshot (generated), from the daemon or a standalone server alike. Optional here only
+ * because the extension reads whatever arrives defensively (an older server, a test double).
  */
-export interface StatsPayload extends Partial<Omit<StatsSnapshot, 'cache'>> {
+export interface StatsPayload extends Partial<Omit<StatsSnapshot, 'cache' | 'latency'>> {
   cache?: Partial<CacheStats>;
   latency?: Record<string, MethodLatency>;
-  sessions?: number;
 }
 
 /** perfd.clearCache's answer (no schema yet). */

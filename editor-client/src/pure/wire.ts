@@ -303,6 +303,10 @@ export interface StatsSnapshot {
   memo_hits: number;
   methods: MethodStats[];
   llm?: LLMStats | null;
+  sessions?: number;
+  latency?: {
+    [k: string]: LatencyStats;
+  };
 }
 export interface CacheStats {
   entries: number;

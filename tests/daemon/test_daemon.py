@@ -272,7 +272,13 @@ def test_engine_methods_over_the_socket(env: Env) -> None:
         assert c.call("status")["result"]["plans"][0]["next"] == "1.1"
         assert c.call("status", {"plan": "@FEAT"})["result"]["total"] == 3
         assert c.call("invalidate")["result"]["invalidated"] >= 1
-        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] >= 0
+        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == 0  # nothing read since
+        assert c.call("status", {"plan": "@FEAT"})["result"]["total"] == 3  # reads the plan's folder again
+        entries = c.call("stats")["result"]["cache"]["entries"]
+        assert entries >= 1
+        # every entry a status reads is under the plans folder: invalidating it drops them all, once
+        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == entries
+        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == 0
         r = c.call("cli", {"argv": ["status"], "cwd": env.root})["result"]
         assert r["code"] == 0 and "@FEAT" in r["stdout"]
         assert c.call("cli", {"argv": ["daemon", "stop"], "cwd": env.root})["result"]["code"] == 2

@@ -37,9 +37,11 @@ async def test_no_sliding_window_exceeds_rpm(server: FakeServer) -> None:
         stats = llm.stats()
     arrivals = [r.arrival for r in server.records]
     assert len(arrivals) == 20
-    assert max_in_window(arrivals, [1] * 20, window) <= rpm
-    # ...and callers waited instead of failing: 20 requests need > 3 windows, not many more.
-    assert 3 * window <= elapsed < 8 * window
+    # the busiest window is full, never over: the limiter admits its whole quota and no more
+    assert max_in_window(arrivals, [1] * 20, window) == rpm
+    # ...and callers waited instead of failing: 20 requests need more than 3 windows.
+    # (How close to that the wall time comes is a figure of tests/bench/bench_llm_timing.py.)
+    assert 3 * window <= elapsed
     assert stats.errors == {} and stats.rate_limit_wait_s > 0
 
 
@@ -100,7 +102,7 @@ async def test_retry_after_429_is_honoured_by_everyone(server: FakeServer) -> No
         started = time.perf_counter()
         result = await llm.complete(user("x"))
         elapsed = time.perf_counter() - started
-        assert result.attempts == 2 and 1.0 <= elapsed < 2.5
+        assert result.attempts == 2 and 1.0 <= elapsed  # how much more: tests/bench/bench_llm_timing.py
         assert llm.stats().rate_limited == 1 and llm.stats().retries == 1
     gap = server.records[1].arrival - server.records[0].arrival
     assert gap >= 1.0
@@ -117,10 +119,10 @@ async def test_5xx_and_dropped_connections_are_retried(server: FakeServer) -> No
 async def test_timeouts_are_bounded(server: FakeServer) -> None:
     server.script({"stall": 3}, {"stall": 3})
     async with LLMClient(make_config(server.base_url, cache=False, max_retries=1, timeout_s=0.2)) as llm:
-        started = time.perf_counter()
         with pytest.raises(LLMTimeout):
             await llm.complete(user("x"))
-        assert time.perf_counter() - started < 2.0  # two 0.2 s attempts, not two 3 s stalls
+        # both attempts ended by the 0.2 s timeout: a 3 s stall ends in an answer (the time: bench_llm_timing.py)
+        assert llm.stats().attempt_errors == {"timeout": 2}
     assert len(server.records) == 2
 
 
@@ -135,11 +137,9 @@ async def test_breaker_opens_fails_fast_and_recovers(server: FakeServer) -> None
             with pytest.raises(LLMHTTPError):
                 await llm.complete(user("x"))
         assert llm.stats().breaker_state == "open"
-        started = time.perf_counter()
         with pytest.raises(LLMCircuitOpen, match="failing fast"):
             await llm.complete(user("x"))
-        assert time.perf_counter() - started < 0.2
-        assert len(server.records) == 3  # failing fast sent nothing
+        assert len(server.records) == 3  # failing fast sent nothing (its time: tests/bench/bench_llm_timing.py)
         await anyio.sleep(0.32)
         assert llm.stats().breaker_state == "half_open"
         assert (await llm.complete(user("x"))).text  # the probe succeeds

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
@@ -23,54 +24,64 @@ from fakeserver import FakeServer  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "daemon", "perfd", "example")
 
-BASE = tempfile.mkdtemp(prefix="perfd-lsprun-")
-WS = os.path.join(BASE, "ws")
-BARE = os.path.join(BASE, "bare")  # no [llm]: perfd.run must say how to configure a model
-shutil.copytree(EXAMPLE, WS)
-shutil.copytree(EXAMPLE, BARE)
-SERVER = FakeServer(max_lifetime_s=120)
-SERVER.__enter__()
-SERVER.settings.chunks = 6
-with open(os.path.join(WS, "perfd.toml"), "w") as f:
-    f.write(f'[llm]\nbase_url = "{SERVER.base_url}"\nmodel = "fake-model"\n')
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
-ENV["PERFD_STATE_DIR"] = os.path.join(BASE, "state")
+
+@dataclass
+class Setup:
+    ws: str  # the example, with an [llm] pointing at the fake server
+    bare: str  # the example without [llm]: perfd.run must say how to configure a model
+    env: dict[str, str]  # the language server's environment
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup():
-    yield
-    SERVER.__exit__(None, None, None)
-    shutil.rmtree(BASE, ignore_errors=True)
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeServer]:
+    with FakeServer(max_lifetime_s=120) as server:
+        server.settings.chunks = 6
+        yield server
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, llm_server: FakeServer) -> Iterator[Setup]:
+    base = tmp_path_factory.mktemp("lsprun")
+    ws, bare = str(base / "ws"), str(base / "bare")
+    shutil.copytree(EXAMPLE, ws)
+    shutil.copytree(EXAMPLE, bare)
+    Path(ws, "perfd.toml").write_text(f'[llm]\nbase_url = "{llm_server.base_url}"\nmodel = "fake-model"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
+    env["PERFD_STATE_DIR"] = str(base / "state")
+    yield Setup(ws, bare, env)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _caps() -> lsp.ClientCapabilities:
     return lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
 
 
-def _server(root: str) -> ClientServerConfig:
-    return ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", root], server_env=ENV)
+async def _editor(root: str, env: dict[str, str]) -> LanguageClient:
+    """`python -m perfd.lsp --root ROOT`, started and initialized (what pytest_lsp.fixture does, with a root
+    known only once the fixtures above have run)."""
+    client = await ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", root],
+                                      server_env=env).start()
+    assert isinstance(client, LanguageClient)
+    await client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + root))
+    return client
 
 
-async def _initialize(lsp_client: LanguageClient, root: str) -> None:
-    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + root))
+@pytest.fixture
+async def client(setup: Setup) -> AsyncIterator[LanguageClient]:
+    c = await _editor(setup.ws, setup.env)
+    yield c
+    await c.shutdown_session()
+    await c.stop()
 
 
-@pytest_lsp.fixture(config=_server(WS))
-async def client(lsp_client: LanguageClient):
-    await _initialize(lsp_client, WS)
-    yield
-    await lsp_client.shutdown_session()
-
-
-async def test_run_streams_progress_and_returns_the_answer(client: LanguageClient) -> None:
-    before = len(SERVER.records)
+async def test_run_streams_progress_and_returns_the_answer(client: LanguageClient, llm_server: FakeServer) -> None:
+    before = len(llm_server.records)
     result = await client.workspace_execute_command_async(
         lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "2.1"]))
     assert result["achievement"] == "2.1" and result["state"] == "no_subplan"
     assert result["text"].startswith("reply#") and result["tokens"] > 0 and result["cached"] is False
-    assert len(SERVER.records) == before + 1
-    sent = SERVER.records[-1].body["messages"][0]["content"]
+    assert len(llm_server.records) == before + 1
+    sent = llm_server.records[-1].body["messages"][0]["content"]
     assert "2.1" in sent
     (token, reports), = [(t, r) for t, r in client.progress_reports.items() if str(t).startswith("perfd.run/")]
     assert isinstance(reports[0], lsp.WorkDoneProgressBegin) and "2.1" in reports[0].title
@@ -82,7 +93,7 @@ async def test_run_streams_progress_and_returns_the_answer(client: LanguageClien
     # Again: the session's client has a response cache.
     again = await client.workspace_execute_command_async(
         lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "2.1"]))
-    assert again["text"] == result["text"] and again["cached"] is True and len(SERVER.records) == before + 1
+    assert again["text"] == result["text"] and again["cached"] is True and len(llm_server.records) == before + 1
 
 
 async def test_run_of_an_unknown_plan_is_an_error(client: LanguageClient) -> None:
@@ -91,11 +102,12 @@ async def test_run_of_an_unknown_plan_is_an_error(client: LanguageClient) -> Non
             lsp.ExecuteCommandParams(command="perfd.run", arguments=["@NO-SUCH"]))
 
 
-@pytest_lsp.fixture(config=_server(BARE))
-async def bare_client(lsp_client: LanguageClient):
-    await _initialize(lsp_client, BARE)
-    yield
-    await lsp_client.shutdown_session()
+@pytest.fixture
+async def bare_client(setup: Setup) -> AsyncIterator[LanguageClient]:
+    c = await _editor(setup.bare, setup.env)
+    yield c
+    await c.shutdown_session()
+    await c.stop()
 
 
 async def test_without_a_model_run_says_how_to_configure_one(bare_client: LanguageClient) -> None:
@@ -107,21 +119,22 @@ async def test_without_a_model_run_says_how_to_configure_one(bare_client: Langua
 
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", WS],
-                                              server_env=ENV))
-async def client_shut_by_test(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=_caps(), root_uri="file://" + WS))
-    yield  # the test shuts the session down itself
+@pytest.fixture
+async def client_shut_by_test(setup: Setup) -> AsyncIterator[LanguageClient]:
+    c = await _editor(setup.ws, setup.env)
+    yield c  # the test shuts the session down itself
+    await c.stop()
 
 
-async def test_history_is_committed_when_the_session_shuts_down(client_shut_by_test: LanguageClient) -> None:
+async def test_history_is_committed_when_the_session_shuts_down(client_shut_by_test: LanguageClient,
+                                                                 setup: Setup) -> None:
     client = client_shut_by_test
     await client.workspace_execute_command_async(
         lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "2.2"]))
     await client.shutdown_session()
     from perfd.llm import open_history
 
-    history = open_history(os.path.join(ENV["PERFD_STATE_DIR"], "llm-history.sqlite3"))
+    history = open_history(os.path.join(setup.env["PERFD_STATE_DIR"], "llm-history.sqlite3"))
     try:
         assert any(c.achievement == "2.2" for c in history.calls(plan="DOCS-SITE"))
     finally:

@@ -6,39 +6,43 @@ import asyncio
 import os
 import shutil
 import sys
-import tempfile
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "daemon", "perfd", "example")
 
-# A private copy per test module: some tests create review files in it.
-WS = tempfile.mkdtemp(prefix="perfd-lsp-")
-shutil.copytree(EXAMPLE, WS, dirs_exist_ok=True)
-PLAN = os.path.join(WS, "work-space", "plans", "API-CLIENT", "PLAN_API-CLIENT.md")
-PLAN_URI = "file://" + PLAN
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private copy per test module: some tests create review files in it."""
+    root = str(tmp_path_factory.mktemp("lsp") / "ws")
+    shutil.copytree(EXAMPLE, root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup():
-    yield
-    shutil.rmtree(WS, ignore_errors=True)
+def api_plan(ws: str) -> str:
+    return os.path.join(ws, "work-space", "plans", "API-CLIENT", "PLAN_API-CLIENT.md")
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", WS]))
-async def client(lsp_client: LanguageClient):
+@pytest.fixture
+async def client(ws: str) -> AsyncIterator[LanguageClient]:
+    """`python -m perfd.lsp --root WS`, initialized (as pytest_lsp.fixture does, once `ws` exists)."""
+    c = await ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", ws]).start()
+    assert isinstance(c, LanguageClient)
     caps = lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(
         code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True)))
-    await lsp_client.initialize_session(lsp.InitializeParams(capabilities=caps, root_uri="file://" + WS))
-    yield
-    await lsp_client.shutdown_session()
+    await c.initialize_session(lsp.InitializeParams(capabilities=caps, root_uri="file://" + ws))
+    yield c
+    await c.shutdown_session()
+    await c.stop()
 
 
-def _open(client: LanguageClient, path: str = PLAN, text: str | None = None) -> str:
+def _open(client: LanguageClient, path: str, text: str | None = None) -> str:
     uri = "file://" + path
     if text is None:
         with open(path, encoding="utf-8") as f:
@@ -48,8 +52,8 @@ def _open(client: LanguageClient, path: str = PLAN, text: str | None = None) -> 
     return uri
 
 
-async def test_document_symbols_are_a_hierarchy(client: LanguageClient) -> None:
-    uri = _open(client)
+async def test_document_symbols_are_a_hierarchy(client: LanguageClient, ws: str) -> None:
+    uri = _open(client, api_plan(ws))
     syms = await client.text_document_document_symbol_async(
         lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
     assert syms is not None
@@ -63,8 +67,8 @@ async def test_document_symbols_are_a_hierarchy(client: LanguageClient) -> None:
     assert [c.name for c in bodies.children or []][0] == "Achievement 1.1: HTTP Session Layer"
 
 
-async def test_code_lenses_show_state_and_generate(client: LanguageClient) -> None:
-    uri = _open(client)
+async def test_code_lenses_show_state_and_generate(client: LanguageClient, ws: str) -> None:
+    uri = _open(client, api_plan(ws))
     lenses = await client.text_document_code_lens_async(
         lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
     titles = [lens.command.title for lens in lenses or [] if lens.command]
@@ -73,9 +77,9 @@ async def test_code_lenses_show_state_and_generate(client: LanguageClient) -> No
     assert "Generate prompt" in titles
 
 
-async def test_hover_and_definition(client: LanguageClient) -> None:
-    uri = _open(client)
-    with open(PLAN, encoding="utf-8") as f:
+async def test_hover_and_definition(client: LanguageClient, ws: str) -> None:
+    uri = _open(client, api_plan(ws))
+    with open(api_plan(ws), encoding="utf-8") as f:
         lines = f.read().split("\n")
     idx = next(i for i, ln in enumerate(lines) if ln.startswith("- Achievement 1.2"))
     pos = lsp.Position(idx, lines[idx].index("Achievement") + 3)
@@ -89,11 +93,11 @@ async def test_hover_and_definition(client: LanguageClient) -> None:
     assert lines[loc.range.start.line].startswith("**Achievement 1.2**")
 
 
-async def test_diagnostics_come_from_the_buffer_not_the_disk(client: LanguageClient) -> None:
-    with open(PLAN, encoding="utf-8") as f:
+async def test_diagnostics_come_from_the_buffer_not_the_disk(client: LanguageClient, ws: str) -> None:
+    with open(api_plan(ws), encoding="utf-8") as f:
         text = f.read()
     broken = text.replace("- Achievement 2.1: Typed Responses", "- Achievement 2.1: Typed Responses\n- Achievement 1.1: Again")
-    uri = _open(client, text=broken)
+    uri = _open(client, api_plan(ws), text=broken)
     await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
     diags = client.diagnostics[uri]
     assert any(d.code == "duplicate-achievement" for d in diags)
@@ -121,7 +125,7 @@ async def test_execute_command_returns_the_prompt(client: LanguageClient) -> Non
     assert stats["cache"]["entries"] > 0
 
 
-async def test_bad_requests_get_errors_and_the_server_keeps_serving(client: LanguageClient) -> None:
+async def test_bad_requests_get_errors_and_the_server_keeps_serving(client: LanguageClient, ws: str) -> None:
     with pytest.raises(Exception):
         await client.workspace_execute_command_async(
             lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@NO-SUCH-PLAN"]))
@@ -131,7 +135,7 @@ async def test_bad_requests_get_errors_and_the_server_keeps_serving(client: Lang
     with pytest.raises(Exception):
         await client.text_document_document_symbol_async(
             lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri="untitled:nothing")))
-    uri = _open(client)
+    uri = _open(client, api_plan(ws))
     hov = await client.text_document_hover_async(
         lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(10_000, 5)))
     assert hov is None
@@ -140,14 +144,14 @@ async def test_bad_requests_get_errors_and_the_server_keeps_serving(client: Lang
     assert res["achievement"] == "1.2"
 
 
-async def test_workspace_symbols_folding_completion_links(client: LanguageClient) -> None:
+async def test_workspace_symbols_folding_completion_links(client: LanguageClient, ws: str) -> None:
     syms = await client.workspace_symbol_async(lsp.WorkspaceSymbolParams(query="Tutorials"))
     assert [s.name for s in syms or []] == ["2.2 Tutorials"]
-    uri = _open(client)
+    uri = _open(client, api_plan(ws))
     folds = await client.text_document_folding_range_async(
         lsp.FoldingRangeParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
     assert folds and len(folds) >= 5
-    with open(PLAN, encoding="utf-8") as f:
+    with open(api_plan(ws), encoding="utf-8") as f:
         lines = f.read().split("\n")
     last = len(lines) - 1
     client.text_document_did_change(lsp.DidChangeTextDocumentParams(
@@ -159,25 +163,25 @@ async def test_workspace_symbols_folding_completion_links(client: LanguageClient
     assert comp is not None
     labels = [i.label for i in (comp.items if isinstance(comp, lsp.CompletionList) else comp)]
     assert labels == ["1.1", "1.2"]
-    sub = os.path.join(WS, "work-space", "plans", "API-CLIENT", "execution", "EXECUTION_TASK_API-CLIENT_12_01.md")
+    sub = os.path.join(ws, "work-space", "plans", "API-CLIENT", "execution", "EXECUTION_TASK_API-CLIENT_12_01.md")
     suri = _open(client, sub)
     links = await client.text_document_document_link_async(
         lsp.DocumentLinkParams(text_document=lsp.TextDocumentIdentifier(uri=suri)))
     assert any((ln.target or "").endswith("SUBPLAN_API-CLIENT_12.md") for ln in links or [])
 
 
-async def test_an_approved_file_on_disk_refreshes_lenses_and_diagnostics(client: LanguageClient) -> None:
+async def test_an_approved_file_on_disk_refreshes_lenses_and_diagnostics(client: LanguageClient, ws: str) -> None:
     refreshed = asyncio.Event()
 
     @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
     def on_refresh(*args: object) -> None:
         refreshed.set()
 
-    plan = os.path.join(WS, "work-space", "plans", "SEARCH-INDEX", "PLAN_SEARCH-INDEX.md")
+    plan = os.path.join(ws, "work-space", "plans", "SEARCH-INDEX", "PLAN_SEARCH-INDEX.md")
     uri = _open(client, plan)
     await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 10)
     await asyncio.sleep(0.3)  # let the watcher settle on the folder
-    approved = os.path.join(WS, "work-space", "plans", "SEARCH-INDEX", "execution", "feedbacks", "APPROVED_02.md")
+    approved = os.path.join(ws, "work-space", "plans", "SEARCH-INDEX", "execution", "feedbacks", "APPROVED_02.md")
     with open(approved, "w", encoding="utf-8") as f:
         f.write("# APPROVED: Achievement 0.2\n")
     await asyncio.wait_for(refreshed.wait(), 10)
@@ -187,7 +191,7 @@ async def test_an_approved_file_on_disk_refreshes_lenses_and_diagnostics(client:
     assert "Next: 1.1 — Generate" in titles
 
 
-async def test_stats_notification_reaches_the_client(client: LanguageClient) -> None:
+async def test_stats_notification_reaches_the_client(client: LanguageClient, ws: str) -> None:
     seen: asyncio.Queue[object] = asyncio.Queue()
 
     @client.feature("perfd/stats")
@@ -197,11 +201,11 @@ async def test_stats_notification_reaches_the_client(client: LanguageClient) -> 
     def field(obj: object, name: str) -> object:
         return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
-    _open(client)
+    _open(client, api_plan(ws))
     await client.workspace_execute_command_async(
         lsp.ExecuteCommandParams(command="perfd.generateNext", arguments=["@API-CLIENT"]))
     await asyncio.sleep(0.3)  # past the throttle interval
-    _open(client)  # a timed request: sends stats again
+    _open(client, api_plan(ws))  # a timed request: sends stats again
 
     async def warm_stats() -> object:
         while True:
@@ -217,12 +221,13 @@ async def test_stats_notification_reaches_the_client(client: LanguageClient) -> 
     assert any(field(e, "count") >= 1 and field(e, "p50_ms") > 0 for e in entries)  # type: ignore[operator]
 
 
-async def test_problems_in_other_files_of_the_plan_are_published_for_those_files(client: LanguageClient) -> None:
-    stray = os.path.join(WS, "work-space", "plans", "RELEASE-0.1", "execution", "feedbacks", "APPROVED_99.md")
+async def test_problems_in_other_files_of_the_plan_are_published_for_those_files(client: LanguageClient,
+                                                                                 ws: str) -> None:
+    stray = os.path.join(ws, "work-space", "plans", "RELEASE-0.1", "execution", "feedbacks", "APPROVED_99.md")
     with open(stray, "w", encoding="utf-8") as f:
         f.write("# APPROVED: Achievement 9.9\n")
     try:
-        plan = os.path.join(WS, "work-space", "plans", "RELEASE-0.1", "PLAN_RELEASE-0.1.md")
+        plan = os.path.join(ws, "work-space", "plans", "RELEASE-0.1", "PLAN_RELEASE-0.1.md")
         _open(client, plan)
         stray_uri = "file://" + stray
 

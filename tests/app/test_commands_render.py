@@ -218,11 +218,11 @@ def test_status_in_json_is_the_engines_workspace_status(ws: Workspace) -> None:
     raw = json.loads(out.stdout)
     assert set(raw) == {"root", "plans", "problems"}
     assert raw["root"] == str(ws.root) and raw["problems"] == []
-    # defaults are left out: no pending fixes or parallel options on @DONE, no problem count on either
+    # defaults are left out: no pending fixes or parallel options on @DONE, a problem count only where there are problems
     assert [sorted(p) for p in raw["plans"]] == [
         ["done", "next", "path", "plan", "source", "state", "title", "total"],
-        ["done", "next", "parallel_options", "path", "plan", "problems", "source", "state", "title", "total"]]
-    assert [(p["plan"], p["next"], p.get("parallel_options"), p.get("problems")) for p in raw["plans"]] == [
+        ["done", "next", "parallel_options", "path", "plan", "problem_count", "source", "state", "title", "total"]]
+    assert [(p["plan"], p["next"], p.get("parallel_options"), p.get("problem_count")) for p in raw["plans"]] == [
         ("DONE", None, None, None), ("THING", "1.2", ["1.3"], 1)]
     assert msgspec.json.decode(out.stdout, type=WorkspaceStatus) == Engine(str(ws.root)).status()
 

@@ -190,8 +190,12 @@ def grouping_with_loose_plan(ws: WS) -> WS:
     return ws
 
 
-def test_today_a_grouping_folder_with_one_loose_plan_is_taken_for_that_plan(ws: WS) -> None:
+def test_a_grouping_folder_with_a_loose_plan_is_not_that_plans_folder(ws: WS) -> None:
+    # Before, the grouping folder was taken for LOOSE's feature folder: INNER and
+    # LOOSE-RESTRUCTURING were not found, and everything under a_real/ was LOOSE's.
     eng = grouping_with_loose_plan(ws).engine()
-    assert [(p.name, rel(ws, p.folder)) for p in eng.workspace.plans()] == [("LOOSE", "a_real")]
+    assert [(p.name, rel(ws, p.folder), p.loose) for p in eng.workspace.plans()] == [
+        ("INNER", "a_real/INNER", False), ("LOOSE", "a_real", True),
+        ("LOOSE-RESTRUCTURING", "a_real/LOOSE-RESTRUCTURING", False)]
     got = eng.plan_for_path(full(ws, "a_real/INNER/PLAN_INNER.md"))
-    assert got is not None and got.name == "LOOSE"
+    assert got is not None and got.name == "INNER"

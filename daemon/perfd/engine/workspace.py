@@ -8,26 +8,16 @@ mtime, and the next call sees it even before any watcher fires.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import msgspec
 
 from perfd.engine.cache import StatCache
 from perfd.engine.errors import UserError
+from perfd.engine.ownership import EXECUTION_RE, FEEDBACK_RE, SUBPLAN_RE, loose_owner
+from perfd.engine.ownership import PlanRef as PlanRef  # where callers have always found it
 
 DEFAULT_PLANS_DIR = os.path.join("work-space", "plans")
-
-_SUBPLAN_RE = re.compile(r"^SUBPLAN_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})\.md$")
-_EXEC_RE = re.compile(r"^EXECUTION_TASK_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})_(?P<mm>\d{2,3})\.md$")
-_FEEDBACK_RE = re.compile(r"^(?P<kind>APPROVED|FIX)_(?P<nn>\d{2,4})\.md$")
-
-
-class PlanRef(msgspec.Struct, frozen=True):
-    name: str  # the feature name: folder name, or PLAN_<name>.md for flat plans
-    folder: str
-    path: str  # the PLAN file
-
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -113,45 +103,81 @@ class Workspace:
         return _scan_plan_folder(self.root, path, names)
 
     def plans(self) -> list[PlanRef]:
-        """Every plan: feature folders, one level of grouping folders, flat PLAN files."""
+        """Every plan: feature folders, one level of grouping folders, loose PLAN files.
+
+        A loose PLAN file sits in the plans folder or in a grouping folder
+        (beside plan folders); either way it is a plan of its own, and the plan
+        folders next to it stay plans.
+        """
         try:
-            listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                "plans-dir", self.plans_dir, self._scan_plans_dir)
-            flat, folders = listing
+            flat, folders = self._listing(self.plans_dir)
         except OSError:
             return []
-        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p) for name, p in flat]
+        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p, loose=True) for name, p in flat]
         for folder in folders:
-            ref = self._plan_in(folder)
+            ref = self._plan_in(folder, may_group=True)
             if ref is not None:
                 found.append(ref)
                 continue
             # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
             try:
-                inner_listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                    "plans-dir", folder, self._scan_plans_dir)
-                sub = inner_listing[1]
+                inner_flat, sub = self._listing(folder)
             except OSError:
                 continue
+            found.extend(PlanRef(name, folder, p, loose=True) for name, p in inner_flat)
             for inner in sub:
-                ref = self._plan_in(inner)
+                ref = self._plan_in(inner, may_group=False)
                 if ref is not None:
                     found.append(ref)
         found.sort(key=lambda r: r.name.lower())
         return found
 
-    def _plan_in(self, folder: str) -> PlanRef | None:
+    def _listing(self, folder: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """(PLAN files directly in `folder`: (name, path)), (its sub-folders); OSError if unreadable."""
+        listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder("plans-dir", folder,
+                                                                             self._scan_plans_dir)
+        return listing
+
+    def _own_plan(self, folder: str) -> tuple[str | None, list[str]]:
+        found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
+        return found
+
+    def _plan_in(self, folder: str, *, may_group: bool) -> PlanRef | None:
+        """The plan whose feature folder is `folder`, if any.
+
+        `may_group`: `folder` may be a grouping folder, which holds plan folders
+        (folders with their own PLAN_<folder>.md) and perhaps a loose PLAN file.
+        """
         try:
-            found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
-            own, others = found
+            own, others = self._own_plan(folder)
         except OSError:
             return None
         if own is not None:
             return PlanRef(os.path.basename(folder), folder, own)
-        if len(others) == 1:
+        if len(others) == 1 and not (may_group and self._holds_plan_folders(folder)):
             # A folder whose single PLAN file is named differently still is that plan.
             return PlanRef(others[0][5:-3], folder, os.path.join(folder, others[0]))
         return None
+
+    def _holds_plan_folders(self, folder: str) -> bool:
+        try:
+            subs = self._listing(folder)[1]
+        except OSError:
+            return False
+        for sub in subs:
+            try:
+                if self._own_plan(sub)[0] is not None:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def _loose_names(self, folder: str) -> list[str]:
+        """Names of the loose plans in a shared folder."""
+        try:
+            return [name for name, _p in self._listing(folder)[0]]
+        except OSError:
+            return []
 
     # -- naming -------------------------------------------------------------------
 
@@ -217,7 +243,6 @@ class Workspace:
     def files(self, plan: PlanRef, archive_location: str | None = None) -> PlanFiles:
         """SUBPLAN, EXECUTION_TASK, APPROVED and FIX files of a plan, wherever its layout puts them."""
         folder = plan.folder
-        flat_plans_root = folder == self.plans_dir
         subplans: list[FileRef] = []
         executions: list[FileRef] = []
         approved: list[FileRef] = []
@@ -228,28 +253,29 @@ class Workspace:
         def take(path: str, names: list[str], archived: bool) -> None:
             for name in names:
                 if name.startswith("SUBPLAN_"):
-                    m = _SUBPLAN_RE.match(name)
-                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                    m = SUBPLAN_RE.match(name)
+                    if m:
                         subplans.append(FileRef(os.path.join(path, name), m.group("nn"), "", m.group("feat"), archived))
                 elif name.startswith("EXECUTION_TASK_"):
-                    m = _EXEC_RE.match(name)
-                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                    m = EXECUTION_RE.match(name)
+                    if m:
                         executions.append(FileRef(os.path.join(path, name), m.group("nn"), m.group("mm"),
                                                   m.group("feat"), archived))
                 elif name.startswith("APPROVED_") or name.startswith("FIX_"):
-                    m = _FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
-                    # Review files carry no feature name: in a plans folder shared by
-                    # several flat plans they cannot be attributed, so none gets them.
-                    if m and not (flat_plans_root and shared_flat):
+                    m = FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
+                    if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
 
         names = self._names(folder)
-        shared_flat = flat_plans_root and sum(1 for n in names if n.startswith("PLAN_") and n.endswith(".md")) > 1
+        if plan.loose:
+            # A shared folder: only the files the ownership rule gives this plan.
+            sharing = self._loose_names(folder)
+            names = [n for n in names if loose_owner(n, sharing) == plan.name]
         take(folder, names, False)
         if "parallel.json" in names:
             parallel = os.path.join(folder, "parallel.json")
-        if not flat_plans_root:
+        if not plan.loose:
             for sub in ("subplans", "execution"):
                 if sub in names and _inside(self.root, os.path.join(folder, sub)):
                     take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)

@@ -1,7 +1,9 @@
 """Which plan owns a path: the PLAN format's rule, in one place.
 
-Pure functions of names (no folder is read here): the Workspace lists the
-plans, and asks this module whose a file is when it collects a plan's files.
+Pure functions of names and real paths (no folder is read here): the
+Workspace lists the plans, and asks this module whose a file is, both when
+it collects a plan's files and when a caller (the language server, the
+watcher, the command line) asks which plan a path belongs to.
 
 Layouts (see PLAN-FORMAT.md): a feature folder owns everything under it; a
 loose PLAN file shares its folder (the plans folder, or a grouping folder
@@ -10,6 +12,7 @@ beside plan folders) and owns the files there that carry its exact name.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection
 
@@ -63,3 +66,45 @@ def loose_owner(name: str, loose: Collection[str]) -> str | None:
 
 def _only(names: Collection[str]) -> str | None:
     return next(iter(names)) if len(names) == 1 else None
+
+
+class PlanIndex:
+    """One list of plans, by real path: "which plan owns this path" in a few dictionary lookups."""
+
+    def __init__(self, plans: tuple[PlanRef, ...]) -> None:
+        self.plans = plans
+        self.plan_files: list[tuple[str, PlanRef]] = []
+        self.by_plan_file: dict[str, PlanRef] = {}
+        self.by_folder: dict[str, PlanRef] = {}
+        self.loose: dict[str, dict[str, PlanRef]] = {}  # real shared folder -> its loose plans by name
+        for p in plans:
+            real = os.path.realpath(p.path)
+            self.plan_files.append((real, p))
+            self.by_plan_file.setdefault(real, p)
+            folder = os.path.realpath(p.folder)
+            if p.loose:
+                self.loose.setdefault(folder, {}).setdefault(p.name, p)
+            else:
+                self.by_folder.setdefault(folder, p)
+
+    def owner(self, real: str) -> PlanRef | None:
+        """The plan owning `real` (a path with symlinks resolved); see Workspace.plan_for_path."""
+        hit = self.by_plan_file.get(real)
+        if hit is not None:
+            return hit
+        parent = os.path.dirname(real)
+        loose = self.loose.get(parent)
+        if loose:
+            name = loose_owner(os.path.basename(real), loose)
+            if name is not None:
+                return loose[name]
+        # The nearest feature folder holding the path (or the path itself): the deepest wins.
+        d = real
+        while True:
+            plan = self.by_folder.get(d)
+            if plan is not None:
+                return plan
+            up = os.path.dirname(d)
+            if up == d:
+                return None
+            d = up

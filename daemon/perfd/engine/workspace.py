@@ -8,13 +8,14 @@ mtime, and the next call sees it even before any watcher fires.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from perfd.engine.cache import StatCache
 from perfd.engine.errors import UserError
-from perfd.engine.ownership import EXECUTION_RE, FEEDBACK_RE, SUBPLAN_RE, loose_owner
+from perfd.engine.ownership import EXECUTION_RE, FEEDBACK_RE, SUBPLAN_RE, PlanIndex, loose_owner
 from perfd.engine.ownership import PlanRef as PlanRef  # where callers have always found it
 
 DEFAULT_PLANS_DIR = os.path.join("work-space", "plans")
@@ -93,6 +94,7 @@ class Workspace:
         self.root = os.path.realpath(root)
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
+        self._last_index: PlanIndex | None = None
 
     # -- discovery ----------------------------------------------------------------
 
@@ -178,6 +180,75 @@ class Workspace:
             return [name for name, _p in self._listing(folder)[0]]
         except OSError:
             return []
+
+    # -- ownership: the one rule --------------------------------------------------
+
+    def _index(self) -> PlanIndex:
+        plans = tuple(self.plans())
+        idx = self._last_index
+        if idx is None or idx.plans != plans:
+            idx = self._last_index = PlanIndex(plans)
+        return idx
+
+    def plan_for_path(self, path: str) -> PlanRef | None:
+        """The plan that owns `path` (a file or a folder, existing or not), or None.
+
+        - a PLAN file that is a plan: that plan;
+        - in a feature folder (at any depth, the folder itself included): that
+          plan; the deepest feature folder wins;
+        - directly in a shared folder (the plans folder, a grouping folder) beside
+          loose PLAN files: the loose plan whose exact name the file carries
+          (`SUBPLAN_<NAME>_01.md`); an unnamed review file or parallel.json goes to
+          the folder's only loose plan, else to none (see `loose_owner`);
+        - anything else (a shared folder itself, notes beside loose plans, a path
+          outside every plan or outside the workspace): None.
+
+        Symlinks are resolved on both sides. Every caller that asks "whose is
+        this path" (the language server, the watcher, the CLI's default plan)
+        asks this.
+        """
+        return self._index().owner(os.path.realpath(path))
+
+    def plans_affected_by(self, paths: Iterable[str]) -> dict[str, tuple[PlanRef, list[str]]]:
+        """Changed paths grouped by the plans whose answers they may change.
+
+        plan path -> (the plan, the changed paths that touch it, as given). A path
+        touches the plan that owns it (`plan_for_path`), and, as a folder whose
+        listing changed (created, deleted, renamed), every plan whose PLAN file is
+        inside it. Plans are those listed now: a deleted plan is not among them.
+        """
+        idx = self._index()
+        out: dict[str, tuple[PlanRef, list[str]]] = {}
+        for p in dict.fromkeys(paths):
+            real = os.path.realpath(p)
+            touched: dict[str, PlanRef] = {}
+            owner = idx.owner(real)
+            if owner is not None:
+                touched[owner.path] = owner
+            inside = real.rstrip(os.sep) + os.sep
+            for plan_real, plan in idx.plan_files:
+                if plan_real.startswith(inside):
+                    touched.setdefault(plan.path, plan)
+            for plan in touched.values():
+                out.setdefault(plan.path, (plan, []))[1].append(p)
+        return out
+
+    def default_plan(self, cwd: str) -> str:
+        """The PLAN file to use when none is named: the plan that owns `cwd`, else the only plan.
+
+        A UserError (listing the plans) when neither decides: `cwd` in no plan's
+        folder (the workspace root, the plans folder, a grouping folder) and not
+        exactly one plan.
+        """
+        owner = self.plan_for_path(cwd)
+        if owner is not None:
+            return owner.path
+        plans = self.plans()
+        if len(plans) == 1:
+            return plans[0].path
+        raise UserError("which plan? name one with @NAME",
+                        hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
+                        "no plans found under work-space/plans/")
 
     # -- naming -------------------------------------------------------------------
 

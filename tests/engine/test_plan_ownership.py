@@ -308,6 +308,31 @@ def test_the_clis_own_default_plan_is_the_engines_answer_and_error(ws: WS, layou
         assert got == want, cwd
 
 
+# --- paths as plan references ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "plan"), [
+    ("FEAT/subplans/SUBPLAN_FEAT_11.md", "FEAT"),
+    ("FEAT/execution/feedbacks/APPROVED_11.md", "FEAT"),
+    ("FEAT/subplans", "FEAT"),
+    ("SUBPLAN_FA_11.md", "FA"),
+    ("PLAN_FB.md", "FB"),
+])
+def test_a_path_to_any_file_of_a_plan_resolves_to_that_plan(ws: WS, path: str, plan: str) -> None:
+    eng = mixed(ws).engine()
+    assert eng.resolve(full(ws, path)).name == plan
+    assert eng.resolve(os.path.join("work-space", "plans", path), cwd=str(ws.root)).name == plan
+    assert eng.generate(full(ws, path)).plan == plan
+
+
+@pytest.mark.parametrize("path", ["notes.md", "APPROVED_11.md", ".", "a_paused", "../../README.md"])
+def test_a_path_owned_by_no_plan_is_not_a_plan(ws: WS, path: str) -> None:
+    eng = mixed(ws).engine()
+    with pytest.raises(UserError) as ei:
+        eng.resolve(full(ws, path))
+    assert ei.value.code == "unknown-plan" and "is not a plan of this workspace" in ei.value.message
+
+
 # --- the name rule of shared folders --------------------------------------------------------------
 
 

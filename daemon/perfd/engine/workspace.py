@@ -204,8 +204,8 @@ class Workspace:
           outside every plan or outside the workspace): None.
 
         Symlinks are resolved on both sides. Every caller that asks "whose is
-        this path" (the language server, the watcher, the CLI's default plan)
-        asks this.
+        this path" (the language server, the watcher, the CLI's default plan,
+        path arguments) asks this.
         """
         return self._index().owner(os.path.realpath(path))
 
@@ -253,7 +253,10 @@ class Workspace:
     # -- naming -------------------------------------------------------------------
 
     def resolve(self, ref: str, *, cwd: str | None = None) -> PlanRef:
-        """`@NAME`, a bare name, or a path to a PLAN file -> the plan.
+        """`@NAME`, a bare name, or a path -> the plan.
+
+        A path (to a PLAN file, a plan's folder, or any file the plan owns, such
+        as a SUBPLAN) names the plan that owns it (`plan_for_path`).
 
         Names resolve by exact folder name, then a unique case-insensitive
         prefix, then a unique substring. Ambiguity and unknown names are
@@ -287,17 +290,14 @@ class Workspace:
                         candidates=[p.name for p in plans])
 
     def _resolve_path(self, ref: str, plans: list[PlanRef], cwd: str) -> PlanRef:
+        """A path names the plan that owns it: its PLAN file, its folder, or any file of it."""
         full = os.path.realpath(os.path.join(cwd, ref))
         self.check_inside(full, shown=ref)
-        for p in plans:
-            if os.path.realpath(p.path) == full:
-                return p
-        if os.path.isdir(full):
-            for p in plans:
-                if os.path.realpath(p.folder) == full:
-                    return p
         if not os.path.exists(full):
             raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
+        owner = self.plan_for_path(full)
+        if owner is not None:
+            return owner
         raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",
                         candidates=[p.name for p in plans])
 

@@ -14,10 +14,9 @@ import {
   statsMarkdown,
   workspaceStatusMarkdown,
 } from './pure/format';
-import { planForFile } from './pure/plans';
 import { isPlanFile } from './pure/settings';
 import type { Settings } from './pure/settings';
-import type { GenerateResult, PlanSummary, StatsPayload } from './pure/types';
+import type { GenerateResult, StatsPayload } from './pure/types';
 
 export interface Ui {
   pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined>;
@@ -52,12 +51,6 @@ export const RUN_NOT_AVAILABLE =
   'perfd: "Run Next With Model" is not available yet in this perfd: the server does not offer perfd.run. Update perfd to a version with model runs.';
 
 export class Commands {
-  /**
-   * The workspace's plans as the last status listed them. A file inside one of them needs no
-   * status round trip to find its plan; a file in none (a plan added since) asks afresh.
-   */
-  private knownPlans: PlanSummary[] | undefined;
-
   constructor(
     private readonly host: Host,
     private readonly ui: Ui,
@@ -80,38 +73,35 @@ export class Commands {
   }
 
   /**
-   * Learn the workspace's plans ahead of the first command (called once the server runs), so
-   * that the first "Generate Next Prompt" on a plan file needs no status round trip either.
-   * Failures are left for the command itself to report.
+   * Asks the server about the plan a command acts on; the one place where a file becomes a plan.
+   *
+   * The given (menu) or active PLAN/SUBPLAN/EXECUTION_TASK file goes to the server as it is: the
+   * server's engine decides which plan owns it (any path a plan owns names that plan), in the same
+   * request that answers (`ask`), so the extension has no ownership rule of its own and no extra
+   * round trip. `ask` must be a question without side effects (a prompt, a status): when the
+   * server finds no plan for the file, or there is no such file, the plan is the workspace's only
+   * plan, else the user's pick, and `ask` is asked again with its PLAN file's path.
    */
-  async rememberPlans(api: PerfdApi): Promise<void> {
-    try {
-      this.knownPlans = (await api.status()).plans;
-    } catch {
-      /* the command will ask again */
+  private async askAboutPlan<T>(api: PerfdApi, file: string | undefined, ask: (plan: string) => Promise<T>): Promise<T | undefined> {
+    const f = file ?? this.ui.activeFile();
+    if (f && isPlanFile(f)) {
+      try {
+        return await ask(f);
+      } catch {
+        // No plan owns it (or it left the workspace): choose as for any other file. A failure
+        // that is not about the plan fails again below, and is reported then.
+      }
     }
+    const plan = await this.pickPlan(api);
+    return plan === undefined ? undefined : ask(plan);
   }
 
-  /**
-   * The plan to act on: the one the given (or active) PLAN/SUBPLAN/EXECUTION_TASK file belongs
-   * to; the only plan of the workspace; else the user's pick. Returns the PLAN file's path.
-   */
-  async choosePlan(api: PerfdApi, file?: string): Promise<string | undefined> {
-    const f0 = file ?? this.ui.activeFile();
-    if (f0 && isPlanFile(f0) && this.knownPlans) {
-      const known = planForFile(this.knownPlans, f0);
-      if (known) return known.path;
-    }
+  /** The workspace's only plan, else the user's pick: its PLAN file's path. */
+  private async pickPlan(api: PerfdApi): Promise<string | undefined> {
     const st = await api.status();
-    this.knownPlans = st.plans;
     if (!st.plans.length) {
       void this.ui.warn(`perfd: no plans found under ${st.root}.`);
       return undefined;
-    }
-    const f = file ?? this.ui.activeFile();
-    if (f && isPlanFile(f)) {
-      const p = planForFile(st.plans, f);
-      if (p) return p.path;
     }
     if (st.plans.length === 1) return st.plans[0].path;
     const picked = await this.ui.pick(planPickItems(st.plans), 'Which plan?');
@@ -147,19 +137,10 @@ export class Commands {
   generateNextPrompt(file?: string): Promise<GenerateResult | undefined> {
     return this.withApi(async (api) => {
       const started = Date.now(); // from the command, plan lookup included: what the user waits for
-      const remembered = this.knownPlans !== undefined;
-      const plan = await this.choosePlan(api, file);
-      if (!plan) return undefined;
-      let r: GenerateResult;
-      try {
-        r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
-      } catch (e) {
-        if (!remembered) throw e;
-        this.knownPlans = undefined; // the remembered plan may be gone: look again, once
-        const again = await this.choosePlan(api, file);
-        if (!again) return undefined;
-        r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(again));
-      }
+      const r = await this.askAboutPlan(api, file, (plan) =>
+        this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan)),
+      );
+      if (!r) return undefined;
       await this.present(r, started, Date.now());
       return r;
     });
@@ -168,9 +149,8 @@ export class Commands {
   /** perfd: Generate Prompt for Achievement… */
   generateForAchievement(file?: string): Promise<GenerateResult | undefined> {
     return this.withApi(async (api) => {
-      const plan = await this.choosePlan(api, file);
-      if (!plan) return undefined;
-      const st = await api.planStatus(plan);
+      const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
+      if (!st) return undefined;
       const items = achievementPickItems(st);
       if (!items.length) {
         void this.ui.warn(`perfd: @${st.plan} has no achievements.`);
@@ -178,7 +158,7 @@ export class Commands {
       }
       const a = await this.ui.pick(items, `Achievement of @${st.plan} to generate the prompt for`);
       if (!a) return undefined;
-      const r = await this.ui.progress(`perfd: generating the prompt for ${a.number}…`, () => api.generate(plan, a.number));
+      const r = await this.ui.progress(`perfd: generating the prompt for ${a.number}…`, () => api.generate(st.path, a.number));
       await this.present(r);
       return r;
     });
@@ -191,9 +171,10 @@ export class Commands {
         void this.ui.info(RUN_NOT_AVAILABLE);
         return undefined;
       }
-      const plan = await this.choosePlan(api, file);
-      if (!plan) return undefined;
-      const r = await this.ui.progress('perfd: running the next step with the model…', () => api.run(plan));
+      // The plan first (a question), then the run: a failed model call is never retried on another plan.
+      const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
+      if (!st) return undefined;
+      const r = await this.ui.progress('perfd: running the next step with the model…', () => api.run(st.path));
       const text = typeof r === 'string' ? r : '```json\n' + JSON.stringify(r, null, 2) + '\n```\n';
       await this.ui.showDocument('perfd run.md', text);
       return r;

@@ -264,7 +264,6 @@ export class PerfdExtension implements Host, vscode.Disposable {
         cmds,
       );
       this.setState('running');
-      void this.commands.rememberPlans(this.perfdApi);
       this.output.appendLine(`perfd: running; server commands: ${cmds.join(', ')}`);
       this.sinceActivation('activation to language server running');
     } catch (e) {

@@ -29,6 +29,16 @@ const gen = (plan: string, ach: string | null): GenerateResult => ({
 
 interface Call { command: string; arguments: unknown[] }
 
+/**
+ * Stands in for the server's engine, which says which plan owns a path: here, a plan's PLAN file
+ * or anything in its folder; any other path is not a plan (an error, as the server answers).
+ */
+function ownerOf(ref: string): string {
+  const plan = status.plans.find((p) => ref === p.path || ref.startsWith(p.path.replace(/[^/]*$/, '')));
+  if (!plan) throw Object.assign(new Error(`${ref} is not a plan of this workspace`), { code: -32603 });
+  return plan.plan;
+}
+
 class FakeServer {
   calls: Call[] = [];
   fail: string | undefined;
@@ -40,11 +50,12 @@ class FakeServer {
     const [plan, n] = p.arguments as string[];
     switch (p.command) {
       case 'perfd.status':
-        return p.arguments.length ? planStatus : status;
+        if (!p.arguments.length) return status;
+        return ownerOf(plan) === 'DOCS' ? { ...status.plans[1], achievements: [{ number: '2.1', title: 'Docs one', state: 'no_subplan' }] } : planStatus;
       case 'perfd.generateNext':
-        return gen(plan.includes('DOCS') ? 'DOCS' : 'API-CLIENT', '1.2');
+        return gen(ownerOf(plan), '1.2');
       case 'perfd.generate':
-        return gen('API-CLIENT', n);
+        return gen(ownerOf(plan), n);
       case 'perfd.stats':
         return { cache: { entries: 1, hits: 1, misses: 1, hit_rate: 0.5, lookup_p50_us: 10 } } satisfies StatsPayload;
       case 'perfd.clearCache':
@@ -121,53 +132,37 @@ describe('Generate Next Prompt', () => {
     expect(host.timings[0][2]).toMatch(/^answer \d+ ms, clipboard \d+ ms$/);
   });
 
-  it('uses the plan of the active SUBPLAN file without asking', async () => {
-    ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
+  it('hands the active SUBPLAN file to the server, which finds its plan: no status, no pick', async () => {
+    const sub = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
+    ui.active = sub;
     const r = await cmds.generateNextPrompt();
     expect(r?.plan).toBe('DOCS');
     expect(ui.picks).toEqual([]);
-    expect(server.calls.at(-1)).toEqual({ command: 'perfd.generateNext', arguments: ['/w/work-space/plans/DOCS/PLAN_DOCS.md'] });
+    expect(server.calls).toEqual([{ command: 'perfd.generateNext', arguments: [sub] }]);
     expect(ui.clipboard).toBe('PROMPT DOCS 1.2');
     expect(ui.docs.get('DOCS 1.2 prompt.md')).toBe('PROMPT DOCS 1.2');
     expect(ui.log).toContain('info: perfd: prompt for @DOCS 1.2 (📄 no SUBPLAN yet) copied to the clipboard.');
   });
 
-  it('asks for the status once: later calls find the plan of a known file without a round trip', async () => {
-    ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_01.md';
+  it('every call on a plan file is one request, the first included', async () => {
+    ui.active = '/w/work-space/plans/DOCS/execution/EXECUTION_TASK_DOCS_01_01.md';
     await cmds.generateNextPrompt();
-    const before = server.calls.length;
     await cmds.generateNextPrompt();
-    expect(server.calls.slice(before)).toEqual([
+    expect(server.calls.map((c) => c.command)).toEqual(['perfd.generateNext', 'perfd.generateNext']);
+  });
+
+  it('a plan file the server finds no plan for: the pick, then the picked plan', async () => {
+    const stray = '/w/elsewhere/SUBPLAN_OLD_01.md';
+    ui.active = stray;
+    ui.pickWith = (labels) => labels.indexOf('@DOCS');
+    const r = await cmds.generateNextPrompt();
+    expect(r?.plan).toBe('DOCS');
+    expect(server.calls).toEqual([
+      { command: 'perfd.generateNext', arguments: [stray] },
+      { command: 'perfd.status', arguments: [] },
       { command: 'perfd.generateNext', arguments: ['/w/work-space/plans/DOCS/PLAN_DOCS.md'] },
     ]);
-  });
-
-  it('plans learnt at start spare the first call its status round trip; a failed lookup is harmless', async () => {
-    await cmds.rememberPlans(host.api()!);
-    ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
-    const before = server.calls.length;
-    const r = await cmds.generateNextPrompt();
-    expect(r?.plan).toBe('DOCS');
-    expect(server.calls.slice(before).map((c) => c.command)).toEqual(['perfd.generateNext']);
-    const fresh = new Commands(host, ui);
-    server.sendRequest = async () => {
-      throw new Error('down');
-    };
-    await expect(fresh.rememberPlans(host.api()!)).resolves.toBeUndefined();
-  });
-
-  it('a remembered plan that fails is looked up afresh, once', async () => {
-    ui.active = '/w/work-space/plans/DOCS/PLAN_DOCS.md';
-    await cmds.generateNextPrompt();
-    let failures = 1;
-    const real = server.sendRequest.bind(server);
-    server.sendRequest = async (method: string, params: unknown) => {
-      if ((params as Call).command === 'perfd.generateNext' && failures-- > 0) throw new Error('unknown plan');
-      return real(method, params);
-    };
-    const r = await cmds.generateNextPrompt();
-    expect(r?.plan).toBe('DOCS');
-    expect(server.calls.filter((c) => c.command === 'perfd.status').length).toBe(2);
+    expect(ui.log.filter((l) => l.startsWith('error'))).toEqual([]);
   });
 
   it('a menu file argument wins over the active editor', async () => {
@@ -256,6 +251,16 @@ describe('Generate Prompt for Achievement', () => {
     expect(r?.achievement).toBe('1.3');
     expect(ui.clipboard).toBe('PROMPT API-CLIENT 1.3');
   });
+
+  it('from a SUBPLAN: the server says whose it is, the prompt is asked of that PLAN', async () => {
+    ui.active = '/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_21.md';
+    const r = await cmds.generateForAchievement();
+    expect(server.calls).toEqual([
+      { command: 'perfd.status', arguments: ['/w/work-space/plans/DOCS/subplans/SUBPLAN_DOCS_21.md'] },
+      { command: 'perfd.generate', arguments: ['/w/work-space/plans/DOCS/PLAN_DOCS.md', '2.1'] },
+    ]);
+    expect(r?.plan).toBe('DOCS');
+  });
 });
 
 describe('Run Next With Model', () => {
@@ -264,12 +269,27 @@ describe('Run Next With Model', () => {
     expect(ui.log).toEqual([`info: ${RUN_NOT_AVAILABLE}`]);
     expect(server.calls).toEqual([]);
   });
-  it('runs when the server offers perfd.run', async () => {
+  it('runs when the server offers perfd.run, on the plan the server says owns the file', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.run'];
+    ui.active = '/w/work-space/plans/API-CLIENT/subplans/SUBPLAN_API-CLIENT_11.md';
+    expect(await cmds.runNext()).toEqual({ answer: 'done' });
+    expect(server.calls).toEqual([
+      { command: 'perfd.status', arguments: ['/w/work-space/plans/API-CLIENT/subplans/SUBPLAN_API-CLIENT_11.md'] },
+      { command: 'perfd.run', arguments: ['/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md'] },
+    ]);
+    expect(ui.docs.get('perfd run.md')).toContain('"answer": "done"');
+  });
+  it('a failed run is reported, never retried on a picked plan', async () => {
     host.serverCommands = [...host.serverCommands, 'perfd.run'];
     ui.active = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
-    expect(await cmds.runNext()).toEqual({ answer: 'done' });
-    expect(server.calls.at(-1)?.command).toBe('perfd.run');
-    expect(ui.docs.get('perfd run.md')).toContain('"answer": "done"');
+    const real = server.sendRequest.bind(server);
+    server.sendRequest = async (method: string, params: unknown) => {
+      if ((params as Call).command === 'perfd.run') throw new Error('the model call failed: 500');
+      return real(method, params);
+    };
+    expect(await cmds.runNext()).toBeUndefined();
+    expect(ui.picks).toEqual([]);
+    expect(ui.log).toEqual(['error: perfd: the model call failed: 500']);
   });
 });
 

@@ -1,7 +1,8 @@
 // The client-side request/response code (src/api.ts, the lens rewrite, the status bar
 // formatting) against the real perfd language server over stdio, on a copy of the example
-// workspace. Skipped, with a message, when no Python with perfd is found
-// (PERFD_PYTHON, /tmp/venv/bin/python, python3 — the first that imports perfd.lsp).
+// workspace. The server is this checkout's (daemon/ first on PYTHONPATH). Skipped, with a
+// message, when no Python with perfd's dependencies is found (PERFD_PYTHON, /tmp/venv/bin/python,
+// python3 — the first that imports perfd.lsp).
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,12 +14,15 @@ import { statusBarModel } from '../src/pure/format';
 import { rewriteLensCommand } from '../src/pure/plans';
 import type { StatsPayload } from '../src/pure/types';
 
-const EXAMPLE = path.resolve(__dirname, '..', '..', 'daemon', 'perfd', 'example');
+const DAEMON = path.resolve(__dirname, '..', '..', 'daemon');
+const EXAMPLE = path.join(DAEMON, 'perfd', 'example');
+// The server of this checkout, whichever perfd the interpreter has installed (only its dependencies are used).
+const ENV = { ...process.env, PYTHONPATH: [DAEMON, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
 
 function findPython(): string | undefined {
   const candidates = [process.env.PERFD_PYTHON, '/tmp/venv/bin/python', 'python3', 'python'].filter(Boolean) as string[];
   for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import perfd.lsp.server'], { encoding: 'utf8', timeout: 20000 });
+    const r = spawnSync(py, ['-c', 'import perfd.lsp.server'], { encoding: 'utf8', timeout: 20000, env: ENV });
     if (r.status === 0) return py;
   }
   return undefined;
@@ -43,7 +47,7 @@ describe.skipIf(!python)('against the real perfd language server', () => {
   beforeAll(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'perfd-client-it-'));
     fs.cpSync(EXAMPLE, root, { recursive: true });
-    proc = spawn(python!, ['-m', 'perfd.lsp', '--root', root], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    proc = spawn(python!, ['-m', 'perfd.lsp', '--root', root], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], env: ENV });
     proc.stderr!.on('data', (d) => stderr.push(String(d)));
     conn = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
     conn.onNotification(STATS_NOTIFICATION, (p: StatsPayload) => stats.push(p));
@@ -99,6 +103,16 @@ describe.skipIf(!python)('against the real perfd language server', () => {
     const r = await api.generate(`file://${api1.path}`, open.number);
     expect(r.achievement).toBe(open.number);
     expect(r.prompt).toContain(open.number);
+  });
+
+  it('a SUBPLAN file names its plan: the server decides whose it is', async () => {
+    const dir = path.join(root, 'work-space/plans/API-CLIENT/subplans');
+    const sub = path.join(dir, fs.readdirSync(dir).find((n) => n.startsWith('SUBPLAN_'))!);
+    const plan = path.join(root, 'work-space/plans/API-CLIENT/PLAN_API-CLIENT.md');
+    const st = await api.planStatus(`file://${sub}`);
+    expect(fs.realpathSync(st.path)).toBe(fs.realpathSync(plan));
+    expect((await api.generateNext(sub)).plan).toBe('API-CLIENT');
+    await expect(api.generateNext(path.join(root, 'work-space/plans'))).rejects.toThrow(/not a plan of this workspace/);
   });
 
   it('an unknown plan is an error with a message', async () => {

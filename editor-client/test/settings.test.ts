@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LENS_COMMANDS, planForFile, rewriteLensCommand } from '../src/pure/plans';
+import { LENS_COMMANDS, rewriteLensCommand } from '../src/pure/plans';
 import {
   DEFAULTS,
   DOCUMENT_SELECTOR,
@@ -90,20 +90,7 @@ describe('settings', () => {
   });
 });
 
-describe('plans', () => {
-  const plans: PlanSummary[] = [
-    { plan: 'A', path: '/w/plans/A/PLAN_A.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
-    { plan: 'B', path: '/w/plans/A/nested/PLAN_B.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
-    { plan: 'F1', path: '/w/plans/PLAN_F1.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
-    { plan: 'F2', path: '/w/plans/PLAN_F2.md', title: '', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
-  ];
-  it('maps a file to its plan like the server', () => {
-    expect(planForFile(plans, '/w/plans/A/subplans/SUBPLAN_A_01.md')?.plan).toBe('A');
-    expect(planForFile(plans, '/w/plans/A/nested/execution/EXECUTION_TASK_B_01_01.md')?.plan).toBe('B');
-    expect(planForFile(plans, '/w/plans/PLAN_F2.md')?.plan).toBe('F2');
-    expect(planForFile(plans, '/w/plans/SUBPLAN_F1_01.md')).toBeUndefined(); // shared folder of flat plans
-    expect(planForFile(plans, '/w/plans/AB/PLAN_AB.md')).toBeUndefined();
-  });
+describe('code lens commands', () => {
   it('rewrites only the server lens commands', () => {
     expect(rewriteLensCommand('perfd.generateNext')).toBe('perfd.lens.generateNext');
     expect(rewriteLensCommand('perfd.generate')).toBe('perfd.lens.generate');

@@ -68,6 +68,53 @@ def test_folder_whose_single_plan_file_has_another_name(ws: WS) -> None:
     assert names(ws) == ["RENAMED"]
 
 
+def test_loose_plan_in_a_grouping_folder_beside_plan_folders(ws: WS) -> None:
+    # PLAN-FORMAT.md: the loose PLAN is a plan of its own, the grouping folder is not its feature
+    # folder, the plan folders beside it stay plans, and <NAME>-RESTRUCTURING/ is another plan.
+    ws.write(ws.plans / "a_real" / "PLAN_LOOSE.md", plan_text(["1.1", "1.2"]))
+    ws.write(ws.plans / "a_real" / "SUBPLAN_LOOSE_11.md", work_text("subplan", "1.1", "✅ Complete"))
+    ws.write(ws.plans / "a_real" / "SUBPLAN_LOOSE-RESTRUCTURING_12.md", work_text("subplan", "1.2", "✅ Complete"))
+    ws.plan("INNER", ["1.1"], group="a_real")
+    ws.plan("LOOSE-RESTRUCTURING", ["1.1"], group="a_real")
+    assert names(ws) == ["INNER", "LOOSE", "LOOSE-RESTRUCTURING"]
+    eng = ws.engine()
+    ref = eng.resolve("@LOOSE")
+    assert (ref.folder, ref.loose) == (str(ws.plans / "a_real"), True)
+    assert not eng.resolve("@INNER").loose
+    st = eng.plan_status("@LOOSE")
+    assert {a.number: a.state for a in st.achievements} == {"1.1": "complete", "1.2": "no_subplan"}
+    assert eng.plan_status("@INNER").achievements[0].subplan is None
+
+
+def test_several_loose_plans_in_a_grouping_folder(ws: WS) -> None:
+    ws.write(ws.plans / "a_old" / "PLAN_ONE.md", plan_text(["1.1"]))
+    ws.write(ws.plans / "a_old" / "PLAN_TWO.md", plan_text(["1.1"]))
+    assert names(ws) == ["ONE", "TWO"]
+
+
+def test_a_renamed_plan_with_plan_documents_below_is_still_a_feature_folder(ws: WS) -> None:
+    ws.write(ws.plans / "misc" / "PLAN_RENAMED.md", plan_text(["1.1"]))
+    ws.write(ws.plans / "misc" / "documentation" / "PLAN_NOTES.md", plan_text(["9.1"]))
+    ws.write(ws.plans / "misc" / "subplans" / "SUBPLAN_RENAMED_11.md", work_text("subplan", "1.1", "In Progress"))
+    eng = ws.engine()
+    assert names(ws) == ["RENAMED"]
+    assert not eng.resolve("@RENAMED").loose
+    assert by_number(eng.plan_status("@RENAMED"))["1.1"].state == "subplan_no_execution"
+
+
+def test_parallel_json_shared_by_loose_plans_is_read_by_none(ws: WS) -> None:
+    ws.write(ws.plans / "PLAN_A.md", plan_text(["1.1", "1.2"]))
+    ws.parallel("", {"1.1": ["1.2"], "1.2": []})  # plans/parallel.json
+    eng = ws.engine()
+    assert eng.workspace.files(eng.resolve("@A")).parallel == str(ws.plans / "parallel.json")
+    assert eng.plan_status("@A").next == "1.2"  # 1.1 waits on 1.2
+    ws.write(ws.plans / "PLAN_B.md", plan_text(["1.1", "1.2"]))
+    eng = ws.engine()
+    for name in ("@A", "@B"):
+        assert eng.workspace.files(eng.resolve(name)).parallel is None
+        assert eng.plan_status(name).next == "1.1"
+
+
 def test_flat_plan_files_in_the_plans_folder(ws: WS) -> None:
     ws.write(ws.plans / "PLAN_FLAT.md", plan_text(["1.1", "1.2"]))
     ws.write(ws.plans / "SUBPLAN_FLAT_11.md", work_text("subplan", "1.1", "✅ Complete"))

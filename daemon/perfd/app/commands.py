@@ -232,21 +232,6 @@ def resolve_root(option: str | None, cwd: str) -> str:
     return found
 
 
-def _default_plan(engine: Engine, cwd: str) -> str:
-    """No plan named: the plan whose folder holds cwd, else the only plan."""
-    plans = engine.workspace.plans()
-    real = os.path.realpath(cwd)
-    for p in plans:
-        folder = os.path.realpath(p.folder)
-        if folder != engine.workspace.plans_dir and (real == folder or real.startswith(folder + os.sep)):
-            return p.path
-    if len(plans) == 1:
-        return plans[0].path
-    raise UserError("which plan? name one with @NAME",
-                    hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
-                    "no plans found under work-space/plans/")
-
-
 def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
@@ -277,7 +262,7 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
     if want_next and achievement is not None:
         raise UsageError("give either --next or an achievement number, not both", hint=_GENERATE_USAGE)
     if plan_ref is None:
-        plan_ref = _default_plan(engine, cwd)
+        plan_ref = engine.default_plan(cwd)
     return plan_ref, achievement
 
 

@@ -177,14 +177,12 @@ class Daemon:
 
     async def files_changed(self, paths: set[str]) -> None:
         """Invalidate exactly what changed, refresh the editors, tell subscribers which plans moved."""
-        from perfd.daemon.watcher import affected_plans
-
         self.stats.watcher_batches += 1
         self.stats.watcher_events += len(paths)
         engine = self.engine
         engine.changed(sorted(paths))  # exactly these files and their folders' listings
         self.refresh_editors()
-        for plan, changed in affected_plans(engine, paths).values():
+        for plan, changed in engine.plans_affected_by(paths).values():
             try:
                 st = engine.plan_status(plan)
             except Exception:  # a half-written file: the next event or call fixes it

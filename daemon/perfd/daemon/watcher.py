@@ -16,27 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import anyio
 
-    from perfd.engine.engine import Engine
-    from perfd.engine.workspace import PlanRef
-
 log = logging.getLogger("perfd.daemon")
 DEBOUNCE_MS = 50
 STEP_MS = 10
-
-
-def affected_plans(engine: Engine, paths: set[str]) -> dict[str, tuple[PlanRef, list[str]]]:
-    """plan path -> (PlanRef, changed paths in it)."""
-    ws = engine.workspace
-    out: dict[str, tuple[PlanRef, list[str]]] = {}
-    for plan in ws.plans():
-        flat = plan.folder == ws.plans_dir
-        for p in paths:
-            inside = (p == plan.path) if flat else (p == plan.folder or p.startswith(plan.folder + os.sep))
-            if flat and not inside and os.path.dirname(p) == plan.folder and not os.path.basename(p).startswith("PLAN_"):
-                inside = True  # flat layouts share one folder
-            if inside:
-                out.setdefault(plan.path, (plan, []))[1].append(p)
-    return out
 
 
 async def watch(folder: str, on_changes: Callable[[set[str]], Awaitable[None]], *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -205,17 +206,27 @@ class Engine:
         return decide(self._inputs(plan, doc), trust_plan=trust_plan)
 
     def plan_for_path(self, path: str) -> PlanRef | None:
-        """The plan a file belongs to: its PLAN file, or a file inside its folder."""
-        real = os.path.realpath(path)
-        best: PlanRef | None = None
-        for p in self.workspace.plans():
-            if os.path.realpath(p.path) == real:
-                return p
-            folder = os.path.realpath(p.folder)
-            if folder != self.workspace.plans_dir and real.startswith(folder + os.sep):
-                if best is None or len(folder) > len(best.folder):
-                    best = p
-        return best
+        """The plan that owns `path` (a file or a folder), or None: the one ownership rule.
+
+        Its PLAN file, anything in its feature folder (deepest folder wins), or, in a
+        folder shared by loose PLAN files, the files carrying its name. See
+        Workspace.plan_for_path for the whole rule.
+        """
+        return self.workspace.plan_for_path(path)
+
+    def plans_affected_by(self, paths: Iterable[str]) -> dict[str, tuple[PlanRef, list[str]]]:
+        """plan path -> (plan, the changed paths that touch it): what a watcher recomputes.
+
+        Built on plan_for_path; a changed folder also touches the plans inside it.
+        """
+        return self.workspace.plans_affected_by(paths)
+
+    def default_plan(self, cwd: str) -> str:
+        """The PLAN file's path when no plan is named: the plan owning `cwd`, else the only plan.
+
+        Otherwise a UserError "which plan? name one with @NAME" listing the plans.
+        """
+        return self.workspace.default_plan(cwd)
 
     def plan_status_with(self, plan: PlanRef, doc: PlanDoc, *, trust_plan: bool = False) -> PlanStatus:
         """The plan's status with `doc` (an editor's unsaved buffer) in place of the file on disk.

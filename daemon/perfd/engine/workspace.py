@@ -8,27 +8,18 @@ mtime, and the next call sees it even before any watcher fires.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from perfd.engine.cache import StatCache
 from perfd.engine.errors import UserError
+from perfd.engine.ownership import EXECUTION_RE, FEEDBACK_RE, SUBPLAN_RE, PlanIndex, loose_owner
+from perfd.engine.ownership import PlanRef as PlanRef  # where callers have always found it
 from perfd.paths import PLANS_DIR, find_workspace_root
 
 DEFAULT_PLANS_DIR = PLANS_DIR
-
-_SUBPLAN_RE = re.compile(r"^SUBPLAN_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})\.md$")
-_EXEC_RE = re.compile(r"^EXECUTION_TASK_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})_(?P<mm>\d{2,3})\.md$")
-_FEEDBACK_RE = re.compile(r"^(?P<kind>APPROVED|FIX)_(?P<nn>\d{2,4})\.md$")
-
-
-class PlanRef(msgspec.Struct, frozen=True):
-    name: str  # the feature name: folder name, or PLAN_<name>.md for flat plans
-    folder: str
-    path: str  # the PLAN file
-
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -97,6 +88,7 @@ class Workspace:
         self.root = os.path.realpath(root)
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
+        self._last_index: PlanIndex | None = None
 
     # -- discovery ----------------------------------------------------------------
 
@@ -107,50 +99,158 @@ class Workspace:
         return _scan_plan_folder(self.root, path, names)
 
     def plans(self) -> list[PlanRef]:
-        """Every plan: feature folders, one level of grouping folders, flat PLAN files."""
+        """Every plan: feature folders, one level of grouping folders, loose PLAN files.
+
+        A loose PLAN file sits in the plans folder or in a grouping folder
+        (beside plan folders); either way it is a plan of its own, and the plan
+        folders next to it stay plans.
+        """
         try:
-            listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                "plans-dir", self.plans_dir, self._scan_plans_dir)
-            flat, folders = listing
+            flat, folders = self._listing(self.plans_dir)
         except OSError:
             return []
-        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p) for name, p in flat]
+        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p, loose=True) for name, p in flat]
         for folder in folders:
-            ref = self._plan_in(folder)
+            ref = self._plan_in(folder, may_group=True)
             if ref is not None:
                 found.append(ref)
                 continue
             # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
             try:
-                inner_listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder(
-                    "plans-dir", folder, self._scan_plans_dir)
-                sub = inner_listing[1]
+                inner_flat, sub = self._listing(folder)
             except OSError:
                 continue
+            found.extend(PlanRef(name, folder, p, loose=True) for name, p in inner_flat)
             for inner in sub:
-                ref = self._plan_in(inner)
+                ref = self._plan_in(inner, may_group=False)
                 if ref is not None:
                     found.append(ref)
         found.sort(key=lambda r: r.name.lower())
         return found
 
-    def _plan_in(self, folder: str) -> PlanRef | None:
+    def _listing(self, folder: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """(PLAN files directly in `folder`: (name, path)), (its sub-folders); OSError if unreadable."""
+        listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder("plans-dir", folder,
+                                                                             self._scan_plans_dir)
+        return listing
+
+    def _own_plan(self, folder: str) -> tuple[str | None, list[str]]:
+        found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
+        return found
+
+    def _plan_in(self, folder: str, *, may_group: bool) -> PlanRef | None:
+        """The plan whose feature folder is `folder`, if any.
+
+        `may_group`: `folder` may be a grouping folder, which holds plan folders
+        (folders with their own PLAN_<folder>.md) and perhaps a loose PLAN file.
+        """
         try:
-            found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
-            own, others = found
+            own, others = self._own_plan(folder)
         except OSError:
             return None
         if own is not None:
             return PlanRef(os.path.basename(folder), folder, own)
-        if len(others) == 1:
+        if len(others) == 1 and not (may_group and self._holds_plan_folders(folder)):
             # A folder whose single PLAN file is named differently still is that plan.
             return PlanRef(others[0][5:-3], folder, os.path.join(folder, others[0]))
         return None
 
+    def _holds_plan_folders(self, folder: str) -> bool:
+        try:
+            subs = self._listing(folder)[1]
+        except OSError:
+            return False
+        for sub in subs:
+            try:
+                if self._own_plan(sub)[0] is not None:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def _loose_names(self, folder: str) -> list[str]:
+        """Names of the loose plans in a shared folder."""
+        try:
+            return [name for name, _p in self._listing(folder)[0]]
+        except OSError:
+            return []
+
+    # -- ownership: the one rule --------------------------------------------------
+
+    def _index(self) -> PlanIndex:
+        plans = tuple(self.plans())
+        idx = self._last_index
+        if idx is None or idx.plans != plans:
+            idx = self._last_index = PlanIndex(plans)
+        return idx
+
+    def plan_for_path(self, path: str) -> PlanRef | None:
+        """The plan that owns `path` (a file or a folder, existing or not), or None.
+
+        - a PLAN file that is a plan: that plan;
+        - in a feature folder (at any depth, the folder itself included): that
+          plan; the deepest feature folder wins;
+        - directly in a shared folder (the plans folder, a grouping folder) beside
+          loose PLAN files: the loose plan whose exact name the file carries
+          (`SUBPLAN_<NAME>_01.md`); an unnamed review file or parallel.json goes to
+          the folder's only loose plan, else to none (see `loose_owner`);
+        - anything else (a shared folder itself, notes beside loose plans, a path
+          outside every plan or outside the workspace): None.
+
+        Symlinks are resolved on both sides. Every caller that asks "whose is
+        this path" (the language server, the watcher, the CLI's default plan,
+        path arguments) asks this.
+        """
+        return self._index().owner(os.path.realpath(path))
+
+    def plans_affected_by(self, paths: Iterable[str]) -> dict[str, tuple[PlanRef, list[str]]]:
+        """Changed paths grouped by the plans whose answers they may change.
+
+        plan path -> (the plan, the changed paths that touch it, as given). A path
+        touches the plan that owns it (`plan_for_path`), and, as a folder whose
+        listing changed (created, deleted, renamed), every plan whose PLAN file is
+        inside it. Plans are those listed now: a deleted plan is not among them.
+        """
+        idx = self._index()
+        out: dict[str, tuple[PlanRef, list[str]]] = {}
+        for p in dict.fromkeys(paths):
+            real = os.path.realpath(p)
+            touched: dict[str, PlanRef] = {}
+            owner = idx.owner(real)
+            if owner is not None:
+                touched[owner.path] = owner
+            inside = real.rstrip(os.sep) + os.sep
+            for plan_real, plan in idx.plan_files:
+                if plan_real.startswith(inside):
+                    touched.setdefault(plan.path, plan)
+            for plan in touched.values():
+                out.setdefault(plan.path, (plan, []))[1].append(p)
+        return out
+
+    def default_plan(self, cwd: str) -> str:
+        """The PLAN file to use when none is named: the plan that owns `cwd`, else the only plan.
+
+        A UserError (listing the plans) when neither decides: `cwd` in no plan's
+        folder (the workspace root, the plans folder, a grouping folder) and not
+        exactly one plan.
+        """
+        owner = self.plan_for_path(cwd)
+        if owner is not None:
+            return owner.path
+        plans = self.plans()
+        if len(plans) == 1:
+            return plans[0].path
+        raise UserError("which plan? name one with @NAME",
+                        hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
+                        "no plans found under work-space/plans/")
+
     # -- naming -------------------------------------------------------------------
 
     def resolve(self, ref: str, *, cwd: str | None = None) -> PlanRef:
-        """`@NAME`, a bare name, or a path to a PLAN file -> the plan.
+        """`@NAME`, a bare name, or a path -> the plan.
+
+        A path (to a PLAN file, a plan's folder, or any file the plan owns, such
+        as a SUBPLAN) names the plan that owns it (`plan_for_path`).
 
         Names resolve by exact folder name, then a unique case-insensitive
         prefix, then a unique substring. Ambiguity and unknown names are
@@ -184,17 +284,14 @@ class Workspace:
                         candidates=[p.name for p in plans])
 
     def _resolve_path(self, ref: str, plans: list[PlanRef], cwd: str) -> PlanRef:
+        """A path names the plan that owns it: its PLAN file, its folder, or any file of it."""
         full = os.path.realpath(os.path.join(cwd, ref))
         self.check_inside(full, shown=ref)
-        for p in plans:
-            if os.path.realpath(p.path) == full:
-                return p
-        if os.path.isdir(full):
-            for p in plans:
-                if os.path.realpath(p.folder) == full:
-                    return p
         if not os.path.exists(full):
             raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
+        owner = self.plan_for_path(full)
+        if owner is not None:
+            return owner
         raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",
                         candidates=[p.name for p in plans])
 
@@ -211,7 +308,6 @@ class Workspace:
     def files(self, plan: PlanRef, archive_location: str | None = None) -> PlanFiles:
         """SUBPLAN, EXECUTION_TASK, APPROVED and FIX files of a plan, wherever its layout puts them."""
         folder = plan.folder
-        flat_plans_root = folder == self.plans_dir
         subplans: list[FileRef] = []
         executions: list[FileRef] = []
         approved: list[FileRef] = []
@@ -222,28 +318,29 @@ class Workspace:
         def take(path: str, names: list[str], archived: bool) -> None:
             for name in names:
                 if name.startswith("SUBPLAN_"):
-                    m = _SUBPLAN_RE.match(name)
-                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                    m = SUBPLAN_RE.match(name)
+                    if m:
                         subplans.append(FileRef(os.path.join(path, name), m.group("nn"), "", m.group("feat"), archived))
                 elif name.startswith("EXECUTION_TASK_"):
-                    m = _EXEC_RE.match(name)
-                    if m and (not flat_plans_root or m.group("feat") == plan.name):
+                    m = EXECUTION_RE.match(name)
+                    if m:
                         executions.append(FileRef(os.path.join(path, name), m.group("nn"), m.group("mm"),
                                                   m.group("feat"), archived))
                 elif name.startswith("APPROVED_") or name.startswith("FIX_"):
-                    m = _FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
-                    # Review files carry no feature name: in a plans folder shared by
-                    # several flat plans they cannot be attributed, so none gets them.
-                    if m and not (flat_plans_root and shared_flat):
+                    m = FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
+                    if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
 
         names = self._names(folder)
-        shared_flat = flat_plans_root and sum(1 for n in names if n.startswith("PLAN_") and n.endswith(".md")) > 1
+        if plan.loose:
+            # A shared folder: only the files the ownership rule gives this plan.
+            sharing = self._loose_names(folder)
+            names = [n for n in names if loose_owner(n, sharing) == plan.name]
         take(folder, names, False)
         if "parallel.json" in names:
             parallel = os.path.join(folder, "parallel.json")
-        if not flat_plans_root:
+        if not plan.loose:
             for sub in ("subplans", "execution"):
                 if sub in names and _inside(self.root, os.path.join(folder, sub)):
                     take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)

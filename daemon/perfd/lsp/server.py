@@ -4,31 +4,23 @@ Handlers are thin: fetch the document, ask the engine, convert with
 perfd.lsp.features. The open buffer's text (didOpen/didChange, incremental
 sync) is what gets parsed for that document, not the file on disk.
 
-One factory call per editor connection. pygls's own start_tcp reuses one
-protocol object for every connection, and its built-in `exit` handler ends
-the whole process; PerfdProtocol's `exit` closes only its own session, so in
-the daemon one editor leaving never takes the others (or the CLI) down.
+One factory call per editor connection, each with its own protocol object
+(perfd.lsp.protocol), so one editor leaving never takes the others down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 import msgspec
-import orjson
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
-from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from perfd import __version__
 from perfd.daemon import heap
@@ -39,6 +31,7 @@ from perfd.engine.plan_parser import PlanMemo
 from perfd.engine.text import decode, read_bytes
 from perfd.daemon.stats import Stats, snapshot
 from perfd.lsp import features as F
+from perfd.lsp.protocol import PerfdProtocol
 from perfd.engine.types import PlanDoc, PlanStatus
 from perfd.wire.protocol import StatsSnapshot
 
@@ -48,88 +41,6 @@ STATS_NOTIFICATION = "perfd/stats"
 STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
 COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run")
 RUN_REPORT_INTERVAL_S = 0.1  # perfd.run: at most ten progress reports a second
-
-
-class PerfdProtocol(LanguageServerProtocol):
-    """LanguageServerProtocol whose `exit` ends this session only."""
-
-    on_exit: Callable[[], None] | None = None
-
-    @lsp_method(lsp.EXIT)
-    def lsp_exit(self, *args: Any) -> Any:
-        if self.on_exit is not None:
-            self.on_exit()
-        if self.writer is not None:
-            res = self.writer.close()
-            if asyncio.iscoroutine(res):
-                asyncio.ensure_future(res)
-        yield from ()
-
-    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
-        """pygls's didChange, with each incremental edit spliced in by apply_edit."""
-        td = self.workspace.text_documents.get(unquote(params.text_document.uri))
-        if td is None:  # not open: pygls's own path says so in its way
-            for change in params.content_changes:
-                self.workspace.update_text_document(params.text_document, change)
-        else:
-            for change in params.content_changes:
-                apply_edit(td, change)
-            td.version = params.text_document.version
-        if (user_handler := self.fm.features.get(lsp.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield user_handler, (params,), None
-
-    def _send_data(self, data: Any) -> None:
-        """pygls's _send_data with orjson, and a response's result serialised as it is.
-
-        pygls runs the whole message through cattrs, which walks plain dicts item by
-        item; the large answers are built as JSON dicts (see features), so only
-        lsprotocol objects inside go through the converter, via orjson's `default`.
-        """
-        if not data:
-            return
-        if self.writer is None:
-            log.error("unable to send data: no transport")
-            return
-        if getattr(data, "error", None) is None and hasattr(data, "result") and not hasattr(data, "method"):
-            data = {"jsonrpc": data.jsonrpc, "id": data.id, "result": data.result}
-        try:
-            try:
-                body = orjson.dumps(data, default=self._serialize_message)
-            except TypeError:  # e.g. a lone surrogate from a buffer, which json escapes and orjson refuses
-                body = json.dumps(data, default=self._serialize_message).encode()
-            if self._include_headers:
-                body = (f"Content-Length: {len(body)}\r\n"
-                        f"Content-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n").encode() + body
-            res = self.writer.write(body)
-            if inspect.isawaitable(res):
-                asyncio.ensure_future(res)
-        except BrokenPipeError:
-            log.exception("error sending data: broken pipe")
-            raise
-        except Exception as error:
-            log.exception("error sending data")
-            self._server._report_server_error(error, JsonRpcInternalError)
-
-
-def apply_edit(td: TextDocument, change: lsp.TextDocumentContentChangeEvent) -> None:
-    """TextDocument.apply_change, with an incremental edit spliced in by slicing.
-
-    pygls rebuilds the text by writing every line to a StringIO, about 3 ms per
-    keystroke in a 10,000-line plan; joining the untouched lines on each side
-    of the edit gives the same text in a fraction of that. Lines, positions and
-    the edit's units are read exactly as pygls reads them (splitlines, its
-    position codec); any range it would treat oddly goes to pygls.
-    """
-    if isinstance(change, lsp.TextDocumentContentChangePartial):
-        lines = td.source.splitlines(True)
-        r = td.position_codec.range_from_client_units(lines, change.range)
-        sl, sc, el, ec = r.start.line, r.start.character, r.end.line, r.end.character
-        if sl < len(lines) and (sl, sc) <= (el, ec):
-            head = "".join(lines[:sl]) + lines[sl][:sc]
-            tail = lines[el][ec:] + "".join(lines[el + 1:]) if el < len(lines) else ""
-            change = lsp.TextDocumentContentChangeWholeDocument(text=head + change.text + tail)
-    td.apply_change(change)
 
 
 class _Buffer:

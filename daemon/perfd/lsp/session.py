@@ -22,7 +22,8 @@ from pygls.io_ import run_async
 
 from perfd.engine.engine import Engine
 from perfd.wire.protocol import StatsSnapshot
-from perfd.lsp.server import PerfdProtocol, Session, build_server
+from perfd.lsp.protocol import PerfdProtocol
+from perfd.lsp.server import Session, build_server
 
 log = logging.getLogger("perfd.lsp")
 MAX_HEADER_LINE = 65536

@@ -4,7 +4,8 @@ The same function runs in-process (`--no-daemon`, or when no daemon can
 start) and inside the daemon for the thin client, which forwards its raw argv
 and cwd and prints back the bytes (as mypy's dmypy does). So argument parsing,
 rendering and error messages live here, once, and the output is identical
-either way.
+either way. `run`, `daemon` and `lsp` are parsed here too (one parser, one
+help text) but served by their own entry points (perfd.cli, perfd.app.run).
 
 Exit codes: 0 success, 1 user error (unknown plan or achievement, ...),
 2 usage error. Errors are one line plus a hint.
@@ -164,8 +165,8 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
         return Output(stdout=_parser().format_help())
-    if args.command not in ENGINE_COMMANDS and not (args.command == "schema" and not in_daemon) \
-            and args.command != "stats":
+    served = ENGINE_COMMANDS | {"stats"} | (set() if in_daemon else {"schema"})  # schema writes files here
+    if args.command not in served:
         return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
     try:
         if args.command == "schema":

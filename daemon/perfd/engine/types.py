@@ -1,8 +1,8 @@
-"""The shared language of perfd: msgspec Structs that cross the wire.
+"""The engine's types: parsed documents, its results (status, generate) and the cache's stats.
 
-Engine results, protocol payloads and stats snapshots are all defined here, so
-the CLI, the socket protocol, the LSP and the JSON Schemas in `schemas/` speak
-the same types. Line numbers are 1-based and inclusive (as people read them);
+msgspec Structs, so the CLI, the socket protocol (whose own messages are in
+perfd.wire.protocol), the LSP and the JSON Schemas in `schemas/` speak the
+same types. Line numbers are 1-based and inclusive (as people read them);
 LSP adapters subtract one.
 """
 

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from lsprotocol import types as lsp
@@ -34,6 +34,9 @@ from perfd.lsp import features as F
 from perfd.lsp.protocol import PerfdProtocol
 from perfd.engine.types import PlanDoc, PlanStatus
 from perfd.wire.protocol import StatsSnapshot
+
+if TYPE_CHECKING:
+    from perfd.llm import LLMClient
 
 log = logging.getLogger("perfd.lsp")
 
@@ -59,12 +62,12 @@ class Session:
     """Per-connection state: the server, its documents' parses, the stats throttle."""
 
     def __init__(self, engine: Engine, stats: Callable[[], StatsSnapshot] | None,
-                 llm: Callable[[], Any] | None = None) -> None:
+                 llm: Callable[[], LLMClient | None] | None = None) -> None:
         self.engine = engine
         # The model client for perfd.run: the daemon's shared one, else this session's own (lazily).
-        self._own_llm: Any = None
+        self._own_llm: LLMClient | None = None
         self._own_llm_loaded = False
-        self.llm: Callable[[], Any] = llm or self._standalone_llm
+        self.llm: Callable[[], LLMClient | None] = llm or self._standalone_llm
         # Standalone, the session keeps its own counters; in the daemon `stats` is the daemon's.
         self.own_stats = Stats()
         self.stats: Callable[[], StatsSnapshot] = stats or (
@@ -82,7 +85,7 @@ class Session:
     def _on_exit(self) -> None:
         self.closed.set()
 
-    def _standalone_llm(self) -> Any:
+    def _standalone_llm(self) -> LLMClient | None:
         if not self._own_llm_loaded:
             from perfd.llm import client_from_workspace
 
@@ -219,7 +222,7 @@ def _never() -> Any:
 
 
 def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = None,
-                 watch: bool = False, llm: Callable[[], Any] | None = None) -> Session:
+                 watch: bool = False, llm: Callable[[], LLMClient | None] | None = None) -> Session:
     """A new session (server + state) over `engine`, with every feature registered.
 
     `watch`: start a file watcher when the client is initialized (standalone mode).

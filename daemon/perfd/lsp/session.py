@@ -14,14 +14,18 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pygls.io_ import run_async
 
 from perfd.engine.engine import Engine
 from perfd.wire.protocol import StatsSnapshot
+
+if TYPE_CHECKING:
+    from perfd.llm import LLMClient
 from perfd.lsp.protocol import PerfdProtocol
 from perfd.lsp.server import Session, build_server
 
@@ -66,11 +70,11 @@ class _Writer:
         self.send.close()
 
 
-async def serve_lsp(stream: Any, leftover: bytes, engine: Engine, *,
+async def serve_lsp(stream: anyio.abc.ByteStream, leftover: bytes, engine: Engine, *,
                     stats: Callable[[], StatsSnapshot] | None = None,
                     record: Callable[[str, int, bool], None] | None = None,
                     registry: set[Session] | None = None,
-                    llm: Callable[[], Any] | None = None) -> None:
+                    llm: Callable[[], LLMClient | None] | None = None) -> None:
     """Serve LSP on `stream` until the editor exits or disconnects; other sessions are untouched."""
     buffered = BufferedByteReceiveStream(stream)
     if leftover:

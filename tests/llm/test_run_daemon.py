@@ -219,3 +219,21 @@ def _untimed(text: str) -> str:
     import re
 
     return re.sub(r"\d+\.\d s\b", "_ s", text)
+
+
+def test_the_run_client_imports_neither_the_engine_nor_the_model_client(dws: DaemonWs, server: FakeServer) -> None:
+    """`perfd run` through a daemon: the client process is a thin one (no engine, no msgspec, no httpx)."""
+    dws.start()
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "perfd", "run", "@DOCS-SITE", "2.1"],
+                       cwd=dws.root, env=dws.environ, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("reply#"), p.stderr[-2000:]
+    bare = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], env=dws.environ,
+                          capture_output=True, text=True, timeout=20)
+
+    def imported(text: str) -> set[str]:
+        return {line.split("|")[-1].strip() for line in text.splitlines() if line.startswith("import time:")}
+
+    got = imported(p.stderr) - imported(bare.stderr)
+    assert "perfd.cli.run_client" in got
+    for banned in ("perfd.engine", "perfd.engine.engine", "perfd.app.run", "perfd.llm", "httpx", "msgspec", "anyio"):
+        assert banned not in got, banned

@@ -33,8 +33,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
+from bench_daemon import wall  # beside this file: one way to time a whole call
 from synthetic import plan_of_lines, write_workspace  # beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,15 +61,6 @@ def interpreter_of(script: str) -> list[str]:
     if not argv or not os.path.basename(argv[0]).startswith("python"):
         raise SystemExit(f"{script}: not a script with a Python interpreter in its first line ({first[:80]!r})")
     return argv
-
-
-def wall(argv: list[str], env: dict[str, str], cwd: str) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t
-    if r.returncode != 0 or b"working in-process" in r.stderr:
-        raise SystemExit(f"{argv} failed: {r.stderr.decode()[:300]}")
-    return dt
 
 
 def main() -> int:

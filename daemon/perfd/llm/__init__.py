@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "BreakerState": "breaker", "CircuitBreaker": "breaker",
     "CachedResponse": "cache", "ResponseCache": "cache", "cache_key": "cache",
-    "ChatStream": "client", "Completion": "client", "LLMClient": "client", "Message": "client", "Usage": "client",
+    "ChatStream": "client", "LLMClient": "client",
     "CACHE_FILE": "config", "ENV_PREFIX": "config", "HISTORY_FILE": "config", "HOW_TO_CONFIGURE": "config",
     "LLMConfig": "config", "load_llm_config": "config",
     "LLMCircuitOpen": "errors", "LLMConfigError": "errors", "LLMConnectionError": "errors", "LLMError": "errors",
@@ -36,12 +36,13 @@ _WHERE = {
     "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
     "RateLimiter": "ratelimit",
     "LLMStats": "stats",
+    "Completion": "types", "Message": "types", "Usage": "types",
 }
 
 if TYPE_CHECKING:
     from .breaker import BreakerState, CircuitBreaker
     from .cache import CachedResponse, ResponseCache, cache_key
-    from .client import ChatStream, Completion, LLMClient, Message, Usage
+    from .client import ChatStream, LLMClient
     from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
     from .errors import (
         LLMCircuitOpen,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .parallel import JobOutcome, PromptJob, run_jobs
     from .ratelimit import RateLimiter
     from .stats import LLMStats
+    from .types import Completion, Message, Usage
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,6 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 import httpx
-import msgspec
 import orjson
 
 from perfd import __version__
@@ -49,10 +48,9 @@ from .retry import backoff, exception_is_retryable, server_delay, status_is_retr
 from .sse import iter_events
 from .stats import Counters, LLMStats
 from .transport import ShardedPool
+from .types import Completion, Message, Usage, _Request
 
 log = logging.getLogger("perfd.llm")
-
-Message = Mapping[str, Any]  # {"role": "user", "content": "..."} and friends
 
 # Tokens a chat format adds around each message (role, separators): a few on
 # every server; counting them keeps the tpm estimate on the safe side.
@@ -62,44 +60,6 @@ _MAX_ERROR_BODY = 2000
 
 # After [DONE], how long to wait for the server to end the body so the connection can be reused.
 _DRAIN_AFTER_DONE_S = 1.0
-
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class Completion(msgspec.Struct, frozen=True, kw_only=True):
-    """One answer of the model."""
-
-    text: str
-    model: str
-    finish_reason: str | None
-    usage: Usage
-    cached: bool = False  # served from the response cache, no request sent
-    attempts: int = 0  # HTTP attempts made (0 for a cache hit)
-    latency_s: float = 0.0
-    cost: float = 0.0  # spent on this call (0 for a cache hit)
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class _Request(msgspec.Struct, kw_only=True):
-    """A prepared call: what is sent, how it is keyed and what it may cost."""
-
-    payload: dict[str, Any]
-    body: bytes  # the payload encoded once, reused by every attempt
-    key: str | None  # cache key, None when not cacheable
-    tokens: int  # reserved against tpm: calibrated prompt estimate + completion_reserved
-    prompt_estimate: int  # chars/4 + per-message allowance, before calibration
-    completion_reserved: int  # max_tokens, or the configured estimate
-    timeout_s: float
-    plan: str | None
-    achievement: str | None
-    state: str | None
-    attempts: int = 0  # attempts made so far (for the history)
 
 
 class _AttemptFailed(Exception):

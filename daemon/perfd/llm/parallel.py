@@ -13,7 +13,8 @@ from typing import Any
 import anyio
 import msgspec
 
-from .client import Completion, LLMClient
+from .client import LLMClient
+from .types import Completion
 from .errors import LLMError
 
 

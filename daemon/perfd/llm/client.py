@@ -29,6 +29,7 @@ import orjson
 
 from perfd import __version__
 
+from .attempt import _AttemptFailed, _status_health
 from .breaker import CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
@@ -60,17 +61,6 @@ _MAX_ERROR_BODY = 2000
 
 # After [DONE], how long to wait for the server to end the body so the connection can be reused.
 _DRAIN_AFTER_DONE_S = 1.0
-
-
-class _AttemptFailed(Exception):
-    """One attempt failed; the retry loop decides what happens next."""
-
-    def __init__(self, error: LLMError, *, retryable: bool, delay: float | None = None, status: int | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retryable = retryable
-        self.delay = delay
-        self.status = status
 
 
 class LLMClient:
@@ -883,14 +873,6 @@ class _StreamState:
 
     def tool_list(self) -> list[dict[str, Any]] | None:
         return [self.tools[i] for i in sorted(self.tools)] or None
-
-
-def _status_health(status: int) -> Literal["success", "failure", "neutral"]:
-    if status >= 500 or status == 408:
-        return "failure"
-    if status in (409, 429):
-        return "neutral"
-    return "success"  # other 4xx: the server is up and answering
 
 
 def _error_message(body: str) -> str | None:

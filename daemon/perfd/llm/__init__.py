@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "BreakerState": "breaker", "CircuitBreaker": "breaker",
     "CachedResponse": "cache", "ResponseCache": "cache", "cache_key": "cache",
-    "ChatStream": "client", "LLMClient": "client",
+    "LLMClient": "client",
     "CACHE_FILE": "config", "ENV_PREFIX": "config", "HISTORY_FILE": "config", "HOW_TO_CONFIGURE": "config",
     "LLMConfig": "config", "load_llm_config": "config",
     "LLMCircuitOpen": "errors", "LLMConfigError": "errors", "LLMConnectionError": "errors", "LLMError": "errors",
@@ -36,13 +36,14 @@ _WHERE = {
     "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
     "RateLimiter": "ratelimit",
     "LLMStats": "stats",
+    "ChatStream": "stream",
     "Completion": "types", "Message": "types", "Usage": "types",
 }
 
 if TYPE_CHECKING:
     from .breaker import BreakerState, CircuitBreaker
     from .cache import CachedResponse, ResponseCache, cache_key
-    from .client import ChatStream, LLMClient
+    from .client import LLMClient
     from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
     from .errors import (
         LLMCircuitOpen,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .parallel import JobOutcome, PromptJob, run_jobs
     from .ratelimit import RateLimiter
     from .stats import LLMStats
+    from .stream import ChatStream
     from .types import Completion, Message, Usage
 
 

@@ -1,0 +1,242 @@
+"""A streamed answer (`LLMClient.stream`): server-sent events read as they arrive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import httpx
+
+from .attempt import _AttemptFailed, _status_health
+from .errors import LLMError, LLMStreamInterrupted
+from .sse import iter_events
+from .types import Completion, _Request
+
+if TYPE_CHECKING:
+    from .client import LLMClient
+
+
+# After [DONE], how long to wait for the server to end the body so the connection can be reused.
+_DRAIN_AFTER_DONE_S = 1.0
+
+
+class ChatStream:
+    """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
+
+    def __init__(self, client: LLMClient, request: _Request) -> None:
+        self._client = client
+        self._request = request
+        self._gen: AsyncGenerator[str, None] | None = None
+        self._entered = False
+        self._parts: list[str] = []
+        self.completion: Completion | None = None
+        self.first_token_s: float | None = None  # latency to the first delta
+
+    @property
+    def text(self) -> str:
+        """Everything received so far."""
+        return "".join(self._parts)
+
+    async def __aenter__(self) -> ChatStream:
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        gen = self._gen
+        if gen is None:
+            return
+        self._gen = None
+        # Closes the response (and frees its connection) if the caller left early.
+        await gen.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if not self._entered:
+            raise LLMError("use `async with client.stream(...) as s: async for delta in s` so the "
+                           "connection is always released", kind="bad_request")
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def read(self) -> Completion:
+        """Consume the rest of the stream and return the whole answer."""
+        async for _ in self:
+            pass
+        assert self.completion is not None
+        return self.completion
+
+    async def _run(self) -> AsyncGenerator[str, None]:
+        client, request = self._client, self._request
+        started, wall = time.perf_counter(), time.time()
+        client._counters.calls += 1
+        attempt = 0
+        try:
+            hit = await client._cache_get(request)
+            if hit is not None:
+                self.completion = client._from_cache(hit, started)
+                for chunk in hit.chunks if hit.chunks is not None else [hit.text]:
+                    if self.first_token_s is None:
+                        self.first_token_s = time.perf_counter() - started
+                    self._parts.append(chunk)
+                    yield chunk
+                client._record(request, wall, self.completion, stream=True)
+                return
+            while True:
+                attempt += 1
+                try:
+                    # aclosing: an early exit must close the inner generator (and
+                    # with it the response) now, not when the GC gets to it.
+                    async with aclosing(self._attempt(started, attempt)) as deltas:
+                        async for delta in deltas:
+                            yield delta
+                    break
+                except _AttemptFailed as failed:
+                    await client._retry_or_raise(failed, attempt)
+            assert self.completion is not None
+            client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
+        except BaseException as exc:
+            client._fail(request, exc, wall, started, request.attempts, stream=True)
+            raise
+
+    async def _attempt(self, started: float, attempt: int) -> AsyncGenerator[str, None]:
+        client, request, cfg = self._client, self._request, self._client.config
+        request.attempts = attempt
+        probe = client._breaker.before_attempt()
+        health: Literal["success", "failure", "neutral"] = "neutral"
+        delivered = False
+        try:
+            async with client._slots:
+                headers = client._headers()
+                reservation = await client._limiter.acquire(request.tokens)
+                client._counters.requests += 1
+                client._counters.in_flight += 1
+                response: httpx.Response | None = None
+                try:
+                    http_request = client._http.build_request(
+                        "POST", cfg.chat_url, content=request.body,
+                        headers={**headers, "accept": "text/event-stream"},
+                        extensions={"trace": client._trace}, timeout=client._timeout(request),
+                    )
+                    response = await client._http.send(http_request, stream=True)
+                    client._limiter.commit(reservation)
+                    client._limiter.observe(response.headers)
+                    if not response.is_success:
+                        body = (await response.aread()).decode("utf-8", "replace")
+                        health = _status_health(response.status_code)
+                        raise client._status_failure(response.status_code, response.headers, body, attempt)
+                    if "text/event-stream" not in response.headers.get("content-type", ""):
+                        # A server that ignored stream=true and answered in one piece.
+                        result = client._parse_plain(await response.aread(), request, started, attempt)
+                        health = "success"
+                        client._limiter.reconcile(reservation, result.usage.total_tokens)
+                        self.completion = result
+                        if result.text:
+                            self.first_token_s = time.perf_counter() - started
+                            self._parts.append(result.text)
+                            delivered = True
+                            yield result.text
+                        return
+                    acc = _StreamState(model=cfg.model)
+                    async with aclosing(iter_events(response.aiter_lines())) as events:
+                        async for event in events:
+                            if event.data.strip() == "[DONE]":
+                                acc.done = True
+                                break
+                            delta = client._parse_chunk(event.event, event.data, acc)
+                            if delta:
+                                if self.first_token_s is None:
+                                    self.first_token_s = time.perf_counter() - started
+                                self._parts.append(delta)
+                                delivered = True
+                                yield delta
+                        if acc.done:
+                            # Read the body to its end (the server closes it right after
+                            # [DONE]): only a fully read response returns its connection to
+                            # the pool for the next call. A server that keeps the stream open
+                            # costs a new connection, not a hang.
+                            with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
+                                async for _ in events:
+                                    pass
+                    if not acc.done and acc.finish_reason is None:
+                        raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
+                    text = "".join(self._parts)
+                    usage = client._usage(acc.usage, request, text)
+                    client._limiter.reconcile(reservation, usage.total_tokens)
+                    if acc.usage is not None:
+                        client._calibrate(request, usage)
+                    self.completion = Completion(
+                        text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=attempt,
+                        latency_s=time.perf_counter() - started,
+                        cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
+                        tool_calls=acc.tool_list(),
+                    )
+                    health = "success"
+                except (httpx.HTTPError, TimeoutError) as exc:
+                    failed = client._transport_failure(exc, request, attempt)
+                    health = "failure" if failed.retryable else "neutral"
+                    if delivered:
+                        raise self._interrupted(failed.error) from None
+                    raise failed from None
+                except _StreamError as exc:
+                    health = "failure"
+                    client._counters.attempt_errors[exc.error.kind] += 1
+                    if delivered:
+                        raise self._interrupted(exc.error) from None
+                    raise _AttemptFailed(exc.error, retryable=exc.retryable) from None
+                finally:
+                    if response is not None:
+                        await response.aclose()
+                    client._limiter.commit(reservation)
+                    client._counters.in_flight -= 1
+        finally:
+            client._breaker.record(health, probe=probe)
+
+    def _interrupted(self, error: LLMError) -> LLMStreamInterrupted:
+        return LLMStreamInterrupted(
+            f"the stream broke after {len(self._parts)} chunks: {error}", partial_text="".join(self._parts)
+        )
+
+
+class _StreamError(Exception):
+    def __init__(self, error: LLMError, *, retryable: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retryable = retryable
+
+
+class _StreamState:
+    """What a stream has told us besides the text."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.tools: dict[int, dict[str, Any]] = {}
+
+    def merge_tools(self, deltas: Any) -> None:
+        # Tool calls arrive as fragments keyed by index; arguments are concatenated.
+        if not isinstance(deltas, list):
+            return
+        for d in deltas:
+            if not isinstance(d, Mapping):
+                continue
+            slot = self.tools.setdefault(int(d.get("index", len(self.tools))),
+                                         {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            if d.get("id"):
+                slot["id"] = d["id"]
+            if d.get("type"):
+                slot["type"] = d["type"]
+            fn = d.get("function") or {}
+            if fn.get("name"):
+                slot["function"]["name"] += fn["name"]
+            if fn.get("arguments"):
+                slot["function"]["arguments"] += fn["arguments"]
+
+    def tool_list(self) -> list[dict[str, Any]] | None:
+        return [self.tools[i] for i in sorted(self.tools)] or None

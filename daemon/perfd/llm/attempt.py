@@ -7,7 +7,7 @@ from typing import Literal
 from .errors import LLMError
 
 
-class _AttemptFailed(Exception):
+class AttemptFailed(Exception):
     """One attempt failed; the retry loop decides what happens next."""
 
     def __init__(self, error: LLMError, *, retryable: bool, delay: float | None = None, status: int | None = None) -> None:
@@ -18,7 +18,7 @@ class _AttemptFailed(Exception):
         self.status = status
 
 
-def _status_health(status: int) -> Literal["success", "failure", "neutral"]:
+def status_health(status: int) -> Literal["success", "failure", "neutral"]:
     if status >= 500 or status == 408:
         return "failure"
     if status in (409, 429):

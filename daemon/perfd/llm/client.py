@@ -28,7 +28,7 @@ import orjson
 
 from perfd import __version__
 
-from .attempt import _AttemptFailed, _status_health
+from .attempt import AttemptFailed, status_health
 from .breaker import CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
@@ -43,13 +43,13 @@ from .errors import (
     LLMTimeout,
 )
 from .history import CallRecord, History
-from .parsing import _check_messages, _content_chars, _describe, _error_message, _text_of
+from .parsing import check_messages, content_chars, describe, error_message, text_of
 from .ratelimit import RateLimiter, Reservation, estimate_tokens
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
 from .stats import Counters, LLMStats
-from .stream import ChatStream, _StreamError, _StreamState
+from .stream import ChatStream, StreamError, StreamState
 from .transport import ShardedPool
-from .types import Completion, Message, Usage, _Request
+from .types import Completion, Message, PreparedRequest, Usage
 
 log = logging.getLogger("perfd.llm")
 
@@ -311,11 +311,11 @@ class LLMClient:
         plan: str | None,
         achievement: str | None,
         state: str | None,
-    ) -> _Request:
+    ) -> PreparedRequest:
         if self._closed:
             raise LLMError("the LLM client is closed", kind="closed")
         cfg = self.config
-        msgs = _check_messages(messages)
+        msgs = check_messages(messages)
         temperature = cfg.temperature if temperature is None else temperature
         max_tokens = cfg.max_tokens if max_tokens is None else max_tokens
         if max_tokens is not None and max_tokens < 1:
@@ -358,13 +358,13 @@ class LLMClient:
             if cfg.stream_usage:
                 payload["stream_options"] = {"include_usage": True}
 
-        chars = sum(_content_chars(m.get("content")) for m in msgs)
+        chars = sum(content_chars(m.get("content")) for m in msgs)
         if tools is not None:
             chars += len(orjson.dumps(params["tools"]))
         completion = max_tokens if max_tokens is not None else cfg.completion_tokens_estimate
         prompt = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs)
         tokens = math.ceil(prompt * self._prompt_ratio) + completion
-        return _Request(
+        return PreparedRequest(
             payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, prompt_estimate=prompt,
             completion_reserved=completion, timeout_s=timeout_s or cfg.timeout_s,
             plan=plan, achievement=achievement, state=state,
@@ -392,7 +392,7 @@ class LLMClient:
 
     # -- the attempt loop --------------------------------------------------
 
-    async def _retry_or_raise(self, failed: _AttemptFailed, attempt: int) -> None:
+    async def _retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
         if not failed.retryable:
@@ -416,16 +416,16 @@ class LLMClient:
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
         await anyio.sleep(delay)
 
-    async def _call_plain(self, request: _Request, started: float) -> Completion:
+    async def _call_plain(self, request: PreparedRequest, started: float) -> Completion:
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._attempt_plain(request, started, attempt)
-            except _AttemptFailed as failed:
+            except AttemptFailed as failed:
                 await self._retry_or_raise(failed, attempt)
 
-    async def _attempt_plain(self, request: _Request, started: float, attempt: int) -> Completion:
+    async def _attempt_plain(self, request: PreparedRequest, started: float, attempt: int) -> Completion:
         request.attempts = attempt
         probe = self._breaker.before_attempt()
         health: Literal["success", "failure", "neutral"] = "neutral"
@@ -451,13 +451,13 @@ class LLMClient:
             self._limiter.observe(response.headers)
             if not response.is_success:
                 failed = self._status_failure(response.status_code, response.headers, response.text, attempt)
-                health = _status_health(response.status_code)
+                health = status_health(response.status_code)
                 raise failed
             try:
                 result = self._parse_plain(response.content, request, started, attempt)
             except LLMResponseError as exc:
                 health = "failure"
-                raise _AttemptFailed(exc, retryable=False) from None
+                raise AttemptFailed(exc, retryable=False) from None
             health = "success"
             self._limiter.reconcile(reservation, result.usage.total_tokens)
             self._calibrate(request, result.usage)
@@ -465,7 +465,7 @@ class LLMClient:
         finally:
             self._breaker.record(health, probe=probe)
 
-    def _timeout(self, request: _Request) -> httpx.Timeout:
+    def _timeout(self, request: PreparedRequest) -> httpx.Timeout:
         if request.timeout_s == self.config.timeout_s:
             return self._default_timeout
         return httpx.Timeout(request.timeout_s, connect=min(self.config.connect_timeout_s, request.timeout_s), pool=None)
@@ -477,7 +477,7 @@ class LLMClient:
 
     # -- classifying failures ---------------------------------------------
 
-    def _transport_failure(self, exc: BaseException, request: _Request, attempt: int) -> _AttemptFailed:
+    def _transport_failure(self, exc: BaseException, request: PreparedRequest, attempt: int) -> AttemptFailed:
         where = self.config.base_url
         detail = self._redact(str(exc) or type(exc).__name__)
         error: LLMError
@@ -491,30 +491,30 @@ class LLMClient:
         else:
             error = LLMError(f"request to {where} failed: {type(exc).__name__}: {detail}", kind="http_client")
         self._counters.attempt_errors[error.kind] += 1
-        return _AttemptFailed(error, retryable=exception_is_retryable(exc))
+        return AttemptFailed(error, retryable=exception_is_retryable(exc))
 
-    def _status_failure(self, status: int, headers: Mapping[str, str], body: str, attempt: int) -> _AttemptFailed:
+    def _status_failure(self, status: int, headers: Mapping[str, str], body: str, attempt: int) -> AttemptFailed:
         body = self._redact(body[:_MAX_ERROR_BODY])
-        message = _error_message(body) or body.strip()[:300] or "(empty body)"
+        message = error_message(body) or body.strip()[:300] or "(empty body)"
         error = LLMHTTPError(
             f"{self.config.base_url} answered HTTP {status}: {message} (attempt {attempt})", status=status, body=body
         )
         if status == 429:
             self._counters.rate_limited += 1
         self._counters.attempt_errors[error.kind] += 1
-        return _AttemptFailed(error, retryable=status_is_retryable(status, headers),
+        return AttemptFailed(error, retryable=status_is_retryable(status, headers),
                               delay=server_delay(headers), status=status)
 
     # -- answers -----------------------------------------------------------
 
-    def _parse_plain(self, content: bytes, request: _Request, started: float, attempts: int) -> Completion:
+    def _parse_plain(self, content: bytes, request: PreparedRequest, started: float, attempts: int) -> Completion:
         try:
             data = orjson.loads(content)
             if isinstance(data, dict) and "error" in data and "choices" not in data:
-                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._redact(_describe(data['error']))}")
+                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._redact(describe(data['error']))}")
             choice = data["choices"][0]
             message = choice.get("message") or {}
-            text = _text_of(message.get("content"))
+            text = text_of(message.get("content"))
             tool_calls = message.get("tool_calls") or None
             finish_reason = choice.get("finish_reason")
             model = str(data.get("model") or self.config.model)
@@ -532,7 +532,7 @@ class LLMClient:
             tool_calls=tool_calls,
         )
 
-    def _usage(self, raw: Any, request: _Request, text: str) -> Usage:
+    def _usage(self, raw: Any, request: PreparedRequest, text: str) -> Usage:
         if isinstance(raw, Mapping):
             try:
                 return Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0),
@@ -543,7 +543,7 @@ class LLMClient:
         prompt = request.tokens - request.completion_reserved
         return Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(len(text)))
 
-    def _calibrate(self, request: _Request, usage: Usage) -> None:
+    def _calibrate(self, request: PreparedRequest, usage: Usage) -> None:
         """Learn how far chars/4 undercounts this provider's tokenizer.
 
         Code and non-English text run well below 4 characters per token; an
@@ -556,21 +556,21 @@ class LLMClient:
         observed = usage.prompt_tokens / request.prompt_estimate
         self._prompt_ratio = max(observed, 1.0 + (self._prompt_ratio - 1.0) * 0.98, 1.0)
 
-    def _parse_chunk(self, event: str, data: str, acc: _StreamState) -> str:
+    def _parse_chunk(self, event: str, data: str, acc: StreamState) -> str:
         """Fold one SSE event into `acc`; return its text delta ("" if none)."""
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise _StreamError(LLMResponseError(
+            raise StreamError(LLMResponseError(
                 f"{self.config.base_url} sent a stream event that is not JSON: {self._redact(data[:200])!r}"
             ), retryable=False) from None
         if not isinstance(chunk, dict):
-            raise _StreamError(LLMResponseError(f"{self.config.base_url} sent a stream event that is not an object"),
+            raise StreamError(LLMResponseError(f"{self.config.base_url} sent a stream event that is not an object"),
                                retryable=False)
         if event == "error" or ("error" in chunk and not chunk.get("choices")):
             # vLLM, LiteLLM and others report mid-stream failures this way.
-            message = self._redact(_describe(chunk.get("error", chunk)))
-            raise _StreamError(LLMResponseError(f"{self.config.base_url} reported an error mid-stream: {message}",
+            message = self._redact(describe(chunk.get("error", chunk)))
+            raise StreamError(LLMResponseError(f"{self.config.base_url} reported an error mid-stream: {message}",
                                                 kind="stream_error"), retryable=True)
         if chunk.get("model"):
             acc.model = str(chunk["model"])
@@ -583,7 +583,7 @@ class LLMClient:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
-                delta_text += _text_of(content)
+                delta_text += text_of(content)
             if delta.get("tool_calls"):
                 acc.merge_tools(delta["tool_calls"])
             if choice.get("finish_reason"):
@@ -592,7 +592,7 @@ class LLMClient:
 
     # -- cache, counters, history -----------------------------------------
 
-    async def _cache_get(self, request: _Request) -> CachedResponse | None:
+    async def _cache_get(self, request: PreparedRequest) -> CachedResponse | None:
         if request.key is None or self._cache is None:
             return None
         hit = await self._cache.get(request.key)
@@ -611,7 +611,7 @@ class LLMClient:
             cached=True, attempts=0, latency_s=time.perf_counter() - started, cost=0.0, tool_calls=hit.tool_calls,
         )
 
-    def _finish(self, request: _Request, result: Completion, wall: float, *, stream: bool,
+    def _finish(self, request: PreparedRequest, result: Completion, wall: float, *, stream: bool,
                 chunks: list[str] | None) -> None:
         c = self._counters
         c.prompt_tokens += result.usage.prompt_tokens
@@ -626,7 +626,7 @@ class LLMClient:
             ))
         self._record(request, wall, result, stream=stream)
 
-    def _record(self, request: _Request, wall: float, result: Completion, *, stream: bool) -> None:
+    def _record(self, request: PreparedRequest, wall: float, result: Completion, *, stream: bool) -> None:
         if self._history is None:
             return
         self._history.record(CallRecord(
@@ -636,7 +636,7 @@ class LLMClient:
             cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=stream,
         ))
 
-    def _fail(self, request: _Request, exc: BaseException, wall: float, started: float, attempts: int,
+    def _fail(self, request: PreparedRequest, exc: BaseException, wall: float, started: float, attempts: int,
               *, stream: bool) -> None:
         if isinstance(exc, (anyio.get_cancelled_exc_class(), GeneratorExit, KeyboardInterrupt)):
             outcome, message = "cancelled", None

@@ -11,23 +11,23 @@ from .errors import LLMRequestError
 from .types import Message
 
 
-def _error_message(body: str) -> str | None:
+def error_message(body: str) -> str | None:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
     if isinstance(data, dict) and "error" in data:
-        return _describe(data["error"])
+        return describe(data["error"])
     return None
 
 
-def _describe(error: Any) -> str:
+def describe(error: Any) -> str:
     if isinstance(error, Mapping):
         return str(error.get("message") or error.get("type") or error)[:300]
     return str(error)[:300]
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -37,7 +37,7 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
-def _check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise LLMRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} mappings")
     out: list[dict[str, Any]] = []
@@ -48,7 +48,7 @@ def _check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _content_chars(content: Any) -> int:
+def content_chars(content: Any) -> int:
     if content is None:
         return 0
     if isinstance(content, str):

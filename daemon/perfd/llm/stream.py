@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import httpx
 
-from .attempt import _AttemptFailed, _status_health
+from .attempt import AttemptFailed, status_health
 from .errors import LLMError, LLMStreamInterrupted
 from .sse import iter_events
-from .types import Completion, _Request
+from .types import Completion, PreparedRequest
 
 if TYPE_CHECKING:
     from .client import LLMClient
@@ -27,7 +27,7 @@ _DRAIN_AFTER_DONE_S = 1.0
 class ChatStream:
     """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
 
-    def __init__(self, client: LLMClient, request: _Request) -> None:
+    def __init__(self, client: LLMClient, request: PreparedRequest) -> None:
         self._client = client
         self._request = request
         self._gen: AsyncGenerator[str, None] | None = None
@@ -95,7 +95,7 @@ class ChatStream:
                         async for delta in deltas:
                             yield delta
                     break
-                except _AttemptFailed as failed:
+                except AttemptFailed as failed:
                     await client._retry_or_raise(failed, attempt)
             assert self.completion is not None
             client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
@@ -127,7 +127,7 @@ class ChatStream:
                     client._limiter.observe(response.headers)
                     if not response.is_success:
                         body = (await response.aread()).decode("utf-8", "replace")
-                        health = _status_health(response.status_code)
+                        health = status_health(response.status_code)
                         raise client._status_failure(response.status_code, response.headers, body, attempt)
                     if "text/event-stream" not in response.headers.get("content-type", ""):
                         # A server that ignored stream=true and answered in one piece.
@@ -141,7 +141,7 @@ class ChatStream:
                             delivered = True
                             yield result.text
                         return
-                    acc = _StreamState(model=cfg.model)
+                    acc = StreamState(model=cfg.model)
                     async with aclosing(iter_events(response.aiter_lines())) as events:
                         async for event in events:
                             if event.data.strip() == "[DONE]":
@@ -182,12 +182,12 @@ class ChatStream:
                     if delivered:
                         raise self._interrupted(failed.error) from None
                     raise failed from None
-                except _StreamError as exc:
+                except StreamError as exc:
                     health = "failure"
                     client._counters.attempt_errors[exc.error.kind] += 1
                     if delivered:
                         raise self._interrupted(exc.error) from None
-                    raise _AttemptFailed(exc.error, retryable=exc.retryable) from None
+                    raise AttemptFailed(exc.error, retryable=exc.retryable) from None
                 finally:
                     if response is not None:
                         await response.aclose()
@@ -202,14 +202,14 @@ class ChatStream:
         )
 
 
-class _StreamError(Exception):
+class StreamError(Exception):
     def __init__(self, error: LLMError, *, retryable: bool) -> None:
         super().__init__(str(error))
         self.error = error
         self.retryable = retryable
 
 
-class _StreamState:
+class StreamState:
     """What a stream has told us besides the text."""
 
     def __init__(self, model: str) -> None:

@@ -33,7 +33,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     tool_calls: list[dict[str, Any]] | None = None
 
 
-class _Request(msgspec.Struct, kw_only=True):
+class PreparedRequest(msgspec.Struct, kw_only=True):
     """A prepared call: what is sent, how it is keyed and what it may cost."""
 
     payload: dict[str, Any]

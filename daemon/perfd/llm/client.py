@@ -28,12 +28,12 @@ import orjson
 
 from perfd import __version__
 
+from .apikey import ApiKey
 from .attempt import AttemptFailed, status_health
 from .breaker import CircuitBreaker
 from .cache import CachedResponse, ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
 from .errors import (
-    LLMConfigError,
     LLMConnectionError,
     LLMError,
     LLMHTTPError,
@@ -78,7 +78,7 @@ class LLMClient:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._env: Mapping[str, str] = env if env is not None else os.environ
+        self._key = ApiKey(config.api_key_env, env if env is not None else os.environ)
         self._rng = rng or random.Random()
         self._counters = Counters()
         self._prompt_ratio = 1.0  # see _calibrate
@@ -370,26 +370,6 @@ class LLMClient:
             plan=plan, achievement=achievement, state=state,
         )
 
-    def _headers(self) -> dict[str, str]:
-        name = self.config.api_key_env
-        if name is None:
-            return {}
-        key = self._env.get(name, "")
-        if not key.strip():
-            raise LLMConfigError(
-                f"the environment variable {name} (named by [llm] api_key_env) is not set or empty; "
-                "export the provider's API key in it, or remove api_key_env for servers without auth"
-            )
-        return {"authorization": f"Bearer {key.strip()}"}
-
-    def _redact(self, text: str) -> str:
-        """Remove the API key from server-provided text (some servers echo it)."""
-        name = self.config.api_key_env
-        key = self._env.get(name, "").strip() if name else ""
-        if key and len(key) >= 4:
-            text = text.replace(key, "[redacted]")
-        return text
-
     # -- the attempt loop --------------------------------------------------
 
     async def _retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
@@ -431,7 +411,7 @@ class LLMClient:
         health: Literal["success", "failure", "neutral"] = "neutral"
         try:
             async with self._slots:
-                headers = self._headers()
+                headers = self._key.headers()
                 reservation = await self._limiter.acquire(request.tokens)
                 self._counters.requests += 1
                 self._counters.in_flight += 1
@@ -479,7 +459,7 @@ class LLMClient:
 
     def _transport_failure(self, exc: BaseException, request: PreparedRequest, attempt: int) -> AttemptFailed:
         where = self.config.base_url
-        detail = self._redact(str(exc) or type(exc).__name__)
+        detail = self._key.redact(str(exc) or type(exc).__name__)
         error: LLMError
         if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
             phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
@@ -494,7 +474,7 @@ class LLMClient:
         return AttemptFailed(error, retryable=exception_is_retryable(exc))
 
     def _status_failure(self, status: int, headers: Mapping[str, str], body: str, attempt: int) -> AttemptFailed:
-        body = self._redact(body[:_MAX_ERROR_BODY])
+        body = self._key.redact(body[:_MAX_ERROR_BODY])
         message = error_message(body) or body.strip()[:300] or "(empty body)"
         error = LLMHTTPError(
             f"{self.config.base_url} answered HTTP {status}: {message} (attempt {attempt})", status=status, body=body
@@ -511,7 +491,7 @@ class LLMClient:
         try:
             data = orjson.loads(content)
             if isinstance(data, dict) and "error" in data and "choices" not in data:
-                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._redact(describe(data['error']))}")
+                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._key.redact(describe(data['error']))}")
             choice = data["choices"][0]
             message = choice.get("message") or {}
             text = text_of(message.get("content"))
@@ -521,7 +501,7 @@ class LLMClient:
         except LLMResponseError:
             raise
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            snippet = self._redact(content[:200].decode("utf-8", "replace"))
+            snippet = self._key.redact(content[:200].decode("utf-8", "replace"))
             raise LLMResponseError(
                 f"{self.config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
             ) from None
@@ -562,14 +542,14 @@ class LLMClient:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise StreamError(LLMResponseError(
-                f"{self.config.base_url} sent a stream event that is not JSON: {self._redact(data[:200])!r}"
+                f"{self.config.base_url} sent a stream event that is not JSON: {self._key.redact(data[:200])!r}"
             ), retryable=False) from None
         if not isinstance(chunk, dict):
             raise StreamError(LLMResponseError(f"{self.config.base_url} sent a stream event that is not an object"),
                                retryable=False)
         if event == "error" or ("error" in chunk and not chunk.get("choices")):
             # vLLM, LiteLLM and others report mid-stream failures this way.
-            message = self._redact(describe(chunk.get("error", chunk)))
+            message = self._key.redact(describe(chunk.get("error", chunk)))
             raise StreamError(LLMResponseError(f"{self.config.base_url} reported an error mid-stream: {message}",
                                                 kind="stream_error"), retryable=True)
         if chunk.get("model"):
@@ -642,7 +622,7 @@ class LLMClient:
             outcome, message = "cancelled", None
         else:
             outcome = exc.kind if isinstance(exc, LLMError) else "error"
-            message = self._redact(str(exc))[:500]
+            message = self._key.redact(str(exc))[:500]
             self._counters.errors[outcome] += 1
         if self._history is None:
             return

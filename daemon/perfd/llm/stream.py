@@ -111,7 +111,7 @@ class ChatStream:
         delivered = False
         try:
             async with client._slots:
-                headers = client._headers()
+                headers = client._key.headers()
                 reservation = await client._limiter.acquire(request.tokens)
                 client._counters.requests += 1
                 client._counters.in_flight += 1

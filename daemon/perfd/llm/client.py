@@ -43,11 +43,11 @@ from .errors import (
     LLMTimeout,
 )
 from .history import CallRecord, History
-from .parsing import check_messages, content_chars, describe, error_message, text_of
+from .parsing import check_messages, content_chars, error_message, read_completion
 from .ratelimit import RateLimiter, Reservation, estimate_tokens
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
 from .stats import Counters, LLMStats
-from .stream import ChatStream, StreamError, StreamState
+from .stream import ChatStream
 from .transport import ShardedPool
 from .types import Completion, Message, PreparedRequest, Usage
 
@@ -434,7 +434,7 @@ class LLMClient:
                 health = status_health(response.status_code)
                 raise failed
             try:
-                result = self._parse_plain(response.content, request, started, attempt)
+                result = read_completion(response.content, request, self.config, self._key.redact, started=started, attempts=attempt)
             except LLMResponseError as exc:
                 health = "failure"
                 raise AttemptFailed(exc, retryable=False) from None
@@ -487,42 +487,6 @@ class LLMClient:
 
     # -- answers -----------------------------------------------------------
 
-    def _parse_plain(self, content: bytes, request: PreparedRequest, started: float, attempts: int) -> Completion:
-        try:
-            data = orjson.loads(content)
-            if isinstance(data, dict) and "error" in data and "choices" not in data:
-                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._key.redact(describe(data['error']))}")
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-            text = text_of(message.get("content"))
-            tool_calls = message.get("tool_calls") or None
-            finish_reason = choice.get("finish_reason")
-            model = str(data.get("model") or self.config.model)
-        except LLMResponseError:
-            raise
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            snippet = self._key.redact(content[:200].decode("utf-8", "replace"))
-            raise LLMResponseError(
-                f"{self.config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
-            ) from None
-        usage = self._usage(data.get("usage"), request, text)
-        return Completion(
-            text=text, model=model, finish_reason=finish_reason, usage=usage, attempts=attempts,
-            latency_s=time.perf_counter() - started, cost=self.config.cost(usage.prompt_tokens, usage.completion_tokens),
-            tool_calls=tool_calls,
-        )
-
-    def _usage(self, raw: Any, request: PreparedRequest, text: str) -> Usage:
-        if isinstance(raw, Mapping):
-            try:
-                return Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0),
-                             completion_tokens=int(raw.get("completion_tokens") or 0))
-            except (TypeError, ValueError):
-                pass
-        # No usage from the server: fall back to the estimate.
-        prompt = request.tokens - request.completion_reserved
-        return Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(len(text)))
-
     def _calibrate(self, request: PreparedRequest, usage: Usage) -> None:
         """Learn how far chars/4 undercounts this provider's tokenizer.
 
@@ -535,40 +499,6 @@ class LLMClient:
             return
         observed = usage.prompt_tokens / request.prompt_estimate
         self._prompt_ratio = max(observed, 1.0 + (self._prompt_ratio - 1.0) * 0.98, 1.0)
-
-    def _parse_chunk(self, event: str, data: str, acc: StreamState) -> str:
-        """Fold one SSE event into `acc`; return its text delta ("" if none)."""
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise StreamError(LLMResponseError(
-                f"{self.config.base_url} sent a stream event that is not JSON: {self._key.redact(data[:200])!r}"
-            ), retryable=False) from None
-        if not isinstance(chunk, dict):
-            raise StreamError(LLMResponseError(f"{self.config.base_url} sent a stream event that is not an object"),
-                               retryable=False)
-        if event == "error" or ("error" in chunk and not chunk.get("choices")):
-            # vLLM, LiteLLM and others report mid-stream failures this way.
-            message = self._key.redact(describe(chunk.get("error", chunk)))
-            raise StreamError(LLMResponseError(f"{self.config.base_url} reported an error mid-stream: {message}",
-                                                kind="stream_error"), retryable=True)
-        if chunk.get("model"):
-            acc.model = str(chunk["model"])
-        if chunk.get("usage"):
-            acc.usage = chunk["usage"]
-        delta_text = ""
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                delta_text += text_of(content)
-            if delta.get("tool_calls"):
-                acc.merge_tools(delta["tool_calls"])
-            if choice.get("finish_reason"):
-                acc.finish_reason = str(choice["finish_reason"])
-        return delta_text
 
     # -- cache, counters, history -----------------------------------------
 

@@ -1,14 +1,17 @@
-"""Reading what goes in and what comes back: messages, answer text, server error bodies."""
+"""Reading what goes in and what comes back: messages, answers, server error bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from .errors import LLMRequestError
-from .types import Message
+from .config import LLMConfig
+from .errors import LLMRequestError, LLMResponseError
+from .ratelimit import estimate_tokens
+from .types import Completion, Message, PreparedRequest, Usage
 
 
 def error_message(body: str) -> str | None:
@@ -56,3 +59,44 @@ def content_chars(content: Any) -> int:
     if isinstance(content, list):  # content parts: count the text ones
         return sum(len(p.get("text", "")) for p in content if isinstance(p, Mapping))
     return len(str(content))
+
+
+def read_completion(content: bytes, request: PreparedRequest, config: LLMConfig, redact: Callable[[str], str], *,
+                    started: float, attempts: int) -> Completion:
+    """The answer in a plain (not streamed) chat-completion body; LLMResponseError if it is none."""
+    try:
+        data = orjson.loads(content)
+        if isinstance(data, dict) and "error" in data and "choices" not in data:
+            raise LLMResponseError(f"{config.base_url} returned an error: {redact(describe(data['error']))}")
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        text = text_of(message.get("content"))
+        tool_calls = message.get("tool_calls") or None
+        finish_reason = choice.get("finish_reason")
+        model = str(data.get("model") or config.model)
+    except LLMResponseError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        snippet = redact(content[:200].decode("utf-8", "replace"))
+        raise LLMResponseError(
+            f"{config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
+        ) from None
+    usage = usage_of(data.get("usage"), request, text)
+    return Completion(
+        text=text, model=model, finish_reason=finish_reason, usage=usage, attempts=attempts,
+        latency_s=time.perf_counter() - started, cost=config.cost(usage.prompt_tokens, usage.completion_tokens),
+        tool_calls=tool_calls,
+    )
+
+
+def usage_of(raw: Any, request: PreparedRequest, text: str) -> Usage:
+    """The server's `usage`, or the estimate when it sent none (or nonsense)."""
+    if isinstance(raw, Mapping):
+        try:
+            return Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0),
+                         completion_tokens=int(raw.get("completion_tokens") or 0))
+        except (TypeError, ValueError):
+            pass
+    # No usage from the server: fall back to the estimate.
+    prompt = request.tokens - request.completion_reserved
+    return Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(len(text)))

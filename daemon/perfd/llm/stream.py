@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
+import orjson
 
 from .attempt import AttemptFailed, status_health
-from .errors import LLMError, LLMStreamInterrupted
+from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
+from .parsing import describe, read_completion, text_of, usage_of
 from .sse import iter_events
 from .types import Completion, PreparedRequest
 
@@ -131,7 +133,8 @@ class ChatStream:
                         raise client._status_failure(response.status_code, response.headers, body, attempt)
                     if "text/event-stream" not in response.headers.get("content-type", ""):
                         # A server that ignored stream=true and answered in one piece.
-                        result = client._parse_plain(await response.aread(), request, started, attempt)
+                        result = read_completion(await response.aread(), request, cfg, client._key.redact,
+                                                 started=started, attempts=attempt)
                         health = "success"
                         client._limiter.reconcile(reservation, result.usage.total_tokens)
                         self.completion = result
@@ -147,7 +150,7 @@ class ChatStream:
                             if event.data.strip() == "[DONE]":
                                 acc.done = True
                                 break
-                            delta = client._parse_chunk(event.event, event.data, acc)
+                            delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
                             if delta:
                                 if self.first_token_s is None:
                                     self.first_token_s = time.perf_counter() - started
@@ -165,7 +168,7 @@ class ChatStream:
                     if not acc.done and acc.finish_reason is None:
                         raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
                     text = "".join(self._parts)
-                    usage = client._usage(acc.usage, request, text)
+                    usage = usage_of(acc.usage, request, text)
                     client._limiter.reconcile(reservation, usage.total_tokens)
                     if acc.usage is not None:
                         client._calibrate(request, usage)
@@ -240,3 +243,37 @@ class StreamState:
 
     def tool_list(self) -> list[dict[str, Any]] | None:
         return [self.tools[i] for i in sorted(self.tools)] or None
+
+
+def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:
+    """Fold one SSE event from the server at `where` into `acc`; return its text delta ("" if none)."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise StreamError(LLMResponseError(
+            f"{where} sent a stream event that is not JSON: {redact(data[:200])!r}"
+        ), retryable=False) from None
+    if not isinstance(chunk, dict):
+        raise StreamError(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
+    if event == "error" or ("error" in chunk and not chunk.get("choices")):
+        # vLLM, LiteLLM and others report mid-stream failures this way.
+        message = redact(describe(chunk.get("error", chunk)))
+        raise StreamError(LLMResponseError(f"{where} reported an error mid-stream: {message}", kind="stream_error"),
+                          retryable=True)
+    if chunk.get("model"):
+        acc.model = str(chunk["model"])
+    if chunk.get("usage"):
+        acc.usage = chunk["usage"]
+    delta_text = ""
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            delta_text += text_of(content)
+        if delta.get("tool_calls"):
+            acc.merge_tools(delta["tool_calls"])
+        if choice.get("finish_reason"):
+            acc.finish_reason = str(choice["finish_reason"])
+    return delta_text

@@ -251,7 +251,7 @@ async def test_cancelling_mid_stream_returns_the_connection(server: FakeServer) 
                 break
         with anyio.fail_after(2):
             assert (await llm.complete(user("after break"))).text
-        assert llm._http._transport._busy == [0]  # type: ignore[attr-defined]  # every shard slot given back
+        assert llm._attempts.http._transport._busy == [0]  # type: ignore[attr-defined]  # every shard slot given back
     assert server.closed_by_client >= 2  # the aborted streams' connections were closed
     await anyio.sleep(0.05)
     assert server.connections_open == 0

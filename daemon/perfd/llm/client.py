@@ -5,58 +5,44 @@ Every call goes through the same layers, outermost first:
     response cache -> retry loop -> circuit breaker -> concurrency slot
     -> rate limiter -> pooled HTTP request (one httpx.AsyncClient)
 
+This module is the call: its request, the cache, the history and the plain
+answer. Everything from the circuit breaker down is one attempt (attempt.py),
+the same for plain and streamed calls (stream.py).
+
 The API key is read from the environment at call time and only ever placed
 in the Authorization header; text from the server is scrubbed of it before
-it reaches an error, a log line or the history.
+it reaches an error, a log line or the history (apikey.py).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import random
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
 import orjson
 
-from perfd import __version__
-
 from .apikey import ApiKey
-from .attempt import AttemptFailed, status_health
-from .breaker import CircuitBreaker
+from .attempt import AttemptFailed, Attempts
 from .cache import CachedResponse, ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
-from .errors import (
-    LLMConnectionError,
-    LLMError,
-    LLMHTTPError,
-    LLMRequestError,
-    LLMResponseError,
-    LLMStreamInterrupted,
-    LLMTimeout,
-)
+from .errors import LLMError, LLMRequestError
 from .history import CallRecord, History
-from .parsing import check_messages, content_chars, error_message, read_completion
-from .ratelimit import RateLimiter, Reservation, estimate_tokens
-from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
+from .parsing import check_messages, content_chars, read_completion
+from .ratelimit import estimate_tokens
 from .stats import Counters, LLMStats
 from .stream import ChatStream
-from .transport import ShardedPool
 from .types import Completion, Message, PreparedRequest, Usage
-
-log = logging.getLogger("perfd.llm")
 
 # Tokens a chat format adds around each message (role, separators): a few on
 # every server; counting them keeps the tpm estimate on the safe side.
 _PER_MESSAGE_TOKENS = 4
-_MAX_ERROR_BODY = 2000
 
 
 class LLMClient:
@@ -79,37 +65,8 @@ class LLMClient:
     ) -> None:
         self.config = config
         self._key = ApiKey(config.api_key_env, env if env is not None else os.environ)
-        self._rng = rng or random.Random()
         self._counters = Counters()
-        self._prompt_ratio = 1.0  # see _calibrate
-        limits = httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.keepalive_connections,
-            keepalive_expiry=config.keepalive_expiry_s,
-        )
-        self._default_timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None)
-        if transport is None:
-            transport = ShardedPool(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.keepalive_connections,
-                keepalive_expiry=config.keepalive_expiry_s,
-            )
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            limits=limits,  # only for proxies from HTTP(S)_PROXY, which get their own transport
-            # Pool waits are unbounded on purpose: the concurrency slot below
-            # never lets more requests out than there are connections.
-            timeout=self._default_timeout,
-            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
-            follow_redirects=False,
-        )
-        # A Semaphore, not a CapacityLimiter: a stream may be closed from another
-        # task (async generator finalisation) and must still give its slot back.
-        self._slots = anyio.Semaphore(config.concurrency)
-        self._limiter = RateLimiter(rpm=config.rpm, tpm=config.tpm, window_s=config.window_s)
-        self._breaker = CircuitBreaker(
-            failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, name=config.base_url
-        )
+        self._attempts = Attempts(config, key=self._key, counters=self._counters, transport=transport, rng=rng)
         base = state_dir
         if (config.cache and config.cache_path is None) or (config.history and config.history_path is None):
             if base is None:
@@ -234,7 +191,7 @@ class LLMClient:
     def stats(self) -> LLMStats:
         c = self._counters
         p50, p95, p99 = c.percentiles()
-        window_requests, window_tokens = self._limiter.usage()
+        window_requests, window_tokens = self._attempts.limiter.usage()
         return LLMStats(
             base_url=self.config.base_url,
             model=self.config.model,
@@ -244,11 +201,11 @@ class LLMClient:
             errors=dict(c.errors),
             attempt_errors=dict(c.attempt_errors),
             rate_limited=c.rate_limited,
-            rate_limit_wait_s=round(self._limiter.waited_s, 6),
+            rate_limit_wait_s=round(self._attempts.limiter.waited_s, 6),
             window_requests=window_requests,
             window_tokens=window_tokens,
-            breaker_state=self._breaker.state,
-            breaker_opened=self._breaker.times_opened,
+            breaker_state=self._attempts.breaker.state,
+            breaker_opened=self._attempts.breaker.times_opened,
             cache_hits=c.cache_hits,
             cache_misses=c.cache_misses,
             cache_rebuilt=self._cache.rebuilt if self._cache else 0,
@@ -276,7 +233,7 @@ class LLMClient:
         if self._closed:
             return
         self._closed = True
-        await self._http.aclose()
+        await self._attempts.aclose()
         with anyio.CancelScope(shield=True):  # losing queued history on cancel is worse
             for store in (self._cache, self._history):
                 if store is not None:
@@ -363,142 +320,28 @@ class LLMClient:
             chars += len(orjson.dumps(params["tools"]))
         completion = max_tokens if max_tokens is not None else cfg.completion_tokens_estimate
         prompt = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs)
-        tokens = math.ceil(prompt * self._prompt_ratio) + completion
+        tokens = self._attempts.tokens_for(prompt, completion)
         return PreparedRequest(
             payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, prompt_estimate=prompt,
             completion_reserved=completion, timeout_s=timeout_s or cfg.timeout_s,
             plan=plan, achievement=achievement, state=state,
         )
 
-    # -- the attempt loop --------------------------------------------------
-
-    async def _retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
-        """Sleep before the next attempt, or raise the failure's error if none is due."""
-        cfg = self.config
-        if not failed.retryable:
-            raise failed.error
-        if attempt > cfg.max_retries:
-            failed.error.args = (f"{failed.error}; gave up after {attempt} attempts (max_retries={cfg.max_retries})",)
-            raise failed.error
-        delay = failed.delay
-        if delay is not None and delay > cfg.max_retry_after_s:
-            failed.error.args = (
-                f"{failed.error} (the server asked to retry after {delay:.0f}s, more than "
-                f"max_retry_after_s={cfg.max_retry_after_s:g})",
-            )
-            raise failed.error
-        if delay is None:
-            delay = backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng)
-        if failed.status == 429:
-            # Everyone waits, not just this caller: the server is saturated.
-            self._limiter.pause(delay)
-        self._counters.retries += 1
-        log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
-        await anyio.sleep(delay)
+    # -- the plain call ----------------------------------------------------
 
     async def _call_plain(self, request: PreparedRequest, started: float) -> Completion:
-        attempt = 0
+        number = 0
         while True:
-            attempt += 1
+            number += 1
             try:
-                return await self._attempt_plain(request, started, attempt)
+                async with self._attempts.attempt(request, number) as attempt:
+                    response = await attempt.send(stream=False)
+                    result = read_completion(response.content, request, self.config, self._key.redact,
+                                             started=started, attempts=number)
+                    attempt.succeeded(result.usage)
+                    return result
             except AttemptFailed as failed:
-                await self._retry_or_raise(failed, attempt)
-
-    async def _attempt_plain(self, request: PreparedRequest, started: float, attempt: int) -> Completion:
-        request.attempts = attempt
-        probe = self._breaker.before_attempt()
-        health: Literal["success", "failure", "neutral"] = "neutral"
-        try:
-            async with self._slots:
-                headers = self._key.headers()
-                reservation = await self._limiter.acquire(request.tokens)
-                self._counters.requests += 1
-                self._counters.in_flight += 1
-                try:
-                    with anyio.fail_after(request.timeout_s):
-                        response = await self._http.post(
-                            self.config.chat_url, content=request.body, headers=headers,
-                            extensions={"trace": self._trace}, timeout=self._timeout(request),
-                        )
-                except (httpx.HTTPError, TimeoutError) as exc:
-                    failed = self._transport_failure(exc, request, attempt)
-                    health = "failure" if failed.retryable else "neutral"
-                    raise failed from None
-                finally:
-                    self._limiter.commit(reservation)
-                    self._counters.in_flight -= 1
-            self._limiter.observe(response.headers)
-            if not response.is_success:
-                failed = self._status_failure(response.status_code, response.headers, response.text, attempt)
-                health = status_health(response.status_code)
-                raise failed
-            try:
-                result = read_completion(response.content, request, self.config, self._key.redact, started=started, attempts=attempt)
-            except LLMResponseError as exc:
-                health = "failure"
-                raise AttemptFailed(exc, retryable=False) from None
-            health = "success"
-            self._limiter.reconcile(reservation, result.usage.total_tokens)
-            self._calibrate(request, result.usage)
-            return result
-        finally:
-            self._breaker.record(health, probe=probe)
-
-    def _timeout(self, request: PreparedRequest) -> httpx.Timeout:
-        if request.timeout_s == self.config.timeout_s:
-            return self._default_timeout
-        return httpx.Timeout(request.timeout_s, connect=min(self.config.connect_timeout_s, request.timeout_s), pool=None)
-
-    async def _trace(self, name: str, info: Mapping[str, Any]) -> None:
-        # httpcore reports each new TCP connection; reused ones say nothing.
-        if name in ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete"):
-            self._counters.connections_opened += 1
-
-    # -- classifying failures ---------------------------------------------
-
-    def _transport_failure(self, exc: BaseException, request: PreparedRequest, attempt: int) -> AttemptFailed:
-        where = self.config.base_url
-        detail = self._key.redact(str(exc) or type(exc).__name__)
-        error: LLMError
-        if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-            phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
-            error = LLMTimeout(f"timed out {phase} {where} (timeout_s={request.timeout_s:g}, attempt {attempt})")
-        elif isinstance(exc, httpx.ConnectError):
-            error = LLMConnectionError(f"cannot connect to {where}: {detail} (attempt {attempt})")
-        elif isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-            error = LLMConnectionError(f"connection to {where} failed: {detail} (attempt {attempt})")
-        else:
-            error = LLMError(f"request to {where} failed: {type(exc).__name__}: {detail}", kind="http_client")
-        self._counters.attempt_errors[error.kind] += 1
-        return AttemptFailed(error, retryable=exception_is_retryable(exc))
-
-    def _status_failure(self, status: int, headers: Mapping[str, str], body: str, attempt: int) -> AttemptFailed:
-        body = self._key.redact(body[:_MAX_ERROR_BODY])
-        message = error_message(body) or body.strip()[:300] or "(empty body)"
-        error = LLMHTTPError(
-            f"{self.config.base_url} answered HTTP {status}: {message} (attempt {attempt})", status=status, body=body
-        )
-        if status == 429:
-            self._counters.rate_limited += 1
-        self._counters.attempt_errors[error.kind] += 1
-        return AttemptFailed(error, retryable=status_is_retryable(status, headers),
-                              delay=server_delay(headers), status=status)
-
-    # -- answers -----------------------------------------------------------
-
-    def _calibrate(self, request: PreparedRequest, usage: Usage) -> None:
-        """Learn how far chars/4 undercounts this provider's tokenizer.
-
-        Code and non-English text run well below 4 characters per token; an
-        estimate that is too low would let a window exceed tpm. The factor
-        only ever scales estimates up, jumps to any higher observation and
-        decays slowly back toward 1.
-        """
-        if usage.prompt_tokens <= 0 or request.prompt_estimate <= 0:
-            return
-        observed = usage.prompt_tokens / request.prompt_estimate
-        self._prompt_ratio = max(observed, 1.0 + (self._prompt_ratio - 1.0) * 0.98, 1.0)
+                await self._attempts.retry_or_raise(failed, number)
 
     # -- cache, counters, history -----------------------------------------
 

@@ -14,6 +14,21 @@ from .ratelimit import estimate_tokens
 from .types import Completion, Message, PreparedRequest, Usage
 
 
+class BadAnswer(Exception):
+    """The server answered, but not with a usable chat completion.
+
+    Raised by the readers below inside an attempt: the attempt counts as
+    failed (the provider is unwell) and `retryable` says whether asking
+    again may help (a mid-stream error event) or not (a body that is no
+    completion at all).
+    """
+
+    def __init__(self, error: LLMResponseError, *, retryable: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retryable = retryable
+
+
 def error_message(body: str) -> str | None:
     try:
         data = orjson.loads(body)
@@ -63,24 +78,22 @@ def content_chars(content: Any) -> int:
 
 def read_completion(content: bytes, request: PreparedRequest, config: LLMConfig, redact: Callable[[str], str], *,
                     started: float, attempts: int) -> Completion:
-    """The answer in a plain (not streamed) chat-completion body; LLMResponseError if it is none."""
+    """The answer in a plain (not streamed) chat-completion body; BadAnswer if it is none."""
     try:
         data = orjson.loads(content)
         if isinstance(data, dict) and "error" in data and "choices" not in data:
-            raise LLMResponseError(f"{config.base_url} returned an error: {redact(describe(data['error']))}")
+            raise BadAnswer(LLMResponseError(f"{config.base_url} returned an error: {redact(describe(data['error']))}"))
         choice = data["choices"][0]
         message = choice.get("message") or {}
         text = text_of(message.get("content"))
         tool_calls = message.get("tool_calls") or None
         finish_reason = choice.get("finish_reason")
         model = str(data.get("model") or config.model)
-    except LLMResponseError:
-        raise
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
         snippet = redact(content[:200].decode("utf-8", "replace"))
-        raise LLMResponseError(
+        raise BadAnswer(LLMResponseError(
             f"{config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
-        ) from None
+        )) from None
     usage = usage_of(data.get("usage"), request, text)
     return Completion(
         text=text, model=model, finish_reason=finish_reason, usage=usage, attempts=attempts,

@@ -6,15 +6,15 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 import orjson
 
-from .attempt import AttemptFailed, status_health
+from .attempt import AttemptFailed
 from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
-from .parsing import describe, read_completion, text_of, usage_of
+from .parsing import BadAnswer, describe, read_completion, text_of, usage_of
 from .sse import iter_events
 from .types import Completion, PreparedRequest
 
@@ -98,118 +98,69 @@ class ChatStream:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await client._retry_or_raise(failed, attempt)
+                    await client._attempts.retry_or_raise(failed, attempt)
             assert self.completion is not None
             client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
         except BaseException as exc:
             client._fail(request, exc, wall, started, request.attempts, stream=True)
             raise
 
-    async def _attempt(self, started: float, attempt: int) -> AsyncGenerator[str, None]:
+    async def _attempt(self, started: float, number: int) -> AsyncGenerator[str, None]:
         client, request, cfg = self._client, self._request, self._client.config
-        request.attempts = attempt
-        probe = client._breaker.before_attempt()
-        health: Literal["success", "failure", "neutral"] = "neutral"
-        delivered = False
         try:
-            async with client._slots:
-                headers = client._key.headers()
-                reservation = await client._limiter.acquire(request.tokens)
-                client._counters.requests += 1
-                client._counters.in_flight += 1
-                response: httpx.Response | None = None
-                try:
-                    http_request = client._http.build_request(
-                        "POST", cfg.chat_url, content=request.body,
-                        headers={**headers, "accept": "text/event-stream"},
-                        extensions={"trace": client._trace}, timeout=client._timeout(request),
-                    )
-                    response = await client._http.send(http_request, stream=True)
-                    client._limiter.commit(reservation)
-                    client._limiter.observe(response.headers)
-                    if not response.is_success:
-                        body = (await response.aread()).decode("utf-8", "replace")
-                        health = status_health(response.status_code)
-                        raise client._status_failure(response.status_code, response.headers, body, attempt)
-                    if "text/event-stream" not in response.headers.get("content-type", ""):
-                        # A server that ignored stream=true and answered in one piece.
-                        result = read_completion(await response.aread(), request, cfg, client._key.redact,
-                                                 started=started, attempts=attempt)
-                        health = "success"
-                        client._limiter.reconcile(reservation, result.usage.total_tokens)
-                        self.completion = result
-                        if result.text:
-                            self.first_token_s = time.perf_counter() - started
-                            self._parts.append(result.text)
-                            delivered = True
-                            yield result.text
-                        return
-                    acc = StreamState(model=cfg.model)
-                    async with aclosing(iter_events(response.aiter_lines())) as events:
-                        async for event in events:
-                            if event.data.strip() == "[DONE]":
-                                acc.done = True
-                                break
-                            delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
-                            if delta:
-                                if self.first_token_s is None:
-                                    self.first_token_s = time.perf_counter() - started
-                                self._parts.append(delta)
-                                delivered = True
-                                yield delta
-                        if acc.done:
-                            # Read the body to its end (the server closes it right after
-                            # [DONE]): only a fully read response returns its connection to
-                            # the pool for the next call. A server that keeps the stream open
-                            # costs a new connection, not a hang.
-                            with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
-                                async for _ in events:
-                                    pass
-                    if not acc.done and acc.finish_reason is None:
-                        raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
-                    text = "".join(self._parts)
-                    usage = usage_of(acc.usage, request, text)
-                    client._limiter.reconcile(reservation, usage.total_tokens)
-                    if acc.usage is not None:
-                        client._calibrate(request, usage)
-                    self.completion = Completion(
-                        text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=attempt,
-                        latency_s=time.perf_counter() - started,
-                        cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
-                        tool_calls=acc.tool_list(),
-                    )
-                    health = "success"
-                except (httpx.HTTPError, TimeoutError) as exc:
-                    failed = client._transport_failure(exc, request, attempt)
-                    health = "failure" if failed.retryable else "neutral"
-                    if delivered:
-                        raise self._interrupted(failed.error) from None
-                    raise failed from None
-                except StreamError as exc:
-                    health = "failure"
-                    client._counters.attempt_errors[exc.error.kind] += 1
-                    if delivered:
-                        raise self._interrupted(exc.error) from None
-                    raise AttemptFailed(exc.error, retryable=exc.retryable) from None
-                finally:
-                    if response is not None:
-                        await response.aclose()
-                    client._limiter.commit(reservation)
-                    client._counters.in_flight -= 1
-        finally:
-            client._breaker.record(health, probe=probe)
+            async with client._attempts.attempt(request, number) as attempt:
+                response = await attempt.send(stream=True)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # A server that ignored stream=true and answered in one piece.
+                    result = read_completion(await response.aread(), request, cfg, client._key.redact,
+                                             started=started, attempts=number)
+                    attempt.succeeded(result.usage)
+                    self.completion = result
+                    if result.text:
+                        self.first_token_s = time.perf_counter() - started
+                        self._parts.append(result.text)
+                        yield result.text
+                    return
+                acc = StreamState(model=cfg.model)
+                async with aclosing(iter_events(response.aiter_lines())) as events:
+                    async for event in events:
+                        if event.data.strip() == "[DONE]":
+                            acc.done = True
+                            break
+                        delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
+                        if delta:
+                            if self.first_token_s is None:
+                                self.first_token_s = time.perf_counter() - started
+                            self._parts.append(delta)
+                            yield delta
+                    if acc.done:
+                        # Read the body to its end (the server closes it right after
+                        # [DONE]): only a fully read response returns its connection to
+                        # the pool for the next call. A server that keeps the stream open
+                        # costs a new connection, not a hang.
+                        with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
+                            async for _ in events:
+                                pass
+                if not acc.done and acc.finish_reason is None:
+                    raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
+                text = "".join(self._parts)
+                usage = usage_of(acc.usage, request, text)
+                attempt.succeeded(usage, calibrate=acc.usage is not None)
+                self.completion = Completion(
+                    text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=number,
+                    latency_s=time.perf_counter() - started,
+                    cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
+                    tool_calls=acc.tool_list(),
+                )
+        except AttemptFailed as failed:
+            if self._parts:  # the caller has tokens already: a retry would repeat them
+                raise self._interrupted(failed.error) from None
+            raise
 
     def _interrupted(self, error: LLMError) -> LLMStreamInterrupted:
         return LLMStreamInterrupted(
             f"the stream broke after {len(self._parts)} chunks: {error}", partial_text="".join(self._parts)
         )
-
-
-class StreamError(Exception):
-    def __init__(self, error: LLMError, *, retryable: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retryable = retryable
 
 
 class StreamState:
@@ -250,16 +201,16 @@ def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Call
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise StreamError(LLMResponseError(
+        raise BadAnswer(LLMResponseError(
             f"{where} sent a stream event that is not JSON: {redact(data[:200])!r}"
         ), retryable=False) from None
     if not isinstance(chunk, dict):
-        raise StreamError(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
+        raise BadAnswer(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
     if event == "error" or ("error" in chunk and not chunk.get("choices")):
         # vLLM, LiteLLM and others report mid-stream failures this way.
         message = redact(describe(chunk.get("error", chunk)))
-        raise StreamError(LLMResponseError(f"{where} reported an error mid-stream: {message}", kind="stream_error"),
-                          retryable=True)
+        raise BadAnswer(LLMResponseError(f"{where} reported an error mid-stream: {message}", kind="stream_error"),
+                        retryable=True)
     if chunk.get("model"):
         acc.model = str(chunk["model"])
     if chunk.get("usage"):

@@ -13,6 +13,7 @@ from fakeserver import FakeServer, max_in_window
 from llm_helpers import files_under, make_config, user
 
 from perfd.llm import (
+    ChatOptions,
     LLMCircuitOpen,
     LLMClient,
     LLMHTTPError,
@@ -50,7 +51,7 @@ async def test_no_sliding_window_exceeds_tpm(server: FakeServer) -> None:
     async with LLMClient(config) as llm:
         async with anyio.create_task_group() as tg:
             for i in range(24):
-                tg.start_soon(lambda i=i: llm.complete(user(f"{i:03d}" + "x" * 97), max_tokens=30))
+                tg.start_soon(lambda i=i: llm.complete(user(f"{i:03d}" + "x" * 97), ChatOptions(max_tokens=30)))
     tokens = [r.tokens for r in server.records]
     assert len(tokens) == 24 and all(t == 25 + 20 for t in tokens)
     arrivals = [r.arrival for r in server.records]
@@ -294,10 +295,10 @@ async def test_api_key_never_reaches_logs_cache_history_stats_or_errors(
     server.settings.require_key = secret
     config = make_config(server.base_url, api_key_env="FAKE_LLM_KEY", breaker_failures=100, max_retries=1)
     async with LLMClient(config, env=env) as llm:
-        await llm.complete(user("plain"), plan="P")
-        async with llm.stream(user("streamed"), plan="P") as s:
+        await llm.complete(user("plain"), ChatOptions(plan="P"))
+        async with llm.stream(user("streamed"), ChatOptions(plan="P")) as s:
             await s.read()
-        await llm.complete(user("plain"), plan="P")  # a cache hit
+        await llm.complete(user("plain"), ChatOptions(plan="P"))  # a cache hit
         server.script({"status": 500}, {"status": 500})
         with pytest.raises(LLMHTTPError):
             await llm.complete(user("fails"))

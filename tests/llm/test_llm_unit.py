@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from llm_helpers import make_config, user
 
 from perfd.llm import (
+    ChatOptions,
     LLMClient,
     LLMConfigError,
     LLMHTTPError,
@@ -89,7 +90,7 @@ async def test_plain_call_sends_a_chat_completion_and_parses_the_answer() -> Non
     env = {"MY_KEY": "sk-first"}
     async with client_for(rec, env=env, api_key_env="MY_KEY", cache=False,
                           price_prompt_per_1k=1.0, price_completion_per_1k=2.0) as llm:
-        result = await llm.complete(user("hi"), max_tokens=50, stop=["\n\n"], seed=3)
+        result = await llm.complete(user("hi"), ChatOptions(max_tokens=50, stop=["\n\n"], seed=3))
         assert result.text == "hello!" and result.model == "served-model" and result.finish_reason == "stop"
         assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
         assert result.cost == pytest.approx((7 * 1.0 + 3 * 2.0) / 1000)
@@ -119,7 +120,7 @@ async def test_no_auth_header_without_api_key_env_and_clear_error_when_variable_
 async def test_missing_usage_falls_back_to_the_estimate() -> None:
     rec = Recorder(httpx.Response(200, json=completion_body("abcdefgh")))
     async with client_for(rec, cache=False) as llm:
-        result = await llm.complete(user("x" * 40), max_tokens=100)
+        result = await llm.complete(user("x" * 40), ChatOptions(max_tokens=100))
     assert result.usage.completion_tokens == 2  # 8 chars / 4
     assert result.usage.prompt_tokens >= 10  # 40 chars / 4, plus the per-message allowance
 
@@ -145,7 +146,7 @@ async def test_messages_and_options_are_validated_before_sending() -> None:
             with pytest.raises(LLMRequestError):
                 await llm.complete(bad)  # type: ignore[arg-type]
         with pytest.raises(LLMRequestError, match="stream"):
-            await llm.complete(user("x"), extra={"stream": True})
+            await llm.complete(user("x"), ChatOptions(extra={"stream": True}))
         with pytest.raises(LLMRequestError, match="plain JSON"):
             await llm.complete([{"role": "user", "content": object()}])
     assert rec.requests == []
@@ -163,10 +164,10 @@ async def test_token_estimate_learns_from_usage_when_chars_per_token_is_low() ->
         return httpx.Response(200, json=completion_body("ok", usage={"prompt_tokens": 60, "completion_tokens": 1}))
 
     async with client_for(handler, cache=False, tpm=100_000) as llm:
-        await llm.complete([{"role": "user", "content": "x" * 40}], max_tokens=10)  # estimate 10 + 4, real 60
+        await llm.complete([{"role": "user", "content": "x" * 40}], ChatOptions(max_tokens=10))  # estimate 10 + 4, real 60
         assert llm.stats().window_tokens == 61
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: llm.complete([{"role": "user", "content": "second"}], max_tokens=10))
+            tg.start_soon(lambda: llm.complete([{"role": "user", "content": "second"}], ChatOptions(max_tokens=10)))
             await anyio.sleep(0.05)
             # "second" is 2 + 4 tokens by chars/4; scaled by 60/14 it reserves 26, plus max_tokens.
             assert llm.stats().window_tokens == 61 + 26 + 10
@@ -279,7 +280,7 @@ async def test_per_request_timeout_is_enforced_and_retried_with_a_bound() -> Non
     async with client_for(slow, cache=False, max_retries=1) as llm:
         started = time.perf_counter()
         with pytest.raises(LLMTimeout):
-            await llm.complete(user("x"), timeout_s=0.1)
+            await llm.complete(user("x"), ChatOptions(timeout_s=0.1))
         assert time.perf_counter() - started < 2.0  # two 0.1 s attempts, not 5 s
         assert llm.stats().attempt_errors == {"timeout": 2}
 
@@ -364,7 +365,7 @@ async def test_stream_tool_calls_are_merged() -> None:
         "[DONE]",
     )
     async with client_for(Recorder(lambda r: stream_response([body])), cache=False) as llm:
-        async with llm.stream(user("x"), tools=[{"type": "function", "function": {"name": "look"}}]) as s:
+        async with llm.stream(user("x"), ChatOptions(tools=[{"type": "function", "function": {"name": "look"}}])) as s:
             completion = await s.read()
     assert completion.tool_calls == [{"id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"q": "x"}'}}]
     assert completion.finish_reason == "tool_calls"
@@ -475,26 +476,26 @@ def test_cache_key_is_canonical_and_covers_every_input() -> None:
 async def test_cacheability_rules_and_bypass() -> None:
     rec = Recorder(lambda r: httpx.Response(200, json=completion_body(f"answer {len(rec.requests)}")))
     async with client_for(rec) as llm:
-        a = await llm.complete(user("q"), temperature=0)  # int 0 and float 0.0 are the same key
-        b = await llm.complete(user("q"), temperature=0.0)
+        a = await llm.complete(user("q"), ChatOptions(temperature=0))  # int 0 and float 0.0 are the same key
+        b = await llm.complete(user("q"), ChatOptions(temperature=0.0))
         assert b.cached and b.text == a.text and len(rec.requests) == 1
-        assert not (await llm.complete(user("q"), use_cache=False)).cached
+        assert not (await llm.complete(user("q"), ChatOptions(use_cache=False))).cached
         assert len(rec.requests) == 2
         # temperature > 0 is not cached by default (answers are meant to vary)
-        await llm.complete(user("q"), temperature=0.7)
-        assert not (await llm.complete(user("q"), temperature=0.7)).cached
+        await llm.complete(user("q"), ChatOptions(temperature=0.7))
+        assert not (await llm.complete(user("q"), ChatOptions(temperature=0.7))).cached
         # the key changes with any sampling parameter
-        assert not (await llm.complete(user("q"), max_tokens=5)).cached
+        assert not (await llm.complete(user("q"), ChatOptions(max_tokens=5))).cached
         stats = llm.stats()
         assert stats.cache_hits == 1 and stats.cache_misses == 2
     async with client_for(rec, cache_temperature_above_zero=True, cache_path=None) as llm:
-        await llm.complete(user("warm"), temperature=0.7)
-        assert (await llm.complete(user("warm"), temperature=0.7)).cached
+        await llm.complete(user("warm"), ChatOptions(temperature=0.7))
+        assert (await llm.complete(user("warm"), ChatOptions(temperature=0.7))).cached
 
 
 async def test_use_cache_false_does_not_write_the_cache_either() -> None:
     rec = Recorder(lambda r: httpx.Response(200, json=completion_body(f"answer {len(rec.requests)}")))
     async with client_for(rec) as llm:
-        await llm.complete(user("q"), use_cache=False)
+        await llm.complete(user("q"), ChatOptions(use_cache=False))
         assert not (await llm.complete(user("q"))).cached
         assert len(rec.requests) == 2

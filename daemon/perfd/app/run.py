@@ -69,8 +69,10 @@ def _write(engine: Engine, result: GenerateResult, text: str, *, force: bool) ->
 async def run_one(engine: Engine, llm: Any, result: GenerateResult, *, out: TextSink, use_cache: bool,
                   summary: dict[str, Any] | None = None) -> str:
     """Stream one answer to `out`; the whole text is returned."""
-    async with llm.stream(_messages(result), use_cache=use_cache, plan=result.plan,
-                          achievement=result.achievement, state=result.state) as stream:
+    from perfd.llm import ChatOptions
+
+    async with llm.stream(_messages(result), ChatOptions(use_cache=use_cache, plan=result.plan,
+                          achievement=result.achievement, state=result.state)) as stream:
         async for delta in stream:
             out.write(delta)
             out.flush()

@@ -4,13 +4,13 @@ Takes chat messages, returns text. Knows nothing of plans, the engine or the
 daemon's transports: callers pass labels (plan, achievement, state) for the
 history and get typed results back.
 
-    from perfd.llm import HOW_TO_CONFIGURE, LLMClient, load_llm_config
+    from perfd.llm import HOW_TO_CONFIGURE, ChatOptions, LLMClient, load_llm_config
 
     config = load_llm_config(table(load_config(root), "llm"), os.environ)
     if config is None:
         print(HOW_TO_CONFIGURE)
     async with LLMClient(config) as llm:
-        answer = await llm.complete([{"role": "user", "content": "hi"}], plan="PLAN.md")
+        answer = await llm.complete([{"role": "user", "content": "hi"}], ChatOptions(plan="PLAN.md"))
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _WHERE = {
     "RateLimiter": "ratelimit",
     "LLMStats": "stats",
     "ChatStream": "stream",
-    "Completion": "types", "Message": "types", "Usage": "types",
+    "ChatOptions": "types", "Completion": "types", "Message": "types", "Usage": "types",
 }
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from .ratelimit import RateLimiter
     from .stats import LLMStats
     from .stream import ChatStream
-    from .types import Completion, Message, Usage
+    from .types import ChatOptions, Completion, Message, Usage
 
 
 def __getattr__(name: str) -> Any:
@@ -82,6 +82,7 @@ __all__ = [
     "BreakerState",
     "CachedResponse",
     "CallRecord",
+    "ChatOptions",
     "ChatStream",
     "CircuitBreaker",
     "Completion",

@@ -38,11 +38,12 @@ from .parsing import check_messages, content_chars, read_completion
 from .ratelimit import estimate_tokens
 from .stats import Counters, LLMStats
 from .stream import ChatStream
-from .types import Completion, Message, PreparedRequest, Usage
+from .types import ChatOptions, Completion, Message, PreparedRequest, Usage
 
 # Tokens a chat format adds around each message (role, separators): a few on
 # every server; counting them keeps the tpm estimate on the safe side.
 _PER_MESSAGE_TOKENS = 4
+_DEFAULTS = ChatOptions()
 
 
 class LLMClient:
@@ -103,37 +104,9 @@ class LLMClient:
 
     # -- public calls ------------------------------------------------------
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        use_cache: bool = True,
-        timeout_s: float | None = None,
-        plan: str | None = None,
-        achievement: str | None = None,
-        state: str | None = None,
-    ) -> Completion:
-        """Ask the model and wait for the whole answer.
-
-        `temperature`/`max_tokens` default to the config's; `extra` adds any
-        other body field the server understands (all of it is part of the
-        cache key). `use_cache=False` neither reads nor writes the cache.
-        `plan`/`achievement`/`state` only label the call in the history.
-        """
-        request = self._prepare(
-            messages, stream=False, temperature=temperature, max_tokens=max_tokens, top_p=top_p, stop=stop,
-            seed=seed, tools=tools, tool_choice=tool_choice, response_format=response_format, extra=extra,
-            use_cache=use_cache, timeout_s=timeout_s, plan=plan, achievement=achievement, state=state,
-        )
+    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
+        """Ask the model and wait for the whole answer (options: see ChatOptions)."""
+        request = self._prepare(messages, options or _DEFAULTS, stream=False)
         started, wall = time.perf_counter(), time.time()
         self._counters.calls += 1
         try:
@@ -149,25 +122,7 @@ class LLMClient:
             self._fail(request, exc, wall, started, request.attempts, stream=False)
             raise
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        use_cache: bool = True,
-        timeout_s: float | None = None,
-        plan: str | None = None,
-        achievement: str | None = None,
-        state: str | None = None,
-    ) -> ChatStream:
+    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
         """Ask the model and receive the answer as it is generated:
 
             async with client.stream(messages) as s:
@@ -178,14 +133,10 @@ class LLMClient:
         Failures before the first token are retried; after it they raise
         LLMStreamInterrupted. Leaving the block early (break, exception,
         cancellation) closes the response and frees its connection. A cached
-        answer is replayed chunk by chunk. `timeout_s` bounds the wait for
-        the response and for each chunk.
+        answer is replayed chunk by chunk. Options: see ChatOptions; their
+        `timeout_s` bounds the wait for the response and for each chunk.
         """
-        request = self._prepare(
-            messages, stream=True, temperature=temperature, max_tokens=max_tokens, top_p=top_p, stop=stop,
-            seed=seed, tools=tools, tool_choice=tool_choice, response_format=response_format, extra=extra,
-            use_cache=use_cache, timeout_s=timeout_s, plan=plan, achievement=achievement, state=state,
-        )
+        request = self._prepare(messages, options or _DEFAULTS, stream=True)
         return ChatStream(self, request)
 
     def stats(self) -> LLMStats:
@@ -249,61 +200,43 @@ class LLMClient:
 
     # -- preparing ---------------------------------------------------------
 
-    def _prepare(
-        self,
-        messages: Sequence[Message],
-        *,
-        stream: bool,
-        temperature: float | None,
-        max_tokens: int | None,
-        top_p: float | None,
-        stop: str | Sequence[str] | None,
-        seed: int | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        tool_choice: str | Mapping[str, Any] | None,
-        response_format: Mapping[str, Any] | None,
-        extra: Mapping[str, Any] | None,
-        use_cache: bool,
-        timeout_s: float | None,
-        plan: str | None,
-        achievement: str | None,
-        state: str | None,
-    ) -> PreparedRequest:
+    def _prepare(self, messages: Sequence[Message], options: ChatOptions, *, stream: bool) -> PreparedRequest:
         if self._closed:
             raise LLMError("the LLM client is closed", kind="closed")
         cfg = self.config
         msgs = check_messages(messages)
-        temperature = cfg.temperature if temperature is None else temperature
-        max_tokens = cfg.max_tokens if max_tokens is None else max_tokens
+        temperature = cfg.temperature if options.temperature is None else options.temperature
+        max_tokens = cfg.max_tokens if options.max_tokens is None else options.max_tokens
         if max_tokens is not None and max_tokens < 1:
             raise LLMRequestError(f"max_tokens must be >= 1, got {max_tokens}")
-        if timeout_s is not None and not timeout_s > 0:
-            raise LLMRequestError(f"timeout_s must be > 0, got {timeout_s}")
+        if options.timeout_s is not None and not options.timeout_s > 0:
+            raise LLMRequestError(f"timeout_s must be > 0, got {options.timeout_s}")
         # Sampling parameters as sent; numbers normalised so 0 and 0.0 key alike.
         params: dict[str, Any] = {}
         if temperature is not None:
             params["temperature"] = float(temperature)
         if max_tokens is not None:
             params["max_tokens"] = int(max_tokens)
-        if top_p is not None:
-            params["top_p"] = float(top_p)
-        if stop is not None:
-            params["stop"] = stop if isinstance(stop, str) else list(stop)
-        if seed is not None:
-            params["seed"] = int(seed)
-        if tools is not None:
-            params["tools"] = [dict(t) for t in tools]
-        if tool_choice is not None:
-            params["tool_choice"] = tool_choice if isinstance(tool_choice, str) else dict(tool_choice)
-        if response_format is not None:
-            params["response_format"] = dict(response_format)
-        for name, value in (extra or {}).items():
+        if options.top_p is not None:
+            params["top_p"] = float(options.top_p)
+        if options.stop is not None:
+            params["stop"] = options.stop if isinstance(options.stop, str) else list(options.stop)
+        if options.seed is not None:
+            params["seed"] = int(options.seed)
+        if options.tools is not None:
+            params["tools"] = [dict(t) for t in options.tools]
+        if options.tool_choice is not None:
+            choice = options.tool_choice
+            params["tool_choice"] = choice if isinstance(choice, str) else dict(choice)
+        if options.response_format is not None:
+            params["response_format"] = dict(options.response_format)
+        for name, value in (options.extra or {}).items():
             if name in ("model", "messages", "stream", "stream_options"):
                 raise LLMRequestError(f"extra may not set {name!r}: perfd controls it")
             params[name] = value
 
         cacheable = (
-            use_cache
+            options.use_cache
             and self._cache is not None
             and (cfg.cache_temperature_above_zero or params.get("temperature") == 0.0)
         )
@@ -316,15 +249,14 @@ class LLMClient:
                 payload["stream_options"] = {"include_usage": True}
 
         chars = sum(content_chars(m.get("content")) for m in msgs)
-        if tools is not None:
+        if options.tools is not None:
             chars += len(orjson.dumps(params["tools"]))
         completion = max_tokens if max_tokens is not None else cfg.completion_tokens_estimate
         prompt = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs)
         tokens = self._attempts.tokens_for(prompt, completion)
         return PreparedRequest(
             payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, prompt_estimate=prompt,
-            completion_reserved=completion, timeout_s=timeout_s or cfg.timeout_s,
-            plan=plan, achievement=achievement, state=state,
+            completion_reserved=completion, timeout_s=options.timeout_s or cfg.timeout_s, options=options,
         )
 
     # -- the plain call ----------------------------------------------------
@@ -382,9 +314,10 @@ class LLMClient:
     def _record(self, request: PreparedRequest, wall: float, result: Completion, *, stream: bool) -> None:
         if self._history is None:
             return
+        labels = request.options
         self._history.record(CallRecord(
             ts=wall, model=result.model, latency_ms=result.latency_s * 1000.0, outcome="ok",
-            plan=request.plan, achievement=request.achievement, state=request.state,
+            plan=labels.plan, achievement=labels.achievement, state=labels.state,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
             cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=stream,
         ))
@@ -399,8 +332,9 @@ class LLMClient:
             self._counters.errors[outcome] += 1
         if self._history is None:
             return
+        labels = request.options
         self._history.record(CallRecord(
             ts=wall, model=self.config.model, latency_ms=(time.perf_counter() - started) * 1000.0,
-            outcome=outcome, plan=request.plan, achievement=request.achievement, state=request.state,
+            outcome=outcome, plan=labels.plan, achievement=labels.achievement, state=labels.state,
             error=message, attempts=attempts, stream=stream,
         ))

@@ -14,7 +14,7 @@ import anyio
 import msgspec
 
 from .client import LLMClient
-from .types import Completion
+from .types import ChatOptions, Completion
 from .errors import LLMError
 
 
@@ -89,10 +89,10 @@ async def _run_one(client: LLMClient, job: PromptJob) -> JobOutcome:
     started = anyio.current_time()
     options: Mapping[str, Any] = job.options
     try:
-        completion = await client.complete(
-            job.messages, temperature=job.temperature, max_tokens=job.max_tokens, use_cache=job.use_cache,
+        completion = await client.complete(job.messages, ChatOptions(
+            temperature=job.temperature, max_tokens=job.max_tokens, use_cache=job.use_cache,
             plan=job.plan, achievement=job.achievement, state=job.state, **options,
-        )
+        ))
     except Exception as exc:  # isolation is the point: report it, let the others run
         kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
         return JobOutcome(id=job.id, error=str(exc), error_kind=kind, elapsed_s=anyio.current_time() - started)

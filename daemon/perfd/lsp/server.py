@@ -486,7 +486,7 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
         """Send the prompt of (plan, achievement?) to the model; work-done progress carries the partial text."""
         number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
         plan = _plan_arg(args)
-        from perfd.llm import HOW_TO_CONFIGURE, LLMError
+        from perfd.llm import HOW_TO_CONFIGURE, ChatOptions, LLMError
 
         try:
             llm = s.llm()
@@ -515,8 +515,8 @@ def build_server(engine: Engine, *, stats: Callable[[], dict[str, Any]] | None =
         last = 0.0
         ok = False
         try:
-            async with llm.stream([{"role": "user", "content": result.prompt}], plan=result.plan,
-                                  achievement=result.achievement, state=result.state) as stream:
+            async with llm.stream([{"role": "user", "content": result.prompt}], ChatOptions(plan=result.plan,
+                                  achievement=result.achievement, state=result.state)) as stream:
                 async for _ in stream:
                     now = time.monotonic()
                     if progress and now - last >= RUN_REPORT_INTERVAL_S:

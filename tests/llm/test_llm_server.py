@@ -213,8 +213,8 @@ async def test_corrupt_cache_db_is_rebuilt_without_crashing(
 
 async def test_parallel_jobs_respect_the_limit_and_isolate_failures(server: FakeServer) -> None:
     server.settings.latency_s = 0.05
-    jobs = [PromptJob(id=f"j{i}", messages=user(f"job {i}" + (" !fail" if i == 4 else "")), plan="P")
-            for i in range(12)]
+    jobs = [PromptJob(id=f"j{i}", messages=user(f"job {i}" + (" !fail" if i == 4 else "")),
+                      options=ChatOptions(plan="P")) for i in range(12)]
     seen: list[str] = []
     async with LLMClient(make_config(server.base_url, max_connections=8, cache=False)) as llm:
         started = time.perf_counter()

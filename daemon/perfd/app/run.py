@@ -87,10 +87,10 @@ async def run_one(engine: Engine, llm: Any, result: GenerateResult, *, out: Text
 
 async def run_parallel(engine: Engine, llm: Any, results: list[GenerateResult], *, concurrency: int,
                        use_cache: bool, write: bool, force: bool, err: TextSink) -> int:
-    from perfd.llm import PromptJob, run_jobs
+    from perfd.llm import ChatOptions, PromptJob, run_jobs
 
-    jobs = [PromptJob(id=r.achievement or "?", messages=_messages(r), plan=r.plan, achievement=r.achievement,
-                      state=r.state, use_cache=use_cache) for r in results]
+    jobs = [PromptJob(id=r.achievement or "?", messages=_messages(r), options=ChatOptions(
+                plan=r.plan, achievement=r.achievement, state=r.state, use_cache=use_cache)) for r in results]
     by_id = {r.achievement: r for r in results}
     started = time.monotonic()
     done = [0]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -13,11 +12,21 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llm_helpers import make_config, user
+from llm_helpers import (
+    STREAM_BODY,
+    URL,
+    Chunks,
+    Recorder,
+    client_for,
+    completion_body,
+    delta,
+    sse,
+    stream_response,
+    user,
+)
 
 from perfd.llm import (
     ChatOptions,
-    LLMClient,
     LLMConfigError,
     LLMHTTPError,
     LLMRequestError,
@@ -28,60 +37,6 @@ from perfd.llm import (
 )
 from perfd.llm.retry import backoff, server_delay, status_is_retryable
 from perfd.llm.sse import iter_events
-
-URL = "http://llm.test/v1"
-Handler = Callable[[httpx.Request], Any]
-
-
-def completion_body(text: str, *, usage: dict[str, int] | None = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "x", "model": "served-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-    }
-    if usage is not None:
-        body["usage"] = usage
-    body.update(extra)
-    return body
-
-
-def sse(*events: dict[str, Any] | str) -> bytes:
-    out = b""
-    for e in events:
-        out += b"data: " + (e.encode() if isinstance(e, str) else orjson.dumps(e)) + b"\n\n"
-    return out
-
-
-def delta(text: str | None = None, finish: str | None = None, **d: Any) -> dict[str, Any]:
-    body: dict[str, Any] = dict(d)
-    if text is not None:
-        body["content"] = text
-    return {"choices": [{"index": 0, "delta": body, "finish_reason": finish}]}
-
-
-class Recorder:
-    """A MockTransport handler that answers from a list and records requests."""
-
-    def __init__(self, *answers: httpx.Response | Callable[[httpx.Request], httpx.Response] | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(request)
-        return answer
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.content) for r in self.requests]
-
-
-def client_for(handler: Any, *, env: dict[str, str] | None = None, **overrides: Any) -> LLMClient:
-    overrides.setdefault("history", False)
-    return LLMClient(make_config(URL, **overrides), transport=httpx.MockTransport(handler), env=env or {})
-
 
 # -- plain calls ------------------------------------------------------------
 
@@ -295,36 +250,6 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
         last = p
     pieces.append(data[last:])
     return [p for p in pieces if p]
-
-
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, pieces: list[bytes], error_after: int | None = None) -> None:
-        self.pieces = pieces
-        self.error_after = error_after
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for i, piece in enumerate(self.pieces):
-            if self.error_after is not None and i >= self.error_after:
-                raise httpx.ReadError("connection reset by peer")
-            yield piece
-        if self.error_after is not None and self.error_after >= len(self.pieces):
-            raise httpx.ReadError("connection reset by peer")
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-def stream_response(pieces: list[bytes], error_after: int | None = None) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Chunks(pieces, error_after))
-
-
-STREAM_BODY = (
-    b": ping\n\n"
-    + sse(delta("Hel"), delta("lo, "), delta("wor"), delta("ld", finish=None), delta(finish="stop"))
-    + b"data: " + orjson.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4}}) + b"\n\n"
-    + b"data: [DONE]\n\n"
-)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

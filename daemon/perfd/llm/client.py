@@ -106,7 +106,7 @@ class LLMClient:
 
     async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
         """Ask the model and wait for the whole answer (options: see ChatOptions)."""
-        request = self._prepare(messages, options or _DEFAULTS, stream=False)
+        request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
         started, wall = time.perf_counter(), time.time()
         self._counters.calls += 1
         try:
@@ -136,7 +136,7 @@ class LLMClient:
         answer is replayed chunk by chunk. Options: see ChatOptions; their
         `timeout_s` bounds the wait for the response and for each chunk.
         """
-        request = self._prepare(messages, options or _DEFAULTS, stream=True)
+        request = self._prepare(messages, _DEFAULTS if options is None else options, stream=True)
         return ChatStream(self, request)
 
     def stats(self) -> LLMStats:

@@ -76,7 +76,7 @@ class ChatStream:
         client, request = self._client, self._request
         started, wall = time.perf_counter(), time.time()
         client._counters.calls += 1
-        attempt = 0
+        number = 0
         try:
             hit = await client._cache_get(request)
             if hit is not None:
@@ -89,16 +89,16 @@ class ChatStream:
                 client._record(request, wall, self.completion, stream=True)
                 return
             while True:
-                attempt += 1
+                number += 1
                 try:
                     # aclosing: an early exit must close the inner generator (and
                     # with it the response) now, not when the GC gets to it.
-                    async with aclosing(self._attempt(started, attempt)) as deltas:
+                    async with aclosing(self._attempt(started, number)) as deltas:
                         async for delta in deltas:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await client._attempts.retry_or_raise(failed, attempt)
+                    await client._attempts.retry_or_raise(failed, number)
             assert self.completion is not None
             client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
         except BaseException as exc:

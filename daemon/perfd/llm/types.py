@@ -34,7 +34,7 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     response_format: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
     use_cache: bool = True
-    timeout_s: float | None = None  # per attempt; a stream's bounds each wait for data
+    timeout_s: float | None = None  # per attempt; on a stream, each wait for data
     plan: str | None = None
     achievement: str | None = None
     state: str | None = None

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "llm"))
 
 from fakeserver import max_in_window  # noqa: E402
 
-from perfd.llm import LLMClient, LLMConfig  # noqa: E402
+from perfd.llm import ChatOptions, LLMClient, LLMConfig  # noqa: E402
 
 Row = tuple[str, str, str, str]
 
@@ -99,7 +99,7 @@ async def saturate(server: Server, *, rpm: int | None, tpm: int | None, window: 
             nonlocal seq
             while time.monotonic() < stop_at:
                 seq += 1
-                await llm.complete(msgs(f"{seq:06d}" + "x" * 94), max_tokens=30)
+                await llm.complete(msgs(f"{seq:06d}" + "x" * 94), ChatOptions(max_tokens=30))
 
         async with anyio.create_task_group() as tg:
             for _ in range(32):

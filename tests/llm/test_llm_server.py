@@ -13,6 +13,7 @@ from fakeserver import FakeServer, max_in_window
 from llm_helpers import files_under, make_config, user
 
 from perfd.llm import (
+    ChatOptions,
     LLMCircuitOpen,
     LLMClient,
     LLMHTTPError,
@@ -52,7 +53,7 @@ async def test_no_sliding_window_exceeds_tpm(server: FakeServer) -> None:
     async with LLMClient(config) as llm:
         async with anyio.create_task_group() as tg:
             for i in range(24):
-                tg.start_soon(lambda i=i: llm.complete(user(f"{i:03d}" + "x" * 97), max_tokens=30))
+                tg.start_soon(lambda i=i: llm.complete(user(f"{i:03d}" + "x" * 97), ChatOptions(max_tokens=30)))
     tokens = [r.tokens for r in server.records]
     assert len(tokens) == 24 and all(t == 25 + 20 for t in tokens)
     arrivals = [r.arrival for r in server.records]
@@ -212,8 +213,8 @@ async def test_corrupt_cache_db_is_rebuilt_without_crashing(
 
 async def test_parallel_jobs_respect_the_limit_and_isolate_failures(server: FakeServer) -> None:
     server.settings.latency_s = 0.05
-    jobs = [PromptJob(id=f"j{i}", messages=user(f"job {i}" + (" !fail" if i == 4 else "")), plan="P")
-            for i in range(12)]
+    jobs = [PromptJob(id=f"j{i}", messages=user(f"job {i}" + (" !fail" if i == 4 else "")),
+                      options=ChatOptions(plan="P")) for i in range(12)]
     seen: list[str] = []
     async with LLMClient(make_config(server.base_url, max_connections=8, cache=False)) as llm:
         started = time.perf_counter()
@@ -251,7 +252,7 @@ async def test_cancelling_mid_stream_returns_the_connection(server: FakeServer) 
                 break
         with anyio.fail_after(2):
             assert (await llm.complete(user("after break"))).text
-        assert llm._http._transport._busy == [0]  # type: ignore[attr-defined]  # every shard slot given back
+        assert llm._attempts.http._transport._busy == [0]  # type: ignore[attr-defined]  # every shard slot given back
     assert server.closed_by_client >= 2  # the aborted streams' connections were closed
     await anyio.sleep(0.05)
     assert server.connections_open == 0
@@ -294,10 +295,10 @@ async def test_api_key_never_reaches_logs_cache_history_stats_or_errors(
     server.settings.require_key = secret
     config = make_config(server.base_url, api_key_env="FAKE_LLM_KEY", breaker_failures=100, max_retries=1)
     async with LLMClient(config, env=env) as llm:
-        await llm.complete(user("plain"), plan="P")
-        async with llm.stream(user("streamed"), plan="P") as s:
+        await llm.complete(user("plain"), ChatOptions(plan="P"))
+        async with llm.stream(user("streamed"), ChatOptions(plan="P")) as s:
             await s.read()
-        await llm.complete(user("plain"), plan="P")  # a cache hit
+        await llm.complete(user("plain"), ChatOptions(plan="P"))  # a cache hit
         server.script({"status": 500}, {"status": 500})
         with pytest.raises(LLMHTTPError):
             await llm.complete(user("fails"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -14,9 +14,22 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llm_helpers import make_config, user
+from llm_helpers import (
+    STREAM_BODY,
+    URL,
+    Chunks,
+    Recorder,
+    client_for,
+    completion_body,
+    delta,
+    make_config,
+    sse,
+    stream_response,
+    user,
+)
 
 from perfd.llm import (
+    ChatOptions,
     LLMClient,
     LLMConfigError,
     LLMHTTPError,
@@ -29,60 +42,6 @@ from perfd.llm import (
 from perfd.llm.retry import backoff, server_delay, status_is_retryable
 from perfd.llm.sse import iter_events
 
-URL = "http://llm.test/v1"
-Handler = Callable[[httpx.Request], Any]
-
-
-def completion_body(text: str, *, usage: dict[str, int] | None = None, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "x", "model": "served-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-    }
-    if usage is not None:
-        body["usage"] = usage
-    body.update(extra)
-    return body
-
-
-def sse(*events: dict[str, Any] | str) -> bytes:
-    out = b""
-    for e in events:
-        out += b"data: " + (e.encode() if isinstance(e, str) else orjson.dumps(e)) + b"\n\n"
-    return out
-
-
-def delta(text: str | None = None, finish: str | None = None, **d: Any) -> dict[str, Any]:
-    body: dict[str, Any] = dict(d)
-    if text is not None:
-        body["content"] = text
-    return {"choices": [{"index": 0, "delta": body, "finish_reason": finish}]}
-
-
-class Recorder:
-    """A MockTransport handler that answers from a list and records requests."""
-
-    def __init__(self, *answers: httpx.Response | Callable[[httpx.Request], httpx.Response] | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(request)
-        return answer
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.content) for r in self.requests]
-
-
-def client_for(handler: Any, *, env: dict[str, str] | None = None, **overrides: Any) -> LLMClient:
-    overrides.setdefault("history", False)
-    return LLMClient(make_config(URL, **overrides), transport=httpx.MockTransport(handler), env=env or {})
-
-
 # -- plain calls ------------------------------------------------------------
 
 async def test_plain_call_sends_a_chat_completion_and_parses_the_answer() -> None:
@@ -90,7 +49,7 @@ async def test_plain_call_sends_a_chat_completion_and_parses_the_answer() -> Non
     env = {"MY_KEY": "sk-first"}
     async with client_for(rec, env=env, api_key_env="MY_KEY", cache=False,
                           price_prompt_per_1k=1.0, price_completion_per_1k=2.0) as llm:
-        result = await llm.complete(user("hi"), max_tokens=50, stop=["\n\n"], seed=3)
+        result = await llm.complete(user("hi"), ChatOptions(max_tokens=50, stop=["\n\n"], seed=3))
         assert result.text == "hello!" and result.model == "served-model" and result.finish_reason == "stop"
         assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
         assert result.cost == pytest.approx((7 * 1.0 + 3 * 2.0) / 1000)
@@ -120,7 +79,7 @@ async def test_no_auth_header_without_api_key_env_and_clear_error_when_variable_
 async def test_missing_usage_falls_back_to_the_estimate() -> None:
     rec = Recorder(httpx.Response(200, json=completion_body("abcdefgh")))
     async with client_for(rec, cache=False) as llm:
-        result = await llm.complete(user("x" * 40), max_tokens=100)
+        result = await llm.complete(user("x" * 40), ChatOptions(max_tokens=100))
     assert result.usage.completion_tokens == 2  # 8 chars / 4
     assert result.usage.prompt_tokens >= 10  # 40 chars / 4, plus the per-message allowance
 
@@ -146,7 +105,7 @@ async def test_messages_and_options_are_validated_before_sending() -> None:
             with pytest.raises(LLMRequestError):
                 await llm.complete(bad)  # type: ignore[arg-type]
         with pytest.raises(LLMRequestError, match="stream"):
-            await llm.complete(user("x"), extra={"stream": True})
+            await llm.complete(user("x"), ChatOptions(extra={"stream": True}))
         with pytest.raises(LLMRequestError, match="plain JSON"):
             await llm.complete([{"role": "user", "content": object()}])
     assert rec.requests == []
@@ -164,10 +123,10 @@ async def test_token_estimate_learns_from_usage_when_chars_per_token_is_low() ->
         return httpx.Response(200, json=completion_body("ok", usage={"prompt_tokens": 60, "completion_tokens": 1}))
 
     async with client_for(handler, cache=False, tpm=100_000) as llm:
-        await llm.complete([{"role": "user", "content": "x" * 40}], max_tokens=10)  # estimate 10 + 4, real 60
+        await llm.complete([{"role": "user", "content": "x" * 40}], ChatOptions(max_tokens=10))  # estimate 10 + 4, real 60
         assert llm.stats().window_tokens == 61
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: llm.complete([{"role": "user", "content": "second"}], max_tokens=10))
+            tg.start_soon(lambda: llm.complete([{"role": "user", "content": "second"}], ChatOptions(max_tokens=10)))
             await anyio.sleep(0.05)
             # "second" is 2 + 4 tokens by chars/4; scaled by 60/14 it reserves 26, plus max_tokens.
             assert llm.stats().window_tokens == 61 + 26 + 10
@@ -306,7 +265,7 @@ async def test_per_request_timeout_is_enforced_and_retried_with_a_bound() -> Non
 
     async with client_for(slow, cache=False, max_retries=1) as llm:
         with pytest.raises(LLMTimeout):
-            await llm.complete(user("x"), timeout_s=0.1)
+            await llm.complete(user("x"), ChatOptions(timeout_s=0.1))
         # two attempts, each ended by the 0.1 s timeout (the 5 s answer would have succeeded)
         assert llm.stats().attempt_errors == {"timeout": 2}
 
@@ -321,36 +280,6 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
         last = p
     pieces.append(data[last:])
     return [p for p in pieces if p]
-
-
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, pieces: list[bytes], error_after: int | None = None) -> None:
-        self.pieces = pieces
-        self.error_after = error_after
-        self.closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for i, piece in enumerate(self.pieces):
-            if self.error_after is not None and i >= self.error_after:
-                raise httpx.ReadError("connection reset by peer")
-            yield piece
-        if self.error_after is not None and self.error_after >= len(self.pieces):
-            raise httpx.ReadError("connection reset by peer")
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-def stream_response(pieces: list[bytes], error_after: int | None = None) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Chunks(pieces, error_after))
-
-
-STREAM_BODY = (
-    b": ping\n\n"
-    + sse(delta("Hel"), delta("lo, "), delta("wor"), delta("ld", finish=None), delta(finish="stop"))
-    + b"data: " + orjson.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4}}) + b"\n\n"
-    + b"data: [DONE]\n\n"
-)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -391,7 +320,7 @@ async def test_stream_tool_calls_are_merged() -> None:
         "[DONE]",
     )
     async with client_for(Recorder(lambda r: stream_response([body])), cache=False) as llm:
-        async with llm.stream(user("x"), tools=[{"type": "function", "function": {"name": "look"}}]) as s:
+        async with llm.stream(user("x"), ChatOptions(tools=[{"type": "function", "function": {"name": "look"}}])) as s:
             completion = await s.read()
     assert completion.tool_calls == [{"id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"q": "x"}'}}]
     assert completion.finish_reason == "tool_calls"
@@ -502,26 +431,26 @@ def test_cache_key_is_canonical_and_covers_every_input() -> None:
 async def test_cacheability_rules_and_bypass() -> None:
     rec = Recorder(lambda r: httpx.Response(200, json=completion_body(f"answer {len(rec.requests)}")))
     async with client_for(rec) as llm:
-        a = await llm.complete(user("q"), temperature=0)  # int 0 and float 0.0 are the same key
-        b = await llm.complete(user("q"), temperature=0.0)
+        a = await llm.complete(user("q"), ChatOptions(temperature=0))  # int 0 and float 0.0 are the same key
+        b = await llm.complete(user("q"), ChatOptions(temperature=0.0))
         assert b.cached and b.text == a.text and len(rec.requests) == 1
-        assert not (await llm.complete(user("q"), use_cache=False)).cached
+        assert not (await llm.complete(user("q"), ChatOptions(use_cache=False))).cached
         assert len(rec.requests) == 2
         # temperature > 0 is not cached by default (answers are meant to vary)
-        await llm.complete(user("q"), temperature=0.7)
-        assert not (await llm.complete(user("q"), temperature=0.7)).cached
+        await llm.complete(user("q"), ChatOptions(temperature=0.7))
+        assert not (await llm.complete(user("q"), ChatOptions(temperature=0.7))).cached
         # the key changes with any sampling parameter
-        assert not (await llm.complete(user("q"), max_tokens=5)).cached
+        assert not (await llm.complete(user("q"), ChatOptions(max_tokens=5))).cached
         stats = llm.stats()
         assert stats.cache_hits == 1 and stats.cache_misses == 2
     async with client_for(rec, cache_temperature_above_zero=True, cache_path=None) as llm:
-        await llm.complete(user("warm"), temperature=0.7)
-        assert (await llm.complete(user("warm"), temperature=0.7)).cached
+        await llm.complete(user("warm"), ChatOptions(temperature=0.7))
+        assert (await llm.complete(user("warm"), ChatOptions(temperature=0.7))).cached
 
 
 async def test_use_cache_false_does_not_write_the_cache_either() -> None:
     rec = Recorder(lambda r: httpx.Response(200, json=completion_body(f"answer {len(rec.requests)}")))
     async with client_for(rec) as llm:
-        await llm.complete(user("q"), use_cache=False)
+        await llm.complete(user("q"), ChatOptions(use_cache=False))
         assert not (await llm.complete(user("q"))).cached
         assert len(rec.requests) == 2

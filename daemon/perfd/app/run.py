@@ -109,15 +109,16 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     A failed model call is an RunAnswer with `error` set, not an exception; a
     cancelled run raises as usual (the response is closed).
     """
-    from perfd.llm import LLMError
+    from perfd.llm import ChatOptions, LLMError
 
     hear = listener or RunListener()
     number = result.achievement or "?"
     hear.started(result)
     started = time.monotonic()
     try:
-        async with llm.stream([{"role": "user", "content": result.prompt}], use_cache=options.use_cache,
-                              plan=result.plan, achievement=result.achievement, state=result.state) as stream:
+        chat = ChatOptions(use_cache=options.use_cache, plan=result.plan, achievement=result.achievement,
+                           state=result.state)
+        async with llm.stream([{"role": "user", "content": result.prompt}], chat) as stream:
             async for piece in stream:
                 hear.delta(number, piece)
             done = stream.completion

@@ -4,13 +4,13 @@ Takes chat messages, returns text. Knows nothing of plans, the engine or the
 daemon's transports: callers pass labels (plan, achievement, state) for the
 history and get typed results back.
 
-    from perfd.llm import HOW_TO_CONFIGURE, LLMClient, load_llm_config
+    from perfd.llm import HOW_TO_CONFIGURE, ChatOptions, LLMClient, load_llm_config
 
     config = load_llm_config(table(load_config(root), "llm"), os.environ)
     if config is None:
         print(HOW_TO_CONFIGURE)
     async with LLMClient(config) as llm:
-        answer = await llm.complete([{"role": "user", "content": "hi"}], plan="PLAN.md")
+        answer = await llm.complete([{"role": "user", "content": "hi"}], ChatOptions(plan="PLAN.md"))
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "BreakerState": "breaker", "CircuitBreaker": "breaker",
     "CachedResponse": "cache", "ResponseCache": "cache", "cache_key": "cache",
-    "ChatStream": "client", "Completion": "client", "LLMClient": "client", "Message": "client", "Usage": "client",
+    "LLMClient": "client",
     "CACHE_FILE": "config", "ENV_PREFIX": "config", "HISTORY_FILE": "config", "HOW_TO_CONFIGURE": "config",
     "LLMConfig": "config", "load_llm_config": "config",
     "LLMCircuitOpen": "errors", "LLMConfigError": "errors", "LLMConnectionError": "errors", "LLMError": "errors",
@@ -36,12 +36,14 @@ _WHERE = {
     "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
     "RateLimiter": "ratelimit",
     "LLMStats": "stats",
+    "ChatStream": "stream",
+    "ChatOptions": "types", "Completion": "types", "Message": "types", "Usage": "types",
 }
 
 if TYPE_CHECKING:
     from .breaker import BreakerState, CircuitBreaker
     from .cache import CachedResponse, ResponseCache, cache_key
-    from .client import ChatStream, Completion, LLMClient, Message, Usage
+    from .client import LLMClient
     from .config import CACHE_FILE, ENV_PREFIX, HISTORY_FILE, HOW_TO_CONFIGURE, LLMConfig, load_llm_config
     from .errors import (
         LLMCircuitOpen,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from .parallel import JobOutcome, PromptJob, run_jobs
     from .ratelimit import RateLimiter
     from .stats import LLMStats
+    from .stream import ChatStream
+    from .types import ChatOptions, Completion, Message, Usage
 
 
 def __getattr__(name: str) -> Any:
@@ -78,6 +82,7 @@ __all__ = [
     "BreakerState",
     "CachedResponse",
     "CallRecord",
+    "ChatOptions",
     "ChatStream",
     "CircuitBreaker",
     "Completion",

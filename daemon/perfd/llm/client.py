@@ -5,112 +5,45 @@ Every call goes through the same layers, outermost first:
     response cache -> retry loop -> circuit breaker -> concurrency slot
     -> rate limiter -> pooled HTTP request (one httpx.AsyncClient)
 
+This module is the call: its request, the cache, the history and the plain
+answer. Everything from the circuit breaker down is one attempt (attempt.py),
+the same for plain and streamed calls (stream.py).
+
 The API key is read from the environment at call time and only ever placed
 in the Authorization header; text from the server is scrubbed of it before
-it reaches an error, a log line or the history.
+it reaches an error, a log line or the history (apikey.py).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-from contextlib import aclosing
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
-import msgspec
 import orjson
 
-from perfd import __version__
-
-from .breaker import CircuitBreaker
+from .apikey import ApiKey
+from .attempt import AttemptFailed, Attempts
 from .cache import CachedResponse, ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
-from .errors import (
-    LLMConfigError,
-    LLMConnectionError,
-    LLMError,
-    LLMHTTPError,
-    LLMRequestError,
-    LLMResponseError,
-    LLMStreamInterrupted,
-    LLMTimeout,
-)
+from .errors import LLMError, LLMRequestError
 from .history import CallRecord, History
-from .ratelimit import RateLimiter, Reservation, estimate_tokens
-from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
-from .sse import iter_events
+from .parsing import check_messages, content_chars, read_completion
+from .ratelimit import estimate_tokens
 from .stats import Counters, LLMStats
-from .transport import ShardedPool
-
-log = logging.getLogger("perfd.llm")
-
-Message = Mapping[str, Any]  # {"role": "user", "content": "..."} and friends
+from .stream import ChatStream
+from .types import ChatOptions, Completion, Message, PreparedRequest, Usage
 
 # Tokens a chat format adds around each message (role, separators): a few on
 # every server; counting them keeps the tpm estimate on the safe side.
 _PER_MESSAGE_TOKENS = 4
-_MAX_ERROR_BODY = 2000
-
-
-# After [DONE], how long to wait for the server to end the body so the connection can be reused.
-_DRAIN_AFTER_DONE_S = 1.0
-
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class Completion(msgspec.Struct, frozen=True, kw_only=True):
-    """One answer of the model."""
-
-    text: str
-    model: str
-    finish_reason: str | None
-    usage: Usage
-    cached: bool = False  # served from the response cache, no request sent
-    attempts: int = 0  # HTTP attempts made (0 for a cache hit)
-    latency_s: float = 0.0
-    cost: float = 0.0  # spent on this call (0 for a cache hit)
-    tool_calls: list[dict[str, Any]] | None = None
-
-
-class _Request(msgspec.Struct, kw_only=True):
-    """A prepared call: what is sent, how it is keyed and what it may cost."""
-
-    payload: dict[str, Any]
-    body: bytes  # the payload encoded once, reused by every attempt
-    key: str | None  # cache key, None when not cacheable
-    tokens: int  # reserved against tpm: calibrated prompt estimate + completion_reserved
-    prompt_estimate: int  # chars/4 + per-message allowance, before calibration
-    completion_reserved: int  # max_tokens, or the configured estimate
-    timeout_s: float
-    plan: str | None
-    achievement: str | None
-    state: str | None
-    attempts: int = 0  # attempts made so far (for the history)
-
-
-class _AttemptFailed(Exception):
-    """One attempt failed; the retry loop decides what happens next."""
-
-    def __init__(self, error: LLMError, *, retryable: bool, delay: float | None = None, status: int | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retryable = retryable
-        self.delay = delay
-        self.status = status
+_DEFAULTS = ChatOptions()
 
 
 class LLMClient:
@@ -132,38 +65,9 @@ class LLMClient:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._env: Mapping[str, str] = env if env is not None else os.environ
-        self._rng = rng or random.Random()
+        self._key = ApiKey(config.api_key_env, env if env is not None else os.environ)
         self._counters = Counters()
-        self._prompt_ratio = 1.0  # see _calibrate
-        limits = httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.keepalive_connections,
-            keepalive_expiry=config.keepalive_expiry_s,
-        )
-        self._default_timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None)
-        if transport is None:
-            transport = ShardedPool(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.keepalive_connections,
-                keepalive_expiry=config.keepalive_expiry_s,
-            )
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            limits=limits,  # only for proxies from HTTP(S)_PROXY, which get their own transport
-            # Pool waits are unbounded on purpose: the concurrency slot below
-            # never lets more requests out than there are connections.
-            timeout=self._default_timeout,
-            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
-            follow_redirects=False,
-        )
-        # A Semaphore, not a CapacityLimiter: a stream may be closed from another
-        # task (async generator finalisation) and must still give its slot back.
-        self._slots = anyio.Semaphore(config.concurrency)
-        self._limiter = RateLimiter(rpm=config.rpm, tpm=config.tpm, window_s=config.window_s)
-        self._breaker = CircuitBreaker(
-            failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, name=config.base_url
-        )
+        self._attempts = Attempts(config, key=self._key, counters=self._counters, transport=transport, rng=rng)
         base = state_dir
         if (config.cache and config.cache_path is None) or (config.history and config.history_path is None):
             if base is None:
@@ -200,37 +104,9 @@ class LLMClient:
 
     # -- public calls ------------------------------------------------------
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        use_cache: bool = True,
-        timeout_s: float | None = None,
-        plan: str | None = None,
-        achievement: str | None = None,
-        state: str | None = None,
-    ) -> Completion:
-        """Ask the model and wait for the whole answer.
-
-        `temperature`/`max_tokens` default to the config's; `extra` adds any
-        other body field the server understands (all of it is part of the
-        cache key). `use_cache=False` neither reads nor writes the cache.
-        `plan`/`achievement`/`state` only label the call in the history.
-        """
-        request = self._prepare(
-            messages, stream=False, temperature=temperature, max_tokens=max_tokens, top_p=top_p, stop=stop,
-            seed=seed, tools=tools, tool_choice=tool_choice, response_format=response_format, extra=extra,
-            use_cache=use_cache, timeout_s=timeout_s, plan=plan, achievement=achievement, state=state,
-        )
+    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
+        """Ask the model and wait for the whole answer (options: see ChatOptions)."""
+        request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
         started, wall = time.perf_counter(), time.time()
         self._counters.calls += 1
         try:
@@ -246,25 +122,7 @@ class LLMClient:
             self._fail(request, exc, wall, started, request.attempts, stream=False)
             raise
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        use_cache: bool = True,
-        timeout_s: float | None = None,
-        plan: str | None = None,
-        achievement: str | None = None,
-        state: str | None = None,
-    ) -> ChatStream:
+    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
         """Ask the model and receive the answer as it is generated:
 
             async with client.stream(messages) as s:
@@ -275,20 +133,16 @@ class LLMClient:
         Failures before the first token are retried; after it they raise
         LLMStreamInterrupted. Leaving the block early (break, exception,
         cancellation) closes the response and frees its connection. A cached
-        answer is replayed chunk by chunk. `timeout_s` bounds the wait for
-        the response and for each chunk.
+        answer is replayed chunk by chunk. Options: see ChatOptions; their
+        `timeout_s` bounds the wait for the response and for each chunk.
         """
-        request = self._prepare(
-            messages, stream=True, temperature=temperature, max_tokens=max_tokens, top_p=top_p, stop=stop,
-            seed=seed, tools=tools, tool_choice=tool_choice, response_format=response_format, extra=extra,
-            use_cache=use_cache, timeout_s=timeout_s, plan=plan, achievement=achievement, state=state,
-        )
+        request = self._prepare(messages, _DEFAULTS if options is None else options, stream=True)
         return ChatStream(self, request)
 
     def stats(self) -> LLMStats:
         c = self._counters
         p50, p95, p99 = c.percentiles()
-        window_requests, window_tokens = self._limiter.usage()
+        window_requests, window_tokens = self._attempts.limiter.usage()
         return LLMStats(
             base_url=self.config.base_url,
             model=self.config.model,
@@ -298,11 +152,11 @@ class LLMClient:
             errors=dict(c.errors),
             attempt_errors=dict(c.attempt_errors),
             rate_limited=c.rate_limited,
-            rate_limit_wait_s=round(self._limiter.waited_s, 6),
+            rate_limit_wait_s=round(self._attempts.limiter.waited_s, 6),
             window_requests=window_requests,
             window_tokens=window_tokens,
-            breaker_state=self._breaker.state,
-            breaker_opened=self._breaker.times_opened,
+            breaker_state=self._attempts.breaker.state,
+            breaker_opened=self._attempts.breaker.times_opened,
             cache_hits=c.cache_hits,
             cache_misses=c.cache_misses,
             cache_rebuilt=self._cache.rebuilt if self._cache else 0,
@@ -330,7 +184,7 @@ class LLMClient:
         if self._closed:
             return
         self._closed = True
-        await self._http.aclose()
+        await self._attempts.aclose()
         with anyio.CancelScope(shield=True):  # losing queued history on cancel is worse
             for store in (self._cache, self._history):
                 if store is not None:
@@ -346,61 +200,43 @@ class LLMClient:
 
     # -- preparing ---------------------------------------------------------
 
-    def _prepare(
-        self,
-        messages: Sequence[Message],
-        *,
-        stream: bool,
-        temperature: float | None,
-        max_tokens: int | None,
-        top_p: float | None,
-        stop: str | Sequence[str] | None,
-        seed: int | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        tool_choice: str | Mapping[str, Any] | None,
-        response_format: Mapping[str, Any] | None,
-        extra: Mapping[str, Any] | None,
-        use_cache: bool,
-        timeout_s: float | None,
-        plan: str | None,
-        achievement: str | None,
-        state: str | None,
-    ) -> _Request:
+    def _prepare(self, messages: Sequence[Message], options: ChatOptions, *, stream: bool) -> PreparedRequest:
         if self._closed:
             raise LLMError("the LLM client is closed", kind="closed")
         cfg = self.config
-        msgs = _check_messages(messages)
-        temperature = cfg.temperature if temperature is None else temperature
-        max_tokens = cfg.max_tokens if max_tokens is None else max_tokens
+        msgs = check_messages(messages)
+        temperature = cfg.temperature if options.temperature is None else options.temperature
+        max_tokens = cfg.max_tokens if options.max_tokens is None else options.max_tokens
         if max_tokens is not None and max_tokens < 1:
             raise LLMRequestError(f"max_tokens must be >= 1, got {max_tokens}")
-        if timeout_s is not None and not timeout_s > 0:
-            raise LLMRequestError(f"timeout_s must be > 0, got {timeout_s}")
+        if options.timeout_s is not None and not options.timeout_s > 0:
+            raise LLMRequestError(f"timeout_s must be > 0, got {options.timeout_s}")
         # Sampling parameters as sent; numbers normalised so 0 and 0.0 key alike.
         params: dict[str, Any] = {}
         if temperature is not None:
             params["temperature"] = float(temperature)
         if max_tokens is not None:
             params["max_tokens"] = int(max_tokens)
-        if top_p is not None:
-            params["top_p"] = float(top_p)
-        if stop is not None:
-            params["stop"] = stop if isinstance(stop, str) else list(stop)
-        if seed is not None:
-            params["seed"] = int(seed)
-        if tools is not None:
-            params["tools"] = [dict(t) for t in tools]
-        if tool_choice is not None:
-            params["tool_choice"] = tool_choice if isinstance(tool_choice, str) else dict(tool_choice)
-        if response_format is not None:
-            params["response_format"] = dict(response_format)
-        for name, value in (extra or {}).items():
+        if options.top_p is not None:
+            params["top_p"] = float(options.top_p)
+        if options.stop is not None:
+            params["stop"] = options.stop if isinstance(options.stop, str) else list(options.stop)
+        if options.seed is not None:
+            params["seed"] = int(options.seed)
+        if options.tools is not None:
+            params["tools"] = [dict(t) for t in options.tools]
+        if options.tool_choice is not None:
+            choice = options.tool_choice
+            params["tool_choice"] = choice if isinstance(choice, str) else dict(choice)
+        if options.response_format is not None:
+            params["response_format"] = dict(options.response_format)
+        for name, value in (options.extra or {}).items():
             if name in ("model", "messages", "stream", "stream_options"):
                 raise LLMRequestError(f"extra may not set {name!r}: perfd controls it")
             params[name] = value
 
         cacheable = (
-            use_cache
+            options.use_cache
             and self._cache is not None
             and (cfg.cache_temperature_above_zero or params.get("temperature") == 0.0)
         )
@@ -412,241 +248,36 @@ class LLMClient:
             if cfg.stream_usage:
                 payload["stream_options"] = {"include_usage": True}
 
-        chars = sum(_content_chars(m.get("content")) for m in msgs)
-        if tools is not None:
+        chars = sum(content_chars(m.get("content")) for m in msgs)
+        if options.tools is not None:
             chars += len(orjson.dumps(params["tools"]))
         completion = max_tokens if max_tokens is not None else cfg.completion_tokens_estimate
         prompt = estimate_tokens(chars) + _PER_MESSAGE_TOKENS * len(msgs)
-        tokens = math.ceil(prompt * self._prompt_ratio) + completion
-        return _Request(
+        tokens = self._attempts.tokens_for(prompt, completion)
+        return PreparedRequest(
             payload=payload, body=orjson.dumps(payload), key=key, tokens=tokens, prompt_estimate=prompt,
-            completion_reserved=completion, timeout_s=timeout_s or cfg.timeout_s,
-            plan=plan, achievement=achievement, state=state,
+            completion_reserved=completion, timeout_s=options.timeout_s or cfg.timeout_s, options=options,
         )
 
-    def _headers(self) -> dict[str, str]:
-        name = self.config.api_key_env
-        if name is None:
-            return {}
-        key = self._env.get(name, "")
-        if not key.strip():
-            raise LLMConfigError(
-                f"the environment variable {name} (named by [llm] api_key_env) is not set or empty; "
-                "export the provider's API key in it, or remove api_key_env for servers without auth"
-            )
-        return {"authorization": f"Bearer {key.strip()}"}
+    # -- the plain call ----------------------------------------------------
 
-    def _redact(self, text: str) -> str:
-        """Remove the API key from server-provided text (some servers echo it)."""
-        name = self.config.api_key_env
-        key = self._env.get(name, "").strip() if name else ""
-        if key and len(key) >= 4:
-            text = text.replace(key, "[redacted]")
-        return text
-
-    # -- the attempt loop --------------------------------------------------
-
-    async def _retry_or_raise(self, failed: _AttemptFailed, attempt: int) -> None:
-        """Sleep before the next attempt, or raise the failure's error if none is due."""
-        cfg = self.config
-        if not failed.retryable:
-            raise failed.error
-        if attempt > cfg.max_retries:
-            failed.error.args = (f"{failed.error}; gave up after {attempt} attempts (max_retries={cfg.max_retries})",)
-            raise failed.error
-        delay = failed.delay
-        if delay is not None and delay > cfg.max_retry_after_s:
-            failed.error.args = (
-                f"{failed.error} (the server asked to retry after {delay:.0f}s, more than "
-                f"max_retry_after_s={cfg.max_retry_after_s:g})",
-            )
-            raise failed.error
-        if delay is None:
-            delay = backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng)
-        if failed.status == 429:
-            # Everyone waits, not just this caller: the server is saturated.
-            self._limiter.pause(delay)
-        self._counters.retries += 1
-        log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
-        await anyio.sleep(delay)
-
-    async def _call_plain(self, request: _Request, started: float) -> Completion:
-        attempt = 0
+    async def _call_plain(self, request: PreparedRequest, started: float) -> Completion:
+        number = 0
         while True:
-            attempt += 1
+            number += 1
             try:
-                return await self._attempt_plain(request, started, attempt)
-            except _AttemptFailed as failed:
-                await self._retry_or_raise(failed, attempt)
-
-    async def _attempt_plain(self, request: _Request, started: float, attempt: int) -> Completion:
-        request.attempts = attempt
-        probe = self._breaker.before_attempt()
-        health: Literal["success", "failure", "neutral"] = "neutral"
-        try:
-            async with self._slots:
-                headers = self._headers()
-                reservation = await self._limiter.acquire(request.tokens)
-                self._counters.requests += 1
-                self._counters.in_flight += 1
-                try:
-                    with anyio.fail_after(request.timeout_s):
-                        response = await self._http.post(
-                            self.config.chat_url, content=request.body, headers=headers,
-                            extensions={"trace": self._trace}, timeout=self._timeout(request),
-                        )
-                except (httpx.HTTPError, TimeoutError) as exc:
-                    failed = self._transport_failure(exc, request, attempt)
-                    health = "failure" if failed.retryable else "neutral"
-                    raise failed from None
-                finally:
-                    self._limiter.commit(reservation)
-                    self._counters.in_flight -= 1
-            self._limiter.observe(response.headers)
-            if not response.is_success:
-                failed = self._status_failure(response.status_code, response.headers, response.text, attempt)
-                health = _status_health(response.status_code)
-                raise failed
-            try:
-                result = self._parse_plain(response.content, request, started, attempt)
-            except LLMResponseError as exc:
-                health = "failure"
-                raise _AttemptFailed(exc, retryable=False) from None
-            health = "success"
-            self._limiter.reconcile(reservation, result.usage.total_tokens)
-            self._calibrate(request, result.usage)
-            return result
-        finally:
-            self._breaker.record(health, probe=probe)
-
-    def _timeout(self, request: _Request) -> httpx.Timeout:
-        if request.timeout_s == self.config.timeout_s:
-            return self._default_timeout
-        return httpx.Timeout(request.timeout_s, connect=min(self.config.connect_timeout_s, request.timeout_s), pool=None)
-
-    async def _trace(self, name: str, info: Mapping[str, Any]) -> None:
-        # httpcore reports each new TCP connection; reused ones say nothing.
-        if name in ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete"):
-            self._counters.connections_opened += 1
-
-    # -- classifying failures ---------------------------------------------
-
-    def _transport_failure(self, exc: BaseException, request: _Request, attempt: int) -> _AttemptFailed:
-        where = self.config.base_url
-        detail = self._redact(str(exc) or type(exc).__name__)
-        error: LLMError
-        if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-            phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
-            error = LLMTimeout(f"timed out {phase} {where} (timeout_s={request.timeout_s:g}, attempt {attempt})")
-        elif isinstance(exc, httpx.ConnectError):
-            error = LLMConnectionError(f"cannot connect to {where}: {detail} (attempt {attempt})")
-        elif isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-            error = LLMConnectionError(f"connection to {where} failed: {detail} (attempt {attempt})")
-        else:
-            error = LLMError(f"request to {where} failed: {type(exc).__name__}: {detail}", kind="http_client")
-        self._counters.attempt_errors[error.kind] += 1
-        return _AttemptFailed(error, retryable=exception_is_retryable(exc))
-
-    def _status_failure(self, status: int, headers: Mapping[str, str], body: str, attempt: int) -> _AttemptFailed:
-        body = self._redact(body[:_MAX_ERROR_BODY])
-        message = _error_message(body) or body.strip()[:300] or "(empty body)"
-        error = LLMHTTPError(
-            f"{self.config.base_url} answered HTTP {status}: {message} (attempt {attempt})", status=status, body=body
-        )
-        if status == 429:
-            self._counters.rate_limited += 1
-        self._counters.attempt_errors[error.kind] += 1
-        return _AttemptFailed(error, retryable=status_is_retryable(status, headers),
-                              delay=server_delay(headers), status=status)
-
-    # -- answers -----------------------------------------------------------
-
-    def _parse_plain(self, content: bytes, request: _Request, started: float, attempts: int) -> Completion:
-        try:
-            data = orjson.loads(content)
-            if isinstance(data, dict) and "error" in data and "choices" not in data:
-                raise LLMResponseError(f"{self.config.base_url} returned an error: {self._redact(_describe(data['error']))}")
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-            text = _text_of(message.get("content"))
-            tool_calls = message.get("tool_calls") or None
-            finish_reason = choice.get("finish_reason")
-            model = str(data.get("model") or self.config.model)
-        except LLMResponseError:
-            raise
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            snippet = self._redact(content[:200].decode("utf-8", "replace"))
-            raise LLMResponseError(
-                f"{self.config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
-            ) from None
-        usage = self._usage(data.get("usage"), request, text)
-        return Completion(
-            text=text, model=model, finish_reason=finish_reason, usage=usage, attempts=attempts,
-            latency_s=time.perf_counter() - started, cost=self.config.cost(usage.prompt_tokens, usage.completion_tokens),
-            tool_calls=tool_calls,
-        )
-
-    def _usage(self, raw: Any, request: _Request, text: str) -> Usage:
-        if isinstance(raw, Mapping):
-            try:
-                return Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0),
-                             completion_tokens=int(raw.get("completion_tokens") or 0))
-            except (TypeError, ValueError):
-                pass
-        # No usage from the server: fall back to the estimate.
-        prompt = request.tokens - request.completion_reserved
-        return Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(len(text)))
-
-    def _calibrate(self, request: _Request, usage: Usage) -> None:
-        """Learn how far chars/4 undercounts this provider's tokenizer.
-
-        Code and non-English text run well below 4 characters per token; an
-        estimate that is too low would let a window exceed tpm. The factor
-        only ever scales estimates up, jumps to any higher observation and
-        decays slowly back toward 1.
-        """
-        if usage.prompt_tokens <= 0 or request.prompt_estimate <= 0:
-            return
-        observed = usage.prompt_tokens / request.prompt_estimate
-        self._prompt_ratio = max(observed, 1.0 + (self._prompt_ratio - 1.0) * 0.98, 1.0)
-
-    def _parse_chunk(self, event: str, data: str, acc: _StreamState) -> str:
-        """Fold one SSE event into `acc`; return its text delta ("" if none)."""
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise _StreamError(LLMResponseError(
-                f"{self.config.base_url} sent a stream event that is not JSON: {self._redact(data[:200])!r}"
-            ), retryable=False) from None
-        if not isinstance(chunk, dict):
-            raise _StreamError(LLMResponseError(f"{self.config.base_url} sent a stream event that is not an object"),
-                               retryable=False)
-        if event == "error" or ("error" in chunk and not chunk.get("choices")):
-            # vLLM, LiteLLM and others report mid-stream failures this way.
-            message = self._redact(_describe(chunk.get("error", chunk)))
-            raise _StreamError(LLMResponseError(f"{self.config.base_url} reported an error mid-stream: {message}",
-                                                kind="stream_error"), retryable=True)
-        if chunk.get("model"):
-            acc.model = str(chunk["model"])
-        if chunk.get("usage"):
-            acc.usage = chunk["usage"]
-        delta_text = ""
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                delta_text += _text_of(content)
-            if delta.get("tool_calls"):
-                acc.merge_tools(delta["tool_calls"])
-            if choice.get("finish_reason"):
-                acc.finish_reason = str(choice["finish_reason"])
-        return delta_text
+                async with self._attempts.attempt(request, number) as attempt:
+                    response = await attempt.send(stream=False)
+                    result = read_completion(response.content, request, self.config, self._key.redact,
+                                             started=started, attempts=number)
+                    attempt.succeeded(result.usage)
+                    return result
+            except AttemptFailed as failed:
+                await self._attempts.retry_or_raise(failed, number)
 
     # -- cache, counters, history -----------------------------------------
 
-    async def _cache_get(self, request: _Request) -> CachedResponse | None:
+    async def _cache_get(self, request: PreparedRequest) -> CachedResponse | None:
         if request.key is None or self._cache is None:
             return None
         hit = await self._cache.get(request.key)
@@ -665,7 +296,7 @@ class LLMClient:
             cached=True, attempts=0, latency_s=time.perf_counter() - started, cost=0.0, tool_calls=hit.tool_calls,
         )
 
-    def _finish(self, request: _Request, result: Completion, wall: float, *, stream: bool,
+    def _finish(self, request: PreparedRequest, result: Completion, wall: float, *, stream: bool,
                 chunks: list[str] | None) -> None:
         c = self._counters
         c.prompt_tokens += result.usage.prompt_tokens
@@ -680,301 +311,30 @@ class LLMClient:
             ))
         self._record(request, wall, result, stream=stream)
 
-    def _record(self, request: _Request, wall: float, result: Completion, *, stream: bool) -> None:
+    def _record(self, request: PreparedRequest, wall: float, result: Completion, *, stream: bool) -> None:
         if self._history is None:
             return
+        labels = request.options
         self._history.record(CallRecord(
             ts=wall, model=result.model, latency_ms=result.latency_s * 1000.0, outcome="ok",
-            plan=request.plan, achievement=request.achievement, state=request.state,
+            plan=labels.plan, achievement=labels.achievement, state=labels.state,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
             cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=stream,
         ))
 
-    def _fail(self, request: _Request, exc: BaseException, wall: float, started: float, attempts: int,
+    def _fail(self, request: PreparedRequest, exc: BaseException, wall: float, started: float, attempts: int,
               *, stream: bool) -> None:
         if isinstance(exc, (anyio.get_cancelled_exc_class(), GeneratorExit, KeyboardInterrupt)):
             outcome, message = "cancelled", None
         else:
             outcome = exc.kind if isinstance(exc, LLMError) else "error"
-            message = self._redact(str(exc))[:500]
+            message = self._key.redact(str(exc))[:500]
             self._counters.errors[outcome] += 1
         if self._history is None:
             return
+        labels = request.options
         self._history.record(CallRecord(
             ts=wall, model=self.config.model, latency_ms=(time.perf_counter() - started) * 1000.0,
-            outcome=outcome, plan=request.plan, achievement=request.achievement, state=request.state,
+            outcome=outcome, plan=labels.plan, achievement=labels.achievement, state=labels.state,
             error=message, attempts=attempts, stream=stream,
         ))
-
-
-class ChatStream:
-    """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
-
-    def __init__(self, client: LLMClient, request: _Request) -> None:
-        self._client = client
-        self._request = request
-        self._gen: AsyncGenerator[str, None] | None = None
-        self._entered = False
-        self._parts: list[str] = []
-        self.completion: Completion | None = None
-        self.first_token_s: float | None = None  # latency to the first delta
-
-    @property
-    def text(self) -> str:
-        """Everything received so far."""
-        return "".join(self._parts)
-
-    async def __aenter__(self) -> ChatStream:
-        self._entered = True
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        gen = self._gen
-        if gen is None:
-            return
-        self._gen = None
-        # Closes the response (and frees its connection) if the caller left early.
-        await gen.aclose()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if not self._entered:
-            raise LLMError("use `async with client.stream(...) as s: async for delta in s` so the "
-                           "connection is always released", kind="bad_request")
-        if self._gen is None:
-            self._gen = self._run()
-        return self._gen
-
-    async def read(self) -> Completion:
-        """Consume the rest of the stream and return the whole answer."""
-        async for _ in self:
-            pass
-        assert self.completion is not None
-        return self.completion
-
-    async def _run(self) -> AsyncGenerator[str, None]:
-        client, request = self._client, self._request
-        started, wall = time.perf_counter(), time.time()
-        client._counters.calls += 1
-        attempt = 0
-        try:
-            hit = await client._cache_get(request)
-            if hit is not None:
-                self.completion = client._from_cache(hit, started)
-                for chunk in hit.chunks if hit.chunks is not None else [hit.text]:
-                    if self.first_token_s is None:
-                        self.first_token_s = time.perf_counter() - started
-                    self._parts.append(chunk)
-                    yield chunk
-                client._record(request, wall, self.completion, stream=True)
-                return
-            while True:
-                attempt += 1
-                try:
-                    # aclosing: an early exit must close the inner generator (and
-                    # with it the response) now, not when the GC gets to it.
-                    async with aclosing(self._attempt(started, attempt)) as deltas:
-                        async for delta in deltas:
-                            yield delta
-                    break
-                except _AttemptFailed as failed:
-                    await client._retry_or_raise(failed, attempt)
-            assert self.completion is not None
-            client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
-        except BaseException as exc:
-            client._fail(request, exc, wall, started, request.attempts, stream=True)
-            raise
-
-    async def _attempt(self, started: float, attempt: int) -> AsyncGenerator[str, None]:
-        client, request, cfg = self._client, self._request, self._client.config
-        request.attempts = attempt
-        probe = client._breaker.before_attempt()
-        health: Literal["success", "failure", "neutral"] = "neutral"
-        delivered = False
-        try:
-            async with client._slots:
-                headers = client._headers()
-                reservation = await client._limiter.acquire(request.tokens)
-                client._counters.requests += 1
-                client._counters.in_flight += 1
-                response: httpx.Response | None = None
-                try:
-                    http_request = client._http.build_request(
-                        "POST", cfg.chat_url, content=request.body,
-                        headers={**headers, "accept": "text/event-stream"},
-                        extensions={"trace": client._trace}, timeout=client._timeout(request),
-                    )
-                    response = await client._http.send(http_request, stream=True)
-                    client._limiter.commit(reservation)
-                    client._limiter.observe(response.headers)
-                    if not response.is_success:
-                        body = (await response.aread()).decode("utf-8", "replace")
-                        health = _status_health(response.status_code)
-                        raise client._status_failure(response.status_code, response.headers, body, attempt)
-                    if "text/event-stream" not in response.headers.get("content-type", ""):
-                        # A server that ignored stream=true and answered in one piece.
-                        result = client._parse_plain(await response.aread(), request, started, attempt)
-                        health = "success"
-                        client._limiter.reconcile(reservation, result.usage.total_tokens)
-                        self.completion = result
-                        if result.text:
-                            self.first_token_s = time.perf_counter() - started
-                            self._parts.append(result.text)
-                            delivered = True
-                            yield result.text
-                        return
-                    acc = _StreamState(model=cfg.model)
-                    async with aclosing(iter_events(response.aiter_lines())) as events:
-                        async for event in events:
-                            if event.data.strip() == "[DONE]":
-                                acc.done = True
-                                break
-                            delta = client._parse_chunk(event.event, event.data, acc)
-                            if delta:
-                                if self.first_token_s is None:
-                                    self.first_token_s = time.perf_counter() - started
-                                self._parts.append(delta)
-                                delivered = True
-                                yield delta
-                        if acc.done:
-                            # Read the body to its end (the server closes it right after
-                            # [DONE]): only a fully read response returns its connection to
-                            # the pool for the next call. A server that keeps the stream open
-                            # costs a new connection, not a hang.
-                            with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
-                                async for _ in events:
-                                    pass
-                    if not acc.done and acc.finish_reason is None:
-                        raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
-                    text = "".join(self._parts)
-                    usage = client._usage(acc.usage, request, text)
-                    client._limiter.reconcile(reservation, usage.total_tokens)
-                    if acc.usage is not None:
-                        client._calibrate(request, usage)
-                    self.completion = Completion(
-                        text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=attempt,
-                        latency_s=time.perf_counter() - started,
-                        cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
-                        tool_calls=acc.tool_list(),
-                    )
-                    health = "success"
-                except (httpx.HTTPError, TimeoutError) as exc:
-                    failed = client._transport_failure(exc, request, attempt)
-                    health = "failure" if failed.retryable else "neutral"
-                    if delivered:
-                        raise self._interrupted(failed.error) from None
-                    raise failed from None
-                except _StreamError as exc:
-                    health = "failure"
-                    client._counters.attempt_errors[exc.error.kind] += 1
-                    if delivered:
-                        raise self._interrupted(exc.error) from None
-                    raise _AttemptFailed(exc.error, retryable=exc.retryable) from None
-                finally:
-                    if response is not None:
-                        await response.aclose()
-                    client._limiter.commit(reservation)
-                    client._counters.in_flight -= 1
-        finally:
-            client._breaker.record(health, probe=probe)
-
-    def _interrupted(self, error: LLMError) -> LLMStreamInterrupted:
-        return LLMStreamInterrupted(
-            f"the stream broke after {len(self._parts)} chunks: {error}", partial_text="".join(self._parts)
-        )
-
-
-class _StreamError(Exception):
-    def __init__(self, error: LLMError, *, retryable: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retryable = retryable
-
-
-class _StreamState:
-    """What a stream has told us besides the text."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.usage: Any = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.tools: dict[int, dict[str, Any]] = {}
-
-    def merge_tools(self, deltas: Any) -> None:
-        # Tool calls arrive as fragments keyed by index; arguments are concatenated.
-        if not isinstance(deltas, list):
-            return
-        for d in deltas:
-            if not isinstance(d, Mapping):
-                continue
-            slot = self.tools.setdefault(int(d.get("index", len(self.tools))),
-                                         {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
-            if d.get("id"):
-                slot["id"] = d["id"]
-            if d.get("type"):
-                slot["type"] = d["type"]
-            fn = d.get("function") or {}
-            if fn.get("name"):
-                slot["function"]["name"] += fn["name"]
-            if fn.get("arguments"):
-                slot["function"]["arguments"] += fn["arguments"]
-
-    def tool_list(self) -> list[dict[str, Any]] | None:
-        return [self.tools[i] for i in sorted(self.tools)] or None
-
-
-def _status_health(status: int) -> Literal["success", "failure", "neutral"]:
-    if status >= 500 or status == 408:
-        return "failure"
-    if status in (409, 429):
-        return "neutral"
-    return "success"  # other 4xx: the server is up and answering
-
-
-def _error_message(body: str) -> str | None:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and "error" in data:
-        return _describe(data["error"])
-    return None
-
-
-def _describe(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return str(error.get("message") or error.get("type") or error)[:300]
-    return str(error)[:300]
-
-
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return str(content)
-
-
-def _check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
-        raise LLMRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} mappings")
-    out: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-            raise LLMRequestError(f"messages[{i}] must be a mapping with a string 'role'")
-        out.append(dict(message))
-    return out
-
-
-def _content_chars(content: Any) -> int:
-    if content is None:
-        return 0
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):  # content parts: count the text ones
-        return sum(len(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return len(str(content))

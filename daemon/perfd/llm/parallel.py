@@ -7,29 +7,23 @@ one shared client and returns one outcome per job, in the jobs' order.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 import msgspec
 
-from .client import Completion, LLMClient
+from .client import LLMClient
+from .types import ChatOptions, Completion
 from .errors import LLMError
 
 
 class PromptJob(msgspec.Struct, frozen=True, kw_only=True):
-    """One call to make: messages plus the labels and options for `complete`."""
+    """One call to make: messages plus the options (labels included) for `complete`."""
 
     id: str
     messages: list[dict[str, Any]]
-    plan: str | None = None
-    achievement: str | None = None
-    state: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    use_cache: bool = True
-    # Any other keyword option of LLMClient.complete (tools, stop, extra, ...).
-    options: dict[str, Any] = {}
+    options: ChatOptions = ChatOptions()
 
 
 class JobOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,12 +80,8 @@ async def run_jobs(
 
 async def _run_one(client: LLMClient, job: PromptJob) -> JobOutcome:
     started = anyio.current_time()
-    options: Mapping[str, Any] = job.options
     try:
-        completion = await client.complete(
-            job.messages, temperature=job.temperature, max_tokens=job.max_tokens, use_cache=job.use_cache,
-            plan=job.plan, achievement=job.achievement, state=job.state, **options,
-        )
+        completion = await client.complete(job.messages, job.options)
     except Exception as exc:  # isolation is the point: report it, let the others run
         kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
         return JobOutcome(id=job.id, error=str(exc), error_kind=kind, elapsed_s=anyio.current_time() - started)

@@ -1,0 +1,230 @@
+"""A streamed answer (`LLMClient.stream`): server-sent events read as they arrive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import orjson
+
+from .attempt import AttemptFailed
+from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
+from .parsing import BadAnswer, describe, read_completion, text_of, usage_of
+from .sse import iter_events
+from .types import Completion, PreparedRequest
+
+if TYPE_CHECKING:
+    from .client import LLMClient
+
+
+# After [DONE], how long to wait for the server to end the body so the connection can be reused.
+_DRAIN_AFTER_DONE_S = 1.0
+
+
+class ChatStream:
+    """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
+
+    def __init__(self, client: LLMClient, request: PreparedRequest) -> None:
+        self._client = client
+        self._request = request
+        self._gen: AsyncGenerator[str, None] | None = None
+        self._entered = False
+        self._parts: list[str] = []
+        self.completion: Completion | None = None
+        self.first_token_s: float | None = None  # latency to the first delta
+
+    @property
+    def text(self) -> str:
+        """Everything received so far."""
+        return "".join(self._parts)
+
+    async def __aenter__(self) -> ChatStream:
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        gen = self._gen
+        if gen is None:
+            return
+        self._gen = None
+        # Closes the response (and frees its connection) if the caller left early.
+        await gen.aclose()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if not self._entered:
+            raise LLMError("use `async with client.stream(...) as s: async for delta in s` so the "
+                           "connection is always released", kind="bad_request")
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def read(self) -> Completion:
+        """Consume the rest of the stream and return the whole answer."""
+        async for _ in self:
+            pass
+        assert self.completion is not None
+        return self.completion
+
+    async def _run(self) -> AsyncGenerator[str, None]:
+        client, request = self._client, self._request
+        started, wall = time.perf_counter(), time.time()
+        client._counters.calls += 1
+        number = 0
+        try:
+            hit = await client._cache_get(request)
+            if hit is not None:
+                self.completion = client._from_cache(hit, started)
+                for chunk in hit.chunks if hit.chunks is not None else [hit.text]:
+                    if self.first_token_s is None:
+                        self.first_token_s = time.perf_counter() - started
+                    self._parts.append(chunk)
+                    yield chunk
+                client._record(request, wall, self.completion, stream=True)
+                return
+            while True:
+                number += 1
+                try:
+                    # aclosing: an early exit must close the inner generator (and
+                    # with it the response) now, not when the GC gets to it.
+                    async with aclosing(self._attempt(started, number)) as deltas:
+                        async for delta in deltas:
+                            yield delta
+                    break
+                except AttemptFailed as failed:
+                    await client._attempts.retry_or_raise(failed, number)
+            assert self.completion is not None
+            client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
+        except BaseException as exc:
+            client._fail(request, exc, wall, started, request.attempts, stream=True)
+            raise
+
+    async def _attempt(self, started: float, number: int) -> AsyncGenerator[str, None]:
+        client, request, cfg = self._client, self._request, self._client.config
+        try:
+            async with client._attempts.attempt(request, number) as attempt:
+                response = await attempt.send(stream=True)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # A server that ignored stream=true and answered in one piece.
+                    result = read_completion(await response.aread(), request, cfg, client._key.redact,
+                                             started=started, attempts=number)
+                    attempt.succeeded(result.usage)
+                    self.completion = result
+                    if result.text:
+                        self.first_token_s = time.perf_counter() - started
+                        self._parts.append(result.text)
+                        yield result.text
+                    return
+                acc = StreamState(model=cfg.model)
+                async with aclosing(iter_events(response.aiter_lines())) as events:
+                    async for event in events:
+                        if event.data.strip() == "[DONE]":
+                            acc.done = True
+                            break
+                        delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
+                        if delta:
+                            if self.first_token_s is None:
+                                self.first_token_s = time.perf_counter() - started
+                            self._parts.append(delta)
+                            yield delta
+                    if acc.done:
+                        # Read the body to its end (the server closes it right after
+                        # [DONE]): only a fully read response returns its connection to
+                        # the pool for the next call. A server that keeps the stream open
+                        # costs a new connection, not a hang.
+                        with anyio.move_on_after(_DRAIN_AFTER_DONE_S):
+                            async for _ in events:
+                                pass
+                if not acc.done and acc.finish_reason is None:
+                    raise httpx.RemoteProtocolError("the stream ended before the answer was complete")
+                text = "".join(self._parts)
+                usage = usage_of(acc.usage, request, text)
+                attempt.succeeded(usage, calibrate=acc.usage is not None)
+                self.completion = Completion(
+                    text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=number,
+                    latency_s=time.perf_counter() - started,
+                    cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
+                    tool_calls=acc.tool_list(),
+                )
+        except AttemptFailed as failed:
+            if self._parts:  # the caller has tokens already: a retry would repeat them
+                raise self._interrupted(failed.error) from None
+            raise
+
+    def _interrupted(self, error: LLMError) -> LLMStreamInterrupted:
+        return LLMStreamInterrupted(
+            f"the stream broke after {len(self._parts)} chunks: {error}", partial_text="".join(self._parts)
+        )
+
+
+class StreamState:
+    """What a stream has told us besides the text."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.tools: dict[int, dict[str, Any]] = {}
+
+    def merge_tools(self, deltas: Any) -> None:
+        # Tool calls arrive as fragments keyed by index; arguments are concatenated.
+        if not isinstance(deltas, list):
+            return
+        for d in deltas:
+            if not isinstance(d, Mapping):
+                continue
+            slot = self.tools.setdefault(int(d.get("index", len(self.tools))),
+                                         {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            if d.get("id"):
+                slot["id"] = d["id"]
+            if d.get("type"):
+                slot["type"] = d["type"]
+            fn = d.get("function") or {}
+            if fn.get("name"):
+                slot["function"]["name"] += fn["name"]
+            if fn.get("arguments"):
+                slot["function"]["arguments"] += fn["arguments"]
+
+    def tool_list(self) -> list[dict[str, Any]] | None:
+        return [self.tools[i] for i in sorted(self.tools)] or None
+
+
+def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:
+    """Fold one SSE event from the server at `where` into `acc`; return its text delta ("" if none)."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadAnswer(LLMResponseError(
+            f"{where} sent a stream event that is not JSON: {redact(data[:200])!r}"
+        ), retryable=False) from None
+    if not isinstance(chunk, dict):
+        raise BadAnswer(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
+    if event == "error" or ("error" in chunk and not chunk.get("choices")):
+        # vLLM, LiteLLM and others report mid-stream failures this way.
+        message = redact(describe(chunk.get("error", chunk)))
+        raise BadAnswer(LLMResponseError(f"{where} reported an error mid-stream: {message}", kind="stream_error"),
+                        retryable=True)
+    if chunk.get("model"):
+        acc.model = str(chunk["model"])
+    if chunk.get("usage"):
+        acc.usage = chunk["usage"]
+    delta_text = ""
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            delta_text += text_of(content)
+        if delta.get("tool_calls"):
+            acc.merge_tools(delta["tool_calls"])
+        if choice.get("finish_reason"):
+            acc.finish_reason = str(choice["finish_reason"])
+    return delta_text

@@ -1,0 +1,77 @@
+"""The shapes of a call: the messages and options sent, the request prepared from them, the answer.
+
+Only msgspec here: the daemon and the CLI name these types without loading
+the HTTP stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+Message = Mapping[str, Any]  # {"role": "user", "content": "..."} and friends
+
+
+class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to ask, for `LLMClient.complete` and `LLMClient.stream`; every field may be left out.
+
+    `temperature`/`max_tokens`/`timeout_s` default to the config's; the other
+    sampling fields are sent only when set. `extra` adds any other body field
+    the server understands. All that is sent is part of the cache key;
+    `use_cache=False` neither reads nor writes the cache. `plan`/`achievement`/
+    `state` only label the call in the history.
+    """
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: str | Sequence[str] | None = None
+    seed: int | None = None
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    response_format: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = None
+    use_cache: bool = True
+    timeout_s: float | None = None  # per attempt; on a stream, each wait for data
+    plan: str | None = None
+    achievement: str | None = None
+    state: str | None = None
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """One answer of the model."""
+
+    text: str
+    model: str
+    finish_reason: str | None
+    usage: Usage
+    cached: bool = False  # served from the response cache, no request sent
+    attempts: int = 0  # HTTP attempts made (0 for a cache hit)
+    latency_s: float = 0.0
+    cost: float = 0.0  # spent on this call (0 for a cache hit)
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class PreparedRequest(msgspec.Struct, kw_only=True):
+    """A prepared call: what is sent, how it is keyed and what it may cost."""
+
+    payload: dict[str, Any]
+    body: bytes  # the payload encoded once, reused by every attempt
+    key: str | None  # cache key, None when not cacheable
+    tokens: int  # reserved against tpm: calibrated prompt estimate + completion_reserved
+    prompt_estimate: int  # chars/4 + per-message allowance, before calibration
+    completion_reserved: int  # max_tokens, or the configured estimate
+    timeout_s: float
+    options: ChatOptions  # as the caller gave them (the history's labels)
+    attempts: int = 0  # attempts made so far (for the history)

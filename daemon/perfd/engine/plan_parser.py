@@ -8,13 +8,13 @@ of milliseconds and the cost linear in the file size.
 
 from __future__ import annotations
 
-import bisect
 import re
 
 import msgspec
 
+from perfd.engine.plan_assembly import Header, assemble, attach_time_fields, section_key
 from perfd.engine.text import MAX_BYTES, MAX_LINE, decode
-from perfd.engine.types import Achievement, DoneMark, PlanDoc, Problem, Section
+from perfd.engine.types import DoneMark, PlanDoc, Problem, Section
 
 NUM = r"\d+\.\d+(?:\.\d+)?"
 
@@ -59,16 +59,9 @@ _NEXT_ACH_RE = re.compile(rf"\bnext[ \t]+achievement\b[^0-9\n]{{0,12}}?(?P<num>{
 _BACKTICK_RE = re.compile(r"`([^`]+)`")
 _MARKUP_START = frozenset("#*-+`~|⏳✅")
 _COMPLETE_SUFFIX_RE = re.compile(r"\bCOMPLETE\b[ \t]*$")
-_KEY_STRIP_RE = re.compile(r"[^a-z0-9&]+")
 
 _TIME_KEYS = {"time": "time", "estimated time": "time", "effort": "time", "estimate": "time",
               "actual": "actual", "actual time": "actual"}
-
-
-def section_key(title: str) -> str:
-    """`📝 Current Status & Handoff` -> `current status and handoff`."""
-    key = _KEY_STRIP_RE.sub(" ", title.lower().replace("&", " and ")).strip()
-    return " ".join(key.split())
 
 
 def nn_of(number: str) -> str:
@@ -97,22 +90,6 @@ def _clean_title(text: str) -> tuple[str, str | None]:
     return text.strip(" \t-–—:").rstrip(" \t-–—:(|["), effort
 
 
-class _Header:
-    __slots__ = ("line", "num", "title", "effort", "form", "done", "in_index", "section", "priority")
-
-    def __init__(self, line: int, num: str, title: str, effort: str | None, form: str, done: bool,
-                 in_index: bool, section: int, priority: str | None) -> None:
-        self.line = line
-        self.num = num
-        self.title = title
-        self.effort = effort
-        self.form = form
-        self.done = done
-        self.in_index = in_index
-        self.section = section
-        self.priority = priority
-
-
 # What a chunk of lines needs to know of the lines before it, and tells the
 # lines after it: (in_fence, fence, in_index, in_handoff, in_archive, priority,
 # `## ` sections opened so far, counted up to 2). Nothing else carries from one
@@ -137,7 +114,7 @@ class _Chunk:
         self.sections: list[tuple[str, str, int]] = []  # ## headings opened here: (title, key, line)
         # Each header's `section` counts sections opened in this chunk: -1 is the
         # one open when the chunk began.
-        self.headers: list[_Header] = []
+        self.headers: list[Header] = []
         self.priorities: list[tuple[str, int]] = []
         self.marks: list[DoneMark] = []
         self.all_done: int | None = None
@@ -190,7 +167,7 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
     metadata: dict[str, str] = {}
     sections: list[Section] = []
     open_section: tuple[str, str, int] | None = None
-    headers: list[_Header] = []
+    headers: list[Header] = []
     priorities: list[tuple[str, int]] = []
     marks: list[DoneMark] = []
     all_done_line: int | None = None
@@ -234,7 +211,7 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
             headers.extend(ch.headers)  # nothing to shift (headers are never changed once made)
         else:
             for h in ch.headers:
-                headers.append(_Header(h.line + off, h.num, h.title, h.effort, h.form, h.done, h.in_index,
+                headers.append(Header(h.line + off, h.num, h.title, h.effort, h.form, h.done, h.in_index,
                                        h.section + base, h.priority))
         if ch.marks:
             marks.extend([DoneMark(m.number, m.kind, m.line + off) for m in ch.marks] if off else ch.marks)
@@ -251,9 +228,9 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
     if memo is not None:
         memo.chunks = kept
 
-    achievements, body_problems = _assemble(headers, sections, n, path)
+    achievements, body_problems = assemble(headers, sections, n, path)
     problems.extend(body_problems)
-    _attach_time_fields(achievements, time_fields)
+    attach_time_fields(achievements, time_fields)
 
     handoff_next = None
     handoff_line = None
@@ -442,7 +419,7 @@ def _states_all_done(s: str, m: re.Match[str]) -> bool:
     return all(w in _ALL_DONE_PREFIX for w in _WORDS_RE.findall(prefix.lower()))
 
 
-def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: list[_Header],
+def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: list[Header],
                  marks: list[DoneMark], where: str, priority: str | None, problems: list[Problem],
                  path: str) -> None:
     """Classify one line naming an achievement: index entry, body header, done mark."""
@@ -495,7 +472,7 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
     if in_index:
         # An index written as a checklist (`- [x] Achievement 1.1: Title`) still lists it.
         done_here = done_here or ticked
-        headers.append(_Header(lineno, num, title, effort, form, done_here, True, section, priority))
+        headers.append(Header(lineno, num, title, effort, form, done_here, True, section, priority))
         if done_here:
             marks.append(DoneMark(num, "index", lineno))
         return
@@ -506,7 +483,7 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
         else:
             _mark_line(s, lineno, marks)
         return
-    headers.append(_Header(lineno, num, title, effort, form, done_here, False, section, priority))
+    headers.append(Header(lineno, num, title, effort, form, done_here, False, section, priority))
     if done_here:
         marks.append(DoneMark(num, "body", lineno))
 
@@ -535,117 +512,3 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
     for mention in _MENTION_RE.finditer(s):
         for num in _NUM_RE.findall(mention.group("nums")):
             marks.append(DoneMark(num, kind, lineno))
-
-
-def _assemble(headers: list[_Header], sections: list[Section], n: int, path: str) -> tuple[list[Achievement], list[Problem]]:
-    """Index entries plus the body chosen for each, with line ranges and problems."""
-    problems: list[Problem] = []
-    index = [h for h in headers if h.in_index]
-    bodies = [h for h in headers if not h.in_index]
-
-    # Body candidates: those in an "Achievements" section win over the same
-    # number mentioned in a header-like line elsewhere (an error-handling
-    # section may say `**Achievement 1.3**: Add error handling`).
-    def in_ach_section(h: _Header) -> bool:
-        if h.section < 0:
-            return False
-        key = sections[h.section].key
-        return "achievement" in key and "index" not in key and "tracking" not in key
-
-    chosen: dict[str, _Header] = {}
-    for h in bodies:
-        if in_ach_section(h) and h.num not in chosen:
-            chosen[h.num] = h
-    if not chosen:
-        for h in bodies:
-            chosen.setdefault(h.num, h)
-
-    order: list[_Header] = []
-    seen: dict[str, int] = {}
-    if index:
-        for h in index:
-            if h.num in seen:
-                problems.append(Problem("duplicate-achievement",
-                                        f"achievement {h.num} is listed twice in the index (first on line {seen[h.num]})",
-                                        "error", path, h.line))
-                continue
-            seen[h.num] = h.line
-            order.append(h)
-        for num, h in chosen.items():
-            if num not in seen:
-                problems.append(Problem("body-not-in-index",
-                                        f"achievement {num} has a body section but is not in the Achievement Index",
-                                        "warning", path, h.line))
-    else:
-        for h in sorted(chosen.values(), key=lambda h: h.line):
-            order.append(h)
-            seen[h.num] = h.line
-    # Duplicate body headers within the achievements section.
-    body_seen: dict[str, int] = {}
-    for h in bodies:
-        if in_ach_section(h) or not index:
-            if h.num in body_seen and chosen.get(h.num) is not h and h.form != "heading":
-                problems.append(Problem("duplicate-achievement",
-                                        f"achievement {h.num} has a second body header (first on line {body_seen[h.num]})",
-                                        "warning", path, h.line))
-            body_seen.setdefault(h.num, h.line)
-
-    body_lines = sorted(h.line for h in chosen.values())
-    sec_starts = [s.line for s in sections]
-
-    def body_end(start: int) -> int:
-        # Bisect, not scan: plans with hundreds of achievements stay linear.
-        end = n
-        si = bisect.bisect_right(sec_starts, start) - 1
-        if si >= 0 and sections[si].line <= start <= sections[si].end_line:
-            end = sections[si].end_line
-        bi = bisect.bisect_right(body_lines, start)
-        if bi < len(body_lines):
-            end = min(end, body_lines[bi] - 1)
-        return end
-
-    result: list[Achievement] = []
-    for h in order:
-        body = chosen.get(h.num)
-        if index and body is None:
-            problems.append(Problem("no-body", f"achievement {h.num} has no body section", "info", path, h.line))
-        elif index and body is not None and body.title and h.title and \
-                _titles_differ(body.title, h.title):
-            problems.append(Problem("title-mismatch",
-                                    f"achievement {h.num} is '{h.title}' in the index but '{body.title}' in its body",
-                                    "info", path, body.line))
-        result.append(Achievement(
-            number=h.num,
-            title=h.title or (body.title if body else ""),
-            priority=h.priority,
-            index_line=h.line if h.in_index else None,
-            body_line=body.line if body else None,
-            body_end=body_end(body.line) if body else None,
-            body_title=body.title if body else None,
-            effort=h.effort or (body.effort if body else None),
-            marked_done=h.done or bool(body and body.done),
-        ))
-    return result, problems
-
-
-def _titles_differ(a: str, b: str) -> bool:
-    if a == b:
-        return False
-    ka, kb = section_key(a), section_key(b)
-    return ka[:40] != kb[:40] and not ka.startswith(kb) and not kb.startswith(ka)
-
-
-def _attach_time_fields(achievements: list[Achievement], fields: list[tuple[int, str, str]]) -> None:
-    """`**Time**:` / `**Actual**:` lines go to the achievement whose body holds them."""
-    if not fields:
-        return
-    spans = sorted((a.body_line, a.body_end, idx) for idx, a in enumerate(achievements)
-                   if a.body_line is not None and a.body_end is not None)
-    starts = [sp[0] for sp in spans]
-    found: dict[int, dict[str, str]] = {}
-    for line, key, value in fields:
-        k = bisect.bisect_right(starts, line) - 1
-        if k >= 0 and line <= spans[k][1]:
-            found.setdefault(spans[k][2], {}).setdefault(key, value)
-    for idx, kv in found.items():
-        achievements[idx] = msgspec.structs.replace(achievements[idx], time=kv.get("time"), actual=kv.get("actual"))

@@ -69,8 +69,8 @@ def cli_request(argv: list[str], cwd: str) -> bytes:
     return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True})
 
 
-def _via_daemon(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
-    """(code, stdout bytes, stderr bytes), or a str saying why the daemon could not answer."""
+def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
+    """Forward a command line to root's daemon (starting one): (code, stdout, stderr), or why it could not answer."""
     try:
         req = cli_request(argv, cwd)
     except UnicodeEncodeError:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_main(list(argv), cwd, root, no_daemon)
     if no_daemon or root is None or command in LOCAL_COMMANDS:
         return _in_process(argv, cwd)
-    got = _via_daemon(root, argv, cwd)
+    got = forward(root, argv, cwd)
     if isinstance(got, str):
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)

@@ -142,15 +142,9 @@ class Methods:
         from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
-        tx, rx = anyio.create_memory_object_stream[tuple[Literal["out", "err"], str]](math.inf)
-        out, err = _Sink(tx, "out"), _Sink(tx, "err")
         prepared = prepare(p.argv, p.cwd, engine_for=self.d.engine_for)
-        if isinstance(prepared, Output):
-            llm = None
-            out.write(prepared.stdout)
-            err.write(prepared.stderr)
-            result = P.RunResult(code=prepared.code)
-        else:
+        llm = None
+        if not isinstance(prepared, Output):
             try:
                 llm = self.d.llm()
             except LLMError as exc:
@@ -159,7 +153,10 @@ class Methods:
             if llm is None or (key and not os.environ.get(key, "").strip()):
                 raise RpcError(P.NO_MODEL, "the daemon's environment configures no model" if llm is None else
                                f"the daemon's environment has no {key}", {"api_key_env": key})
-            result = P.RunResult(code=0)
+        # Created only once the run is accepted: nothing is left unclosed when it is refused above.
+        tx, rx = anyio.create_memory_object_stream[tuple[Literal["out", "err"], str]](math.inf)
+        out, err = _Sink(tx, "out"), _Sink(tx, "err")
+        result = P.RunResult(code=prepared.code if isinstance(prepared, Output) else 0)
 
         async def pump() -> None:
             async with rx:
@@ -173,7 +170,10 @@ class Methods:
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
             with tx:
-                if llm is not None and not isinstance(prepared, Output):
+                if isinstance(prepared, Output):
+                    out.write(prepared.stdout)
+                    err.write(prepared.stderr)
+                elif llm is not None:
                     request, engine = prepared
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
         return result

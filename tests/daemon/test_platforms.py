@@ -52,6 +52,10 @@ def simulated(env: Env, code: str) -> dict[str, str]:
     return dict(env.environ, PYTHONPATH=folder + (os.pathsep + rest if rest else ""))
 
 
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="simulates other kernels from Linux's")
+
+
+@linux_only
 def test_without_so_peercred_a_call_answers_in_process_at_once_and_no_daemon_is_lost(env: Env) -> None:
     e = simulated(env, NO_SO_PEERCRED)
     probe = env.cli("--no-daemon", "status", env=e)
@@ -97,6 +101,7 @@ sys.exit(server.main({root!r}))
 """
 
 
+@linux_only
 def test_a_daemon_with_the_macos_peer_check_serves_a_real_peer(env: Env) -> None:
     d = env.popen_daemon(MACOS_DAEMON.format(uid_shift=0, root=env.root))
     env.wait_for(lambda: env.pid() == d.pid, what="daemon up")
@@ -110,6 +115,7 @@ def test_a_daemon_with_the_macos_peer_check_serves_a_real_peer(env: Env) -> None
     assert "peers checked with LOCAL_PEERCRED" in log and "refused" not in log
 
 
+@linux_only
 def test_the_macos_peer_check_refuses_another_uid_and_keeps_serving(env: Env) -> None:
     d = env.popen_daemon(MACOS_DAEMON.format(uid_shift=1, root=env.root))
     env.wait_for(lambda: env.pid() == d.pid, what="daemon up")

@@ -187,3 +187,13 @@ def test_this_systems_check_reads_a_real_peer() -> None:
         got = check.read(a)
         assert got.uid == os.getuid() and got.pid == os.getpid()
         assert peer.peer_allowed(got.uid) and not peer.peer_allowed(got.uid + 1)
+
+
+@pytest.mark.skipif(sys.platform != "darwin", reason="macOS")
+def test_macos_local_peercred_reads_a_real_peer() -> None:
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        check = peer.choose()
+        assert isinstance(check, peer.PeerCheck) and check.name == "LOCAL_PEERCRED"
+        got = check.read(a)
+        assert got.uid == os.getuid() and got.pid == os.getpid() and got.gid == os.getegid()

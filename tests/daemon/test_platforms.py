@@ -32,7 +32,7 @@ import importlib, os, sys, _socket, socket
 sys.modules["fcntl"] = None
 sys.modules["resource"] = None
 sys.modules["pwd"] = None
-for name in ("fork", "getuid", "geteuid", "getgid", "setsid", "getpgid", "killpg"):
+for name in ("fork", "getuid", "geteuid", "getgid", "setsid", "getpgid", "killpg", "O_NOFOLLOW"):
     if hasattr(os, name):
         delattr(os, name)
 for mod in (_socket, socket):

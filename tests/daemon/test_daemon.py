@@ -390,12 +390,13 @@ def test_thin_client_imports_almost_nothing(env: Env) -> None:
                           capture_output=True, text=True, timeout=20)
     imported = _imported(r.stderr) - _imported(bare.stderr)
     for banned in ("pygls", "anyio", "httpx", "msgspec", "watchfiles", "json", "argparse", "pathlib", "re",
-                   "socket", "asyncio", "perfd.app.commands", "perfd.engine"):
+                   "socket", "asyncio", "perfd.app.commands", "perfd.engine", "psutil", "perfd.daemon.peer",
+                   "perfd.cli.autostart"):
         assert banned not in imported, banned
     assert "_socket" in imported
 
 
-CLIENT_BANNED = ("re", "argparse", "json", "pathlib", "socket", "asyncio", "msgspec", "anyio", "pygls", "httpx",
+CLIENT_BANNED = ("re", "argparse", "json", "pathlib", "socket", "asyncio", "msgspec", "anyio", "pygls", "httpx", "psutil",
                  "watchfiles", "perfd.engine", "perfd.app.commands")
 
 

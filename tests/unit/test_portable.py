@@ -57,6 +57,12 @@ def test_alive_for_this_process_and_not_for_a_reaped_child() -> None:
     assert not alive(child.pid)
 
 
+def test_pids_that_name_groups_are_never_alive() -> None:
+    """A pid file holding 0 or -1 must not make `perfd daemon stop` signal a group or every process."""
+    for pid in (0, -1, -os.getpid()):
+        assert not alive(pid)
+
+
 def test_a_zombie_is_not_alive() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:

@@ -23,6 +23,8 @@ def alive(pid: int, *, started_by: float | None = None) -> bool:
     os.kill(pid, 0) answers for every system; psutil (on this slow path only) tells a
     zombie from a live process and gives the start time on Linux, macOS and the BSDs.
     """
+    if pid <= 0:
+        return False  # kill(0 or -1, ...) would name a process group, or every process of the user
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,9 +48,9 @@ def alive(pid: int, *, started_by: float | None = None) -> bool:
     return True
 
 
-# psutil's start time comes from the boot time and clock ticks (1/100 s on Linux),
-# which can drift from time.time() by a little; a pid reused later than this is caught.
-START_TIME_SLACK_S = 1.0
+# psutil's start time comes from the boot time (whole seconds) and clock ticks on Linux,
+# so it can differ from time.time() by a little; a pid reused later than this is caught.
+START_TIME_SLACK_S = 2.0
 
 
 def daemon_alive(paths: StatePaths) -> bool:

@@ -158,6 +158,8 @@ def test_windows_like_system_works_in_process(env: Env) -> None:
         assert (r.returncode, r.stdout, r.stderr) == (0, local.stdout, ""), argv
     r = env.cli("stats", "--history", env=e)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = env.cli("run", "@FEAT", "--next", env=e)  # no model configured: a one-line user error, in-process
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "model" in r.stderr, r.stderr
     for argv in (("daemon", "start"), ("daemon", "status"), ("daemon", "stop"), ("daemon",)):
         r = env.cli(*argv, env=e)
         assert r.returncode == 1 and r.stdout == "", argv

@@ -105,7 +105,8 @@ def cannot_serve(paths: StatePaths | None = None) -> str | None:
     """Why no daemon can serve here (then the command works in-process), or None."""
     if not daemon_supported():
         return NO_DAEMON_HERE
-    if paths is not None and not socket_path_fits(paths.sock, SUN_PATH_MAX + 4 * sys.platform.startswith("linux")):
+    limit = LINUX_SUN_PATH_MAX if sys.platform.startswith("linux") else SUN_PATH_MAX
+    if paths is not None and not socket_path_fits(paths.sock, limit):
         # only a PERFD_RUNTIME_DIR set too long gets here: perfd's own choice always fits
         return "the socket path %s is too long for a Unix socket; set PERFD_RUNTIME_DIR to a shorter folder" % (
             paths.sock,)
@@ -119,6 +120,7 @@ def cannot_serve(paths: StatePaths | None = None) -> str | None:
     return check if isinstance(check, str) else None
 
 
+LINUX_SUN_PATH_MAX = 108
 NO_DAEMON_HERE = ("this system has no Unix sockets or file locks for the daemon "
                   "(--no-daemon and `perfd lsp --standalone` work)")
 

@@ -452,4 +452,6 @@ def test_fallback_in_process_when_the_daemon_cannot_start(env: Env) -> None:
     assert r.returncode == 0
     lines = r.stderr.splitlines()
     assert lines[0].startswith("perfd: ") and lines[0].endswith("working in-process")
+    assert "too long for a Unix socket" in lines[0]  # known before spawning a daemon that could not bind
+    assert not os.path.exists(os.path.join(long_dir, "perfd.out")) and env.pid() == 0
     assert "achievement 1.1" in r.stderr

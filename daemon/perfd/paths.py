@@ -15,7 +15,7 @@ def _private_dir(path: str) -> str:
     # caches that must stay private to the user.
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.stat(path)
-    if st.st_uid != os.getuid():
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():  # Windows has no uids (nor sockets to guard)
         raise PermissionError(f"{path} belongs to another user (uid {st.st_uid})")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
@@ -32,15 +32,44 @@ def state_dir() -> str:
 
 
 def runtime_dir() -> str:
-    """Sockets and locks: $XDG_RUNTIME_DIR/perfd, else a per-user folder under the temp dir."""
+    """Sockets and locks: $PERFD_RUNTIME_DIR as given, else the first of the usual places whose sockets fit."""
     base = os.environ.get("PERFD_RUNTIME_DIR")
     if base:
         return _private_dir(base)
+    return _private_dir(default_runtime_dir())
+
+
+# A Unix socket's path must fit in sockaddr_un.sun_path with its NUL: 104 bytes on macOS
+# and the BSDs, 108 on Linux. perfd's own choice of folder keeps to the smaller everywhere.
+SUN_PATH_MAX = 104
+# The longest name perfd binds in its runtime folder: "<16 hex digits>.sock" (wire.rendezvous).
+SOCKET_NAME_MAX = len("0123456789abcdef.sock")
+
+
+def socket_path_fits(path: str, limit: int = SUN_PATH_MAX) -> bool:
+    """Whether `path` can be bound as a Unix socket where sun_path holds `limit` bytes."""
+    return len(os.fsencode(path)) < limit
+
+
+def default_runtime_dir() -> str:
+    """$XDG_RUNTIME_DIR/perfd, else perfd-<uid> in $TMPDIR, else in /tmp: the first whose sockets fit.
+
+    macOS gives every user a $TMPDIR of about 50 bytes (/var/folders/xx/.../T/), and
+    a user may set a longer one; /tmp/perfd-<uid>/ always leaves room for a socket name.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    candidates = []
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
-        return _private_dir(os.path.join(xdg, "perfd"))
-    tmp = os.environ.get("TMPDIR") or "/tmp"
-    return _private_dir(os.path.join(tmp, f"perfd-{os.getuid()}"))
+        candidates.append(os.path.join(xdg, "perfd"))
+    tmp = os.environ.get("TMPDIR")
+    if tmp:
+        candidates.append(os.path.join(tmp, f"perfd-{uid}"))
+    candidates.append(os.path.join("/tmp", f"perfd-{uid}"))
+    for folder in candidates:
+        if socket_path_fits(os.path.join(folder, "x" * SOCKET_NAME_MAX)):
+            return folder
+    return candidates[-1]
 
 
 PLANS_DIR = os.path.join("work-space", "plans")

@@ -19,6 +19,7 @@ import {
   DOCUMENT_SELECTOR,
   INSTALL_HELP,
   isPlanFile,
+  notFoundMessage,
   readSettings,
   resolveExecutable,
   RESTART_KEYS,
@@ -197,9 +198,10 @@ export class PerfdExtension implements Host, vscode.Disposable {
       platform: process.platform,
       isExecutable,
       cwd,
+      home: os.homedir(),
     });
     if (!exe) {
-      const msg = `perfd: the executable "${s.path}" was not found${s.path.includes('/') ? '' : ' on PATH'}. Install perfd or set "perfd.path".`;
+      const msg = notFoundMessage(s.path, process.platform, os.homedir());
       this.output.appendLine(msg);
       this.setState('missing', `The executable \`${s.path}\` was not found.`);
       void vscode.window.showErrorMessage(msg, 'How to install', 'Open Settings').then((a) => {

@@ -214,12 +214,14 @@ describe('activate', () => {
   it('missing executable: a clear message with "How to install", warning status bar', async () => {
     state.findFilesResult = [vscode.Uri.file('/ws/work-space/plans/X/PLAN_X.md')];
     state.answers.push({ match: 'was not found', answer: 'How to install' });
+    state.config['perfd.path'] = 'perfd-not-installed'; // a name no usual install folder of this machine has
     process.env.PATH = '/nonexistent';
     const ext = await activate();
     await vi.waitFor(() => expect(ext.state()).toBe('missing'));
     expect(clients).toHaveLength(0);
     const msg = state.messages.find((m) => m.level === 'error')!;
-    expect(msg.text).toBe('perfd: the executable "perfd" was not found on PATH. Install perfd or set "perfd.path".');
+    expect(msg.text).toMatch(/^perfd: "perfd-not-installed" was not found on PATH or in .*\.local\/bin, /);
+    expect(msg.text).toContain('"perfd.path" to its full path');
     expect(msg.actions).toEqual(['How to install', 'Open Settings']);
     expect(state.statusBar?.text).toBe('perfd $(warning) not found');
     expect(state.statusBar?.backgroundColor).toEqual(new vscode.ThemeColor('statusBarItem.warningBackground'));

@@ -7,10 +7,12 @@ import {
   DOCUMENT_SELECTOR,
   expand,
   isPlanFile,
+  notFoundMessage,
   readSettings,
   resolveExecutable,
   serverCommand,
   statsCommand,
+  usualDirs,
 } from '../src/pure/settings';
 import type { PlanSummary } from '../src/pure/types';
 
@@ -70,6 +72,47 @@ describe('settings', () => {
     expect(resolveExecutable('tools/perfd', env)).toBe('/ws/tools/perfd'); // relative with a slash: from cwd
     expect(resolveExecutable('./tools/perfd', env)).toBe('/ws/tools/perfd');
     expect(resolveExecutable('/missing/perfd', env)).toBeUndefined();
+  });
+
+  it('finds perfd in the usual install folders when a GUI app\'s PATH lacks them (macOS)', () => {
+    // VS Code started from the Dock: launchd's PATH, not the login shell's
+    const guiPath = '/usr/bin:/bin:/usr/sbin:/sbin';
+    const mac = (files: string[]) => ({
+      PATH: guiPath, platform: 'darwin', home: '/Users/ann', isExecutable: (f: string) => files.includes(f),
+    });
+    expect(resolveExecutable('perfd', mac(['/Users/ann/.local/bin/perfd', '/opt/homebrew/bin/perfd'])))
+      .toBe('/Users/ann/.local/bin/perfd');
+    expect(resolveExecutable('perfd', mac(['/opt/homebrew/bin/perfd', '/usr/local/bin/perfd']))).toBe('/opt/homebrew/bin/perfd');
+    expect(resolveExecutable('perfd', mac(['/usr/local/bin/perfd']))).toBe('/usr/local/bin/perfd');
+    expect(resolveExecutable('perfd', mac(['/Users/ann/Library/Python/3.12/bin/perfd'])))
+      .toBe('/Users/ann/Library/Python/3.12/bin/perfd');
+    // PATH first, when it has one
+    expect(resolveExecutable('perfd', { ...mac(['/usr/bin/perfd', '/opt/homebrew/bin/perfd']) })).toBe('/usr/bin/perfd');
+    // a path is taken as given, never searched for elsewhere
+    expect(resolveExecutable('/Users/ann/venv/bin/perfd', mac(['/opt/homebrew/bin/perfd']))).toBeUndefined();
+    expect(resolveExecutable('perfd', mac([]))).toBeUndefined();
+    // without a home, the system folders only
+    expect(resolveExecutable('perfd', { ...mac(['/Users/ann/.local/bin/perfd']), home: undefined })).toBeUndefined();
+  });
+
+  it('searches ~/.local/bin on Linux, nothing more on Windows', () => {
+    expect(usualDirs('linux', '/home/u')).toEqual(['/home/u/.local/bin', '/usr/local/bin', '/home/linuxbrew/.linuxbrew/bin']);
+    expect(usualDirs('darwin', '/Users/ann').slice(0, 3)).toEqual(['/Users/ann/.local/bin', '/opt/homebrew/bin', '/usr/local/bin']);
+    expect(usualDirs('win32', 'C:\\Users\\ann')).toEqual([]);
+    const env = { PATH: '/usr/bin', platform: 'linux', home: '/home/u', isExecutable: (f: string) => f === '/home/u/.local/bin/perfd' };
+    expect(resolveExecutable('perfd', env)).toBe('/home/u/.local/bin/perfd');
+  });
+
+  it('says where it looked and how to set perfd.path', () => {
+    const mac = notFoundMessage('perfd', 'darwin', '/Users/ann');
+    expect(mac).toContain('not found on PATH or in /Users/ann/.local/bin, /opt/homebrew/bin, /usr/local/bin');
+    expect(mac).toContain('Dock or Finder does not see the PATH your shell sets up: set "perfd.path"');
+    expect(mac).toContain('`which perfd`');
+    expect(notFoundMessage('perfd', 'linux', '/home/u')).toContain('. Set "perfd.path" to its full path');
+    expect(notFoundMessage('perfd', 'win32', undefined)).toBe(
+      'perfd: "perfd" was not found on PATH. Set "perfd.path" to its full path (`where perfd` in a terminal prints it).');
+    expect(notFoundMessage('/opt/x/perfd', 'darwin', '/Users/ann')).toBe(
+      'perfd: the executable "/opt/x/perfd" was not found. Install perfd or correct "perfd.path".');
   });
 
   it('finds perfd.exe on Windows through PATHEXT', () => {

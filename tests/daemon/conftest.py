@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psutil
 import pytest
 from waiting import wait_for
 
@@ -109,24 +110,17 @@ class Env:
         return Connection(self.paths().sock, timeout)
 
     def daemon_pids(self) -> list[int]:
-        """Every live perfd daemon process serving this test's runtime folder."""
+        """Every live perfd daemon process serving this test's runtime folder (psutil: Linux and macOS alike)."""
         out = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
+        for proc in psutil.process_iter(["cmdline", "status"]):
             try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
-                with open(f"/proc/{d}/environ", "rb") as f:
-                    envb = f.read()
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        continue
-            except OSError:
+                cmd = proc.info["cmdline"] or []
+                if proc.info["status"] == psutil.STATUS_ZOMBIE or "daemon" not in cmd or self.root not in cmd:
+                    continue
+                if proc.environ().get("PERFD_RUNTIME_DIR") == self.run_dir:
+                    out.append(proc.pid)
+            except psutil.Error:
                 continue
-            if b"daemon" in cmd and self.root.encode() in cmd and \
-                    b"PERFD_RUNTIME_DIR=" + self.run_dir.encode() in envb:
-                out.append(int(d))
         return out
 
     def cleanup(self) -> None:
@@ -146,11 +140,9 @@ class Env:
         for pid in pids:
             while time.monotonic() < end:
                 try:
-                    os.kill(pid, 0)
-                    with open(f"/proc/{pid}/stat", "rb") as f:
-                        if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                            break
-                except (OSError, ProcessLookupError):
+                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                        break
+                except psutil.Error:
                     break
                 time.sleep(0.02)
             else:

@@ -390,12 +390,13 @@ def test_thin_client_imports_almost_nothing(env: Env) -> None:
                           capture_output=True, text=True, timeout=20)
     imported = _imported(r.stderr) - _imported(bare.stderr)
     for banned in ("pygls", "anyio", "httpx", "msgspec", "watchfiles", "json", "argparse", "pathlib", "re",
-                   "socket", "asyncio", "perfd.app.commands", "perfd.engine"):
+                   "socket", "asyncio", "perfd.app.commands", "perfd.engine", "psutil", "perfd.daemon.peer",
+                   "perfd.cli.autostart"):
         assert banned not in imported, banned
     assert "_socket" in imported
 
 
-CLIENT_BANNED = ("re", "argparse", "json", "pathlib", "socket", "asyncio", "msgspec", "anyio", "pygls", "httpx",
+CLIENT_BANNED = ("re", "argparse", "json", "pathlib", "socket", "asyncio", "msgspec", "anyio", "pygls", "httpx", "psutil",
                  "watchfiles", "perfd.engine", "perfd.app.commands")
 
 
@@ -451,4 +452,6 @@ def test_fallback_in_process_when_the_daemon_cannot_start(env: Env) -> None:
     assert r.returncode == 0
     lines = r.stderr.splitlines()
     assert lines[0].startswith("perfd: ") and lines[0].endswith("working in-process")
+    assert "too long for a Unix socket" in lines[0]  # known before spawning a daemon that could not bind
+    assert not [n for n in os.listdir(env.state_dir) if n.endswith(".out")]  # a spawned daemon's output goes there
     assert "achievement 1.1" in r.stderr

@@ -10,21 +10,59 @@ import _socket
 import os
 import sys
 
-from perfd.wire.rendezvous import START_WAIT_S, StatePaths, connect, exchange, request_body, state_paths
+from perfd.paths import SUN_PATH_MAX, socket_path_fits
+from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, daemon_supported, exchange, request_body,
+                                   state_paths)
 
 
-def alive(pid: int) -> bool:
+def alive(pid: int, *, started_by: float | None = None) -> bool:
+    """Whether process `pid` runs (not a zombie); with `started_by` (a time.time()), also
+    whether it had started by then, so a pid the system gave again to a newer process
+    (a daemon's pid file outliving a reboot or a kill -9) does not count.
+
+    os.kill(pid, 0) answers for every system; psutil (on this slow path only) tells a
+    zombie from a live process and gives the start time on Linux, macOS and the BSDs.
+    """
+    if pid <= 0:
+        return False  # kill(0 or -1, ...) would name a process group, or every process of the user
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: alive, and never our daemon, whose pid file is private
+    except OSError:
+        return False
+    import psutil
+
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started_by is not None and proc.create_time() > started_by + START_TIME_SLACK_S:
+            return False
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists, but its details are hidden from us
+    return True
+
+
+# psutil's start time comes from the boot time (whole seconds) and clock ticks on Linux,
+# so it can differ from time.time() by a little; a pid reused later than this is caught.
+START_TIME_SLACK_S = 2.0
+
+
+def daemon_alive(paths: StatePaths) -> bool:
+    """Whether the process named in the pid file runs and had started when it wrote that file."""
+    pid = read_pid(paths.pid)
+    if not pid:
+        return False
+    try:
+        written = os.stat(paths.pid).st_mtime
+    except OSError:
+        return False
+    return alive(pid, started_by=written)
 
 
 def read_pid(path: str) -> int:
@@ -63,23 +101,50 @@ def try_connect(paths: StatePaths, timeout: float = 5.0) -> "_socket.socket | No
         return None
 
 
+def cannot_serve(paths: StatePaths | None = None) -> str | None:
+    """Why no daemon can serve here (then the command works in-process), or None."""
+    if not daemon_supported():
+        return NO_DAEMON_HERE
+    limit = LINUX_SUN_PATH_MAX if sys.platform.startswith("linux") else SUN_PATH_MAX
+    if paths is not None and not socket_path_fits(paths.sock, limit):
+        # only a PERFD_RUNTIME_DIR set too long gets here: perfd's own choice always fits
+        return "the socket path %s is too long for a Unix socket; set PERFD_RUNTIME_DIR to a shorter folder" % (
+            paths.sock,)
+    try:
+        import fcntl  # noqa: F401  (flock: single-flight start, one daemon per root)
+    except ImportError:
+        return NO_DAEMON_HERE
+    from perfd.daemon.peer import choose
+
+    check = choose()
+    return check if isinstance(check, str) else None
+
+
+LINUX_SUN_PATH_MAX = 108
+NO_DAEMON_HERE = ("this system has no Unix sockets or file locks for the daemon "
+                  "(--no-daemon and `perfd lsp --standalone` work)")
+
+
 def ensure_daemon(root: str, paths: StatePaths | None = None,
-                  wait_s: float = START_WAIT_S) -> "_socket.socket | None":
-    """A connected socket to root's daemon, starting one if needed (single-flight); None on failure.
+                  wait_s: float = START_WAIT_S) -> "_socket.socket | str":
+    """A connected socket to root's daemon, starting one if needed (single-flight); else why not.
 
     Racing clients serialise on an flock of <hash>.start.lock: the first
     starts the daemon, the others find it running once they get the lock.
     A socket file is removed only when a connect fails AND the pid in the pid
-    file is dead (a daemon killed with -9).
+    file is dead (a daemon killed with -9) or was given to a newer process.
     """
-    import fcntl
-    import time
-
     if paths is None:
         paths = state_paths(root)
     s = try_connect(paths)
     if s is not None:
         return s
+    why = cannot_serve(paths)
+    if why is not None:
+        return why  # a daemon would refuse to serve: say so now rather than after a wait
+    import fcntl
+    import time
+
     deadline = time.monotonic() + wait_s + 1.0
     fd = os.open(paths.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -89,13 +154,12 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    return None
+                    return "another client is starting the daemon, and it did not answer in time"
                 time.sleep(0.005)
         s = try_connect(paths)
         if s is not None:
             return s
-        pid = read_pid(paths.pid)
-        if not (pid and alive(pid)):
+        if not daemon_alive(paths):
             for stale in (paths.sock, paths.pid):
                 try:
                     os.unlink(stale)
@@ -108,7 +172,7 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
             if s is not None:
                 return s
             time.sleep(0.005)
-        return None
+        return "no daemon answered within %.0f s" % wait_s
     finally:
         os.close(fd)  # releases the flock
 

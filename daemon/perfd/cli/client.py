@@ -11,7 +11,8 @@ send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
 perfd.wire.ipc). No daemon: start one (single-flight under a lock file), wait up
 to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
-workspace, and `schema` work in-process; `lsp` is relayed (perfd.cli.relay),
+workspace, `schema`, and every command on a system without Unix sockets
+(Windows) work in-process; `lsp` is relayed (perfd.cli.relay),
 `daemon start|stop|...` is perfd.cli.daemon_ctl, and `run` goes to a running
 daemon (never starts one) and streams its output (perfd.cli.run_client); the
 daemon calls the model with its own environment.
@@ -28,7 +29,7 @@ from perfd import __version__
 from perfd.paths import find_workspace_root
 from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
-from perfd.wire.rendezvous import START_WAIT_S, connect, exchange, request_body, state_paths
+from perfd.wire.rendezvous import connect, daemon_supported, exchange, request_body, state_paths
 
 LOCAL_COMMANDS = ("schema", "lsp")
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
@@ -77,15 +78,15 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
         return "arguments are not valid UTF-8"
     paths = state_paths(root)
     for attempt in (0, 1):
-        s: "_socket.socket | None"
+        s: "_socket.socket | str"
         try:
             s = connect(paths.sock, 5.0)
         except OSError:
             from perfd.cli.autostart import ensure_daemon
 
             s = ensure_daemon(root, paths)
-            if s is None:
-                return "no daemon answered within %.0f s" % START_WAIT_S
+            if isinstance(s, str):
+                return s
         try:
             body = exchange(s, req)
         except OSError as exc:
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     cwd = os.getcwd()
     root, command, no_daemon = read_line(argv, cwd)
     if command == "daemon":
+        if not daemon_supported():
+            sys.stderr.write("perfd: no daemon on this system: it needs Unix sockets and fork, which Windows does not"
+                             " have; every command works in-process, and editors use `perfd lsp --standalone`\n")
+            return 1
         if _foreground(argv):
             from perfd.daemon.server import main as serve
 
@@ -139,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from perfd.cli.run_client import main as run_main
 
         return run_main(list(argv), cwd, root, no_daemon)
-    if no_daemon or root is None or command in LOCAL_COMMANDS:
-        return _in_process(argv, cwd)
+    if no_daemon or root is None or command in LOCAL_COMMANDS or not daemon_supported():
+        return _in_process(argv, cwd)  # without a daemon on this system (Windows), as if --no-daemon
     got = forward(root, argv, cwd)
     if isinstance(got, str):
         sys.stderr.write("perfd: %s; working in-process\n" % got)

@@ -13,8 +13,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from perfd.cli.autostart import alive, ensure_daemon, read_pid
-from perfd.wire.rendezvous import Connection, state_paths
+from perfd.cli.autostart import alive, daemon_alive, ensure_daemon, read_pid
+from perfd.wire.rendezvous import Connection, daemon_supported, state_paths
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
@@ -24,6 +24,8 @@ __all__ = ["request", "start", "stop", "status", "restart", "logs", "fetch_stats
 
 def request(root: str, method: str, params: Any = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call to root's running daemon (no auto-start); the response object, or None."""
+    if not daemon_supported():
+        return None  # no daemon on this system (Windows): nothing to ask
     paths = state_paths(os.path.realpath(root))
     try:
         with Connection(paths.sock, timeout) as c:
@@ -47,8 +49,8 @@ def fetch_stats(root: str) -> StatsSnapshot | None:
 def start(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
     s = ensure_daemon(root)
-    if s is None:
-        return 1, f"perfd: the daemon for {root} did not start (see {state_paths(root).log})\n"
+    if isinstance(s, str):
+        return 1, f"perfd: the daemon for {root} did not start: {s} (see {state_paths(root).log})\n"
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
@@ -62,7 +64,7 @@ def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
     resp = request(root, "shutdown", timeout=timeout)
     if resp is not None and "result" in resp:
         pid = resp["result"]["pid"]
-    elif pid and alive(pid):
+    elif pid and daemon_alive(paths):  # never a process that got the pid of a dead daemon
         os.kill(pid, signal.SIGTERM)
     else:
         return 0, f"perfd: no daemon running for {root}\n"

@@ -19,7 +19,7 @@ import select
 import sys
 
 from perfd import __version__
-from perfd.wire.rendezvous import exchange, request_body, state_paths
+from perfd.wire.rendezvous import daemon_supported, exchange, request_body, state_paths
 
 
 def _upgrade(sock: _socket.socket) -> bool:
@@ -58,7 +58,8 @@ def pump(s: _socket.socket, stdin_fd: int, stdout_fd: int) -> None:
 
 
 def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
-    standalone = no_daemon or "--standalone" in argv
+    # Without Unix sockets (Windows) the editor's `perfd lsp` is the standalone server, silently.
+    standalone = no_daemon or "--standalone" in argv or not daemon_supported()
     cwd = os.getcwd()
     if root is None:
         root = cwd
@@ -66,9 +67,11 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
         from perfd.cli.autostart import ensure_daemon, shutdown_old
 
         paths = state_paths(root)
+        why = "the daemon is of another version"
         for attempt in (0, 1):
             sock = ensure_daemon(root, paths)
-            if sock is None:
+            if isinstance(sock, str):
+                why = sock
                 break
             if _upgrade(sock):
                 try:
@@ -79,7 +82,7 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
             sock.close()
             if attempt == 0:
                 shutdown_old(paths)  # a daemon of another version: replace it
-        sys.stderr.write("perfd: no daemon could serve the language server; running it in-process\n")
+        sys.stderr.write(f"perfd: no daemon could serve the language server ({why}); running it in-process\n")
     # Imported only here: a relay needs none of pygls (the daemon hosts the session).
     from perfd.daemon.codecache import import_cached
 

@@ -17,14 +17,14 @@ import sys
 
 from perfd import __version__
 from perfd.wire.codes import NO_MODEL, VERSION_MISMATCH
-from perfd.wire.rendezvous import Connection, request_body, state_paths
+from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
 
 EXIT_MODEL = 3
 
 
 def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
     tty = sys.stderr.isatty()
-    if not no_daemon and root is not None:
+    if not no_daemon and root is not None and daemon_supported():
         got = via_daemon(argv, cwd, root, tty=tty)
         if isinstance(got, int):
             return got

@@ -22,7 +22,7 @@ from anyio.abc import SocketAttribute
 
 import perfd
 from perfd.daemon.methods import Context, Handler, Methods, RpcError
-from perfd.daemon.peer import peer_allowed, peer_credentials
+from perfd.daemon.peer import peer_allowed
 from perfd.engine.errors import UserError
 from perfd.wire import protocol as P
 from perfd.wire.ipc import FrameDecoder, FrameTooLarge, frame
@@ -84,11 +84,14 @@ class Connections:
     async def connection(self, stream: anyio.abc.SocketStream) -> None:
         d = self.d
         try:
-            _pid, uid, _gid = peer_credentials(stream.extra(SocketAttribute.raw_socket))
-        except OSError:
-            uid = -1
-        if not peer_allowed(uid):
-            log.warning("refused a connection from uid %d", uid)
+            peer = d.peer_check.read(stream.extra(SocketAttribute.raw_socket))
+        except Exception as exc:  # whatever the kernel answers, only this connection is refused
+            log.warning("refused a connection: its peer's credentials are unreadable (%s: %s)",
+                        type(exc).__name__, exc)
+            await stream.aclose()
+            return
+        if not peer_allowed(peer.uid):
+            log.warning("refused a connection from uid %d (pid %s)", peer.uid, peer.pid or "unknown")
             await stream.aclose()
             return
         d.connections += 1

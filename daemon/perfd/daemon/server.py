@@ -31,6 +31,7 @@ import perfd
 from perfd.config import table
 from perfd.daemon import heap
 from perfd.daemon.connections import Connections
+from perfd.daemon.peer import PeerCheck, choose
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
 from perfd.engine.engine import Engine
 from perfd.wire import protocol as P
@@ -42,12 +43,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("perfd.daemon")
 EXIT_ALREADY_RUNNING = 3
+EXIT_CANNOT_SERVE = 1
 DEFAULT_IDLE_TIMEOUT_S = 1800.0
 _enc = msgspec.json.Encoder()
 
 
 class AlreadyRunning(Exception):
     pass
+
+
+class NoPeerCheck(Exception):
+    """This system cannot say who connects to a Unix socket: the daemon must not serve one."""
 
 
 def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> float:
@@ -61,7 +67,13 @@ def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> f
 
 
 class Daemon:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, peer_check: PeerCheck | None = None) -> None:
+        if peer_check is None:
+            found = choose()  # once per daemon: every connection is checked the same way
+            if isinstance(found, str):
+                raise NoPeerCheck(found)
+            peer_check = found
+        self.peer_check = peer_check
         self.root = os.path.realpath(root)
         self.paths = state_paths(self.root)
         self.engine = Engine(self.root)
@@ -118,9 +130,9 @@ class Daemon:
         os.chmod(self.paths.sock, 0o600)
         self._write_pid()
         self._stop_event = anyio.Event()
-        log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, rss cap %s MB)",
-                 perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
-                 self.max_rss_mb or "off")
+        log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, rss cap %s MB, peers checked"
+                 " with %s)", perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
+                 self.max_rss_mb or "off", self.peer_check.name)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -259,7 +271,11 @@ def setup_logging(path: str) -> None:
 def main(root: str) -> int:
     """Serve `root` in this process until stopped; exit code 3 when a daemon already serves it."""
     os.umask(0o077)  # logs, pid file and socket stay private
-    d = Daemon(root)
+    try:
+        d = Daemon(root)
+    except NoPeerCheck as exc:
+        sys.stderr.write(f"perfd: the daemon will not serve: {exc}\n")
+        return EXIT_CANNOT_SERVE
     setup_logging(d.paths.log)
     try:
         anyio.run(d.run)

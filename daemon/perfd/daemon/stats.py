@@ -11,6 +11,8 @@ from perfd.wire.protocol import MethodStats, StatsSnapshot
 from perfd.engine.types import LatencyStats
 
 if TYPE_CHECKING:
+    import psutil
+
     from perfd.engine.engine import Engine
     from perfd.llm.stats import LLMStats
 
@@ -59,14 +61,17 @@ class Stats:
         return time.monotonic() - self.started
 
 
-def rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        import resource
+_self: psutil.Process | None = None
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def rss_bytes() -> int:
+    """This process's resident set size now (not its peak), on every system psutil knows."""
+    global _self
+    if _self is None:
+        import psutil
+
+        _self = psutil.Process()
+    return int(_self.memory_info().rss)
 
 
 def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, subscribers: int = 0,

@@ -53,11 +53,23 @@ def state_paths(root: str) -> StatePaths:
                       out=os.path.join(sd, h + ".out"))
 
 
-def connect(path: str, timeout: float | None) -> _socket.socket:
-    """A blocking Unix-socket connection (OSError when nothing listens)."""
+def daemon_supported() -> bool:
+    """Whether this system can start and reach a daemon: Unix sockets and fork (Windows has neither)."""
     import _socket
 
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    return hasattr(_socket, "AF_UNIX") and hasattr(os, "fork")
+
+
+def connect(path: str, timeout: float | None) -> _socket.socket:
+    """A blocking Unix-socket connection (OSError when nothing listens, or no Unix sockets here)."""
+    import _socket
+
+    family = getattr(_socket, "AF_UNIX", None)
+    if family is None:
+        import errno
+
+        raise OSError(errno.EAFNOSUPPORT, "no Unix sockets on this system")
+    s = _socket.socket(family, _socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
         s.connect(path)

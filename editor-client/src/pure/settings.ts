@@ -78,9 +78,35 @@ export interface ExecEnv {
   platform: string;
   isExecutable: (file: string) => boolean;
   cwd?: string;
+  /** The user's home folder, for the usual install places searched after PATH. */
+  home?: string;
 }
 
-/** The executable's absolute path, searching PATH for a bare name; undefined when there is none. */
+/**
+ * Where installers put `perfd` that a GUI app's PATH may lack: on macOS VS Code started from
+ * the Dock or Finder gets launchd's PATH (`/usr/bin:/bin:/usr/sbin:/sbin`), not the one a login
+ * shell builds from ~/.zprofile. pipx and `pip install --user` on Linux use ~/.local/bin,
+ * Homebrew /opt/homebrew/bin (Apple silicon) or /usr/local/bin (Intel), python.org's
+ * framework build `pip install --user` ~/Library/Python/3.X/bin. Searched in this order,
+ * after PATH, for a bare name only. None on Windows (PATH and PATHEXT there).
+ */
+export function usualDirs(platform: string, home: string | undefined): string[] {
+  if (platform === 'win32') return [];
+  const inHome = (...parts: string[]) => (home ? [path.posix.join(home, ...parts)] : []);
+  const dirs = [...inHome('.local', 'bin')];
+  if (platform === 'darwin') {
+    dirs.push('/opt/homebrew/bin', '/usr/local/bin');
+    for (const v of ['3.14', '3.13', '3.12', '3.11']) dirs.push(...inHome('Library', 'Python', v, 'bin'));
+  } else {
+    dirs.push('/usr/local/bin', '/home/linuxbrew/.linuxbrew/bin');
+  }
+  return dirs;
+}
+
+/**
+ * The executable's absolute path: a path as given (relative to cwd), a bare name searched on
+ * PATH and then in `usualDirs`; undefined when there is none.
+ */
 export function resolveExecutable(cmd: string, env: ExecEnv): string | undefined {
   const win = env.platform === 'win32';
   const p = win ? path.win32 : path.posix;
@@ -89,12 +115,26 @@ export function resolveExecutable(cmd: string, env: ExecEnv): string | undefined
   if (cmd.includes('/') || (win && cmd.includes('\\'))) {
     return tryFile(p.isAbsolute(cmd) ? cmd : p.resolve(env.cwd ?? '.', cmd));
   }
-  for (const dir of (env.PATH ?? '').split(win ? ';' : ':')) {
+  for (const dir of [...(env.PATH ?? '').split(win ? ';' : ':'), ...usualDirs(env.platform, env.home)]) {
     if (!dir) continue;
     const hit = tryFile(p.join(dir, cmd));
     if (hit) return hit;
   }
   return undefined;
+}
+
+/** Why perfd was not found, and what to do: one message for the error notification and the log. */
+export function notFoundMessage(cmd: string, platform: string, home: string | undefined): string {
+  if (cmd.includes('/') || (platform === 'win32' && cmd.includes('\\'))) {
+    return `perfd: the executable "${cmd}" was not found. Install perfd or correct "perfd.path".`;
+  }
+  const places = usualDirs(platform, home);
+  const where = places.length ? ` or in ${places.join(', ')}` : '';
+  const set = platform === 'darwin'
+    ? ' VS Code started from the Dock or Finder does not see the PATH your shell sets up: set'
+    : ' Set';
+  const which = platform === 'win32' ? 'where perfd' : 'which perfd';
+  return `perfd: "${cmd}" was not found on PATH${where}.${set} "perfd.path" to its full path (\`${which}\` in a terminal prints it).`;
 }
 
 export const PLAN_FILE_RE = /^(PLAN|SUBPLAN|EXECUTION_TASK)_.*\.md$/;
@@ -122,8 +162,13 @@ perfd Python package (Python 3.11 or newer).
    \`\`\`
 
 2. Make \`perfd\` visible to VS Code, either
-   - put it on PATH (e.g. \`ln -s ~/.venvs/perfd/bin/perfd ~/.local/bin/perfd\`), or
-   - set the setting **perfd.path** to the executable, e.g. \`~/.venvs/perfd/bin/perfd\`.
+   - put it in a folder the extension searches: PATH, \`~/.local/bin\` (pipx puts it there),
+     and on macOS \`/opt/homebrew/bin\` and \`/usr/local/bin\` too (e.g.
+     \`ln -s ~/.venvs/perfd/bin/perfd ~/.local/bin/perfd\`), or
+   - set the setting **perfd.path** to the executable, e.g. \`~/.venvs/perfd/bin/perfd\`
+     (\`which perfd\` in a terminal prints it). On macOS, VS Code started from the Dock or
+     Finder does not get the PATH your login shell builds (~/.zprofile, ~/.zshrc), so a
+     \`perfd\` found in Terminal may not be found by the editor: set **perfd.path**.
      A Python interpreter works too (\`~/.venvs/perfd/bin/python\`): the extension then runs
      \`python -m perfd lsp\`.
 

@@ -222,6 +222,10 @@ class Attempts:
     async def retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
+        if failed.status == 429:
+            # Everyone waits, not just this caller (and even if it gives up): the server is saturated.
+            await self.gate.pause(failed.delay if failed.delay is not None else
+                                  backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng))
         if not failed.retryable:
             raise failed.error
         if attempt > cfg.max_retries:
@@ -236,9 +240,6 @@ class Attempts:
             raise failed.error
         if delay is None:
             delay = backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng)
-        if failed.status == 429:
-            # Everyone waits, not just this caller: the server is saturated.
-            await self.gate.pause(delay)
         self._counters.retries += 1
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
         await anyio.sleep(delay)

@@ -117,7 +117,7 @@ class TeamLink:
         """Run one of team_scripts' scripts on this namespace."""
         self._client()
         result = await self._op(self._scripts[script](keys=[self.prefix], args=list(args)))
-        return list(result)
+        return list(result) if isinstance(result, list) else [result]
 
     async def get(self, suffix: str) -> bytes | None:
         value = await self._op(self._client().get(self.prefix + suffix))
@@ -198,7 +198,7 @@ class TeamGate:
     def _inflight_us(self, request: PreparedRequest) -> int:
         # How long an admitted request may stay unstamped: past this a crashed
         # daemon's entries leave the window on their own.
-        return int((request.timeout_s + self.config.connect_timeout_s + 5.0) * _MICRO)
+        return int((request.timeout_s + self.config.connect_timeout_s + 1.0) * _MICRO)
 
     async def admit(self, request: PreparedRequest) -> Ticket:
         tpm = self.config.tpm
@@ -267,6 +267,8 @@ class TeamGate:
                             f"{cfg.breaker_failures} consecutive failures); circuit open, failing fast: retrying in "
                             f"{retry_in:.1f}s", retry_in_s=retry_in)
                     spent, budget = int(result[1]) / _MICRO, int(result[2]) / _MICRO
+                    if int(result[3]) == 1:
+                        self.spent_usd = spent
                     raise LLMBudgetExceeded(budget_message(scope="plan" if int(result[3]) == 2 else "day",
                                                            spent=spent, budget=budget, cost=cost, team=True))
         finally:

@@ -123,6 +123,8 @@ def redact_url(url: str) -> str:
     """`url` without any user or password, for messages, logs and stats."""
     try:
         parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return f"unix://{parts.path}"
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"

@@ -357,3 +357,22 @@ async def test_keys_expire_after_the_windows_pass(tmp_path: Path, redis_server: 
         await anyio.sleep(0.3 + 0.5 + 0.2 + 1.0 + 0.3 + 1.2)  # window + in-flight bound + key slack
         left = {k.decode().rsplit(":", 1)[-1] if b":c:" not in k else "cache" for k in admin.keys("perfd:*")}
         assert left <= {"cache", "brk"}, left  # the window's keys are gone; answers stay for their TTL
+
+
+def test_perfd_run_over_the_team_budget_exits_1_with_a_clear_message(tmp_path: Path, redis_server: RedisServer,
+                                                                     server: FakeServer) -> None:
+    import io
+
+    from perfd.app.run_render import main
+
+    ws = tmp_path / "ws"
+    shutil.copytree(DAEMON / "perfd" / "example", ws)
+    env = {"PERFD_LLM_BASE_URL": server.base_url, "PERFD_LLM_MODEL": "fake-model",
+           "PERFD_LLM_PRICE_PROMPT_PER_1K": "1", "PERFD_LLM_PRICE_COMPLETION_PER_1K": "1",
+           "PERFD_LLM_BUDGET_USD_PER_DAY": "0.5", "PERFD_LLM_MAX_TOKENS": "1000",
+           "PERFD_TEAM_REDIS_URL": redis_server.url, "PERFD_STATE_DIR": str(tmp_path / "state")}
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env)
+    assert code == 1, err.getvalue()
+    assert "the team's daily model budget would be exceeded" in err.getvalue() and "budget_usd_per_day" in err.getvalue()
+    assert server.records == []

@@ -376,3 +376,36 @@ def test_perfd_run_over_the_team_budget_exits_1_with_a_clear_message(tmp_path: P
     assert code == 1, err.getvalue()
     assert "the team's daily model budget would be exceeded" in err.getvalue() and "budget_usd_per_day" in err.getvalue()
     assert server.records == []
+
+
+async def test_perfd_stats_shows_the_team_in_text_json_and_prometheus(tmp_path: Path, redis_server: RedisServer,
+                                                                      server: FakeServer) -> None:
+    import msgspec
+
+    from perfd.app.stats_view import render_json, render_prometheus, render_text
+    from perfd.engine.types import CacheStats
+    from perfd.wire.protocol import StatsSnapshot
+
+    llm = client(server, redis_server.url, tmp_path / "a", rpm=60, price_prompt_per_1k=1.0,
+                 price_completion_per_1k=1.0, budget_usd_per_day=10.0)
+    async with llm:
+        for text in ("a", "b", "a"):
+            await llm.complete(ask(text))
+        await llm.refresh_team()
+        snap = StatsSnapshot(
+            version="0", pid=1, root="/ws", uptime_s=1.0, rss_bytes=0, connections=0, subscribers=0,
+            watcher_events=0, watcher_batches=0, memo_hits=0, methods=[], llm=llm.stats(),
+            cache=CacheStats(entries=0, capacity=1, hits=0, misses=0, evictions=0, expirations=0, invalidations=0,
+                             hit_rate=0.0, lookup_p50_us=0.0, lookup_p99_us=0.0))
+    text = render_text(snap)
+    assert f"team: redis {redis_server.url}" in text and "daemons 1" in text
+    assert "team window" in text and "2/60 requests (2/min)" in text
+    assert "team budget: $" in text and "left of $10.00 today (UTC)" in text
+    assert "redis round trip: p50" in text and "cache hits by level: memory 1 · disk 0 · shared 0" in text
+    team = msgspec.json.decode(render_json(snap))["llm"]["team"]
+    assert team["state"] == "up" and team["window_requests"] == 2 and team["budget_left_usd"] < 10.0
+    prom = render_prometheus(snap)
+    for name in ("perfd_team_redis_up 1", "perfd_team_window_requests 2", "perfd_team_daemons 1",
+                 'perfd_llm_cache_hits_by_level_total{level="memory"} 1', "perfd_team_budget_left_usd",
+                 'perfd_team_redis_rtt_seconds{quantile="0.5"}'):
+        assert name in prom, name

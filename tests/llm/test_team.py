@@ -409,3 +409,17 @@ async def test_perfd_stats_shows_the_team_in_text_json_and_prometheus(tmp_path: 
                  'perfd_llm_cache_hits_by_level_total{level="memory"} 1', "perfd_team_budget_left_usd",
                  'perfd_team_redis_rtt_seconds{quantile="0.5"}'):
         assert name in prom, name
+
+
+async def test_a_plans_budget_refuses_that_plan_only(tmp_path: Path, redis_server: RedisServer,
+                                                     server: FakeServer) -> None:
+    prices = {"price_prompt_per_1k": 1.0, "price_completion_per_1k": 1.0, "budget_usd_per_plan_per_day": 0.05,
+              "max_tokens": 10}
+    a = client(server, redis_server.url, tmp_path / "a", **prices)
+    b = client(server, redis_server.url, tmp_path / "b", **prices)
+    async with a, b:
+        await a.complete(ask("spend " + "x" * 80), ChatOptions(plan="PLAN_A.md"))
+        with pytest.raises(LLMBudgetExceeded, match="for this plan"):
+            await b.complete(ask("more " + "x" * 80), ChatOptions(plan="PLAN_A.md"))
+        await b.complete(ask("other " + "x" * 80), ChatOptions(plan="PLAN_B.md"))
+        assert len(server.records) == 2

@@ -100,7 +100,7 @@ class Attempt:
             else:
                 with anyio.fail_after(request.timeout_s):
                     response = await owner.http.send(http_request)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ConnectTimeout):
             self.sent = False  # no connection: the server never saw it, its share is released
             raise
         self.response = response

@@ -423,3 +423,80 @@ async def test_a_plans_budget_refuses_that_plan_only(tmp_path: Path, redis_serve
             await b.complete(ask("more " + "x" * 80), ChatOptions(plan="PLAN_A.md"))
         await b.complete(ask("other " + "x" * 80), ChatOptions(plan="PLAN_B.md"))
         assert len(server.records) == 2
+
+
+# --- real daemons -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_real_daemons_running_perfd_run_parallel_hold_the_team_rpm(redis_server: RedisServer,
+                                                                       server: FakeServer) -> None:
+    """Two `perfd daemon`s, each with its own workspace, state and runtime folders (as on two machines)."""
+    sys.path.insert(0, str(HERE.parent / "bench"))
+    from bench_run_parallel import write_plan
+
+    from perfd.wire.rendezvous import Connection, state_paths
+
+    rpm, window, achievements = 4, 1.0, 10
+    base = tempfile.mkdtemp(prefix="pt", dir="/tmp")  # short: socket paths must fit in 108 bytes
+    daemons: list[subprocess.Popen[bytes]] = []
+    try:
+        machines = []
+        for i in range(2):
+            root = os.path.realpath(os.path.join(base, f"m{i}", "ws"))
+            os.makedirs(root)
+            write_plan(root, achievements)
+            with open(os.path.join(root, "perfd.toml"), "w") as f:
+                f.write(f'[llm]\nbase_url = "{server.base_url}"\nmodel = "fake-model"\nrpm = {rpm}\n'
+                        f'window_s = {window}\nhistory = false\n[team]\nredis_url = "{redis_server.url}"\n')
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
+            env.update(PERFD_RUNTIME_DIR=os.path.join(base, f"m{i}", "r"),
+                       PERFD_STATE_DIR=os.path.join(base, f"m{i}", "s"), PYTHONPATH=str(DAEMON))
+            daemons.append(subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", root], env=env,
+                                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            machines.append((root, env))
+        for root, env in machines:
+            old = dict(os.environ)
+            os.environ["PERFD_RUNTIME_DIR"] = env["PERFD_RUNTIME_DIR"]
+            try:
+                sock = str(state_paths(root).sock)
+            finally:
+                os.environ.clear()
+                os.environ.update(old)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with Connection(sock, 1.0) as c:
+                        if c.call("ping").get("result"):
+                            break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "a daemon did not start"
+                time.sleep(0.05)
+        runs = [subprocess.Popen([sys.executable, "-m", "perfd", "run", "@WIDE", "--parallel", "--concurrency", "6",
+                                  "--no-cache"],
+                                 cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for root, env in machines]
+        for p in runs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err[-2000:]
+            assert "running in-process" not in err  # the daemon did the calls
+        times = [r.arrival for r in server.records]
+        assert len(times) == 2 * achievements
+        assert max_in_window(times, [1] * len(times), window) <= rpm
+        full = len(times) // rpm - 1  # whole windows the run kept busy
+        assert _busy_count(times, [1] * len(times), window, full) >= 0.95 * full * rpm
+        root, env = machines[0]
+        stats = subprocess.run([sys.executable, "-m", "perfd", "stats", "--json"], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=30)
+        team = json.loads(stats.stdout)["llm"]["team"]
+        assert team["state"] == "up" and team["peers"] == 2 and team["fallbacks"] == 0
+    finally:
+        for d in daemons:
+            d.terminate()
+            try:
+                d.wait(10)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait(5)
+        shutil.rmtree(base, ignore_errors=True)

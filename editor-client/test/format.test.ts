@@ -35,6 +35,19 @@ describe('status bar', () => {
     expect(m.tooltip).toContain('Click for perfd stats');
   });
 
+  it('warns when the team\'s Redis is down', () => {
+    const team = { redis: 'redis://cache:6379/0', state: 'down', fail: 'open' };
+    const s = { ...stats, llm: { team } } as unknown as StatsPayload;
+    const m = statusBarModel('running', s);
+    expect(m.text).toBe('perfd 94% · 0.3 ms $(warning) Redis down');
+    expect(m.warning).toBe(true);
+    expect(m.tooltip).toContain('running on local limits and cache');
+    const closed = { ...stats, llm: { team: { ...team, fail: 'closed' } } } as unknown as StatsPayload;
+    expect(statusBarModel('running', closed).tooltip).toContain('model calls are refused');
+    const up = { ...stats, llm: { team: { ...team, state: 'up' } } } as unknown as StatsPayload;
+    expect(statusBarModel('running', up).warning).toBe(false);
+  });
+
   it('prefers latency.generate.p50_ms when present', () => {
     const s = { ...stats, latency: { generate: { p50_ms: 1.234, p95_ms: 3, p99_ms: 12.6 }, codeLens: { p50_ms: 0.05 } } };
     expect(statusBarModel('running', s).text).toBe('perfd 94% · 1.2 ms');

@@ -165,9 +165,11 @@ def concurrency(llm: LLMClient, options: RunOptions) -> int:
 
 
 def exit_code(answers: Sequence[RunAnswer]) -> int:
-    """3 when a model call failed; else 1 when an answer could not be written; else 0."""
-    if any(not a.ok for a in answers):
+    """3 when a model call failed; else 1 when one was refused (over budget) or an answer could not be written; else 0."""
+    if any(not a.ok and a.error_kind != "budget" for a in answers):
         return EXIT_MODEL
+    if any(not a.ok for a in answers):
+        return EXIT_USER  # over budget: refused before sending, the user's limit rather than a failure
     if any(a.write_error for a in answers):
         return EXIT_USER
     return EXIT_OK

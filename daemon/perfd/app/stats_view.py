@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import msgspec
 
+from perfd.llm.stats import LLMStats
 from perfd.wire.protocol import StatsSnapshot
 
 
@@ -38,6 +41,7 @@ def render_text(s: StatsSnapshot) -> str:
             f"  response cache: hits {llm.cache_hits} · misses {llm.cache_misses} · tokens saved {llm.tokens_saved}"
             f" · cost saved {llm.cost_saved:.4f} · {llm_lat}",
         ]
+        lines += team_lines(llm)  # --- team (shared limits through Redis) ---
     if s.methods:
         rows = [["METHOD", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
         for m in s.methods:
@@ -100,7 +104,78 @@ def render_prometheus(s: StatsSnapshot) -> str:
         metric("llm_tokens_saved_total", "counter", "Tokens served from the response cache.", [("", llm.tokens_saved)])
         metric("llm_connections_opened_total", "counter", "TCP connections opened to the model.",
                [("", llm.connections_opened)])
+        team_metrics(llm, metric)  # --- team (shared limits through Redis) ---
     return "\n".join(out) + "\n"
+
+
+# --- team: shared limits, cache, breaker and budget through Redis ---------------------
+
+
+def team_lines(llm: LLMStats) -> list[str]:
+    """The team's part of `perfd stats` (cache levels, budget, and with [team] the shared view)."""
+    lines: list[str] = []
+    levels = llm.cache_hits_by_level
+    if levels:
+        lines.append("  cache hits by level: " + " · ".join(f"{k} {v}" for k, v in levels.items()))
+    t = llm.team
+    if t is None:
+        if llm.budget_used_usd is not None:
+            lines.append(f"  budget: ${llm.budget_used_usd:.4f} used today (UTC, this daemon)")
+        return lines
+    state = t.state.upper() if t.state == "down" else t.state
+    lines.append(f"team: redis {_terminal(t.redis)} namespace {_terminal(t.namespace)} · {state}"
+                 f" · fail {t.fail} · daemons {t.peers}")
+    if t.state == "down":
+        since = f" since {time.strftime('%H:%M:%S', time.localtime(t.down_since))}" if t.down_since else ""
+        doing = ("running on local limits and cache" if t.fail == "open"
+                 else "refusing model calls ([team] fail = \"closed\")")
+        lines.append(f"  WARNING: REDIS DOWN{since}: {doing}; {_terminal(t.last_error or '')}")
+    per_min = 60.0 / t.window_s if t.window_s else 1.0
+    age = f" ({time.time() - t.seen_at:.0f} s ago)" if t.seen_at else ""
+    lines.append(f"  team window{age}: {t.window_requests}{_of(t.rpm)} requests ({t.window_requests * per_min:.0f}/min)"
+                 f" · {t.window_tokens}{_of(t.tpm)} tokens · waited {t.waited_s:.1f} s")
+    lines.append(f"  shared cache: hits {t.cache_hits} · misses {t.cache_misses}")
+    if t.budget_usd_per_day is not None:
+        lines.append(f"  team budget: ${t.budget_used_usd:.4f} used · ${t.budget_left_usd or 0.0:.4f} left"
+                     f" of ${t.budget_usd_per_day:.2f} today (UTC)")
+    rtt = (f"p50 {t.redis_rtt_p50_ms:.2f} ms · p95 {t.redis_rtt_p95_ms:.2f} ms"
+           if t.redis_rtt_p50_ms is not None and t.redis_rtt_p95_ms is not None else "no operations yet")
+    lines.append(f"  redis round trip: {rtt} · ops {t.redis_ops} · errors {t.redis_errors}"
+                 f" · local fallbacks {t.fallbacks} · refused {t.refused}")
+    return lines
+
+
+def team_metrics(llm: LLMStats, metric: Callable[[str, str, str, list[tuple[str, float]]], None]) -> None:
+    metric("llm_cache_hits_by_level_total", "counter", "Response cache hits per level.",
+           [(f'{{level="{_esc(k)}"}}', v) for k, v in llm.cache_hits_by_level.items()])
+    if llm.budget_used_usd is not None:
+        metric("llm_budget_used_usd", "gauge", "Spent today (UTC).", [("", llm.budget_used_usd)])
+    t = llm.team
+    if t is None:
+        return
+    metric("team_redis_up", "gauge", "1 while the team's Redis answers.", [("", int(t.state == "up"))])
+    metric("team_daemons", "gauge", "Daemons sharing the limit recently.", [("", t.peers)])
+    metric("team_window_requests", "gauge", "Requests in the team's rate window.", [("", t.window_requests)])
+    metric("team_window_tokens", "gauge", "Tokens in the team's rate window.", [("", t.window_tokens)])
+    metric("team_shared_cache_hits_total", "counter", "Answers found in the shared cache.", [("", t.cache_hits)])
+    if t.budget_left_usd is not None:
+        metric("team_budget_left_usd", "gauge", "Team budget left today (UTC).", [("", t.budget_left_usd)])
+    metric("team_redis_errors_total", "counter", "Failed Redis operations.", [("", t.redis_errors)])
+    metric("team_fallbacks_total", "counter", "Attempts admitted by local limits while Redis was down.",
+           [("", t.fallbacks)])
+    metric("team_refused_total", "counter", "Attempts refused while Redis was down.", [("", t.refused)])
+    if t.redis_rtt_p50_ms is not None and t.redis_rtt_p95_ms is not None:
+        metric("team_redis_rtt_seconds", "summary", "Round trip of one Redis operation.",
+               [('{quantile="0.5"}', t.redis_rtt_p50_ms / 1000.0), ('{quantile="0.95"}', t.redis_rtt_p95_ms / 1000.0)])
+
+
+def _of(limit: int | None) -> str:
+    return f"/{limit}" if limit is not None else ""
+
+
+def _terminal(text: str) -> str:
+    """Text from config or Redis, safe to print on a terminal (no control characters)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def render_history(*, as_json: bool = False, path: str | None = None, days: int = 30) -> str:

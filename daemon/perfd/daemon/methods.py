@@ -99,6 +99,7 @@ class Methods:
         return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
 
     async def cmd_stats(self, params: Any, ctx: Context) -> P.StatsSnapshot:
+        await self.d.refresh_team()
         return self.d.snapshot()
 
     async def cmd_invalidate(self, params: Any, ctx: Context) -> P.InvalidateResult:
@@ -123,6 +124,8 @@ class Methods:
         from perfd.app.commands import run
 
         await anyio.lowlevel.checkpoint()
+        if p.argv[:1] == ["stats"]:
+            await self.d.refresh_team()
         out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
                   in_daemon=True)
         if p.raw:

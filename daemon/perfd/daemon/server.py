@@ -232,6 +232,12 @@ class Daemon:
                         subscribers=len(self.subscribers), sessions=len(self.lsp_sessions),
                         llm=self._llm.stats() if self._llm is not None else None)
 
+    async def refresh_team(self) -> None:
+        """With [team], read the team's current window and spending from Redis before a stats answer."""
+        if self._llm is not None:
+            with anyio.move_on_after(0.5):  # a slow Redis costs stats a little freshness, not the answer
+                await self._llm.refresh_team()
+
     def editor_stats(self) -> P.StatsSnapshot:
         return self.snapshot()
 

@@ -35,7 +35,9 @@ _WHERE = {
     "CallRecord": "history", "History": "history", "Summary": "history",
     "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
     "RateLimiter": "ratelimit",
-    "LLMStats": "stats",
+    "LLMStats": "stats", "TeamStats": "stats",
+    "TeamConfig": "team_config", "load_team_config": "team_config",
+    "LLMBudgetExceeded": "errors", "LLMTeamUnavailable": "errors",
     "ChatStream": "stream",
     "ChatOptions": "types", "Completion": "types", "Message": "types", "Usage": "types",
 }
@@ -60,7 +62,9 @@ if TYPE_CHECKING:
     from .history import CallRecord, History, Summary
     from .parallel import JobOutcome, PromptJob, run_jobs
     from .ratelimit import RateLimiter
-    from .stats import LLMStats
+    from .errors import LLMBudgetExceeded, LLMTeamUnavailable
+    from .stats import LLMStats, TeamStats
+    from .team_config import TeamConfig, load_team_config
     from .stream import ChatStream
     from .types import ChatOptions, Completion, Message, Usage
 
@@ -99,6 +103,11 @@ __all__ = [
     "LLMRequestTooLarge",
     "LLMResponseError",
     "LLMStats",
+    "LLMBudgetExceeded",
+    "LLMTeamUnavailable",
+    "TeamConfig",
+    "TeamStats",
+    "load_team_config",
     "LLMStreamInterrupted",
     "LLMTimeout",
     "Message",
@@ -125,9 +134,16 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
     """
     from .client import LLMClient
 
+    from perfd.config import load_config, table
+
+    from .team_config import load_team_config
+
     environ = env if env is not None else os.environ
     config = workspace_llm_config(root, env=environ)
-    return None if config is None else LLMClient(config, env=environ)
+    if config is None:
+        return None
+    team = load_team_config(table(load_config(root), "team"), environ)
+    return LLMClient(config, env=environ, team=team)
 
 
 def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> LLMConfig | None:

@@ -2,12 +2,15 @@
 
 Every attempt passes the same layers, outermost first:
 
-    circuit breaker -> concurrency slot -> rate limiter -> pooled HTTP request
+    circuit breaker -> concurrency slot -> gate (rate limits, budget) -> pooled HTTP request
 
 `Attempts.attempt()` enters them, and on every way out (answer, failure,
 cancellation, a caller leaving a stream early) settles them again: the
-response is closed, the rate-limit reservation stamped, the slot given back
-and the breaker told what the attempt said about the provider's health. A
+response is closed, the gate's ticket settled (stamped, reconciled with the
+reported usage, released if nothing was sent), the slot given back and the
+breaker told what the attempt said about the provider's health. The gate is
+local (gate.LocalGate) or the team's in Redis (team.TeamGate); nothing here
+knows which. A
 failure leaves it as `AttemptFailed`, classified once here; the caller's
 retry loop hands it to `retry_or_raise`.
 """
@@ -31,7 +34,8 @@ from .breaker import CircuitBreaker, Health
 from .config import LLMConfig
 from .errors import LLMConnectionError, LLMError, LLMHTTPError, LLMTimeout
 from .parsing import BadAnswer, error_message
-from .ratelimit import RateLimiter, Reservation
+from .gate import Gate, LocalGate, Ticket
+from .ratelimit import RateLimiter
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
 from .stats import Counters
 from .transport import ShardedPool
@@ -65,10 +69,12 @@ class Attempt:
     """An attempt inside `Attempts.attempt`: holds its slot and reservation until the block ends."""
 
     def __init__(self, owner: Attempts, request: PreparedRequest, number: int, headers: dict[str, str],
-                 reservation: Reservation) -> None:
+                 ticket: Ticket) -> None:
         self.number = number
         self.request = request
-        self.reservation = reservation
+        self.ticket = ticket
+        self.sent = False  # bytes may have reached the server
+        self.usage: Usage | None = None  # as reported (or estimated) once the answer is complete
         # What the breaker is told; "neutral" unless the attempt proved something.
         self.health: Health = "neutral"
         self.response: httpx.Response | None = None  # closed when the block ends
@@ -87,14 +93,19 @@ class Attempt:
             "POST", owner.config.chat_url, content=request.body, headers=headers,
             extensions={"trace": owner.trace}, timeout=owner.timeout(request),
         )
-        if stream:
-            response = await owner.http.send(http_request, stream=True)
-        else:
-            with anyio.fail_after(request.timeout_s):
-                response = await owner.http.send(http_request)
+        self.sent = True
+        try:
+            if stream:
+                response = await owner.http.send(http_request, stream=True)
+            else:
+                with anyio.fail_after(request.timeout_s):
+                    response = await owner.http.send(http_request)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            self.sent = False  # no connection: the server never saw it, its share is released
+            raise
         self.response = response
-        owner.limiter.commit(self.reservation)  # the server has seen it: its window starts now
-        owner.limiter.observe(response.headers)
+        await owner.gate.sent(self.ticket)  # the server has seen it: its window starts now
+        await owner.gate.observe(response.headers)
         if not response.is_success:
             await response.aread()
             self.health = status_health(response.status_code)
@@ -108,7 +119,7 @@ class Attempt:
         would feed the estimate back into itself.
         """
         self.health = "success"
-        self._owner.limiter.reconcile(self.reservation, usage.total_tokens)
+        self.usage = usage  # charged to the window and the budget when the attempt settles
         if calibrate:
             self._owner.calibrate(self.request, usage)
 
@@ -155,6 +166,8 @@ class Attempts:
         # task (async generator finalisation) and must still give its slot back.
         self.slots = anyio.Semaphore(config.concurrency)
         self.limiter = RateLimiter(rpm=config.rpm, tpm=config.tpm, window_s=config.window_s)
+        # The team's gate (team.TeamGate) replaces this one when [team] is configured.
+        self.gate: Gate = LocalGate(config, self.limiter)
         self.breaker = CircuitBreaker(
             failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s, name=config.base_url
         )
@@ -168,8 +181,10 @@ class Attempts:
 
         The block sends with `Attempt.send` and calls `Attempt.succeeded` once
         it has the whole answer. A transport error or a BadAnswer raised in the
-        block leaves as AttemptFailed; LLMCircuitOpen, a missing API key or a
-        request over tpm are raised as they are, before anything is sent.
+        block leaves as AttemptFailed; LLMCircuitOpen, a missing API key, a
+        request over tpm or over budget, and LLMTeamUnavailable (the team's
+        Redis is down with fail = "closed") are raised as they are, before
+        anything is sent.
         """
         request.attempts = number
         probe = self.breaker.before_attempt()
@@ -177,10 +192,10 @@ class Attempts:
         try:
             async with self.slots:
                 headers = self._key.headers()
-                reservation = await self.limiter.acquire(request.tokens)
+                ticket = await self.gate.admit(request)
                 self._counters.requests += 1
                 self._counters.in_flight += 1
-                current = Attempt(self, request, number, headers, reservation)
+                current = Attempt(self, request, number, headers, ticket)
                 try:
                     yield current
                 except (httpx.HTTPError, TimeoutError) as exc:
@@ -197,14 +212,20 @@ class Attempts:
                         if current.response is not None:
                             await current.response.aclose()  # frees the connection if the block left early
                     finally:
-                        self.limiter.commit(reservation)  # a no-op if send() already did
                         self._counters.in_flight -= 1
+                        with anyio.CancelScope(shield=True):  # a cancelled call still settles its share
+                            await self.gate.settle(ticket, sent=current.sent, usage=current.usage,
+                                                   health=current.health)
         finally:
             self.breaker.record(health, probe=probe)
 
     async def retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
+        if failed.status == 429:
+            # Everyone waits, not just this caller (and even if it gives up): the server is saturated.
+            await self.gate.pause(failed.delay if failed.delay is not None else
+                                  backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng))
         if not failed.retryable:
             raise failed.error
         if attempt > cfg.max_retries:
@@ -219,9 +240,6 @@ class Attempts:
             raise failed.error
         if delay is None:
             delay = backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng)
-        if failed.status == 429:
-            # Everyone waits, not just this caller: the server is saturated.
-            self.limiter.pause(delay)
         self._counters.retries += 1
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
         await anyio.sleep(delay)

@@ -5,6 +5,10 @@ everything that shapes the answer: base URL, model, every message, tools and
 every sampling parameter. Never a repr: reprs differ across versions and
 hide fields. The API key is not part of the key and never stored.
 
+A third level may sit behind SQLite: the team's Redis (team.SharedCache),
+anything with the `SharedLevel` shape. A hit there is kept in memory and on
+disk too; a put goes to every level. Hits are counted per level.
+
 Streams are stored as their chunks so a hit on a streamed call is replayed
 as the same stream; only complete answers are ever stored. Whether a call
 streams is not part of the key: a plain call and a stream with the same
@@ -19,7 +23,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import msgspec
@@ -45,6 +49,16 @@ class CachedResponse(msgspec.Struct, frozen=True, kw_only=True):
     chunks: list[str] | None = None
     tool_calls: list[dict[str, Any]] | None = None
     created: float = 0.0
+
+
+class SharedLevel(Protocol):
+    """A cache level shared with other daemons; it misses rather than fails."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+
+    def put(self, key: str, response: CachedResponse, *, ttl_s: float | None = None) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 def cache_key(*, base_url: str, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str:
@@ -101,8 +115,11 @@ class ResponseCache:
         memory_entries: int = 512,
         max_entries: int = 20_000,
         clock: Callable[[], float] = time.time,
+        shared: SharedLevel | None = None,
     ) -> None:
         self._ttl = ttl_s
+        self.shared = shared
+        self.hits_by_level: dict[str, int] = {"memory": 0, "disk": 0, "shared": 0}
         self._memory_cap = memory_entries
         self._max_entries = max_entries
         self._clock = clock
@@ -127,8 +144,23 @@ class ResponseCache:
         if hit is not None:
             if hit[0] > now:
                 self._memory.move_to_end(key)
+                self.hits_by_level["memory"] += 1
                 return hit[1]
             del self._memory[key]
+        response = await self._get_disk(key, now)
+        if response is not None:
+            self.hits_by_level["disk"] += 1
+            return response
+        if self.shared is None:
+            return None
+        response = await self.shared.get(key)
+        if response is None:
+            return None
+        self.hits_by_level["shared"] += 1
+        self._put_local(key, response, now)  # the next hit is local
+        return response
+
+    async def _get_disk(self, key: str, now: float) -> CachedResponse | None:
         if self._store is None or self._broken:
             return None
         known = self._on_disk if self._on_disk is not None else await self._load_keys()
@@ -148,8 +180,13 @@ class ResponseCache:
         return response
 
     def put(self, key: str, response: CachedResponse) -> None:
-        """Store a complete answer (memory now, disk in the background)."""
+        """Store a complete answer (memory now, disk and the shared level in the background)."""
         now = self._clock()
+        if self.shared is not None:
+            self.shared.put(key, response, ttl_s=self._ttl)
+        self._put_local(key, response, now)
+
+    def _put_local(self, key: str, response: CachedResponse, now: float) -> None:
         expires = now + self._ttl
         self._remember(key, expires, response)
         if self._store is None or self._broken:
@@ -214,6 +251,8 @@ class ResponseCache:
         self._memory.clear()
 
     async def flush(self) -> None:
+        if self.shared is not None:
+            await self.shared.flush()
         if self._store is not None:
             await self._store.flush()
 

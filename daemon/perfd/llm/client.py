@@ -3,7 +3,11 @@
 Every call goes through the same layers, outermost first:
 
     response cache -> retry loop -> circuit breaker -> concurrency slot
-    -> rate limiter -> pooled HTTP request (one httpx.AsyncClient)
+    -> gate (rate limits, budget) -> pooled HTTP request (one httpx.AsyncClient)
+
+With a `[team]` table (`team=`), the gate and a third cache level live in the
+team's Redis (team.py); without one, or while Redis is down with fail =
+"open", they are this process's own.
 
 This module is the call: its request, the cache, the history and the plain
 answer. Everything from the circuit breaker down is one attempt (attempt.py),
@@ -21,7 +25,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -36,9 +40,13 @@ from .errors import LLMError, LLMRequestError
 from .history import CallRecord, History
 from .parsing import check_messages, content_chars, read_completion
 from .ratelimit import estimate_tokens
-from .stats import Counters, LLMStats
+from .stats import Counters, LLMStats, TeamStats
 from .stream import ChatStream
+from .team_config import TeamConfig, namespace_for
 from .types import ChatOptions, Completion, Message, PreparedRequest, Usage
+
+if TYPE_CHECKING:
+    from .team import TeamGate, TeamLink
 
 # Tokens a chat format adds around each message (role, separators): a few on
 # every server; counting them keeps the tpm estimate on the safe side.
@@ -52,7 +60,8 @@ class LLMClient:
     `transport` replaces the network (an httpx.MockTransport in unit tests);
     `env` is where the API key is read at call time (default os.environ);
     `state_dir` holds the cache and history files unless the config names
-    them (default perfd.paths.state_dir()).
+    them (default perfd.paths.state_dir()); `team` shares limits, cache,
+    breaker and budget with other daemons through Redis.
     """
 
     def __init__(
@@ -63,9 +72,11 @@ class LLMClient:
         env: Mapping[str, str] | None = None,
         state_dir: str | None = None,
         rng: random.Random | None = None,
+        team: TeamConfig | None = None,
     ) -> None:
         self.config = config
-        self._key = ApiKey(config.api_key_env, env if env is not None else os.environ)
+        environ = env if env is not None else os.environ
+        self._key = ApiKey(config.api_key_env, environ)
         self._counters = Counters()
         self._attempts = Attempts(config, key=self._key, counters=self._counters, transport=transport, rng=rng)
         base = state_dir
@@ -74,6 +85,21 @@ class LLMClient:
                 from perfd.paths import state_dir as default_state_dir
 
                 base = default_state_dir()
+        self._team: TeamGate | None = None
+        self._link: TeamLink | None = None
+        shared = None
+        if team is not None:
+            from .team import SharedCache, TeamGate, TeamLink
+            from .gate import LocalGate
+
+            self._link = TeamLink(team, namespace=namespace_for(team, base_url=config.base_url, model=config.model),
+                                  env=environ)
+            local = self._attempts.gate
+            assert isinstance(local, LocalGate)
+            self._team = TeamGate(config, self._link, local)
+            self._attempts.gate = self._team
+            if config.cache:
+                shared = SharedCache(self._link, ttl_s=team.cache_ttl_s, compress_min_bytes=team.compress_min_bytes)
         self._cache: ResponseCache | None = None
         if config.cache:
             self._cache = ResponseCache(
@@ -81,6 +107,7 @@ class LLMClient:
                 ttl_s=config.cache_ttl_s,
                 memory_entries=config.cache_memory_entries,
                 max_entries=config.cache_max_entries,
+                shared=shared,
             )
         self._history: History | None = None
         if config.history:
@@ -170,7 +197,37 @@ class LLMClient:
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             latency_p99_ms=p99,
+            cache_hits_by_level=dict(self._cache.hits_by_level) if self._cache else {},
+            budget_used_usd=self._budget_used(),
+            team=self._team_stats(),
         )
+
+    def _budget_used(self) -> float | None:
+        if not self.config.has_budget:
+            return None
+        if self._team is not None and self._team.link.state != "down":
+            return round(self._team.spent_usd, 6)
+        local = self._attempts.gate if self._team is None else self._team.local
+        budget = getattr(local, "budget", None)
+        return round(budget.spent, 6) if budget is not None else None
+
+    def _team_stats(self) -> TeamStats | None:
+        if self._team is None:
+            return None
+        shared = self._cache.shared if self._cache is not None else None
+        hits = getattr(shared, "hits", 0)
+        misses = getattr(shared, "misses", 0)
+        return self._team.stats(cache_hits=hits, cache_misses=misses)
+
+    @property
+    def team(self) -> TeamGate | None:
+        """The team's shared gate, None without [team]."""
+        return self._team
+
+    async def refresh_team(self) -> None:
+        """Read the team's current window, peers and spending from Redis (for `perfd stats`)."""
+        if self._team is not None:
+            await self._team.refresh()
 
     async def flush(self) -> None:
         """Wait until cache and history writes queued so far are on disk."""
@@ -185,6 +242,11 @@ class LLMClient:
             return
         self._closed = True
         await self._attempts.aclose()
+        if self._cache is not None and self._cache.shared is not None:
+            with anyio.move_on_after(2.0):  # answers other daemons could reuse, if Redis takes them now
+                await self._cache.shared.flush()
+        if self._link is not None:
+            await self._link.aclose()
         with anyio.CancelScope(shield=True):  # losing queued history on cancel is worse
             for store in (self._cache, self._history):
                 if store is not None:

@@ -105,10 +105,19 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Optional prices (currency per 1000 tokens) for cost and cost-saved stats.
     price_prompt_per_1k: _NonNegF | None = None
     price_completion_per_1k: _NonNegF | None = None
+    # Spending limits per UTC day (currency of the prices above, USD by
+    # convention). A call that could go over is refused before it is sent.
+    # With a [team] table they are the team's, counted in Redis.
+    budget_usd_per_day: _PosF | None = None
+    budget_usd_per_plan_per_day: _PosF | None = None
 
     @property
     def concurrency(self) -> int:
         return min(self.max_concurrency or self.max_connections, self.max_connections)
+
+    @property
+    def has_budget(self) -> bool:
+        return self.budget_usd_per_day is not None or self.budget_usd_per_plan_per_day is not None
 
     @property
     def keepalive_connections(self) -> int:
@@ -209,8 +218,14 @@ def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
         )
     if cfg.retry_base_s > cfg.retry_max_s:
         raise LLMConfigError(f"invalid {where('retry_base_s')}: larger than retry_max_s")
-    for key in ("timeout_s", "window_s", "cache_ttl_s"):
-        if not math.isfinite(getattr(cfg, key)):
+    if cfg.has_budget and cfg.price_prompt_per_1k is None and cfg.price_completion_per_1k is None:
+        raise LLMConfigError(
+            "a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices: set "
+            "[llm] price_prompt_per_1k and price_completion_per_1k"
+        )
+    for key in ("timeout_s", "window_s", "cache_ttl_s", "budget_usd_per_day", "budget_usd_per_plan_per_day"):
+        value = getattr(cfg, key)
+        if value is not None and not math.isfinite(value):
             raise LLMConfigError(f"invalid {where(key)}: must be a finite number")
 
 

@@ -83,3 +83,15 @@ class LLMRequestError(LLMError, ValueError):
     """The call itself is malformed (messages, options) and was not sent."""
 
     kind = "bad_request"
+
+
+class LLMBudgetExceeded(LLMError):
+    """The call would go over the daily budget; it was refused before anything was sent."""
+
+    kind = "budget"
+
+
+class LLMTeamUnavailable(LLMError):
+    """The team's Redis is unreachable and `[team] fail = "closed"`: no model calls until it is back."""
+
+    kind = "team_unavailable"

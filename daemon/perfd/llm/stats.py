@@ -9,6 +9,36 @@ import msgspec
 from perfd.latency import Window
 
 
+class TeamStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The team's shared limits as this daemon sees them ([team] in perfd.toml). Never holds secrets."""
+
+    redis: str  # the Redis URL without user or password
+    namespace: str
+    fail: str  # "open" | "closed"
+    state: str  # "connecting" | "up" | "down"
+    down_since: float | None  # Unix time Redis became unreachable
+    last_error: str | None
+    peers: int  # daemons that used the shared limit within the last two windows
+    window_requests: int  # requests in the team's current window (as of seen_at)
+    window_tokens: int
+    rpm: int | None
+    tpm: int | None
+    window_s: float
+    seen_at: float | None  # Unix time of the figures above
+    cache_hits: int  # answers found in the shared cache (paid for by any daemon)
+    cache_misses: int
+    budget_usd_per_day: float | None
+    budget_used_usd: float  # spent today (UTC) by the whole team
+    budget_left_usd: float | None
+    redis_ops: int
+    redis_errors: int
+    redis_rtt_p50_ms: float | None  # round trip of one Redis operation
+    redis_rtt_p95_ms: float | None
+    fallbacks: int  # attempts admitted by local limits while Redis was down
+    refused: int  # attempts refused while Redis was down (fail = "closed")
+    waited_s: float  # time callers waited for the team's capacity
+
+
 class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
     """A point-in-time snapshot of one provider's client. Never holds secrets."""
 
@@ -38,6 +68,11 @@ class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
     latency_p50_ms: float | None  # of calls answered by the provider
     latency_p95_ms: float | None
     latency_p99_ms: float | None
+    # --- team (issue: shared limits through Redis) ---
+    # Response cache hits per level: "memory", "disk", "shared" (the team's Redis).
+    cache_hits_by_level: dict[str, int] = msgspec.field(default_factory=dict)
+    budget_used_usd: float | None = None  # today (UTC); the team's with [team]
+    team: TeamStats | None = None  # None without a [team] table
 
 
 class Counters:

@@ -106,11 +106,24 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
     text = head ? `${parts.join(' ')} · ${formatMs(head.ms)}` : parts.join(' ');
     if (state === 'starting') text += ' $(sync~spin)';
   }
+  // --- team: the shared Redis is down (fail open: local limits; fail closed: calls refused) ---
+  const teamDown = live ? teamDownLine(stats) : undefined;
+  if (teamDown) text += ' $(warning) Redis down';
   lines.push(`**perfd** language server: ${state === 'idle' ? 'not started' : state}`);
+  if (teamDown) lines.push('', teamDown);
   if (detail) lines.push('', detail);
   if (live) lines.push('', ...statsLines(stats));
   lines.push('', warning ? 'Click to restart perfd' : 'Click for perfd stats');
-  return { text, tooltip: lines.join('\n'), warning };
+  return { text, tooltip: lines.join('\n'), warning: warning || teamDown !== undefined };
+}
+
+/** The warning for a team whose Redis is unreachable, or undefined while it is up (or there is no team). */
+export function teamDownLine(stats: StatsPayload): string | undefined {
+  const team = stats.llm?.team;
+  if (!team || team.state !== 'down') return undefined;
+  return team.fail === 'closed'
+    ? `⚠ the team's Redis (${team.redis}) is unreachable: model calls are refused until it is back`
+    : `⚠ the team's Redis (${team.redis}) is unreachable: running on local limits and cache`;
 }
 
 /**

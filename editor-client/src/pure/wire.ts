@@ -368,6 +368,41 @@ export interface LLMStats {
   latency_p50_ms: number | null;
   latency_p95_ms: number | null;
   latency_p99_ms: number | null;
+  cache_hits_by_level?: {
+    [k: string]: number;
+  };
+  budget_used_usd?: number | null;
+  team?: TeamStats | null;
+}
+/**
+ * The team's shared limits as this daemon sees them ([team] in perfd.toml). Never holds secrets.
+ */
+export interface TeamStats {
+  redis: string;
+  namespace: string;
+  fail: string;
+  state: string;
+  down_since: number | null;
+  last_error: string | null;
+  peers: number;
+  window_requests: number;
+  window_tokens: number;
+  rpm: number | null;
+  tpm: number | null;
+  window_s: number;
+  seen_at: number | null;
+  cache_hits: number;
+  cache_misses: number;
+  budget_usd_per_day: number | null;
+  budget_used_usd: number;
+  budget_left_usd: number | null;
+  redis_ops: number;
+  redis_errors: number;
+  redis_rtt_p50_ms: number | null;
+  redis_rtt_p95_ms: number | null;
+  fallbacks: number;
+  refused: number;
+  waited_s: number;
 }
 export interface StatusParams {
   plan?: string | null;

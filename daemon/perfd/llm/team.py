@@ -1,0 +1,420 @@
+"""A team's daemons sharing one rate limit, answer cache, breaker and budget through Redis.
+
+`TeamLink` is the connection (redis.asyncio with its pool): every operation
+goes through `run`/`get`/`set`, which time it and turn any Redis failure into
+`TeamDown`. After a failure the link is not tried again for `retry_s`, so a
+dead Redis costs one timeout, not one per call.
+
+`TeamGate` is the attempt wrapper's `Gate` held in Redis: one atomic Lua
+script admits an attempt against the shared window, cooldown, breaker and
+budget (team_scripts.ADMIT); one stamps it when the server has seen it, one
+settles it. While Redis is down it falls back to the local gate (`fail =
+"open"`, limits divided among the daemons last seen) or refuses (`"closed"`).
+
+`SharedCache` is the response cache's level behind memory and SQLite.
+
+The password is read from the variable `redis_password_env` names when the
+connection is made; it is never logged, stored or shown (URLs are redacted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import socket
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import msgspec
+
+from perfd.latency import Window
+
+from . import team_scripts
+from .breaker import Health
+from .cache import CachedResponse
+from .config import LLMConfig
+from .errors import LLMBudgetExceeded, LLMCircuitOpen, LLMConfigError, LLMRequestTooLarge, LLMTeamUnavailable
+from .gate import LocalGate, Ticket, budget_message, estimated_cost
+from .ratelimit import parse_reset
+from .stats import TeamStats
+from .team_config import TeamConfig, redact_url
+from .types import PreparedRequest, Usage
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+log = logging.getLogger("perfd.llm")
+
+_MICRO = 1_000_000  # budgets are counted in Redis as integer micro-USD
+_POLL_S = 0.01  # how often a full window made only of in-flight requests is re-checked
+_RAW, _ZLIB = b"\x00", b"\x01"
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(CachedResponse)
+
+
+class TeamDown(Exception):
+    """Redis did not answer; the caller falls back or refuses."""
+
+
+class TeamLink:
+    """One daemon's connection to the team's Redis."""
+
+    def __init__(self, team: TeamConfig, *, namespace: str, env: Mapping[str, str]) -> None:
+        self.team = team
+        self.namespace = namespace
+        # One hash tag for every key of the namespace: scripts stay in one Cluster slot.
+        self.prefix = f"perfd:{{{namespace}}}:"
+        self.where = redact_url(team.redis_url)
+        self._env = env
+        self._redis: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self.state: Literal["connecting", "up", "down"] = "connecting"
+        self.down_since: float | None = None  # wall clock, for stats
+        self._retry_at = 0.0
+        self.last_error: str | None = None
+        self.errors = 0
+        self.ops = 0
+        self.rtt_ms = Window(2048)
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            from redis.asyncio import BlockingConnectionPool, Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            password: str | None = None
+            name = self.team.redis_password_env
+            if name is not None:
+                password = self._env.get(name, "").strip() or None
+                if password is None:
+                    raise LLMConfigError(f"the environment variable {name} (named by [team] redis_password_env) "
+                                         "is not set or empty")
+            pool = BlockingConnectionPool.from_url(
+                self.team.redis_url, password=password, max_connections=32, timeout=self.team.timeout_s,
+                socket_timeout=self.team.timeout_s, socket_connect_timeout=self.team.timeout_s,
+                retry=Retry(NoBackoff(), 0),  # one failure is an answer: fall back now, retry later
+                client_name=f"perfd-{socket.gethostname()[:40]}",
+            )
+            self._redis = Redis(connection_pool=pool)
+            for name_, body in (("admit", team_scripts.ADMIT), ("stamp", team_scripts.STAMP),
+                                ("settle", team_scripts.SETTLE), ("pause", team_scripts.PAUSE),
+                                ("view", team_scripts.VIEW)):
+                self._scripts[name_] = self._redis.register_script(body)
+        return self._redis
+
+    def usable(self) -> bool:
+        """Whether to ask Redis now (it is up, or its retry time has come)."""
+        return self.state != "down" or time.monotonic() >= self._retry_at
+
+    async def run(self, script: str, args: Sequence[Any]) -> list[Any]:
+        """Run one of team_scripts' scripts on this namespace."""
+        self._client()
+        result = await self._op(self._scripts[script](keys=[self.prefix], args=list(args)))
+        return list(result) if isinstance(result, list) else [result]
+
+    async def get(self, suffix: str) -> bytes | None:
+        value = await self._op(self._client().get(self.prefix + suffix))
+        return value if isinstance(value, bytes) else None
+
+    async def set(self, suffix: str, value: bytes, *, ttl_s: float) -> None:
+        await self._op(self._client().set(self.prefix + suffix, value, px=max(int(ttl_s * 1000), 1)))
+
+    async def _op(self, awaitable: Any) -> Any:
+        if not self.usable():
+            awaitable.close()  # never awaited: say so to the coroutine
+            raise TeamDown(self.last_error or "Redis is down")
+        from redis.exceptions import RedisError
+
+        started = time.perf_counter()
+        try:
+            value = await awaitable
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+            raise TeamDown(self.last_error) from None
+        self.ops += 1
+        self.rtt_ms.add((time.perf_counter() - started) * 1000.0)
+        if self.state != "up":
+            if self.state == "down":
+                log.warning("team Redis %s is reachable again; shared limits and cache resumed", self.where)
+            self.state, self.down_since, self.last_error = "up", None, None
+        return value
+
+    def _down(self, exc: BaseException) -> None:
+        self.errors += 1
+        message = self.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if self.state != "down":
+            fallback = ("local limits and cache until it is back" if self.team.fail == "open"
+                        else "model calls are refused until it is back ([team] fail = \"closed\")")
+            log.warning("team Redis %s is unreachable (%s); %s", self.where, message, fallback)
+            self.down_since = time.time()
+        self.state, self.last_error = "down", message[:300]
+        self._retry_at = time.monotonic() + self.team.retry_s
+
+    def redact(self, text: str) -> str:
+        name = self.team.redis_password_env
+        password = self._env.get(name, "").strip() if name else ""
+        if password:
+            text = text.replace(password, "[redacted]")
+        return text.replace(self.team.redis_url, self.where)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            redis, self._redis = self._redis, None
+            try:
+                await redis.aclose()
+            except Exception:  # closing a dead connection: nothing left to do
+                pass
+
+
+class TeamGate:
+    """The attempt wrapper's Gate kept in Redis, with a LocalGate as the fallback."""
+
+    def __init__(self, config: LLMConfig, link: TeamLink, local: LocalGate, *, member: str | None = None) -> None:
+        self.config = config
+        self.link = link
+        self.local = local
+        self.member = member or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._ids = itertools.count()
+        self._lock = anyio.Lock()  # one poller per daemon; FIFO among its callers
+        self._window_us = int(config.window_s * _MICRO)
+        self._cooldown_us = int(config.breaker_cooldown_s * _MICRO)
+        self.waited_s = 0.0
+        self.fallbacks = 0  # attempts admitted by local limits while Redis was down
+        self.refused = 0  # attempts refused while Redis was down (fail = "closed")
+        # The team as last seen (for stats and for the fallback's share).
+        self.seen_requests = 0
+        self.seen_tokens = 0
+        self.peers = 1
+        self.spent_usd = 0.0
+        self.seen_at: float | None = None
+
+    def _inflight_us(self, request: PreparedRequest) -> int:
+        # How long an admitted request may stay unstamped: past this a crashed
+        # daemon's entries leave the window on their own.
+        return int((request.timeout_s + self.config.connect_timeout_s + 1.0) * _MICRO)
+
+    async def admit(self, request: PreparedRequest) -> Ticket:
+        tpm = self.config.tpm
+        if tpm is not None and request.tokens > tpm:
+            raise LLMRequestTooLarge(
+                f"request needs ~{request.tokens} tokens but the team's limit is tpm={tpm} per "
+                f"{self.config.window_s:g}s; shorten the prompt or lower max_tokens"
+            )
+        if self.link.usable():
+            try:
+                return await self._admit_shared(request)
+            except TeamDown:
+                pass
+        if self.link.team.fail == "closed":
+            self.refused += 1
+            raise LLMTeamUnavailable(
+                f"the team's Redis at {self.link.where} is unreachable ({self.link.last_error}) and [team] fail = "
+                "\"closed\": model calls are refused until it is back (or set fail = \"open\" to use local limits)"
+            )
+        self.fallbacks += 1
+        self._share_locally()
+        return await self.local.admit(request)
+
+    def _share_locally(self) -> None:
+        """Local limits while Redis is down: the team's, divided among the daemons last seen."""
+        limiter, peers = self.local.limiter, max(self.peers, 1)
+        cfg = self.config
+        limiter.rpm = max(cfg.rpm // peers, 1) if cfg.rpm is not None else None
+        limiter.tpm = max(cfg.tpm // peers, 1) if cfg.tpm is not None else None
+        budget = self.local.budget
+        if budget is not None:
+            budget.spent = max(budget.spent, self.spent_usd)  # the team's spending so far still counts
+
+    async def _admit_shared(self, request: PreparedRequest) -> Ticket:
+        cfg = self.config
+        budgeted = cfg.has_budget
+        cost = estimated_cost(cfg, request) if budgeted else 0.0
+        plan = request.options.plan
+        plan_tag = _plan_tag(plan) if (plan and cfg.budget_usd_per_plan_per_day is not None) else ""
+        ident = f"{self.member}:{next(self._ids)}"
+        args = [
+            ident, request.tokens, cfg.rpm or 0, cfg.tpm or 0, self._window_us, self._inflight_us(request),
+            int(_POLL_S * _MICRO), self.member, cfg.breaker_failures, self._cooldown_us,
+            round(cost * _MICRO), round((cfg.budget_usd_per_day or 0) * _MICRO),
+            round((cfg.budget_usd_per_plan_per_day or 0) * _MICRO), plan_tag,
+        ]
+        started = time.monotonic()
+        try:
+            async with self._lock:
+                while True:
+                    result = await self.link.run("admit", args)
+                    status = int(result[0])
+                    if status == 1:
+                        self._saw(int(result[1]), int(result[2]), int(result[3]), int(result[4]))
+                        return Ticket(tokens=request.tokens, cost_reserved=cost, plan=plan_tag or None,
+                                      shared_id=ident, day=int(result[5]))
+                    if status in (0, -3):
+                        if status == 0:
+                            self.seen_requests, self.seen_tokens = int(result[2]), int(result[3])
+                        await anyio.sleep(int(result[1]) / _MICRO)
+                        continue
+                    if status == -1:
+                        retry_in = int(result[1]) / _MICRO
+                        raise LLMCircuitOpen(
+                            f"LLM provider {cfg.base_url} is failing for the team (another daemon saw "
+                            f"{cfg.breaker_failures} consecutive failures); circuit open, failing fast: retrying in "
+                            f"{retry_in:.1f}s", retry_in_s=retry_in)
+                    spent, budget = int(result[1]) / _MICRO, int(result[2]) / _MICRO
+                    if int(result[3]) == 1:
+                        self.spent_usd = spent
+                    raise LLMBudgetExceeded(budget_message(scope="plan" if int(result[3]) == 2 else "day",
+                                                           spent=spent, budget=budget, cost=cost, team=True))
+        finally:
+            self.waited_s += time.monotonic() - started
+
+    def _saw(self, requests: int, tokens: int, peers: int, spent_micro: int) -> None:
+        self.seen_requests, self.seen_tokens, self.peers = requests, tokens, max(peers, 1)
+        if spent_micro:
+            self.spent_usd = spent_micro / _MICRO
+        self.seen_at = time.time()
+
+    async def sent(self, ticket: Ticket) -> None:
+        if ticket.shared_id is None:
+            await self.local.sent(ticket)
+            return
+        ticket.sent_marked = True
+        try:
+            await self.link.run("stamp", [ticket.shared_id, self._window_us])
+        except TeamDown:
+            pass  # left unstamped it counts until its in-flight bound: later, never earlier
+
+    async def settle(self, ticket: Ticket, *, sent: bool, usage: Usage | None, health: Health) -> None:
+        if ticket.shared_id is None:
+            await self.local.settle(ticket, sent=sent, usage=usage, health=health)
+            return
+        cfg = self.config
+        actual = cfg.cost(usage.prompt_tokens, usage.completion_tokens) if usage is not None else 0.0
+        args = [
+            ticket.shared_id, int(sent), usage.total_tokens if usage is not None else -1, self._window_us,
+            round(ticket.cost_reserved * _MICRO), round(actual * _MICRO), ticket.day if cfg.has_budget else 0,
+            ticket.plan or "", {"success": "s", "failure": "f"}.get(health, "n"), cfg.breaker_failures,
+            self._cooldown_us,
+        ]
+        try:
+            await self.link.run("settle", args)
+        except TeamDown:
+            pass
+        if cfg.has_budget:
+            self.spent_usd += actual - ticket.cost_reserved
+
+    async def pause(self, seconds: float) -> None:
+        await self.local.pause(seconds)
+        if seconds > 0 and self.link.usable():
+            try:
+                await self.link.run("pause", [int(seconds * _MICRO)])
+            except TeamDown:
+                pass
+
+    async def observe(self, headers: Mapping[str, str]) -> None:
+        await self.local.observe(headers)
+        # The provider says the account is spent: every daemon waits for its reset.
+        for dim in ("requests", "tokens"):
+            remaining = headers.get(f"x-ratelimit-remaining-{dim}")
+            if remaining is not None and remaining.strip() in ("0", "0.0"):
+                await self.pause(parse_reset(headers.get(f"x-ratelimit-reset-{dim}")) or 1.0)
+                return
+
+    async def refresh(self) -> None:
+        """Read the team's window, peers and spending now (for `perfd stats`)."""
+        if not self.link.usable():
+            return
+        try:
+            result = await self.link.run("view", [self._window_us, int((self.config.timeout_s + 15) * _MICRO)])
+        except TeamDown:
+            return
+        self._saw(int(result[0]), int(result[1]), int(result[2]), int(result[3]))
+
+    def stats(self, *, cache_hits: int, cache_misses: int) -> TeamStats:
+        link, cfg = self.link, self.config
+        rtt = link.rtt_ms.percentiles(0.5, 0.95) if len(link.rtt_ms) else (None, None)
+        left = (max(cfg.budget_usd_per_day - self.spent_usd, 0.0)
+                if cfg.budget_usd_per_day is not None else None)
+        return TeamStats(
+            redis=link.where, namespace=link.namespace, fail=link.team.fail,
+            state=link.state, down_since=link.down_since,
+            last_error=link.last_error if link.state == "down" else None,
+            peers=self.peers, window_requests=self.seen_requests, window_tokens=self.seen_tokens,
+            rpm=cfg.rpm, tpm=cfg.tpm, window_s=cfg.window_s, seen_at=self.seen_at,
+            cache_hits=cache_hits, cache_misses=cache_misses,
+            budget_usd_per_day=cfg.budget_usd_per_day, budget_used_usd=round(self.spent_usd, 6),
+            budget_left_usd=None if left is None else round(left, 6),
+            redis_ops=link.ops, redis_errors=link.errors,
+            redis_rtt_p50_ms=rtt[0], redis_rtt_p95_ms=rtt[1],
+            fallbacks=self.fallbacks, refused=self.refused, waited_s=round(self.waited_s, 6),
+        )
+
+
+def _plan_tag(plan: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(plan.encode()).hexdigest()[:16]
+
+
+class SharedCache:
+    """The response cache's shared level: one Redis string per answer, with a TTL, large ones compressed."""
+
+    def __init__(self, link: TeamLink, *, ttl_s: float, compress_min_bytes: int) -> None:
+        self.link = link
+        self.ttl_s = ttl_s
+        self.compress_min = compress_min_bytes
+        self.hits = 0
+        self.misses = 0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: str) -> CachedResponse | None:
+        if not self.link.usable():
+            return None
+        try:
+            raw = await self.link.get("c:" + key)
+        except TeamDown:
+            return None
+        response = _decode(raw) if raw else None
+        if response is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return response
+
+    def put(self, key: str, response: CachedResponse, *, ttl_s: float | None = None) -> None:
+        """Store in the background; a failure only costs the other daemons a miss."""
+        if not self.link.usable():
+            return
+        body = _encoder.encode(response)
+        value = _ZLIB + zlib.compress(body, 6) if len(body) >= self.compress_min else _RAW + body
+        ttl = min(self.ttl_s, ttl_s) if ttl_s is not None else self.ttl_s
+        task = asyncio.get_running_loop().create_task(self._set(key, value, ttl))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _set(self, key: str, value: bytes, ttl: float) -> None:
+        try:
+            await self.link.set("c:" + key, value, ttl_s=ttl)
+        except TeamDown:
+            pass
+
+    async def flush(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+def _decode(raw: bytes) -> CachedResponse | None:
+    try:
+        if raw[:1] == _ZLIB:
+            return _decoder.decode(zlib.decompress(raw[1:]))
+        if raw[:1] == _RAW:
+            return _decoder.decode(raw[1:])
+    except (msgspec.DecodeError, zlib.error):
+        pass
+    return None  # written by another format or damaged: a miss, overwritten on the next put

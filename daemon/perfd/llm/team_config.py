@@ -1,0 +1,143 @@
+"""`[team]` settings: one Redis shared by every daemon of a team.
+
+With a `[team]` table, `[llm] rpm`, `tpm` and `budget_usd_per_day` are the
+team's limits, held in Redis for every daemon that uses the same Redis and
+namespace. Every key can be overridden by `PERFD_TEAM_<KEY>` (the environment
+wins). The Redis password is never a setting: `redis_password_env` names the
+variable that holds it, and it is read when the connection is made.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from .errors import LLMConfigError
+
+ENV_PREFIX = "PERFD_TEAM_"
+
+_PosF = Annotated[float, msgspec.Meta(gt=0)]
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class TeamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the team's Redis is and what to do when it is not there."""
+
+    redis_url: str  # redis://host:6379/0, rediss://host:6380, unix:///run/redis.sock
+    # NAME of the environment variable holding the password (None: no AUTH or
+    # the URL's own user without password).
+    redis_password_env: str | None = None
+    # Key prefix; None derives it from the model's base URL and model, so the
+    # daemons of one account share without configuration.
+    namespace: str | None = None
+    # "open": carry on with local limits and cache while Redis is unreachable;
+    # "closed": refuse model calls until it is back.
+    fail: Literal["open", "closed"] = "open"
+    # One Redis operation may take this long before Redis counts as unreachable.
+    timeout_s: _PosF = 1.0
+    # After Redis failed, how long to run on the fallback before trying it again.
+    retry_s: _PosF = 2.0
+    # Shared answers live this long in Redis (the local cache keeps its own TTL).
+    cache_ttl_s: _PosF = 7 * 24 * 3600.0
+    # Answers larger than this many bytes are stored zlib-compressed.
+    compress_min_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024
+
+
+FIELDS: tuple[str, ...] = TeamConfig.__struct_fields__
+_PATH = re.compile(r" - at `\$\.(\w+)`")
+
+
+def load_team_config(config: Mapping[str, Any], env: Mapping[str, str]) -> TeamConfig | None:
+    """The `[team]` table `config` with PERFD_TEAM_* from `env` over it; None when no redis_url is set."""
+    values: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in FIELDS:
+            raise LLMConfigError(_unknown(f"[team] {key}", key))
+        values[key] = value
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in FIELDS:
+            raise LLMConfigError(_unknown(name, key))
+        values.pop(key, None)
+        if raw.strip() == "":
+            continue
+        try:
+            one = msgspec.convert({"redis_url": "redis://x", key: raw.strip()}, TeamConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            shown = "(hidden)" if key == "redis_url" else repr(raw)
+            raise LLMConfigError(f"invalid {name}={shown}: {_PATH.sub('', str(exc))}") from None
+        values[key] = getattr(one, key)
+    if not values.get("redis_url"):
+        if values:
+            raise LLMConfigError("[team] redis_url is required once a [team] table or PERFD_TEAM_* is set")
+        return None
+    try:
+        cfg = msgspec.convert(values, TeamConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        match = _PATH.search(str(exc))
+        key = match.group(1) if match else ""
+        raise LLMConfigError(f"invalid [team] {key or 'table'}: {_PATH.sub('', str(exc))}") from None
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: TeamConfig) -> None:
+    parts = urlsplit(cfg.redis_url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise LLMConfigError(
+            f"invalid [team] redis_url {redact_url(cfg.redis_url)!r}: expected redis://host:port/db, "
+            "rediss://host:port/db or unix:///path/to/redis.sock"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise LLMConfigError(f"invalid [team] redis_url {redact_url(cfg.redis_url)!r}: no host")
+    if parts.scheme == "unix" and not parts.path:
+        raise LLMConfigError(f"invalid [team] redis_url {redact_url(cfg.redis_url)!r}: no socket path")
+    if parts.password:
+        raise LLMConfigError(
+            "[team] redis_url holds a password: put it in an environment variable and set "
+            "redis_password_env to that NAME, so it is never stored in perfd.toml"
+        )
+    if cfg.redis_password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.redis_password_env):
+        raise LLMConfigError("invalid [team] redis_password_env: it must be the NAME of an environment variable")
+    if cfg.namespace is not None and not _NAMESPACE.fullmatch(cfg.namespace):
+        raise LLMConfigError("invalid [team] namespace: 1 to 64 of A-Z a-z 0-9 _ . : -")
+
+
+def namespace_for(team: TeamConfig, *, base_url: str, model: str) -> str:
+    """The key prefix daemons of one account share: the configured one, else derived from URL and model."""
+    if team.namespace:
+        return team.namespace
+    digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{model}".encode()).hexdigest()
+    return digest[:16]
+
+
+def redact_url(url: str) -> str:
+    """`url` without any user or password, for messages, logs and stats."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return f"unix://{parts.path}"
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(unparseable URL)"
+
+
+def _unknown(where: str, key: str) -> str:
+    if key in ("password", "redis_password"):
+        return (f"{where} is not a setting: perfd never takes the Redis password itself. Put it in an "
+                "environment variable and set redis_password_env to that NAME.")
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown team setting {where}{hint}; known settings: {', '.join(FIELDS)}"

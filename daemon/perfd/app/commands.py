@@ -40,6 +40,7 @@ class Output(msgspec.Struct):
     stdout: str = ""
     stderr: str = ""
     code: int = EXIT_OK
+    command: str = ""  # the subcommand that answered ("" when the line did not parse): the daemon counts by it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,7 +161,13 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
     parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
-    args = parsed
+    out = _run(parsed, cwd, engine_for=engine_for, stats_for=stats_for, in_daemon=in_daemon)
+    out.command = parsed.command or ""
+    return out
+
+
+def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engine] | None,
+         stats_for: Callable[[str], StatsSnapshot | None] | None, in_daemon: bool) -> Output:
     if args.version:
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:

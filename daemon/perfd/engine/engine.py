@@ -100,6 +100,7 @@ class Engine:
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
         self.memo_hits = 0
+        self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:
@@ -113,6 +114,7 @@ class Engine:
             del memo[key]
         if self.cache.track is not None:  # nested: the outer call records for both
             return compute()
+        self.memo_misses += 1
         self.cache.track = []
         self.cache.newest_mtime_ns = 0
         start_ns = time.time_ns()

@@ -1,8 +1,6 @@
-"""How perfd shows its numbers: the daemon's stats as text, JSON and Prometheus, and the model-call history."""
+"""How perfd shows its numbers: the daemon's stats as text, JSON and Prometheus (the history: history_view)."""
 
 from __future__ import annotations
-
-import os
 
 import msgspec
 
@@ -153,39 +151,3 @@ def render_prometheus(s: StatsSnapshot) -> str:
                                                          ("0.99", llm.latency_p99_ms)) if v is not None]
         metric("llm_latency_seconds", "gauge", "Latency of answered model calls by quantile (recent window).", ql)
     return "\n".join(out) + "\n"
-
-
-def render_history(*, as_json: bool = False, path: str | None = None, days: int = 30) -> str:
-    """`perfd stats --history`: model calls by plan, by day (last `days`) and by outcome.
-
-    Reads the call history in the user's state folder (perfd.llm.HISTORY_FILE);
-    nothing is written, and a missing file is an empty history, not created.
-    """
-    from perfd.llm import HISTORY_FILE, Summary, open_history
-    from perfd.paths import state_dir
-
-    path = path or os.path.join(state_dir(), HISTORY_FILE)
-    groups: dict[str, list[Summary]] = {"by_plan": [], "by_day": [], "by_outcome": []}
-    if os.path.exists(path):
-        history = open_history(path)
-        try:
-            groups = {"by_plan": list(history.by_plan()), "by_day": list(history.by_day(days=days)),
-                      "by_outcome": list(history.by_outcome())}
-        finally:
-            history.close()
-    if as_json:
-        return msgspec.json.encode({"path": path, **groups}).decode() + "\n"
-    total = sum(g.calls for g in groups["by_outcome"])
-    lines = [f"model calls: {total} in {path}"]
-    if not total:
-        return lines[0] + " (none recorded yet)\n"
-    heads = {"by_plan": "plan", "by_day": f"day (last {days})", "by_outcome": "outcome"}
-    for key, head in heads.items():
-        lines.append("")
-        lines.append(f"{head:24} {'calls':>6} {'hits':>6} {'errors':>6} {'tokens':>9} {'cost':>9} {'avg ms':>8}")
-        for g in groups[key]:
-            name = g.group or "(none)"
-            tokens = g.prompt_tokens + g.completion_tokens
-            lines.append(f"{name[:24]:24} {g.calls:>6} {g.cache_hits:>6} {g.errors:>6} {tokens:>9} "
-                         f"{g.cost:>9.4f} {g.avg_latency_ms:>8.1f}")
-    return "\n".join(lines) + "\n"

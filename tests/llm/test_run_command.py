@@ -215,3 +215,19 @@ def test_progress_lines_redraw_in_place_on_a_terminal() -> None:
     q.delta("2.1", "x")
     q.finished(RunAnswer(plan="P", achievement="2.1", state="s", ok=False, error="boom"))
     assert plain.getvalue() == "perfd: [1/1] 2.1 failed: boom\n" and "\x1b" not in plain.getvalue()
+
+
+def test_an_unset_api_key_is_a_configuration_error_before_anything_is_sent(ws: Path, server: FakeServer) -> None:
+    env = {**env_for(server), "PERFD_LLM_API_KEY_ENV": "PERFD_TEST_UNSET_KEY"}
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env)
+    assert code == 1 and not server.records and out.getvalue() == ""
+    assert err.getvalue().count("PERFD_TEST_UNSET_KEY") == 1 and "sending" not in err.getvalue()
+    assert err.getvalue().startswith("perfd: [llm] configuration: the environment variable PERFD_TEST_UNSET_KEY")
+
+
+def test_a_missing_model_is_a_configuration_error(ws: Path, server: FakeServer) -> None:
+    env = {k: v for k, v in env_for(server).items() if k != "PERFD_LLM_MODEL"}
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env) == 1
+    assert "model is required" in err.getvalue() and not server.records

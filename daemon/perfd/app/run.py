@@ -185,10 +185,11 @@ def concurrency(llm: LLMClient, options: RunOptions) -> int:
 
 
 def exit_code(answers: Sequence[RunAnswer]) -> int:
-    """3 when a model call failed; else 1 when an answer could not be written; else 0."""
-    if any(not a.ok for a in answers):
+    """3 when a model call failed; else 1 when the configuration stopped a call or an answer could
+    not be written; else 0."""
+    if any(not a.ok and a.error_kind != "config" for a in answers):
         return EXIT_MODEL
-    if any(a.write_error for a in answers):
+    if any(not a.ok or a.write_error for a in answers):
         return EXIT_USER
     return EXIT_OK
 

@@ -204,6 +204,12 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     """The run itself, rendered (shared by the in-process path and the daemon's `run` method)."""
     started = time.monotonic()
     try:
+        from perfd.llm import LLMError
+
+        try:
+            llm.check_key()
+        except LLMError as exc:
+            raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
         results = targets(engine, request, cwd)
         first = results[0]
         if first.achievement is None:

@@ -122,6 +122,11 @@ class LLMClient:
             self._fail(request, exc, wall, started, request.attempts, stream=False)
             raise
 
+    def check_key(self) -> None:
+        """LLMConfigError when `api_key_env` names a variable that is unset or empty: a configuration
+        error to report before anything is sent, not a failed call."""
+        self._key.headers()
+
     async def cached(self, messages: Sequence[Message], options: ChatOptions | None = None) -> bool:
         """Whether the response cache holds this call's answer now (counts nothing; a run says
         "from the cache" rather than "sending" before it starts)."""

@@ -75,15 +75,18 @@ function draw(id: string, parent: HTMLElement, title: string, kind: Kind, x: num
   existing?.plot.destroy();
   const p = palette();
   const axis = { stroke: p.fg, grid: { stroke: p.grid, width: 1 }, ticks: { stroke: p.grid, width: 1 } };
-  const bars = uPlot.paths.bars?.({ size: [0.6, 60] });
+  // Bars of each series side by side around their x (grouped), not drawn over each other.
+  const barPaths = (i: number) => uPlot.paths.bars?.({
+    size: [names.length > 1 ? 0.4 : 0.6, 48], align: names.length > 1 ? (i === 0 ? -1 : 1) : 0 });
   const labels = opts.labels ?? [];
+  const ticks = x.map((_, i) => i);
   const plot = new uPlot({
     width: width(el),
     height: 220,
-    scales: { x: { time: kind === 'time' }, y: opts.scale ? { range: opts.scale } : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+    scales: { x: kind === 'bars' ? { time: false, range: () => [-0.6, Math.max(0, x.length - 1) + 0.6] } : { time: true }, y: opts.scale ? { range: opts.scale } : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
     axes: [
-      kind === 'bars' ? { ...axis, values: (_u, splits) => splits.map((s) => labels[Math.round(s)] ?? '') , space: 40 } : axis,
-      { ...axis, values: (_u, splits) => splits.map(fmt), size: 60 },
+      kind === 'bars' ? { ...axis, splits: () => ticks, values: (_u, splits) => splits.map((s) => labels[s] ?? '') } : axis,
+      { ...axis, values: (_u, splits) => splits.map(fmt), size: 72 },
     ],
     series: [
       kind === 'bars' ? { value: (_u, v) => (v == null ? '' : labels[Math.round(v)] ?? '') } : {},
@@ -92,7 +95,7 @@ function draw(id: string, parent: HTMLElement, title: string, kind: Kind, x: num
         stroke: p.series[i % p.series.length],
         fill: kind === 'bars' ? p.series[i % p.series.length] + '99' : undefined,
         width: 2,
-        paths: kind === 'bars' ? bars : undefined,
+        paths: kind === 'bars' ? barPaths(i) : undefined,
         points: { show: kind === 'time' && x.length < 3 },
         value: (_u: uPlot, v: number | null) => (v == null ? '–' : fmt(v)),
         spanGaps: false,

@@ -239,6 +239,7 @@ try {
   await shot(page, '4-stats');
 
   // The dashboard: a webview whose charts draw from perfd/stats and the seeded call history.
+  await palette(page, '>View: Close All Editors');
   await palette(page, '>perfd: Show Dashboard');
   await page.locator('.tab', { hasText: 'perfd Dashboard' }).first().waitFor({ timeout: 15000 });
   let board;
@@ -265,7 +266,11 @@ try {
   }
   if (!board) throw new Error('the dashboard did not draw its charts with data');
   log(`dashboard: ${board.charts} charts drawn, ${board.plots.map((p) => `${p.id.slice(6)} ${p.points} points`).join(', ')}; background ${board.bg}`);
-  await page.waitForTimeout(500);
+  // More room for the screenshot, where this VS Code has the commands (best effort).
+  for (const cmd of ['>View: Close Secondary Side Bar', '>View: Close Primary Side Bar']) {
+    await palette(page, cmd).catch(() => page.keyboard.press('Escape'));
+  }
+  await page.waitForTimeout(1500); // the charts follow the panel's new width
   await shot(page, '5-dashboard');
   log('PASS');
 } catch (e) {

@@ -53,7 +53,7 @@ function card(parent: HTMLElement, id: string, title: string, note = ''): HTMLEl
 }
 
 function width(el: HTMLElement): number {
-  return Math.max(300, (el.parentElement?.clientWidth ?? 440) - 18);
+  return Math.max(200, (el.parentElement?.clientWidth ?? 440) - 18);
 }
 
 type Kind = 'time' | 'bars';
@@ -109,7 +109,8 @@ function draw(id: string, parent: HTMLElement, title: string, kind: Kind, x: num
 
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} s` : v >= 10 ? `${Math.round(v)} ms` : `${v.toFixed(2)} ms`);
 const pct = (v: number) => `${Math.round(v * 100)}%`;
-const count = (v: number) => (Math.abs(v) >= 10000 ? `${Math.round(v / 1000)}k` : String(Math.round(v)));
+// Counts are whole: a split between two whole numbers (a small range) gets no label.
+const count = (v: number) => (!Number.isInteger(v) ? '' : Math.abs(v) >= 10000 ? `${Math.round(v / 1000)}k` : String(v));
 const money = (v: number) => v.toFixed(v && Math.abs(v) < 0.01 ? 4 : 2);
 const secs = (v: number) => `${v.toFixed(1)} s`;
 

@@ -55,7 +55,8 @@ def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> f
     try:
         return float(value)
     except (TypeError, ValueError):
-        log.warning("ignoring invalid %s=%r", key, value)
+        where = f"{env} in the environment" if raw not in (None, "") else f"[daemon] {key} in perfd.toml"
+        log.warning("ignoring %s = %r: not a number; using %g", where, value, default)
         return default
 
 

@@ -108,6 +108,11 @@ async def serve(listener: anyio.abc.Listener[anyio.abc.SocketStream], render: Ca
     limit = anyio.CapacityLimiter(MAX_CONNECTIONS)
 
     async def one(stream: anyio.abc.SocketStream) -> None:
+        if limit.available_tokens < 1:  # busy: refuse at once rather than hold a socket open waiting
+            async with stream:
+                with anyio.move_on_after(1.0):
+                    await stream.send(_response("503 Service Unavailable", b"busy\n", extra="Retry-After: 1\r\n"))
+            return
         async with limit, stream:
             try:
                 head = await _read_head(stream)

@@ -484,6 +484,7 @@ def test_a_metrics_address_in_use_or_invalid_keeps_the_daemon_serving(env: Env) 
                           what="metrics error")
         assert f"cannot listen on 127.0.0.1:{port}" in js["metrics_error"] and js["metrics_addr"] is None
         assert "metrics: not served: cannot listen" in env.cli("stats").stdout
+        assert f"/metrics not served: cannot listen on 127.0.0.1:{port}" in env.cli("daemon", "status").stdout
         with open(env.paths().log) as f:
             assert "metrics endpoint off: cannot listen" in f.read()
     env.cli("daemon", "stop")
@@ -494,6 +495,13 @@ def test_a_metrics_address_in_use_or_invalid_keeps_the_daemon_serving(env: Env) 
                       what="metrics error")
     assert "metrics_addr 'not an address'" in js["metrics_error"] and "perfd.toml" in js["metrics_error"]
     assert env.cli("generate", "@FEAT").returncode == 0
+    st = env.cli("daemon", "status")
+    assert st.returncode == 0 and "/metrics not served: metrics_addr 'not an address'" in st.stdout
+    # Started by hand, the configuration error is the answer: exit 1, one line, the daemon serves anyway.
+    env.cli("daemon", "stop")
+    started = env.cli("daemon", "start")
+    assert started.returncode == 1 and started.stderr.count("metrics_addr 'not an address'") == 1
+    assert "Traceback" not in started.stderr and env.cli("status").returncode == 0
 
 
 def test_stats_without_daemon_says_so(env: Env) -> None:

@@ -39,7 +39,7 @@ def render_text(s: StatsSnapshot) -> str:
         llm_lat = (f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms or 0:.0f} ms"
                    if llm.latency_p50_ms is not None else "no calls answered")
         lines += [
-            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened} times)",
+            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
             f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
             f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
             f"  latency {llm_lat} · tokens paid {llm.prompt_tokens + llm.completion_tokens}"
@@ -147,7 +147,10 @@ def render_prometheus(s: StatsSnapshot) -> str:
                [("", llm.cost_saved)])
         metric("llm_connections_opened_total", "counter", "TCP connections opened to the model.",
                [("", llm.connections_opened)])
-        ql = [(lab(quantile=q), v / 1000.0) for q, v in (("0.5", llm.latency_p50_ms), ("0.95", llm.latency_p95_ms),
-                                                         ("0.99", llm.latency_p99_ms)) if v is not None]
-        metric("llm_latency_seconds", "gauge", "Latency of answered model calls by quantile (recent window).", ql)
+        # Gauges, one per percentile: a "quantile" label belongs to summaries, which need a _sum the
+        # client's recent-window percentiles do not have.
+        for name, v in (("p50", llm.latency_p50_ms), ("p95", llm.latency_p95_ms), ("p99", llm.latency_p99_ms)):
+            if v is not None:
+                metric(f"llm_latency_{name}_seconds", "gauge",
+                       f"{name} latency of answered model calls (recent window).", [("", v / 1000.0)])
     return "\n".join(out) + "\n"

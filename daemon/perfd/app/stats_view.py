@@ -149,8 +149,8 @@ def render_prometheus(s: StatsSnapshot) -> str:
                [("", llm.connections_opened)])
         # Gauges, one per percentile: a "quantile" label belongs to summaries, which need a _sum the
         # client's recent-window percentiles do not have.
-        for name, v in (("p50", llm.latency_p50_ms), ("p95", llm.latency_p95_ms), ("p99", llm.latency_p99_ms)):
-            if v is not None:
+        for name, ms in (("p50", llm.latency_p50_ms), ("p95", llm.latency_p95_ms), ("p99", llm.latency_p99_ms)):
+            if ms is not None:
                 metric(f"llm_latency_{name}_seconds", "gauge",
-                       f"{name} latency of answered model calls (recent window).", [("", v / 1000.0)])
+                       f"{name} latency of answered model calls (recent window).", [("", ms / 1000.0)])
     return "\n".join(out) + "\n"

@@ -1,4 +1,5 @@
 // Bundles src/extension.ts (and vscode-languageclient) into dist/extension.js; `vscode` stays external.
+// And the dashboard webview (src/webview, with uPlot) into dist/dashboard.js and dist/dashboard.css.
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -17,9 +18,21 @@ const options = {
   logLevel: 'info',
 };
 
+// The dashboard webview's script and styles (uPlot bundled in: the webview loads nothing from the network).
+const webview = {
+  entryPoints: { dashboard: 'src/webview/dashboard.ts' },
+  bundle: true,
+  outdir: 'dist',
+  format: 'iife',
+  platform: 'browser',
+  target: 'es2020',
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'info',
+};
+
 if (watch) {
-  const ctx = await esbuild.context(options);
-  await ctx.watch();
+  for (const o of [options, webview]) await (await esbuild.context(o)).watch();
 } else {
-  await esbuild.build(options);
+  await Promise.all([esbuild.build(options), esbuild.build(webview)]);
 }

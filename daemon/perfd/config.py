@@ -12,6 +12,9 @@ import tomllib
 from typing import Any
 
 
+DEFAULT_IDLE_TIMEOUT_S = 1800.0  # [daemon] idle_timeout_s
+
+
 class ConfigError(Exception):
     """The workspace's configuration file exists but cannot be used."""
 

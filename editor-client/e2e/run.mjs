@@ -7,7 +7,8 @@
 //
 // Checks: the status bar shows perfd's stats, a "Next: … — Generate" code lens appears on
 // PLAN_API-CLIENT.md, clicking it opens the prompt, "perfd: Generate Next Prompt" from the
-// Command Palette yields the prompt. Screenshots go to e2e/artifacts/.
+// Command Palette yields the prompt, "perfd: Show Dashboard" draws its charts with data (live from
+// perfd/stats and from a seeded call history). Screenshots go to e2e/artifacts/ (git-ignored).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -99,6 +100,20 @@ fs.writeFileSync(
   path.join(ws, '.vscode/settings.json'),
   JSON.stringify({ 'perfd.path': perfdExe, 'perfd.args': ['--root', ws], 'perfd.trace.server': 'messages' }, null, 2),
 );
+// A call history for the dashboard's per-day and per-plan charts (no model is needed: the rows are
+// written as `perfd run` would), in the workspace, never in the user's own state folder.
+fs.writeFileSync(path.join(ws, 'perfd.toml'), '[llm]\nhistory_path = ".perfd/llm-history.sqlite3"\n');
+execFileSync(python, ['-c', `
+import sys, time
+from perfd.llm import CallRecord, History
+h = History(sys.argv[1] + "/.perfd/llm-history.sqlite3")
+now = time.time()
+for day, plan, hit in [(2, "API-CLIENT", False), (1, "API-CLIENT", True), (1, "DOCS-SITE", False), (0, "DOCS-SITE", False), (0, "DOCS-SITE", True)]:
+    h.record(CallRecord(ts=now - day * 86400, model="e2e-model", latency_ms=800, outcome="ok", plan=plan,
+                        prompt_tokens=1200, completion_tokens=400, cost=0 if hit else 0.0021, cache_hit=hit,
+                        cost_saved=0.0021 if hit else 0, workspace=sys.argv[1]))
+h.close()
+`, fs.realpathSync(ws)], { stdio: 'inherit' });
 const userData = path.join(tmp, 'user-data');
 const extDir = path.join(tmp, 'extensions');
 fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
@@ -222,6 +237,41 @@ try {
   await palette(page, '>perfd: Show Stats');
   await page.locator('.tab', { hasText: 'perfd stats.md' }).first().waitFor({ timeout: 15000 });
   await shot(page, '4-stats');
+
+  // The dashboard: a webview whose charts draw from perfd/stats and the seeded call history.
+  await palette(page, '>View: Close All Editors');
+  await palette(page, '>perfd: Show Dashboard');
+  await page.locator('.tab', { hasText: 'perfd Dashboard' }).first().waitFor({ timeout: 15000 });
+  let board;
+  for (let i = 0; i < 150 && !board; i++) {
+    await page.waitForTimeout(200);
+    for (const frame of page.frames()) {
+      const info = await frame.evaluate(() => {
+        const root = document.getElementById('perfd-dashboard');
+        if (!root) return undefined;
+        const plots = [...document.querySelectorAll('.chart')].map((c) => {
+          const canvas = c.querySelector('canvas');
+          let inked = 0;
+          if (canvas && canvas.width && canvas.height) {
+            const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            for (let j = 3; j < px.length; j += 4) if (px[j]) inked++;
+          }
+          return { id: c.id, points: Number(c.querySelector('.plot')?.dataset.points ?? 0), inked };
+        });
+        return { charts: Number(root.dataset.charts), plots, bg: getComputedStyle(document.body).backgroundColor };
+      }).catch(() => undefined);
+      const want = ['chart-latency', 'chart-hit-rate', 'chart-model', 'chart-rate-wait', 'chart-day-tokens', 'chart-day-cost', 'chart-plan-tokens'];
+      if (info && want.every((id) => info.plots.some((p) => p.id === id && p.points > 0 && p.inked > 0))) board = info;
+    }
+  }
+  if (!board) throw new Error('the dashboard did not draw its charts with data');
+  log(`dashboard: ${board.charts} charts drawn, ${board.plots.map((p) => `${p.id.slice(6)} ${p.points} points`).join(', ')}; background ${board.bg}`);
+  // More room for the screenshot, where this VS Code has the commands (best effort).
+  for (const cmd of ['>View: Close Secondary Side Bar', '>View: Close Primary Side Bar']) {
+    await palette(page, cmd).catch(() => page.keyboard.press('Escape'));
+  }
+  await page.waitForTimeout(1500); // the charts follow the panel's new width
+  await shot(page, '5-dashboard');
   log('PASS');
 } catch (e) {
   failed = true;

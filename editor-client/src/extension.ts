@@ -13,6 +13,7 @@ import {
 } from 'vscode-languageclient/node';
 import { PerfdApi, STATS_NOTIFICATION } from './api';
 import { Commands, Host, Ui } from './commands';
+import { Dashboard } from './dashboard';
 import { parseStatsJson, ServerState, statsMarkdown, statusBarModel } from './pure/format';
 import { rewriteLensCommand } from './pure/plans';
 import {
@@ -23,6 +24,7 @@ import {
   readSettings,
   resolveExecutable,
   RESTART_KEYS,
+  historyCommand,
   serverCommand,
   Settings,
   statsCommand,
@@ -95,6 +97,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
   readonly statusBar: vscode.StatusBarItem;
   readonly docs = new DocProvider();
   readonly commands: Commands;
+  readonly dashboard: Dashboard;
   client: LanguageClient | undefined;
   private serverState: ServerState = 'idle';
   private detail: string | undefined;
@@ -114,7 +117,16 @@ export class PerfdExtension implements Host, vscode.Disposable {
     this.statusBar = vscode.window.createStatusBarItem('perfd.status', vscode.StatusBarAlignment.Right, 100);
     this.statusBar.name = 'perfd';
     this.commands = new Commands(this, this.ui());
+    this.dashboard = new Dashboard(context.extensionUri, () => this.historySource(), (l) => this.output.appendLine(l));
     this.render();
+  }
+
+  /** `perfd stats --history --json` for the dashboard, with the executable the server runs. */
+  private historySource(): { command: string; args: string[]; cwd?: string } | undefined {
+    const s = this.settings();
+    const cwd = workspaceFolderFor(activeFile());
+    const exe = resolveExecutable(s.path, { PATH: process.env.PATH, PATHEXT: process.env.PATHEXT, platform: process.platform, isExecutable, cwd });
+    return exe ? { ...historyCommand({ ...s, path: exe }), cwd } : undefined;
   }
 
   // -- Host ---------------------------------------------------------------------------------
@@ -162,6 +174,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
   onStats(stats: StatsPayload, source: 'notification' | 'perfd stats --json' = 'notification'): void {
     this.stats = stats;
     this.render();
+    this.dashboard.onStats(stats);
     this.sinceActivation('activation to first status-bar stats', `from ${source}`);
     if (source === 'notification') {
       this.notifiedStats = true;
@@ -352,6 +365,7 @@ export class PerfdExtension implements Host, vscode.Disposable {
   dispose(): void {
     for (const d of this.disposables) d.dispose();
     this.statusBar.dispose();
+    this.dashboard.dispose();
     this.docs.dispose();
     this.output.dispose();
   }
@@ -378,6 +392,7 @@ export function commandHandlers(ext: PerfdExtension): Record<string, (...args: u
     'perfd.runNext': (arg) => c.runNext(fileArg(arg)),
     'perfd.showStatus': () => c.showStatus(),
     'perfd.showStats': () => c.showStats(),
+    'perfd.showDashboard': () => ext.dashboard.show(),
     'perfd.clearCacheCommand': () => c.clearCache(),
     'perfd.restart': () => ext.restart(),
     // The code lenses' commands (rewritten from the server's perfd.generateNext / generate / status).

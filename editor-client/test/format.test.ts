@@ -12,6 +12,7 @@ import {
   planStatusMarkdown,
   promptDocName,
   stateLabel,
+  statsLines,
   statsMarkdown,
   statusBarModel,
   workspaceStatusMarkdown,
@@ -24,6 +25,32 @@ const stats: StatsPayload = {
 };
 
 describe('status bar', () => {
+  it('shows the headline hit rate over every cache level, not the file cache alone', () => {
+    // A warm daemon: answers from the memo, no file lookup hits at all.
+    const warm: StatsPayload = {
+      ...stats,
+      cache: { ...stats.cache, hits: 0, misses: 33, hit_rate: 0 },
+      hit_rate: 15 / 51,
+      levels: [
+        { name: 'answers', hits: 15, misses: 3, hit_rate: 15 / 18 },
+        { name: 'files', hits: 0, misses: 33, hit_rate: 0 },
+      ],
+    };
+    expect(statusBarModel('running', warm).text).toBe('perfd 29% · 0.3 ms');
+    const lines = statsLines(warm).join('\n');
+    expect(lines).toContain('- cache hit rate: 29% over every level (answers 15/18, files 0/33)');
+    expect(lines).toContain('- file cache hit rate: 0% (0 hits, 33 misses)');
+  });
+
+  it('shows a plan\'s single parallel option', () => {
+    const md = workspaceStatusMarkdown({
+      root: '/r',
+      plans: [{ plan: 'API', path: '/r/PLAN_API.md', title: 'Api', state: 'no_subplan', next: '2.1', done: 1, total: 4, source: 'review files', parallel_options: ['2.2'] }],
+      problems: [],
+    });
+    expect(md).toContain('| @API | Api | 📄 no SUBPLAN yet | 2.1 | 1/4 | parallel: 2.2 |');
+  });
+
   it('shows hit rate and cache lookup p50 without a latency key', () => {
     const m = statusBarModel('running', stats);
     expect(m.text).toBe('perfd 94% · 0.3 ms');
@@ -147,7 +174,7 @@ describe('documents', () => {
       problems: [],
     });
     expect(md.indexOf('@API')).toBeLessThan(md.indexOf('@DONE'));
-    expect(md).toContain('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 | fixes: 1.1; parallel: 1.2, 1.3 |');
+    expect(md).toContain('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 | fixes: 1.1; parallel: 1.3 |');
     expect(md).toContain('Done \\| x');
     expect(workspaceStatusMarkdown({ root: '/r', plans: [], problems: [] })).toContain('No plans found.');
   });

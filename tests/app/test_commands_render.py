@@ -156,13 +156,14 @@ def test_status_of_one_plan(ws: Workspace) -> None:
         "parallel options: 1.3\n"
         "handoff says next: 2.1\n"
         "\n"
-        "   ACH  STATE                 TITLE                                             FILES\n"
+        # ✅ takes two columns on a terminal, ▶ and · one: the columns line up by display width.
+        "    ACH  STATE                 TITLE                                             FILES\n"
         "✅  1.1  complete              Lay the Groundwork                                "
         "work-space/plans/THING/subplans/SUBPLAN_THING_11.md\n"
-        "▶  1.2  active_execution      Wire the Parts Together Across Every Module in t  "  # titles stop at 48
+        "▶   1.2  active_execution      Wire the Parts Together Across Every Module in t  "  # titles stop at 48
         "work-space/plans/THING/execution/EXECUTION_TASK_THING_12_01.md\n"
-        "·  1.3  no_subplan            Measure\n"
-        "·  2.1  no_subplan (blocked)  Ship\n")
+        "·   1.3  no_subplan            Measure\n"
+        "·   2.1  no_subplan (blocked)  Ship\n")
     assert out.stderr == HANDOFF_WARNING
 
 

@@ -56,7 +56,7 @@ class Redis:
     def __init__(self, folder: str) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(binary):
-            sys.exit("redis-server not found: run `bash tests/setup_redis.sh` first")
+            sys.exit("redis-server not found: run `bash tests/setup-tools.sh` first")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

@@ -142,7 +142,8 @@ def test_memory_cap_exits_cleanly(env: Env) -> None:
     p = env.popen_daemon(env=e)
     assert p.wait(timeout=15) == 0
     with open(env.paths().log) as f:
-        assert "over max_rss_mb" in f.read()
+        log = f.read()
+    assert "over max_rss_mb = 1 MB" in log and "memory cap 1 MB" in log
     assert not os.path.exists(env.paths().sock)
 
 
@@ -355,19 +356,152 @@ def test_stats_text_json_prometheus(env: Env) -> None:
     _warm(env)
     env.cli("generate", "--next", "@FEAT")
     text = env.cli("stats")
-    assert text.returncode == 0 and "hit rate" in text.stdout and "cli" in text.stdout
+    assert text.returncode == 0 and "hit rate" in text.stdout and "generate" in text.stdout
     js = msgspec.json.decode(env.cli("stats", "--json").stdout)
     assert js["cache"]["entries"] > 0 and js["rss_bytes"] > 0 and js["uptime_s"] > 0
-    cli = next(m for m in js["methods"] if m["method"] == "cli")
-    assert cli["requests"] >= 2 and cli["latency"]["p50_ms"] > 0
+    # Command lines are counted under their command, not under one `cli` method.
+    methods = {m["method"]: m for m in js["methods"]}
+    assert "cli" not in methods and methods["status"]["requests"] >= 1 and methods["generate"]["requests"] == 1
+    assert methods["generate"]["latency"]["p50_ms"] > 0 and methods["generate"]["total_s"] > 0
     prom = env.cli("stats", "--prometheus").stdout
     assert "# TYPE perfd_requests_total counter" in prom
-    assert 'perfd_requests_total{method="cli"}' in prom
-    assert 'perfd_request_duration_seconds{method="cli",quantile="0.99"}' in prom
+    assert 'perfd_requests_total{command="generate"} 1' in prom
+    assert 'perfd_request_duration_seconds{command="status",quantile="0.99"}' in prom
     # what the editor runs beside its session's start: --root after the command, from anywhere
     assert msgspec.json.decode(env.cli("stats", "--json", "--root", env.root, cwd="/").stdout)["pid"] == js["pid"]
     # in-process `stats` asks the daemon too, with the same rendering
     assert "hit rate" in env.cli("--no-daemon", "stats").stdout
+
+
+def test_the_headline_hit_rate_counts_every_cache_level(env: Env) -> None:
+    """A warm daemon answers from its answer memo without a single file lookup: the rate says so."""
+    old = time.time() - 60  # files older than the racy window: answers may be memoised
+    for folder, dirs, files in os.walk(env.root):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (old, old))
+        os.utime(folder, (old, old))
+    _warm(env)
+    for _ in range(5):
+        assert env.cli("status").returncode == 0
+    js = msgspec.json.decode(env.cli("stats", "--json").stdout)
+    levels = {lv["name"]: lv for lv in js["levels"]}
+    assert set(levels) == {"answers", "files"}  # no model client yet
+    assert levels["answers"]["hits"] == js["memo_hits"] >= 5 and levels["answers"]["misses"] == js["memo_misses"] >= 1
+    assert levels["files"]["hits"] == js["cache"]["hits"] and levels["files"]["misses"] == js["cache"]["misses"]
+    hits = sum(lv["hits"] for lv in levels.values())
+    lookups = hits + sum(lv["misses"] for lv in levels.values())
+    assert js["hit_rate"] == pytest.approx(hits / lookups) and js["hit_rate"] > levels["files"]["hit_rate"]
+    text = env.cli("stats").stdout
+    assert f"cache hit rate {js['hit_rate']:.1%} (hits over lookups, every level)" in text
+    assert f"answers {levels['answers']['hits']}/" in text and "files " in text
+    prom = env.cli("stats", "--prometheus").stdout
+    assert f'perfd_cache_hit_ratio{{level="all"}} {js["hit_rate"]!r}' in prom
+    assert 'perfd_cache_hits_total{level="answers"}' in prom and "perfd_file_cache_invalidations_total" in prom
+
+
+def test_errors_follow_one_rule_for_every_command(env: Env) -> None:
+    """A user error counts as an error whatever the command: generate's as run's (exit 1 = error)."""
+    _warm(env)
+    assert env.cli("generate", "@NOPE").returncode == 1
+    assert env.cli("status", "@NOPE").returncode == 1
+    assert env.cli("generate", "@FEAT").returncode == 0
+    methods = {m["method"]: m for m in msgspec.json.decode(env.cli("stats", "--json").stdout)["methods"]}
+    assert methods["generate"]["requests"] == 2 and methods["generate"]["errors"] == 1
+    assert methods["status"]["errors"] == 1
+    with env.connect() as c:  # a JSON-RPC error is an error too
+        c.call("generate", {"plan": "@NOPE"})
+    methods = {m["method"]: m for m in msgspec.json.decode(env.cli("stats", "--json").stdout)["methods"]}
+    assert methods["generate"]["errors"] == 2
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not installed (Debian's prometheus package; the README's test set-up installs it)")
+    return path
+
+
+def _promtool_ok(promtool: str, text: str) -> None:
+    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (p.stdout, p.stderr, text)
+
+
+def test_prometheus_output_passes_promtool(env: Env, promtool: str) -> None:
+    _warm(env)
+    env.cli("generate", "@NOPE")
+    _promtool_ok(promtool, env.cli("stats", "--prometheus").stdout)
+
+
+def test_metrics_endpoint_is_scraped_over_http(env: Env, promtool: str) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(os.path.join(env.root, "perfd.toml"), "w") as f:
+        f.write(f'[daemon]\nmetrics_addr = ":{port}"\n')  # no host: loopback
+    _warm(env)
+    js = env.wait_for(lambda: (j := msgspec.json.decode(env.cli("stats", "--json").stdout))["metrics_addr"] and j,
+                      what="metrics endpoint")
+    assert js["metrics_addr"] == f"127.0.0.1:{port}" and js["metrics_error"] is None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        body = r.read().decode()
+    assert "perfd_metrics_endpoint_up 1" in body and 'perfd_requests_total{command="status"}' in body
+    _promtool_ok(promtool, body)
+    for path, code in (("/", 404), ("/metrics/../etc", 404)):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+            raise AssertionError(path)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == code
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("POST accepted")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 405
+    # A scraper that sends garbage or nothing does not hurt the daemon.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"\x00" * 10000)
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    assert env.cli("status").returncode == 0
+
+
+def test_a_metrics_address_in_use_or_invalid_keeps_the_daemon_serving(env: Env) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with open(os.path.join(env.root, "perfd.toml"), "w") as f:
+            f.write(f'[daemon]\nmetrics_addr = "127.0.0.1:{port}"\n')
+        _warm(env)
+        js = env.wait_for(lambda: (j := msgspec.json.decode(env.cli("stats", "--json").stdout))["metrics_error"] and j,
+                          what="metrics error")
+        assert f"cannot listen on 127.0.0.1:{port}" in js["metrics_error"] and js["metrics_addr"] is None
+        assert "metrics: not served: cannot listen" in env.cli("stats").stdout
+        assert f"/metrics not served: cannot listen on 127.0.0.1:{port}" in env.cli("daemon", "status").stdout
+        with open(env.paths().log) as f:
+            assert "metrics endpoint off: cannot listen" in f.read()
+    env.cli("daemon", "stop")
+    with open(os.path.join(env.root, "perfd.toml"), "w") as f:
+        f.write('[daemon]\nmetrics_addr = "not an address"\n')
+    _warm(env)
+    js = env.wait_for(lambda: (j := msgspec.json.decode(env.cli("stats", "--json").stdout))["metrics_error"] and j,
+                      what="metrics error")
+    assert "metrics_addr 'not an address'" in js["metrics_error"] and "perfd.toml" in js["metrics_error"]
+    assert env.cli("generate", "@FEAT").returncode == 0
+    st = env.cli("daemon", "status")
+    assert st.returncode == 0 and "/metrics not served: metrics_addr 'not an address'" in st.stdout
+    # Started by hand, the configuration error is the answer: exit 1, one line, the daemon serves anyway.
+    env.cli("daemon", "stop")
+    started = env.cli("daemon", "start")
+    assert started.returncode == 1 and started.stderr.count("metrics_addr 'not an address'") == 1
+    assert "Traceback" not in started.stderr and env.cli("status").returncode == 0
 
 
 def test_stats_without_daemon_says_so(env: Env) -> None:
@@ -440,6 +574,12 @@ def test_installed_command_imports_only_the_thin_client(env: Env) -> None:
 def test_no_daemon_flag_and_no_workspace_work_in_process(env: Env) -> None:
     r = env.cli("--no-daemon", "status")
     assert r.returncode == 0 and env.pid() == 0
+    # after the subcommand too, as the README shows `perfd run --no-daemon`
+    r = env.cli("status", "--no-daemon")
+    assert r.returncode == 0 and "@FEAT" in r.stdout and env.pid() == 0
+    r = env.cli("run", "@FEAT", "--no-daemon")
+    assert r.returncode == 1 and "no model is configured" in r.stderr and "unrecognized" not in r.stderr
+    assert env.pid() == 0
     r = env.cli("status", cwd=env.base)
     assert r.returncode == 1 and "no PLAN workspace" in r.stderr and env.pid() == 0
 

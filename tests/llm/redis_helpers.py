@@ -1,6 +1,6 @@
 """A real redis-server per test (Unix socket, persistence off) and a slow loopback proxy in front of it.
 
-`tests/setup_redis.sh` (run by the README's test command) installs Debian's
+`tests/setup-tools.sh` (run by the README's test command) installs Debian's
 redis-server; a test that cannot find it is skipped with that reason.
 """
 

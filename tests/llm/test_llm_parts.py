@@ -169,13 +169,55 @@ def test_breaker_opens_fails_fast_probes_and_recovers() -> None:
 
 # -- history ---------------------------------------------------------------------
 
+async def test_history_filters_by_workspace_plan_model_and_time(tmp_path: object) -> None:
+    from perfd.llm import Filter
+
+    history = History(os.path.join(str(tmp_path), "h.sqlite3"), max_rows=1000)
+    now = time.time()
+    for ts, ws, plan, model in ((now - 5 * 86400, "/w1", "A", "m1"), (now - 60, "/w1", "A", "m2"),
+                                (now - 30, "/w2", "A", "m1"), (now, None, "B", "m1")):
+        history.record(CallRecord(ts=ts, model=model, latency_ms=1, outcome="ok", plan=plan, workspace=ws))
+    await history.flush()
+    assert sum(s.calls for s in history.by_plan()) == 4
+    assert [(s.group, s.calls) for s in history.by_plan(where=Filter(workspace="/w1"))] == [("A", 2)]
+    assert sum(s.calls for s in history.by_outcome(where=Filter(model="m1"))) == 3
+    assert sum(s.calls for s in history.by_outcome(where=Filter(workspace="/w1", since=now - 3600))) == 1
+    assert sum(s.calls for s in history.by_day(days=2, now=now, where=Filter(plan="A"))) == 2
+    assert {s.group: s.calls for s in history.by_model(where=Filter(workspace="/w1"))} == {"m1": 1, "m2": 1}
+    history.close()
+
+
+def test_history_keeps_the_rows_of_a_file_written_before_workspaces_were_recorded(tmp_path: object) -> None:
+    import sqlite3
+
+    path = os.path.join(str(tmp_path), "old.sqlite3")
+    conn = sqlite3.connect(path)
+    conn.executescript("""CREATE TABLE calls (id INTEGER PRIMARY KEY, ts REAL NOT NULL, day TEXT NOT NULL,
+        plan TEXT, achievement TEXT, state TEXT, model TEXT NOT NULL, latency_ms REAL NOT NULL,
+        prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost REAL NOT NULL,
+        cache_hit INTEGER NOT NULL, outcome TEXT NOT NULL, error TEXT, attempts INTEGER NOT NULL,
+        stream INTEGER NOT NULL); PRAGMA user_version=1;""")
+    conn.execute("INSERT INTO calls(ts, day, plan, model, latency_ms, prompt_tokens, completion_tokens, cost,"
+                 " cache_hit, outcome, attempts, stream) VALUES (1, '2026-01-01', 'OLD', 'm', 1, 1, 1, 0.5, 0, 'ok', 1, 0)")
+    conn.commit()
+    conn.close()
+    history = History(path)
+    [old] = history.by_plan()
+    assert old.group == "OLD" and old.cost == 0.5 and old.cost_saved == 0.0
+    history.record(CallRecord(ts=2, model="m", latency_ms=1, outcome="ok", plan="NEW", workspace="/w"))
+    history.close()
+    again = History(path)
+    assert {s.group for s in again.by_plan()} == {"OLD", "NEW"}
+    again.close()
+
+
 async def test_history_queries_by_plan_day_and_outcome(tmp_path: object) -> None:
     history = History(os.path.join(str(tmp_path), "h.sqlite3"), max_rows=1000)
     now = time.time()
     rows = [
         CallRecord(ts=now - 2 * 86400, model="m", latency_ms=10, outcome="ok", plan="A", prompt_tokens=5, completion_tokens=5, cost=0.1),
         CallRecord(ts=now - 60, model="m", latency_ms=30, outcome="ok", plan="A", achievement="a1", state="doing", prompt_tokens=1, completion_tokens=2, cost=0.2),
-        CallRecord(ts=now - 30, model="m", latency_ms=1, outcome="ok", plan="A", cache_hit=True, prompt_tokens=1, completion_tokens=2),
+        CallRecord(ts=now - 30, model="m", latency_ms=1, outcome="ok", plan="A", cache_hit=True, prompt_tokens=1, completion_tokens=2, cost_saved=0.05),
         CallRecord(ts=now - 10, model="m", latency_ms=50, outcome="timeout", plan="B", error="timed out"),
         CallRecord(ts=now, model="m", latency_ms=5, outcome="cancelled", plan="B"),
     ]
@@ -184,7 +226,10 @@ async def test_history_queries_by_plan_day_and_outcome(tmp_path: object) -> None
     await history.flush()
     plans = {s.group: s for s in history.by_plan()}
     assert plans["A"].calls == 3 and plans["A"].cache_hits == 1 and plans["A"].errors == 0
-    assert plans["A"].cost == pytest.approx(0.3) and plans["A"].prompt_tokens == 7
+    # Tokens are counted as paid only when the model answered; a cache hit's are saved, as its cost is.
+    assert plans["A"].cost == pytest.approx(0.3) and plans["A"].prompt_tokens == 6
+    assert plans["A"].completion_tokens == 7 and plans["A"].tokens_saved == 3
+    assert plans["A"].cost_saved == pytest.approx(0.05)
     assert plans["B"].errors == 1  # cancelled is not an error
     assert [s.group for s in history.by_plan()] == ["B", "A"]  # most recently active first
     assert [s.calls for s in history.by_plan("A", since=now - 3600)] == [2]

@@ -46,12 +46,17 @@ def test_streams_the_answer_to_the_prompt_of_the_next_step(ws: Path, server: Fak
     assert code == 0, err
     assert out.startswith("reply#") and "Address the review of achievement 1.2" in out
     assert "sending achievement 1.2 (fix_pending) to fake-model" in err
+    assert err.splitlines()[-1].startswith("perfd: @API-CLIENT: 1 sent, 0 from cache · ")
     sent = server.records[-1].body["messages"][0]["content"]
     assert "Retries ignore Retry-After" in sent  # the FIX file's critical issue is quoted
-    # The same call again is a cache hit: no request reaches the server.
+    # The same call again is a cache hit: no request reaches the server, and the run says so from its first line.
     before = len(server.records)
-    code, out2, _ = run(ws, server, "@API-CLIENT", "--next")
+    code, out2, err2 = run(ws, server, "@API-CLIENT", "--next")
     assert code == 0 and out2 == out and len(server.records) == before
+    assert "sending" not in err2 and "1.2 (fix_pending): answer from the response cache" in err2.splitlines()[0]
+    tokens = int(err.splitlines()[-1].split(" · ")[1].split()[0])
+    assert f"  1.2  fix_pending  from cache · {tokens} tokens saved (nothing sent)" in err2
+    assert err2.splitlines()[-1].startswith(f"perfd: @API-CLIENT: 0 sent, 1 from cache · 0 tokens paid · saved {tokens} tokens")
     # --no-cache goes to the server again.
     run(ws, server, "@API-CLIENT", "--next", "--no-cache")
     assert len(server.records) == before + 1
@@ -132,7 +137,11 @@ def test_parallel_prints_every_answer_under_its_header_in_achievement_order(ws: 
                    for line in err.splitlines())
     # Again: every answer comes from the cache, and says so.
     code, out2, err2 = run(ws, server, "@DOCS-SITE", "--parallel")
-    assert code == 0 and out2 == out and err2.count(" from cache · ") == 3
+    assert code == 0 and out2 == out
+    assert sum(line.startswith("  ") and " from cache · " in line for line in err2.splitlines()) == 3
+    assert "(3 from the response cache, not sent)" in err2.splitlines()[0]
+    # Every run ends with one total line: sent or cached, tokens paid and saved, seconds.
+    assert err2.splitlines()[-1].startswith("perfd: @DOCS-SITE: 0 sent, 3 from cache · 0 tokens paid · saved ")
 
 
 def test_parallel_write_names_each_file_it_wrote(ws: Path, server: FakeServer) -> None:
@@ -206,3 +215,19 @@ def test_progress_lines_redraw_in_place_on_a_terminal() -> None:
     q.delta("2.1", "x")
     q.finished(RunAnswer(plan="P", achievement="2.1", state="s", ok=False, error="boom"))
     assert plain.getvalue() == "perfd: [1/1] 2.1 failed: boom\n" and "\x1b" not in plain.getvalue()
+
+
+def test_an_unset_api_key_is_a_configuration_error_before_anything_is_sent(ws: Path, server: FakeServer) -> None:
+    env = {**env_for(server), "PERFD_LLM_API_KEY_ENV": "PERFD_TEST_UNSET_KEY"}
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env)
+    assert code == 1 and not server.records and out.getvalue() == ""
+    assert err.getvalue().count("PERFD_TEST_UNSET_KEY") == 1 and "sending" not in err.getvalue()
+    assert err.getvalue().startswith("perfd: [llm] configuration: the environment variable PERFD_TEST_UNSET_KEY")
+
+
+def test_a_missing_model_is_a_configuration_error(ws: Path, server: FakeServer) -> None:
+    env = {k: v for k, v in env_for(server).items() if k != "PERFD_LLM_MODEL"}
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env) == 1
+    assert "model is required" in err.getvalue() and not server.records

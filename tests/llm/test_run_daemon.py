@@ -168,7 +168,8 @@ def test_the_daemon_answers_run_with_notifications_then_a_summary(dws: DaemonWs,
     assert final["result"]["answers"][0]["cached"] is True and final["result"]["summary"]["cached"] == 1
     text = "".join(ch["text"] for ch in chunks if ch["stream"] == "out")
     assert text.startswith("reply#") and len([ch for ch in chunks if ch["stream"] == "out"]) > 1
-    assert any("sending achievement 2.1" in ch["text"] for ch in chunks if ch["stream"] == "err")
+    errs = "".join(ch["text"] for ch in chunks if ch["stream"] == "err")
+    assert "2.1 (no_subplan): answer from the response cache" in errs and "sending" not in errs
 
 
 def test_a_client_that_leaves_cancels_the_daemons_call(dws: DaemonWs, server: FakeServer) -> None:
@@ -237,3 +238,14 @@ def test_the_run_client_imports_neither_the_engine_nor_the_model_client(dws: Dae
     assert "perfd.cli.run_client" in got
     for banned in ("perfd.engine", "perfd.engine.engine", "perfd.app.run", "perfd.llm", "httpx", "msgspec", "anyio"):
         assert banned not in got, banned
+
+
+def test_a_configuration_typo_is_reported_once(dws: DaemonWs) -> None:
+    """The daemon's answer is the workspace's own mistake: no in-process run to say it again."""
+    with open(os.path.join(dws.root, "perfd.toml"), "w") as f:
+        f.write('[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodle = "x"\n')
+    dws.start()
+    code, out, err = dws.run("run", "@DOCS-SITE", "2.1")
+    assert code == 1 and out == ""
+    assert err.count("unknown LLM setting [llm] modle") == 1 and "did you mean 'model'" in err
+    assert "in-process" not in err and "daemon error" not in err

@@ -43,7 +43,7 @@ DAEMON = HERE.parents[1] / "daemon"
 def redis_server() -> Iterator[RedisServer]:
     binary = redis_server_binary()
     if binary is None:
-        pytest.skip("redis-server not found: run tests/setup_redis.sh (apt-get install redis-server)")
+        pytest.skip("redis-server not found: run tests/setup-tools.sh (apt-get install redis-server)")
     folder = tempfile.mkdtemp(prefix="perfd-redis-", dir="/tmp")  # short: a socket path has ~107 bytes
     server = RedisServer(folder, binary=binary).start()
     try:
@@ -407,7 +407,7 @@ async def test_perfd_stats_shows_the_team_in_text_json_and_prometheus(tmp_path: 
     prom = render_prometheus(snap)
     for name in ("perfd_team_redis_up 1", "perfd_team_window_requests 2", "perfd_team_daemons 1",
                  'perfd_llm_cache_hits_by_level_total{level="memory"} 1', "perfd_team_budget_left_usd",
-                 'perfd_team_redis_rtt_seconds{quantile="0.5"}'):
+                 'perfd_team_redis_rtt_p50_seconds '):
         assert name in prom, name
 
 

@@ -97,9 +97,15 @@ async def test_run_streams_progress_and_returns_the_answer(client: LanguageClien
 
 
 async def test_run_of_an_unknown_plan_is_an_error(client: LanguageClient) -> None:
-    with pytest.raises(Exception, match="NO-SUCH"):
+    from pygls.exceptions import JsonRpcException
+
+    with pytest.raises(JsonRpcException, match="NO-SUCH") as info:
         await client.workspace_execute_command_async(
             lsp.ExecuteCommandParams(command="perfd.run", arguments=["@NO-SUCH"]))
+    # A clear message and perfd's error code, never a Python traceback in the error data.
+    err = info.value
+    assert err.code == -32803 and "Traceback" not in err.message and "UserError" not in err.message
+    assert isinstance(err.data, dict) and "traceback" not in err.data and err.data["code"] == "unknown-plan"
 
 
 @pytest.fixture

@@ -34,12 +34,15 @@ EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 # Commands the daemon answers itself through the engine; the rest (daemon
 # management, lsp, run) are handled by the client or their own entry points.
 ENGINE_COMMANDS = frozenset({"generate", "status"})
+# Commands only the in-process path serves: they write files in the caller's name (schema, init).
+LOCAL_COMMANDS = frozenset({"schema", "init"})
 
 
 class Output(msgspec.Struct):
     stdout: str = ""
     stderr: str = ""
     code: int = EXIT_OK
+    command: str = ""  # the subcommand that answered ("" when the line did not parse): the daemon counts by it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--prometheus", action="store_true", help="print the Prometheus text exposition format")
     st.add_argument("--history", action="store_true",
-                    help="the model-call history instead (by plan, by day, by outcome), read from the state folder")
+                    help="the model-call history instead (by plan, day, outcome and model), read without a daemon")
+    hist = st.add_argument_group("with --history")
+    hist.add_argument("--all", action="store_true", help="every workspace's calls (default: this workspace's)")
+    hist.add_argument("--plan", metavar="@PLAN", help="only this plan's calls")
+    hist.add_argument("--model", help="only this model's calls")
+    hist.add_argument("--since", metavar="YYYY-MM-DD", help="only calls from this date (local time) on")
+    hist.add_argument("--days", type=int, default=30, metavar="N", help="days shown per day (default 30)")
+    hist.add_argument("--format", choices=("text", "csv", "markdown", "json"), default=None,
+                      help="text (default, with per-day charts), csv, markdown or json (= --json)")
+
+    ini = sub.add_parser("init", help="write a commented perfd.toml with every setting and its default")
+    ini.add_argument("--force", action="store_true", help="replace an existing perfd.toml")
+    ini.add_argument("--stdout", action="store_true", help="print it instead of writing the file")
+
+    comp = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
+    comp.add_argument("shell", choices=("bash", "zsh", "fish"))
 
     sc = sub.add_parser("schema", help="write the protocol's JSON Schemas into schemas/")
     sc.add_argument("--out", metavar="DIR", help="the folder (default: the repository's schemas/)")
@@ -111,9 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
     # The thin client honours --root anywhere on the line (perfd.cli.client.read_line), and so
     # does the parser: `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
+    # --no-daemon likewise: `perfd run --no-daemon` is what the README shows.
     for sp in sub.choices.values():
         sp.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
                         help="the workspace root (default: walk up from the current folder)")
+        sp.add_argument("--no-daemon", action="store_true", default=argparse.SUPPRESS,
+                        help="work in-process, without the daemon")
     return p
 
 
@@ -149,30 +170,49 @@ def user_error_output(exc: UserError) -> Output:
 
 
 def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
-        stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False) -> Output:
+        stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False,
+        tty: bool = False) -> Output:
     """Run one command line. `engine_for(root)` supplies the (warm) engine.
 
     `stats_for(root)` returns the daemon's StatsSnapshot (inside the daemon its
     own; in-process, fetched from the running daemon), or None when none runs.
     `daemon`, `run` and `lsp` have their own entry points (perfd.cli); `schema`
-    writes files, so only the in-process path serves it.
+    and `init` write files and `stats --history` reads one, so only the
+    in-process path serves them. `tty`: stdout is a terminal (charts draw with
+    block characters).
     """
     parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
-    args = parsed
+    out = _run(parsed, cwd, engine_for=engine_for, stats_for=stats_for, in_daemon=in_daemon, tty=tty)
+    out.command = parsed.command or ""
+    return out
+
+
+def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engine] | None,
+         stats_for: Callable[[str], StatsSnapshot | None] | None, in_daemon: bool, tty: bool) -> Output:
     if args.version:
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
         return Output(stdout=_parser().format_help())
-    served = ENGINE_COMMANDS | {"stats"} | (set() if in_daemon else {"schema"})  # schema writes files here
+    served = ENGINE_COMMANDS | {"stats", "completion"} | (set() if in_daemon else LOCAL_COMMANDS)
     if args.command not in served:
         return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
     try:
         if args.command == "schema":
             return _schema(args)
+        if args.command == "init":
+            from perfd.app import init
+
+            if args.stdout:
+                return Output(stdout=init.template())
+            return Output(stdout=f"wrote {init.init(resolve_init_root(args.root, cwd), force=args.force)}\n")
+        if args.command == "completion":
+            from perfd.app.completion import script
+
+            return Output(stdout=script(args.shell, build_parser()))
         if args.command == "stats":
-            return _stats(args, cwd, stats_for)
+            return _stats(args, cwd, stats_for, tty=tty)
         root = resolve_root(args.root, cwd)
         engine = engine_for(root) if engine_for else Engine(root)
         if args.command == "generate":
@@ -192,22 +232,18 @@ def _schema(args: argparse.Namespace) -> Output:
     return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
 
 
-def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsSnapshot | None] | None) -> Output:
+def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsSnapshot | None] | None, *,
+           tty: bool = False) -> Output:
     """stats (imported lazily: the engine path does not need them)."""
     from perfd.app import stats_view
 
+    history_only = {"--all": args.all, "--plan": args.plan, "--model": args.model, "--since": args.since,
+                    "--format": args.format, "--days": args.days != 30}
     if args.history:
-        if args.prometheus:
-            raise UsageError("--history prints text or --json, not --prometheus", hint="perfd stats --history [--json]")
-        from perfd.config import ConfigError
-        from perfd.llm import LLMError, history_path
-
-        try:
-            root = resolve_root(args.root, cwd) if args.root else find_root(cwd)
-            path = history_path(root)  # the workspace's [llm] history_path, if it sets one
-        except (ConfigError, LLMError) as exc:
-            raise UserError(str(getattr(exc, "message", exc))) from None
-        return Output(stdout=stats_view.render_history(as_json=args.json, path=path))
+        return _history(args, cwd, tty=tty)
+    given = [flag for flag, value in history_only.items() if value]
+    if given:
+        raise UsageError(f"{given[0]} goes with --history", hint=f"perfd stats --history {given[0]} ...")
     root = resolve_root(args.root, cwd)
     snap = stats_for(root) if stats_for is not None else None
     if snap is None:
@@ -217,6 +253,38 @@ def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsS
     if args.prometheus:
         return Output(stdout=stats_view.render_prometheus(snap))
     return Output(stdout=stats_view.render_text(snap))
+
+
+def _history(args: argparse.Namespace, cwd: str, *, tty: bool) -> Output:
+    """`stats --history`: this workspace's calls (--all: every workspace's), filtered, in the format asked."""
+    from perfd.app import history_view
+    from perfd.config import ConfigError
+    from perfd.llm import LLMError, history_path
+
+    if args.prometheus:
+        raise UsageError("--history prints text, csv, markdown or json, not --prometheus",
+                         hint="perfd stats --history [--format csv|markdown|json]")
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} disagree", hint="give one of them")
+    fmt = "json" if args.json else (args.format or "text")
+    since = history_view.parse_since(args.since) if args.since is not None else None
+    days = history_view.parse_days(args.days)
+    try:
+        root = resolve_root(args.root, cwd) if args.root else find_root(cwd)
+        path = history_path(root)  # the workspace's [llm] history_path, if it sets one
+    except (ConfigError, LLMError) as exc:
+        raise UserError(str(getattr(exc, "message", exc))) from None
+    workspace = None if args.all or root is None else os.path.realpath(root)
+    q = history_view.HistoryQuery(path=path, workspace=workspace, plan=args.plan, model=args.model, since=since,
+                                  days=days, format=fmt)
+    return Output(stdout=history_view.render(q, tty=tty))
+
+
+def resolve_init_root(option: str | None, cwd: str) -> str:
+    """Where `perfd init` writes: --root, else the workspace around cwd, else cwd itself."""
+    if option:
+        return resolve_root(option, cwd)
+    return find_root(cwd) or cwd
 
 
 def resolve_root(option: str | None, cwd: str) -> str:
@@ -319,8 +387,9 @@ _ICON = {
 
 
 def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+    from perfd.app.columns import table
+
+    return "".join(line + "\n" for line in table(rows))  # display width: a row's marker may be an emoji
 
 
 def _render_workspace(ws: WorkspaceStatus) -> str:

@@ -32,7 +32,8 @@ from perfd.wire.protocol import RunAnswer
 
 if TYPE_CHECKING:
     from perfd.app.commands import Output
-    from perfd.llm import LLMClient
+    from perfd.llm import ChatOptions, LLMClient
+    from perfd.llm.types import Message
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 DEFAULT_CONCURRENCY = 4
@@ -102,6 +103,23 @@ def write_answer(engine: Engine, result: GenerateResult, text: str, *, force: bo
     return path
 
 
+def chat_request(engine: Engine, result: GenerateResult, options: RunOptions) -> tuple[list[Message], ChatOptions]:
+    """The model call for one achievement: what is sent, and how it is labelled in the history."""
+    from perfd.llm import ChatOptions
+
+    return [{"role": "user", "content": result.prompt}], ChatOptions(
+        use_cache=options.use_cache, plan=result.plan, achievement=result.achievement, state=result.state,
+        workspace=engine.root)
+
+
+async def served_from_cache(engine: Engine, llm: LLMClient, result: GenerateResult, options: RunOptions) -> bool:
+    """Whether this achievement's answer is in the response cache now (a run says so before it starts)."""
+    if not options.use_cache:
+        return False
+    messages, chat = chat_request(engine, result, options)
+    return await llm.cached(messages, chat)
+
+
 async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, options: RunOptions,
                   listener: RunListener | None = None) -> RunAnswer:
     """Stream one achievement's answer (told to `listener` as it arrives); write it when asked.
@@ -109,16 +127,15 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     A failed model call is an RunAnswer with `error` set, not an exception; a
     cancelled run raises as usual (the response is closed).
     """
-    from perfd.llm import ChatOptions, LLMError
+    from perfd.llm import LLMError
 
     hear = listener or RunListener()
     number = result.achievement or "?"
     hear.started(result)
     started = time.monotonic()
     try:
-        chat = ChatOptions(use_cache=options.use_cache, plan=result.plan, achievement=result.achievement,
-                           state=result.state)
-        async with llm.stream([{"role": "user", "content": result.prompt}], chat) as stream:
+        messages, chat = chat_request(engine, result, options)
+        async with llm.stream(messages, chat) as stream:
             async for piece in stream:
                 hear.delta(number, piece)
             done = stream.completion
@@ -134,8 +151,11 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
             written = write_answer(engine, result, text, force=options.force)
         except UserError as exc:
             write_error = exc.message
+    cached = bool(done and done.cached)
     answer = RunAnswer(
-        plan=result.plan, achievement=number, state=result.state, ok=True, text=text, cached=bool(done and done.cached),
+        plan=result.plan, achievement=number, state=result.state, ok=True, text=text, cached=cached,
+        cost_saved=(llm.config.cost(usage.prompt_tokens, usage.completion_tokens) if cached and usage else 0.0)
+        if _priced(llm) else None,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
         tokens=usage.total_tokens if usage else 0,
         cost=(done.cost if done is not None else 0.0) if _priced(llm) else None,
@@ -165,12 +185,11 @@ def concurrency(llm: LLMClient, options: RunOptions) -> int:
 
 
 def exit_code(answers: Sequence[RunAnswer]) -> int:
-    """3 when a model call failed; else 1 when one was refused (over budget) or an answer could not be written; else 0."""
-    if any(not a.ok and a.error_kind != "budget" for a in answers):
+    """3 when a model call failed; else 1 when the configuration or the budget stopped a call (refused
+    before sending: the user's limit rather than a failure) or an answer could not be written; else 0."""
+    if any(not a.ok and a.error_kind not in ("config", "budget") for a in answers):
         return EXIT_MODEL
-    if any(not a.ok for a in answers):
-        return EXIT_USER  # over budget: refused before sending, the user's limit rather than a failure
-    if any(a.write_error for a in answers):
+    if any(not a.ok or a.write_error for a in answers):
         return EXIT_USER
     return EXIT_OK
 

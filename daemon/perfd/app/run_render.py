@@ -10,7 +10,8 @@ whether its stderr is a terminal). So a run prints the same bytes either way.
   on a terminal, stderr shows one live progress line per achievement meanwhile.
 - `--json`: JSON lines on stdout, one RunAnswer per achievement, then a summary.
 - The summary (stderr): per achievement, sent or from cache, tokens, cost
-  where prices are configured, seconds, the file written or why not.
+  where prices are configured (or what the cache saved), seconds, the file
+  written or why not; then one total line, which every run ends with.
 """
 
 from __future__ import annotations
@@ -66,15 +67,25 @@ def render_answers(answers: Sequence[RunAnswer]) -> str:
     return "\n".join(parts)
 
 
+def served(a: RunAnswer) -> str:
+    """How one answer was served and what it cost, or what the cache saved."""
+    if a.cached:
+        parts = ["from cache", f"{a.tokens} tokens saved (nothing sent)"]
+        if a.cost_saved is not None:
+            parts.append(f"cost {a.cost_saved:.4f} saved")
+    else:
+        parts = ["sent", f"{a.tokens} tokens"]
+        if a.cost is not None:
+            parts.append(f"cost {a.cost:.4f}")
+    parts.append(f"{a.seconds:.1f} s")
+    return " · ".join(parts)
+
+
 def summary_line(a: RunAnswer, root: str) -> str:
     """One achievement's summary: how it was served, what it cost, where it went."""
     if not a.ok:
         return f"  {a.achievement}  {a.state}  failed ({a.error_kind}): {a.error}"
-    parts = ["from cache" if a.cached else "sent", f"{a.tokens} tokens"]
-    if a.cost is not None:
-        parts.append(f"cost {a.cost:.4f}")
-    parts.append(f"{a.seconds:.1f} s")
-    line = f"  {a.achievement}  {a.state}  " + " · ".join(parts)
+    line = f"  {a.achievement}  {a.state}  " + served(a)
     if a.written:
         line += f" -> wrote {display_path(root, a.written)}"
     elif a.write_error:
@@ -83,11 +94,26 @@ def summary_line(a: RunAnswer, root: str) -> str:
 
 
 def summarize(answers: Sequence[RunAnswer], plan: str, seconds: float) -> RunSummary:
+    """Totals: tokens and cost paid (answers sent), and what the response cache saved."""
     costs = [a.cost for a in answers if a.cost is not None]
+    saved = [a.cost_saved for a in answers if a.cost_saved is not None]
     return RunSummary(plan=plan, achievements=len(answers), failed=sum(not a.ok for a in answers),
-                      cached=sum(a.cached for a in answers), tokens=sum(a.tokens for a in answers),
+                      cached=sum(a.cached for a in answers), tokens=sum(a.tokens for a in answers if not a.cached),
                       cost=sum(costs) if costs else None, seconds=seconds,
+                      tokens_saved=sum(a.tokens for a in answers if a.cached),
+                      cost_saved=sum(saved) if saved else None,
                       written=[a.written for a in answers if a.written], code=exit_code(answers))
+
+
+def total_line(s: RunSummary) -> str:
+    """The one line every run ends with: sent or cached, tokens, cost, seconds."""
+    sent = s.achievements - s.cached - s.failed
+    parts = [f"{sent} sent", f"{s.cached} from cache"] + ([f"{s.failed} failed"] if s.failed else [])
+    money = f" · cost {s.cost:.4f}" if s.cost is not None else ""
+    saved = f" · saved {s.tokens_saved} tokens" if s.cached else ""
+    if s.cached and s.cost_saved is not None:
+        saved += f", cost {s.cost_saved:.4f}"
+    return (f"perfd: @{s.plan}: {', '.join(parts)} · {s.tokens} tokens paid{money}{saved} · {s.seconds:.1f} s")
 
 
 class StreamToOut(RunListener):
@@ -141,7 +167,8 @@ class Progress(RunListener):
         if self.tty:
             self.draw(force=True)
         else:
-            what = f"done in {answer.seconds:.1f} s" if answer.ok else f"failed: {answer.error}"
+            what = (f"done in {answer.seconds:.1f} s" + (" (from cache)" if answer.cached else "") if answer.ok
+                    else f"failed: {answer.error}")
             self.err.write(f"perfd: [{self.done}/{len(self.numbers)}] {n} {what}\n")
             self.err.flush()
 
@@ -177,6 +204,12 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     """The run itself, rendered (shared by the in-process path and the daemon's `run` method)."""
     started = time.monotonic()
     try:
+        from perfd.llm import LLMError
+
+        try:
+            llm.check_key()
+        except LLMError as exc:
+            raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
         results = targets(engine, request, cwd)
         first = results[0]
         if first.achievement is None:
@@ -192,14 +225,24 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         return RunResult(code=_error(exc, err))
     numbers = [r.achievement or "?" for r in results]
     if request.parallel:
-        err.write(f"perfd: @{first.plan}: running {len(results)} achievements ({', '.join(numbers)}), "
+        from perfd.app.run import served_from_cache
+
+        hits = sum([await served_from_cache(engine, llm, r, request.options) for r in results])
+        cached = f" ({hits} from the response cache, not sent)" if hits else ""
+        err.write(f"perfd: @{first.plan}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
                   f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
                                      RunListener() if request.json else Progress(err, numbers, tty=tty))
     else:
-        err.write(f"perfd: @{first.plan}: sending achievement {first.achievement} ({first.state}) "
-                  f"to {llm.config.model}\n")
+        from perfd.app.run import served_from_cache
+
+        if await served_from_cache(engine, llm, first, request.options):
+            err.write(f"perfd: @{first.plan}: achievement {first.achievement} ({first.state}): "
+                      f"answer from the response cache ({llm.config.model}; nothing sent, nothing paid)\n")
+        else:
+            err.write(f"perfd: @{first.plan}: sending achievement {first.achievement} ({first.state}) "
+                      f"to {llm.config.model}\n")
         err.flush()
         listener = RunListener() if request.json else StreamToOut(out)
         answers = [await run_one(engine, llm, first, request.options, listener)]
@@ -213,7 +256,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     elif request.parallel:
         out.write(render_answers(answers))
     out.flush()
-    lines = [f"perfd: summary after {summary.seconds:.1f} s:"] + [summary_line(a, engine.root) for a in answers]
+    lines = [summary_line(a, engine.root) for a in answers] + [total_line(summary)]
     for a in answers:
         if not a.ok and not request.parallel:
             lines.insert(0, f"perfd: the model call failed: {a.error}")

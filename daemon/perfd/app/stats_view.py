@@ -1,8 +1,7 @@
-"""How perfd shows its numbers: the daemon's stats as text, JSON and Prometheus, and the model-call history."""
+"""How perfd shows its numbers: the daemon's stats as text, JSON and Prometheus (the history: history_view)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -19,31 +18,43 @@ def render_json(s: StatsSnapshot) -> str:
     return msgspec.json.encode(s).decode() + "\n"
 
 
+def _pct(rate: float) -> str:
+    return f"{rate:.1%}"
+
+
 def render_text(s: StatsSnapshot) -> str:
     c = s.cache
+    levels = " · ".join(f"{lv.name} {lv.hits}/{lv.hits + lv.misses} ({_pct(lv.hit_rate)})" for lv in s.levels)
     lines = [
         f"perfd {s.version} daemon pid {s.pid} for {s.root}",
         f"uptime {s.uptime_s:.1f} s · rss {s.rss_bytes / 1048576:.1f} MiB · connections {s.connections}"
-        f" · subscribers {s.subscribers}",
-        f"cache: {c.entries}/{c.capacity} entries · hits {c.hits} · misses {c.misses} · hit rate {c.hit_rate:.1%}"
-        f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}"
-        f" · answer memo hits {s.memo_hits}",
+        f" · subscribers {s.subscribers} · editor sessions {s.sessions}",
+        f"cache hit rate {_pct(s.hit_rate)} (hits over lookups, every level) · {levels}",
+        f"  files: {c.entries}/{c.capacity} entries · hits {c.hits} · misses {c.misses}"
+        f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}",
+        f"  answers: memo hits {s.memo_hits} · computed {s.memo_misses}",
         f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
     ]
+    if s.metrics_addr or s.metrics_error:
+        lines.append(f"metrics: http://{s.metrics_addr}/metrics" if not s.metrics_error
+                     else f"metrics: not served: {s.metrics_error}")
     if s.llm is not None:
         llm = s.llm
-        llm_lat = f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms:.0f} ms" if llm.latency_p50_ms is not None else "no calls"
+        llm_lat = (f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms or 0:.0f} ms"
+                   if llm.latency_p50_ms is not None else "no calls answered")
         lines += [
-            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened}x)",
+            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
             f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
             f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
+            f"  latency {llm_lat} · tokens paid {llm.prompt_tokens + llm.completion_tokens}"
+            f" (prompt {llm.prompt_tokens}, completion {llm.completion_tokens}) · cost {llm.cost:.4f}",
             f"  rate window: {llm.window_requests} requests, {llm.window_tokens} tokens · waited {llm.rate_limit_wait_s:.1f} s",
             f"  response cache: hits {llm.cache_hits} · misses {llm.cache_misses} · tokens saved {llm.tokens_saved}"
-            f" · cost saved {llm.cost_saved:.4f} · {llm_lat}",
+            f" · cost saved {llm.cost_saved:.4f}",
         ]
         lines += team_lines(llm)  # --- team (shared limits through Redis) ---
     if s.methods:
-        rows = [["METHOD", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
+        rows = [["COMMAND", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
         for m in s.methods:
             lat = m.latency
             rows.append([m.method, str(m.requests), str(m.errors), f"{lat.p50_ms:.3f}", f"{lat.p95_ms:.3f}",
@@ -51,6 +62,7 @@ def render_text(s: StatsSnapshot) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines.append("")
         lines.extend("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+        lines.append("(an error is a request that did not succeed: a JSON-RPC error or a command that exited non-zero)")
     return "\n".join(lines) + "\n"
 
 
@@ -58,52 +70,94 @@ def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _num(v: float) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    return repr(float(v))  # full precision; Prometheus parses Python's float repr ("1e-05", "0.25")
+
+
 def render_prometheus(s: StatsSnapshot) -> str:
-    """Prometheus text exposition format 0.0.4."""
+    """Prometheus text exposition format 0.0.4: everything `perfd stats` shows (promtool-clean names)."""
     out: list[str] = []
 
     def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
         out.append(f"# HELP perfd_{name} {help_}")
         out.append(f"# TYPE perfd_{name} {kind}")
-        for labels, value in samples:
-            out.append(f"perfd_{name}{labels} {value:g}" if isinstance(value, float) else f"perfd_{name}{labels} {value}")
+        for suffix_labels, value in samples:
+            out.append(f"perfd_{name}{suffix_labels} {_num(value)}")
+
+    def lab(**kv: str) -> str:
+        return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items()) + "}"
 
     c = s.cache
+    metric("info", "gauge", "Always 1; the daemon's version and workspace as labels.",
+           [(lab(version=s.version, root=s.root), 1)])
     metric("uptime_seconds", "gauge", "Seconds since the daemon started.", [("", s.uptime_s)])
     metric("resident_memory_bytes", "gauge", "Resident set size.", [("", s.rss_bytes)])
     metric("connections", "gauge", "Open connections.", [("", s.connections)])
     metric("subscribers", "gauge", "Connections subscribed to plan changes.", [("", s.subscribers)])
-    metric("cache_entries", "gauge", "Entries in the stat cache.", [("", c.entries)])
-    metric("cache_hits_total", "counter", "Stat cache hits.", [("", c.hits)])
-    metric("cache_misses_total", "counter", "Stat cache misses.", [("", c.misses)])
-    metric("cache_hit_rate", "gauge", "Hits / (hits + misses).", [("", float(c.hit_rate))])
-    metric("cache_evictions_total", "counter", "LRU evictions.", [("", c.evictions)])
-    metric("cache_expirations_total", "counter", "TTL expirations.", [("", c.expirations)])
+    metric("editor_sessions", "gauge", "Editor (LSP) sessions served.", [("", s.sessions)])
+    levels = [(lab(level=lv.name.replace(" ", "_")), lv) for lv in s.levels]
+    metric("cache_hits_total", "counter", "Cache hits per level (answers, files, model_responses).",
+           [(lb, lv.hits) for lb, lv in levels])
+    metric("cache_misses_total", "counter", "Cache misses per level.", [(lb, lv.misses) for lb, lv in levels])
+    metric("cache_hit_ratio", "gauge", "Hits over lookups per level; level=\"all\" counts every level.",
+           [(lab(level="all"), s.hit_rate)] + [(lb, lv.hit_rate) for lb, lv in levels])
+    metric("file_cache_entries", "gauge", "Entries in the file (stat) cache.", [("", c.entries)])
+    metric("file_cache_capacity", "gauge", "Capacity of the file (stat) cache.", [("", c.capacity)])
+    metric("file_cache_evictions_total", "counter", "LRU evictions.", [("", c.evictions)])
+    metric("file_cache_expirations_total", "counter", "TTL expirations.", [("", c.expirations)])
+    metric("file_cache_invalidations_total", "counter", "Entries dropped because a file changed.",
+           [("", c.invalidations)])
     metric("watcher_events_total", "counter", "File change events seen by the watcher.", [("", s.watcher_events)])
-    metric("requests_total", "counter", "Requests per method.",
-           [(f'{{method="{_esc(m.method)}"}}', m.requests) for m in s.methods])
-    metric("errors_total", "counter", "Error responses per method.",
-           [(f'{{method="{_esc(m.method)}"}}', m.errors) for m in s.methods])
+    metric("watcher_batches_total", "counter", "Batches of file change events.", [("", s.watcher_batches)])
+    metric("metrics_endpoint_up", "gauge", "1 when the /metrics endpoint serves, 0 when it could not start.",
+           [("", int(s.metrics_addr is not None and s.metrics_error is None))])
+    metric("requests_total", "counter", "Requests per command (generate, status, run, ...) or method.",
+           [(lab(command=m.method), m.requests) for m in s.methods])
+    metric("request_errors_total", "counter",
+           "Requests that did not succeed (a JSON-RPC error or a non-zero exit), per command.",
+           [(lab(command=m.method), m.errors) for m in s.methods])
     lat: list[tuple[str, float]] = []
     for m in s.methods:
         for q, v in (("0.5", m.latency.p50_ms), ("0.95", m.latency.p95_ms), ("0.99", m.latency.p99_ms)):
-            lat.append((f'{{method="{_esc(m.method)}",quantile="{q}"}}', v / 1000.0))
-    metric("request_duration_seconds", "summary", "Request latency per method (recent window).", lat)
+            lat.append((lab(command=m.method, quantile=q), v / 1000.0))
+        lat.append(("_sum" + lab(command=m.method), m.total_s))
+        lat.append(("_count" + lab(command=m.method), m.requests))
+    metric("request_duration_seconds", "summary", "Request latency per command (quantiles of a recent window).", lat)
     if s.llm is not None:
         llm = s.llm
         states = ("closed", "half_open", "open")
+        metric("llm_info", "gauge", "Always 1; the model and server as labels.",
+               [(lab(model=llm.model, base_url=llm.base_url), 1)])
         metric("llm_calls_total", "counter", "Model calls (cache hits included).", [("", llm.calls)])
         metric("llm_requests_total", "counter", "HTTP requests sent to the model.", [("", llm.requests)])
         metric("llm_retries_total", "counter", "Retried attempts.", [("", llm.retries)])
         metric("llm_rate_limited_total", "counter", "429 responses.", [("", llm.rate_limited)])
+        metric("llm_rate_limit_wait_seconds_total", "counter", "Time callers waited for rpm/tpm capacity.",
+               [("", llm.rate_limit_wait_s)])
         metric("llm_errors_total", "counter", "Failed calls by kind.",
-               [(f'{{kind="{_esc(k)}"}}', v) for k, v in sorted(llm.errors.items())])
+               [(lab(kind=k), v) for k, v in sorted(llm.errors.items())])
         metric("llm_breaker_state", "gauge", "1 for the circuit breaker's current state.",
-               [(f'{{state="{st}"}}', int(llm.breaker_state == st)) for st in states])
-        metric("llm_cache_hits_total", "counter", "Response cache hits.", [("", llm.cache_hits)])
+               [(lab(state=st), int(llm.breaker_state == st)) for st in states])
+        metric("llm_breaker_opened_total", "counter", "Times the circuit breaker opened.", [("", llm.breaker_opened)])
+        metric("llm_in_flight", "gauge", "HTTP requests to the model currently out.", [("", llm.in_flight)])
+        metric("llm_tokens_total", "counter", "Tokens paid for, by kind.",
+               [(lab(kind="prompt"), llm.prompt_tokens), (lab(kind="completion"), llm.completion_tokens)])
+        metric("llm_cost_total", "counter", "Cost paid, at the configured prices.", [("", llm.cost)])
         metric("llm_tokens_saved_total", "counter", "Tokens served from the response cache.", [("", llm.tokens_saved)])
+        metric("llm_cost_saved_total", "counter", "Cost the response cache saved, at the configured prices.",
+               [("", llm.cost_saved)])
         metric("llm_connections_opened_total", "counter", "TCP connections opened to the model.",
                [("", llm.connections_opened)])
+        # Gauges, one per percentile: a "quantile" label belongs to summaries, which need a _sum the
+        # client's recent-window percentiles do not have.
+        for name, ms in (("p50", llm.latency_p50_ms), ("p95", llm.latency_p95_ms), ("p99", llm.latency_p99_ms)):
+            if ms is not None:
+                metric(f"llm_latency_{name}_seconds", "gauge",
+                       f"{name} latency of answered model calls (recent window).", [("", ms / 1000.0)])
         team_metrics(llm, metric)  # --- team (shared limits through Redis) ---
     return "\n".join(out) + "\n"
 
@@ -164,9 +218,10 @@ def team_metrics(llm: LLMStats, metric: Callable[[str, str, str, list[tuple[str,
     metric("team_fallbacks_total", "counter", "Attempts admitted by local limits while Redis was down.",
            [("", t.fallbacks)])
     metric("team_refused_total", "counter", "Attempts refused while Redis was down.", [("", t.refused)])
-    if t.redis_rtt_p50_ms is not None and t.redis_rtt_p95_ms is not None:
-        metric("team_redis_rtt_seconds", "summary", "Round trip of one Redis operation.",
-               [('{quantile="0.5"}', t.redis_rtt_p50_ms / 1000.0), ('{quantile="0.95"}', t.redis_rtt_p95_ms / 1000.0)])
+    for name, ms in (("p50", t.redis_rtt_p50_ms), ("p95", t.redis_rtt_p95_ms)):
+        if ms is not None:  # gauges, as for the model's latency: no _sum to make a summary of
+            metric(f"team_redis_rtt_{name}_seconds", "gauge", f"{name} round trip of one Redis operation.",
+                   [("", ms / 1000.0)])
 
 
 def _of(limit: int | None) -> str:
@@ -176,39 +231,3 @@ def _of(limit: int | None) -> str:
 def _terminal(text: str) -> str:
     """Text from config or Redis, safe to print on a terminal (no control characters)."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-def render_history(*, as_json: bool = False, path: str | None = None, days: int = 30) -> str:
-    """`perfd stats --history`: model calls by plan, by day (last `days`) and by outcome.
-
-    Reads the call history in the user's state folder (perfd.llm.HISTORY_FILE);
-    nothing is written, and a missing file is an empty history, not created.
-    """
-    from perfd.llm import HISTORY_FILE, Summary, open_history
-    from perfd.paths import state_dir
-
-    path = path or os.path.join(state_dir(), HISTORY_FILE)
-    groups: dict[str, list[Summary]] = {"by_plan": [], "by_day": [], "by_outcome": []}
-    if os.path.exists(path):
-        history = open_history(path)
-        try:
-            groups = {"by_plan": list(history.by_plan()), "by_day": list(history.by_day(days=days)),
-                      "by_outcome": list(history.by_outcome())}
-        finally:
-            history.close()
-    if as_json:
-        return msgspec.json.encode({"path": path, **groups}).decode() + "\n"
-    total = sum(g.calls for g in groups["by_outcome"])
-    lines = [f"model calls: {total} in {path}"]
-    if not total:
-        return lines[0] + " (none recorded yet)\n"
-    heads = {"by_plan": "plan", "by_day": f"day (last {days})", "by_outcome": "outcome"}
-    for key, head in heads.items():
-        lines.append("")
-        lines.append(f"{head:24} {'calls':>6} {'hits':>6} {'errors':>6} {'tokens':>9} {'cost':>9} {'avg ms':>8}")
-        for g in groups[key]:
-            name = g.group or "(none)"
-            tokens = g.prompt_tokens + g.completion_tokens
-            lines.append(f"{name[:24]:24} {g.calls:>6} {g.cache_hits:>6} {g.errors:>6} {tokens:>9} "
-                         f"{g.cost:>9.4f} {g.avg_latency_ms:>8.1f}")
-    return "\n".join(lines) + "\n"

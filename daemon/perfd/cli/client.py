@@ -31,7 +31,9 @@ from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.rendezvous import connect, daemon_supported, exchange, request_body, state_paths
 
-LOCAL_COMMANDS = ("schema", "lsp")
+# Served in this process: they write files in the caller's name (schema, init), need no workspace
+# (completion), or are relayed (lsp). `stats --history` too: it reads a file, no daemon needed.
+LOCAL_COMMANDS = ("schema", "lsp", "init", "completion")
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
 
 
@@ -53,8 +55,10 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
             continue
         if a.startswith("--root="):
             root = a[7:]
-        elif a == "--no-daemon" and command is None:
+        elif a == "--no-daemon":  # before or after the subcommand, as the parser takes it
             no_daemon = True
+        elif a == "--":
+            break
         elif command is None and not a.startswith("-"):
             command = a
         i += 1
@@ -108,7 +112,7 @@ def _in_process(argv: list[str], cwd: str) -> int:
     from perfd.app.commands import run
     from perfd.cli.daemon_ctl import fetch_stats
 
-    out = run(argv, cwd, stats_for=fetch_stats)
+    out = run(argv, cwd, stats_for=fetch_stats, tty=sys.stdout.isatty())
     if out.stdout:
         sys.stdout.write(out.stdout)
     if out.stderr:
@@ -144,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         from perfd.cli.run_client import main as run_main
 
         return run_main(list(argv), cwd, root, no_daemon)
-    if no_daemon or root is None or command in LOCAL_COMMANDS or not daemon_supported():
-        return _in_process(argv, cwd)  # without a daemon on this system (Windows), as if --no-daemon
+    if no_daemon or root is None or command in LOCAL_COMMANDS or not daemon_supported() \
+            or (command == "stats" and "--history" in argv):
+        # In-process: as if --no-daemon where this system has no daemon (Windows); the history
+        # is a file to read, which needs no daemon.
+        return _in_process(argv, cwd)
     got = forward(root, argv, cwd)
     if isinstance(got, str):
         sys.stderr.write("perfd: %s; working in-process\n" % got)

@@ -54,7 +54,32 @@ def start(root: str) -> tuple[int, str]:
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
-    return 0, f"perfd daemon running for {root} (pid {pid})\n"
+    code, metrics = _metrics(root)
+    return code, f"perfd daemon running for {root} (pid {pid})\n" + metrics
+
+
+def _metrics(root: str) -> tuple[int, str]:
+    """The /metrics endpoint's line: where it serves, or (exit 1: a configuration error) why it does not.
+    The daemon serves its socket either way."""
+    from perfd.config import ConfigError, load_config, table
+
+    try:
+        wanted = table(load_config(root), "daemon").get("metrics_addr") is not None
+    except ConfigError:
+        wanted = False
+    if not wanted:
+        return 0, ""
+    snap = fetch_stats(root)
+    for _ in range(40):  # the endpoint starts beside the socket: give it a moment
+        if snap is None or snap.metrics_addr is not None or snap.metrics_error is not None:
+            break
+        time.sleep(0.025)
+        snap = fetch_stats(root)
+    if snap is None or (snap.metrics_addr is None and snap.metrics_error is None):
+        return 0, ""
+    if snap.metrics_error is not None:
+        return 1, f"perfd: /metrics not served: {snap.metrics_error}\n"
+    return 0, f"metrics: http://{snap.metrics_addr}/metrics\n"
 
 
 def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -82,8 +107,9 @@ def status(root: str) -> tuple[int, str]:
     if resp is None or "result" not in resp:
         return 1, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
+    _, metrics = _metrics(root)  # running is exit 0, with or without /metrics
     return 0, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
-               f"socket: {state_paths(root).sock}\n")
+               f"socket: {state_paths(root).sock}\n" + metrics)
 
 
 def restart(root: str) -> tuple[int, str]:

@@ -16,10 +16,10 @@ import os
 import sys
 
 from perfd import __version__
-from perfd.wire.codes import NO_MODEL, VERSION_MISMATCH
+from perfd.wire.codes import NO_MODEL, USER_ERROR, VERSION_MISMATCH
 from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
 
-EXIT_MODEL = 3
+EXIT_USER, EXIT_MODEL = 1, 3
 
 
 def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
@@ -73,6 +73,12 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
                     return f"{error.get('message')} (it reads its own environment)" if mine else None
                 if error.get("code") == VERSION_MISMATCH:
                     return "the daemon runs another perfd version"
+                if error.get("code") == USER_ERROR:
+                    # The workspace's own mistake (a typo in perfd.toml, ...): running here would
+                    # only report it a second time. Say it once, as the in-process run would.
+                    hint = (error.get("data") or {}).get("hint")
+                    err.write(f"perfd: {error.get('message')}\n" + (f"hint: {hint}\n" if hint else ""))
+                    return EXIT_USER
                 return f"daemon error: {error.get('message')}"
         except UnicodeEncodeError:
             return "arguments are not valid UTF-8"

@@ -21,7 +21,7 @@ import msgspec
 from anyio.abc import SocketAttribute
 
 import perfd
-from perfd.daemon.methods import Context, Handler, Methods, RpcError
+from perfd.daemon.methods import Context, Handler, Methods, RpcError, Served
 from perfd.daemon.peer import peer_allowed
 from perfd.engine.errors import UserError
 from perfd.wire import protocol as P
@@ -167,6 +167,8 @@ class Connections:
                 raise RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}")
             method = req.method
             result = await handler(req.params, ctx)
+            if isinstance(result, Served):  # a command line: counted under its command, failed when non-zero
+                method, failed, result = result.command, result.failed, result.result
             out = result if isinstance(result, bytes) else _enc.encode(P.Response(id=rid, result=result))
         except RpcError as exc:
             failed = True

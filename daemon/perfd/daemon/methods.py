@@ -47,6 +47,15 @@ class Context(msgspec.Struct, frozen=True):
     send: Send
 
 
+class Served(msgspec.Struct, frozen=True):
+    """A command line's answer, to be counted under its command (`generate`, `run`, ...) rather than
+    under the `cli` method; failed when it exited non-zero: one error rule for every command."""
+
+    result: Any
+    command: str
+    failed: bool
+
+
 Handler = Callable[[Any, Context], Awaitable[Any]]
 
 
@@ -118,7 +127,7 @@ class Methods:
         self.d.clear_state()  # before the answer: the next client starts afresh
         return P.ShutdownResult(stopping=True, pid=os.getpid())
 
-    async def cmd_cli(self, params: Any, ctx: Context) -> P.CliResult | bytes:
+    async def cmd_cli(self, params: Any, ctx: Context) -> Served:
         p = params_as(params, P.CliParams)
         check_version(p.version)
         from perfd.app.commands import run
@@ -128,11 +137,11 @@ class Methods:
             await self.d.refresh_team()
         out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
                   in_daemon=True)
-        if p.raw:
-            return raw_body(out.code, out.stdout, out.stderr)
-        return P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code)
+        result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
+                                       P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
+        return Served(result=result, command=out.command or "cli", failed=out.code != 0)
 
-    async def cmd_run(self, params: Any, ctx: Context) -> P.RunResult:
+    async def cmd_run(self, params: Any, ctx: Context) -> Served:
         """`perfd run` on the shared LLMClient: output as `runChunk` notifications, then the RunResult.
 
         The request is its own task: a client that disconnects cancels it, which
@@ -179,7 +188,7 @@ class Methods:
                 elif llm is not None:
                     request, engine = prepared
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
-        return result
+        return Served(result=result, command="run", failed=result.code != 0)
 
 
 class _Sink:

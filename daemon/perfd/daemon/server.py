@@ -28,7 +28,7 @@ import anyio.abc
 import msgspec
 
 import perfd
-from perfd.config import table
+from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
 from perfd.daemon import heap
 from perfd.daemon.connections import Connections
 from perfd.daemon.peer import PeerCheck, choose
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("perfd.daemon")
 EXIT_ALREADY_RUNNING = 3
 EXIT_CANNOT_SERVE = 1
-DEFAULT_IDLE_TIMEOUT_S = 1800.0
 _enc = msgspec.json.Encoder()
 
 
@@ -62,7 +61,8 @@ def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> f
     try:
         return float(value)
     except (TypeError, ValueError):
-        log.warning("ignoring invalid %s=%r", key, value)
+        where = f"{env} in the environment" if raw not in (None, "") else f"[daemon] {key} in perfd.toml"
+        log.warning("ignoring %s = %r: not a number; using %g", where, value, default)
         return default
 
 
@@ -80,6 +80,9 @@ class Daemon:
         cfg = table(self.engine.config, "daemon")
         self.idle_timeout_s = _float_setting("PERFD_IDLE_TIMEOUT_S", cfg, "idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S)
         self.max_rss_mb = _float_setting("PERFD_MAX_RSS_MB", cfg, "max_rss_mb", 0.0)
+        self.metrics_setting: object = cfg.get("metrics_addr")  # opt-in /metrics; None: off
+        self.metrics_addr: str | None = None  # where /metrics serves, once bound
+        self.metrics_error: str | None = None  # why it does not (shown by perfd stats and logged)
         self.stats = Stats()
         self.connections = 0
         self.subscribers: dict[int, Callable[[bytes], Awaitable[None]]] = {}
@@ -130,9 +133,9 @@ class Daemon:
         os.chmod(self.paths.sock, 0o600)
         self._write_pid()
         self._stop_event = anyio.Event()
-        log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, rss cap %s MB, peers checked"
+        log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, memory cap %s, peers checked"
                  " with %s)", perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
-                 self.max_rss_mb or "off", self.peer_check.name)
+                 f"{self.max_rss_mb:g} MB" if self.max_rss_mb > 0 else "off", self.peer_check.name)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -140,6 +143,8 @@ class Daemon:
                 tg.start_soon(self._housekeeping)
                 tg.start_soon(self._watch)
                 tg.start_soon(self.serving.accept, listener, tg)
+                if self.metrics_setting is not None:
+                    tg.start_soon(self._serve_metrics)
         finally:
             self.clear_state()
             await self.close_llm()
@@ -154,6 +159,29 @@ class Daemon:
             self._stop_event.set()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+
+    async def _serve_metrics(self) -> None:
+        """`[daemon] metrics_addr`: /metrics over HTTP. A bad or busy address never stops the daemon:
+        it keeps serving its socket and says why in `perfd stats` and the log."""
+        from perfd.app.stats_view import render_prometheus
+        from perfd.daemon import metrics_http
+
+        try:
+            host, port = metrics_http.parse_addr(self.metrics_setting)
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
+        except metrics_http.AddressError as exc:
+            self.metrics_error = f"{exc} (in [daemon] of perfd.toml)"
+        except OSError as exc:
+            self.metrics_error = f"cannot listen on {self.metrics_setting}: {exc.strerror or exc}"
+        if self.metrics_error is not None:
+            log.error("metrics endpoint off: %s", self.metrics_error)
+            return
+        self.metrics_addr = metrics_http.display(host, port)
+        if not metrics_http.is_loopback(host):
+            log.warning("metrics endpoint on %s, reachable beyond this machine (as metrics_addr asks)",
+                        self.metrics_addr)
+        log.info("metrics endpoint: http://%s/metrics", self.metrics_addr)
+        await metrics_http.serve(listener, lambda: render_prometheus(self.snapshot()))
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
@@ -172,7 +200,7 @@ class Daemon:
                 self.stop("the workspace folder is gone")  # nothing left to serve
                 return
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
-                self.stop(f"rss {rss_bytes() / 1048576:.1f} MB over max_rss_mb {self.max_rss_mb:g}")
+                self.stop(f"memory {rss_bytes() / 1048576:.1f} MB over max_rss_mb = {self.max_rss_mb:g} MB")
                 return
             heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.daemon.heap
 
@@ -230,7 +258,8 @@ class Daemon:
         """The one stats payload: `perfd stats`, the `stats` method and every editor's perfd/stats."""
         return snapshot(root=self.root, engine=self.engine, stats=self.stats, connections=self.connections,
                         subscribers=len(self.subscribers), sessions=len(self.lsp_sessions),
-                        llm=self._llm.stats() if self._llm is not None else None)
+                        llm=self._llm.stats() if self._llm is not None else None,
+                        metrics_addr=self.metrics_addr, metrics_error=self.metrics_error)
 
     async def refresh_team(self) -> None:
         """With [team], read the team's current window and spending from Redis before a stats answer."""

@@ -50,6 +50,9 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+DEFAULT_CAPACITY = 4096  # [cache] capacity
+DEFAULT_TTL_S = 3600.0  # [cache] ttl_s
+
 class _Entry(Generic[V]):
     __slots__ = ("key", "value", "stored", "racy_digest")
 
@@ -63,7 +66,7 @@ class _Entry(Generic[V]):
 class StatCache(Generic[V]):
     """Values derived from files or folders, valid while their stat key holds."""
 
-    def __init__(self, *, capacity: int = 4096, ttl_s: float = 3600.0,
+    def __init__(self, *, capacity: int = DEFAULT_CAPACITY, ttl_s: float = DEFAULT_TTL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 1:
             raise ValueError("cache capacity must be at least 1")

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from perfd.config import ConfigError, load_config, table
-from perfd.engine.cache import RACY_WINDOW_NS, StatCache, StatKey
+from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, StatCache, StatKey
 from perfd.engine.docs_parser import parse_feedback, parse_parallel, parse_work
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
@@ -78,15 +78,15 @@ class Engine:
         cache_cfg = table(config, "cache")
         ws_cfg = table(config, "workspace")
         try:
-            capacity = int(cache_cfg.get("capacity", 4096))
-            ttl_s = float(cache_cfg.get("ttl_s", 3600.0))
+            capacity = int(cache_cfg.get("capacity", DEFAULT_CAPACITY))
+            ttl_s = float(cache_cfg.get("ttl_s", DEFAULT_TTL_S))
             if capacity < 1 or ttl_s <= 0:
                 raise ValueError
         except (TypeError, ValueError):
             self.config_problems.append(Problem("config-invalid",
                                                 "[cache] capacity must be a positive integer and ttl_s a positive number",
                                                 "error"))
-            capacity, ttl_s = 4096, 3600.0
+            capacity, ttl_s = DEFAULT_CAPACITY, DEFAULT_TTL_S
         self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s)
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
@@ -100,6 +100,7 @@ class Engine:
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
         self.memo_hits = 0
+        self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:
@@ -113,6 +114,7 @@ class Engine:
             del memo[key]
         if self.cache.track is not None:  # nested: the outer call records for both
             return compute()
+        self.memo_misses += 1
         self.cache.track = []
         self.cache.newest_mtime_ns = 0
         start_ns = time.time_ns()

@@ -32,7 +32,7 @@ _WHERE = {
     "LLMCircuitOpen": "errors", "LLMConfigError": "errors", "LLMConnectionError": "errors", "LLMError": "errors",
     "LLMHTTPError": "errors", "LLMRequestError": "errors", "LLMRequestTooLarge": "errors",
     "LLMResponseError": "errors", "LLMStreamInterrupted": "errors", "LLMTimeout": "errors",
-    "CallRecord": "history", "History": "history", "Summary": "history",
+    "CallRecord": "history", "Filter": "history", "History": "history", "Summary": "history",
     "JobOutcome": "parallel", "PromptJob": "parallel", "run_jobs": "parallel",
     "RateLimiter": "ratelimit",
     "LLMStats": "stats", "TeamStats": "stats",
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         LLMStreamInterrupted,
         LLMTimeout,
     )
-    from .history import CallRecord, History, Summary
+    from .history import CallRecord, Filter, History, Summary
     from .parallel import JobOutcome, PromptJob, run_jobs
     from .ratelimit import RateLimiter
     from .errors import LLMBudgetExceeded, LLMTeamUnavailable
@@ -86,6 +86,7 @@ __all__ = [
     "BreakerState",
     "CachedResponse",
     "CallRecord",
+    "Filter",
     "ChatOptions",
     "ChatStream",
     "CircuitBreaker",

@@ -149,6 +149,19 @@ class LLMClient:
             self._fail(request, exc, wall, started, request.attempts, stream=False)
             raise
 
+    def check_key(self) -> None:
+        """LLMConfigError when `api_key_env` names a variable that is unset or empty: a configuration
+        error to report before anything is sent, not a failed call."""
+        self._key.headers()
+
+    async def cached(self, messages: Sequence[Message], options: ChatOptions | None = None) -> bool:
+        """Whether the response cache holds this call's answer now (counts nothing; a run says
+        "from the cache" rather than "sending" before it starts)."""
+        request = self._prepare(messages, options or ChatOptions(), stream=True)
+        if request.key is None or self._cache is None:
+            return False
+        return await self._cache.get(request.key) is not None
+
     def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
         """Ask the model and receive the answer as it is generated:
 
@@ -379,9 +392,11 @@ class LLMClient:
         labels = request.options
         self._history.record(CallRecord(
             ts=wall, model=result.model, latency_ms=result.latency_s * 1000.0, outcome="ok",
-            plan=labels.plan, achievement=labels.achievement, state=labels.state,
+            plan=labels.plan, achievement=labels.achievement, state=labels.state, workspace=labels.workspace,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
             cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=stream,
+            cost_saved=self.config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
+            if result.cached else 0.0,
         ))
 
     def _fail(self, request: PreparedRequest, exc: BaseException, wall: float, started: float, attempts: int,
@@ -398,5 +413,5 @@ class LLMClient:
         self._history.record(CallRecord(
             ts=wall, model=self.config.model, latency_ms=(time.perf_counter() - started) * 1000.0,
             outcome=outcome, plan=labels.plan, achievement=labels.achievement, state=labels.state,
-            error=message, attempts=attempts, stream=stream,
+            workspace=labels.workspace, error=message, attempts=attempts, stream=stream,
         ))

@@ -43,6 +43,18 @@ CREATE INDEX IF NOT EXISTS calls_day ON calls(day, outcome);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls(outcome, ts);
 """
 
+# Columns added since format 1, added in place to an older file (its rows are kept:
+# a workspace of NULL is "recorded before perfd knew", shown only with --all).
+_ADDED = (("workspace", "TEXT"), ("cost_saved", "REAL NOT NULL DEFAULT 0"))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    for name, decl in _ADDED:
+        if name not in have:
+            conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
+    conn.execute("CREATE INDEX IF NOT EXISTS calls_workspace ON calls(workspace, ts)")
+
 
 class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One model call as recorded in the history."""
@@ -61,6 +73,8 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     attempts: int = 1
     stream: bool = False
+    workspace: str | None = None  # the workspace root the call was made for
+    cost_saved: float = 0.0  # a cache hit: what the call would have cost at the configured prices
 
     @property
     def day(self) -> str:
@@ -69,7 +83,12 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
-    """Totals for one group of calls (a plan, a day or an outcome)."""
+    """Totals for one group of calls (a plan, a day or an outcome).
+
+    Tokens are split by who paid: `prompt_tokens`/`completion_tokens` were sent
+    to the model (calls answered by it), `tokens_saved` were served from the
+    response cache; `cost` was paid and `cost_saved` was not, thanks to the cache.
+    """
 
     group: str | None
     calls: int
@@ -81,13 +100,27 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     avg_latency_ms: float
     first_ts: float
     last_ts: float
+    tokens_saved: int = 0
+    cost_saved: float = 0.0
+
+
+class Filter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which calls a query counts; every field may be left out (None: no condition)."""
+
+    workspace: str | None = None
+    plan: str | None = None
+    model: str | None = None
+    since: float | None = None  # unix time
 
 
 _COLUMNS = ("ts", "day", "plan", "achievement", "state", "model", "latency_ms", "prompt_tokens",
-            "completion_tokens", "cost", "cache_hit", "outcome", "error", "attempts", "stream")
+            "completion_tokens", "cost", "cache_hit", "outcome", "error", "attempts", "stream", "workspace",
+            "cost_saved")
 _INSERT = f"INSERT INTO calls({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_AGG = ("count(*), sum(cache_hit), sum(outcome NOT IN ('ok', 'cancelled')), sum(prompt_tokens), "
-        "sum(completion_tokens), sum(cost), avg(latency_ms), min(ts), max(ts)")
+_AGG = ("count(*), sum(cache_hit), sum(outcome NOT IN ('ok', 'cancelled')), "
+        "sum(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END), "
+        "sum(CASE WHEN cache_hit THEN 0 ELSE completion_tokens END), sum(cost), avg(latency_ms), min(ts), max(ts), "
+        "sum(CASE WHEN cache_hit THEN prompt_tokens + completion_tokens ELSE 0 END), sum(cost_saved)")
 
 
 class History:
@@ -95,7 +128,7 @@ class History:
     call them from a CLI directly or via `anyio.to_thread` in the daemon."""
 
     def __init__(self, path: str, *, max_rows: int = 100_000) -> None:
-        self._store = SQLiteStore(path, _SCHEMA, version=HISTORY_FORMAT)
+        self._store = SQLiteStore(path, _SCHEMA, version=HISTORY_FORMAT, on_open=_migrate)
         self.max_rows = max_rows
 
     @property
@@ -106,7 +139,7 @@ class History:
         """Queue one call for writing; returns at once."""
         row = (call.ts, call.day, call.plan, call.achievement, call.state, call.model, call.latency_ms,
                call.prompt_tokens, call.completion_tokens, call.cost, int(call.cache_hit), call.outcome,
-               call.error, call.attempts, int(call.stream))
+               call.error, call.attempts, int(call.stream), call.workspace, call.cost_saved)
         keep = self.max_rows
 
         def write(conn: sqlite3.Connection) -> None:
@@ -124,26 +157,33 @@ class History:
 
     # -- queries (blocking) ------------------------------------------------
 
-    def by_plan(self, plan: str | None = None, *, since: float | None = None) -> list[Summary]:
+    def by_plan(self, plan: str | None = None, *, since: float | None = None,
+                where: Filter | None = None) -> list[Summary]:
         """Totals per plan (or for one plan), most recently active first."""
-        where, args = _since(since)
-        if plan is not None:
-            where = f"{where} AND plan = ?"
-            args.append(plan)
-        sql = f"SELECT plan, {_AGG} FROM calls WHERE {where} GROUP BY plan ORDER BY max(ts) DESC"
+        f = msgspec.structs.replace(where or Filter(), **_set(plan=plan, since=since))
+        cond, args = _where(f)
+        sql = f"SELECT plan, {_AGG} FROM calls WHERE {cond} GROUP BY plan ORDER BY max(ts) DESC"
         return self._summaries(sql, args)
 
-    def by_day(self, *, days: int = 30, now: float | None = None) -> list[Summary]:
+    def by_day(self, *, days: int = 30, now: float | None = None, where: Filter | None = None) -> list[Summary]:
         """Totals per local calendar day for the last `days` days, newest first."""
         start = (now if now is not None else time.time()) - (days - 1) * 86400
         first_day = time.strftime("%Y-%m-%d", time.localtime(start))
-        sql = f"SELECT day, {_AGG} FROM calls WHERE day >= ? GROUP BY day ORDER BY day DESC"
-        return self._summaries(sql, [first_day])
+        cond, args = _where(where or Filter())
+        sql = f"SELECT day, {_AGG} FROM calls WHERE day >= ? AND {cond} GROUP BY day ORDER BY day DESC"
+        return self._summaries(sql, [first_day, *args])
 
-    def by_outcome(self, *, since: float | None = None) -> list[Summary]:
+    def by_outcome(self, *, since: float | None = None, where: Filter | None = None) -> list[Summary]:
         """Totals per outcome ("ok", "timeout", "http_429", ...), most frequent first."""
-        where, args = _since(since)
-        sql = f"SELECT outcome, {_AGG} FROM calls WHERE {where} GROUP BY outcome ORDER BY count(*) DESC"
+        f = msgspec.structs.replace(where or Filter(), **_set(since=since))
+        cond, args = _where(f)
+        sql = f"SELECT outcome, {_AGG} FROM calls WHERE {cond} GROUP BY outcome ORDER BY count(*) DESC"
+        return self._summaries(sql, args)
+
+    def by_model(self, *, where: Filter | None = None) -> list[Summary]:
+        """Totals per model, most calls first."""
+        cond, args = _where(where or Filter())
+        sql = f"SELECT model, {_AGG} FROM calls WHERE {cond} GROUP BY model ORDER BY count(*) DESC"
         return self._summaries(sql, args)
 
     def calls(self, *, plan: str | None = None, outcome: str | None = None, limit: int = 50) -> list[CallRecord]:
@@ -172,10 +212,23 @@ class History:
         return [
             Summary(group=r[0], calls=r[1], cache_hits=r[2] or 0, errors=r[3] or 0, prompt_tokens=r[4] or 0,
                     completion_tokens=r[5] or 0, cost=r[6] or 0.0, avg_latency_ms=r[7] or 0.0,
-                    first_ts=r[8], last_ts=r[9])
+                    first_ts=r[8], last_ts=r[9], tokens_saved=r[10] or 0, cost_saved=r[11] or 0.0)
             for r in rows
         ]
 
 
-def _since(since: float | None) -> tuple[str, list[Any]]:
-    return ("ts >= ?", [since]) if since is not None else ("1", [])
+def _set(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _where(f: Filter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (("workspace", f.workspace), ("plan", f.plan), ("model", f.model)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if f.since is not None:
+        clauses.append("ts >= ?")
+        args.append(f.since)
+    return " AND ".join(clauses) or "1", args

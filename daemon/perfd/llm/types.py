@@ -21,7 +21,7 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     sampling fields are sent only when set. `extra` adds any other body field
     the server understands. All that is sent is part of the cache key;
     `use_cache=False` neither reads nor writes the cache. `plan`/`achievement`/
-    `state` only label the call in the history.
+    `state`/`workspace` only label the call in the history.
     """
 
     temperature: float | None = None
@@ -38,6 +38,7 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     plan: str | None = None
     achievement: str | None = None
     state: str | None = None
+    workspace: str | None = None  # the workspace root: `perfd stats --history` shows one workspace's calls
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):

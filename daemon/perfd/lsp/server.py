@@ -11,14 +11,16 @@ One factory call per editor connection, each with its own protocol object
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from perfd.llm import LLMClient
 
 log = logging.getLogger("perfd.lsp")
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 STATS_NOTIFICATION = "perfd/stats"
 STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
@@ -339,26 +342,31 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         return ref
 
     @server.command("perfd.generateNext")
+    @_clear_errors
     def cmd_generate_next(*args: Any) -> dict[str, Any]:
         r = engine.generate(_plan_arg(args))
         return _to_builtins(r)
 
     @server.command("perfd.generate")
+    @_clear_errors
     def cmd_generate(*args: Any) -> dict[str, Any]:
         number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
         return _to_builtins(engine.generate(_plan_arg(args), achievement=number))
 
     @server.command("perfd.status")
+    @_clear_errors
     def cmd_status(*args: Any) -> dict[str, Any]:
         if args:
             return _to_builtins(engine.plan_status(_plan_arg(args)))
         return _to_builtins(engine.status())
 
     @server.command("perfd.stats")
+    @_clear_errors
     def cmd_stats(*args: Any) -> dict[str, Any]:
         return _to_builtins(s.stats())
 
     @server.command("perfd.clearCache")
+    @_clear_errors
     def cmd_clear(*args: Any) -> dict[str, Any]:
         n = engine.invalidate()
         s.refresh()
@@ -372,6 +380,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
             await own.aclose()  # commits the queued cache and history writes
 
     @server.command("perfd.run")
+    @_clear_errors
     async def cmd_run(*args: Any) -> dict[str, Any]:
         """Send the prompt of (plan, achievement?) to the model; work-done progress carries the partial text."""
         number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
@@ -416,6 +425,46 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         return _to_builtins(answer)
 
     return s
+
+
+class CommandFailed(JsonRpcException):
+    """A perfd.* command that could not do its work: a one-line message and perfd's error code and
+    hint as data; never a Python traceback (pygls puts one in the data of any other exception)."""
+
+    CODE = -32803  # LSP RequestFailed: the request was valid, the work failed
+
+
+def _clear_errors(fn: _Fn) -> _Fn:
+    """perfd.* commands: a UserError is its message; anything else is logged here and answered in one line."""
+
+    def translate(exc: Exception) -> CommandFailed:
+        if isinstance(exc, UserError):
+            return CommandFailed(exc.message, data={"code": exc.code, "hint": exc.hint})
+        log.exception("perfd command %s failed", fn.__name__)
+        return CommandFailed(f"internal error: {type(exc).__name__}: {exc}", data={"code": "internal"})
+
+    if asyncio.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def run_async(*args: Any) -> Any:
+            try:
+                return await fn(*args)
+            except JsonRpcException:
+                raise
+            except Exception as exc:
+                raise translate(exc) from None
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run_sync(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except JsonRpcException:
+            raise
+        except Exception as exc:
+            raise translate(exc) from None
+
+    return run_sync  # type: ignore[return-value]
 
 
 class _ProgressReporter(RunListener):

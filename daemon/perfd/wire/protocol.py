@@ -188,6 +188,7 @@ class RunAnswer(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int = 0
     tokens: int = 0
     cost: float | None = None  # None when no prices are configured
+    cost_saved: float | None = None  # a cache hit: what it would have cost (None when no prices are configured)
     seconds: float = 0.0
     written: str | None = None  # the file written (--write)
     write_error: str | None = None  # why the answer was not written (it is still printed)
@@ -205,6 +206,8 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     tokens: int
     cost: float | None
     seconds: float
+    tokens_saved: int = 0  # tokens of the answers served from the response cache (nothing sent)
+    cost_saved: float | None = None
     written: list[str]
     code: int
 
@@ -230,10 +233,26 @@ class PlanChanged(msgspec.Struct):
 
 
 class MethodStats(msgspec.Struct):
+    """One command's (`generate`, `status`, `run`, ...) or JSON-RPC method's requests.
+
+    One rule for errors, whatever the command: a request that did not succeed
+    (a JSON-RPC error, or a command line that exited non-zero) is an error.
+    """
+
     method: str
     requests: int
     errors: int
     latency: LatencyStats
+    total_s: float = 0.0  # summed latency (Prometheus summaries' _sum)
+
+
+class CacheLevel(msgspec.Struct, frozen=True):
+    """One level of perfd's caches: whole answers, file parses, or model responses."""
+
+    name: str  # "answers", "files", "model responses"
+    hits: int
+    misses: int
+    hit_rate: float  # hits / (hits + misses), 0.0 before the first lookup
 
 
 class StatsSnapshot(msgspec.Struct):
@@ -252,6 +271,13 @@ class StatsSnapshot(msgspec.Struct):
     llm: LLMStats | None = None  # the daemon's model client, once a model call has been made
     sessions: int = 0  # editor (LSP) sessions served
     latency: dict[str, LatencyStats] = {}  # the methods' latency by name, for status bars
+    # Every cache level, and the share of all their lookups served from memory (the headline rate).
+    levels: list[CacheLevel] = []
+    hit_rate: float = 0.0
+    memo_misses: int = 0
+    # The opt-in /metrics HTTP endpoint ([daemon] metrics_addr): where it serves, or why it does not.
+    metrics_addr: str | None = None
+    metrics_error: str | None = None
 
 
 SCHEMA_TYPES: tuple[type, ...] = (

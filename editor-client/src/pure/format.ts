@@ -96,12 +96,9 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
   // beside the spinner; once it stops or fails, old numbers would only mislead.
   const live = stats !== undefined && (state === 'running' || state === 'starting');
   if (live) {
-    const c = stats.cache ?? {};
-    const hits = num(c.hits) ?? 0;
-    const misses = num(c.misses) ?? 0;
-    const rate = num(c.hit_rate);
+    const { rate, lookups } = headlineHitRate(stats);
     const parts = ['perfd'];
-    parts.push(hits + misses === 0 || rate === undefined ? '–%' : formatPercent(rate));
+    parts.push(lookups === 0 || rate === undefined ? '–%' : formatPercent(rate));
     const head = headlineLatencyMs(stats);
     text = head ? `${parts.join(' ')} · ${formatMs(head.ms)}` : parts.join(' ');
     if (state === 'starting') text += ' $(sync~spin)';
@@ -154,16 +151,37 @@ export function parseStatsJson(text: string): StatsPayload | undefined {
   return stats;
 }
 
+/**
+ * The headline cache hit rate: every level's hits over every level's lookups (answers, files,
+ * model responses), as `perfd stats` shows it; from an older server without levels, the file
+ * cache's own rate.
+ */
+export function headlineHitRate(stats: StatsPayload): { rate: number | undefined; lookups: number } {
+  const levels = Array.isArray(stats.levels) ? stats.levels : [];
+  if (levels.length) {
+    const lookups = levels.reduce((sum, lv) => sum + (num(lv.hits) ?? 0) + (num(lv.misses) ?? 0), 0);
+    return { rate: num(stats.hit_rate), lookups };
+  }
+  const c = stats.cache ?? {};
+  return { rate: num(c.hit_rate), lookups: (num(c.hits) ?? 0) + (num(c.misses) ?? 0) };
+}
+
 /** Bulleted markdown lines describing a stats payload (tooltip and stats document). */
 export function statsLines(stats: StatsPayload): string[] {
   const out: string[] = [];
   const c = stats.cache;
+  const levels = Array.isArray(stats.levels) ? stats.levels : [];
+  if (levels.length) {
+    const { rate, lookups } = headlineHitRate(stats);
+    const each = levels.map((lv) => `${lv.name} ${lv.hits}/${lv.hits + lv.misses}`).join(', ');
+    out.push(`- cache hit rate: ${lookups === 0 || rate === undefined ? '–' : formatPercent(rate)} over every level (${each})`);
+  }
   if (c) {
     const hits = num(c.hits) ?? 0;
     const misses = num(c.misses) ?? 0;
     const rate = num(c.hit_rate);
     out.push(
-      `- cache hit rate: ${hits + misses === 0 || rate === undefined ? '–' : formatPercent(rate)} (${hits} hits, ${misses} misses)`,
+      `- ${levels.length ? 'file cache' : 'cache'} hit rate: ${hits + misses === 0 || rate === undefined ? '–' : formatPercent(rate)} (${hits} hits, ${misses} misses)`,
     );
     out.push(`- cache entries: ${num(c.entries) ?? 0} · evictions ${num(c.evictions) ?? 0} · expirations ${num(c.expirations) ?? 0}`);
     const p50 = num(c.lookup_p50_us);
@@ -217,7 +235,9 @@ export function workspaceStatusMarkdown(st: WorkspaceStatus): string {
   for (const p of sortPlans(st.plans)) {
     const notes: string[] = [];
     if (p.pending_fixes?.length) notes.push(`fixes: ${p.pending_fixes.join(', ')}`);
-    if (p.parallel_options && p.parallel_options.length > 1) notes.push(`parallel: ${p.parallel_options.join(', ')}`);
+    // The options beside `next` (older servers listed `next` among them): one is worth showing too.
+    const parallel = (p.parallel_options ?? []).filter((n) => n !== p.next);
+    if (parallel.length) notes.push(`parallel: ${parallel.join(', ')}`);
     const problems = p.problem_count ?? 0; // omitted when 0; PlanStatus lists them
     if (problems) notes.push(`${problems} problem${problems === 1 ? '' : 's'}`);
     out.push(

@@ -68,6 +68,20 @@ export function statsCommand(s: Settings): { command: string; args: string[] } |
   return perfdCommand(s, ['stats', '--json', ...s.args]);
 }
 
+/**
+ * The command line that reads the workspace's model-call history for the dashboard,
+ * `perfd stats --history --json [--root DIR]`: perfd reads the history file itself (no daemon).
+ * Only `--root` of the extra arguments applies to it.
+ */
+export function historyCommand(s: Settings): { command: string; args: string[] } {
+  const root: string[] = [];
+  s.args.forEach((a, i) => {
+    if (a === '--root' && i + 1 < s.args.length) root.push(a, s.args[i + 1]);
+    else if (a.startsWith('--root=')) root.push(a);
+  });
+  return perfdCommand(s, ['stats', '--history', '--json', ...root]);
+}
+
 function perfdCommand(s: Settings, args: string[]): { command: string; args: string[] } {
   return { command: s.path, args: PYTHON_RE.test(path.basename(s.path)) ? ['-m', 'perfd', ...args] : args };
 }

@@ -238,6 +238,7 @@ export interface RunAnswer {
   completion_tokens?: number;
   tokens?: number;
   cost?: number | null;
+  cost_saved?: number | null;
   seconds?: number;
   written?: string | null;
   write_error?: string | null;
@@ -282,6 +283,8 @@ export interface RunSummary {
   tokens: number;
   cost: number | null;
   seconds: number;
+  tokens_saved?: number;
+  cost_saved?: number | null;
   written: string[];
   code: number;
 }
@@ -307,6 +310,11 @@ export interface StatsSnapshot {
   latency?: {
     [k: string]: LatencyStats;
   };
+  levels?: CacheLevel[];
+  hit_rate?: number;
+  memo_misses?: number;
+  metrics_addr?: string | null;
+  metrics_error?: string | null;
 }
 export interface CacheStats {
   entries: number;
@@ -320,11 +328,18 @@ export interface CacheStats {
   lookup_p50_us: number;
   lookup_p99_us: number;
 }
+/**
+ * One command's (`generate`, `status`, `run`, ...) or JSON-RPC method's requests.
+ *
+ *     One rule for errors, whatever the command: a request that did not succeed
+ *     (a JSON-RPC error, or a command line that exited non-zero) is an error.
+ */
 export interface MethodStats {
   method: string;
   requests: number;
   errors: number;
   latency: LatencyStats;
+  total_s?: number;
 }
 export interface LatencyStats {
   count: number;
@@ -403,6 +418,15 @@ export interface TeamStats {
   fallbacks: number;
   refused: number;
   waited_s: number;
+}
+/**
+ * One level of perfd's caches: whole answers, file parses, or model responses.
+ */
+export interface CacheLevel {
+  name: string;
+  hits: number;
+  misses: number;
+  hit_rate: number;
 }
 export interface StatusParams {
   plan?: string | null;

@@ -1,0 +1,151 @@
+"""`perfd completion bash|zsh|fish`: a completion script built from the parser itself (never out of date).
+
+Completes the subcommands, each one's options, and the fixed choices
+(`daemon start|stop|...`, `--format csv|...`, `completion bash|zsh|fish`);
+values such as paths fall back to the shell's file completion.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from perfd.engine.errors import UsageError
+
+
+
+def _spec(parser: argparse.ArgumentParser) -> dict[str, tuple[list[str], dict[str, list[str]], list[str]]]:
+    """{subcommand: (options, {option: choices}, positional choices)}; "" is the top level."""
+
+    def of(p: argparse.ArgumentParser) -> tuple[list[str], dict[str, list[str]], list[str]]:
+        options: list[str] = []
+        choices: dict[str, list[str]] = {}
+        positional: list[str] = []
+        for action in p._actions:  # argparse has no public walk of its actions
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if action.option_strings:
+                long = [o for o in action.option_strings if o.startswith("--")]
+                options += long or action.option_strings
+                if action.choices:
+                    for o in action.option_strings:
+                        choices[o] = [str(c) for c in action.choices]
+            elif action.choices:
+                positional += [str(c) for c in action.choices]
+        return sorted(set(options)), choices, positional
+
+    spec = {"": of(parser)}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                spec[name] = of(sub)
+    return spec
+
+
+def _commands(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> list[str]:
+    return [c for c in spec if c]
+
+
+def bash(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+    cases = []
+    for name, (options, choices, positional) in spec.items():
+        if not name:
+            continue
+        value_cases = "".join(f'            {opt}) COMPREPLY=($(compgen -W "{" ".join(vals)}" -- "$cur")); return;;\n'
+                              for opt, vals in choices.items())
+        words = " ".join(options + positional)
+        cases.append(f"        {name})\n            case \"$prev\" in\n{value_cases}"
+                     f"            --root) COMPREPLY=($(compgen -d -- \"$cur\")); return;;\n            esac\n"
+                     f"            COMPREPLY=($(compgen -W \"{words}\" -- \"$cur\"))\n"
+                     f"            [[ $cur != -* ]] && COMPREPLY+=($(compgen -f -- \"$cur\"))\n            ;;\n")
+    top = " ".join(_commands(spec) + spec[""][0])
+    return f"""# perfd completion for bash: source it, or save it as
+# ~/.local/share/bash-completion/completions/perfd
+_perfd() {{
+    local cur prev cmd i
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    cmd=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            --root) ((i++));;
+            -*) ;;
+            *) cmd="${{COMP_WORDS[i]}}"; break;;
+        esac
+    done
+    case "$cmd" in
+        "")
+            if [[ $prev == --root ]]; then COMPREPLY=($(compgen -d -- "$cur")); return; fi
+            COMPREPLY=($(compgen -W "{top}" -- "$cur"))
+            ;;
+{"".join(cases)}    esac
+}}
+complete -F _perfd perfd
+"""
+
+
+def zsh(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+    cases = []
+    for name, (options, choices, positional) in spec.items():
+        if not name:
+            continue
+        words = " ".join(options + positional)
+        value_cases = "".join(f"        {opt}) compadd -- {' '.join(vals)}; return;;\n" for opt, vals in choices.items())
+        cases.append(f"    {name})\n      case $words[CURRENT-1] in\n{value_cases}"
+                     f"        --root) _files -/; return;;\n      esac\n"
+                     f"      compadd -- {words}; _files\n      ;;\n")
+    top = " ".join(_commands(spec) + spec[""][0])
+    return f"""#compdef perfd
+# perfd completion for zsh: save it as _perfd in a folder of your $fpath
+_perfd() {{
+  local cmd="" i
+  for ((i = 2; i < CURRENT; i++)); do
+    case $words[i] in
+      --root) ((i++));;
+      -*) ;;
+      *) cmd=$words[i]; break;;
+    esac
+  done
+  case $cmd in
+    "")
+      if [[ $words[CURRENT-1] == --root ]]; then _files -/; return; fi
+      compadd -- {top}
+      ;;
+{"".join(cases)}  esac
+}}
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then _perfd "$@"; else compdef _perfd perfd; fi
+"""
+
+
+def fish(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+    cmds = _commands(spec)
+    lines = ["# perfd completion for fish: save it as ~/.config/fish/completions/perfd.fish",
+             "complete -c perfd -f"]
+    none = f"not __fish_seen_subcommand_from {' '.join(cmds)}"
+    lines.append(f"complete -c perfd -n '{none}' -a '{' '.join(cmds)}'")
+    for opt in spec[""][0]:
+        lines.append(f"complete -c perfd -n '{none}' -l {opt[2:]}" + (" -r -F" if opt == "--root" else ""))
+    for name, (options, choices, positional) in spec.items():
+        if not name:
+            continue
+        cond = f"__fish_seen_subcommand_from {name}"
+        if positional:
+            lines.append(f"complete -c perfd -n '{cond}' -a '{' '.join(positional)}'")
+        else:
+            lines.append(f"complete -c perfd -n '{cond}' -F")
+        for opt in options:
+            if not opt.startswith("--"):
+                continue
+            extra = f" -x -a '{' '.join(choices[opt])}'" if opt in choices else (" -r -F" if opt == "--root" else "")
+            lines.append(f"complete -c perfd -n '{cond}' -l {opt[2:]}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def script(shell: str, parser: argparse.ArgumentParser) -> str:
+    spec = _spec(parser)
+    if shell == "bash":
+        return bash(spec)
+    if shell == "zsh":
+        return zsh(spec)
+    if shell == "fish":
+        return fish(spec)
+    raise UsageError(f"no completion for {shell!r}", hint="perfd completion bash|zsh|fish")

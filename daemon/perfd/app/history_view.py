@@ -1,0 +1,254 @@
+"""`perfd stats --history`: the model-call history, filtered, as text with per-day charts, CSV, Markdown or JSON.
+
+Reads the SQLite history that `perfd run` records (perfd.llm.history); never
+writes it, and a missing file is an empty history (not created). By default
+only the calls made for this workspace count; `--all` counts every workspace's
+(and the rows recorded before perfd kept the workspace).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import time
+from collections.abc import Sequence
+
+import msgspec
+
+from perfd.app.columns import printable, table
+from perfd.engine.errors import UsageError
+from perfd.llm.history import Summary
+
+FORMATS = ("text", "csv", "markdown", "json")
+GROUPINGS = (("by_plan", "plan"), ("by_day", "day"), ("by_outcome", "outcome"), ("by_model", "model"))
+CHART_WIDTH = 80
+
+
+class HistoryQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What `stats --history` was asked for."""
+
+    path: str  # the history file
+    workspace: str | None  # None: every workspace (--all, or no workspace found)
+    plan: str | None = None
+    model: str | None = None
+    since: float | None = None  # unix time of --since's local midnight
+    days: int = 30
+    format: str = "text"
+
+
+class HistoryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer, as `--format json` prints it."""
+
+    path: str
+    workspace: str | None
+    plan: str | None
+    model: str | None
+    since: str | None
+    days: int
+    by_plan: list[Summary]
+    by_day: list[Summary]
+    by_outcome: list[Summary]
+    by_model: list[Summary]
+
+
+def parse_since(text: str) -> float:
+    """`--since 2026-11-01` (or an ISO date-time) as unix time; a UsageError (exit 2) otherwise."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r} is not a date", hint="give YYYY-MM-DD, e.g. --since 2026-11-01") from None
+    return when.timestamp()  # naive: local time, as the history's days are
+
+
+def parse_days(value: int) -> int:
+    if value < 1:
+        raise UsageError("--days takes a whole number from 1 up", hint="perfd stats --history --days 7")
+    return value
+
+
+def query(q: HistoryQuery) -> HistoryReport:
+    from perfd.llm import Filter, open_history
+
+    groups: dict[str, list[Summary]] = {key: [] for key, _ in GROUPINGS}
+    plan = q.plan[1:] if q.plan and q.plan.startswith("@") else q.plan
+    if os.path.exists(q.path):
+        where = Filter(workspace=q.workspace, plan=plan, model=q.model, since=q.since)
+        history = open_history(q.path)
+        try:
+            groups = {"by_plan": history.by_plan(where=where), "by_day": history.by_day(days=q.days, where=where),
+                      "by_outcome": history.by_outcome(where=where), "by_model": history.by_model(where=where)}
+        finally:
+            history.close()
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(q.since)) if q.since is not None else None
+    return HistoryReport(path=q.path, workspace=q.workspace, plan=plan, model=q.model, since=since, days=q.days,
+                         **{k: list(v) for k, v in groups.items()})
+
+
+def render(q: HistoryQuery, *, tty: bool = False, width: int = CHART_WIDTH) -> str:
+    report = query(q)
+    if q.format == "json":
+        return msgspec.json.encode(report).decode() + "\n"
+    if q.format == "csv":
+        return render_csv(report)
+    if q.format == "markdown":
+        return render_markdown(report)
+    return render_text(report, tty=tty, width=width)
+
+
+# --- shared -----------------------------------------------------------------------
+
+
+# tokens/cost: paid (answered by the model); saved: served by the response cache instead.
+_COLUMNS = ("calls", "hits", "errors", "tokens", "saved tok", "cost", "saved cost", "avg ms")
+
+
+def _cells(g: Summary) -> list[str]:
+    return [str(g.calls), str(g.cache_hits), str(g.errors), str(g.prompt_tokens + g.completion_tokens),
+            str(g.tokens_saved), f"{g.cost:.4f}", f"{g.cost_saved:.4f}", f"{g.avg_latency_ms:.1f}"]
+
+
+def _name(g: Summary) -> str:
+    return "(none)" if g.group is None else g.group
+
+
+def _scope(r: HistoryReport) -> str:
+    parts = [f"workspace {r.workspace}" if r.workspace else "every workspace"]
+    if r.plan:
+        parts.append(f"plan {r.plan}")
+    if r.model:
+        parts.append(f"model {r.model}")
+    if r.since:
+        parts.append(f"since {r.since}")
+    return ", ".join(parts)
+
+
+# --- text ---------------------------------------------------------------------------
+
+
+_TTY_RAMP = " ▁▂▃▄▅▆▇█"
+_PLAIN_RAMP = " .:-=+*#%@"
+
+
+def spark(values: Sequence[float], *, tty: bool, top: float | None = None) -> str:
+    """One character per value, scaled to `top` (default: the largest); a zero is a blank."""
+    ramp = _TTY_RAMP if tty else _PLAIN_RAMP
+    top = max(values, default=0.0) if top is None else top
+    if top <= 0:
+        return " " * len(values)
+    steps = len(ramp) - 1
+    return "".join(ramp[0] if v <= 0 else ramp[max(1, round(v / top * steps))] for v in values)
+
+
+def day_series(by_day: Sequence[Summary], days: int, *, now: float | None = None) -> list[tuple[str, Summary | None]]:
+    """The last `days` local days, oldest first, each with its Summary (None: no calls that day)."""
+    known = {_name(g): g for g in by_day}
+    today = dt.date.fromtimestamp(now if now is not None else time.time())
+    span = [(today - dt.timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
+    return [(d, known.get(d)) for d in span]
+
+
+def charts(by_day: Sequence[Summary], days: int, *, tty: bool, width: int = CHART_WIDTH,
+           now: float | None = None) -> list[str]:
+    """Per-day sparklines of calls, tokens, cost and hit rate, within `width` columns."""
+    series = day_series(by_day, days, now=now)
+    label_w, tail_w = 10, 22
+    room = max(7, min(width, CHART_WIDTH) - label_w - tail_w - 4)
+    if len(series) > room:  # more days than columns: keep the latest
+        series = series[-room:]
+
+    def get(attr: str) -> list[float]:
+        out = []
+        for _, g in series:
+            if g is None:
+                out.append(0.0)
+            elif attr == "tokens":
+                out.append(float(g.prompt_tokens + g.completion_tokens))
+            elif attr == "hit rate":
+                out.append(g.cache_hits / g.calls if g.calls else 0.0)
+            else:
+                out.append(float(getattr(g, attr)))
+        return out
+
+    first, last = series[0][0], series[-1][0]
+    lines = [f"{'per day':{label_w}}   {first:<{len(series) - len(last)}}{last}"
+             if len(series) >= len(first) + len(last) + 1 else f"{'per day':{label_w}}   {first} .. {last}"]
+    for label, attr, fmt in (("calls", "calls", "{:.0f}"), ("tokens", "tokens", "{:.0f}"),
+                             ("cost", "cost", "{:.4f}"), ("hit rate", "hit rate", "{:.0%}")):
+        values = get(attr)
+        total = sum(values) if attr != "hit rate" else None
+        if attr == "hit rate":
+            calls = sum(g.calls for _, g in series if g is not None)
+            hits = sum(g.cache_hits for _, g in series if g is not None)
+            tail = f"{hits / calls:.0%} overall" if calls else "no calls"
+        else:
+            tail = f"max {fmt.format(max(values))} · sum {fmt.format(total)}"
+        bar = spark(values, tty=tty, top=1.0 if attr == "hit rate" else None)  # a rate's scale is 0..100%
+        edge = "│" if tty else "|"
+        lines.append(f"{label:{label_w}}  {edge}{bar}{edge} {tail}")
+    return lines
+
+
+def render_text(r: HistoryReport, *, tty: bool = False, width: int = CHART_WIDTH) -> str:
+    total = sum(g.calls for g in r.by_outcome)
+    head = f"model calls: {total} ({printable(_scope(r))}) in {printable(r.path)}"
+    if not total:
+        return head + " (none recorded yet" + ("" if r.workspace is None else "; --all shows every workspace") + ")\n"
+    lines = [head, ""]
+    lines += charts(r.by_day, r.days, tty=tty, width=width)
+    for key, label in GROUPINGS:
+        groups = getattr(r, key)
+        if not groups:
+            continue
+        lines.append("")
+        title = f"{label.upper()}" + (f" (last {r.days} days)" if key == "by_day" else "")
+        rows = [[title, *(c.upper() for c in _COLUMNS)]]
+        rows += [[printable(_name(g)), *_cells(g)] for g in groups]
+        lines += table(rows, right_from=1)
+    return "\n".join(lines) + "\n"
+
+
+# --- CSV and Markdown ---------------------------------------------------------------
+
+
+def _csv_safe(cell: str) -> str:
+    """A spreadsheet must not take a plan name for a formula (CSV injection)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def render_csv(r: HistoryReport) -> str:
+    """One header row, then one row per group; `grouping` says which question the row answers."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
+    w.writerow(["grouping", "group", "calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens",
+                "tokens_saved", "cost", "cost_saved", "avg_latency_ms", "first_call", "last_call"])
+    for key, label in GROUPINGS:
+        for g in getattr(r, key):
+            w.writerow([label, _csv_safe(printable(_name(g))), g.calls, g.cache_hits, g.errors, g.prompt_tokens,
+                        g.completion_tokens, g.tokens_saved, f"{g.cost:.6f}", f"{g.cost_saved:.6f}",
+                        f"{g.avg_latency_ms:.1f}", _iso(g.first_ts), _iso(g.last_ts)])
+    return buf.getvalue()
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+
+def _md(cell: str) -> str:
+    return printable(cell).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def render_markdown(r: HistoryReport) -> str:
+    """Markdown tables, one per question, to paste into a pull request."""
+    total = sum(g.calls for g in r.by_outcome)
+    out = [f"**perfd model calls**: {total} ({_md(_scope(r))})", ""]
+    for key, label in GROUPINGS:
+        groups = getattr(r, key)
+        if not groups:
+            continue
+        out.append(f"| {label} | " + " | ".join(_COLUMNS) + " |")
+        out.append("| --- |" + " ---: |" * len(_COLUMNS))
+        out += [f"| {_md(_name(g))} | " + " | ".join(_cells(g)) + " |" for g in groups]
+        out.append("")
+    return "\n".join(out)

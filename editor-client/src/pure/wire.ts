@@ -387,4 +387,5 @@ export interface WorkspaceStatus {
   root: string;
   plans: PlanSummary[];
   problems: Problem[];
+  plans_dir?: string;
 }

@@ -194,7 +194,10 @@ export class PerfdExtension implements Host, SessionHost, ViewHost, RunHost, vsc
   }
 
   onRunChunk(params: RunChunkParams): void {
-    this.streams.get(params.id)?.push(params.text);
+    const stream = this.streams.get(params.id);
+    if (!stream) return; // a run that ended or was cancelled: late pieces are dropped
+    if (!stream.received) this.log(`stream: first chunk received at epoch ${Date.now()}`);
+    stream.push(params.text);
   }
 
   missingOnce(_message: string, show: () => void): void {

@@ -178,6 +178,10 @@ async def test_run_streams_chunks_before_it_answers(client: LanguageClient, llm_
     assert len(chunks) >= 5 and all(c.id == "s1" and c.achievement == "2.1" for c in chunks)
     assert "".join(c.text for c in chunks) == result["text"]
     assert result["write_path"].endswith("SUBPLAN_DOCS-SITE_21.md")
+    # the progress reports only count what the chunks carry
+    (reports,) = [r for t, r in client.progress_reports.items() if str(t).startswith("perfd.run/")]
+    counts = [r.message for r in reports if isinstance(r, lsp.WorkDoneProgressReport)]
+    assert counts and counts[-1] == f"{len(result['text'])} characters"
 
 
 async def test_write_answer_follows_the_write_rules(client: LanguageClient, ws: str) -> None:

@@ -18,8 +18,12 @@ export class StreamBuffer {
     private readonly onFirstShown?: () => void,
   ) {}
 
+  /** Whether any piece was pushed (the first one starts the clock of the first-token figure). */
+  received = false;
+
   push(text: string): void {
     if (this.closed || !text) return;
+    this.received = true;
     this.pending += text;
     if (!this.busy) this.busy = this.pump();
   }

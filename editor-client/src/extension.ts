@@ -149,6 +149,7 @@ export class PerfdExtension implements Host, SessionHost, ViewHost, RunHost, vsc
 
   async restart(): Promise<void> {
     this.output.appendLine('perfd: restarting');
+    this.missingShown = false; // a restart that finds no executable again says so again
     if (this.sessions.size === 0) {
       await this.startFolders(true);
       return;

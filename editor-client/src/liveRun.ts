@@ -21,7 +21,7 @@ let seq = 0;
 export async function liveRun(host: RunHost, api: PerfdApi, plan: string, achievement: string | null): Promise<void> {
   const id = `run-${process.pid}-${Date.now()}-${++seq}`;
   const started = Date.now();
-  const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: '' });
+  let doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: '' });
   await vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.Beside });
   const buffer = new StreamBuffer(
     async (text) => {
@@ -63,7 +63,11 @@ export async function liveRun(host: RunHost, api: PerfdApi, plan: string, achiev
       void vscode.window.showInformationMessage(`perfd: nothing to run in ${path.basename(plan)} (${result.state}).`);
       return;
     }
-    if (!doc.getText() && result.text) {
+    if (doc.isClosed) {
+      // the editor was closed while the answer came: the whole answer in a new one
+      doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: result.text });
+      await vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.Beside });
+    } else if (!doc.getText() && result.text) {
       // a cached answer arrives whole, without chunks
       const edit = new vscode.WorkspaceEdit();
       edit.insert(doc.uri, new vscode.Position(0, 0), result.text);

@@ -299,4 +299,22 @@ describe('code actions and live runs', () => {
     ]);
     expect(clients[0].requests.some((r) => r.command === 'perfd.writeAnswer')).toBe(false);
   });
+
+  it('the run editor closed mid-stream: the whole answer opens in a new one, nothing lost', async () => {
+    await activate();
+    const planPath = `${A}/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md`;
+    const prev = FakeClient.handler!;
+    FakeClient.handler = async (c, command, args) => {
+      if (command !== 'perfd.run') return prev(c, command, args);
+      const id = (args[2] as { stream: string }).stream;
+      c.notifications.get('perfd/runChunk')!({ id, achievement: '1.2', text: 'Hel' });
+      await vi.waitFor(() => expect(state.untitled[0]?.text).toBe('Hel'));
+      state.untitled[0].closed = true; // the user closes it
+      c.notifications.get('perfd/runChunk')!({ id, achievement: '1.2', text: 'lo' });
+      return { plan: 'API-CLIENT', achievement: '1.2', state: 'fix_pending', ok: true, text: 'Hello', write_path: null };
+    };
+    await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
+    expect(state.untitled.map((d) => d.text)).toEqual(['Hel', 'Hello']);
+    expect(state.messages.map((m) => m.text)).toEqual(['perfd: 1.2 (fix_pending) answered.']);
+  });
 });

@@ -128,6 +128,7 @@ export interface FakeDoc {
 export interface UntitledDoc extends FakeDoc {
   text: string;
   closed: boolean;
+  readonly isClosed: boolean;
   readonly lineCount: number;
   lineAt(n: number): { range: { end: Position } };
 }
@@ -274,6 +275,9 @@ export const workspace = {
         languageId: uri.language,
         text: uri.content,
         closed: false,
+        get isClosed() {
+          return doc.closed;
+        },
         getText: () => doc.text,
         get lineCount() {
           return doc.text.split('\n').length;

@@ -3,18 +3,29 @@
 // the integration test. No `vscode` import.
 import type {
   ClearCacheResult,
+  FileResult,
   GenerateResult,
   PlanStatus,
+  RunResult,
   StatsPayload,
   WorkspaceStatus,
 } from './pure/types';
 
 export interface RequestSender {
-  sendRequest(method: string, params: unknown): Promise<unknown>;
+  /** `token`: cancelling it cancels the request ($/cancelRequest). */
+  sendRequest(method: string, params: unknown, token?: CancellationToken): Promise<unknown>;
+}
+
+/** vscode's CancellationToken, as much of it as a request needs (no `vscode` import here). */
+export interface CancellationToken {
+  readonly isCancellationRequested: boolean;
+  onCancellationRequested(listener: () => unknown): { dispose(): unknown };
 }
 
 export const EXECUTE_COMMAND = 'workspace/executeCommand';
 export const STATS_NOTIFICATION = 'perfd/stats';
+export const PLANS_CHANGED_NOTIFICATION = 'perfd/plansChanged';
+export const RUN_CHUNK_NOTIFICATION = 'perfd/runChunk';
 
 export class PerfdApi {
   constructor(
@@ -27,8 +38,8 @@ export class PerfdApi {
     return this.serverCommands.includes(command);
   }
 
-  async execute<T>(command: string, args: unknown[] = []): Promise<T> {
-    const r = await this.conn.sendRequest(EXECUTE_COMMAND, { command, arguments: args });
+  async execute<T>(command: string, args: unknown[] = [], token?: CancellationToken): Promise<T> {
+    const r = await this.conn.sendRequest(EXECUTE_COMMAND, { command, arguments: args }, token);
     if (r === null || r === undefined) throw new Error(`perfd answered nothing to ${command}`);
     return r as T;
   }
@@ -62,6 +73,24 @@ export class PerfdApi {
 
   run(plan: string): Promise<unknown> {
     return this.execute<unknown>('perfd.run', [plan]);
+  }
+
+  /**
+   * perfd.run of (plan, achievement or the next), its answer streamed as perfd/runChunk
+   * notifications carrying `streamId`; cancelling `token` cancels the model call.
+   */
+  runStreamed(plan: string, achievement: string | null, streamId: string, token?: CancellationToken): Promise<RunResult> {
+    return this.execute<RunResult>('perfd.run', [plan, achievement, { stream: streamId }], token);
+  }
+
+  /** Write the SUBPLAN scaffold of an achievement (never over a file); the server opens it. */
+  createSubplan(plan: string, achievement: string): Promise<FileResult> {
+    return this.execute<FileResult>('perfd.createSubplan', [plan, achievement]);
+  }
+
+  /** Save an answer where the achievement's state asks (the `run --write` rules). */
+  writeAnswer(plan: string, achievement: string, text: string): Promise<FileResult> {
+    return this.execute<FileResult>('perfd.writeAnswer', [plan, achievement, text]);
   }
 }
 

@@ -32,11 +32,19 @@ export interface Ui {
   settings(): Settings;
   /** Runs while a request is in flight (progress in the status bar / notification). */
   progress<T>(title: string, task: () => Promise<T>): Promise<T>;
+  /** Stream a run's answer into an editor (extension.ts: liveRun); without it the answer is shown whole. */
+  runLive?(api: PerfdApi, plan: string, achievement: string | null): Promise<void>;
 }
 
 export interface Host {
-  /** The API over the running language client, or undefined when the server is not running. */
-  api(): PerfdApi | undefined;
+  /**
+   * The API of the session a command acts on: the folder holding `file` (a plan path or an open
+   * file), else the active editor's folder, else the only session. Undefined when that session
+   * is not running, or when several folders could be meant (then chooseApi asks).
+   */
+  api(file?: string): PerfdApi | undefined;
+  /** Several folders have perfd and nothing says which: ask. null when the pick is dismissed, undefined when the picked one is not running. */
+  chooseApi?(): Promise<PerfdApi | undefined | null>;
   state(): ServerState;
   lastStats(): StatsPayload | undefined;
   restart(): Promise<void>;
@@ -56,8 +64,13 @@ export class Commands {
     private readonly ui: Ui,
   ) {}
 
-  private async withApi<T>(fn: (api: PerfdApi) => Promise<T>): Promise<T | undefined> {
-    const api = this.host.api();
+  private async withApi<T>(fn: (api: PerfdApi) => Promise<T>, file?: string): Promise<T | undefined> {
+    let api = this.host.api(file ?? this.ui.activeFile());
+    if (!api && this.host.chooseApi) {
+      const picked = await this.host.chooseApi();
+      if (picked === null) return undefined; // the pick was dismissed
+      api = picked;
+    }
     if (!api) {
       const a = await this.ui.error(NOT_RUNNING, 'Restart Daemon', 'Show Output');
       if (a === 'Restart Daemon') await this.host.restart();
@@ -143,7 +156,7 @@ export class Commands {
       if (!r) return undefined;
       await this.present(r, started, Date.now());
       return r;
-    });
+    }, file);
   }
 
   /** perfd: Generate Prompt for Achievement… */
@@ -161,7 +174,7 @@ export class Commands {
       const r = await this.ui.progress(`perfd: generating the prompt for ${a.number}…`, () => api.generate(st.path, a.number));
       await this.present(r);
       return r;
-    });
+    }, file);
   }
 
   /** perfd: Run Next With Model (needs a server that offers perfd.run). */
@@ -174,11 +187,40 @@ export class Commands {
       // The plan first (a question), then the run: a failed model call is never retried on another plan.
       const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
       if (!st) return undefined;
+      if (this.ui.runLive) {
+        await this.ui.runLive(api, st.path, null);
+        return undefined;
+      }
       const r = await this.ui.progress('perfd: running the next step with the model…', () => api.run(st.path));
       const text = typeof r === 'string' ? r : '```json\n' + JSON.stringify(r, null, 2) + '\n```\n';
       await this.ui.showDocument('perfd run.md', text);
       return r;
-    });
+    }, file);
+  }
+
+  /** Run one achievement (the code action "Run N.N with the model", the view's Run). */
+  runAchievement(plan: string, achievement: string | null): Promise<void> {
+    return this.withApi(async (api) => {
+      if (!api.hasCommand('perfd.run')) {
+        void this.ui.info(RUN_NOT_AVAILABLE);
+        return;
+      }
+      if (this.ui.runLive) return this.ui.runLive(api, plan, achievement);
+      const r = await this.ui.progress(`perfd: running ${achievement ?? 'the next step'} with the model…`, () =>
+        api.execute<unknown>('perfd.run', [plan, achievement]),
+      );
+      await this.ui.showDocument('perfd run.md', '```json\n' + JSON.stringify(r, null, 2) + '\n```\n');
+    }, plan);
+  }
+
+  /** "Create SUBPLAN for N.N": the server writes the scaffold (never over a file) and opens it. */
+  createSubplan(plan: string, achievement: string): Promise<string | undefined> {
+    return this.withApi(async (api) => {
+      const r = await api.createSubplan(plan, achievement);
+      if (!r.shown) await this.ui.openFile(r.path);
+      void this.ui.info(`perfd: created ${r.path.split(/[\\/]/).pop()} for ${achievement} from the template.`);
+      return r.path;
+    }, plan);
   }
 
   /** perfd: Show Status (all plans). */
@@ -219,7 +261,7 @@ export class Commands {
       const r = await this.ui.progress('perfd: generating the next prompt…', () => api.generateNext(plan));
       await this.present(r);
       return r;
-    });
+    }, plan);
   }
 
   lensGenerate(plan: string, achievement: string): Promise<GenerateResult | undefined> {
@@ -229,7 +271,7 @@ export class Commands {
       );
       await this.present(r);
       return r;
-    });
+    }, plan);
   }
 
   lensStatus(plan: string, achievement?: string): Promise<void> {
@@ -247,6 +289,6 @@ export class Commands {
       const choice = await this.ui.info(achievementMessage(st, achievement), ...actions);
       if (choice === 'Generate prompt') await this.lensGenerate(plan, achievement);
       else if (choice && file && choice.startsWith('Open ')) await this.ui.openFile(file);
-    });
+    }, plan);
   }
 }

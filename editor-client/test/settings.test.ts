@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LENS_COMMANDS, rewriteLensCommand } from '../src/pure/plans';
 import {
+  folderSelector,
   DEFAULTS,
   DOCUMENT_SELECTOR,
   expand,
@@ -163,8 +164,32 @@ describe('package.json', () => {
     for (const items of Object.values(pkg.contributes.menus) as { command: string }[][]) {
       for (const m of items) expect(ids.has(m.command), m.command).toBe(true);
     }
-    for (const server of ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache', 'perfd.run']) {
+    for (const server of ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache', 'perfd.run',
+      'perfd.createSubplan', 'perfd.openFile', 'perfd.writeAnswer']) {
       expect(ids.has(server), server).toBe(false);
     }
+  });
+  it('every setting is described for the Settings UI', () => {
+    for (const [k, v] of Object.entries(pkg.contributes.configuration.properties) as [string, Record<string, unknown>][]) {
+      expect(String(v.markdownDescription ?? v.description ?? '').length, k).toBeGreaterThan(30);
+    }
+  });
+  it('contributes the Plans view in its own activity-bar container, and a walkthrough whose media exist', () => {
+    const [container] = pkg.contributes.viewsContainers.activitybar;
+    expect(container.id).toBe('perfd');
+    expect(fs.existsSync(path.join(__dirname, '..', container.icon))).toBe(true);
+    expect(pkg.contributes.views.perfd.map((v: { id: string }) => v.id)).toEqual(['perfd.plans']);
+    const [walk] = pkg.contributes.walkthroughs;
+    expect(walk.steps.map((s: { id: string }) => s.id)).toEqual(['install', 'view', 'generate', 'run']);
+    for (const step of walk.steps) expect(fs.existsSync(path.join(__dirname, '..', step.media.markdown)), step.id).toBe(true);
+    expect(walk.steps[0].completionEvents).toEqual(['onCommand:perfd.checkInstall']);
+  });
+});
+
+describe('folderSelector', () => {
+  it("matches one folder's plan files, its glob characters literally", () => {
+    expect(folderSelector('/ws/a/')).toEqual([{ scheme: 'file', language: 'markdown', pattern: '/ws/a/**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md' }]);
+    expect(folderSelector('/ws/{x}*?')[0].pattern).toBe('/ws/[{]x[}][*][?]/**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md');
+    expect(folderSelector('C:\\ws\\b')[0].pattern).toBe('C:/ws/b/**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md');
   });
 });

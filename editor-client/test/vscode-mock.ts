@@ -41,6 +41,61 @@ export class Uri {
   }
 }
 
+export class ThemeIcon {
+  static readonly Folder = new ThemeIcon('folder');
+  constructor(readonly id: string) {}
+}
+
+export enum TreeItemCollapsibleState {
+  None = 0,
+  Collapsed = 1,
+  Expanded = 2,
+}
+
+export class TreeItem {
+  id?: string;
+  description?: string;
+  iconPath?: unknown;
+  tooltip?: unknown;
+  contextValue?: string;
+  command?: unknown;
+  resourceUri?: Uri;
+  constructor(
+    readonly label: string,
+    readonly collapsibleState: TreeItemCollapsibleState = TreeItemCollapsibleState.None,
+  ) {}
+}
+
+export class RelativePattern {
+  constructor(
+    readonly base: unknown,
+    readonly pattern: string,
+  ) {}
+}
+
+export class Position {
+  constructor(
+    readonly line: number,
+    readonly character: number,
+  ) {}
+}
+
+export class Range {
+  constructor(
+    readonly startLine: number,
+    readonly startCharacter: number,
+    readonly endLine: number,
+    readonly endCharacter: number,
+  ) {}
+}
+
+export class WorkspaceEdit {
+  readonly inserts: { uri: Uri; pos: Position; text: string }[] = [];
+  insert(uri: Uri, pos: Position, text: string) {
+    this.inserts.push({ uri, pos, text });
+  }
+}
+
 export class ThemeColor {
   constructor(readonly id: string) {}
 }
@@ -70,7 +125,16 @@ export interface FakeDoc {
   getText(): string;
 }
 
+export interface UntitledDoc extends FakeDoc {
+  text: string;
+  closed: boolean;
+  readonly isClosed: boolean;
+  readonly lineCount: number;
+  lineAt(n: number): { range: { end: Position } };
+}
+
 export const state = {
+  untitled: [] as UntitledDoc[],
   config: {} as Record<string, unknown>,
   commands: new Map<string, (...a: unknown[]) => unknown>(),
   providers: new Map<string, { provideTextDocumentContent(u: Uri): string }>(),
@@ -88,6 +152,10 @@ export const state = {
   openListeners: new EventEmitter<FakeDoc>(),
   configListeners: new EventEmitter<{ affectsConfiguration(k: string): boolean }>(),
   activeEditor: undefined as undefined | { document: FakeDoc },
+  trees: new Map<string, { provider: unknown; view: Record<string, unknown> }>(),
+  contexts: new Map<string, unknown>(),
+  editorListeners: new EventEmitter<unknown>(),
+  folderListeners: new EventEmitter<{ added: { uri: Uri; name: string; index: number }[]; removed: { uri: Uri; name: string; index: number }[] }>(),
 };
 
 export function resetMock() {
@@ -107,6 +175,11 @@ export function resetMock() {
   state.openListeners = new EventEmitter();
   state.configListeners = new EventEmitter();
   state.activeEditor = undefined;
+  state.trees = new Map();
+  state.untitled = [];
+  state.contexts = new Map();
+  state.editorListeners = new EventEmitter();
+  state.folderListeners = new EventEmitter();
 }
 
 function message(level: string) {
@@ -145,7 +218,22 @@ export const window = {
     state.shown.push(doc);
     return { document: doc };
   }),
-  withProgress: vi.fn(async (_o: unknown, task: () => Promise<unknown>) => task()),
+  withProgress: vi.fn(async (_o: unknown, task: (p: unknown, t: unknown) => Promise<unknown>) =>
+    task({ report: () => undefined }, { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) })),
+  createTreeView: vi.fn((id: string, o: { treeDataProvider: unknown }) => {
+    const expand = new EventEmitter<unknown>();
+    const collapse = new EventEmitter<unknown>();
+    const view: Record<string, unknown> = {
+      onDidExpandElement: expand.event,
+      onDidCollapseElement: collapse.event,
+      expand: (e: unknown) => expand.fire({ element: e }),
+      collapse: (e: unknown) => collapse.fire({ element: e }),
+      dispose: () => undefined,
+    };
+    state.trees.set(id, { provider: o.treeDataProvider, view });
+    return view;
+  }),
+  onDidChangeActiveTextEditor: (l: Listener<unknown>) => state.editorListeners.event(l),
   get activeTextEditor() {
     return state.activeEditor;
   },
@@ -164,12 +252,41 @@ export const workspace = {
     return state.textDocuments;
   },
   onDidOpenTextDocument: (l: Listener<FakeDoc>) => state.openListeners.event(l),
+  onDidChangeWorkspaceFolders: (l: Listener<{ added: { uri: Uri; name: string; index: number }[]; removed: { uri: Uri; name: string; index: number }[] }>) =>
+    state.folderListeners.event(l),
   onDidChangeConfiguration: (l: Listener<{ affectsConfiguration(k: string): boolean }>) => state.configListeners.event(l),
   registerTextDocumentContentProvider: vi.fn((scheme: string, p: { provideTextDocumentContent(u: Uri): string }) => {
     state.providers.set(scheme, p);
     return { dispose: () => state.providers.delete(scheme) };
   }),
-  openTextDocument: vi.fn(async (uri: Uri) => {
+  /** Untitled documents made by openTextDocument({ language, content }), with applyEdit appending. */
+  applyEdit: vi.fn(async (edit: WorkspaceEdit) => {
+    for (const i of edit.inserts) {
+      const doc = state.untitled.find((d) => d.uri === i.uri);
+      if (!doc || doc.closed) return false;
+      doc.text += i.text;
+    }
+    return true;
+  }),
+  openTextDocument: vi.fn(async (uri: Uri | { language: string; content: string }) => {
+    if (!(uri instanceof Uri)) {
+      const doc: UntitledDoc = {
+        uri: Uri.from({ scheme: 'untitled', path: `Untitled-${state.untitled.length + 1}` }),
+        languageId: uri.language,
+        text: uri.content,
+        closed: false,
+        get isClosed() {
+          return doc.closed;
+        },
+        getText: () => doc.text,
+        get lineCount() {
+          return doc.text.split('\n').length;
+        },
+        lineAt: (n: number) => ({ range: { end: new Position(n, doc.text.split('\n')[n].length) } }),
+      };
+      state.untitled.push(doc);
+      return doc;
+    }
     const p = state.providers.get(uri.scheme);
     const text = p ? p.provideTextDocumentContent(uri) : '';
     return { uri, languageId: uri.path.endsWith('.md') ? 'markdown' : 'plaintext', getText: () => text } as FakeDoc;
@@ -186,7 +303,10 @@ export const commands = {
     state.commands.set(id, fn);
     return { dispose: () => state.commands.delete(id) };
   }),
-  executeCommand: vi.fn(async (id: string, ...args: unknown[]) => state.commands.get(id)?.(...args)),
+  executeCommand: vi.fn(async (id: string, ...args: unknown[]) => {
+    if (id === 'setContext') return void state.contexts.set(String(args[0]), args[1]);
+    return state.commands.get(id)?.(...args);
+  }),
 };
 
 export const env = {

@@ -8,6 +8,7 @@ sees. The workspaces are written to tmp_path; nothing is started.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import msgspec
@@ -217,8 +218,9 @@ def test_status_in_json_is_the_engines_workspace_status(ws: Workspace) -> None:
     out = ws.run("status", "--json")
     assert (out.code, out.stderr) == (0, "")
     raw = json.loads(out.stdout)
-    assert set(raw) == {"root", "plans", "problems"}
+    assert set(raw) == {"root", "plans", "problems", "plans_dir"}
     assert raw["root"] == str(ws.root) and raw["problems"] == []
+    assert raw["plans_dir"] == os.path.join(str(ws.root), "work-space", "plans")  # a view groups plans below it
     # defaults are left out: no pending fixes or parallel options on @DONE, a problem count only where there are problems
     assert [sorted(p) for p in raw["plans"]] == [
         ["done", "next", "path", "plan", "source", "state", "title", "total"],

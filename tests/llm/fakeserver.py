@@ -49,6 +49,7 @@ class Record:
     completion_tokens: int = 0
     status: int = 200
     action: str = "ok"
+    first_chunk_wall: float | None = None  # time.time() once the first content chunk is handed to the socket
 
     @property
     def tokens(self) -> int:
@@ -124,7 +125,8 @@ class FakeServer:
                 "closed_by_client": self.closed_by_client,
                 "requests": [
                     {"seq": r.seq, "arrival": r.arrival, "conn": r.conn, "stream": r.stream, "status": r.status,
-                     "action": r.action, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens}
+                     "action": r.action, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                     "first_chunk_wall": r.first_chunk_wall}
                     for r in self.records
                 ],
             }
@@ -327,6 +329,9 @@ class FakeServer:
             event = {"id": f"cmpl-{record.seq}", "object": "chat.completion.chunk", "model": model,
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             writer.write(self._chunk(b"data: " + orjson.dumps(event) + b"\n\n"))
+            if i == 0:
+                await writer.drain()  # the first piece is on its way: an editor's first-token clock starts here
+                record.first_chunk_wall = time.time()
         if drop_mid:
             await writer.drain()
             writer.transport.abort()

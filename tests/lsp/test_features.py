@@ -485,3 +485,109 @@ def test_path_to_uri_quotes_and_round_trips() -> None:
     path = "/tmp/a b/PLAN_#X.md"
     assert F.path_to_uri(path) == "file:///tmp/a%20b/PLAN_%23X.md"
     assert to_fs_path(F.path_to_uri(path)) == path
+
+
+# --- code actions -----------------------------------------------------------------------------
+
+
+def _titles(actions: list[lsp.CodeAction]) -> list[str]:
+    return [a.title for a in actions]
+
+
+def _line_range(line: int) -> lsp.Range:
+    return lsp.Range(pos(line, 0), pos(line, 0))
+
+
+def test_code_actions_on_an_approved_index_line_open_its_files(demo: Demo) -> None:
+    got = F.code_actions(demo.status, demo.doc, demo.lines, _line_range(I11), [], "file:///p")
+    assert _titles(got) == ["Open SUBPLAN for 1.1", "Open EXECUTION_TASK for 1.1", "Open APPROVED for 1.1"]
+    assert got[2].command is not None and got[2].command.command == F.CMD_OPEN
+    assert got[2].command.arguments == [demo.file("execution/feedbacks/APPROVED_11.md")]
+    assert all(a.kind == F.ACTION_KIND for a in got)
+
+
+def test_code_actions_on_a_fix_pending_body_header(demo: Demo) -> None:
+    got = F.code_actions(demo.status, demo.doc, demo.lines, _line_range(B12), [], "file:///p")
+    assert _titles(got) == ["Copy prompt for 1.2", "Run 1.2 with the model", "Open SUBPLAN for 1.2",
+                            "Open EXECUTION_TASK for 1.2", "Open FIX for 1.2"]
+    cmd = got[0].command
+    assert cmd is not None and (cmd.command, cmd.arguments) == (F.CMD_GENERATE, [demo.plan, "1.2"])
+    run = got[1].command
+    assert run is not None and (run.command, run.arguments) == (F.CMD_RUN, [demo.plan, "1.2"])
+
+
+def test_code_actions_of_a_blocked_achievement_without_subplan(demo: Demo) -> None:
+    # 2.1 waits on 1.2: its prompt and its SUBPLAN can be made, but it is not run yet
+    got = F.code_actions(demo.status, demo.doc, demo.lines, _line_range(I21), [], "file:///p")
+    assert _titles(got) == ["Copy prompt for 2.1", "Create SUBPLAN for 2.1"]
+    c = got[1].command
+    assert c is not None and (c.command, c.arguments) == (F.CMD_CREATE_SUBPLAN, [demo.plan, "2.1"])
+
+
+def test_code_actions_elsewhere_and_over_a_span(demo: Demo) -> None:
+    assert F.code_actions(demo.status, demo.doc, demo.lines, _line_range(B12_REF), [], "u") == []
+    assert F.code_actions(demo.status, demo.doc, demo.lines, _line_range(TITLE), [], "u") == []
+    span = lsp.Range(pos(I11, 0), pos(I12, 3))  # a selection over two index lines: both, once each
+    titles = _titles(F.code_actions(demo.status, demo.doc, demo.lines, span, [], "u"))
+    assert titles[0] == "Open SUBPLAN for 1.1" and "Copy prompt for 1.2" in titles
+    assert len(titles) == len(set(titles))
+
+
+def _diag(line: int, code: str, source: str = F.SOURCE) -> lsp.Diagnostic:
+    return lsp.Diagnostic(range=_line_range(line), message="m", code=code, source=source)
+
+
+def _apply(lines: list[str], action: lsp.CodeAction, uri: str) -> list[str]:
+    assert action.edit is not None and action.edit.changes is not None
+    (edit,) = action.edit.changes[uri]
+    at = edit.range.start.line
+    assert edit.range.start == edit.range.end and edit.range.start.character == 0
+    return ("\n".join(lines[:at]) + "\n" + edit.new_text + "\n".join(lines[at:])).split("\n")
+
+
+def test_quick_fix_adds_a_missing_section_in_the_plans_style(demo: Demo, tmp_path: Path) -> None:
+    # 1.3 in the index with no body: the fix adds "**Achievement 1.3**: ..." after 1.2's section
+    text = PLAN.replace("- Achievement 1.2: Render Output\n",
+                        "- Achievement 1.2: Render Output\n- Achievement 1.3: Ship It\n")
+    path = Path(demo.plan)
+    path.write_text(text, encoding="utf-8")
+    demo.engine.changed([str(path)])
+    ref = demo.engine.resolve("@DEMO")
+    doc, st = demo.engine.plan_doc(ref), demo.engine.plan_status(ref)
+    lines = text.split("\n")
+    d = _diag(I12 + 1, "no-body")
+    (fix,) = F.code_actions(st, doc, lines, _line_range(TITLE), [d], "file:///p")
+    assert fix.title == "Add a section for Achievement 1.3" and fix.kind == lsp.CodeActionKind.QuickFix
+    assert fix.diagnostics == [d]
+    fixed = _apply(lines, fix, "file:///p")
+    at = fixed.index("**Achievement 1.3**: Ship It")
+    assert fixed[at + 2] == "**Achievement 2.1**: Polish ✨ Edges"  # before 2.1's section, a blank line between
+    assert fixed[at - 1] == ""
+    # and the engine agrees: the problem is gone
+    path.write_text("\n".join(fixed), encoding="utf-8")
+    demo.engine.changed([str(path)])
+    assert not [p for p in demo.engine.plan_status(ref).problems if p.code == "no-body"]
+
+
+def test_quick_fix_adds_a_missing_index_entry(demo: Demo, tmp_path: Path) -> None:
+    text = PLAN.replace("Body of 2.1.\n", "Body of 2.1.\n\n**Achievement 2.2**: Extra Work\n\nMore.\n")
+    path = Path(demo.plan)
+    path.write_text(text, encoding="utf-8")
+    demo.engine.changed([str(path)])
+    ref = demo.engine.resolve("@DEMO")
+    doc, st = demo.engine.plan_doc(ref), demo.engine.plan_status(ref)
+    (problem,) = [p for p in st.problems if p.code == "body-not-in-index"]
+    assert problem.line is not None
+    lines = text.split("\n")
+    (fix,) = F.code_actions(st, doc, lines, _line_range(TITLE), [_diag(problem.line, problem.code)], "u")
+    fixed = _apply(lines, fix, "u")
+    assert fixed[I21] == "- Achievement 2.2: Extra Work"  # right after the last index entry
+    path.write_text("\n".join(fixed), encoding="utf-8")
+    demo.engine.changed([str(path)])
+    assert [a.number for a in demo.engine.plan_status(ref).achievements] == ["1.1", "1.2", "2.1", "2.2"]
+
+
+def test_no_quick_fix_for_other_sources_or_codes(demo: Demo) -> None:
+    diags = [_diag(I11, "no-body", source="markdownlint"), _diag(I11, "stale-handoff")]
+    got = F.code_actions(demo.status, demo.doc, demo.lines, _line_range(TITLE), diags, "u")
+    assert got == []

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -221,7 +221,7 @@ class Daemon:
         self.stats.watcher_events += len(paths)
         engine = self.engine
         engine.changed(sorted(paths))  # exactly these files and their folders' listings
-        self.refresh_editors()
+        self.refresh_editors(paths)
         for plan, changed in engine.plans_affected_by(paths).values():
             try:
                 st = engine.plan_status(plan)
@@ -232,10 +232,10 @@ class Daemon:
                 plan=st.plan, path=st.path, state=st.state, next=st.next, done=st.done, total=st.total,
                 changed=sorted(changed)))
 
-    def refresh_editors(self) -> None:
+    def refresh_editors(self, paths: Collection[str] = ()) -> None:
         for session in list(self.lsp_sessions):
             try:
-                session.refresh()
+                session.refresh(paths)
             except Exception:
                 log.exception("refreshing an editor session")
 

@@ -255,7 +255,8 @@ class Engine:
                 parallel_options=st.parallel_options,
                 problem_count=sum(1 for p in st.problems if p.severity != "info"),
             ))
-        return WorkspaceStatus(root=self.root, plans=summaries, problems=list(self.config_problems))
+        return WorkspaceStatus(root=self.root, plans=summaries, problems=list(self.config_problems),
+                               plans_dir=self.workspace.plans_dir)
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:

@@ -197,6 +197,7 @@ class WorkspaceStatus(msgspec.Struct, frozen=True):
     root: str
     plans: list[PlanSummary]
     problems: list[Problem]
+    plans_dir: str = ""  # where plans are found: a view groups them by the folders below it
 
 
 # --- stats ----------------------------------------------------------------------

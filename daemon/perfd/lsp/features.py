@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 
 from lsprotocol import types as lsp
@@ -370,3 +371,114 @@ def path_to_uri(path: str) -> str:
     from pygls.uris import from_fs_path
 
     return from_fs_path(path) or "file://" + path
+
+
+# --- code actions ------------------------------------------------------------------
+
+# Commands the actions carry: executed by the server (workspace/executeCommand), so any LSP
+# client can run them; VS Code's extension points the first three at its own presenters.
+CMD_GENERATE = "perfd.generate"
+CMD_CREATE_SUBPLAN = "perfd.createSubplan"
+CMD_RUN = "perfd.run"
+CMD_OPEN = "perfd.openFile"
+ACTION_KIND = "perfd"  # not a quick fix or a refactor: the workflow's next steps, listed under their own kind
+
+_BODY_HEAD_RE = re.compile(r"Achievement[ \t]+(\d+(?:\.\d+)+)\**[ \t]*[:\-–—]?[ \t]*(.*?)[ \t]*$")
+
+
+def _command_action(title: str, command: str, arguments: list[str]) -> lsp.CodeAction:
+    return lsp.CodeAction(title=title, kind=ACTION_KIND,
+                          command=lsp.Command(title=title, command=command, arguments=list(arguments)))
+
+
+def achievement_on_line(status: PlanStatus, line: int) -> AchievementStatus | None:
+    """The achievement whose index entry or body header is on 1-based `line`."""
+    for a in status.achievements:
+        if a.index_line == line or a.body_line == line:
+            return a
+    return None
+
+
+def achievement_actions(status: PlanStatus, a: AchievementStatus) -> list[lsp.CodeAction]:
+    """What can be done for one achievement, in the order a person takes the steps."""
+    out: list[lsp.CodeAction] = []
+    n = a.number
+    if a.state != "complete":
+        out.append(_command_action(f"Copy prompt for {n}", CMD_GENERATE, [status.path, n]))
+    if a.state == "no_subplan" and not a.subplan:
+        out.append(_command_action(f"Create SUBPLAN for {n}", CMD_CREATE_SUBPLAN, [status.path, n]))
+    if a.state not in ("complete", "subplan_complete") and a.ready:
+        out.append(_command_action(f"Run {n} with the model", CMD_RUN, [status.path, n]))
+    execution = a.active_execution or (a.executions[-1] if a.executions else None)
+    for label, path in (("SUBPLAN", a.subplan), ("EXECUTION_TASK", execution), ("FIX", a.fix),
+                        ("APPROVED", a.approved)):
+        if path:
+            out.append(_command_action(f"Open {label} for {n}", CMD_OPEN, [path]))
+    return out
+
+
+def code_actions(status: PlanStatus, doc: PlanDoc, lines: list[str], rng: lsp.Range,
+                 diagnostics: Sequence[lsp.Diagnostic], uri: str) -> list[lsp.CodeAction]:
+    """The actions for the achievement under the cursor, then quick fixes for the diagnostics given."""
+    out: list[lsp.CodeAction] = []
+    seen: set[str] = set()
+    for line in range(rng.start.line, rng.end.line + 1):
+        a = achievement_on_line(status, line + 1)
+        if a is not None and a.number not in seen:
+            seen.add(a.number)
+            out.extend(achievement_actions(status, a))
+    for d in diagnostics:
+        if d.source != SOURCE:
+            continue
+        fix = quick_fix(status, doc, lines, d, uri)
+        if fix is not None:
+            out.append(fix)
+    return out
+
+
+def quick_fix(status: PlanStatus, doc: PlanDoc, lines: list[str], d: lsp.Diagnostic,
+              uri: str) -> lsp.CodeAction | None:
+    """A mechanical fix for one of perfd's diagnostics, or None when the fix needs a person."""
+    line = d.range.start.line + 1
+    if d.code == "no-body":  # an index entry without a section: add the section's header
+        a = next((x for x in doc.achievements if x.index_line == line), None)
+        if a is None:
+            return None
+        at, text = _new_body_header(doc, lines, a.number, a.title)
+        title = f"Add a section for Achievement {a.number}"
+    elif d.code == "body-not-in-index":  # a section not in the index: add its index entry
+        m = _BODY_HEAD_RE.search(lines[line - 1]) if 0 < line <= len(lines) else None
+        last = max((x.index_line for x in doc.achievements if x.index_line is not None), default=None)
+        if m is None or last is None:
+            return None
+        number, name = m.group(1), m.group(2).strip("* ")
+        at, text = last, f"- Achievement {number}: {name}\n" if name else f"- Achievement {number}\n"
+        title = f"Add Achievement {number} to the index"
+    else:
+        return None
+    pos = lsp.Position(at, 0)
+    edit = lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=lsp.Range(pos, pos), new_text=text)]})
+    return lsp.CodeAction(title=title, kind=lsp.CodeActionKind.QuickFix, diagnostics=[d], edit=edit,
+                          is_preferred=True)
+
+
+def _new_body_header(doc: PlanDoc, lines: list[str], number: str, title: str) -> tuple[int, str]:
+    """(0-based line to insert at, text): a body header in the style of the plan's others, after the
+    section of the achievement before it (else after the last section, else at the end)."""
+    bodies = [x for x in doc.achievements if x.body_line is not None and x.body_end is not None]
+    style = lines[bodies[0].body_line - 1] if bodies and bodies[0].body_line is not None else ""
+    hashes = re.match(r"(#{2,6})[ \t]", style)
+    header = (f"{hashes.group(1)} Achievement {number}: {title}" if hashes
+              else f"**Achievement {number}**: {title}")
+    before = [x for x in bodies if _key(x.number) < _key(number)]
+    anchor = max(before, key=lambda x: _key(x.number)) if before else (bodies[-1] if bodies else None)
+    if anchor is None or anchor.body_end is None:
+        at = len(lines)
+        return at, ("\n" if lines and lines[-1].strip() else "") + header + "\n\n"
+    at = min(anchor.body_end, len(lines))
+    blank_before = at > 0 and lines[at - 1].strip() != ""
+    return at, ("\n" if blank_before else "") + header + "\n\n"
+
+
+def _key(number: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in number.split("."))

@@ -29,6 +29,14 @@ class PerfdProtocol(LanguageServerProtocol):
     """LanguageServerProtocol whose `exit` ends this session only."""
 
     on_exit: Callable[[], None] | None = None
+    on_cancel: Callable[[object], None] | None = None  # $/cancelRequest: the session stops that request's work
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        # pygls cancels a request only before it starts; an executeCommand handler's own work
+        # (perfd.run's model call) runs in a task the session keeps, which this cancels too.
+        super()._handle_cancel_notification(msg_id)
+        if self.on_cancel is not None:
+            self.on_cancel(msg_id)
 
     @lsp_method(lsp.EXIT)
     def lsp_exit(self, *args: Any) -> Any:

@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -26,7 +26,8 @@ from pygls.workspace import TextDocument
 
 from perfd import __version__
 from perfd.daemon import heap
-from perfd.app.run import RunListener, RunOptions, run_one
+from perfd.app.run import RunListener, RunOptions, run_one, write_answer
+from perfd.app.scaffold import create_subplan
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo
@@ -35,7 +36,7 @@ from perfd.daemon.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.lsp.protocol import PerfdProtocol
 from perfd.engine.types import PlanDoc, PlanStatus
-from perfd.wire.protocol import StatsSnapshot
+from perfd.wire.protocol import RunAnswer, StatsSnapshot
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
@@ -45,8 +46,33 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 STATS_NOTIFICATION = "perfd/stats"
 STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
-COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run")
+PLANS_CHANGED_NOTIFICATION = "perfd/plansChanged"
+RUN_CHUNK_NOTIFICATION = "perfd/runChunk"
+COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run",
+            "perfd.createSubplan", "perfd.openFile", "perfd.writeAnswer")
 RUN_REPORT_INTERVAL_S = 0.1  # perfd.run: at most ten progress reports a second
+
+
+class PlansChanged(msgspec.Struct, frozen=True):
+    """perfd/plansChanged: files of the workspace changed on disk; views re-read what they show.
+
+    `paths` are the files the watcher saw (empty: anything may have changed).
+    """
+
+    root: str
+    paths: list[str]
+
+
+class RunStreamChunk(msgspec.Struct, frozen=True):
+    """perfd/runChunk: the next piece of a perfd.run answer, sent as it arrives.
+
+    `id` is the one the client gave in perfd.run's options ({"stream": id}),
+    so it can tell concurrent runs apart.
+    """
+
+    id: str
+    achievement: str
+    text: str
 
 
 class _Buffer:
@@ -81,9 +107,12 @@ class Session:
         self.closed = asyncio.Event()
         self.on_timing: Callable[[str, int, bool], None] | None = None
         self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
+        # perfd.run's model calls in flight, by request id and by progress token (to cancel them)
+        self.runs: dict[object, asyncio.Future[RunAnswer]] = {}
         proto = self.server.protocol
         assert isinstance(proto, PerfdProtocol)
         proto.on_exit = self._on_exit
+        proto.on_cancel = self.cancel_run
 
     def _on_exit(self) -> None:
         self.closed.set()
@@ -197,8 +226,14 @@ class Session:
                 lsp.PublishDiagnosticsParams(uri=other_uri, diagnostics=related.get(other_uri, [])))
         self.related_published[uri] = {u for u, d in related.items() if d}
 
-    def refresh(self) -> None:
-        """Files changed on disk: re-publish diagnostics and ask the client to refresh lenses."""
+    def refresh(self, paths: Collection[str] = ()) -> None:
+        """Files changed on disk: tell the client (perfd/plansChanged, for its views), re-publish
+        diagnostics and ask it to refresh lenses."""
+        try:
+            self.server.protocol.notify(PLANS_CHANGED_NOTIFICATION, msgspec.to_builtins(
+                PlansChanged(root=self.engine.root, paths=sorted(paths))))
+        except Exception:  # a closed transport: the session is going away
+            log.debug("could not send plansChanged", exc_info=True)
         for uri in list(self.server.workspace.text_documents):
             self.publish(uri)
         caps = self.server.client_capabilities
@@ -206,6 +241,12 @@ class Session:
         if ws and ws.code_lens and ws.code_lens.refresh_support:
             self.server.workspace_code_lens_refresh(None)
         self.maybe_send_stats()
+
+    def cancel_run(self, key: object) -> None:
+        """Cancel the perfd.run known by its request id or progress token (the model call is closed)."""
+        task = self.runs.get(key)
+        if task is not None and not task.done():
+            task.cancel()
 
 
 def _file_lines(path: str) -> list[str]:
@@ -243,7 +284,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
 
             async def changed(paths: set[str]) -> None:
                 engine.changed(sorted(paths))
-                s.refresh()
+                s.refresh(paths)
 
             spawn(watch_files(engine.workspace.plans_dir, changed), name="lsp-watcher")
         s.maybe_send_stats(force=True)
@@ -379,11 +420,83 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         if own is not None:
             await own.aclose()  # commits the queued cache and history writes
 
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
+        code_action_kinds=[lsp.CodeActionKind.QuickFix, F.ACTION_KIND]))
+    def code_action(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        def run() -> list[lsp.CodeAction]:
+            uri = params.text_document.uri
+            got = s.plan_status(uri)
+            if got is None or got[1] is None:  # actions live in PLAN files
+                return []
+            actions = F.code_actions(got[0], got[1], s.lines(uri), params.range, params.context.diagnostics, uri)
+            only = params.context.only
+            if only:
+                actions = [a for a in actions if any(str(a.kind or "").startswith(str(k)) for k in only)]
+            return actions
+
+        return s.timed("codeAction", run)  # type: ignore[no-any-return]
+
+    async def show(path: str) -> bool:
+        """Ask the client to open `path` (window/showDocument), when it can; whether it did."""
+        caps = server.client_capabilities
+        window = caps.window if caps else None
+        if not (window and window.show_document and window.show_document.support):
+            return False
+        try:
+            got = await server.window_show_document_async(
+                lsp.ShowDocumentParams(uri=F.path_to_uri(path), take_focus=True))
+        except Exception:  # the client refused or went away: the file is there all the same
+            log.debug("showDocument failed", exc_info=True)
+            return False
+        return bool(got and got.success)
+
+    @server.command("perfd.createSubplan")
+    async def cmd_create_subplan(*args: Any) -> dict[str, Any]:
+        """Write the SUBPLAN scaffold of (plan, N.N) and open it; never over an existing file."""
+        if len(args) < 2 or not isinstance(args[1], str):
+            raise UserError("expected a plan and an achievement number", code="bad-params")
+        path = create_subplan(engine, _plan_arg(args), args[1])
+        s.refresh([path])
+        return {"path": path, "shown": await show(path)}
+
+    @server.command("perfd.openFile")
+    async def cmd_open_file(*args: Any) -> dict[str, Any]:
+        """Open a file of the workspace in the client (the code actions' "Open FIX for N.N")."""
+        if not args or not isinstance(args[0], str):
+            raise UserError("expected a file path", code="bad-params")
+        path = engine.workspace.check_inside(_plan_arg(args))
+        if not os.path.isfile(path):
+            raise UserError(f"no such file: {os.path.relpath(path, engine.root)}", code="no-such-file")
+        return {"path": path, "shown": await show(path)}
+
+    @server.command("perfd.writeAnswer")
+    def cmd_write_answer(*args: Any) -> dict[str, Any]:
+        """Save a run's answer (plan, N.N, text) where the achievement's state asks, as `run --write` does:
+        atomically, inside the workspace, never over an existing file."""
+        if len(args) < 3 or not isinstance(args[1], str) or not isinstance(args[2], str):
+            raise UserError("expected a plan, an achievement number and the text", code="bad-params")
+        result = engine.generate(_plan_arg(args), achievement=args[1])
+        path = write_answer(engine, result, args[2], force=False)
+        engine.changed([path])
+        s.refresh([path])
+        return {"path": path}
+
+    @server.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def progress_cancel(params: lsp.WorkDoneProgressCancelParams) -> None:
+        s.cancel_run(params.token)
+
     @server.command("perfd.run")
     @_clear_errors
     async def cmd_run(*args: Any) -> dict[str, Any]:
-        """Send the prompt of (plan, achievement?) to the model; work-done progress carries the partial text."""
+        """Send the prompt of (plan, achievement?) to the model.
+
+        The partial text goes out as work-done progress reports (throttled) and, when
+        the third argument is {"stream": ID}, as a perfd/runChunk notification per piece
+        as it arrives. $/cancelRequest or cancelling the progress cancels the model call.
+        """
         number = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+        options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
+        stream_id = options.get("stream") if isinstance(options.get("stream"), str) else None
         plan = _plan_arg(args)
         from perfd.llm import HOW_TO_CONFIGURE, LLMError
 
@@ -398,7 +511,8 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         if result.achievement is None:
             return {"plan": result.plan, "achievement": None, "state": result.state, "text": "", "tokens": 0,
                     "cached": False, "prompt": result.prompt}
-        token = f"perfd.run/{id(result)}"
+        request_id = server.protocol.msg_id
+        token = f"perfd.run/{id(result)}/{request_id}"
         caps = server.client_capabilities
         progress = bool(caps and caps.window and caps.window.work_done_progress)
         if progress:
@@ -408,21 +522,35 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
                 progress = False
         if progress:
             server.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(
-                title=f"perfd: {result.achievement} ({result.state})", message=f"asking {llm.config.model}"))
-        reporter = _ProgressReporter(server, token) if progress else RunListener()
-        answer = None
+                title=f"perfd: {result.achievement} ({result.state})", message=f"asking {llm.config.model}",
+                cancellable=True))
+        reporter = _ProgressReporter(server, token if progress else None, stream_id)
+        # The call runs in a task of its own, so a cancel stops it and this handler still answers.
+        call = asyncio.ensure_future(run_one(engine, llm, result, RunOptions(), reporter))
+        keys: list[object] = [token] + ([request_id] if request_id is not None else [])
+        for key in keys:
+            s.runs[key] = call
         try:
-            answer = await run_one(engine, llm, result, RunOptions(), reporter)
-            if isinstance(reporter, _ProgressReporter):
-                reporter.flush()  # the last partial text, whatever the throttle skipped
+            await asyncio.wait({call})
         finally:
+            for key in keys:
+                s.runs.pop(key, None)
+            if not call.done():  # this handler itself was cancelled (the session is closing)
+                call.cancel()
+            ok = call.done() and not call.cancelled() and call.exception() is None and call.result().ok
+            if ok:
+                reporter.flush()  # the last partial text, whatever the throttle skipped
             if progress:
-                ok = answer is not None and answer.ok
-                server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done" if ok else "failed"))
-        assert answer is not None  # run_one returned (a failure is an answer) or raised above
+                server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(
+                    message="done" if ok else "cancelled" if call.cancelled() else "failed"))
+        if call.cancelled():
+            raise UserError(f"the run of {result.achievement} was cancelled", code="cancelled")
+        answer = call.result()
         if not answer.ok:
             raise UserError(f"the model call failed: {answer.error}", code="llm-failed")
-        return _to_builtins(answer)
+        out = _to_builtins(answer)
+        out["write_path"] = result.write_path
+        return out
 
     return s
 
@@ -468,23 +596,33 @@ def _clear_errors(fn: _Fn) -> _Fn:
 
 
 class _ProgressReporter(RunListener):
-    """perfd.run's partial text as work-done progress reports, at most ten a second."""
+    """perfd.run's partial text: every piece as a perfd/runChunk (when the client gave a stream id),
+    and the text so far as work-done progress reports, at most ten a second."""
 
-    def __init__(self, server: LanguageServer, token: str) -> None:
+    def __init__(self, server: LanguageServer, token: str | None, stream_id: str | None) -> None:
         self.server = server
         self.token = token
+        self.stream_id = stream_id
         self.text = ""
         self.last = 0.0
 
     def delta(self, achievement: str, text: str) -> None:
         self.text += text
+        if self.stream_id is not None:
+            self.server.protocol.notify(RUN_CHUNK_NOTIFICATION, msgspec.to_builtins(
+                RunStreamChunk(id=self.stream_id, achievement=achievement, text=text)))
         now = time.monotonic()
-        if now - self.last >= RUN_REPORT_INTERVAL_S:
+        if self.token is not None and now - self.last >= RUN_REPORT_INTERVAL_S:
             self.last = now
             self.flush()
 
     def flush(self) -> None:
-        self.server.work_done_progress.report(self.token, lsp.WorkDoneProgressReport(message=self.text))
+        if self.token is None:
+            return
+        # A client that takes the pieces (perfd/runChunk) gets a short count, not the whole text
+        # again ten times a second: an editor draws every report it is sent.
+        message = f"{len(self.text)} characters" if self.stream_id is not None else self.text
+        self.server.work_done_progress.report(self.token, lsp.WorkDoneProgressReport(message=message))
 
 
 def _to_builtins(obj: Any) -> dict[str, Any]:

@@ -11,8 +11,29 @@ export const LENS_COMMANDS: Record<string, string> = {
   'perfd.generateNext': 'perfd.lens.generateNext',
   'perfd.generate': 'perfd.lens.generate',
   'perfd.status': 'perfd.lens.status',
+  // the code actions' commands
+  'perfd.run': 'perfd.lens.run',
+  'perfd.createSubplan': 'perfd.action.createSubplan',
+  'perfd.openFile': 'perfd.action.openFile',
 };
 
 export function rewriteLensCommand(command: string): string {
   return LENS_COMMANDS[command] ?? command;
+}
+
+interface CommandLike {
+  command: string;
+}
+
+/**
+ * Code actions as the client received them: a bare Command (its `command` a string) or a
+ * CodeAction (its `command`, if any, a Command). Each server command is pointed at ours.
+ */
+export function rewriteCodeActions<T extends CommandLike | { command?: CommandLike }>(actions: T[]): T[] {
+  for (const a of actions) {
+    const c = (a as { command?: unknown }).command;
+    if (typeof c === 'string') (a as CommandLike).command = rewriteLensCommand(c);
+    else if (c && typeof (c as CommandLike).command === 'string') (c as CommandLike).command = rewriteLensCommand((c as CommandLike).command);
+  }
+  return actions;
 }

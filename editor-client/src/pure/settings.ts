@@ -163,6 +163,16 @@ export const DOCUMENT_SELECTOR = [
   { scheme: 'file', language: 'markdown', pattern: '**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md' },
 ];
 
+/**
+ * One folder's client's selector: its plan files only, so in a multi-root workspace each file
+ * goes to the server of the folder that holds it. Glob characters `{}*?` in the folder's path
+ * are matched literally by putting each in a class (`[{]` matches "{").
+ */
+export function folderSelector(folder: string): { scheme: string; language: string; pattern: string }[] {
+  const base = folder.replace(/\\/g, '/').replace(/\/+$/, '').replace(/[{}*?]/g, (c) => `[${c}]`);
+  return [{ scheme: 'file', language: 'markdown', pattern: `${base}/**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md` }];
+}
+
 export const INSTALL_HELP = `# Installing perfd
 
 The perfd extension runs the perfd language server (\`perfd lsp\`), which comes with the

@@ -15,7 +15,7 @@ export type {
   WorkspaceStatus,
 } from './wire';
 
-import type { CacheStats, LatencyStats, StatsSnapshot } from './wire';
+import type { CacheStats, LatencyStats, RunAnswer, StatsSnapshot } from './wire';
 
 /** One method's latency in the stats payload's `latency` map (read defensively: any field may be missing). */
 export type MethodLatency = Partial<LatencyStats>;
@@ -28,6 +28,35 @@ export type MethodLatency = Partial<LatencyStats>;
 export interface StatsPayload extends Partial<Omit<StatsSnapshot, 'cache' | 'latency'>> {
   cache?: Partial<CacheStats>;
   latency?: Record<string, MethodLatency>;
+}
+
+/** perfd/plansChanged: files of the workspace changed on disk (empty `paths`: anything may have). */
+export interface PlansChangedParams {
+  root: string;
+  paths: string[];
+}
+
+/** perfd/runChunk: the next piece of a streamed perfd.run answer. */
+export interface RunChunkParams {
+  id: string;
+  achievement: string;
+  text: string;
+}
+
+/** perfd.run's answer (a RunAnswer) and where `run --write` would save it. */
+export interface RunResult extends Partial<Omit<RunAnswer, 'achievement'>> {
+  plan: string;
+  achievement: string | null;
+  state: string;
+  text: string;
+  write_path?: string | null;
+  prompt?: string;
+}
+
+/** perfd.createSubplan / perfd.writeAnswer / perfd.openFile: the file written or opened. */
+export interface FileResult {
+  path: string;
+  shown?: boolean;
 }
 
 /** perfd.clearCache's answer (no schema yet). */

@@ -446,4 +446,5 @@ export interface WorkspaceStatus {
   root: string;
   plans: PlanSummary[];
   problems: Problem[];
+  plans_dir?: string;
 }

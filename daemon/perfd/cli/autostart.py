@@ -10,7 +10,9 @@ import _socket
 import os
 import sys
 
-from perfd.wire.rendezvous import START_WAIT_S, StatePaths, connect, exchange, request_body, state_paths
+from perfd.paths import open_private
+from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, exchange, request_body, start_failure,
+                                   state_paths)
 
 
 def alive(pid: int) -> bool:
@@ -46,7 +48,10 @@ def _spawn(root: str, paths: StatePaths) -> None:
                 os._exit(0)
             os.chdir("/")
             null = os.open(os.devnull, os.O_RDONLY)
-            out = os.open(paths.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                out = open_private(paths.out, os.O_WRONLY | os.O_APPEND)
+            except OSError:  # a read-only state folder: the daemon records why it cannot start
+                out = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(out, 2)
@@ -81,7 +86,7 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
     if s is not None:
         return s
     deadline = time.monotonic() + wait_s + 1.0
-    fd = os.open(paths.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(paths.start_lock, os.O_RDWR)
     try:
         while True:
             try:
@@ -95,18 +100,26 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
         if s is not None:
             return s
         pid = read_pid(paths.pid)
+        spawned = time.time()
         if not (pid and alive(pid)):
+            if start_failure(paths) is not None:
+                return None  # it failed moments ago for a lasting reason: the caller says why
             for stale in (paths.sock, paths.pid):
                 try:
                     os.unlink(stale)
                 except FileNotFoundError:
                     pass
+            spawned = time.time()
             _spawn(root, paths)
         end = time.monotonic() + wait_s
+        n = 0
         while time.monotonic() < end:
             s = try_connect(paths)
             if s is not None:
                 return s
+            n += 1
+            if n % 10 == 0 and start_failure(paths, since=spawned - 1) is not None:
+                return None
             time.sleep(0.005)
         return None
     finally:

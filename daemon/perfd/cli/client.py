@@ -28,7 +28,7 @@ from perfd import __version__
 from perfd.paths import find_workspace_root
 from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
-from perfd.wire.rendezvous import START_WAIT_S, connect, exchange, request_body, state_paths
+from perfd.wire.rendezvous import START_WAIT_S, connect, exchange, request_body, start_failure, state_paths
 
 LOCAL_COMMANDS = ("schema", "lsp")
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
@@ -75,7 +75,10 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
         req = cli_request(argv, cwd)
     except UnicodeEncodeError:
         return "arguments are not valid UTF-8"
-    paths = state_paths(root)
+    try:
+        paths = state_paths(root)
+    except OSError as exc:  # an untrusted runtime folder (perfd.paths.UnsafeFolder), or none can be made
+        return str(exc) if exc.strerror is None else "%s: %s" % (exc.filename or "runtime folder", exc.strerror)
     for attempt in (0, 1):
         s: "_socket.socket | None"
         try:
@@ -85,7 +88,9 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
 
             s = ensure_daemon(root, paths)
             if s is None:
-                return "no daemon answered within %.0f s" % START_WAIT_S
+                why = start_failure(paths)
+                return ("the daemon cannot start: " + why) if why else \
+                    "no daemon answered within %.0f s" % START_WAIT_S
         try:
             body = exchange(s, req)
         except OSError as exc:

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from perfd.cli.autostart import alive, ensure_daemon, read_pid
-from perfd.wire.rendezvous import Connection, state_paths
+from perfd.paths import UnsafeFolder
+from perfd.wire.rendezvous import Connection, start_failure, state_paths
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
@@ -24,8 +25,8 @@ __all__ = ["request", "start", "stop", "status", "restart", "logs", "fetch_stats
 
 def request(root: str, method: str, params: Any = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call to root's running daemon (no auto-start); the response object, or None."""
-    paths = state_paths(os.path.realpath(root))
     try:
+        paths = state_paths(os.path.realpath(root))
         with Connection(paths.sock, timeout) as c:
             return c.call(method, params)
     except OSError:
@@ -46,9 +47,13 @@ def fetch_stats(root: str) -> StatsSnapshot | None:
 
 def start(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
-    s = ensure_daemon(root)
+    paths = state_paths(root)
+    s = ensure_daemon(root, paths)
     if s is None:
-        return 1, f"perfd: the daemon for {root} did not start (see {state_paths(root).log})\n"
+        why = start_failure(paths)
+        if why:
+            return 1, f"perfd: the daemon for {root} cannot start: {why}\n"
+        return 1, f"perfd: the daemon for {root} did not start (see {paths.log})\n"
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
@@ -78,6 +83,11 @@ def status(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
     resp = request(root, "ping", timeout=2.0)
     if resp is None or "result" not in resp:
+        paths = state_paths(root)
+        pid = read_pid(paths.pid)
+        if pid and alive(pid):  # found by its pid file: alive, but not reachable on its socket
+            return 1, (f"perfd: daemon pid {pid} runs for {root} but does not answer on {paths.sock} "
+                       f"(perfd daemon stop ends it)\n")
         return 1, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
     return 0, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
@@ -117,10 +127,13 @@ def main(argv: list[str], cwd: str) -> int:
             out = user_error_output(exc)
         else:
             action = parsed.action
-            if action == "logs":
-                code, text = logs(root, parsed.lines)
-            else:
-                code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+            try:
+                if action == "logs":
+                    code, text = logs(root, parsed.lines)
+                else:
+                    code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+            except UnsafeFolder as exc:
+                code, text = 1, f"perfd: {exc}\n"  # one line, never a traceback
             out = Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)

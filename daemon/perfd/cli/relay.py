@@ -19,7 +19,7 @@ import select
 import sys
 
 from perfd import __version__
-from perfd.wire.rendezvous import exchange, request_body, state_paths
+from perfd.wire.rendezvous import StatePaths, exchange, request_body, state_paths
 
 
 def _upgrade(sock: _socket.socket) -> bool:
@@ -65,8 +65,14 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
     if not standalone:
         from perfd.cli.autostart import ensure_daemon, shutdown_old
 
-        paths = state_paths(root)
+        try:
+            paths: StatePaths | None = state_paths(root)
+        except OSError as exc:  # an untrusted runtime folder: say so, serve in-process
+            sys.stderr.write(f"perfd: {exc}\n")
+            paths = None
         for attempt in (0, 1):
+            if paths is None:
+                break
             sock = ensure_daemon(root, paths)
             if sock is None:
                 break

@@ -25,11 +25,13 @@ from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
+from perfd.safetext import encode_json, shown
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+MAX_ARGS = 1024  # no perfd command line needs more; 50,000 would keep argparse busy for half a minute
 
 # Commands the daemon answers itself through the engine; the rest (daemon
 # management, lsp, run) are handled by the client or their own entry points.
@@ -130,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
     """The command line as parsed arguments, or the Output that answers it already (help, usage error)."""
+    if len(argv) > MAX_ARGS:  # argparse's time grows with the square of the count
+        return user_error_output(UsageError(f"too many arguments ({len(argv)}; perfd takes at most {MAX_ARGS})"))
     parser = _parser()
     try:
         return parser.parse_args(list(argv))
@@ -141,23 +145,26 @@ def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
 
 def user_error_output(exc: UserError) -> Output:
     """A user error as perfd prints it: one line, a hint, exit 2 for usage and 1 otherwise."""
-    msg = exc.message.strip()
+    msg = shown(exc.message.strip())  # names in it may hold anything (see perfd.safetext)
     text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
     if exc.hint:
-        text += f"hint: {exc.hint}\n"
+        text += f"hint: {shown(exc.hint)}\n"
     return Output(stderr=text, code=EXIT_USAGE if isinstance(exc, UsageError) else EXIT_USER)
 
 
 def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
-        stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False) -> Output:
+        stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False,
+        parsed: argparse.Namespace | Output | None = None) -> Output:
     """Run one command line. `engine_for(root)` supplies the (warm) engine.
 
     `stats_for(root)` returns the daemon's StatsSnapshot (inside the daemon its
     own; in-process, fetched from the running daemon), or None when none runs.
     `daemon`, `run` and `lsp` have their own entry points (perfd.cli); `schema`
-    writes files, so only the in-process path serves it.
+    writes files, so only the in-process path serves it. `parsed`: parse(argv), when
+    the caller already has it (the daemon parses a long command line off its loop).
     """
-    parsed = parse(argv)
+    if parsed is None:
+        parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
     args = parsed
@@ -237,7 +244,7 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
     if args.json:
-        return Output(stdout=msgspec.json.encode(result).decode() + "\n")
+        return Output(stdout=encode_json(result).decode() + "\n")
     return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
 
 
@@ -274,21 +281,21 @@ def looks_like_number(t: str) -> bool:
 
 
 def _problem_lines(problems: list[Problem], root: str, *, limit: int = 8) -> list[str]:
-    shown = [p for p in problems if p.severity != "info"]
+    listed = [p for p in problems if p.severity != "info"]
     out = []
-    for p in shown[:limit]:
-        where = display_path(root, p.path) if p.path else ""
+    for p in listed[:limit]:
+        where = shown(display_path(root, p.path)) if p.path else ""
         if where and p.line:
             where += f":{p.line}"
-        out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{p.message}")
-    if len(shown) > limit:
-        out.append(f"perfd: ... and {len(shown) - limit} more (perfd generate --json lists them all)")
+        out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{shown(p.message)}")
+    if len(listed) > limit:
+        out.append(f"perfd: ... and {len(listed) - limit} more (perfd generate --json lists them all)")
     return out
 
 
 def _generate_banner(r: GenerateResult, root: str) -> str:
     what = f"achievement {r.achievement}" if r.achievement else "no achievement"
-    line = f"perfd: @{r.plan}: {what}, {r.state} (from {r.source})"
+    line = f"perfd: @{shown(r.plan)}: {what}, {r.state} (from {r.source})"
     if r.parallel_options:
         line += "; parallel options: " + ", ".join(r.parallel_options)
     return "\n".join([line] + _problem_lines(r.problems, root)) + "\n"
@@ -298,11 +305,11 @@ def _status(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     if args.plan:
         st = engine.plan_status(args.plan, cwd=cwd, trust_plan=args.trust_plan)
         if args.json:
-            return Output(stdout=msgspec.json.encode(st).decode() + "\n")
+            return Output(stdout=encode_json(st).decode() + "\n")
         return Output(stdout=_render_plan(st, engine.root), stderr=_stderr_problems(st.problems, engine.root))
     ws = engine.status()
     if args.json:
-        return Output(stdout=msgspec.json.encode(ws).decode() + "\n")
+        return Output(stdout=encode_json(ws).decode() + "\n")
     return Output(stdout=_render_workspace(ws), stderr=_stderr_problems(ws.problems, engine.root))
 
 
@@ -319,13 +326,14 @@ _ICON = {
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[shown(c) for c in r] for r in rows]  # one cell, one line: names and titles escaped
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
 
 
 def _render_workspace(ws: WorkspaceStatus) -> str:
     if not ws.plans:
-        return f"no plans under {ws.root}\n"
+        return f"no plans under {shown(ws.root)}\n"
     rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"]]
     for p in ws.plans:
         rows.append([
@@ -336,7 +344,7 @@ def _render_workspace(ws: WorkspaceStatus) -> str:
 
 
 def _render_plan(st: PlanStatus, root: str) -> str:
-    head = (f"@{st.plan}: {st.title}\n{display_path(root, st.path)}\n"
+    head = (f"@{shown(st.plan)}: {shown(st.title)}\n{shown(display_path(root, st.path))}\n"
             f"{st.done}/{st.total} complete · next: {st.next or '-'} ({st.state}) · source: {st.source}\n")
     if st.parallel_options:
         head += "parallel options: " + ", ".join(st.parallel_options) + "\n"

@@ -111,6 +111,7 @@ def render_history(*, as_json: bool = False, path: str | None = None, days: int 
     """
     from perfd.llm import HISTORY_FILE, Summary, open_history
     from perfd.paths import state_dir
+    from perfd.safetext import encode_json, shown
 
     path = path or os.path.join(state_dir(), HISTORY_FILE)
     groups: dict[str, list[Summary]] = {"by_plan": [], "by_day": [], "by_outcome": []}
@@ -122,9 +123,9 @@ def render_history(*, as_json: bool = False, path: str | None = None, days: int 
         finally:
             history.close()
     if as_json:
-        return msgspec.json.encode({"path": path, **groups}).decode() + "\n"
+        return encode_json({"path": path, **groups}).decode() + "\n"
     total = sum(g.calls for g in groups["by_outcome"])
-    lines = [f"model calls: {total} in {path}"]
+    lines = [f"model calls: {total} in {shown(path)}"]
     if not total:
         return lines[0] + " (none recorded yet)\n"
     heads = {"by_plan": "plan", "by_day": f"day (last {days})", "by_outcome": "outcome"}
@@ -132,7 +133,7 @@ def render_history(*, as_json: bool = False, path: str | None = None, days: int 
         lines.append("")
         lines.append(f"{head:24} {'calls':>6} {'hits':>6} {'errors':>6} {'tokens':>9} {'cost':>9} {'avg ms':>8}")
         for g in groups[key]:
-            name = g.group or "(none)"
+            name = shown(g.group or "(none)")  # plan names are file names: escaped
             tokens = g.prompt_tokens + g.completion_tokens
             lines.append(f"{name[:24]:24} {g.calls:>6} {g.cache_hits:>6} {g.errors:>6} {tokens:>9} "
                          f"{g.cost:>9.4f} {g.avg_latency_ms:>8.1f}")

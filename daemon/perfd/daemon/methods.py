@@ -21,6 +21,7 @@ import msgspec
 import perfd
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
+from perfd.safetext import encode_json
 from perfd.wire import protocol as P
 from perfd.wire.ipc import raw_body
 
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
     from perfd.daemon.server import Daemon
 
 S = TypeVar("S", bound=msgspec.Struct)
+# A run's output goes out in runChunk notifications of at most this many characters: at
+# most 6 bytes each once JSON-escaped (\u001b), so a piece always fits a frame (1 MiB).
+CHUNK_CHARS = 128 * 1024
+# A `cli` command line past either bound is parsed in a worker thread (see cmd_cli).
+HEAVY_ARGS, HEAVY_CHARS = 64, 64 * 1024
+
+
+def heavy_argv(argv: list[str]) -> bool:
+    return len(argv) > HEAVY_ARGS or sum(map(len, argv)) > HEAVY_CHARS
 Send = Callable[[bytes], Awaitable[None]]
 _enc = msgspec.json.Encoder()
 
@@ -41,10 +51,16 @@ class RpcError(Exception):
 
 
 class Context(msgspec.Struct, frozen=True):
-    """Where a request came from: its connection (for subscriptions and notifications)."""
+    """Where a request came from: its connection (for subscriptions and notifications).
+
+    `send` queues a frame and waits while the connection's outbox is full (an
+    answer, a run's chunks); `post` never waits: a connection that does not read
+    its notifications is dropped instead (see perfd.daemon.connections).
+    """
 
     cid: int
     send: Send
+    post: Send
 
 
 Handler = Callable[[Any, Context], Awaitable[Any]]
@@ -70,6 +86,7 @@ class Methods:
 
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
+        self._heavy = anyio.CapacityLimiter(1)  # one heavy parse at a time: the rest of the CPU stays the loop's
 
     def table(self) -> dict[str, Handler]:
         return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
@@ -110,7 +127,7 @@ class Methods:
             None if p.path is None else os.path.join(root, p.path)))
 
     async def cmd_subscribe(self, params: Any, ctx: Context) -> P.SubscribeResult:
-        self.d.subscribers[ctx.cid] = ctx.send
+        self.d.subscribers[ctx.cid] = ctx.post
         return P.SubscribeResult(subscribed=True, watching=self.d.watching)
 
     async def cmd_shutdown(self, params: Any, ctx: Context) -> P.ShutdownResult:
@@ -120,11 +137,17 @@ class Methods:
     async def cmd_cli(self, params: Any, ctx: Context) -> P.CliResult | bytes:
         p = params_as(params, P.CliParams)
         check_version(p.version)
-        from perfd.app.commands import run
+        from perfd.app.commands import parse, run
 
+        parsed = None
+        if heavy_argv(p.argv):
+            # argparse's cost grows with the square of the argument count: parse a big
+            # command line in a worker thread (pure, touches no engine state), so other
+            # clients are served meanwhile; the engine work stays on the loop.
+            parsed = await anyio.to_thread.run_sync(parse, p.argv, limiter=self._heavy)
         await anyio.lowlevel.checkpoint()
         out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
-                  in_daemon=True)
+                  in_daemon=True, parsed=parsed)
         if p.raw:
             return raw_body(out.code, out.stdout, out.stderr)
         return P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code)
@@ -164,11 +187,14 @@ class Methods:
         async def pump() -> None:
             async with rx:
                 async for stream, text in rx:
-                    body = _enc.encode(P.Notification(method="runChunk", params=P.RunChunk(text=text, stream=stream)))
-                    try:
-                        await ctx.send(body)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        pass  # the client left; its request is being cancelled
+                    # A chunk of any size: in pieces that each fit a frame however JSON escapes them.
+                    for i in range(0, len(text), CHUNK_CHARS):
+                        body = encode_json(P.Notification(method="runChunk", params=P.RunChunk(
+                            text=text[i:i + CHUNK_CHARS], stream=stream)), _enc)
+                        try:
+                            await ctx.send(body)
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                            pass  # the client left; its request is being cancelled
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)

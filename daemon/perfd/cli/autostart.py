@@ -11,8 +11,8 @@ import os
 import sys
 
 from perfd.paths import open_private
-from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, exchange, request_body, start_failure,
-                                   state_paths)
+from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, exchange, record_start_failure,
+                                   request_body, start_failure, state_paths)
 
 
 def alive(pid: int) -> bool:
@@ -86,7 +86,11 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
     if s is not None:
         return s
     deadline = time.monotonic() + wait_s + 1.0
-    fd = open_private(paths.start_lock, os.O_RDWR)
+    try:
+        fd = open_private(paths.start_lock, os.O_RDWR)
+    except OSError as exc:  # a symlink planted at its name (ELOOP), a folder we cannot write
+        record_start_failure(paths, "%s: %s" % (paths.start_lock, exc.strerror or exc))
+        return None
     try:
         while True:
             try:

@@ -276,7 +276,7 @@ class _PrivateLog(logging.handlers.RotatingFileHandler):
 
 
 def setup_logging(path: str) -> None:
-    handler = _PrivateLog(path, maxBytes=1 << 20, backupCount=3, delay=True)
+    handler = _PrivateLog(path, maxBytes=1 << 20, backupCount=3)  # opened now: a failure is a reason to give
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s pid %(process)d %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -116,10 +116,16 @@ def render_history(*, as_json: bool = False, path: str | None = None, days: int 
     path = path or os.path.join(state_dir(), HISTORY_FILE)
     groups: dict[str, list[Summary]] = {"by_plan": [], "by_day": [], "by_outcome": []}
     if os.path.exists(path):
-        history = open_history(path)
+        import sqlite3
+
+        from perfd.engine.errors import UserError
+
+        history = open_history(path)  # for reading only: works in a read-only state folder
         try:
             groups = {"by_plan": list(history.by_plan()), "by_day": list(history.by_day(days=days)),
                       "by_outcome": list(history.by_outcome())}
+        except sqlite3.Error as exc:  # damaged, or locked: a reader repairs nothing, it says why
+            raise UserError(f"cannot read the model-call history {shown(path)}: {exc}") from None
         finally:
             history.close()
     if as_json:

@@ -178,7 +178,7 @@ def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> s
 
 
 def open_history(path: str | None = None) -> History:
-    """The call history file for read-only queries (`perfd stats --history`)."""
+    """The call history file for read-only queries (`perfd stats --history`): opened for reading only."""
     from .config import HISTORY_FILE
     from .history import History
 
@@ -186,4 +186,4 @@ def open_history(path: str | None = None) -> History:
         from perfd.paths import state_dir
 
         path = os.path.join(state_dir(), HISTORY_FILE)
-    return History(path)
+    return History(path, read_only=True)

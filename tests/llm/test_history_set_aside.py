@@ -1,0 +1,82 @@
+"""A history (or cache) file set aside by another process: every writer reopens the new file.
+
+The daemon holds the history open; a CLI finds the file corrupt and sets it
+aside. Before, the daemon kept writing into the set-aside file and `stats
+--history` showed no calls. Also: only the newest few set-aside files are
+kept, and a reader opens the file for reading only (a read-only folder works,
+a damaged file is reported, never repaired by a reader).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from perfd.app.commands import run as cli
+from perfd.llm.history import CallRecord, History
+from perfd.llm.store import KEEP_SET_ASIDE
+
+
+def _call(plan: str) -> CallRecord:
+    return CallRecord(ts=time.time(), model="m", latency_ms=1.0, outcome="ok", plan=plan)
+
+
+async def test_a_writer_reopens_a_history_set_aside_by_another_process(tmp_path: Path) -> None:
+    path = str(tmp_path / "h.sqlite3")
+    daemon = History(path)
+    daemon.record(_call("BEFORE"))
+    await daemon.flush()
+    # Another process finds the file damaged and sets it aside (as SQLiteStore does: a rename).
+    os.replace(path, path + ".corrupt-20250101T000000")
+    other = History(path)
+    assert other.count() == 0  # a new, empty file
+    other.close()
+    daemon.record(_call("AFTER"))
+    await daemon.flush()
+    reader = History(path, read_only=True)
+    assert [s.group for s in reader.by_plan()] == ["AFTER"]  # the daemon wrote into the new file
+    reader.close()
+    daemon.close()
+
+
+async def test_only_the_newest_set_aside_files_are_kept(tmp_path: Path) -> None:
+    path = str(tmp_path / "h.sqlite3")
+    for i in range(KEEP_SET_ASIDE + 3):
+        with open(path, "wb") as f:
+            f.write(b"not a database %d" % i * 50)
+        h = History(path)
+        assert h.count() == 0
+        h.close()
+        time.sleep(0.01)
+    aside = [n for n in os.listdir(tmp_path) if n.startswith("h.sqlite3.corrupt-")]
+    assert len(aside) == KEEP_SET_ASIDE, aside
+
+
+def test_stats_history_reads_a_read_only_copy_and_reports_damage(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = tmp_path / "ws"
+    (ws / "work-space" / "plans").mkdir(parents=True)
+    hist = tmp_path / "state" / "h.sqlite3"
+    hist.parent.mkdir()
+    h = History(str(hist))
+    h._store.run(lambda c: c.execute("SELECT 1"))
+    h.close()
+    (ws / "perfd.toml").write_text(f'[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+                                   f'history_path = "{hist}"\n')
+    with sqlite3.connect(hist) as c:
+        c.execute("INSERT INTO calls(ts, day, plan, model, latency_ms, prompt_tokens, completion_tokens, cost, "
+                  "cache_hit, outcome, attempts, stream) VALUES (1, '2025-01-01', 'P', 'm', 1, 0, 0, 0, 0, 'ok', 1, 0)")
+    before = sorted(os.listdir(hist.parent))
+    out = cli(["stats", "--history", "--json"], str(ws))
+    assert out.code == 0 and '"P"' in out.stdout, out.stderr
+    assert sorted(os.listdir(hist.parent)) == before  # a reader creates nothing
+    hist.write_bytes(b"garbage" * 1000)
+    out = cli(["stats", "--history"], str(ws))
+    assert out.code == 1 and out.stderr.startswith("perfd: cannot read the model-call history")
+    assert len(out.stderr.splitlines()) == 1
+    assert hist.read_bytes() == b"garbage" * 1000  # not set aside by a reader
+    assert not [n for n in os.listdir(hist.parent) if ".corrupt-" in n]

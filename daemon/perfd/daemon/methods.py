@@ -23,7 +23,7 @@ from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
 from perfd.safetext import encode_json
 from perfd.wire import protocol as P
-from perfd.wire.ipc import raw_body
+from perfd.wire.ipc import MAX_FRAME, raw_body
 
 if TYPE_CHECKING:
     from perfd.daemon.server import Daemon
@@ -202,7 +202,19 @@ class Methods:
                 if llm is not None and not isinstance(prepared, Output):
                     request, engine = prepared
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
+        return fit_run_result(result)
+
+
+def fit_run_result(result: P.RunResult) -> P.RunResult:
+    """`result`, its answers' text left out when they would not fit one frame.
+
+    The text has gone out already, in runChunk notifications of any total size;
+    the result that ends the run must still fit a frame, or a run the daemon
+    completed (the model paid) would end in an error.
+    """
+    if sum(len(a.text) for a in result.answers) * 6 + 65536 <= MAX_FRAME:  # 6: the worst JSON escape
         return result
+    return msgspec.structs.replace(result, answers=[msgspec.structs.replace(a, text="") for a in result.answers])
 
 
 class _Sink:

@@ -75,6 +75,9 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Per attempt: the whole answer for plain calls; for streams the wait for
     # the first token and for each following chunk.
     timeout_s: _PosF = 120.0
+    # The whole call, every attempt, retry wait and rate-limit wait included: a hung or
+    # trickling server cannot hold a call for (max_retries + 1) x timeout_s.
+    total_timeout_s: _PosF = 300.0
     connect_timeout_s: _PosF = 10.0
     max_retries: _NonNeg = 3
     retry_base_s: _PosF = 0.5
@@ -209,7 +212,7 @@ def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
         )
     if cfg.retry_base_s > cfg.retry_max_s:
         raise LLMConfigError(f"invalid {where('retry_base_s')}: larger than retry_max_s")
-    for key in ("timeout_s", "window_s", "cache_ttl_s"):
+    for key in ("timeout_s", "total_timeout_s", "window_s", "cache_ttl_s"):
         if not math.isfinite(getattr(cfg, key)):
             raise LLMConfigError(f"invalid {where(key)}: must be a finite number")
 

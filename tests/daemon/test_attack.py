@@ -380,7 +380,7 @@ def test_too_many_arguments_is_a_usage_error(env: Env) -> None:
     with env.connect(timeout=20) as c:
         r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 5000, "cwd": env.root})["result"]
         assert r["code"] == 2 and "too many arguments" in r["stderr"]
-        r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 500, "cwd": env.root})["result"]
+        r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 200, "cwd": env.root})["result"]
         assert r["code"] == 0 and "@FEAT" in r["stdout"]
     _still_serving(env, pid)
 
@@ -461,3 +461,16 @@ def test_a_read_only_state_folder_gives_one_line_and_no_repeated_waits(env: Env)
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
         r = env.cli("daemon", "start")
         assert r.returncode == 1 and "Read-only" in _one_line(r.stderr)
+
+
+def test_a_huge_plan_name_or_id_is_answered_within_a_frame(env: Env) -> None:
+    pid = _warm(env)
+    s = _conn(env.paths().sock)
+    _send(s, b'{"jsonrpc":"2.0","id":3,"method":"generate","params":{"plan":"@' + b"y" * 1_000_000 + b'"}}')
+    r = _read(s)
+    assert r["id"] == 3 and r["error"]["data"]["code"] == "unknown-plan" and "too long" in r["error"]["message"]
+    _send(s, b'{"jsonrpc":"2.0","id":"' + b"i" * 1_000_000 + b'","method":"nope"}')
+    r = _read(s)  # the error echoes neither the method nor the id past a frame
+    assert r["error"]["code"] in (-32601, -32603)
+    s.close()
+    _still_serving(env, pid)

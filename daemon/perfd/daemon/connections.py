@@ -373,8 +373,6 @@ class Connections:
             method = req.method
             result = await handler(req.params, ctx)
             out = result if isinstance(result, bytes) else encode_json(P.Response(id=rid, result=result), _enc)
-            if len(out) > MAX_FRAME:
-                raise RpcError(P.INTERNAL_ERROR, f"the answer ({len(out)} bytes) exceeds a frame ({MAX_FRAME})")
         except RpcError as exc:
             failed = True
             out = error_body(rid, exc.code, exc.message, exc.data)
@@ -386,6 +384,10 @@ class Connections:
             failed = True
             log.exception("internal error in %s", method)
             out = error_body(rid, P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        if len(out) > MAX_FRAME:  # an answer (or an error echoing a huge name) that no frame can carry
+            failed = True
+            out = error_body(rid if isinstance(rid, (int, str)) and len(str(rid)) < 4096 else None,
+                             P.INTERNAL_ERROR, f"the answer ({len(out)} bytes) exceeds a frame ({MAX_FRAME})")
         self.d.stats.record(method, time.perf_counter_ns() - t0, failed)
         if not notification:  # JSON-RPC: a notification is never answered, not even with an error
             await ctx.send(out)

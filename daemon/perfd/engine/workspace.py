@@ -20,6 +20,7 @@ from perfd.engine.ownership import PlanRef as PlanRef  # where callers have alwa
 from perfd.paths import PLANS_DIR, find_workspace_root
 
 DEFAULT_PLANS_DIR = PLANS_DIR
+MAX_REF = 4096  # PATH_MAX: the longest plan reference (a name or a path) worth matching
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -281,6 +282,9 @@ class Workspace:
         prefix, then a unique substring. Ambiguity and unknown names are
         UserErrors that list the candidates.
         """
+        if len(ref) > MAX_REF:  # no name or path is this long; matching one would only cost time
+            raise UserError(f"plan name or path too long ({len(ref)} characters; at most {MAX_REF})",
+                            code="unknown-plan")
         plans = self.plans()
         if not ref.startswith("@") and (os.sep in ref or ref.endswith(".md")):
             return self._resolve_path(ref, plans, cwd or os.getcwd())

@@ -276,11 +276,13 @@ class _PrivateLog(logging.handlers.RotatingFileHandler):
 
 
 def setup_logging(path: str) -> None:
+    """Every perfd logger of the daemon (perfd.daemon, perfd.llm's model-call warnings, perfd.lsp) to its log."""
     handler = _PrivateLog(path, maxBytes=1 << 20, backupCount=3)  # opened now: a failure is a reason to give
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s pid %(process)d %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s pid %(process)d %(name)s %(message)s"))
+    top = logging.getLogger("perfd")
+    top.addHandler(handler)
+    top.setLevel(logging.INFO)
+    top.propagate = False
 
 
 def main(root: str) -> int:

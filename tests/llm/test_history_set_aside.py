@@ -80,3 +80,18 @@ def test_stats_history_reads_a_read_only_copy_and_reports_damage(tmp_path: Path,
     assert len(out.stderr.splitlines()) == 1
     assert hist.read_bytes() == b"garbage" * 1000  # not set aside by a reader
     assert not [n for n in os.listdir(hist.parent) if ".corrupt-" in n]
+
+
+def test_history_text_escapes_plan_names(tmp_path: Path) -> None:
+    from perfd.app.stats_view import render_history
+
+    path = str(tmp_path / "h.sqlite3")
+    h = History(path)
+    h._store.run(lambda c: c.execute("SELECT 1"))
+    h.close()
+    with sqlite3.connect(path) as c:
+        c.execute("INSERT INTO calls(ts, day, plan, model, latency_ms, prompt_tokens, completion_tokens, cost, "
+                  "cache_hit, outcome, attempts, stream) VALUES (1, '2025-01-01', ?, 'm', 1, 0, 0, 0, 0, 'ok', 1, 0)",
+                  ("EV\x1b[2JIL\nX",))
+    text = render_history(path=path)
+    assert "\x1b" not in text and "EV\\e[2JIL\\nX" in text

@@ -55,6 +55,12 @@ _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 _NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ServeLsp = Callable[..., Awaitable[None]]
+# Bodies past BIG_BODY are read at most BIG_BODY_RATE bytes a second, all connections
+# together: decoding and dispatching one takes the loop about 1.5 ms per MiB, so a
+# client sending the largest frames back to back keeps it busy a sixth of the time at
+# most, and everyone else's requests are served in between. (No real request is big.)
+BIG_BODY = 64 * 1024
+BIG_BODY_RATE = 100 * 1024 * 1024
 # Descriptors kept for everything but client connections: logs, databases, the
 # watcher, model connections, the listener, a refused client being told why.
 FD_RESERVE = 128
@@ -200,6 +206,7 @@ class Connections:
         self.dropped = 0  # idle, or not reading their answers
         self.accept_backoffs = 0  # accept found no descriptor free
         self._last_backoff_log = 0.0
+        self._big = anyio.Lock()  # paces big bodies, all connections together (BIG_BODY_RATE)
 
     async def accept(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
         backoff = 0.0
@@ -309,6 +316,9 @@ class Connections:
                     if pending.n >= limits.max_pending:
                         over = True
                         break
+                    if len(body) > BIG_BODY:
+                        async with self._big:
+                            await anyio.sleep(len(body) / BIG_BODY_RATE)
                     pending.n += 1
                     tg.start_soon(self.request, body, ctx, pending)
                 if over:

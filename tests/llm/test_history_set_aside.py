@@ -60,7 +60,7 @@ def test_stats_history_reads_a_read_only_copy_and_reports_damage(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ws = tmp_path / "ws"
     (ws / "work-space" / "plans").mkdir(parents=True)
-    hist = tmp_path / "state" / "h.sqlite3"
+    hist = ws / "state" / "h.sqlite3"
     hist.parent.mkdir()
     h = History(str(hist))
     h._store.run(lambda c: c.execute("SELECT 1"))
@@ -95,3 +95,31 @@ def test_history_text_escapes_plan_names(tmp_path: Path) -> None:
                   ("EV\x1b[2JIL\nX",))
     text = render_history(path=path)
     assert "\x1b" not in text and "EV\\e[2JIL\\nX" in text
+
+
+def test_a_workspace_cannot_point_the_databases_at_a_users_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfd.llm import LLMConfigError, workspace_llm_config
+
+    ws = tmp_path / "ws"
+    (ws / "work-space" / "plans").mkdir(parents=True)
+    victim = tmp_path / "home" / ".bashrc"
+    victim.parent.mkdir()
+    victim.write_text("export SECRET=1\n")
+    for key in ("history_path", "cache_path"):
+        (ws / "perfd.toml").write_text(f'[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n{key} = "{victim}"\n')
+        with pytest.raises(LLMConfigError, match="leads outside the workspace"):
+            workspace_llm_config(str(ws))
+        (ws / "perfd.toml").write_text(f'[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+                                       f'{key} = "../home/.bashrc"\n')
+        with pytest.raises(LLMConfigError, match="leads outside the workspace"):
+            workspace_llm_config(str(ws))
+    (ws / "perfd.toml").write_text(f'[llm]\nhistory_path = "{victim}"\n')
+    out = cli(["stats", "--history"], str(ws))
+    assert out.code == 1 and "leads outside the workspace" in out.stderr
+    assert victim.read_text() == "export SECRET=1\n" and os.listdir(victim.parent) == [".bashrc"]
+    # The user's own environment may point anywhere.
+    monkeypatch.setenv("PERFD_LLM_CACHE_PATH", str(tmp_path / "elsewhere.sqlite3"))
+    (ws / "perfd.toml").write_text('[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
+    cfg = workspace_llm_config(str(ws))
+    assert cfg is not None and cfg.cache_path == str(tmp_path / "elsewhere.sqlite3")

@@ -474,3 +474,27 @@ def test_a_huge_plan_name_or_id_is_answered_within_a_frame(env: Env) -> None:
     assert r["error"]["code"] in (-32601, -32603)
     s.close()
     _still_serving(env, pid)
+
+
+def test_incomplete_frames_are_bounded_across_all_clients(env: Env) -> None:
+    env.environ["PERFD_MAX_BUFFERED_MB"] = "1"
+    pid = _warm(env)
+    held = []
+    refused = 0
+    for _ in range(4):  # each announces a full frame and sends 400 KB of it
+        s = _conn(env.paths().sock)
+        s.sendall(struct.pack(">I", 1 << 20) + b"x" * 400_000)
+        held.append(s)
+        time.sleep(0.2)
+    for s in held:
+        s.settimeout(0.5)
+        try:
+            msg = _read(s)
+            assert msg["error"]["code"] == 1004 and "too busy" in msg["error"]["message"]
+            refused += 1
+        except (TimeoutError, socket.timeout):
+            pass
+    assert refused >= 1  # past 1 MB held, the connection adding to it is told and closed
+    for s in held:
+        s.close()
+    _still_serving(env, pid)

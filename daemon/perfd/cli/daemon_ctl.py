@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfd.cli.autostart import alive, ensure_daemon, read_pid
 from perfd.paths import UnsafeFolder
-from perfd.wire.rendezvous import Connection, start_failure, state_paths
+from perfd.wire.rendezvous import Connection, clear_start_failure, start_failure, state_paths
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
@@ -48,6 +48,7 @@ def fetch_stats(root: str) -> StatsSnapshot | None:
 def start(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
     paths = state_paths(root)
+    clear_start_failure(paths)  # asked for explicitly: try again, even if a start failed moments ago
     s = ensure_daemon(root, paths)
     if s is None:
         why = start_failure(paths)

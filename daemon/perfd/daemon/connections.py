@@ -85,6 +85,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     idle_s: float = 300.0  # a connection with nothing in flight that sends nothing for this long is closed
     max_pending: int = 256  # requests in flight on one connection
     outbox_frames: int = 64  # answers and notifications queued on one connection
+    # Bytes of frames not yet complete, all connections together: 10,000 clients each
+    # sending 1 MiB less a byte would otherwise hold 10 GB. Past it, the connection
+    # that adds to it is told TOO_BUSY and closed.
+    max_buffered_mb: float = 256.0
 
 
 def limits_from(cfg: dict[str, Any], *, open_files: int) -> Limits:
@@ -107,7 +111,8 @@ def limits_from(cfg: dict[str, Any], *, open_files: int) -> Limits:
     return Limits(max_connections=max(1, min(cap, open_files - FD_RESERVE)),
                   idle_s=setting("PERFD_CONNECTION_IDLE_S", "connection_idle_s", d.idle_s, float),
                   max_pending=setting("PERFD_MAX_PENDING", "max_pending", d.max_pending, int),
-                  outbox_frames=d.outbox_frames)
+                  outbox_frames=d.outbox_frames,
+                  max_buffered_mb=setting("PERFD_MAX_BUFFERED_MB", "max_buffered_mb", d.max_buffered_mb, float))
 
 
 def raise_open_file_limit() -> int:
@@ -207,6 +212,7 @@ class Connections:
         self.accept_backoffs = 0  # accept found no descriptor free
         self._last_backoff_log = 0.0
         self._big = anyio.Lock()  # paces big bodies, all connections together (BIG_BODY_RATE)
+        self.buffered = 0  # bytes of incomplete frames, all connections together
 
     async def accept(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
         backoff = 0.0
@@ -272,12 +278,21 @@ class Connections:
         if not peer_allowed(uid):
             log.warning("refused a connection from uid %d", uid)
             return
-        limits = self.limits
-        outbox = Outbox(stream, limits.outbox_frames)
+        outbox = Outbox(stream, self.limits.outbox_frames)
         ctx = Context(cid=cid, send=outbox.send, post=outbox.post)
-        pending = _Pending()
         dec = FrameDecoder()
+        try:
+            await self._read(stream, cid, ctx, outbox, dec)
+        finally:
+            self.buffered -= dec.pending
+
+    async def _read(self, stream: anyio.abc.SocketStream, cid: int, ctx: Context, outbox: Outbox,
+                    dec: FrameDecoder) -> None:
+        d = self.d
+        limits = self.limits
+        pending = _Pending()
         upgrade: tuple[Any, bytes] | None = None
+        max_buffered = int(limits.max_buffered_mb * 1048576)
         async with anyio.create_task_group() as tg:
             outbox.scope = tg.cancel_scope
             tg.start_soon(outbox.pump, tg.cancel_scope)
@@ -294,6 +309,7 @@ class Connections:
                         log.info("closed a connection idle for %g s", limits.idle_s)
                         break
                     continue
+                before = dec.pending
                 try:
                     bodies = dec.feed(data)
                 except FrameTooLarge as exc:
@@ -304,6 +320,19 @@ class Connections:
                         except _CLOSED:
                             pass
                     break
+                finally:
+                    self.buffered += dec.pending - before
+                if dec.pending > BIG_BODY and self.buffered > max_buffered:
+                    self.dropped += 1
+                    log.warning("dropped a connection: %d MiB of incomplete frames held, all clients together",
+                                self.buffered >> 20)
+                    with anyio.move_on_after(1.0):
+                        try:
+                            await stream.send(frame(error_body(None, P.TOO_BUSY, "too busy: too many incomplete "
+                                                               "frames held; try again")))
+                        except _CLOSED:
+                            pass
+                    break
                 over = False
                 for i, body in enumerate(bodies):
                     d.last_activity = time.monotonic()
@@ -311,7 +340,9 @@ class Connections:
                     if rid is not None:
                         # The connection leaves JSON-RPC framing and carries LSP
                         # from here on: whatever followed the request is LSP.
-                        upgrade = (rid, b"".join(frame(b) for b in bodies[i + 1:]) + dec.take_rest())
+                        rest = dec.take_rest()
+                        self.buffered -= len(rest)
+                        upgrade = (rid, b"".join(frame(b) for b in bodies[i + 1:]) + rest)
                         break
                     if pending.n >= limits.max_pending:
                         over = True

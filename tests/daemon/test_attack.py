@@ -380,9 +380,23 @@ def test_too_many_arguments_is_a_usage_error(env: Env) -> None:
     with env.connect(timeout=20) as c:
         r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 5000, "cwd": env.root})["result"]
         assert r["code"] == 2 and "too many arguments" in r["stderr"]
-        r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 200, "cwd": env.root})["result"]
-        assert r["code"] == 0 and "@FEAT" in r["stdout"]
+        workers: set[int] = set()
+        for _ in range(4):  # parsed in a worker process: one, kept and reused
+            r = c.call("cli", {"argv": ["status"] + ["--trust-plan"] * 200, "cwd": env.root})["result"]
+            assert r["code"] == 0 and "@FEAT" in r["stdout"]
+            workers |= _children(pid)
+        assert len(workers) == 1, workers
     _still_serving(env, pid)
+    with open(env.paths().log) as f:
+        assert "no worker process" not in f.read()
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            out |= {int(x) for x in f.read().split()}
+    return out
 
 
 def test_an_answer_too_large_for_a_frame_is_an_error_not_a_crash(env: Env) -> None:

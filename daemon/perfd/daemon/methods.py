@@ -9,8 +9,10 @@ them and records their latency.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -63,6 +65,7 @@ def parse_niced(argv: list[str]) -> argparse.Namespace | Output:
 _NICED = False
 Send = Callable[[bytes], Awaitable[None]]
 _enc = msgspec.json.Encoder()
+log = logging.getLogger("perfd.daemon")
 
 
 class RpcError(Exception):
@@ -110,6 +113,7 @@ class Methods:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self._heavy = anyio.CapacityLimiter(1)  # one heavy parse at a time, in one worker process
+        self._heavy_turn = anyio.Lock()
 
     async def parse_heavy(self, argv: list[str]) -> argparse.Namespace | Output | None:
         """parse(argv) in a worker process when the command line is long, else None (the caller parses).
@@ -126,11 +130,17 @@ class Methods:
 
         from perfd.app.commands import parse
 
-        try:
-            got: argparse.Namespace | Output = await anyio.to_process.run_sync(parse_niced, argv,
-                                                                                limiter=self._heavy)
-        except (OSError, anyio.BrokenWorkerProcess):  # no worker could be started: here, off the loop's thread
-            got = await anyio.to_thread.run_sync(parse, argv, limiter=self._heavy)
+        async with self._heavy_turn:
+            t0 = time.monotonic()
+            try:
+                got: argparse.Namespace | Output = await anyio.to_process.run_sync(parse_niced, argv,
+                                                                                    limiter=self._heavy)
+            except (OSError, anyio.BrokenWorkerProcess):  # no worker could start: in a thread, off the loop
+                log.warning("no worker process for a long command line; parsing it in a thread")
+                got = await anyio.to_thread.run_sync(parse, argv, limiter=self._heavy)
+            # Rest as long as it worked before the next one: such command lines (only an
+            # attacker sends them) get at most half of one core, the rest stays everyone's.
+            await anyio.sleep(min(1.0, time.monotonic() - t0))
         return got
 
     def table(self) -> dict[str, Handler]:

@@ -138,9 +138,10 @@ class Methods:
             except (OSError, anyio.BrokenWorkerProcess):  # no worker could start: in a thread, off the loop
                 log.warning("no worker process for a long command line; parsing it in a thread")
                 got = await anyio.to_thread.run_sync(parse, argv, limiter=self._heavy)
-            # Rest as long as it worked before the next one: such command lines (only an
-            # attacker sends them) get at most half of one core, the rest stays everyone's.
-            await anyio.sleep(min(1.0, time.monotonic() - t0))
+            # Rest three times as long as it worked before the next one: such command lines
+            # (only an attacker sends them) get at most a quarter of one core; the rest
+            # stays everyone's.
+            await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
         return got
 
     def table(self) -> dict[str, Handler]:

@@ -1,25 +1,95 @@
-"""Per-user folders perfd keeps things in.
+"""Per-user folders perfd keeps things in, and creating files in them without following links.
 
-Kept import-light (os only) because the thin CLI client needs runtime_dir()
-to find the daemon's socket on every call.
+Kept import-light (os, and stat, which os has already loaded) because the
+thin CLI client needs runtime_dir() to find the daemon's socket on every call.
+
+A private folder is trusted only when lstat shows a real directory (not a
+symlink) owned by this user; one that is not is refused with UnsafeFolder
+(an OSError with a one-line reason), never followed, chmodded or written
+into: another local user could otherwise plant a symlink to a file of their
+choosing and have a root-run perfd overwrite it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+
+
+class UnsafeFolder(OSError):
+    """A folder perfd would keep private files in cannot be trusted; str() is a one-line reason."""
+
+
+def check_private_dir(path: str) -> os.stat_result:
+    """lstat `path` and refuse it unless it is a real directory owned by this user (UnsafeFolder)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeFolder(f"{path} is a symlink; refusing to use it for private files")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(f"{path} is not a folder; refusing to use it for private files")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():  # Windows has no uids (nor sockets to guard)
+        raise UnsafeFolder(f"{path} belongs to another user (uid {st.st_uid}); refusing to use it")
+    return st
 
 
 def _private_dir(path: str) -> str:
-    # makedirs(mode=...) is filtered by the umask and leaves existing folders
-    # alone, so set the mode explicitly: these folders hold sockets, logs and
-    # caches that must stay private to the user.
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.stat(path)
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():  # Windows has no uids (nor sockets to guard)
-        raise PermissionError(f"{path} belongs to another user (uid {st.st_uid})")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+    # mkdir (not makedirs) for the folder itself, so that an existing one is
+    # lstat-checked rather than trusted; parents are ordinary folders.
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = check_private_dir(path)
+    if st.st_mode & 0o077 and hasattr(os, "fchmod"):  # (Windows has no modes to tighten)
+        # Ours, but too open (an older perfd, a umask): tighten it through a
+        # descriptor opened without following links, the very folder lstat saw.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fst = os.fstat(fd)
+            if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino) or fst.st_uid != getattr(os, "getuid", lambda: fst.st_uid)():
+                raise UnsafeFolder(f"{path} changed while perfd checked it; refusing to use it")
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     return path
+
+
+# O_NOFOLLOW is POSIX; Windows (no symlink attacks on a per-user folder there, and no daemon) lacks it.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+NOFOLLOW_CREATE = os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_private(path: str, flags: int, mode: int = 0o600) -> int:
+    """os.open for perfd's own files (locks, logs): never through a symlink (ELOOP instead)."""
+    return os.open(path, flags | NOFOLLOW_CREATE, mode)
+
+
+def create_exclusive(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write a new file at `path`, which must not exist (O_EXCL: a planted file or symlink makes it fail)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def replace_private(path: str, data: bytes) -> None:
+    """Atomically put `data` at `path` (a pid file): a fresh temporary created with O_EXCL, then rename.
+
+    A leftover or planted `<path>.tmp` (a symlink included) is unlinked, never
+    written through; rename replaces a symlink at `path` itself rather than
+    following it.
+    """
+    tmp = path + ".tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    create_exclusive(tmp, data)
+    os.replace(tmp, path)
 
 
 def state_dir() -> str:

@@ -88,7 +88,7 @@ def test_a_process_started_after_the_pid_file_is_not_that_daemon() -> None:
 def test_daemon_alive_reads_the_pid_file_and_its_time(tmp_path: Path) -> None:
     from perfd.wire.rendezvous import StatePaths
 
-    paths = StatePaths(*(str(tmp_path / n) for n in ("s", "pid", "l", "sl", "log", "out")))
+    paths = StatePaths(*(str(tmp_path / n) for n in ("s", "pid", "l", "sl", "log", "out", "failed")))
     assert not daemon_alive(paths)  # no pid file
     Path(paths.pid).write_text(f"{os.getpid()}\n")
     assert daemon_alive(paths)

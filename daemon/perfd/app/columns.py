@@ -31,7 +31,10 @@ def table(rows: Sequence[Sequence[str]], *, right_from: int | None = None) -> li
 
 
 def printable(text: str) -> str:
-    """A name as a terminal may show it: control and format characters escaped, never interpreted."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    """A name as a terminal may show it: control and format characters escaped, never interpreted.
+
+    The one rule is perfd.safetext.shown (the same escapes in every command's output).
+    """
+    from perfd.safetext import shown
+
+    return shown(text)

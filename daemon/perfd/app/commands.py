@@ -25,11 +25,15 @@ from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
+from perfd.safetext import encode_json, shown
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+# No perfd command line needs more. argparse's time grows with the square of the
+# count: 256 repeated options take about 15 ms, 1,024 about 250, 50,000 half a minute.
+MAX_ARGS = 256
 
 # Commands the daemon answers itself through the engine; the rest (daemon
 # management, lsp, run) are handled by the client or their own entry points.
@@ -151,6 +155,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
     """The command line as parsed arguments, or the Output that answers it already (help, usage error)."""
+    if len(argv) > MAX_ARGS:  # argparse's time grows with the square of the count
+        return user_error_output(UsageError(f"too many arguments ({len(argv)}; perfd takes at most {MAX_ARGS})"))
     parser = _parser()
     try:
         return parser.parse_args(list(argv))
@@ -162,16 +168,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
 
 def user_error_output(exc: UserError) -> Output:
     """A user error as perfd prints it: one line, a hint, exit 2 for usage and 1 otherwise."""
-    msg = exc.message.strip()
+    msg = shown(exc.message.strip())  # names in it may hold anything (see perfd.safetext)
     text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
     if exc.hint:
-        text += f"hint: {exc.hint}\n"
+        text += f"hint: {shown(exc.hint)}\n"
     return Output(stderr=text, code=EXIT_USAGE if isinstance(exc, UsageError) else EXIT_USER)
 
 
 def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
         stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False,
-        tty: bool = False) -> Output:
+        tty: bool = False, parsed: argparse.Namespace | Output | None = None) -> Output:
     """Run one command line. `engine_for(root)` supplies the (warm) engine.
 
     `stats_for(root)` returns the daemon's StatsSnapshot (inside the daemon its
@@ -179,9 +185,11 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
     `daemon`, `run` and `lsp` have their own entry points (perfd.cli); `schema`
     and `init` write files and `stats --history` reads one, so only the
     in-process path serves them. `tty`: stdout is a terminal (charts draw with
-    block characters).
+    block characters). `parsed`: parse(argv), when the caller already has it (the
+    daemon parses a long command line off its loop).
     """
-    parsed = parse(argv)
+    if parsed is None:
+        parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
     out = _run(parsed, cwd, engine_for=engine_for, stats_for=stats_for, in_daemon=in_daemon, tty=tty)
@@ -305,7 +313,7 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
     if args.json:
-        return Output(stdout=msgspec.json.encode(result).decode() + "\n")
+        return Output(stdout=encode_json(result).decode() + "\n")
     return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))
 
 
@@ -342,21 +350,21 @@ def looks_like_number(t: str) -> bool:
 
 
 def _problem_lines(problems: list[Problem], root: str, *, limit: int = 8) -> list[str]:
-    shown = [p for p in problems if p.severity != "info"]
+    listed = [p for p in problems if p.severity != "info"]
     out = []
-    for p in shown[:limit]:
-        where = display_path(root, p.path) if p.path else ""
+    for p in listed[:limit]:
+        where = shown(display_path(root, p.path)) if p.path else ""
         if where and p.line:
             where += f":{p.line}"
-        out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{p.message}")
-    if len(shown) > limit:
-        out.append(f"perfd: ... and {len(shown) - limit} more (perfd generate --json lists them all)")
+        out.append(f"perfd: {p.severity}: {where + ': ' if where else ''}{shown(p.message)}")
+    if len(listed) > limit:
+        out.append(f"perfd: ... and {len(listed) - limit} more (perfd generate --json lists them all)")
     return out
 
 
 def _generate_banner(r: GenerateResult, root: str) -> str:
     what = f"achievement {r.achievement}" if r.achievement else "no achievement"
-    line = f"perfd: @{r.plan}: {what}, {r.state} (from {r.source})"
+    line = f"perfd: @{shown(r.plan)}: {what}, {r.state} (from {r.source})"
     if r.parallel_options:
         line += "; parallel options: " + ", ".join(r.parallel_options)
     return "\n".join([line] + _problem_lines(r.problems, root)) + "\n"
@@ -366,11 +374,11 @@ def _status(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     if args.plan:
         st = engine.plan_status(args.plan, cwd=cwd, trust_plan=args.trust_plan)
         if args.json:
-            return Output(stdout=msgspec.json.encode(st).decode() + "\n")
+            return Output(stdout=encode_json(st).decode() + "\n")
         return Output(stdout=_render_plan(st, engine.root), stderr=_stderr_problems(st.problems, engine.root))
     ws = engine.status()
     if args.json:
-        return Output(stdout=msgspec.json.encode(ws).decode() + "\n")
+        return Output(stdout=encode_json(ws).decode() + "\n")
     return Output(stdout=_render_workspace(ws), stderr=_stderr_problems(ws.problems, engine.root))
 
 
@@ -389,12 +397,13 @@ _ICON = {
 def _table(rows: list[list[str]]) -> str:
     from perfd.app.columns import table
 
+    rows = [[shown(c) for c in r] for r in rows]  # one cell, one line: names and titles escaped
     return "".join(line + "\n" for line in table(rows))  # display width: a row's marker may be an emoji
 
 
 def _render_workspace(ws: WorkspaceStatus) -> str:
     if not ws.plans:
-        return f"no plans under {ws.root}\n"
+        return f"no plans under {shown(ws.root)}\n"
     rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"]]
     for p in ws.plans:
         rows.append([
@@ -405,7 +414,7 @@ def _render_workspace(ws: WorkspaceStatus) -> str:
 
 
 def _render_plan(st: PlanStatus, root: str) -> str:
-    head = (f"@{st.plan}: {st.title}\n{display_path(root, st.path)}\n"
+    head = (f"@{shown(st.plan)}: {shown(st.title)}\n{shown(display_path(root, st.path))}\n"
             f"{st.done}/{st.total} complete · next: {st.next or '-'} ({st.state}) · source: {st.source}\n")
     if st.parallel_options:
         head += "parallel options: " + ", ".join(st.parallel_options) + "\n"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import msgspec
 
 from perfd.app.columns import printable, table
-from perfd.engine.errors import UsageError
+from perfd.engine.errors import UsageError, UserError
 from perfd.llm.history import Summary
 
 FORMATS = ("text", "csv", "markdown", "json")
@@ -75,10 +75,19 @@ def query(q: HistoryQuery) -> HistoryReport:
     plan = q.plan[1:] if q.plan and q.plan.startswith("@") else q.plan
     if os.path.exists(q.path):
         where = Filter(workspace=q.workspace, plan=plan, model=q.model, since=q.since)
-        history = open_history(q.path)
+        import sqlite3
+
+        from perfd.safetext import shown
+
+        try:
+            history = open_history(q.path)  # for reading only: works in a read-only state folder
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot read the model-call history {shown(q.path)}: {exc}") from None
         try:
             groups = {"by_plan": history.by_plan(where=where), "by_day": history.by_day(days=q.days, where=where),
                       "by_outcome": history.by_outcome(where=where), "by_model": history.by_model(where=where)}
+        except sqlite3.Error as exc:  # damaged, locked, or from an older perfd: a reader repairs nothing
+            raise UserError(f"cannot read the model-call history {shown(q.path)}: {exc}") from None
         finally:
             history.close()
     since = time.strftime("%Y-%m-%d %H:%M", time.localtime(q.since)) if q.since is not None else None
@@ -89,7 +98,9 @@ def query(q: HistoryQuery) -> HistoryReport:
 def render(q: HistoryQuery, *, tty: bool = False, width: int = CHART_WIDTH) -> str:
     report = query(q)
     if q.format == "json":
-        return msgspec.json.encode(report).decode() + "\n"
+        from perfd.safetext import encode_json
+
+        return encode_json(report).decode() + "\n"  # valid JSON whatever bytes the names hold
     if q.format == "csv":
         return render_csv(report)
     if q.format == "markdown":

@@ -215,12 +215,16 @@ def parse_request(args: argparse.Namespace, engine: Engine, cwd: str) -> RunRequ
                                          concurrency=args.concurrency))
 
 
-def prepare(argv: Sequence[str], cwd: str, *,
-            engine_for: Callable[[str], Engine] | None = None) -> tuple[RunRequest, Engine] | Output:
-    """Parse `run ...` and resolve its plan: (request, engine), or the Output that answers it already."""
+def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
+            parsed: argparse.Namespace | Output | None = None) -> tuple[RunRequest, Engine] | Output:
+    """Parse `run ...` and resolve its plan: (request, engine), or the Output that answers it already.
+
+    `parsed`: parse(argv), when the caller already has it (the daemon parses a long command line off its loop).
+    """
     from perfd.app.commands import Output, parse, resolve_root, user_error_output
 
-    parsed = parse(argv)
+    if parsed is None:
+        parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
     try:

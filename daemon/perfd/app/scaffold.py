@@ -61,7 +61,7 @@ def subplan_scaffold(engine: Engine, plan: str, number: str, *, today: datetime.
         "dependencies_line": f"\nDepends on achievements {deps}." if deps else "",
         "date": (today or datetime.date.today()).isoformat(),
     }
-    template, _origin = engine.templates.get(TEMPLATE)
+    template, _origin, _outside = engine.templates.get(TEMPLATE)  # an override leading out is not read
     text, _unknown = render(template, values)
     return Scaffold(path=path, text=text if text.endswith("\n") else text + "\n")
 

@@ -10,9 +10,9 @@ import _socket
 import os
 import sys
 
-from perfd.paths import SUN_PATH_MAX, socket_path_fits
-from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, daemon_supported, exchange, request_body,
-                                   state_paths)
+from perfd.paths import SUN_PATH_MAX, open_private, socket_path_fits
+from perfd.wire.rendezvous import (START_WAIT_S, StatePaths, connect, daemon_supported, exchange,
+                                   record_start_failure, request_body, start_failure, state_paths)
 
 
 def alive(pid: int, *, started_by: float | None = None) -> bool:
@@ -84,7 +84,10 @@ def _spawn(root: str, paths: StatePaths) -> None:
                 os._exit(0)
             os.chdir("/")
             null = os.open(os.devnull, os.O_RDONLY)
-            out = os.open(paths.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                out = open_private(paths.out, os.O_WRONLY | os.O_APPEND)
+            except OSError:  # a read-only state folder: the daemon records why it cannot start
+                out = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(out, 2)
@@ -133,6 +136,8 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
     starts the daemon, the others find it running once they get the lock.
     A socket file is removed only when a connect fails AND the pid in the pid
     file is dead (a daemon killed with -9) or was given to a newer process.
+    A start that failed for a lasting reason (recorded by the daemon or here)
+    is said at once, not waited for again.
     """
     if paths is None:
         paths = state_paths(root)
@@ -146,7 +151,12 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
     import time
 
     deadline = time.monotonic() + wait_s + 1.0
-    fd = os.open(paths.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = open_private(paths.start_lock, os.O_RDWR)
+    except OSError as exc:  # a symlink planted at its name (ELOOP), a folder we cannot write
+        reason = "%s: %s" % (paths.start_lock, exc.strerror or exc)
+        record_start_failure(paths, reason)
+        return "the daemon cannot start: " + reason
     try:
         while True:
             try:
@@ -159,18 +169,29 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
         s = try_connect(paths)
         if s is not None:
             return s
+        spawned = time.time()
         if not daemon_alive(paths):
+            failed = start_failure(paths)
+            if failed is not None:
+                return "the daemon cannot start: " + failed  # moments ago, for a lasting reason
             for stale in (paths.sock, paths.pid):
                 try:
                     os.unlink(stale)
                 except FileNotFoundError:
                     pass
+            spawned = time.time()
             _spawn(root, paths)
         end = time.monotonic() + wait_s
+        n = 0
         while time.monotonic() < end:
             s = try_connect(paths)
             if s is not None:
                 return s
+            n += 1
+            if n % 10 == 0:
+                failed = start_failure(paths, since=spawned - 1)
+                if failed is not None:
+                    return "the daemon cannot start: " + failed
             time.sleep(0.005)
         return "no daemon answered within %.0f s" % wait_s
     finally:

@@ -80,7 +80,10 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
         req = cli_request(argv, cwd)
     except UnicodeEncodeError:
         return "arguments are not valid UTF-8"
-    paths = state_paths(root)
+    try:
+        paths = state_paths(root)
+    except OSError as exc:  # an untrusted runtime folder (perfd.paths.UnsafeFolder), or none can be made
+        return str(exc) if exc.strerror is None else "%s: %s" % (exc.filename or "runtime folder", exc.strerror)
     for attempt in (0, 1):
         s: "_socket.socket | str"
         try:

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from perfd.cli.autostart import alive, daemon_alive, ensure_daemon, read_pid
-from perfd.wire.rendezvous import Connection, daemon_supported, state_paths
+from perfd.paths import UnsafeFolder
+from perfd.wire.rendezvous import Connection, clear_start_failure, daemon_supported, state_paths
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
@@ -26,8 +27,8 @@ def request(root: str, method: str, params: Any = None, timeout: float = 5.0) ->
     """One JSON-RPC call to root's running daemon (no auto-start); the response object, or None."""
     if not daemon_supported():
         return None  # no daemon on this system (Windows): nothing to ask
-    paths = state_paths(os.path.realpath(root))
     try:
+        paths = state_paths(os.path.realpath(root))
         with Connection(paths.sock, timeout) as c:
             return c.call(method, params)
     except OSError:
@@ -48,9 +49,11 @@ def fetch_stats(root: str) -> StatsSnapshot | None:
 
 def start(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
-    s = ensure_daemon(root)
+    paths = state_paths(root)
+    clear_start_failure(paths)  # asked for explicitly: try again, even if a start failed moments ago
+    s = ensure_daemon(root, paths)
     if isinstance(s, str):
-        return 1, f"perfd: the daemon for {root} did not start: {s} (see {state_paths(root).log})\n"
+        return 1, f"perfd: the daemon for {root} did not start: {s} (see {paths.log})\n"
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
@@ -105,6 +108,11 @@ def status(root: str) -> tuple[int, str]:
     root = os.path.realpath(root)
     resp = request(root, "ping", timeout=2.0)
     if resp is None or "result" not in resp:
+        paths = state_paths(root)
+        pid = read_pid(paths.pid)
+        if pid and alive(pid):  # found by its pid file: alive, but not reachable on its socket
+            return 1, (f"perfd: daemon pid {pid} runs for {root} but does not answer on {paths.sock} "
+                       f"(perfd daemon stop ends it)\n")
         return 1, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
     _, metrics = _metrics(root)  # running is exit 0, with or without /metrics
@@ -145,10 +153,13 @@ def main(argv: list[str], cwd: str) -> int:
             out = user_error_output(exc)
         else:
             action = parsed.action
-            if action == "logs":
-                code, text = logs(root, parsed.lines)
-            else:
-                code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+            try:
+                if action == "logs":
+                    code, text = logs(root, parsed.lines)
+                else:
+                    code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+            except UnsafeFolder as exc:
+                code, text = 1, f"perfd: {exc}\n"  # one line, never a traceback
             out = Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)

@@ -66,22 +66,26 @@ def main(argv: list[str], root: str | None, no_daemon: bool) -> int:
     if not standalone:
         from perfd.cli.autostart import ensure_daemon, shutdown_old
 
-        paths = state_paths(root)
         why = "the daemon is of another version"
-        for attempt in (0, 1):
-            sock = ensure_daemon(root, paths)
-            if isinstance(sock, str):
-                why = sock
-                break
-            if _upgrade(sock):
-                try:
-                    pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
-                finally:
-                    sock.close()
-                return 0
-            sock.close()
-            if attempt == 0:
-                shutdown_old(paths)  # a daemon of another version: replace it
+        try:
+            paths = state_paths(root)
+        except OSError as exc:  # an untrusted runtime folder: say so, serve in-process
+            why = str(exc)
+        else:
+            for attempt in (0, 1):
+                sock = ensure_daemon(root, paths)
+                if isinstance(sock, str):
+                    why = sock
+                    break
+                if _upgrade(sock):
+                    try:
+                        pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
+                    finally:
+                        sock.close()
+                    return 0
+                sock.close()
+                if attempt == 0:
+                    shutdown_old(paths)  # a daemon of another version: replace it
         sys.stderr.write(f"perfd: no daemon could serve the language server ({why}); running it in-process\n")
     # Imported only here: a relay needs none of pygls (the daemon hosts the session).
     from perfd.daemon.codecache import import_cached

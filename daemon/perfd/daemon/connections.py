@@ -1,15 +1,31 @@
 """The daemon's connections: accept, check the peer, read frames, dispatch requests, upgrade to LSP.
 
 Every connection is its own task, and every request on it its own task: a
-client that disconnects cancels its in-flight requests. A request's answer
-(or error) goes out through one send lock per connection, because anyio
-socket streams refuse concurrent sends. No exception in one request reaches
-the connection or the daemon: it becomes a JSON-RPC error and one log line.
+client that disconnects cancels its in-flight requests. Answers and
+notifications leave through one bounded outbox per connection (anyio socket
+streams refuse concurrent sends), written by one pump task.
+
+No client can end or bloat the daemon (see README, Security):
+- at most `max_connections` are open at once (the soft open-file limit is
+  raised toward the hard one at start, and the cap kept below it); past the
+  cap a client gets one TOO_BUSY error and is closed;
+- accept failing for want of descriptors (EMFILE, ENFILE) backs off and
+  retries, it never ends the accept loop;
+- a connection with nothing in flight that sends nothing for `idle_s` is
+  closed (subscribers, which wait for notifications, excepted);
+- a client that sends requests but never reads the answers holds at most
+  `max_pending` requests in flight (their answers wait in the outbox and
+  the socket buffer), past which it is dropped; a subscriber whose outbox is
+  full is dropped rather than waited for;
+- no exception in a request, or in serving a connection, reaches the daemon:
+  it becomes a JSON-RPC error (when there is someone to answer) and one log line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,23 +40,100 @@ import perfd
 from perfd.daemon.methods import Context, Handler, Methods, RpcError, Served
 from perfd.daemon.peer import peer_allowed
 from perfd.engine.errors import UserError
+from perfd.safetext import encode_json
 from perfd.wire import protocol as P
-from perfd.wire.ipc import FrameDecoder, FrameTooLarge, frame
+from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge, frame
 
 if TYPE_CHECKING:
     from perfd.daemon.server import Daemon
 
 log = logging.getLogger("perfd.daemon")
 _enc = msgspec.json.Encoder()
-_req_dec = msgspec.json.Decoder(P.Request)
 _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+# Errors of a JSON body that is not JSON at all: msgspec raises DecodeError, but
+# UnicodeDecodeError for invalid UTF-8 in a string and RecursionError for nesting too deep.
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ServeLsp = Callable[..., Awaitable[None]]
+# Bodies past BIG_BODY are read at most BIG_BODY_RATE bytes a second, all connections
+# together: decoding and dispatching one takes the loop about 1.5 ms per MiB, so a
+# client sending the largest frames back to back keeps it busy a sixth of the time at
+# most, and everyone else's requests are served in between. (No real request is big.)
+BIG_BODY = 64 * 1024
+BIG_BODY_RATE = 100 * 1024 * 1024
+# Descriptors kept for everything but client connections: logs, databases, the
+# watcher, model connections, the listener, a refused client being told why.
+FD_RESERVE = 128
+
+
+class _Req(msgspec.Struct):
+    """A request as read off the wire: unlike protocol.Request, an absent id (a notification) is UNSET."""
+
+    jsonrpc: str
+    method: str
+    id: int | str | None | msgspec.UnsetType = msgspec.UNSET
+    params: dict[str, Any] | list[Any] | None = None
+
+
+_req_dec = msgspec.json.Decoder(_Req)
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one daemon allows its clients ([daemon] settings, PERFD_* environment variables win)."""
+
+    max_connections: int = 16384  # open at once (further kept under the open-file limit)
+    idle_s: float = 300.0  # a connection with nothing in flight that sends nothing for this long is closed
+    max_pending: int = 256  # requests in flight on one connection
+    outbox_frames: int = 64  # answers and notifications queued on one connection
+    # Bytes of frames not yet complete, all connections together: 10,000 clients each
+    # sending 1 MiB less a byte would otherwise hold 10 GB. Past it, the connection
+    # that adds to it is told TOO_BUSY and closed.
+    max_buffered_mb: float = 256.0
+
+
+def limits_from(cfg: dict[str, Any], *, open_files: int) -> Limits:
+    """Limits from a [daemon] table and the environment, the cap kept under `open_files` less a reserve."""
+    d = Limits()
+
+    def setting(env: str, key: str, default: float, kind: type[int] | type[float]) -> Any:
+        raw = os.environ.get(env)
+        value: Any = raw if raw not in (None, "") else cfg.get(key, default)
+        try:
+            v = kind(value)
+            if v <= 0:
+                raise ValueError
+            return v
+        except (TypeError, ValueError):
+            log.warning("ignoring invalid %s=%r", key, value)
+            return default
+
+    cap = setting("PERFD_MAX_CONNECTIONS", "max_connections", d.max_connections, int)
+    return Limits(max_connections=max(1, min(cap, open_files - FD_RESERVE)),
+                  idle_s=setting("PERFD_CONNECTION_IDLE_S", "connection_idle_s", d.idle_s, float),
+                  max_pending=setting("PERFD_MAX_PENDING", "max_pending", d.max_pending, int),
+                  outbox_frames=d.outbox_frames,
+                  max_buffered_mb=setting("PERFD_MAX_BUFFERED_MB", "max_buffered_mb", d.max_buffered_mb, float))
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE toward the hard one (where allowed); the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard if hard != resource.RLIM_INFINITY else 1 << 20, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
 
 
 def error_body(id_: Any, code: int, message: str, data: Any = None) -> bytes:
-    try:
-        return _enc.encode(P.ErrorResponse(id=id_, error=P.ErrorObject(code, message, data)))
-    except Exception:  # e.g. a lone surrogate from a file name: still an answer, in plain ASCII
+    try:  # a name that is not UTF-8 (a lone surrogate) is escaped, see perfd.safetext
+        return encode_json(P.ErrorResponse(id=id_, error=P.ErrorObject(code, message, data)), _enc)
+    except Exception:  # still an answer, in plain ASCII
         safe = message.encode("ascii", "backslashreplace").decode("ascii")
         return _enc.encode(P.ErrorResponse(id=id_ if isinstance(id_, (int, str)) else None,
                                            error=P.ErrorObject(code, safe)))
@@ -52,9 +145,9 @@ def lsp_upgrade(body: bytes) -> Any:
         return None
     try:
         req = _req_dec.decode(body)
-    except msgspec.DecodeError:
+    except _NOT_JSON:
         return None
-    if req.method != "lsp" or req.id is None:
+    if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET:
         return None
     version = req.params.get("version") if isinstance(req.params, dict) else None
     return req.id if version in (None, perfd.__version__) else None  # else cmd_lsp says why
@@ -67,73 +160,140 @@ def load_lsp() -> ServeLsp:
     return session.serve_lsp  # type: ignore[no-any-return]
 
 
+class Outbox:
+    """One connection's outgoing frames: bounded, written in order by one pump task."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, size: int) -> None:
+        self._stream = stream
+        self._tx, self._rx = anyio.create_memory_object_stream[bytes](size)
+        self._queued = 0  # frames queued and not yet written
+        self._empty = anyio.Event()
+        self._empty.set()
+        self.scope: anyio.CancelScope | None = None  # the connection's, cancelled when a subscriber overflows
+        self.overflowed = False
+
+    def _queue(self) -> None:
+        if self._queued == 0:
+            self._empty = anyio.Event()
+        self._queued += 1
+
+    async def send(self, body: bytes) -> None:
+        """Queue an answer, waiting while the outbox is full (a request in flight is the backpressure)."""
+        data = frame(body)
+        self._queue()
+        try:
+            await self._tx.send(data)
+        except BaseException:
+            self._written()
+            raise
+
+    async def post(self, body: bytes) -> None:
+        """Queue a notification without waiting: a full outbox drops the connection (BrokenResourceError)."""
+        data = frame(body)
+        self._queue()
+        try:
+            self._tx.send_nowait(data)
+        except anyio.WouldBlock:
+            self._written()
+            self.overflowed = True
+            if self.scope is not None:
+                self.scope.cancel()
+            raise anyio.BrokenResourceError from None
+
+    def _written(self) -> None:
+        self._queued -= 1
+        if self._queued == 0:
+            self._empty.set()
+
+    async def drain(self) -> None:
+        """Until every queued frame is written (or dropped with the connection)."""
+        await self._empty.wait()
+
+    async def pump(self, scope: anyio.CancelScope) -> None:
+        try:
+            async with self._rx:
+                async for data in self._rx:
+                    try:
+                        await self._stream.send(data)
+                    finally:
+                        self._written()
+        except _CLOSED:
+            scope.cancel()  # the client went away: stop reading and cancel its requests
+        finally:
+            self._queued = 0
+            self._empty.set()
+
+
+class _Pending:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class Connections:
     """Accepts and serves the daemon's socket connections."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, limits: Limits | None = None) -> None:
         self.d = daemon
+        self.limits = limits or Limits()
         self.methods: dict[str, Handler] = Methods(daemon).table()
         self.serve_lsp: ServeLsp | None = None  # perfd.lsp.session.serve_lsp, once loaded
+        self.refused = 0  # over the cap, told so
+        self.dropped = 0  # idle, or not reading their answers
+        self.accept_backoffs = 0  # accept found no descriptor free
+        self._last_backoff_log = 0.0
+        self._big = anyio.Lock()  # paces big bodies, all connections together (BIG_BODY_RATE)
+        self.buffered = 0  # bytes of incomplete frames, all connections together
 
     async def accept(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+        backoff = 0.0
         async with listener:
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return  # the listener was closed: the daemon is stopping
+                except OSError as exc:
+                    # Out of descriptors (or memory): the client waits in the backlog while
+                    # connections close; never a reason to stop serving the others.
+                    backoff = min(1.0, backoff * 2 or 0.01)
+                    self.accept_backoffs += 1
+                    now = time.monotonic()
+                    if now - self._last_backoff_log > 10:
+                        self._last_backoff_log = now
+                        log.warning("accept failed (%s) with %d connections open; backing off",
+                                    errno.errorcode.get(exc.errno or 0, exc), self.d.connections)
+                    await anyio.sleep(backoff if exc.errno in _NO_DESCRIPTORS else 0.001)
+                    continue
+                backoff = 0.0
+                if self.d.connections >= self.limits.max_connections:
+                    self.refused += 1
+                    tg.start_soon(self.refuse, stream)
+                    continue
+                self.d.connections += 1  # counted now, so the cap holds before the task runs
                 tg.start_soon(self.connection, stream)
+
+    async def refuse(self, stream: anyio.abc.SocketStream) -> None:
+        """Over the cap: one error saying so, then close (never waiting long on this client)."""
+        try:
+            with anyio.move_on_after(0.5):
+                await stream.send(frame(error_body(None, P.TOO_BUSY, "too many connections: the daemon serves "
+                                                   f"its maximum of {self.limits.max_connections}")))
+        except Exception:
+            pass
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
 
     async def connection(self, stream: anyio.abc.SocketStream) -> None:
         d = self.d
-        try:
-            peer = d.peer_check.read(stream.extra(SocketAttribute.raw_socket))
-        except Exception as exc:  # whatever the kernel answers, only this connection is refused
-            log.warning("refused a connection: its peer's credentials are unreadable (%s: %s)",
-                        type(exc).__name__, exc)
-            await stream.aclose()
-            return
-        if not peer_allowed(peer.uid):
-            log.warning("refused a connection from uid %d (pid %s)", peer.uid, peer.pid or "unknown")
-            await stream.aclose()
-            return
-        d.connections += 1
-        d.last_activity = time.monotonic()
-        send_lock = anyio.Lock()
         cid = id(stream)
-
-        async def send(body: bytes) -> None:
-            async with send_lock:
-                await stream.send(frame(body))
-
-        dec = FrameDecoder()
-        upgrade: tuple[Any, bytes] | None = None
+        d.last_activity = time.monotonic()
         try:
-            async with anyio.create_task_group() as tg:
-                while upgrade is None:
-                    try:
-                        data = await stream.receive(65536)
-                    except (anyio.EndOfStream, *_CLOSED):
-                        break
-                    try:
-                        bodies = dec.feed(data)
-                    except FrameTooLarge as exc:
-                        d.stats.record("(frame)", 0, error=True)
-                        try:
-                            await send(error_body(None, P.INVALID_REQUEST, str(exc)))
-                        except _CLOSED:
-                            pass
-                        break
-                    for i, body in enumerate(bodies):
-                        d.last_activity = time.monotonic()
-                        rid = lsp_upgrade(body)
-                        if rid is not None:
-                            # The connection leaves JSON-RPC framing and carries LSP
-                            # from here on: whatever followed the request is LSP.
-                            upgrade = (rid, b"".join(frame(b) for b in bodies[i + 1:]) + dec.take_rest())
-                            break
-                        tg.start_soon(self.request, body, Context(cid=cid, send=send))
-                # The client went away (or broke the framing), or upgraded: cancel its work.
-                tg.cancel_scope.cancel()
-            if upgrade is not None:
-                await self.lsp(stream, send, *upgrade)
+            await self._serve(stream, cid)
+        except Exception:  # a bug in serving one connection ends that connection, never the daemon
+            log.exception("serving a connection")
         finally:
             d.subscribers.pop(cid, None)
             d.connections -= 1
@@ -141,26 +301,146 @@ class Connections:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def request(self, body: bytes, ctx: Context) -> None:
+    async def _serve(self, stream: anyio.abc.SocketStream, cid: int) -> None:
+        d = self.d
+        try:
+            peer = d.peer_check.read(stream.extra(SocketAttribute.raw_socket))
+        except Exception as exc:  # whatever the kernel answers, only this connection is refused
+            log.warning("refused a connection: its peer's credentials are unreadable (%s: %s)",
+                        type(exc).__name__, exc)
+            return
+        if not peer_allowed(peer.uid):
+            log.warning("refused a connection from uid %d (pid %s)", peer.uid, peer.pid or "unknown")
+            return
+        outbox = Outbox(stream, self.limits.outbox_frames)
+        ctx = Context(cid=cid, send=outbox.send, post=outbox.post, drain=outbox.drain)
+        dec = FrameDecoder()
+        try:
+            await self._read(stream, cid, ctx, outbox, dec)
+        finally:
+            self.buffered -= dec.pending
+
+    async def _read(self, stream: anyio.abc.SocketStream, cid: int, ctx: Context, outbox: Outbox,
+                    dec: FrameDecoder) -> None:
+        d = self.d
+        limits = self.limits
+        pending = _Pending()
+        upgrade: tuple[Any, bytes] | None = None
+        max_buffered = int(limits.max_buffered_mb * 1048576)
+        async with anyio.create_task_group() as tg:
+            outbox.scope = tg.cancel_scope
+            tg.start_soon(outbox.pump, tg.cancel_scope)
+            while upgrade is None:
+                data = b""
+                with anyio.move_on_after(limits.idle_s):
+                    try:
+                        data = await stream.receive(65536)
+                    except (anyio.EndOfStream, *_CLOSED):
+                        break
+                if not data:  # idle for idle_s
+                    if pending.n == 0 and cid not in d.subscribers:
+                        self.dropped += 1
+                        log.info("closed a connection idle for %g s", limits.idle_s)
+                        break
+                    continue
+                before = dec.pending
+                try:
+                    bodies = dec.feed(data)
+                except FrameTooLarge as exc:
+                    d.stats.record("(frame)", 0, error=True)
+                    with anyio.move_on_after(1.0):
+                        try:
+                            await stream.send(frame(error_body(None, P.INVALID_REQUEST, str(exc))))
+                        except _CLOSED:
+                            pass
+                    break
+                finally:
+                    self.buffered += dec.pending - before
+                if dec.pending > BIG_BODY and self.buffered > max_buffered:
+                    self.dropped += 1
+                    log.warning("dropped a connection: %d MiB of incomplete frames held, all clients together",
+                                self.buffered >> 20)
+                    with anyio.move_on_after(1.0):
+                        try:
+                            await stream.send(frame(error_body(None, P.TOO_BUSY, "too busy: too many incomplete "
+                                                               "frames held; try again")))
+                        except _CLOSED:
+                            pass
+                    break
+                over = False
+                for i, body in enumerate(bodies):
+                    d.last_activity = time.monotonic()
+                    rid = lsp_upgrade(body)
+                    if rid is not None:
+                        # The connection leaves JSON-RPC framing and carries LSP
+                        # from here on: whatever followed the request is LSP.
+                        rest = dec.take_rest()
+                        self.buffered -= len(rest)
+                        upgrade = (rid, b"".join(frame(b) for b in bodies[i + 1:]) + rest)
+                        break
+                    if pending.n >= limits.max_pending:
+                        over = True
+                        break
+                    if len(body) > BIG_BODY:
+                        async with self._big:
+                            await anyio.sleep(len(body) / BIG_BODY_RATE)
+                    pending.n += 1
+                    tg.start_soon(self.request, body, ctx, pending)
+                if over:
+                    self.dropped += 1
+                    log.warning("dropped a connection with %d requests in flight (it does not read its answers)",
+                                pending.n)
+                    break
+            # The client went away (or broke the framing, idled, overflowed), or upgraded: cancel its work.
+            tg.cancel_scope.cancel()
+        if outbox.overflowed:
+            self.dropped += 1
+            log.warning("dropped a subscriber that does not read its notifications")
+        if upgrade is not None:
+            send_lock = anyio.Lock()
+
+            async def send(body: bytes) -> None:
+                async with send_lock:
+                    await stream.send(frame(body))
+
+            await self.lsp(stream, send, *upgrade)
+
+    async def request(self, body: bytes, ctx: Context, pending: _Pending | None = None) -> None:
+        """One request, guarded: nothing it raises ends its connection or the daemon."""
+        try:
+            await self._request(body, ctx)
+        except _CLOSED:
+            pass  # the client left before its answer
+        except Exception:
+            log.exception("request failed outside its handler")
+        finally:
+            if pending is not None:
+                pending.n -= 1
+
+    async def _request(self, body: bytes, ctx: Context) -> None:
         t0 = time.perf_counter_ns()
         method = "(invalid)"
         rid: Any = None
-        has_id = True
+        notification = False
         out: bytes
         failed = False
         try:
             try:
                 req = _req_dec.decode(body)
-            except msgspec.DecodeError:
+            except _NOT_JSON:
                 try:
                     obj = msgspec.json.decode(body)
-                except msgspec.DecodeError:
-                    raise RpcError(P.PARSE_ERROR, "parse error: not JSON") from None
+                except _NOT_JSON:
+                    raise RpcError(P.PARSE_ERROR, "parse error: not JSON (UTF-8, nested at most "
+                                                  "a few hundred levels)") from None
                 if isinstance(obj, dict) and isinstance(obj.get("id"), (int, str)):
                     rid = obj["id"]
                 raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object") from None
-            rid = req.id
-            has_id = b'"id"' in body
+            if req.jsonrpc != "2.0":
+                rid = req.id if req.id is not msgspec.UNSET else None
+                raise RpcError(P.INVALID_REQUEST, "invalid request: jsonrpc must be \"2.0\"")
+            notification = req.id is msgspec.UNSET
+            rid = None if req.id is msgspec.UNSET else req.id
             handler = self.methods.get(req.method)
             if handler is None:
                 method = "(unknown)"
@@ -169,7 +449,7 @@ class Connections:
             result = await handler(req.params, ctx)
             if isinstance(result, Served):  # a command line: counted under its command, failed when non-zero
                 method, failed, result = result.command, result.failed, result.result
-            out = result if isinstance(result, bytes) else _enc.encode(P.Response(id=rid, result=result))
+            out = result if isinstance(result, bytes) else encode_json(P.Response(id=rid, result=result), _enc)
         except RpcError as exc:
             failed = True
             out = error_body(rid, exc.code, exc.message, exc.data)
@@ -181,13 +461,17 @@ class Connections:
             failed = True
             log.exception("internal error in %s", method)
             out = error_body(rid, P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        if len(out) > MAX_FRAME:  # an answer (or an error echoing a huge name) that no frame can carry
+            failed = True
+            out = error_body(rid if isinstance(rid, (int, str)) and len(str(rid)) < 4096 else None,
+                             P.INTERNAL_ERROR, f"the answer ({len(out)} bytes) exceeds a frame ({MAX_FRAME})")
         self.d.stats.record(method, time.perf_counter_ns() - t0, failed)
-        if has_id or failed:
-            try:
-                await ctx.send(out)
-            except _CLOSED:
-                return
+        if not notification:  # JSON-RPC: a notification is never answered, not even with an error
+            await ctx.send(out)
         if method == "shutdown" and not failed:
+            if ctx.drain is not None:
+                with anyio.move_on_after(1.0):  # the answer out first (bounded: a client that never reads)
+                    await ctx.drain()
             self.d.stop("shutdown requested")
 
     async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: Any,

@@ -8,8 +8,11 @@ them and records their latency.
 
 from __future__ import annotations
 
+import argparse
+import logging
 import math
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -21,15 +24,48 @@ import msgspec
 import perfd
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
+from perfd.safetext import encode_json
 from perfd.wire import protocol as P
-from perfd.wire.ipc import raw_body
+from perfd.wire.ipc import MAX_FRAME, raw_body
 
 if TYPE_CHECKING:
+    from perfd.app.commands import Output
     from perfd.daemon.server import Daemon
 
 S = TypeVar("S", bound=msgspec.Struct)
+# A run's output goes out in runChunk notifications of at most this many characters: at
+# most 6 bytes each once JSON-escaped (\u001b), so a piece always fits a frame (1 MiB).
+CHUNK_CHARS = 128 * 1024
+# A command line of more arguments is parsed in a worker process (see parse_heavy):
+# argparse's time grows with the square of their count (64 repeated options: about
+# 1 ms), and only linearly with their length (1 MiB in 256 arguments: about 0.6 ms).
+HEAVY_ARGS = 64
+
+
+def heavy_argv(argv: list[str]) -> bool:
+    return len(argv) > HEAVY_ARGS
+
+
+def parse_niced(argv: list[str]) -> argparse.Namespace | Output:
+    """parse(argv) in the worker process, which first lowers its own priority (once): on a
+    busy machine the cores go to the daemon's loop, which serves everyone, before this
+    command line, which is only its sender's."""
+    from perfd.app.commands import parse
+
+    global _NICED
+    if not _NICED:
+        _NICED = True
+        try:
+            os.nice(19)
+        except OSError:
+            pass
+    return parse(argv)
+
+
+_NICED = False
 Send = Callable[[bytes], Awaitable[None]]
 _enc = msgspec.json.Encoder()
+log = logging.getLogger("perfd.daemon")
 
 
 class RpcError(Exception):
@@ -41,10 +77,19 @@ class RpcError(Exception):
 
 
 class Context(msgspec.Struct, frozen=True):
-    """Where a request came from: its connection (for subscriptions and notifications)."""
+    """Where a request came from: its connection (for subscriptions and notifications).
+
+    `send` queues a frame and waits while the connection's outbox is full (an
+    answer, a run's chunks); `post` never waits: a connection that does not read
+    its notifications is dropped instead (see perfd.daemon.connections).
+    """
 
     cid: int
     send: Send
+    post: Send
+    # Waits (bounded by the caller) until every queued frame is written: `shutdown` answers
+    # before the daemon stops, rather than with a queued answer cancelled with everything else.
+    drain: Callable[[], Awaitable[None]] | None = None
 
 
 class Served(msgspec.Struct, frozen=True):
@@ -79,6 +124,37 @@ class Methods:
 
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
+        self._heavy = anyio.CapacityLimiter(1)  # one heavy parse at a time, in one worker process
+        self._heavy_turn = anyio.Lock()
+
+    async def parse_heavy(self, argv: list[str]) -> argparse.Namespace | Output | None:
+        """parse(argv) in a worker process when the command line is long, else None (the caller parses).
+
+        argparse's time grows with the square of the argument count (256 repeated
+        options: about 15 ms). On the loop that would stall every client; in a
+        thread too, as the loop would wait for the GIL. A worker process (one, kept
+        warm by anyio) parses while the loop serves; engine work stays on the loop.
+        """
+        if not heavy_argv(argv):
+            return None
+        import anyio.to_process  # only for such command lines: pickle, subprocess
+        import anyio.to_thread
+
+        from perfd.app.commands import parse
+
+        async with self._heavy_turn:
+            t0 = time.monotonic()
+            try:
+                got: argparse.Namespace | Output = await anyio.to_process.run_sync(parse_niced, argv,
+                                                                                    limiter=self._heavy)
+            except (OSError, anyio.BrokenWorkerProcess):  # no worker could start: in a thread, off the loop
+                log.warning("no worker process for a long command line; parsing it in a thread")
+                got = await anyio.to_thread.run_sync(parse, argv, limiter=self._heavy)
+            # Rest three times as long as it worked before the next one: such command lines
+            # (only an attacker sends them) get at most a quarter of one core; the rest
+            # stays everyone's.
+            await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
+        return got
 
     def table(self) -> dict[str, Handler]:
         return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
@@ -120,7 +196,7 @@ class Methods:
             None if p.path is None else os.path.join(root, p.path)))
 
     async def cmd_subscribe(self, params: Any, ctx: Context) -> P.SubscribeResult:
-        self.d.subscribers[ctx.cid] = ctx.send
+        self.d.subscribers[ctx.cid] = ctx.post
         return P.SubscribeResult(subscribed=True, watching=self.d.watching)
 
     async def cmd_shutdown(self, params: Any, ctx: Context) -> P.ShutdownResult:
@@ -132,11 +208,12 @@ class Methods:
         check_version(p.version)
         from perfd.app.commands import run
 
+        parsed = await self.parse_heavy(p.argv)
         await anyio.lowlevel.checkpoint()
         if p.argv[:1] == ["stats"]:
             await self.d.refresh_team()
         out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
-                  in_daemon=True)
+                  in_daemon=True, parsed=parsed)
         result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
                                        P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
         return Served(result=result, command=out.command or "cli", failed=out.code != 0)
@@ -154,7 +231,7 @@ class Methods:
         from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
-        prepared = prepare(p.argv, p.cwd, engine_for=self.d.engine_for)
+        prepared = prepare(p.argv, p.cwd, engine_for=self.d.engine_for, parsed=await self.parse_heavy(p.argv))
         llm = None
         if not isinstance(prepared, Output):
             try:
@@ -173,11 +250,14 @@ class Methods:
         async def pump() -> None:
             async with rx:
                 async for stream, text in rx:
-                    body = _enc.encode(P.Notification(method="runChunk", params=P.RunChunk(text=text, stream=stream)))
-                    try:
-                        await ctx.send(body)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        pass  # the client left; its request is being cancelled
+                    # A chunk of any size: in pieces that each fit a frame however JSON escapes them.
+                    for i in range(0, len(text), CHUNK_CHARS):
+                        body = encode_json(P.Notification(method="runChunk", params=P.RunChunk(
+                            text=text[i:i + CHUNK_CHARS], stream=stream)), _enc)
+                        try:
+                            await ctx.send(body)
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                            pass  # the client left; its request is being cancelled
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
@@ -188,7 +268,20 @@ class Methods:
                 elif llm is not None:
                     request, engine = prepared
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
+        result = fit_run_result(result)
         return Served(result=result, command="run", failed=result.code != 0)
+
+
+def fit_run_result(result: P.RunResult) -> P.RunResult:
+    """`result`, its answers' text left out when they would not fit one frame.
+
+    The text has gone out already, in runChunk notifications of any total size;
+    the result that ends the run must still fit a frame, or a run the daemon
+    completed (the model paid) would end in an error.
+    """
+    if sum(len(a.text) for a in result.answers) * 6 + 65536 <= MAX_FRAME:  # 6: the worst JSON escape
+        return result
+    return msgspec.structs.replace(result, answers=[msgspec.structs.replace(a, text="") for a in result.answers])
 
 
 class _Sink:

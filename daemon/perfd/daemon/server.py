@@ -30,12 +30,13 @@ import msgspec
 import perfd
 from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
 from perfd.daemon import heap
-from perfd.daemon.connections import Connections
+from perfd.daemon.connections import Connections, limits_from, raise_open_file_limit
 from perfd.daemon.peer import PeerCheck, choose
+from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
 from perfd.engine.engine import Engine
 from perfd.wire import protocol as P
-from perfd.wire.rendezvous import state_paths
+from perfd.wire.rendezvous import clear_start_failure, record_start_failure, state_paths
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
@@ -91,16 +92,17 @@ class Daemon:
         self.watching = False
         self.stop_reason = ""
         self._lock_fd = -1
+        self._sock_id = (0, 0)
         self._llm: LLMClient | None = None  # shared by every client of this daemon (see llm())
         self._llm_loaded = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
-        self.serving = Connections(self)
+        self.serving = Connections(self, limits_from(cfg, open_files=raise_open_file_limit()))
 
     # -- life cycle ----------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.paths.lock, os.O_RDWR)  # never through a planted symlink
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -111,16 +113,23 @@ class Daemon:
     def clear_state(self) -> None:
         """Remove socket and pid file (we hold the lock, so they are ours)."""
         for path in (self.paths.sock, self.paths.pid):
+            if path == self.paths.sock and self._sock_id != (0, 0) and not self.socket_is_ours():
+                continue  # deleted under us, or another file now: not ours to remove
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
 
+    def socket_is_ours(self) -> bool:
+        """Whether the socket file still is the one this daemon bound (deleted or replaced: no)."""
+        try:
+            st = os.lstat(self.paths.sock)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._sock_id
+
     def _write_pid(self) -> None:
-        tmp = self.paths.pid + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, self.paths.pid)
+        replace_private(self.paths.pid, f"{os.getpid()}\n".encode())  # O_EXCL temporary, then rename
 
     async def run(self) -> None:
         self.acquire_lock()
@@ -130,12 +139,18 @@ class Daemon:
             listener = await anyio.create_unix_listener(self.paths.sock)
         finally:
             os.umask(old)
-        os.chmod(self.paths.sock, 0o600)
+        os.chmod(self.paths.sock, 0o600)  # the socket we just bound, in our checked folder
+        st = os.lstat(self.paths.sock)
+        self._sock_id = (st.st_dev, st.st_ino)
         self._write_pid()
+        clear_start_failure(self.paths)
         self._stop_event = anyio.Event()
+        lim = self.serving.limits
         log.info("perfd %s daemon pid %d serving %s on %s (idle timeout %.0f s, memory cap %s, peers checked"
-                 " with %s)", perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
-                 f"{self.max_rss_mb:g} MB" if self.max_rss_mb > 0 else "off", self.peer_check.name)
+                 " with %s, at most %d connections, each closed after %g s idle)",
+                 perfd.__version__, os.getpid(), self.root, self.paths.sock, self.idle_timeout_s,
+                 f"{self.max_rss_mb:g} MB" if self.max_rss_mb > 0 else "off", self.peer_check.name,
+                 lim.max_connections, lim.idle_s)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -198,6 +213,11 @@ class Daemon:
                 return
             if not os.path.isdir(self.root):
                 self.stop("the workspace folder is gone")  # nothing left to serve
+                return
+            if not self.socket_is_ours():
+                # Deleted (or replaced) under us: no client can reach this daemon any more, and
+                # the lock it holds would keep a new one from starting. Exit; the next call starts one.
+                self.stop("the socket file was removed")
                 return
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
                 self.stop(f"memory {rss_bytes() / 1048576:.1f} MB over max_rss_mb = {self.max_rss_mb:g} MB")
@@ -295,12 +315,22 @@ class Daemon:
                     log.exception("closing the model client")
 
 
+class _PrivateLog(logging.handlers.RotatingFileHandler):
+    """The daemon's log, opened without following a symlink planted at its name."""
+
+    def _open(self) -> Any:
+        fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND)
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors="backslashreplace")
+
+
 def setup_logging(path: str) -> None:
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s pid %(process)d %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    """Every perfd logger of the daemon (perfd.daemon, perfd.llm's model-call warnings, perfd.lsp) to its log."""
+    handler = _PrivateLog(path, maxBytes=1 << 20, backupCount=3)  # opened now: a failure is a reason to give
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s pid %(process)d %(name)s %(message)s"))
+    top = logging.getLogger("perfd")
+    top.addHandler(handler)
+    top.setLevel(logging.INFO)
+    top.propagate = False
 
 
 def main(root: str) -> int:
@@ -311,7 +341,16 @@ def main(root: str) -> int:
     except NoPeerCheck as exc:
         sys.stderr.write(f"perfd: the daemon will not serve: {exc}\n")
         return EXIT_CANNOT_SERVE
-    setup_logging(d.paths.log)
+    except OSError as exc:  # an untrusted runtime or state folder (UnsafeFolder), one that cannot be made
+        sys.stderr.write(f"perfd: cannot start the daemon: {_reason(exc)}\n")
+        return 1
+    try:
+        setup_logging(d.paths.log)
+    except OSError as exc:  # a read-only state folder: clients read why instead of waiting for us
+        reason = f"cannot write its log {d.paths.log}: {_reason(exc)}"
+        sys.stderr.write(f"perfd: cannot start the daemon: {reason}\n")
+        record_start_failure(d.paths, reason)
+        return 1
     try:
         anyio.run(d.run)
     except AlreadyRunning:
@@ -324,9 +363,16 @@ def main(root: str) -> int:
         sys.stderr.write(f"perfd: a daemon already serves {d.root}" + (f" (pid {pid})" if pid else "") + "\n")
         return EXIT_ALREADY_RUNNING
     except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.ENAMETOOLONG, errno.EACCES):
-            sys.stderr.write(f"perfd: cannot serve on {d.paths.sock}: {exc}\n")
-            log.error("cannot bind %s: %s", d.paths.sock, exc)
+        if exc.errno in (errno.EADDRINUSE, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS, errno.ELOOP) \
+                or isinstance(exc, UnsafeFolder):
+            reason = f"cannot serve on {d.paths.sock}: {_reason(exc)}"
+            sys.stderr.write(f"perfd: {reason}\n")
+            log.error("%s", reason)
+            record_start_failure(d.paths, reason)
             return 1
         raise
     return 0
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror if exc.strerror and not isinstance(exc, UnsafeFolder) else str(exc)

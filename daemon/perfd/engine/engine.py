@@ -23,7 +23,7 @@ from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
-from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace
+from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace, display_path
 from perfd.engine.types import (
     FeedbackDoc,
     GenerateResult,
@@ -52,6 +52,12 @@ def _fix(data: bytes, path: str) -> FeedbackDoc:
 
 def _approved(data: bytes, path: str) -> FeedbackDoc:
     return parse_feedback(data, path, "approved")
+
+
+def outside_problem(root: str, path: str, shown_on: str | None) -> Problem:
+    """A file perfd would read that is a symlink out of the workspace: skipped, and said so."""
+    return Problem("outside-workspace", f"{display_path(root, path)} is a symlink to a file outside the workspace; "
+                   "skipped (perfd reads only files inside the workspace)", "warning", shown_on)
 
 
 def _template(data: bytes, path: str) -> str:
@@ -91,7 +97,8 @@ class Engine:
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
                                    plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
-        self.templates = Templates(self.root, lambda p: self.cache.file("template", p, _template))
+        self.templates = Templates(self.root, lambda p: self.cache.file("template", p, _template),
+                                   outside=lambda p: outside_problem(self.root, p, None))
         self.started = time.time()
         # Whole answers, valid while every file and folder they read has the
         # stat key it had: a warm call is one stat per input and no parsing.
@@ -150,7 +157,7 @@ class Engine:
 
     def _inputs(self, plan: PlanRef, doc: PlanDoc) -> Inputs:
         files = self.workspace.files(plan, doc.archive_location)
-        problems: list[Problem] = []
+        problems: list[Problem] = [outside_problem(self.root, p, plan.path) for p in files.outside]
         subplans = []
         for ref in files.subplans:
             w = self._work("subplan", ref.path, problems)

@@ -44,19 +44,32 @@ def render(template: str, values: Mapping[str, str]) -> tuple[str, list[str]]:
 class Templates:
     """Built-in templates, overridden per workspace; read through the engine's file cache."""
 
-    def __init__(self, root: str, read: Callable[[str], str]) -> None:
-        self.override_dir = os.path.join(root, ".perfd", "templates")
+    def __init__(self, root: str, read: Callable[[str], str], *,
+                 outside: Callable[[str], Problem] | None = None) -> None:
+        self.root = os.path.realpath(root)
+        self.override_dir = os.path.join(self.root, ".perfd", "templates")
         self._read = read
+        self._outside = outside
 
-    def get(self, name: str) -> tuple[str, str]:
-        """(template text, path it came from)."""
+    def get(self, name: str) -> tuple[str, str, list[Problem]]:
+        """(template text, path it came from, problems).
+
+        An override that resolves outside the workspace (it, `.perfd` or
+        `templates` a symlink leading out) is not read: a cloned repository must
+        not be able to put a user's own files into a prompt sent to a model.
+        """
         override = os.path.join(self.override_dir, name + ".md")
-        try:
-            return self._read(override), override
-        except OSError:
-            pass
+        real = os.path.realpath(override)
+        problems: list[Problem] = []
+        if real.startswith(self.root + os.sep):
+            try:
+                return self._read(override), override, problems
+            except OSError:
+                pass
+        elif os.path.exists(override) and self._outside is not None:
+            problems.append(self._outside(override))
         path = os.path.join(_BUILTIN_DIR, name + ".md")
-        return self._read(path), path
+        return self._read(path), path, problems
 
 
 def _rel(root: str, path: str | None) -> str:
@@ -164,8 +177,8 @@ class PromptContext:
 
 def build_prompt(templates: Templates, ctx: PromptContext) -> tuple[str, list[Problem]]:
     name = ctx.ach.state if ctx.ach is not None else "plan_complete"
-    text, origin = templates.get(name)
+    text, origin, problems = templates.get(name)
     out, unknown = render(text, ctx.values())
-    problems = [Problem("template-placeholder", f"unknown placeholder {{{{{u}}}}} in {origin}", "warning", origin)
+    problems += [Problem("template-placeholder", f"unknown placeholder {{{{{u}}}}} in {origin}", "warning", origin)
                 for u in dict.fromkeys(unknown)]
     return out.rstrip("\n") + "\n", problems

@@ -8,7 +8,7 @@ mtime, and the next call sees it even before any watcher fires.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -20,6 +20,7 @@ from perfd.engine.ownership import PlanRef as PlanRef  # where callers have alwa
 from perfd.paths import PLANS_DIR, find_workspace_root
 
 DEFAULT_PLANS_DIR = PLANS_DIR
+MAX_REF = 4096  # PATH_MAX: the longest plan reference (a name or a path) worth matching
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -36,6 +37,9 @@ class PlanFiles(msgspec.Struct, frozen=True):
     fixes: list[FileRef]
     parallel: str | None
     has_feedback_folder: bool
+    # Plan files (SUBPLAN, EXECUTION_TASK, APPROVED, FIX, parallel.json) that are
+    # symlinks leading out of the workspace: never read, reported as problems.
+    outside: list[str] = []
 
 
 def find_root(start: str, plans_dir: str = DEFAULT_PLANS_DIR) -> str | None:
@@ -49,6 +53,27 @@ def _inside(root: str, path: str) -> bool:
         return True  # its parent was already checked
     real = os.path.realpath(path)
     return real == root or real.startswith(root + os.sep)
+
+
+_PLAN_FILE_PREFIXES = ("SUBPLAN_", "EXECUTION_TASK_", "APPROVED_", "FIX_", "parallel.json")
+
+
+def _names_inside(root: str) -> Callable[[str, list[str]], tuple[list[str], list[str]]]:
+    """A folder scan: (names that stay inside `root`, plan files that are symlinks leading out of it).
+
+    Cached with the folder's listing: a symlink cannot be retargeted in place, so
+    replacing one changes the folder, and the scan runs again.
+    """
+    def scan(path: str, names: list[str]) -> tuple[list[str], list[str]]:
+        keep: list[str] = []
+        outside: list[str] = []
+        for n in names:
+            if _inside(root, os.path.join(path, n)):
+                keep.append(n)
+            elif n.startswith(_PLAN_FILE_PREFIXES):
+                outside.append(n)
+        return keep, outside
+    return scan
 
 
 def _scan_plans_dir(root: str, path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -89,6 +114,7 @@ class Workspace:
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
         self._last_index: PlanIndex | None = None
+        self._scan_names = _names_inside(self.root)
 
     # -- discovery ----------------------------------------------------------------
 
@@ -256,6 +282,9 @@ class Workspace:
         prefix, then a unique substring. Ambiguity and unknown names are
         UserErrors that list the candidates.
         """
+        if len(ref) > MAX_REF:  # no name or path is this long; matching one would only cost time
+            raise UserError(f"plan name or path too long ({len(ref)} characters; at most {MAX_REF})",
+                            code="unknown-plan")
         plans = self.plans()
         if not ref.startswith("@") and (os.sep in ref or ref.endswith(".md")):
             return self._resolve_path(ref, plans, cwd or os.getcwd())
@@ -314,6 +343,7 @@ class Workspace:
         fixes: list[FileRef] = []
         parallel: str | None = None
         has_feedback = False
+        outside: list[str] = []
 
         def take(path: str, names: list[str], archived: bool) -> None:
             for name in names:
@@ -332,7 +362,7 @@ class Workspace:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
 
-        names = self._names(folder)
+        names = self._names(folder, outside)
         if plan.loose:
             # A shared folder: only the files the ownership rule gives this plan.
             sharing = self._loose_names(folder)
@@ -343,11 +373,11 @@ class Workspace:
         if not plan.loose:
             for sub in ("subplans", "execution"):
                 if sub in names and _inside(self.root, os.path.join(folder, sub)):
-                    take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)
+                    take(os.path.join(folder, sub), self._names(os.path.join(folder, sub), outside), False)
             fb = os.path.join(folder, "execution", "feedbacks")
             fb_ok = "execution" in names and _inside(self.root, os.path.join(folder, "execution")) \
                 and _inside(self.root, fb)
-            fb_names = self._names(fb) if fb_ok else []
+            fb_names = self._names(fb, outside) if fb_ok else []
             if fb_names or (fb_ok and os.path.isdir(fb)):
                 has_feedback = True
                 take(fb, fb_names, False)
@@ -360,17 +390,25 @@ class Workspace:
                     archives.append(loc)
             for arch in archives:
                 self._walk_archive(arch, take, depth=3)
-        return PlanFiles(subplans, executions, approved, fixes, parallel, has_feedback or bool(approved or fixes))
+        if plan.loose and outside:
+            sharing = self._loose_names(folder)
+            outside = [p for p in outside if loose_owner(os.path.basename(p), sharing) == plan.name]
+        return PlanFiles(subplans, executions, approved, fixes, parallel, has_feedback or bool(approved or fixes),
+                         outside)
 
-    def _names(self, folder: str) -> list[str]:
+    def _names(self, folder: str, outside: list[str] | None = None) -> list[str]:
+        """The names in `folder` that stay inside the workspace; plan files that leave it go to `outside`."""
         try:
-            names: list[str] = self.cache.folder("names", folder, _names)
-            return names
+            got: tuple[list[str], list[str]] = self.cache.folder("names", folder, self._scan_names)
         except OSError:
             return []
+        names, out = got
+        if out and outside is not None:
+            outside.extend(os.path.join(folder, n) for n in out)
+        return names
 
     def _walk_archive(self, folder: str, take: object, depth: int) -> None:
-        names = self._names(folder)
+        names = self._names(folder)  # archived files leaving the workspace are skipped quietly
         take(folder, names, True)  # type: ignore[operator]
         if depth <= 0:
             return
@@ -378,10 +416,6 @@ class Workspace:
             full = os.path.join(folder, n)
             if not n.startswith(".") and "." not in n and os.path.isdir(full) and _inside(self.root, full):
                 self._walk_archive(full, take, depth - 1)
-
-
-def _names(path: str, names: list[str]) -> list[str]:
-    return names
 
 
 def display_path(root: str, path: str) -> str:

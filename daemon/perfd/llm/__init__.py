@@ -157,19 +157,44 @@ def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> 
 
     from perfd.config import load_config, table
 
-    from .config import load_llm_config
+    from .config import ENV_PREFIX, load_llm_config
 
-    config = load_llm_config(table(load_config(root), "llm"), env if env is not None else os.environ)
+    environ = env if env is not None else os.environ
+    config = load_llm_config(table(load_config(root), "llm"), environ)
     if config is None:
         return None
     fixed = {key: _in_root(root, value) for key in ("cache_path", "history_path")
              if (value := getattr(config, key)) and not os.path.isabs(value)}
+    for key in ("cache_path", "history_path"):
+        value = fixed.get(key) or getattr(config, key)
+        if value and not environ.get(ENV_PREFIX + key.upper(), "").strip():
+            _check_file_setting(root, key, value)
     return msgspec.structs.replace(config, **fixed) if fixed else config
 
 
 def _in_root(root: str | None, path: str) -> str:
     """A configured path: absolute as it is, relative from the workspace root."""
     return path if root is None else os.path.join(root, path)  # join keeps an absolute path as it is
+
+
+def _check_file_setting(root: str | None, key: str, path: str) -> None:
+    """A database path set in the workspace's own perfd.toml must stay inside the workspace.
+
+    perfd.toml comes with the repository, and perfd writes these files (and sets
+    a damaged one aside, by renaming it): a cloned repository must not point them
+    at a file of the user's. PERFD_LLM_CACHE_PATH / PERFD_LLM_HISTORY_PATH, which
+    only the user sets, may point anywhere.
+    """
+    if root is None:
+        return
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(_in_root(root, path))
+    if not real.startswith(real_root + os.sep):
+        from .config import ENV_PREFIX
+        from .errors import LLMConfigError
+
+        raise LLMConfigError(f"[llm] {key} in the workspace's configuration leads outside the workspace ({path}); "
+                             f"set {ENV_PREFIX}{key.upper()} to use a file elsewhere")
 
 
 def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> str:
@@ -190,12 +215,14 @@ def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> s
     if not value and root is not None:
         value = table(load_config(root), "llm").get("history_path")
     if isinstance(value, str) and value:
+        if not environ.get(ENV_PREFIX + "HISTORY_PATH", "").strip():
+            _check_file_setting(root, "history_path", value)
         return _in_root(root, value)
     return os.path.join(state_dir(), HISTORY_FILE)
 
 
 def open_history(path: str | None = None) -> History:
-    """The call history file for read-only queries (`perfd stats --history`)."""
+    """The call history file for read-only queries (`perfd stats --history`): opened for reading only."""
     from .config import HISTORY_FILE
     from .history import History
 
@@ -203,4 +230,4 @@ def open_history(path: str | None = None) -> History:
         from perfd.paths import state_dir
 
         path = os.path.join(state_dir(), HISTORY_FILE)
-    return History(path)
+    return History(path, read_only=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -187,12 +188,17 @@ class Attempts:
         anything is sent.
         """
         request.attempts = number
+        remaining = self.remaining(request, number)
         probe = self.breaker.before_attempt()
         health: Health = "neutral"
         try:
             async with self.slots:
                 headers = self._key.headers()
-                ticket = await self.gate.admit(request)
+                try:
+                    with anyio.fail_after(None if remaining == math.inf else remaining):
+                        ticket = await self.gate.admit(request)
+                except TimeoutError:
+                    raise self.total_timeout(number - 1) from None
                 self._counters.requests += 1
                 self._counters.in_flight += 1
                 current = Attempt(self, request, number, headers, ticket)
@@ -219,7 +225,22 @@ class Attempts:
         finally:
             self.breaker.record(health, probe=probe)
 
-    async def retry_or_raise(self, failed: AttemptFailed, attempt: int) -> None:
+    def remaining(self, request: PreparedRequest, number: int) -> float:
+        """Seconds left of the call's total_timeout_s; clips this attempt's timeout to them."""
+        if request.deadline is None:
+            return math.inf
+        left = request.deadline - time.monotonic()
+        if left <= 0:
+            raise self.total_timeout(number - 1)
+        request.timeout_s = min(request.options.timeout_s or self.config.timeout_s, left)
+        return left
+
+    def total_timeout(self, attempts: int) -> LLMTimeout:
+        self._counters.attempt_errors["timeout"] += 1
+        return LLMTimeout(f"no answer within total_timeout_s={self.config.total_timeout_s:g} "
+                          f"({attempts} attempt{'s' if attempts != 1 else ''})")
+
+    async def retry_or_raise(self, failed: AttemptFailed, attempt: int, *, deadline: float | None = None) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
         if failed.status == 429:
@@ -240,6 +261,10 @@ class Attempts:
             raise failed.error
         if delay is None:
             delay = backoff(attempt - 1, base_s=cfg.retry_base_s, max_s=cfg.retry_max_s, rng=self._rng)
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            failed.error.args = (f"{failed.error}; gave up: total_timeout_s={cfg.total_timeout_s:g} would pass "
+                                 f"before the next attempt",)
+            raise failed.error
         self._counters.retries += 1
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
         await anyio.sleep(delay)

@@ -134,6 +134,7 @@ class LLMClient:
     async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
         """Ask the model and wait for the whole answer (options: see ChatOptions)."""
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
+        request.deadline = time.monotonic() + self.config.total_timeout_s
         started, wall = time.perf_counter(), time.time()
         self._counters.calls += 1
         try:
@@ -348,7 +349,7 @@ class LLMClient:
                     attempt.succeeded(result.usage)
                     return result
             except AttemptFailed as failed:
-                await self._attempts.retry_or_raise(failed, number)
+                await self._attempts.retry_or_raise(failed, number, deadline=request.deadline)
 
     # -- cache, counters, history -----------------------------------------
 

@@ -75,6 +75,9 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Per attempt: the whole answer for plain calls; for streams the wait for
     # the first token and for each following chunk.
     timeout_s: _PosF = 120.0
+    # The whole call, every attempt, retry wait and rate-limit wait included: a hung or
+    # trickling server cannot hold a call for (max_retries + 1) x timeout_s.
+    total_timeout_s: _PosF = 300.0
     connect_timeout_s: _PosF = 10.0
     max_retries: _NonNeg = 3
     retry_base_s: _PosF = 0.5
@@ -223,7 +226,7 @@ def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
             "a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices: set "
             "[llm] price_prompt_per_1k and price_completion_per_1k"
         )
-    for key in ("timeout_s", "window_s", "cache_ttl_s", "budget_usd_per_day", "budget_usd_per_plan_per_day"):
+    for key in ("timeout_s", "total_timeout_s", "window_s", "cache_ttl_s", "budget_usd_per_day", "budget_usd_per_plan_per_day"):
         value = getattr(cfg, key)
         if value is not None and not math.isfinite(value):
             raise LLMConfigError(f"invalid {where(key)}: must be a finite number")

@@ -127,8 +127,8 @@ class History:
     """The call history file. Queries are blocking (milliseconds, indexed):
     call them from a CLI directly or via `anyio.to_thread` in the daemon."""
 
-    def __init__(self, path: str, *, max_rows: int = 100_000) -> None:
-        self._store = SQLiteStore(path, _SCHEMA, version=HISTORY_FORMAT, on_open=_migrate)
+    def __init__(self, path: str, *, max_rows: int = 100_000, read_only: bool = False) -> None:
+        self._store = SQLiteStore(path, _SCHEMA, version=HISTORY_FORMAT, on_open=_migrate, read_only=read_only)
         self.max_rows = max_rows
 
     @property

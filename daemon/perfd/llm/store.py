@@ -7,7 +7,15 @@ shared under a lock; WAL mode lets a CLI process read while the daemon writes.
 
 A file that turns out to be corrupt (or not a database at all) is renamed to
 `<name>.corrupt-<timestamp>` and rebuilt empty with a logged warning: losing
-a cache or old history is fine, crashing the daemon is not.
+a cache or old history is fine, crashing the daemon is not. Only the newest
+KEEP_SET_ASIDE such files are kept. Another process may set the file aside
+(or delete it) while this one has it open: before each use the store checks
+that its path still names the file it opened, and reopens it if not, so no
+writer keeps writing into a file that was set aside.
+
+A read-only store (`read_only=True`, for `perfd stats --history`) opens the
+file for reading only, never creates, repairs or sets aside anything, and
+works in a read-only folder.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], None]
 
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+KEEP_SET_ASIDE = 3  # set-aside files kept per store (newest first); older ones are deleted
 _BATCH = 1024
 _LINGER_S = 0.02
 
@@ -48,8 +57,11 @@ def is_corruption(exc: BaseException) -> bool:
 class SQLiteStore:
     """A lazily opened SQLite file with a schema, a writer thread and self-repair."""
 
-    def __init__(self, path: str, schema: str, *, version: int, on_open: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    def __init__(self, path: str, schema: str, *, version: int, on_open: Callable[[sqlite3.Connection], None] | None = None,
+                 read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the connection has open
         self._schema = schema
         self._version = version
         self._on_open = on_open
@@ -63,7 +75,24 @@ class SQLiteStore:
 
     # -- opening ------------------------------------------------------------
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        uri = "file:" + quote(os.path.abspath(self.path))
+        try:
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False, timeout=5.0)
+            conn.execute("PRAGMA user_version").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # A WAL file in a read-only folder: SQLite cannot make its shared-memory
+            # index there; immutable=1 reads the file as it is, without one.
+            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False, timeout=5.0)
+            conn.execute("PRAGMA user_version").fetchone()
+            return conn
+
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, mode=0o700, exist_ok=True)
@@ -87,19 +116,38 @@ class SQLiteStore:
                 conn.execute(f"PRAGMA user_version={self._version}")
             if self._on_open is not None:
                 self._on_open(conn)
+            st = os.stat(self.path)
+            self._ident = (st.st_dev, st.st_ino)
         except BaseException:
             conn.close()
             raise
         return conn
 
+    def _still_ours(self) -> bool:
+        """Whether the path still names the file our connection has open (not set aside or deleted since)."""
+        if self._ident is None:
+            return True
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._ident
+
     def _ensure(self) -> sqlite3.Connection:
+        if self._conn is not None and not self._still_ours():
+            log.info("%s was replaced or set aside by another process; reopening it", self.path)
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
         if self._conn is None:
             if self._finished:  # not _closed: close() lets the writer commit what was queued first
                 raise sqlite3.ProgrammingError("store is closed")
             try:
                 self._conn = self._connect()
             except sqlite3.DatabaseError as exc:
-                if not is_corruption(exc):
+                if not is_corruption(exc) or self.read_only:
                     raise
                 self._set_aside(str(exc))
                 self._conn = self._connect()
@@ -128,7 +176,30 @@ class SQLiteStore:
             except FileNotFoundError:
                 pass
         self.rebuilt += 1
+        self._ident = None
         log.warning("%s is unusable (%s); moved it to %s and starting a new one", self.path, why, target)
+        self._prune_set_aside()
+
+    def _prune_set_aside(self) -> None:
+        """Keep the newest KEEP_SET_ASIDE set-aside files (with their -wal and -shm); delete the rest."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        base = os.path.basename(self.path)
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith((base + ".corrupt-", base + ".old-"))
+                     and not n.endswith(("-wal", "-shm"))]
+        except OSError:
+            return
+        def mtime(n: str) -> float:
+            try:
+                return os.lstat(os.path.join(folder, n)).st_ctime  # the rename: when it was set aside
+            except OSError:
+                return 0.0
+        for n in sorted(names, key=mtime, reverse=True)[KEEP_SET_ASIDE:]:
+            for extra in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(os.path.join(folder, n + extra))
+                except OSError:
+                    pass
 
     # -- running ------------------------------------------------------------
 
@@ -139,7 +210,7 @@ class SQLiteStore:
             try:
                 return fn(conn)
             except sqlite3.DatabaseError as exc:
-                if not is_corruption(exc):
+                if not is_corruption(exc) or self.read_only:
                     raise
                 self._set_aside(str(exc))
                 return fn(self._ensure())

@@ -74,6 +74,7 @@ class ChatStream:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         client, request = self._client, self._request
+        request.deadline = time.monotonic() + client.config.total_timeout_s
         started, wall = time.perf_counter(), time.time()
         client._counters.calls += 1
         number = 0
@@ -98,7 +99,7 @@ class ChatStream:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await client._attempts.retry_or_raise(failed, number)
+                    await client._attempts.retry_or_raise(failed, number, deadline=request.deadline)
             assert self.completion is not None
             client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
         except BaseException as exc:
@@ -127,6 +128,8 @@ class ChatStream:
                         if event.data.strip() == "[DONE]":
                             acc.done = True
                             break
+                        if request.deadline is not None and time.monotonic() > request.deadline:
+                            raise client._attempts.total_timeout(number)  # a server trickling forever
                         delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
                         if delta:
                             if self.first_token_s is None:

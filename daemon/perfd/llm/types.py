@@ -76,3 +76,6 @@ class PreparedRequest(msgspec.Struct, kw_only=True):
     timeout_s: float
     options: ChatOptions  # as the caller gave them (the history's labels)
     attempts: int = 0  # attempts made so far (for the history)
+    # time.monotonic() by which the whole call ends (total_timeout_s): each attempt's
+    # timeout is clipped to what is left, and no retry starts past it.
+    deadline: float | None = None

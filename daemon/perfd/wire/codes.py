@@ -10,3 +10,4 @@ INTERNAL_ERROR = -32603
 USER_ERROR = 1001  # perfd.engine.errors.UserError; data = UserErrorData
 VERSION_MISMATCH = 1002  # data = {"daemon": version, "client": version}
 NO_MODEL = 1003  # `run`: the daemon's environment configures no model / lacks the key; data = {"api_key_env": name}
+TOO_BUSY = 1004  # the daemon serves its maximum of connections (or this one queued too much); it closes this one

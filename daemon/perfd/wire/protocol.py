@@ -47,6 +47,7 @@ from perfd.wire.codes import (  # re-exported: the daemon answers with them
     NO_MODEL as NO_MODEL,
     PARSE_ERROR as PARSE_ERROR,
     USER_ERROR as USER_ERROR,
+    TOO_BUSY as TOO_BUSY,
     VERSION_MISMATCH as VERSION_MISMATCH,
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from perfd.paths import runtime_dir, state_dir
+from perfd.paths import replace_private, runtime_dir, state_dir
 from perfd.wire.ipc import FrameDecoder, frame
 
 if False:  # for type checkers only: importing nothing more at run time is the point of this module
@@ -24,15 +24,55 @@ START_WAIT_S = 2.0
 class StatePaths:
     """The files of one root's daemon: socket, pid, lock, start lock, log, captured output."""
 
-    __slots__ = ("sock", "pid", "lock", "start_lock", "log", "out")
+    __slots__ = ("sock", "pid", "lock", "start_lock", "log", "out", "failed")
 
-    def __init__(self, sock: str, pid: str, lock: str, start_lock: str, log: str, out: str) -> None:
+    def __init__(self, sock: str, pid: str, lock: str, start_lock: str, log: str, out: str, failed: str) -> None:
         self.sock = sock
         self.pid = pid
         self.lock = lock
         self.start_lock = start_lock
         self.log = log
         self.out = out
+        self.failed = failed  # why the last start failed, when it failed for a reason that lasts
+
+
+# A start that failed for a lasting reason (a read-only state folder, a socket
+# path that cannot be bound) is not tried again for this long: clients say why
+# at once instead of each waiting START_WAIT_S for a daemon that cannot come.
+START_FAILURE_TTL_S = 30.0
+
+
+def record_start_failure(paths: StatePaths, reason: str) -> None:
+    """The daemon could not start, for `reason` (one line): remember it for START_FAILURE_TTL_S."""
+    try:
+        replace_private(paths.failed, reason.encode("utf-8", "backslashreplace")[:500])
+    except OSError:
+        pass
+
+
+def start_failure(paths: StatePaths, *, since: float = 0.0) -> str | None:
+    """The reason of a recent failed start (recorded at or after `since`, a time.time()), or None."""
+    import time
+
+    try:
+        st = os.lstat(paths.failed)
+        if st.st_mtime < max(since, time.time() - START_FAILURE_TTL_S) or st.st_uid != os.getuid():
+            return None
+        fd = os.open(paths.failed, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            data = os.read(fd, 600)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return data.decode("utf-8", "replace").strip() or None
+
+
+def clear_start_failure(paths: StatePaths) -> None:
+    try:
+        os.unlink(paths.failed)
+    except OSError:
+        pass
 
 
 def root_hash(root: str) -> str:
@@ -50,7 +90,7 @@ def state_paths(root: str) -> StatePaths:
     sd = state_dir()
     return StatePaths(sock=base + ".sock", pid=base + ".pid", lock=base + ".lock",
                       start_lock=base + ".start.lock", log=os.path.join(sd, h + ".log"),
-                      out=os.path.join(sd, h + ".out"))
+                      out=os.path.join(sd, h + ".out"), failed=base + ".failed")
 
 
 def daemon_supported() -> bool:

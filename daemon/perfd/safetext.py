@@ -1,0 +1,73 @@
+"""Names shown safely: one escaping for every name perfd prints, and JSON that is always valid.
+
+File names come from the file system, and file content (a plan's title) from
+whoever wrote it. A name that is not UTF-8 reaches Python as lone surrogates
+(os.fsdecode's surrogateescape) that no UTF-8 encoder accepts; a name holding a
+newline forges a row in a table; an ANSI or bidi control sequence rewrites
+the terminal. `shown` escapes all of them, the same way everywhere:
+
+- a byte that was not UTF-8 (a lone surrogate U+DC80..U+DCFF) -> `\\xNN`;
+- other lone surrogates -> `\\uNNNN`;
+- C0 and C1 controls and DEL -> `\\n`, `\\t`, `\\r`, `\\e` or `\\xNN`;
+- bidi overrides and isolates (U+202A..U+202E, U+2066..U+2069) -> `\\uNNNN`;
+- a backslash stays a backslash (names are shown, not parsed back).
+
+`json_safe` applies it to the strings of a value that msgspec cannot encode
+(lone surrogates), so a JSON answer is produced whatever the names are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return "\\x%02x" % (o - 0xDC00)
+    return "\\x%02x" % o if o < 0x100 else "\\u%04x" % o
+
+
+def shown(text: str) -> str:
+    """`text` as it may be printed on one line of a terminal (see the module's rules)."""
+    if _UNSAFE_RE.search(text) is None:  # the common case: nothing to do
+        return text
+    return _UNSAFE_RE.sub(_escape, text)
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe(value: Any) -> Any:
+    """Builtins of `value` with every lone surrogate escaped as `shown` does (for msgspec.json)."""
+    if isinstance(value, str):
+        return _SURROGATE_RE.sub(_escape, value)
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, msgspec.Struct):
+        return json_safe(msgspec.to_builtins(value))
+    return value
+
+
+def encode_json(value: Any, encoder: msgspec.json.Encoder | None = None) -> bytes:
+    """JSON bytes of `value`; names that are not UTF-8 escaped instead of failing (always valid JSON)."""
+    enc = encoder or _ENCODER
+    try:
+        return enc.encode(value)
+    except UnicodeEncodeError:
+        return enc.encode(json_safe(msgspec.to_builtins(value)))
+
+
+_ENCODER = msgspec.json.Encoder()

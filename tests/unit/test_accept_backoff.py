@@ -1,0 +1,70 @@
+"""The accept loop: out of descriptors it backs off and retries, it never ends; past the cap it refuses."""
+
+from __future__ import annotations
+
+import errno
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import pytest
+
+from perfd.daemon.connections import Connections, Limits, limits_from
+
+
+class FakeListener:
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+
+    async def __aenter__(self) -> FakeListener:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def accept(self) -> Any:
+        await anyio.sleep(0)
+        step = self.script.pop(0) if self.script else anyio.ClosedResourceError()
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_emfile_and_enfile_back_off_then_accept_resumes(anyio_backend: str) -> None:
+    daemon = SimpleNamespace(connections=0)
+    conns = Connections(daemon, Limits(max_connections=1))  # type: ignore[arg-type]
+    served: list[Any] = []
+
+    async def connection(stream: Any) -> None:
+        served.append(stream)
+
+    conns.connection = connection  # type: ignore[method-assign]
+    over = FakeStream()
+    script: list[Any] = [OSError(errno.EMFILE, "Too many open files"), OSError(errno.ENFILE, "File table overflow"),
+                         OSError(errno.ECONNABORTED, "aborted"), "first", over]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await conns.accept(FakeListener(script), tg)  # type: ignore[arg-type]
+    assert conns.accept_backoffs == 3
+    assert served == ["first"]  # accepted after backing off, the loop never ended on an OSError
+    assert conns.refused == 1 and over.closed and b"too many connections" in over.sent[0]
+
+
+def test_the_cap_stays_under_the_open_file_limit() -> None:
+    assert limits_from({}, open_files=1024).max_connections == 1024 - 128
+    assert limits_from({"max_connections": 50}, open_files=1 << 20).max_connections == 50
+    assert limits_from({"max_connections": "junk"}, open_files=1 << 20).max_connections == Limits().max_connections

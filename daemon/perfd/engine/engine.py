@@ -245,15 +245,17 @@ class Engine:
 
     def _status(self) -> WorkspaceStatus:
         summaries = []
-        for plan in self.workspace.plans():
+        plans = self.workspace.plans()
+        for plan in plans:
             st = self.plan_status(plan)
             summaries.append(PlanSummary(
                 plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
                 total=st.total, source=st.source, pending_fixes=st.pending_fixes,
                 parallel_options=st.parallel_options,
-                problem_count=sum(1 for p in st.problems if p.severity != "info"),
+                problem_count=sum(1 for p in st.problems if p.severity != "info"), group=plan.group,
             ))
-        return WorkspaceStatus(root=self.root, plans=summaries, problems=list(self.config_problems))
+        return WorkspaceStatus(root=self.root, plans=summaries,
+                               problems=list(self.config_problems) + self.workspace.problems)
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:

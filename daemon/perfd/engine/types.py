@@ -191,6 +191,7 @@ class PlanSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     pending_fixes: list[str] = []
     parallel_options: list[str] = []
     problem_count: int = 0  # problems other than info-level ones (PlanStatus lists them)
+    group: str = ""  # the grouping folders it sits in under the plans folder ("a_paused"), "/"-joined
 
 
 class WorkspaceStatus(msgspec.Struct, frozen=True):

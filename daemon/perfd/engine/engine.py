@@ -17,8 +17,9 @@ import msgspec
 
 from perfd.config import ConfigError, load_config, table
 from perfd.engine.cache import RACY_WINDOW_NS, StatCache, StatKey
-from perfd.engine.docs_parser import parse_feedback, parse_parallel, parse_work
+from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
+from perfd.engine.kinds import parse_approved, parse_execution, parse_fix, parse_subplan
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
@@ -36,22 +37,6 @@ from perfd.engine.types import (
     WorkDoc,
     WorkspaceStatus,
 )
-
-
-def _subplan(data: bytes, path: str) -> WorkDoc:
-    return parse_work(data, path, "subplan")
-
-
-def _execution(data: bytes, path: str) -> WorkDoc:
-    return parse_work(data, path, "execution")
-
-
-def _fix(data: bytes, path: str) -> FeedbackDoc:
-    return parse_feedback(data, path, "fix")
-
-
-def _approved(data: bytes, path: str) -> FeedbackDoc:
-    return parse_feedback(data, path, "approved")
 
 
 def _template(data: bytes, path: str) -> str:
@@ -183,7 +168,7 @@ class Engine:
 
     def _work(self, kind: str, path: str, problems: list[Problem]) -> WorkDoc | None:
         try:
-            return self.cache.file(kind, path, _subplan if kind == "subplan" else _execution)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)  # type: ignore[no-any-return]
         except OSError as exc:
             # Deleted between the folder listing and the read: the next call sees the new listing.
             problems.append(Problem("unreadable", f"cannot read: {exc.strerror}", "warning", path))
@@ -191,7 +176,7 @@ class Engine:
 
     def _feedback(self, path: str, kind: str) -> FeedbackDoc | None:
         try:
-            return self.cache.file(kind, path, _fix if kind == "fix" else _approved)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)  # type: ignore[no-any-return]
         except OSError:
             return None
 

@@ -51,13 +51,14 @@ def digest(data: bytes) -> bytes:
 
 
 class _Entry(Generic[V]):
-    __slots__ = ("key", "value", "stored", "racy_digest")
+    __slots__ = ("key", "value", "stored", "racy_digest", "checked")
 
     def __init__(self, key: StatKey, value: V, stored: float, racy_digest: bytes | None) -> None:
         self.key = key
         self.value = value
         self.stored = stored
         self.racy_digest = racy_digest  # set while the entry is not yet trusted on stat alone
+        self.checked = stored  # when its stat key was last seen to hold (see StatCache.trust)
 
 
 class StatCache(Generic[V]):
@@ -81,6 +82,17 @@ class StatCache(Generic[V]):
         # when missing): the engine memoises whole answers on that list.
         self.track: list[tuple[str, StatKey | None]] | None = None
         self.newest_mtime_ns = 0
+        # Trusting a watcher (see trust()): paths under `trusted_prefix`, outside every
+        # folder in `links`, checked since `trust_since`, are served without a stat.
+        self.trusted_prefix: str | None = None
+        self.trust_since = 0.0
+        self.links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
+        self.trusted_hits = 0
+        self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
+        # Parsed values from the persistent store (perfd.engine.parse_store): used on a
+        # miss when the file's stat key is still the stored one, instead of parsing.
+        self.persisted: dict[tuple[str, str], tuple[StatKey, V]] = {}
+        self.persisted_hits = 0
 
     # -- the two ways in ----------------------------------------------------------
 
@@ -102,29 +114,110 @@ class StatCache(Generic[V]):
              derive: Callable[[M, str], V]) -> V:
         """The one lookup: valid by stat key and TTL; while racy, also by the digest of what `load` reads."""
         t0 = time.perf_counter_ns()
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is not None and st is None and self.trusted_prefix is not None and self._vouched(entry, path):
+            # A healthy watcher would have invalidated it: no stat.
+            if self._clock() - entry.stored <= self.ttl_s:
+                self.trusted_hits += 1
+                self.hits += 1
+                self._entries.move_to_end(ck)
+                if self.track is not None:
+                    self.track.append((path, entry.key))
+                self._lat_ns.add(time.perf_counter_ns() - t0)
+                return entry.value
         if st is None:
             st = self._stat(path)
         key = stat_key(st)
-        ck = (kind, path)
-        entry = self._entries.get(ck)
         # The hit path is inlined (no helper calls): it runs for every input of every answer.
         if entry is not None and entry.key == key:
+            self.stat_checks += 1
             if self._clock() - entry.stored > self.ttl_s:
                 del self._entries[ck]
                 self.expirations += 1
             elif entry.racy_digest is None or self._racy_ok(entry, path, st, load):
                 self.hits += 1
+                entry.checked = self._clock()
                 self._entries.move_to_end(ck)
                 self._lat_ns.add(time.perf_counter_ns() - t0)
                 return entry.value
         self.misses += 1
         read_ns = time.time_ns()
+        if self.persisted:
+            kept = self.persisted.pop(ck, None)
+            if kept is not None and kept[0] == key and read_ns - st.st_mtime_ns >= RACY_WINDOW_NS:
+                self.persisted_hits += 1
+                self._store(ck, _Entry(key, kept[1], self._clock(), None))
+                self._record(t0)
+                return kept[1]
         material, raw = load(path)
         value = derive(material, path)
         racy = digest(raw) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
         self._store(ck, _Entry(key, value, self._clock(), racy))
         self._record(t0)
         return value
+
+    def _vouched(self, entry: _Entry[V], path: str) -> bool:
+        """Whether the watcher vouches for `entry`: watched path, not behind a symlink, checked since it started."""
+        prefix = self.trusted_prefix
+        if prefix is None or entry.checked < self.trust_since:
+            return False
+        if not path.startswith(prefix) and path != prefix[:-1]:
+            return False
+        for link in self.links:
+            if path == link or path.startswith(link + os.sep):
+                return False
+        return True
+
+    # -- what others hand in ----------------------------------------------------------
+
+    def put(self, kind: str, path: str, key: StatKey, value: V, *, racy_digest: bytes | None = None) -> None:
+        """Hold `value`, parsed elsewhere (a worker process) from `path` when its stat key was `key`.
+
+        Valid as if parsed here: a later lookup compares the stat key (and, while
+        racy, the digest) as for any entry.
+        """
+        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
+
+    def fresh(self, kind: str, path: str) -> bool:
+        """Whether a lookup of (kind, path) would be a hit (at most one stat, nothing read).
+
+        A value from the persistent store that still holds is taken in here.
+        """
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is None and ck not in self.persisted:
+            return False
+        if entry is not None and self.trusted_prefix is not None and self._vouched(entry, path):
+            return True
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        key = stat_key(st)
+        if entry is not None:
+            return entry.key == key and entry.racy_digest is None
+        kept = self.persisted.pop(ck)
+        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS:
+            return False
+        self.persisted_hits += 1
+        self._store(ck, _Entry(key, kept[1], self._clock(), None))
+        return True
+
+    def values(self, kinds: frozenset[str]) -> list[tuple[str, str, StatKey, V]]:
+        """(kind, path, stat key, value) of every entry of those kinds that is not racy (for the store)."""
+        return [(k, p, e.key, e.value) for (k, p), e in self._entries.items()
+                if k in kinds and e.racy_digest is None]
+
+    def trust(self, prefix: str | None) -> None:
+        """Trust a watcher of the folder `prefix` (a real path) from now on; None: trust nothing.
+
+        Entries checked or stored from now on under `prefix` are served without
+        a stat until invalidated; older ones are stat-checked once first, since
+        changes made before the watcher started were never reported.
+        """
+        self.trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
+        self.trust_since = self._clock()
 
     # -- invalidation -------------------------------------------------------------
 
@@ -143,6 +236,14 @@ class StatCache(Generic[V]):
             del self._entries[ck]
         self.invalidations += len(doomed)
         return len(doomed)
+
+    def invalidate_where(self, doomed: Callable[[str], bool]) -> int:
+        """Drop every entry whose path `doomed` says so (one pass over the cache)."""
+        gone = [ck for ck in self._entries if doomed(ck[1])]
+        for ck in gone:
+            del self._entries[ck]
+        self.invalidations += len(gone)
+        return len(gone)
 
     def clear(self) -> int:
         n = len(self._entries)
@@ -169,6 +270,9 @@ class StatCache(Generic[V]):
             hit_rate=(self.hits / total) if total else 0.0,
             lookup_p50_us=p50_ns / 1000,
             lookup_p99_us=p99_ns / 1000,
+            trusted_hits=self.trusted_hits,
+            stat_checks=self.stat_checks,
+            persisted_hits=self.persisted_hits,
         )
 
     # -- internals ----------------------------------------------------------------

@@ -20,6 +20,8 @@ from perfd.engine.cache import RACY_WINDOW_NS, StatCache, StatKey
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import parse_approved, parse_execution, parse_fix, parse_subplan
+from perfd.engine import parse_store
+from perfd.engine.parse_pool import Parsed, parse_many, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
@@ -43,8 +45,14 @@ def _template(data: bytes, path: str) -> str:
     return decode(data, path)[0]
 
 
-# key -> (inputs with their stat keys, when stored, value)
-_Memo = dict[tuple[Any, ...], tuple[list[tuple[str, StatKey | None]], float, Any]]
+# More cold plans than this, and a status parses them over worker processes.
+PARALLEL_MIN_PLANS = 40
+# StatCache entries a plan takes (its files and folder listings), to size the cache to the workspace.
+ENTRIES_PER_PLAN = 64
+
+_Inputs = list[tuple[str, StatKey | None]]
+# key -> (inputs, when stored, value, the inputs no watcher vouches for (templates, links); None: not worked out)
+_Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None]]
 
 
 class Engine:
@@ -85,16 +93,30 @@ class Engine:
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
         self.memo_hits = 0
+        self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
+        self._capacity_set = "capacity" in cache_cfg
+        parse_cfg = cache_cfg.get("parse_workers")
+        self.parse_workers = workers_wanted(parse_cfg)
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:
         memo = self._memo if store is None else store
         hit = memo.get(key)
         if hit is not None:
-            inputs, stored, value = hit
-            if time.monotonic() - stored <= self.cache.ttl_s and _unchanged(inputs):
-                self.memo_hits += 1
-                return value
+            inputs, stored, value, outside = hit
+            if time.monotonic() - stored <= self.cache.ttl_s:
+                if outside is not None and stored >= self.cache.trust_since and self.cache.trusted_prefix is not None:
+                    # A healthy watcher vouches for the rest: only these few are stat'ed.
+                    if _unchanged(outside):
+                        self.memo_hits += 1
+                        return value
+                else:
+                    self.memo_stat_checks += 1
+                    if _unchanged(inputs):
+                        self.memo_hits += 1
+                        if self.cache.trusted_prefix is not None:  # checked now: vouched for from here on
+                            memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs))
+                        return value
             del memo[key]
         if self.cache.track is not None:  # nested: the outer call records for both
             return compute()
@@ -106,13 +128,108 @@ class Engine:
             inputs = list(dict.fromkeys(self.cache.track))
         finally:
             self.cache.track = None
-        # Inputs written within the racy window are re-verified by content in
-        # the StatCache; memoising on their stat alone would skip that check.
-        if start_ns - self.cache.newest_mtime_ns >= RACY_WINDOW_NS:
+        outside = self._unvouched(inputs) if self.cache.trusted_prefix is not None else None
+        # Inputs written within the racy window are re-verified by content in the StatCache;
+        # memoising on their stat alone would skip that check (a watcher's events do not).
+        if start_ns - self.cache.newest_mtime_ns >= RACY_WINDOW_NS or outside == []:
             if len(memo) >= capacity:
                 memo.pop(next(iter(memo)))
-            memo[key] = (inputs, time.monotonic(), value)
+            memo[key] = (inputs, time.monotonic(), value, outside)
         return value
+
+    def _unvouched(self, inputs: _Inputs) -> _Inputs:
+        """The inputs a healthy watcher of the plans folder does not vouch for: outside it, or behind a symlink."""
+        cache = self.cache
+        prefix = cache.trusted_prefix
+        if prefix is None:
+            return inputs
+        links = cache.links
+        folder = prefix[:-1]
+        out = []
+        for item in inputs:
+            path = item[0]
+            if (not path.startswith(prefix) and path != folder) or \
+                    (links and any(path == ln or path.startswith(ln + os.sep) for ln in links)):
+                out.append(item)
+        return out
+
+    def trust_watcher(self, on: bool) -> None:
+        """A watcher of the plans folder is healthy (on) or not (off): see StatCache.trust.
+
+        While on, warm answers cost what changed: nothing is stat'ed that the
+        watcher vouches for, and changed() drops exactly what its events touch.
+        Each time it comes on, every input is stat-checked once more (what
+        changed while nobody watched was never reported).
+        """
+        self.cache.trust(os.path.realpath(self.workspace.plans_dir) if on else None)
+
+    # -- cold parse on every core ----------------------------------------------------
+
+    def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        """(kind, path) of the PLAN files that a status would have to parse now."""
+        return [("plan", p.path) for p in plans if not self.cache.fresh("plan", p.path)]
+
+    def cold_work_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        """(kind, path) of the SUBPLAN, EXECUTION_TASK and parallel.json files a status would parse now."""
+        out: list[tuple[str, str]] = []
+        fresh = self.cache.fresh
+        for plan in plans:
+            files = self.workspace.files(plan, self.plan_doc(plan).archive_location)
+            out += [("subplan", r.path) for r in files.subplans if not fresh("subplan", r.path)]
+            out += [("execution", r.path) for r in files.executions if not fresh("execution", r.path)]
+            if files.parallel and not fresh("parallel", files.parallel):
+                out.append(("parallel", files.parallel))
+        return out
+
+    def store_parsed(self, batch: Iterable[Parsed]) -> int:
+        """Hold files parsed by workers (unreadable ones are left for the next lookup to report)."""
+        n = 0
+        for p in batch:
+            value = p.value()
+            if p.key is not None and value is not None:
+                self.cache.put(p.kind, p.path, p.key, value, racy_digest=p.racy)
+                n += 1
+        return n
+
+    def use_workers(self, cold_plans: int) -> bool:
+        """Whether parsing this many cold plans (with their files) is worth worker processes."""
+        return self.parse_workers > 1 and cold_plans > PARALLEL_MIN_PLANS
+
+    def warm(self, plans: list[PlanRef] | None = None) -> int:
+        """Parse what a status needs over worker processes, when more than a few dozen plans are cold.
+
+        Returns how many files the workers parsed (0: few enough to parse here, lazily).
+        """
+        if self.parse_workers <= 1:
+            return 0
+        plans = self.workspace.plans() if plans is None else plans
+        self.fit_capacity(len(plans))
+        cold = self.cold_plan_files(plans)
+        if not self.use_workers(len(cold)):
+            return 0
+        n = 0
+        for batch in parse_many(cold, workers=self.parse_workers):
+            n += self.store_parsed(batch)
+        for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
+            n += self.store_parsed(batch)
+        return n
+
+    def load_parsed(self, path: str) -> str:
+        """Take the persistent parse store at `path` (see perfd.engine.parse_store): files whose stat key
+        still holds are not parsed again. Returns why nothing was taken ("" when it was)."""
+        loaded, why = parse_store.load(path, root=self.root)
+        self.cache.persisted = loaded
+        return why
+
+    def save_parsed(self, path: str) -> int:
+        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes."""
+        self.cache.persisted = {}
+        return parse_store.save(path, self.cache.values(parse_store.STORED_KINDS), root=self.root)
+
+    def fit_capacity(self, plans: int) -> None:
+        """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""
+        if not self._capacity_set:
+            self.cache.capacity = max(self.cache.capacity, ENTRIES_PER_PLAN * plans)
 
     # -- reading, through the cache ---------------------------------------------
 
@@ -231,6 +348,8 @@ class Engine:
     def _status(self) -> WorkspaceStatus:
         summaries = []
         plans = self.workspace.plans()
+        self.fit_capacity(len(plans))
+        self.warm(plans)
         for plan in plans:
             st = self.plan_status(plan)
             summaries.append(PlanSummary(
@@ -301,17 +420,28 @@ class Engine:
         """Files changed on disk (a watcher says so): drop exactly their entries.
 
         A file's own parse, its folder's listing, and the memoised answers that
-        read either; everything else stays warm.
+        read either; a path that is a folder now, or is gone (it may have been a
+        folder, moved or deleted whole), also drops everything under it.
+        Everything else stays warm.
         """
         doomed: set[str] = set()
+        folders: set[str] = set()
         for p in paths:
             doomed.add(p)
             doomed.add(os.path.dirname(p))
+            if not os.path.isfile(p):
+                folders.add(p.rstrip(os.sep))
         n = 0
         for p in doomed:
             n += self.cache.invalidate(p)
+        if folders:
+            n += self.cache.invalidate_where(lambda path: _under(path, folders))
+
+        def touched(inputs: list[tuple[str, StatKey | None]]) -> bool:
+            return any(i[0] in doomed or (folders and _under(i[0], folders)) for i in inputs)
+
         for memo in (self._memo, self._buffer_memo):
-            for key in [k for k, (inputs, _t, _v) in memo.items() if any(i[0] in doomed for i in inputs)]:
+            for key in [k for k, (inputs, _t, _v, _o) in memo.items() if touched(inputs)]:
                 del memo[key]
         return n
 
@@ -324,6 +454,18 @@ class Engine:
         if os.path.isdir(real):
             return self.cache.invalidate_under(real)
         return self.cache.invalidate(real) + self.cache.invalidate(path)
+
+
+def _under(path: str, folders: set[str]) -> bool:
+    """Whether `path` lies inside one of `folders` (a walk up its parents: a few set lookups)."""
+    d = os.path.dirname(path)
+    while True:
+        if d in folders:
+            return True
+        up = os.path.dirname(d)
+        if up == d:
+            return False
+        d = up
 
 
 def _unchanged(inputs: list[tuple[str, StatKey | None]]) -> bool:

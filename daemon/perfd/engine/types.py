@@ -214,6 +214,9 @@ class CacheStats(msgspec.Struct, frozen=True):
     hit_rate: float
     lookup_p50_us: float
     lookup_p99_us: float
+    trusted_hits: int = 0  # hits served on the watcher's word, without a stat
+    stat_checks: int = 0  # hits validated by stat (no healthy watcher, or not yet vouched for)
+    persisted_hits: int = 0  # misses answered from the persistent parse store instead of parsing
 
 
 class LatencyStats(msgspec.Struct, frozen=True):

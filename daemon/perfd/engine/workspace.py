@@ -61,7 +61,7 @@ class Listing(msgspec.Struct, frozen=True):
 
     plans: list[tuple[str, str]]  # loose PLAN files directly in it: (name, path)
     folders: list[str]  # its sub-folders (paths), inside the workspace
-    links: frozenset[str] = frozenset()  # those of `folders` that are symlinks
+    links: frozenset[str] = frozenset()  # those of `plans` and `folders` that are symlinks
 
 
 def _scan_plans_dir(root: str, path: str, names: list[str]) -> Listing:
@@ -84,8 +84,10 @@ def _scan_plans_dir(root: str, path: str, names: list[str]) -> Listing:
             plans.append((name[5:-3], full))
         elif os.path.isdir(full):
             folders.append(full)
-            if linked:
-                links.add(full)
+        else:
+            continue
+        if linked:
+            links.add(full)
     return Listing(plans, folders, frozenset(links))
 
 
@@ -115,7 +117,16 @@ class Workspace:
         return _scan_plans_dir(self.root, path, names)
 
     def _scan_plan_folder(self, path: str, names: list[str]) -> tuple[str | None, list[str]]:
-        return _scan_plan_folder(self.root, path, names)
+        own, others = _scan_plan_folder(self.root, path, names)
+        if own is not None:
+            self._inside(own)  # notes a symlinked PLAN file
+        return own, others
+
+    def _inside(self, path: str) -> bool:
+        """`_inside`, noting symlinks for the cache: what lies behind one a watcher of the plans folder may not see."""
+        if os.path.islink(path):
+            self.cache.links.add(path)
+        return _inside(self.root, path)
 
     def plans(self) -> list[PlanRef]:
         """Every plan: feature folders, grouping folders (up to MAX_GROUP_DEPTH deep), loose PLAN files.
@@ -144,6 +155,8 @@ class Workspace:
         """
         try:
             listing = self._listing(folder)
+            if listing.links:
+                self.cache.links.update(listing.links)
         except OSError as exc:
             if depth > 0 or os.path.exists(folder):  # no plans folder at all is not a problem
                 self.problems.append(Problem("unreadable", f"cannot read folder: {exc.strerror}", "warning", folder))
@@ -384,32 +397,36 @@ class Workspace:
             parallel = os.path.join(folder, "parallel.json")
         if not plan.loose:
             for sub in ("subplans", "execution"):
-                if sub in names and _inside(self.root, os.path.join(folder, sub)):
+                if sub in names and self._inside(os.path.join(folder, sub)):
                     take(os.path.join(folder, sub), self._names(os.path.join(folder, sub)), False)
             fb = os.path.join(folder, "execution", "feedbacks")
-            fb_ok = "execution" in names and _inside(self.root, os.path.join(folder, "execution")) \
-                and _inside(self.root, fb)
-            fb_names = self._names(fb) if fb_ok else []
-            if fb_names or (fb_ok and os.path.isdir(fb)):
+            fb_ok = "execution" in names and self._inside(os.path.join(folder, "execution")) \
+                and self._inside(fb)
+            fb_names = self._listed(fb) if fb_ok else None
+            if fb_names is not None:  # an empty feedbacks folder too: review files are the source
                 has_feedback = True
                 take(fb, fb_names, False)
             archives = [os.path.join(folder, n) for n in names
-                        if n.lower().endswith("-archive") and _inside(self.root, os.path.join(folder, n))]
+                        if n.lower().endswith("-archive") and self._inside(os.path.join(folder, n))]
             if archive_location:
                 loc = os.path.normpath(os.path.join(folder, archive_location))
                 if loc.startswith(folder + os.sep) and loc not in archives and os.path.isdir(loc) \
-                        and _inside(self.root, loc):
+                        and self._inside(loc):
                     archives.append(loc)
             for arch in archives:
                 self._walk_archive(arch, take, depth=3)
         return PlanFiles(subplans, executions, approved, fixes, parallel, has_feedback or bool(approved or fixes))
 
     def _names(self, folder: str) -> list[str]:
+        return self._listed(folder) or []
+
+    def _listed(self, folder: str) -> list[str] | None:
+        """The names in `folder`, through the cache; None when it is no readable folder."""
         try:
             names: list[str] = self.cache.folder("names", folder, _names)
             return names
         except OSError:
-            return []
+            return None
 
     def _walk_archive(self, folder: str, take: object, depth: int) -> None:
         names = self._names(folder)
@@ -418,7 +435,7 @@ class Workspace:
             return
         for n in names:
             full = os.path.join(folder, n)
-            if not n.startswith(".") and "." not in n and os.path.isdir(full) and _inside(self.root, full):
+            if not n.startswith(".") and "." not in n and os.path.isdir(full) and self._inside(full):
                 self._walk_archive(full, take, depth - 1)
 
 

@@ -95,6 +95,7 @@ class Methods:
     async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
         p = params_as(params, P.StatusParams)
         if p.plan is None:
+            await self.d.warmed.wait()  # every plan: the warm-up is parsing them, on every core
             return self.d.engine.status()
         return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
 
@@ -122,6 +123,8 @@ class Methods:
         check_version(p.version)
         from perfd.app.commands import run
 
+        if not self.d.warmed.is_set() and wants_every_plan(p.argv):
+            await self.d.warmed.wait()  # the warm-up is parsing every plan, on every core
         await anyio.lowlevel.checkpoint()
         out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
                   in_daemon=True)
@@ -177,6 +180,11 @@ class Methods:
                     request, engine = prepared
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
         return result
+
+
+def wants_every_plan(argv: list[str]) -> bool:
+    """Whether a command line asks about every plan (`status` naming none), so waits for the warm-up."""
+    return "status" in argv and not any(a.startswith("@") or a.endswith(".md") for a in argv)
 
 
 class _Sink:

@@ -33,6 +33,7 @@ class Stats:
         self.methods: dict[str, _Method] = {}
         self.watcher_events = 0
         self.watcher_batches = 0
+        self.watcher_overflows = 0  # batches so large that events may have been lost (all inputs re-checked)
 
     def record(self, method: str, elapsed_ns: int, error: bool = False) -> None:
         m = self.methods.get(method)

@@ -99,6 +99,10 @@ def test_while_the_watcher_is_up_warm_answers_are_taken_on_its_word(env: Env) ->
             c.call("generate", {"plan": "@P0"})
         after = c.call("stats")["result"]["cache"]
         assert after["stat_checks"] == before["stat_checks"]  # nothing in the plans folder was stat'ed
+        assert after["trusting"] is True and after["trust_restarts"] == 1
+        assert after["trusted_hits"] > before["trusted_hits"]
+        text = env.cli("stats").stdout
+        assert "validation: by the watcher" in text and "answers stat-checked" in text
         # approve -> next: the watcher's event drops what it touches
         assert c.call("generate", {"plan": "@P0"})["result"]["achievement"] == "1.1"
         feedbacks = os.path.join(env.root, "work-space", "plans", "P0", "execution", "feedbacks")

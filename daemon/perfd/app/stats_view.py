@@ -26,6 +26,9 @@ def render_text(s: StatsSnapshot) -> str:
         f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}"
         f" · answer memo hits {s.memo_hits}",
         f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
+        f"validation: {'by the watcher' if c.trusting else 'by stat (no watcher)'} · trusted hits {c.trusted_hits}"
+        f" · stat-checked hits {c.stat_checks} · answers stat-checked {c.answers_stat_checked}"
+        f" · watcher (re)starts {c.trust_restarts} · from the parse store {c.persisted_hits}",
     ]
     if s.llm is not None:
         llm = s.llm
@@ -75,6 +78,9 @@ def render_prometheus(s: StatsSnapshot) -> str:
     metric("cache_hit_rate", "gauge", "Hits / (hits + misses).", [("", float(c.hit_rate))])
     metric("cache_evictions_total", "counter", "LRU evictions.", [("", c.evictions)])
     metric("cache_expirations_total", "counter", "TTL expirations.", [("", c.expirations)])
+    metric("cache_trusted_hits_total", "counter", "Hits served on the watcher's word, without a stat.",
+           [("", c.trusted_hits)])
+    metric("cache_stat_checks_total", "counter", "Hits validated by stat (no watcher vouching).", [("", c.stat_checks)])
     metric("watcher_events_total", "counter", "File change events seen by the watcher.", [("", s.watcher_events)])
     metric("requests_total", "counter", "Requests per method.",
            [(f'{{method="{_esc(m.method)}"}}', m.requests) for m in s.methods])

@@ -294,8 +294,9 @@ class Daemon:
         self.stats.watcher_events += len(paths)
         engine = self.engine
         if len(paths) >= OVERFLOW_BATCH:
-            # The kernel's queue may have overflowed and dropped events: check every input by stat once.
-            self.stats.watcher_overflows += 1
+            # The kernel's queue may have overflowed and dropped events: check every input by stat once
+            # (counted in the stats as a watcher restart).
+            log.warning("%d changes in one batch: every input is checked by stat once more", len(paths))
             engine.trust_watcher(self.watching)
         engine.changed(sorted(paths))  # exactly these files and their folders' listings
         self.refresh_editors()

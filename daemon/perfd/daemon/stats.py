@@ -33,7 +33,6 @@ class Stats:
         self.methods: dict[str, _Method] = {}
         self.watcher_events = 0
         self.watcher_batches = 0
-        self.watcher_overflows = 0  # batches so large that events may have been lost (all inputs re-checked)
 
     def record(self, method: str, elapsed_ns: int, error: bool = False) -> None:
         m = self.methods.get(method)
@@ -79,5 +78,5 @@ def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, s
     return StatsSnapshot(
         version=perfd.__version__, pid=os.getpid(), root=root, uptime_s=stats.uptime(), rss_bytes=rss_bytes(),
         connections=connections, subscribers=subscribers, watcher_events=stats.watcher_events,
-        watcher_batches=stats.watcher_batches, cache=engine.cache.stats(), memo_hits=engine.memo_hits,
+        watcher_batches=stats.watcher_batches, cache=engine.cache_stats(), memo_hits=engine.memo_hits,
         methods=methods, llm=llm, sessions=sessions, latency={m.method: m.latency for m in methods})

@@ -28,6 +28,7 @@ from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
 from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace
 from perfd.engine.types import (
+    CacheStats,
     FeedbackDoc,
     GenerateResult,
     ParallelGraph,
@@ -94,6 +95,7 @@ class Engine:
         self._buffer_memo: _Memo = {}
         self.memo_hits = 0
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
+        self.trust_restarts = 0
         self._capacity_set = "capacity" in cache_cfg
         parse_cfg = cache_cfg.get("parse_workers")
         self.parse_workers = workers_wanted(parse_cfg)
@@ -162,6 +164,13 @@ class Engine:
         changed while nobody watched was never reported).
         """
         self.cache.trust(os.path.realpath(self.workspace.plans_dir) if on else None)
+        self.trust_restarts += on
+
+    def cache_stats(self) -> CacheStats:
+        """The cache's numbers, with how answers were validated (watcher or stat)."""
+        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusted_prefix is not None,
+                                       answers_stat_checked=self.memo_stat_checks,
+                                       trust_restarts=self.trust_restarts)
 
     # -- cold parse on every core ----------------------------------------------------
 

@@ -217,6 +217,9 @@ class CacheStats(msgspec.Struct, frozen=True):
     trusted_hits: int = 0  # hits served on the watcher's word, without a stat
     stat_checks: int = 0  # hits validated by stat (no healthy watcher, or not yet vouched for)
     persisted_hits: int = 0  # misses answered from the persistent parse store instead of parsing
+    trusting: bool = False  # a healthy watcher vouches for the plans folder (else: validation by stat)
+    answers_stat_checked: int = 0  # memoised answers validated by stat (the fallback when no watcher vouches)
+    trust_restarts: int = 0  # times the watcher (re)started vouching: start, restart, possible overflow
 
 
 class LatencyStats(msgspec.Struct, frozen=True):

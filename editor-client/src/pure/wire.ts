@@ -323,6 +323,9 @@ export interface CacheStats {
   trusted_hits?: number;
   stat_checks?: number;
   persisted_hits?: number;
+  trusting?: boolean;
+  answers_stat_checked?: number;
+  trust_restarts?: number;
 }
 export interface MethodStats {
   method: string;

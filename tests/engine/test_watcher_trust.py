@@ -167,3 +167,31 @@ def test_the_watchers_word_is_counted_in_the_stats(ws: WS) -> None:
     eng.plan_status("@P1")
     eng.plan_status("@P1")
     assert eng.cache.stats().trusted_hits > 0
+
+
+def test_after_a_change_a_status_recomputes_only_the_plans_it_touched(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfd.engine import engine as engine_mod
+
+    workspace(ws)
+    for trust in (True, False):
+        eng = ws.engine()
+        eng.trust_watcher(trust)
+        decided: list[str] = []
+        real = engine_mod.decide
+
+        def decide(inputs: Any, **kw: Any) -> Any:
+            decided.append(inputs.name)
+            return real(inputs, **kw)
+
+        monkeypatch.setattr(engine_mod, "decide", decide)
+        eng.status()
+        assert sorted(decided) == [f"P{i}" for i in range(6)]
+        decided.clear()
+        approved = ws.approved("P0", "1.1") if trust else ws.fix("P2", "1.1")
+        os.utime(approved, (1_700_000_000, 1_700_000_000))
+        os.utime(approved.parent, (1_700_000_100, 1_700_000_100))
+        eng.changed([str(approved)])
+        st = eng.status()
+        assert decided == (["P0"] if trust else ["P2"])
+        assert {p.plan: p.pending_fixes for p in st.plans}["P2"] == ([] if trust else ["1.1"])
+        monkeypatch.setattr(engine_mod, "decide", real)

@@ -93,6 +93,7 @@ class Engine:
         # Statuses of editors' buffers (plan_status_with), apart: every edit makes a
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
+        self._summary_memo: _Memo = {}  # each plan's line of a status
         self.memo_hits = 0
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
         self.trust_restarts = 0
@@ -102,38 +103,51 @@ class Engine:
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:
+        """compute(), or its memoised value while every file and folder it read is unchanged.
+
+        Calls nest: a memoised answer computed (or found) while an outer one is
+        being computed adds its inputs to the outer one's.
+        """
         memo = self._memo if store is None else store
+        cache = self.cache
         hit = memo.get(key)
         if hit is not None:
             inputs, stored, value, outside = hit
-            if time.monotonic() - stored <= self.cache.ttl_s:
-                if outside is not None and stored >= self.cache.trust_since and self.cache.trusted_prefix is not None:
+            if time.monotonic() - stored <= cache.ttl_s:
+                if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
                     # A healthy watcher vouches for the rest: only these few are stat'ed.
                     if _unchanged(outside):
                         self.memo_hits += 1
+                        if cache.track is not None:
+                            cache.track.extend(inputs)
                         return value
                 else:
                     self.memo_stat_checks += 1
                     if _unchanged(inputs):
                         self.memo_hits += 1
-                        if self.cache.trusted_prefix is not None:  # checked now: vouched for from here on
+                        if cache.trusted_prefix is not None:  # checked now: vouched for from here on
                             memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs))
+                        if cache.track is not None:
+                            cache.track.extend(inputs)
                         return value
             del memo[key]
-        if self.cache.track is not None:  # nested: the outer call records for both
-            return compute()
-        self.cache.track = []
-        self.cache.newest_mtime_ns = 0
+        outer, outer_newest = cache.track, cache.newest_mtime_ns
+        cache.track = []
+        cache.newest_mtime_ns = 0
         start_ns = time.time_ns()
         try:
             value = compute()
-            inputs = list(dict.fromkeys(self.cache.track))
+            inputs = list(dict.fromkeys(cache.track))
+            newest = cache.newest_mtime_ns
         finally:
-            self.cache.track = None
-        outside = self._unvouched(inputs) if self.cache.trusted_prefix is not None else None
+            if outer is not None:
+                outer.extend(cache.track)
+            cache.track = outer
+            cache.newest_mtime_ns = max(outer_newest, cache.newest_mtime_ns)
+        outside = self._unvouched(inputs) if cache.trusted_prefix is not None else None
         # Inputs written within the racy window are re-verified by content in the StatCache;
         # memoising on their stat alone would skip that check (a watcher's events do not).
-        if start_ns - self.cache.newest_mtime_ns >= RACY_WINDOW_NS or outside == []:
+        if start_ns - newest >= RACY_WINDOW_NS or outside == []:
             if len(memo) >= capacity:
                 memo.pop(next(iter(memo)))
             memo[key] = (inputs, time.monotonic(), value, outside)
@@ -359,16 +373,21 @@ class Engine:
         plans = self.workspace.plans()
         self.fit_capacity(len(plans))
         self.warm(plans)
+        # One memoised summary per plan: after a change, a status recomputes the plans it touched.
+        room = max(256, 2 * len(plans))
         for plan in plans:
-            st = self.plan_status(plan)
-            summaries.append(PlanSummary(
-                plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
-                total=st.total, source=st.source, pending_fixes=st.pending_fixes,
-                parallel_options=st.parallel_options,
-                problem_count=sum(1 for p in st.problems if p.severity != "info"), group=plan.group,
-            ))
+            summaries.append(self._memoised(("summary", plan), lambda p=plan: self._summary(p),
+                                            store=self._summary_memo, capacity=room))
         return WorkspaceStatus(root=self.root, plans=summaries,
                                problems=list(self.config_problems) + self.workspace.problems)
+
+    def _summary(self, plan: PlanRef) -> PlanSummary:
+        st = self.plan_status(plan)
+        return PlanSummary(
+            plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
+            total=st.total, source=st.source, pending_fixes=st.pending_fixes, parallel_options=st.parallel_options,
+            problem_count=sum(1 for p in st.problems if p.severity != "info"), group=plan.group,
+        )
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:
@@ -449,7 +468,7 @@ class Engine:
         def touched(inputs: list[tuple[str, StatKey | None]]) -> bool:
             return any(i[0] in doomed or (folders and _under(i[0], folders)) for i in inputs)
 
-        for memo in (self._memo, self._buffer_memo):
+        for memo in (self._memo, self._buffer_memo, self._summary_memo):
             for key in [k for k, (inputs, _t, _v, _o) in memo.items() if touched(inputs)]:
                 del memo[key]
         return n
@@ -457,6 +476,7 @@ class Engine:
     def invalidate(self, path: str | None = None) -> int:
         self._memo.clear()
         self._buffer_memo.clear()
+        self._summary_memo.clear()
         if path is None:
             return self.cache.clear()
         real = os.path.realpath(path)

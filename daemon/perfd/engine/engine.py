@@ -26,7 +26,7 @@ from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
-from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace
+from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanFiles, PlanRef, Workspace
 from perfd.engine.types import (
     CacheStats,
     FeedbackDoc,
@@ -94,6 +94,8 @@ class Engine:
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
         self._summary_memo: _Memo = {}  # each plan's line of a status
+        self._files_memo: _Memo = {}  # each plan's files
+        self._room = 256  # entries kept in the per-plan memos (fit_capacity makes room for every plan)
         self.memo_hits = 0
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
         self.trust_restarts = 0
@@ -197,7 +199,7 @@ class Engine:
         out: list[tuple[str, str]] = []
         fresh = self.cache.fresh
         for plan in plans:
-            files = self.workspace.files(plan, self.plan_doc(plan).archive_location)
+            files = self._files(plan, self.plan_doc(plan))
             out += [("subplan", r.path) for r in files.subplans if not fresh("subplan", r.path)]
             out += [("execution", r.path) for r in files.executions if not fresh("execution", r.path)]
             if files.parallel and not fresh("parallel", files.parallel):
@@ -251,6 +253,7 @@ class Engine:
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""
+        self._room = max(self._room, 2 * plans)
         if not self._capacity_set:
             self.cache.capacity = max(self.cache.capacity, ENTRIES_PER_PLAN * plans)
 
@@ -271,8 +274,15 @@ class Engine:
         """
         return parse_plan_text(text, path, memo=memo)
 
+    def _files(self, plan: PlanRef, doc: PlanDoc) -> PlanFiles:
+        """The plan's files (memoised on the folder listings they come from)."""
+        files: PlanFiles = self._memoised(("files", plan, doc.archive_location),
+                                          lambda: self.workspace.files(plan, doc.archive_location),
+                                          store=self._files_memo, capacity=self._room)
+        return files
+
     def _inputs(self, plan: PlanRef, doc: PlanDoc) -> Inputs:
-        files = self.workspace.files(plan, doc.archive_location)
+        files = self._files(plan, doc)
         problems: list[Problem] = []
         subplans = []
         for ref in files.subplans:
@@ -374,10 +384,9 @@ class Engine:
         self.fit_capacity(len(plans))
         self.warm(plans)
         # One memoised summary per plan: after a change, a status recomputes the plans it touched.
-        room = max(256, 2 * len(plans))
         for plan in plans:
             summaries.append(self._memoised(("summary", plan), lambda p=plan: self._summary(p),
-                                            store=self._summary_memo, capacity=room))
+                                            store=self._summary_memo, capacity=self._room))
         return WorkspaceStatus(root=self.root, plans=summaries,
                                problems=list(self.config_problems) + self.workspace.problems)
 
@@ -468,7 +477,7 @@ class Engine:
         def touched(inputs: list[tuple[str, StatKey | None]]) -> bool:
             return any(i[0] in doomed or (folders and _under(i[0], folders)) for i in inputs)
 
-        for memo in (self._memo, self._buffer_memo, self._summary_memo):
+        for memo in (self._memo, self._buffer_memo, self._summary_memo, self._files_memo):
             for key in [k for k, (inputs, _t, _v, _o) in memo.items() if touched(inputs)]:
                 del memo[key]
         return n
@@ -477,6 +486,7 @@ class Engine:
         self._memo.clear()
         self._buffer_memo.clear()
         self._summary_memo.clear()
+        self._files_memo.clear()
         if path is None:
             return self.cache.clear()
         real = os.path.realpath(path)

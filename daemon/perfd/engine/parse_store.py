@@ -116,17 +116,18 @@ def load(path: str, *, root: str, max_bytes: int = MAX_BYTES) -> tuple[Loaded, R
     finally:
         os.close(fd)
     try:
-        header = msgspec.msgpack.decode(data, type=_HeaderOnly).header
+        stored = msgspec.msgpack.decode(data, type=StoreFile)  # one pass: the header is checked after
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}, "damaged"
+        try:
+            header = msgspec.msgpack.decode(data, type=_HeaderOnly).header
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return {}, "damaged"
+        return {}, "damaged" if header.parser == parser_version() else "other-version"
+    header = stored.header
     if header.format != FORMAT or header.parser != parser_version():
         return {}, "other-version"
     if header.root != root:
         return {}, "other-root"
-    try:
-        stored = msgspec.msgpack.decode(data, type=StoreFile)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}, "damaged"
     prefix = root.rstrip(os.sep) + os.sep
     out: Loaded = {}
     for e in stored.entries:

@@ -149,3 +149,18 @@ def test_the_client_waits_for_a_slow_answer_while_the_daemon_lives(tmp_path: obj
     a.close()
     b.close()
     assert msgspec.json.decode(b'{"answer": 1}') == {"answer": 1}
+
+
+def test_a_symlink_loop_and_thousands_of_empty_folders_neither_hang_nor_end_the_daemon(env: Env) -> None:
+    plans(env, 2)
+    base = os.path.join(env.root, "work-space", "plans")
+    os.symlink(os.path.join(base, "a_group"), os.path.join(base, "a_group", "loop"))
+    os.symlink(base, os.path.join(base, "a_group", "up"))
+    for i in range(2000):
+        os.mkdir(os.path.join(base, f"empty{i:04d}"))
+    r = env.cli("status", timeout=60)
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    assert "@P0" in r.stdout and "@P1" in r.stdout and "Traceback" not in r.stderr
+    with env.connect(timeout=30) as c:
+        env.wait_for(lambda: c.call("subscribe")["result"]["watching"], timeout=30, what="the watcher")
+        assert c.call("ping")["result"]["pong"] is True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import logging
 import logging.handlers
 import math
@@ -22,6 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -199,6 +201,9 @@ class Daemon:
         engine = self.engine
         t0 = time.perf_counter()
         parsed = 0
+        # Every object the warm-up makes lives as long as the daemon: collecting (and walking
+        # an ever larger heap) while they are made only costs time; they are frozen after.
+        gc.disable()
         try:
             why = engine.load_parsed(self.store_path)
             if why not in ("", "missing"):
@@ -221,6 +226,8 @@ class Daemon:
             log.exception("warm-up failed; answers parse what they need")
         finally:
             engine.cache.persisted = {}
+            gc.freeze()  # out of the collector's sight: later collections walk only what requests make
+            gc.enable()
             self.parsed.set()
             self.warmed.set()
         if parsed:
@@ -243,7 +250,8 @@ class Daemon:
 
         n = 0
         async with anyio.create_task_group() as tg:
-            tg.start_soon(anyio.to_thread.run_sync, produce)
+            # abandoned when the daemon stops: its next hand-over fails, which stops the workers
+            tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
             async with receive:
                 async for batch in receive:
                     n += engine.store_parsed(batch)

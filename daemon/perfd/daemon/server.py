@@ -220,6 +220,7 @@ class Daemon:
             with anyio.move_on_after(WATCH_START_WAIT_S):
                 await self.watch_ready.wait()
             engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
+            engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
             log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
                      engine.cache.persisted_hits, time.perf_counter() - t0)
         except Exception:

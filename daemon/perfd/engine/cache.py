@@ -93,6 +93,8 @@ class StatCache(Generic[V]):
         # miss when the file's stat key is still the stored one, instead of parsing.
         self.persisted: dict[tuple[str, str], tuple[StatKey, V]] = {}
         self.persisted_hits = 0
+        self.folder_kinds: set[str] = set()  # kinds ever used with folder(): listed() looks them up
+        self.kinds: set[str] = set()  # every kind ever stored: invalidate() looks them up
 
     # -- the two ways in ----------------------------------------------------------
 
@@ -108,6 +110,7 @@ class StatCache(Generic[V]):
     def folder(self, kind: str, path: str, scan: Callable[[str, list[str]], V], *,
                st: os.stat_result | None = None) -> V:
         """A value computed from a folder's entry names (for example the plan files in it)."""
+        self.folder_kinds.add(kind)
         return self._get(kind, path, st, _folder_material, lambda names, p: scan(p, names))
 
     def _get(self, kind: str, path: str, st: os.stat_result | None, load: Callable[[str], tuple[M, bytes]],
@@ -223,11 +226,12 @@ class StatCache(Generic[V]):
 
     def invalidate(self, path: str) -> int:
         """Drop every entry for `path` (any kind). Returns how many were dropped."""
-        doomed = [ck for ck in self._entries if ck[1] == path]
-        for ck in doomed:
-            del self._entries[ck]
-        self.invalidations += len(doomed)
-        return len(doomed)
+        n = 0
+        for kind in self.kinds:  # a few lookups, not a pass over the cache
+            if self._entries.pop((kind, path), None) is not None:
+                n += 1
+        self.invalidations += n
+        return n
 
     def invalidate_under(self, folder: str) -> int:
         prefix = folder.rstrip(os.sep) + os.sep
@@ -236,6 +240,11 @@ class StatCache(Generic[V]):
             del self._entries[ck]
         self.invalidations += len(doomed)
         return len(doomed)
+
+    def listed(self, path: str) -> bool:
+        """Whether a folder listing of `path` is held (any kind of scan of it)."""
+        entries = self._entries
+        return any((kind, path) in entries for kind in self.folder_kinds)
 
     def invalidate_where(self, doomed: Callable[[str], bool]) -> int:
         """Drop every entry whose path `doomed` says so (one pass over the cache)."""
@@ -303,6 +312,7 @@ class StatCache(Generic[V]):
         return True
 
     def _store(self, ck: tuple[str, str], entry: _Entry[V]) -> None:
+        self.kinds.add(ck[0])
         self._entries[ck] = entry
         self._entries.move_to_end(ck)
         while len(self._entries) > self.capacity:

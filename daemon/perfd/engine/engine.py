@@ -52,8 +52,9 @@ PARALLEL_MIN_PLANS = 40
 ENTRIES_PER_PLAN = 64
 
 _Inputs = list[tuple[str, StatKey | None]]
-# key -> (inputs, when stored, value, the inputs no watcher vouches for (templates, links); None: not worked out)
-_Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None]]
+# key -> (inputs, when stored, value, the inputs no watcher vouches for (templates, links; None: not worked
+# out), the inputs' paths as a set: what changed() looks up, so an event costs what it touches)
+_Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None, frozenset[str]]]
 
 
 class Engine:
@@ -114,7 +115,7 @@ class Engine:
         cache = self.cache
         hit = memo.get(key)
         if hit is not None:
-            inputs, stored, value, outside = hit
+            inputs, stored, value, outside, paths = hit
             if time.monotonic() - stored <= cache.ttl_s:
                 if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
                     # A healthy watcher vouches for the rest: only these few are stat'ed.
@@ -128,7 +129,7 @@ class Engine:
                     if _unchanged(inputs):
                         self.memo_hits += 1
                         if cache.trusted_prefix is not None:  # checked now: vouched for from here on
-                            memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs))
+                            memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs), paths)
                         if cache.track is not None:
                             cache.track.extend(inputs)
                         return value
@@ -152,7 +153,7 @@ class Engine:
         if start_ns - newest >= RACY_WINDOW_NS or outside == []:
             if len(memo) >= capacity:
                 memo.pop(next(iter(memo)))
-            memo[key] = (inputs, time.monotonic(), value, outside)
+            memo[key] = (inputs, time.monotonic(), value, outside, frozenset([i[0] for i in inputs]))
         return value
 
     def _unvouched(self, inputs: _Inputs) -> _Inputs:
@@ -457,8 +458,8 @@ class Engine:
         """Files changed on disk (a watcher says so): drop exactly their entries.
 
         A file's own parse, its folder's listing, and the memoised answers that
-        read either; a path that is a folder now, or is gone (it may have been a
-        folder, moved or deleted whole), also drops everything under it.
+        read either; a path that is a folder now, or was listed as one before it
+        went (moved or deleted whole), also drops everything under it.
         Everything else stays warm.
         """
         doomed: set[str] = set()
@@ -466,7 +467,9 @@ class Engine:
         for p in paths:
             doomed.add(p)
             doomed.add(os.path.dirname(p))
-            if not os.path.isfile(p):
+            # A folder (now, or listed before it went): what lies under it goes too. Anything read
+            # under a folder was found through its listing, so a path never listed holds nothing read.
+            if os.path.isdir(p) or self.cache.listed(p):
                 folders.add(p.rstrip(os.sep))
         n = 0
         for p in doomed:
@@ -474,11 +477,13 @@ class Engine:
         if folders:
             n += self.cache.invalidate_where(lambda path: _under(path, folders))
 
-        def touched(inputs: list[tuple[str, StatKey | None]]) -> bool:
-            return any(i[0] in doomed or (folders and _under(i[0], folders)) for i in inputs)
+        def touched(paths: frozenset[str]) -> bool:
+            if not paths.isdisjoint(doomed):  # a few hash lookups, whatever the answer's size
+                return True
+            return bool(folders) and any(_under(p, folders) for p in paths)
 
         for memo in (self._memo, self._buffer_memo, self._summary_memo, self._files_memo):
-            for key in [k for k, (inputs, _t, _v, _o) in memo.items() if touched(inputs)]:
+            for key in [k for k, (_i, _t, _v, _o, paths) in memo.items() if touched(paths)]:
                 del memo[key]
         return n
 

@@ -160,7 +160,7 @@ def test_the_store_is_bounded(ws: WS, store: str) -> None:
     workspace(ws)
     eng = saved(ws, store)
     full = os.path.getsize(store)
-    values = eng.cache.values(parse_store.STORED_KINDS)
+    values = eng.cache.packed_values()
     size = parse_store.save(store, values, root=eng.root, max_bytes=full // 2)
     assert size <= full // 2
     loaded, why = parse_store.load(store, root=eng.root)
@@ -173,7 +173,7 @@ def test_the_store_is_bounded(ws: WS, store: str) -> None:
 def test_entries_outside_the_root_are_dropped(ws: WS, store: str) -> None:
     workspace(ws)
     eng = saved(ws, store)
-    values = eng.cache.values(parse_store.STORED_KINDS)
+    values = eng.cache.packed_values()
     kind, _path, key, value = values[0]
     parse_store.save(store, values + [(kind, "/etc/passwd", key, value)], root=eng.root)
     loaded, _why = parse_store.load(store, root=eng.root)

@@ -15,6 +15,7 @@ import pytest
 from perfd.engine import engine as engine_mod
 from perfd.engine import parse_pool
 from perfd.engine.engine import PARALLEL_MIN_PLANS, Engine
+from perfd.engine.kinds import UNPACK
 from perfd.engine.parse_pool import parse_many, parse_one, workers_wanted
 
 from engine_helpers import WS, plan_text, work_text
@@ -54,7 +55,7 @@ def test_workers_answer_every_file_once_as_parsing_here_would(ws: WS) -> None:
     here = {(p.kind, p.path): msgspec.msgpack.encode(p) for p in (parse_one(k, path) for k, path in items)}
     for p in got:
         assert msgspec.msgpack.encode(p) == here[(p.kind, p.path)]
-        assert p.key is not None and p.value() is not None
+        assert p.key is not None and UNPACK[p.kind](p.value) is not None
 
 
 def test_an_unreadable_file_comes_back_without_a_value(ws: WS) -> None:
@@ -62,8 +63,8 @@ def test_an_unreadable_file_comes_back_without_a_value(ws: WS) -> None:
     missing = str(p) + ".not-there"
     got = [x for b in parse_many([("plan", str(p)), ("plan", missing)], workers=2) for x in b]
     by_path = {x.path: x for x in got}
-    assert by_path[missing].key is None and by_path[missing].value() is None
-    assert by_path[str(p)].plan is not None
+    assert by_path[missing].key is None
+    assert by_path[str(p)].key is not None and UNPACK["plan"](by_path[str(p)].value).title
 
 
 def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +155,8 @@ def test_a_worker_reads_files_as_the_cache_does(ws: WS, tmp_path: Path) -> None:
     assert fresh.racy is not None  # just written: the digest rides along, as in the StatCache
     ws.age()
     assert parse_one("plan", str(p)).racy is None
-    assert parse_one("nonsense", str(p)).value() is None
-    assert parse_one("subplan", str(ws.write("work-space/plans/X/subplans/SUBPLAN_X_11.md",
-                                             work_text("subplan", "1.1", "Done")))).work is not None
+    assert parse_one("nonsense", str(p)).key is None
+    sub = parse_one("subplan", str(ws.write("work-space/plans/X/subplans/SUBPLAN_X_11.md",
+                                            work_text("subplan", "1.1", "Done"))))
+    assert sub.key is not None and UNPACK["subplan"](sub.value).achievement == "1.1"
     assert plan_text(["1.1"])  # the helper is shared with the other engine tests

@@ -25,7 +25,9 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
+
+import msgspec
 
 from perfd.engine.text import read_bytes as _read
 from perfd.latency import Window
@@ -65,13 +67,18 @@ class StatCache(Generic[V]):
     """Values derived from files or folders, valid while their stat key holds."""
 
     def __init__(self, *, capacity: int = 4096, ttl_s: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 packed: dict[str, Callable[[bytes], Any]] | None = None,
+                 pack: Callable[[Any], bytes] | None = None) -> None:
         if capacity < 1:
             raise ValueError("cache capacity must be at least 1")
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str], _Entry[V]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], _Entry[Any]] = OrderedDict()
+        # Kinds held packed (bytes) and unpacked on each hit: kind -> unpack; and how to pack.
+        self.packed: dict[str, Callable[[bytes], Any]] = packed or {}
+        self._pack = pack
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -91,7 +98,7 @@ class StatCache(Generic[V]):
         self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
         # Parsed values from the persistent store (perfd.engine.parse_store): used on a
         # miss when the file's stat key is still the stored one, instead of parsing.
-        self.persisted: dict[tuple[str, str], tuple[StatKey, V]] = {}
+        self.persisted: dict[tuple[str, str], tuple[StatKey, Any]] = {}  # packed values
         self.persisted_hits = 0
         self.folder_kinds: set[str] = set()  # kinds ever used with folder(): listed() looks them up
         self.kinds: set[str] = set()  # every kind ever stored: invalidate() looks them up
@@ -128,7 +135,8 @@ class StatCache(Generic[V]):
                 if self.track is not None:
                     self.track.append((path, entry.key))
                 self._lat_ns.add(time.perf_counter_ns() - t0)
-                return entry.value
+                unpack = self.packed.get(kind)
+                return cast(V, entry.value if unpack is None else unpack(entry.value))
         if st is None:
             st = self._stat(path)
         key = stat_key(st)
@@ -143,20 +151,28 @@ class StatCache(Generic[V]):
                 entry.checked = self._clock()
                 self._entries.move_to_end(ck)
                 self._lat_ns.add(time.perf_counter_ns() - t0)
-                return entry.value
+                unpack = self.packed.get(kind)
+                return cast(V, entry.value if unpack is None else unpack(entry.value))
         self.misses += 1
         read_ns = time.time_ns()
-        if self.persisted:
+        unpack = self.packed.get(kind)
+        if self.persisted and unpack is not None:
             kept = self.persisted.pop(ck, None)
             if kept is not None and kept[0] == key and read_ns - st.st_mtime_ns >= RACY_WINDOW_NS:
-                self.persisted_hits += 1
-                self._store(ck, _Entry(key, kept[1], self._clock(), None))
-                self._record(t0)
-                return kept[1]
+                try:
+                    value = unpack(kept[1])
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    pass  # not what this perfd would have parsed: parse it
+                else:
+                    self.persisted_hits += 1
+                    self._store(ck, _Entry(key, kept[1], self._clock(), None))
+                    self._record(t0)
+                    return value  # type: ignore[no-any-return]
         material, raw = load(path)
         value = derive(material, path)
         racy = digest(raw) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
-        self._store(ck, _Entry(key, value, self._clock(), racy))
+        held: Any = value if unpack is None or self._pack is None else self._pack(value)
+        self._store(ck, _Entry(key, held, self._clock(), racy))
         self._record(t0)
         return value
 
@@ -174,13 +190,15 @@ class StatCache(Generic[V]):
 
     # -- what others hand in ----------------------------------------------------------
 
-    def put(self, kind: str, path: str, key: StatKey, value: V, *, racy_digest: bytes | None = None) -> None:
-        """Hold `value`, parsed elsewhere (a worker process) from `path` when its stat key was `key`.
+    def put(self, kind: str, path: str, key: StatKey, packed: bytes, *, racy_digest: bytes | None = None) -> None:
+        """Hold a value parsed elsewhere (a worker process) from `path` when its stat key was `key`, packed.
 
         Valid as if parsed here: a later lookup compares the stat key (and, while
-        racy, the digest) as for any entry.
+        racy, the digest) as for any entry. `kind` must be one held packed.
         """
-        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
+        if kind not in self.packed:
+            raise ValueError(f"{kind} values are not held packed")
+        self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
 
     def fresh(self, kind: str, path: str) -> bool:
         """Whether a lookup of (kind, path) would be a hit (at most one stat, nothing read).
@@ -201,16 +219,17 @@ class StatCache(Generic[V]):
         if entry is not None:
             return entry.key == key and entry.racy_digest is None
         kept = self.persisted.pop(ck)
-        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS:
+        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS or kind not in self.packed:
             return False
         self.persisted_hits += 1
         self._store(ck, _Entry(key, kept[1], self._clock(), None))
         return True
 
-    def values(self, kinds: frozenset[str]) -> list[tuple[str, str, StatKey, V]]:
-        """(kind, path, stat key, value) of every entry of those kinds that is not racy (for the store)."""
+    def packed_values(self) -> list[tuple[str, str, StatKey, bytes]]:
+        """(kind, path, stat key, packed value) of every packed entry that is not racy (for the store),
+        least recently used first."""
         return [(k, p, e.key, e.value) for (k, p), e in self._entries.items()
-                if k in kinds and e.racy_digest is None]
+                if k in self.packed and e.racy_digest is None]
 
     def trust(self, prefix: str | None) -> None:
         """Trust a watcher of the folder `prefix` (a real path) from now on; None: trust nothing.
@@ -311,7 +330,7 @@ class StatCache(Generic[V]):
             entry.racy_digest = None  # old enough now: stat alone can be trusted
         return True
 
-    def _store(self, ck: tuple[str, str], entry: _Entry[V]) -> None:
+    def _store(self, ck: tuple[str, str], entry: _Entry[Any]) -> None:
         self.kinds.add(ck[0])
         self._entries[ck] = entry
         self._entries.move_to_end(ck)

@@ -19,7 +19,7 @@ from perfd.config import ConfigError, load_config, table
 from perfd.engine.cache import RACY_WINDOW_NS, StatCache, StatKey
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
-from perfd.engine.kinds import parse_approved, parse_execution, parse_fix, parse_subplan
+from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
 from perfd.engine import parse_store
 from perfd.engine.parse_pool import Parsed, parse_many, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
@@ -82,7 +82,8 @@ class Engine:
                                                 "[cache] capacity must be a positive integer and ttl_s a positive number",
                                                 "error"))
             capacity, ttl_s = 4096, 3600.0
-        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s)
+        # Parsed files are held packed: a quarter of the memory of their objects (see perfd.engine.kinds).
+        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s, packed=UNPACK, pack=pack)
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
                                    plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
@@ -211,9 +212,8 @@ class Engine:
         """Hold files parsed by workers (unreadable ones are left for the next lookup to report)."""
         n = 0
         for p in batch:
-            value = p.value()
-            if p.key is not None and value is not None:
-                self.cache.put(p.kind, p.path, p.key, value, racy_digest=p.racy)
+            if p.key is not None:
+                self.cache.put(p.kind, p.path, p.key, bytes(p.value), racy_digest=p.racy)
                 n += 1
         return n
 
@@ -250,7 +250,7 @@ class Engine:
     def save_parsed(self, path: str) -> int:
         """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes."""
         self.cache.persisted = {}
-        return parse_store.save(path, self.cache.values(parse_store.STORED_KINDS), root=self.root)
+        return parse_store.save(path, self.cache.packed_values(), root=self.root)
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from perfd.engine.docs_parser import parse_feedback, parse_parallel, parse_work
 from perfd.engine.plan_parser import parse_plan
-from perfd.engine.types import FeedbackDoc, WorkDoc
+from perfd.engine.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
 
 def parse_subplan(data: bytes, path: str) -> WorkDoc:
@@ -35,3 +37,15 @@ PARSERS: dict[str, Callable[[bytes, str], Any]] = {
     "approved": parse_approved,
     "parallel": parse_parallel,
 }
+
+# kind -> what its packed form (msgpack) decodes back into: the cache holds parsed files packed
+# (a quarter of the memory of the objects), and workers and the parse store hand them over so.
+UNPACK: dict[str, Callable[[bytes], Any]] = {
+    "plan": msgspec.msgpack.Decoder(PlanDoc).decode,
+    "subplan": msgspec.msgpack.Decoder(WorkDoc).decode,
+    "execution": msgspec.msgpack.Decoder(WorkDoc).decode,
+    "fix": msgspec.msgpack.Decoder(FeedbackDoc).decode,
+    "approved": msgspec.msgpack.Decoder(FeedbackDoc).decode,
+    "parallel": msgspec.msgpack.Decoder(ParallelGraph).decode,
+}
+pack = msgspec.msgpack.Encoder().encode

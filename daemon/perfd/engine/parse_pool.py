@@ -24,12 +24,14 @@ from typing import Any
 import msgspec
 
 from perfd.engine.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
-from perfd.engine.kinds import PARSERS
+from perfd.engine.kinds import PARSERS, pack
 from perfd.engine.text import read_bytes
-from perfd.engine.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
 CHUNK = 12  # files per message: small enough to balance the workers, large enough to amortise a round trip
 _LEN = struct.Struct(">I")
+
+
+_NIL = msgspec.Raw(b"\xc0")  # msgpack's nil: no value (Raw cannot be optional)
 
 
 class Parsed(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -37,18 +39,9 @@ class Parsed(msgspec.Struct, array_like=True, omit_defaults=True):
 
     kind: str
     path: str
-    key: StatKey | None = None  # (mtime_ns, size, inode) read before the bytes; None: could not read
+    key: StatKey | None = None  # (mtime_ns, size, inode) read before the bytes; None: could not read (no value)
     racy: bytes | None = None  # digest of the bytes when they were written within the racy window
-    plan: PlanDoc | None = None
-    work: WorkDoc | None = None
-    feedback: FeedbackDoc | None = None
-    parallel: ParallelGraph | None = None
-
-    def value(self) -> Any:
-        for v in (self.plan, self.work, self.feedback, self.parallel):
-            if v is not None:
-                return v
-        return None
+    value: msgspec.Raw = _NIL  # the parsed value, packed (the cache holds it so, unpacked on use)
 
 
 _REQ_DEC = msgspec.msgpack.Decoder(list[tuple[str, str]])
@@ -68,16 +61,8 @@ def parse_one(kind: str, path: str) -> Parsed:
     except OSError:
         return Parsed(kind, path)
     value = parse(data, path)
-    out = Parsed(kind, path, stat_key(st), digest(data) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None)
-    if isinstance(value, PlanDoc):
-        out.plan = value
-    elif isinstance(value, WorkDoc):
-        out.work = value
-    elif isinstance(value, FeedbackDoc):
-        out.feedback = value
-    elif isinstance(value, ParallelGraph):
-        out.parallel = value
-    return out
+    return Parsed(kind, path, stat_key(st), digest(data) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None,
+                  msgspec.Raw(pack(value)))
 
 
 def workers_wanted(setting: object = None) -> int:

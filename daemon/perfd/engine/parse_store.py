@@ -18,12 +18,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
 from perfd.engine.cache import StatKey
-from perfd.engine.types import FeedbackDoc, ParallelGraph, PlanDoc, WorkDoc
 
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
@@ -31,20 +30,11 @@ STORED_KINDS = frozenset({"plan", "subplan", "execution", "fix", "approved", "pa
 _PARSER_MODULES = ("plan_parser", "plan_assembly", "docs_parser", "text", "types", "kinds", "parse_store")
 
 
-class Entry(msgspec.Struct, array_like=True, omit_defaults=True):
+class Entry(msgspec.Struct, array_like=True):
     kind: str
     path: str
     key: StatKey
-    plan: PlanDoc | None = None
-    work: WorkDoc | None = None
-    feedback: FeedbackDoc | None = None
-    parallel: ParallelGraph | None = None
-
-    def value(self) -> Any:
-        for v in (self.plan, self.work, self.feedback, self.parallel):
-            if v is not None:
-                return v
-        return None
+    value: msgspec.Raw  # the parsed value, packed (msgpack) as the cache holds it: never unpacked here
 
 
 class Header(msgspec.Struct):
@@ -62,7 +52,7 @@ class _HeaderOnly(msgspec.Struct):
     header: Header
 
 
-Loaded = dict[tuple[str, str], tuple[StatKey, Any]]
+Loaded = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat key, packed value)
 Refusal = Literal["", "missing", "symlink", "foreign", "writable-by-others", "not-a-file", "too-large",
                   "damaged", "other-version", "other-root"]
 
@@ -131,19 +121,18 @@ def load(path: str, *, root: str, max_bytes: int = MAX_BYTES) -> tuple[Loaded, R
     prefix = root.rstrip(os.sep) + os.sep
     out: Loaded = {}
     for e in stored.entries:
-        value = e.value()
-        if value is not None and e.kind in STORED_KINDS and e.path.startswith(prefix):
-            out[(e.kind, e.path)] = (e.key, value)
+        if e.kind in STORED_KINDS and e.path.startswith(prefix):
+            out[(e.kind, e.path)] = (e.key, bytes(e.value))
     return out, ""
 
 
-def save(path: str, entries: list[tuple[str, str, StatKey, Any]], *, root: str, max_bytes: int = MAX_BYTES) -> int:
-    """Write `entries` ((kind, path, stat key, parsed value), most recently used last) for `root`, atomically.
+def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str, max_bytes: int = MAX_BYTES) -> int:
+    """Write `entries` ((kind, path, stat key, packed value), most recently used last) for `root`, atomically.
 
     Returns the bytes written. Past `max_bytes`, the least recently used
     entries are left out. OSError when the folder cannot take the file.
     """
-    rows = [_entry(kind, p, key, value) for kind, p, key, value in entries if kind in STORED_KINDS]
+    rows = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in entries if kind in STORED_KINDS]
     header = Header(FORMAT, parser_version(), root)
     data = msgspec.msgpack.encode(StoreFile(header, rows))
     while len(data) > max_bytes and rows:
@@ -167,16 +156,3 @@ def save(path: str, entries: list[tuple[str, str, StatKey, Any]], *, root: str, 
     os.close(fd)
     os.replace(tmp, path)
     return len(data)
-
-
-def _entry(kind: str, path: str, key: StatKey, value: Any) -> Entry:
-    e = Entry(kind, path, key)
-    if isinstance(value, PlanDoc):
-        e.plan = value
-    elif isinstance(value, WorkDoc):
-        e.work = value
-    elif isinstance(value, FeedbackDoc):
-        e.feedback = value
-    elif isinstance(value, ParallelGraph):
-        e.parallel = value
-    return e

@@ -160,3 +160,18 @@ def test_a_worker_reads_files_as_the_cache_does(ws: WS, tmp_path: Path) -> None:
                                             work_text("subplan", "1.1", "Done"))))
     assert sub.key is not None and UNPACK["subplan"](sub.value).achievement == "1.1"
     assert plan_text(["1.1"])  # the helper is shared with the other engine tests
+
+
+def test_workers_kept_for_the_next_call_are_reused_then_stopped(ws: WS) -> None:
+    many_plans(ws, 6)
+    items = items_of(ws)
+    first = [p for b in parse_many(items, workers=2, keep=True) for p in b]
+    kept = [w.proc for w in parse_pool._idle]
+    assert len(kept) == 2 and all(p.poll() is None for p in kept)
+    second = [p for b in parse_many(items, workers=2) for p in b]
+    assert sorted((p.kind, p.path) for p in second) == sorted((p.kind, p.path) for p in first)
+    assert parse_pool._idle == [] and all(p.wait(timeout=5) is not None for p in kept)  # reused, then stopped
+    list(parse_many(items[:3], workers=2, keep=True))
+    assert parse_pool._idle
+    parse_pool.stop_idle()
+    assert parse_pool._idle == []

@@ -39,7 +39,7 @@ from perfd.daemon import heap
 from perfd.daemon.connections import Connections
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
 from perfd.engine.engine import Engine
-from perfd.engine.parse_pool import Parsed, parse_many, parse_one
+from perfd.engine.parse_pool import Parsed, parse_many, parse_one, stop_idle
 from perfd.wire import protocol as P
 from perfd.wire.rendezvous import state_paths
 
@@ -213,9 +213,10 @@ class Daemon:
             engine.fit_capacity(len(plans))
             cold = engine.cold_plan_files(plans)
             workers = engine.use_workers(len(cold))
-            parsed += await self._parse(cold, workers)
+            parsed += await self._parse(cold, workers, keep=True)  # the same workers for both
             cold = engine.cold_work_files(plans)
             parsed += await self._parse(cold, workers or engine.use_workers(len(cold) // 16))
+            stop_idle()
             self.parsed.set()
             with anyio.move_on_after(WATCH_START_WAIT_S):
                 await self.watch_ready.wait()
@@ -226,6 +227,7 @@ class Daemon:
         except Exception:
             log.exception("warm-up failed; answers parse what they need")
         finally:
+            stop_idle()
             engine.cache.persisted = {}
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
             gc.enable()
@@ -234,7 +236,7 @@ class Daemon:
         if parsed:
             self.save_parsed()
 
-    async def _parse(self, items: list[tuple[str, str]], workers: bool) -> int:
+    async def _parse(self, items: list[tuple[str, str]], workers: bool, *, keep: bool = False) -> int:
         """Parse `items` into the engine's cache, yielding to requests between batches."""
         engine = self.engine
         if not workers:
@@ -246,7 +248,7 @@ class Daemon:
 
         def produce() -> None:
             with send:
-                for batch in parse_many(items, workers=engine.parse_workers):
+                for batch in parse_many(items, workers=engine.parse_workers, keep=keep):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
         n = 0

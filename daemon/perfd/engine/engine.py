@@ -21,7 +21,7 @@ from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
 from perfd.engine import parse_store
-from perfd.engine.parse_pool import Parsed, parse_many, workers_wanted
+from perfd.engine.parse_pool import Parsed, parse_many, stop_idle, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
@@ -234,10 +234,13 @@ class Engine:
         if not self.use_workers(len(cold)):
             return 0
         n = 0
-        for batch in parse_many(cold, workers=self.parse_workers):
-            n += self.store_parsed(batch)
-        for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
-            n += self.store_parsed(batch)
+        try:
+            for batch in parse_many(cold, workers=self.parse_workers, keep=True):  # the same workers, twice
+                n += self.store_parsed(batch)
+            for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
+                n += self.store_parsed(batch)
+        finally:
+            stop_idle()
         return n
 
     def load_parsed(self, path: str) -> str:

@@ -138,19 +138,32 @@ def _spawn(n: int) -> list[_Worker]:
     return workers
 
 
-def parse_many(items: Sequence[tuple[str, str]], *, workers: int) -> Iterator[list[Parsed]]:
+_idle: list[_Worker] = []  # workers kept between two parse_many calls (keep=True), ready for the next
+
+
+def stop_idle() -> None:
+    """Stop the workers a parse_many(keep=True) left running."""
+    while _idle:
+        _stop(_idle.pop().proc)
+
+
+def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = False) -> Iterator[list[Parsed]]:
     """Parse `items` ((kind, path) pairs) over `workers` processes; yields batches as they arrive.
 
     Every item is answered exactly once, in some order. When a worker cannot
     be started or dies, its work is parsed here instead. The workers are
-    stopped when the iterator ends or is closed.
+    stopped when the iterator ends or is closed, unless `keep`: then they wait
+    for the next call (which spares starting them again), or for stop_idle().
     """
     todo = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
     todo.reverse()  # pop() from the end hands chunks out in order
+    want = min(workers, len(todo))
+    pool = [_idle.pop() for _ in range(min(want, len(_idle)))]
     try:
-        pool = _spawn(min(workers, len(todo)))
+        pool += _spawn(want - len(pool))
     except OSError:
-        pool = []
+        pass
+    finished = False
     sel = selectors.DefaultSelector()
     try:
         for w in pool:
@@ -193,10 +206,16 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int) -> Iterator[li
                 yield got
         while todo:  # no worker (or none left)
             yield [parse_one(kind, path) for kind, path in todo.pop()]
+        finished = True
     finally:
         sel.close()
         for w in pool:
-            _stop(w.proc)
+            if keep and finished and w.proc.poll() is None:
+                if w.proc.stdout is not None:
+                    os.set_blocking(w.proc.stdout.fileno(), True)
+                _idle.append(w)
+            else:
+                _stop(w.proc)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

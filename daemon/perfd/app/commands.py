@@ -404,12 +404,13 @@ def _table(rows: list[list[str]]) -> str:
 def _render_workspace(ws: WorkspaceStatus) -> str:
     if not ws.plans:
         return f"no plans under {shown(ws.root)}\n"
-    rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"]]
+    grouped = any(p.group for p in ws.plans)  # the GROUP column only where plans are grouped
+    rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"] + (["GROUP"] if grouped else [])]
     for p in ws.plans:
         rows.append([
             "@" + p.plan, f"{p.done}/{p.total}", p.next or "-", p.state,
             ", ".join(p.pending_fixes) or "-", ", ".join(p.parallel_options) or "-", p.source,
-        ])
+        ] + ([p.group or "-"] if grouped else []))
     return _table(rows)
 
 

@@ -34,6 +34,9 @@ def render_text(s: StatsSnapshot) -> str:
         f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}",
         f"  answers: memo hits {s.memo_hits} · computed {s.memo_misses}",
         f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
+        f"validation: {'by the watcher' if c.trusting else 'by stat (no watcher)'} · trusted hits {c.trusted_hits}"
+        f" · stat-checked hits {c.stat_checks} · answers stat-checked {c.answers_stat_checked}"
+        f" · watcher (re)starts {c.trust_restarts} · from the parse store {c.persisted_hits}",
     ]
     if s.metrics_addr or s.metrics_error:
         lines.append(f"metrics: http://{s.metrics_addr}/metrics" if not s.metrics_error
@@ -59,9 +62,10 @@ def render_text(s: StatsSnapshot) -> str:
             lat = m.latency
             rows.append([m.method, str(m.requests), str(m.errors), f"{lat.p50_ms:.3f}", f"{lat.p95_ms:.3f}",
                          f"{lat.p99_ms:.3f}", f"{lat.max_ms:.3f}"])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        from perfd.app.columns import printable, table
+
         lines.append("")
-        lines.extend("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+        lines.extend(table([[printable(c) for c in r] for r in rows]))  # a method name never breaks a row
         lines.append("(an error is a request that did not succeed: a JSON-RPC error or a command that exited non-zero)")
     return "\n".join(lines) + "\n"
 
@@ -111,6 +115,10 @@ def render_prometheus(s: StatsSnapshot) -> str:
     metric("file_cache_expirations_total", "counter", "TTL expirations.", [("", c.expirations)])
     metric("file_cache_invalidations_total", "counter", "Entries dropped because a file changed.",
            [("", c.invalidations)])
+    metric("file_cache_trusted_hits_total", "counter", "File cache hits served on the watcher's word, without a stat.",
+           [("", c.trusted_hits)])
+    metric("file_cache_stat_checks_total", "counter", "File cache hits validated by stat (no watcher vouching).",
+           [("", c.stat_checks)])
     metric("watcher_events_total", "counter", "File change events seen by the watcher.", [("", s.watcher_events)])
     metric("watcher_batches_total", "counter", "Batches of file change events.", [("", s.watcher_batches)])
     metric("metrics_endpoint_up", "gauge", "1 when the /metrics endpoint serves, 0 when it could not start.",

@@ -29,12 +29,38 @@ from perfd import __version__
 from perfd.paths import find_workspace_root
 from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
-from perfd.wire.rendezvous import connect, daemon_supported, exchange, request_body, state_paths
+from perfd.wire.ipc import FrameDecoder, frame
+from perfd.wire.rendezvous import StatePaths, connect, daemon_supported, read_frame, request_body, state_paths
 
 # Served in this process: they write files in the caller's name (schema, init), need no workspace
 # (completion), or are relayed (lsp). `stats --history` too: it reads a file, no daemon needed.
 LOCAL_COMMANDS = ("schema", "lsp", "init", "completion")
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
+# A daemon that is alive but has not answered yet (a first status of a large workspace) is
+# waited for up to this long; a silent socket with no daemon behind it, only 5 s.
+ANSWER_WAIT_S = 600.0
+
+
+def _answer(s: "_socket.socket", req: bytes, paths: StatePaths) -> bytes:
+    """Send `req`; the answer, waiting past the socket's timeout while the daemon process lives.
+
+    Giving up after 5 s and redoing the work in-process made a new daemon's first
+    status of a large workspace cost the daemon's time plus the in-process time.
+    """
+    import time
+
+    s.sendall(frame(req))
+    dec = FrameDecoder()
+    ready: list[bytes] = []
+    end = time.monotonic() + ANSWER_WAIT_S
+    while True:
+        try:
+            return read_frame(s, dec, ready)
+        except TimeoutError:
+            from perfd.cli.autostart import daemon_alive
+
+            if not daemon_alive(paths) or time.monotonic() > end:
+                raise
 
 
 def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
@@ -95,7 +121,7 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
             if isinstance(s, str):
                 return s
         try:
-            body = exchange(s, req)
+            body = _answer(s, req, paths)
         except OSError as exc:
             return "lost the daemon (%s)" % (exc.strerror or exc)
         finally:

@@ -180,6 +180,7 @@ class Methods:
     async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
         p = params_as(params, P.StatusParams)
         if p.plan is None:
+            await self.d.warmed.wait()  # every plan: the warm-up is parsing them, on every core
             return self.d.engine.status()
         return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
 
@@ -208,6 +209,8 @@ class Methods:
         check_version(p.version)
         from perfd.app.commands import run
 
+        if not self.d.warmed.is_set() and wants_every_plan(p.argv):
+            await self.d.warmed.wait()  # the warm-up is parsing every plan, on every core
         parsed = await self.parse_heavy(p.argv)
         await anyio.lowlevel.checkpoint()
         if p.argv[:1] == ["stats"]:
@@ -282,6 +285,11 @@ def fit_run_result(result: P.RunResult) -> P.RunResult:
     if sum(len(a.text) for a in result.answers) * 6 + 65536 <= MAX_FRAME:  # 6: the worst JSON escape
         return result
     return msgspec.structs.replace(result, answers=[msgspec.structs.replace(a, text="") for a in result.answers])
+
+
+def wants_every_plan(argv: list[str]) -> bool:
+    """Whether a command line asks about every plan (`status` naming none), so waits for the warm-up."""
+    return "status" in argv and not any(a.startswith("@") or a.endswith(".md") for a in argv)
 
 
 class _Sink:

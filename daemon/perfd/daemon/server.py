@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import logging
 import logging.handlers
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import msgspec
 
 import perfd
@@ -35,6 +41,7 @@ from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
 from perfd.engine.engine import Engine
+from perfd.engine.parse_pool import Parsed, parse_many, parse_one, stop_idle
 from perfd.wire import protocol as P
 from perfd.wire.rendezvous import clear_start_failure, record_start_failure, state_paths
 
@@ -45,6 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("perfd.daemon")
 EXIT_ALREADY_RUNNING = 3
 EXIT_CANNOT_SERVE = 1
+STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
+# A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
+OVERFLOW_BATCH = 4096
+WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before answering without it
 _enc = msgspec.json.Encoder()
 
 
@@ -98,6 +109,14 @@ class Daemon:
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
         self.serving = Connections(self, limits_from(cfg, open_files=raise_open_file_limit()))
+        # Set once the warm-up has parsed every plan: a request for every plan waits for it.
+        self.warmed = anyio.Event()
+        # Set once the warm-up has read every file: the watcher starts then (see _watch).
+        self.parsed = anyio.Event()
+        self.watch_ready = anyio.Event()  # the watcher is up, or will not be
+        self.store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
+        self._store_saved_misses = -1
+        self._store_saved_at = time.monotonic()
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -160,8 +179,10 @@ class Daemon:
                 tg.start_soon(self.serving.accept, listener, tg)
                 if self.metrics_setting is not None:
                     tg.start_soon(self._serve_metrics)
+                tg.start_soon(self._warm_up)
         finally:
             self.clear_state()
+            self.save_parsed()
             await self.close_llm()
             log.info("stopped (%s)", self.stop_reason or "cancelled")
 
@@ -223,23 +244,131 @@ class Daemon:
                 self.stop(f"memory {rss_bytes() / 1048576:.1f} MB over max_rss_mb = {self.max_rss_mb:g} MB")
                 return
             heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.daemon.heap
+            if self.warmed.is_set() and time.monotonic() - self._store_saved_at > STORE_EVERY_S:
+                self.save_parsed()
+
+    # -- warm-up and the persistent parse store ----------------------------------------------
+
+    async def _warm_up(self) -> None:
+        """Right after start, have every plan parsed, below requests in priority.
+
+        The persistent store first (what a previous daemon parsed, still valid by
+        stat key), then what is left: over worker processes when more than a few
+        dozen plans are cold (their results are taken in between requests), else
+        here, a few files at a time with requests served in between. A request
+        for one plan is served at once meanwhile; one for every plan waits here.
+        """
+        engine = self.engine
+        t0 = time.perf_counter()
+        parsed = 0
+        # Every object the warm-up makes lives as long as the daemon: collecting (and walking
+        # an ever larger heap) while they are made only costs time; they are frozen after.
+        gc.disable()
+        try:
+            why = engine.load_parsed(self.store_path)
+            if why not in ("", "missing"):
+                log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
+            await anyio.lowlevel.checkpoint()
+            plans = engine.workspace.plans()
+            engine.fit_capacity(len(plans))
+            cold = engine.cold_plan_files(plans)
+            workers = engine.use_workers(len(cold))
+            parsed += await self._parse(cold, workers, keep=True)  # the same workers for both
+            cold = engine.cold_work_files(plans)
+            parsed += await self._parse(cold, workers or engine.use_workers(len(cold) // 16))
+            stop_idle()
+            self.parsed.set()
+            with anyio.move_on_after(WATCH_START_WAIT_S):
+                await self.watch_ready.wait()
+            engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
+            engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
+            log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
+                     engine.cache.persisted_hits, time.perf_counter() - t0)
+        except Exception:
+            log.exception("warm-up failed; answers parse what they need")
+        finally:
+            stop_idle()
+            engine.cache.persisted = {}
+            gc.freeze()  # out of the collector's sight: later collections walk only what requests make
+            gc.enable()
+            self.parsed.set()
+            self.warmed.set()
+        if parsed:
+            self.save_parsed()
+
+    async def _parse(self, items: list[tuple[str, str]], workers: bool, *, keep: bool = False) -> int:
+        """Parse `items` into the engine's cache, yielding to requests between batches."""
+        engine = self.engine
+        if not workers:
+            for i in range(0, len(items), 8):
+                engine.store_parsed([parse_one(kind, path) for kind, path in items[i:i + 8]])
+                await anyio.lowlevel.checkpoint()
+            return len(items)
+        send, receive = anyio.create_memory_object_stream[list[Parsed]](math.inf)
+
+        def produce() -> None:
+            with send:
+                for batch in parse_many(items, workers=engine.parse_workers, keep=keep):
+                    anyio.from_thread.run_sync(send.send_nowait, batch)
+
+        n = 0
+        async with anyio.create_task_group() as tg:
+            # abandoned when the daemon stops: its next hand-over fails, which stops the workers
+            tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
+            async with receive:
+                async for batch in receive:
+                    n += engine.store_parsed(batch)
+                    await anyio.lowlevel.checkpoint()
+        return n
+
+    def save_parsed(self) -> None:
+        """Write the persistent parse store when the cache has parsed something since the last write."""
+        self._store_saved_at = time.monotonic()
+        misses = self.engine.cache.misses
+        if misses == self._store_saved_misses or not self.warmed.is_set():
+            return
+        try:
+            size = self.engine.save_parsed(self.store_path)
+            self._store_saved_misses = misses
+            log.info("parse store: %d bytes written to %s", size, self.store_path)
+        except OSError as exc:
+            log.warning("cannot write the parse store %s: %s", self.store_path, exc)
 
     # -- file changes ----------------------------------------------------------------
 
     async def _watch(self) -> None:
+        """Watch the plans folder, once the warm-up has read every file.
+
+        Not before: inotify reports every open and close of a watched file, and
+        the watcher's thread woke for each of the tens of thousands the cold
+        parse makes, taking the core from the parse (a new daemon was twice as
+        slow as --no-daemon). What changes meanwhile is not missed: entries read
+        before the watcher started are stat-checked once (Engine.trust_watcher).
+        """
         from perfd.daemon.watcher import watch
 
         def watching(on: bool) -> None:
             self.watching = on
+            self.engine.trust_watcher(on)  # see Engine.trust_watcher
+            self.watch_ready.set()
 
-        await watch(self.engine.workspace.plans_dir, self.files_changed, stop_event=self._stop_event,
-                    on_state=watching)
+        await self.parsed.wait()
+        try:
+            await watch(self.engine.workspace.plans_dir, self.files_changed, stop_event=self._stop_event,
+                        on_state=watching)
+        finally:
+            self.watch_ready.set()
 
     async def files_changed(self, paths: set[str]) -> None:
         """Invalidate exactly what changed, refresh the editors, tell subscribers which plans moved."""
         self.stats.watcher_batches += 1
         self.stats.watcher_events += len(paths)
         engine = self.engine
+        if len(paths) >= OVERFLOW_BATCH:
+            # The kernel's queue may have overflowed and dropped events: check every input by stat once
+            # (counted in the stats as a watcher restart).
+            log.warning("%d changes in one batch: every input is checked by stat once more", len(paths))
+            engine.trust_watcher(self.watching)
         engine.changed(sorted(paths))  # exactly these files and their folders' listings
         self.refresh_editors(paths)
         for plan, changed in engine.plans_affected_by(paths).values():

@@ -103,7 +103,7 @@ def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, s
     import perfd
 
     methods = stats.method_stats()
-    cache = engine.cache.stats()
+    cache = engine.cache_stats()  # the file cache, with how its hits were validated (watcher or stat)
     levels, hit_rate = cache_levels(memo_hits=engine.memo_hits, memo_misses=engine.memo_misses, file_hits=cache.hits,
                                     file_misses=cache.misses, llm=llm)
     return StatsSnapshot(

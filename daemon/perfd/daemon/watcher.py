@@ -2,8 +2,9 @@
 
 It reports batches of changed paths (debounced) to a callback; what a change
 means (which cache entries, which plans, which editors) is the caller's and
-the engine's business. Correctness never depends on it (the engine re-stats
-inputs on every call); it makes pushes possible and keeps the cache tight.
+the engine's business. While it runs, the daemon's engine trusts it (warm
+answers are not re-stat'ed; its events drop what they touch); when it stops,
+answers are validated by stat again (see Engine.trust_watcher).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("perfd.daemon")
 DEBOUNCE_MS = 50
 STEP_MS = 10
+TIMEOUT_MS = 1000  # how often the waiting thread looks at the stop event
 
 
 async def watch(folder: str, on_changes: Callable[[set[str]], Awaitable[None]], *,
@@ -32,18 +34,36 @@ async def watch(folder: str, on_changes: Callable[[set[str]], Awaitable[None]], 
     if not os.path.isdir(folder):
         log.info("no plans folder %s: not watching", folder)
         return
-    from watchfiles import awatch
+    import anyio
+    import anyio.to_thread
+    from watchfiles._rust_notify import RustNotify  # watchfiles.awatch builds it on the event loop
 
+    polling = bool(os.environ.get("WATCHFILES_FORCE_POLLING"))
+
+    stop = stop_event if stop_event is not None else anyio.Event()
+    try:
+        # Adding a watch to every folder of a large tree takes a while: off the event loop,
+        # so that requests (and the warm-up) go on meanwhile.
+        notify = await anyio.to_thread.run_sync(lambda: RustNotify([folder], False, polling, 300, True, True))
+    except Exception:
+        log.exception("cannot watch %s", folder)
+        return
     if on_state is not None:
         on_state(True)
     try:
-        async for changes in awatch(folder, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop_event,
-                                    recursive=True, ignore_permission_denied=True):
-            paths = {os.path.realpath(p) if os.path.exists(p) else p for _c, p in changes}
-            try:
-                await on_changes(paths)
-            except Exception:
-                log.exception("handling a batch of file changes")
+        with notify:
+            while not stop.is_set():
+                raw = await anyio.to_thread.run_sync(notify.watch, DEBOUNCE_MS, STEP_MS, TIMEOUT_MS, stop,
+                                                     abandon_on_cancel=True)
+                if raw == "stop":
+                    return
+                if not isinstance(raw, set) or not raw:
+                    continue  # a timeout: look at the stop event again
+                paths = {os.path.realpath(p) if os.path.exists(p) else p for _c, p in raw}
+                try:
+                    await on_changes(paths)
+                except Exception:
+                    log.exception("handling a batch of file changes")
     except Exception:
         log.exception("watcher stopped")
     finally:

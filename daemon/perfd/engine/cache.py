@@ -25,7 +25,9 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
+
+import msgspec
 
 from perfd.engine.text import read_bytes as _read
 from perfd.latency import Window
@@ -54,26 +56,32 @@ DEFAULT_CAPACITY = 4096  # [cache] capacity
 DEFAULT_TTL_S = 3600.0  # [cache] ttl_s
 
 class _Entry(Generic[V]):
-    __slots__ = ("key", "value", "stored", "racy_digest")
+    __slots__ = ("key", "value", "stored", "racy_digest", "checked")
 
     def __init__(self, key: StatKey, value: V, stored: float, racy_digest: bytes | None) -> None:
         self.key = key
         self.value = value
         self.stored = stored
         self.racy_digest = racy_digest  # set while the entry is not yet trusted on stat alone
+        self.checked = stored  # when its stat key was last seen to hold (see StatCache.trust)
 
 
 class StatCache(Generic[V]):
     """Values derived from files or folders, valid while their stat key holds."""
 
     def __init__(self, *, capacity: int = DEFAULT_CAPACITY, ttl_s: float = DEFAULT_TTL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 packed: dict[str, Callable[[bytes], Any]] | None = None,
+                 pack: Callable[[Any], bytes] | None = None) -> None:
         if capacity < 1:
             raise ValueError("cache capacity must be at least 1")
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str], _Entry[V]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], _Entry[Any]] = OrderedDict()
+        # Kinds held packed (bytes) and unpacked on each hit: kind -> unpack; and how to pack.
+        self.packed: dict[str, Callable[[bytes], Any]] = packed or {}
+        self._pack = pack
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -84,6 +92,19 @@ class StatCache(Generic[V]):
         # when missing): the engine memoises whole answers on that list.
         self.track: list[tuple[str, StatKey | None]] | None = None
         self.newest_mtime_ns = 0
+        # Trusting a watcher (see trust()): paths under `trusted_prefix`, outside every
+        # folder in `links`, checked since `trust_since`, are served without a stat.
+        self.trusted_prefix: str | None = None
+        self.trust_since = 0.0
+        self.links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
+        self.trusted_hits = 0
+        self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
+        # Parsed values from the persistent store (perfd.engine.parse_store): used on a
+        # miss when the file's stat key is still the stored one, instead of parsing.
+        self.persisted: dict[tuple[str, str], tuple[StatKey, Any]] = {}  # packed values
+        self.persisted_hits = 0
+        self.folder_kinds: set[str] = set()  # kinds ever used with folder(): listed() looks them up
+        self.kinds: set[str] = set()  # every kind ever stored: invalidate() looks them up
 
     # -- the two ways in ----------------------------------------------------------
 
@@ -99,45 +120,147 @@ class StatCache(Generic[V]):
     def folder(self, kind: str, path: str, scan: Callable[[str, list[str]], V], *,
                st: os.stat_result | None = None) -> V:
         """A value computed from a folder's entry names (for example the plan files in it)."""
+        self.folder_kinds.add(kind)
         return self._get(kind, path, st, _folder_material, lambda names, p: scan(p, names))
 
     def _get(self, kind: str, path: str, st: os.stat_result | None, load: Callable[[str], tuple[M, bytes]],
              derive: Callable[[M, str], V]) -> V:
         """The one lookup: valid by stat key and TTL; while racy, also by the digest of what `load` reads."""
         t0 = time.perf_counter_ns()
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is not None and st is None and self.trusted_prefix is not None and self._vouched(entry, path):
+            # A healthy watcher would have invalidated it: no stat.
+            if self._clock() - entry.stored <= self.ttl_s:
+                self.trusted_hits += 1
+                self.hits += 1
+                self._entries.move_to_end(ck)
+                if self.track is not None:
+                    self.track.append((path, entry.key))
+                self._lat_ns.add(time.perf_counter_ns() - t0)
+                unpack = self.packed.get(kind)
+                return cast(V, entry.value if unpack is None or not isinstance(entry.value, bytes)
+                            else unpack(entry.value))
         if st is None:
             st = self._stat(path)
         key = stat_key(st)
-        ck = (kind, path)
-        entry = self._entries.get(ck)
         # The hit path is inlined (no helper calls): it runs for every input of every answer.
         if entry is not None and entry.key == key:
+            self.stat_checks += 1
             if self._clock() - entry.stored > self.ttl_s:
                 del self._entries[ck]
                 self.expirations += 1
             elif entry.racy_digest is None or self._racy_ok(entry, path, st, load):
                 self.hits += 1
+                entry.checked = self._clock()
                 self._entries.move_to_end(ck)
                 self._lat_ns.add(time.perf_counter_ns() - t0)
-                return entry.value
+                unpack = self.packed.get(kind)
+                return cast(V, entry.value if unpack is None or not isinstance(entry.value, bytes)
+                            else unpack(entry.value))
         self.misses += 1
         read_ns = time.time_ns()
+        unpack = self.packed.get(kind)
+        if self.persisted and unpack is not None:
+            kept = self.persisted.pop(ck, None)
+            if kept is not None and kept[0] == key and read_ns - st.st_mtime_ns >= RACY_WINDOW_NS:
+                try:
+                    value = unpack(kept[1])
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    pass  # not what this perfd would have parsed: parse it
+                else:
+                    self.persisted_hits += 1
+                    self._store(ck, _Entry(key, kept[1], self._clock(), None))
+                    self._record(t0)
+                    return value  # type: ignore[no-any-return]
         material, raw = load(path)
         value = derive(material, path)
         racy = digest(raw) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
-        self._store(ck, _Entry(key, value, self._clock(), racy))
+        held: Any = value
+        if unpack is not None and self._pack is not None:
+            try:
+                held = self._pack(value)
+            except UnicodeEncodeError:  # a name that is not UTF-8 (a lone surrogate): held as it is
+                held = value
+        self._store(ck, _Entry(key, held, self._clock(), racy))
         self._record(t0)
         return value
+
+    def _vouched(self, entry: _Entry[V], path: str) -> bool:
+        """Whether the watcher vouches for `entry`: watched path, not behind a symlink, checked since it started."""
+        prefix = self.trusted_prefix
+        if prefix is None or entry.checked < self.trust_since:
+            return False
+        if not path.startswith(prefix) and path != prefix[:-1]:
+            return False
+        for link in self.links:
+            if path == link or path.startswith(link + os.sep):
+                return False
+        return True
+
+    # -- what others hand in ----------------------------------------------------------
+
+    def put(self, kind: str, path: str, key: StatKey, packed: bytes, *, racy_digest: bytes | None = None) -> None:
+        """Hold a value parsed elsewhere (a worker process) from `path` when its stat key was `key`, packed.
+
+        Valid as if parsed here: a later lookup compares the stat key (and, while
+        racy, the digest) as for any entry. `kind` must be one held packed.
+        """
+        if kind not in self.packed:
+            raise ValueError(f"{kind} values are not held packed")
+        self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
+
+    def fresh(self, kind: str, path: str) -> bool:
+        """Whether a lookup of (kind, path) would be a hit (at most one stat, nothing read).
+
+        A value from the persistent store that still holds is taken in here.
+        """
+        ck = (kind, path)
+        entry = self._entries.get(ck)
+        if entry is None and ck not in self.persisted:
+            return False
+        if entry is not None and self.trusted_prefix is not None and self._vouched(entry, path):
+            return True
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        key = stat_key(st)
+        if entry is not None:
+            return entry.key == key and entry.racy_digest is None
+        kept = self.persisted.pop(ck)
+        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS or kind not in self.packed:
+            return False
+        self.persisted_hits += 1
+        self._store(ck, _Entry(key, kept[1], self._clock(), None))
+        return True
+
+    def packed_values(self) -> list[tuple[str, str, StatKey, bytes]]:
+        """(kind, path, stat key, packed value) of every packed entry that is not racy (for the store),
+        least recently used first."""
+        return [(k, p, e.key, e.value) for (k, p), e in self._entries.items()
+                if k in self.packed and e.racy_digest is None and isinstance(e.value, bytes)]
+
+    def trust(self, prefix: str | None) -> None:
+        """Trust a watcher of the folder `prefix` (a real path) from now on; None: trust nothing.
+
+        Entries checked or stored from now on under `prefix` are served without
+        a stat until invalidated; older ones are stat-checked once first, since
+        changes made before the watcher started were never reported.
+        """
+        self.trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
+        self.trust_since = self._clock()
 
     # -- invalidation -------------------------------------------------------------
 
     def invalidate(self, path: str) -> int:
         """Drop every entry for `path` (any kind). Returns how many were dropped."""
-        doomed = [ck for ck in self._entries if ck[1] == path]
-        for ck in doomed:
-            del self._entries[ck]
-        self.invalidations += len(doomed)
-        return len(doomed)
+        n = 0
+        for kind in self.kinds:  # a few lookups, not a pass over the cache
+            if self._entries.pop((kind, path), None) is not None:
+                n += 1
+        self.invalidations += n
+        return n
 
     def invalidate_under(self, folder: str) -> int:
         prefix = folder.rstrip(os.sep) + os.sep
@@ -146,6 +269,19 @@ class StatCache(Generic[V]):
             del self._entries[ck]
         self.invalidations += len(doomed)
         return len(doomed)
+
+    def listed(self, path: str) -> bool:
+        """Whether a folder listing of `path` is held (any kind of scan of it)."""
+        entries = self._entries
+        return any((kind, path) in entries for kind in self.folder_kinds)
+
+    def invalidate_where(self, doomed: Callable[[str], bool]) -> int:
+        """Drop every entry whose path `doomed` says so (one pass over the cache)."""
+        gone = [ck for ck in self._entries if doomed(ck[1])]
+        for ck in gone:
+            del self._entries[ck]
+        self.invalidations += len(gone)
+        return len(gone)
 
     def clear(self) -> int:
         n = len(self._entries)
@@ -172,6 +308,9 @@ class StatCache(Generic[V]):
             hit_rate=(self.hits / total) if total else 0.0,
             lookup_p50_us=p50_ns / 1000,
             lookup_p99_us=p99_ns / 1000,
+            trusted_hits=self.trusted_hits,
+            stat_checks=self.stat_checks,
+            persisted_hits=self.persisted_hits,
         )
 
     # -- internals ----------------------------------------------------------------
@@ -201,7 +340,8 @@ class StatCache(Generic[V]):
             entry.racy_digest = None  # old enough now: stat alone can be trusted
         return True
 
-    def _store(self, ck: tuple[str, str], entry: _Entry[V]) -> None:
+    def _store(self, ck: tuple[str, str], entry: _Entry[Any]) -> None:
+        self.kinds.add(ck[0])
         self._entries[ck] = entry
         self._entries.move_to_end(ck)
         while len(self._entries) > self.capacity:

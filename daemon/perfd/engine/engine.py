@@ -17,14 +17,18 @@ import msgspec
 
 from perfd.config import ConfigError, load_config, table
 from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, StatCache, StatKey
-from perfd.engine.docs_parser import parse_feedback, parse_parallel, parse_work
+from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
+from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
+from perfd.engine import parse_store
+from perfd.engine.parse_pool import Parsed, parse_many, stop_idle, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
-from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanRef, Workspace, display_path
+from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanFiles, PlanRef, Workspace, display_path
 from perfd.engine.types import (
+    CacheStats,
     FeedbackDoc,
     GenerateResult,
     ParallelGraph,
@@ -38,22 +42,6 @@ from perfd.engine.types import (
 )
 
 
-def _subplan(data: bytes, path: str) -> WorkDoc:
-    return parse_work(data, path, "subplan")
-
-
-def _execution(data: bytes, path: str) -> WorkDoc:
-    return parse_work(data, path, "execution")
-
-
-def _fix(data: bytes, path: str) -> FeedbackDoc:
-    return parse_feedback(data, path, "fix")
-
-
-def _approved(data: bytes, path: str) -> FeedbackDoc:
-    return parse_feedback(data, path, "approved")
-
-
 def outside_problem(root: str, path: str, shown_on: str | None) -> Problem:
     """A file perfd would read that is a symlink out of the workspace: skipped, and said so."""
     return Problem("outside-workspace", f"{display_path(root, path)} is a symlink to a file outside the workspace; "
@@ -64,8 +52,15 @@ def _template(data: bytes, path: str) -> str:
     return decode(data, path)[0]
 
 
-# key -> (inputs with their stat keys, when stored, value)
-_Memo = dict[tuple[Any, ...], tuple[list[tuple[str, StatKey | None]], float, Any]]
+# More cold plans than this, and a status parses them over worker processes.
+PARALLEL_MIN_PLANS = 40
+# StatCache entries a plan takes (its files and folder listings), to size the cache to the workspace.
+ENTRIES_PER_PLAN = 64
+
+_Inputs = list[tuple[str, StatKey | None]]
+# key -> (inputs, when stored, value, the inputs no watcher vouches for (templates, links; None: not worked
+# out), the inputs' paths as a set: what changed() looks up, so an event costs what it touches)
+_Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None, frozenset[str]]]
 
 
 class Engine:
@@ -93,7 +88,8 @@ class Engine:
                                                 "[cache] capacity must be a positive integer and ttl_s a positive number",
                                                 "error"))
             capacity, ttl_s = DEFAULT_CAPACITY, DEFAULT_TTL_S
-        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s)
+        # Parsed files are held packed: a quarter of the memory of their objects (see perfd.engine.kinds).
+        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s, packed=UNPACK, pack=pack)
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
                                    plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
@@ -106,37 +102,173 @@ class Engine:
         # Statuses of editors' buffers (plan_status_with), apart: every edit makes a
         # new one, and each holds a whole parse, so only the latest few are kept.
         self._buffer_memo: _Memo = {}
+        self._summary_memo: _Memo = {}  # each plan's line of a status
+        self._files_memo: _Memo = {}  # each plan's files
+        self._room = 256  # entries kept in the per-plan memos (fit_capacity makes room for every plan)
         self.memo_hits = 0
         self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
+        self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
+        self.trust_restarts = 0
+        self._capacity_set = "capacity" in cache_cfg
+        parse_cfg = cache_cfg.get("parse_workers")
+        self.parse_workers = workers_wanted(parse_cfg)
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:
+        """compute(), or its memoised value while every file and folder it read is unchanged.
+
+        Calls nest: a memoised answer computed (or found) while an outer one is
+        being computed adds its inputs to the outer one's.
+        """
         memo = self._memo if store is None else store
+        cache = self.cache
         hit = memo.get(key)
         if hit is not None:
-            inputs, stored, value = hit
-            if time.monotonic() - stored <= self.cache.ttl_s and _unchanged(inputs):
-                self.memo_hits += 1
-                return value
+            inputs, stored, value, outside, paths = hit
+            if time.monotonic() - stored <= cache.ttl_s:
+                if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
+                    # A healthy watcher vouches for the rest: only these few are stat'ed.
+                    if _unchanged(outside):
+                        self.memo_hits += 1
+                        if cache.track is not None:
+                            cache.track.extend(inputs)
+                        return value
+                else:
+                    self.memo_stat_checks += 1
+                    if _unchanged(inputs):
+                        self.memo_hits += 1
+                        if cache.trusted_prefix is not None:  # checked now: vouched for from here on
+                            memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs), paths)
+                        if cache.track is not None:
+                            cache.track.extend(inputs)
+                        return value
             del memo[key]
-        if self.cache.track is not None:  # nested: the outer call records for both
-            return compute()
         self.memo_misses += 1
-        self.cache.track = []
-        self.cache.newest_mtime_ns = 0
+        outer, outer_newest = cache.track, cache.newest_mtime_ns
+        cache.track = []
+        cache.newest_mtime_ns = 0
         start_ns = time.time_ns()
         try:
             value = compute()
-            inputs = list(dict.fromkeys(self.cache.track))
+            inputs = list(dict.fromkeys(cache.track))
+            newest = cache.newest_mtime_ns
         finally:
-            self.cache.track = None
-        # Inputs written within the racy window are re-verified by content in
-        # the StatCache; memoising on their stat alone would skip that check.
-        if start_ns - self.cache.newest_mtime_ns >= RACY_WINDOW_NS:
+            if outer is not None:
+                outer.extend(cache.track)
+            cache.track = outer
+            cache.newest_mtime_ns = max(outer_newest, cache.newest_mtime_ns)
+        outside = self._unvouched(inputs) if cache.trusted_prefix is not None else None
+        # Inputs written within the racy window are re-verified by content in the StatCache;
+        # memoising on their stat alone would skip that check (a watcher's events do not).
+        if start_ns - newest >= RACY_WINDOW_NS or outside == []:
             if len(memo) >= capacity:
                 memo.pop(next(iter(memo)))
-            memo[key] = (inputs, time.monotonic(), value)
+            memo[key] = (inputs, time.monotonic(), value, outside, frozenset([i[0] for i in inputs]))
         return value
+
+    def _unvouched(self, inputs: _Inputs) -> _Inputs:
+        """The inputs a healthy watcher of the plans folder does not vouch for: outside it, or behind a symlink."""
+        cache = self.cache
+        prefix = cache.trusted_prefix
+        if prefix is None:
+            return inputs
+        links = cache.links
+        folder = prefix[:-1]
+        out = []
+        for item in inputs:
+            path = item[0]
+            if (not path.startswith(prefix) and path != folder) or \
+                    (links and any(path == ln or path.startswith(ln + os.sep) for ln in links)):
+                out.append(item)
+        return out
+
+    def trust_watcher(self, on: bool) -> None:
+        """A watcher of the plans folder is healthy (on) or not (off): see StatCache.trust.
+
+        While on, warm answers cost what changed: nothing is stat'ed that the
+        watcher vouches for, and changed() drops exactly what its events touch.
+        Each time it comes on, every input is stat-checked once more (what
+        changed while nobody watched was never reported).
+        """
+        self.cache.trust(os.path.realpath(self.workspace.plans_dir) if on else None)
+        self.trust_restarts += on
+
+    def cache_stats(self) -> CacheStats:
+        """The cache's numbers, with how answers were validated (watcher or stat)."""
+        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusted_prefix is not None,
+                                       answers_stat_checked=self.memo_stat_checks,
+                                       trust_restarts=self.trust_restarts)
+
+    # -- cold parse on every core ----------------------------------------------------
+
+    def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        """(kind, path) of the PLAN files that a status would have to parse now."""
+        return [("plan", p.path) for p in plans if not self.cache.fresh("plan", p.path)]
+
+    def cold_work_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        """(kind, path) of the SUBPLAN, EXECUTION_TASK and parallel.json files a status would parse now."""
+        out: list[tuple[str, str]] = []
+        fresh = self.cache.fresh
+        for plan in plans:
+            files = self._files(plan, self.plan_doc(plan))
+            out += [("subplan", r.path) for r in files.subplans if not fresh("subplan", r.path)]
+            out += [("execution", r.path) for r in files.executions if not fresh("execution", r.path)]
+            if files.parallel and not fresh("parallel", files.parallel):
+                out.append(("parallel", files.parallel))
+        return out
+
+    def store_parsed(self, batch: Iterable[Parsed]) -> int:
+        """Hold files parsed by workers (unreadable ones are left for the next lookup to report)."""
+        n = 0
+        for p in batch:
+            if p.key is not None:
+                self.cache.put(p.kind, p.path, p.key, bytes(p.value), racy_digest=p.racy)
+                n += 1
+        return n
+
+    def use_workers(self, cold_plans: int) -> bool:
+        """Whether parsing this many cold plans (with their files) is worth worker processes."""
+        return self.parse_workers > 1 and cold_plans > PARALLEL_MIN_PLANS
+
+    def warm(self, plans: list[PlanRef] | None = None) -> int:
+        """Parse what a status needs over worker processes, when more than a few dozen plans are cold.
+
+        Returns how many files the workers parsed (0: few enough to parse here, lazily).
+        """
+        if self.parse_workers <= 1:
+            return 0
+        plans = self.workspace.plans() if plans is None else plans
+        self.fit_capacity(len(plans))
+        cold = self.cold_plan_files(plans)
+        if not self.use_workers(len(cold)):
+            return 0
+        n = 0
+        try:
+            for batch in parse_many(cold, workers=self.parse_workers, keep=True):  # the same workers, twice
+                n += self.store_parsed(batch)
+            for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
+                n += self.store_parsed(batch)
+        finally:
+            stop_idle()
+        return n
+
+    def load_parsed(self, path: str) -> str:
+        """Take the persistent parse store at `path` (see perfd.engine.parse_store): files whose stat key
+        still holds are not parsed again. Returns why nothing was taken ("" when it was)."""
+        loaded, why = parse_store.load(path, root=self.root)
+        self.cache.persisted = loaded
+        return why
+
+    def save_parsed(self, path: str) -> int:
+        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes."""
+        self.cache.persisted = {}
+        return parse_store.save(path, self.cache.packed_values(), root=self.root)
+
+    def fit_capacity(self, plans: int) -> None:
+        """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""
+        self._room = max(self._room, 2 * plans)
+        if not self._capacity_set:
+            self.cache.capacity = max(self.cache.capacity, ENTRIES_PER_PLAN * plans)
 
     # -- reading, through the cache ---------------------------------------------
 
@@ -155,8 +287,15 @@ class Engine:
         """
         return parse_plan_text(text, path, memo=memo)
 
+    def _files(self, plan: PlanRef, doc: PlanDoc) -> PlanFiles:
+        """The plan's files (memoised on the folder listings they come from)."""
+        files: PlanFiles = self._memoised(("files", plan, doc.archive_location),
+                                          lambda: self.workspace.files(plan, doc.archive_location),
+                                          store=self._files_memo, capacity=self._room)
+        return files
+
     def _inputs(self, plan: PlanRef, doc: PlanDoc) -> Inputs:
-        files = self.workspace.files(plan, doc.archive_location)
+        files = self._files(plan, doc)
         problems: list[Problem] = [outside_problem(self.root, p, plan.path) for p in files.outside]
         subplans = []
         for ref in files.subplans:
@@ -192,7 +331,7 @@ class Engine:
 
     def _work(self, kind: str, path: str, problems: list[Problem]) -> WorkDoc | None:
         try:
-            return self.cache.file(kind, path, _subplan if kind == "subplan" else _execution)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)  # type: ignore[no-any-return]
         except OSError as exc:
             # Deleted between the folder listing and the read: the next call sees the new listing.
             problems.append(Problem("unreadable", f"cannot read: {exc.strerror}", "warning", path))
@@ -200,7 +339,7 @@ class Engine:
 
     def _feedback(self, path: str, kind: str) -> FeedbackDoc | None:
         try:
-            return self.cache.file(kind, path, _fix if kind == "fix" else _approved)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)  # type: ignore[no-any-return]
         except OSError:
             return None
 
@@ -254,16 +393,24 @@ class Engine:
 
     def _status(self) -> WorkspaceStatus:
         summaries = []
-        for plan in self.workspace.plans():
-            st = self.plan_status(plan)
-            summaries.append(PlanSummary(
-                plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
-                total=st.total, source=st.source, pending_fixes=st.pending_fixes,
-                parallel_options=st.parallel_options,
-                problem_count=sum(1 for p in st.problems if p.severity != "info"),
-            ))
-        return WorkspaceStatus(root=self.root, plans=summaries, problems=list(self.config_problems),
+        plans = self.workspace.plans()
+        self.fit_capacity(len(plans))
+        self.warm(plans)
+        # One memoised summary per plan: after a change, a status recomputes the plans it touched.
+        for plan in plans:
+            summaries.append(self._memoised(("summary", plan), lambda p=plan: self._summary(p),
+                                            store=self._summary_memo, capacity=self._room))
+        return WorkspaceStatus(root=self.root, plans=summaries,
+                               problems=list(self.config_problems) + self.workspace.problems,
                                plans_dir=self.workspace.plans_dir)
+
+    def _summary(self, plan: PlanRef) -> PlanSummary:
+        st = self.plan_status(plan)
+        return PlanSummary(
+            plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
+            total=st.total, source=st.source, pending_fixes=st.pending_fixes, parallel_options=st.parallel_options,
+            problem_count=sum(1 for p in st.problems if p.severity != "info"), group=plan.group,
+        )
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:
@@ -324,29 +471,58 @@ class Engine:
         """Files changed on disk (a watcher says so): drop exactly their entries.
 
         A file's own parse, its folder's listing, and the memoised answers that
-        read either; everything else stays warm.
+        read either; a path that is a folder now, or was listed as one before it
+        went (moved or deleted whole), also drops everything under it.
+        Everything else stays warm.
         """
         doomed: set[str] = set()
+        folders: set[str] = set()
         for p in paths:
             doomed.add(p)
             doomed.add(os.path.dirname(p))
+            # A folder (now, or listed before it went): what lies under it goes too. Anything read
+            # under a folder was found through its listing, so a path never listed holds nothing read.
+            if os.path.isdir(p) or self.cache.listed(p):
+                folders.add(p.rstrip(os.sep))
         n = 0
         for p in doomed:
             n += self.cache.invalidate(p)
-        for memo in (self._memo, self._buffer_memo):
-            for key in [k for k, (inputs, _t, _v) in memo.items() if any(i[0] in doomed for i in inputs)]:
+        if folders:
+            n += self.cache.invalidate_where(lambda path: _under(path, folders))
+
+        def touched(paths: frozenset[str]) -> bool:
+            if not paths.isdisjoint(doomed):  # a few hash lookups, whatever the answer's size
+                return True
+            return bool(folders) and any(_under(p, folders) for p in paths)
+
+        for memo in (self._memo, self._buffer_memo, self._summary_memo, self._files_memo):
+            for key in [k for k, (_i, _t, _v, _o, paths) in memo.items() if touched(paths)]:
                 del memo[key]
         return n
 
     def invalidate(self, path: str | None = None) -> int:
         self._memo.clear()
         self._buffer_memo.clear()
+        self._summary_memo.clear()
+        self._files_memo.clear()
         if path is None:
             return self.cache.clear()
         real = os.path.realpath(path)
         if os.path.isdir(real):
             return self.cache.invalidate_under(real)
         return self.cache.invalidate(real) + self.cache.invalidate(path)
+
+
+def _under(path: str, folders: set[str]) -> bool:
+    """Whether `path` lies inside one of `folders` (a walk up its parents: a few set lookups)."""
+    d = os.path.dirname(path)
+    while True:
+        if d in folders:
+            return True
+        up = os.path.dirname(d)
+        if up == d:
+            return False
+        d = up
 
 
 def _unchanged(inputs: list[tuple[str, StatKey | None]]) -> bool:

@@ -22,6 +22,8 @@ import msgspec
 SUBPLAN_RE = re.compile(r"^SUBPLAN_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})\.md$")
 EXECUTION_RE = re.compile(r"^EXECUTION_TASK_(?:(?P<feat>.+?)_)?(?P<nn>\d{2,4})_(?P<mm>\d{2,3})\.md$")
 FEEDBACK_RE = re.compile(r"^(?P<kind>APPROVED|FIX)_(?P<nn>\d{2,4})\.md$")
+# A review file flat beside a loose plan, carrying its name: APPROVED_<NAME>_<NN>.md.
+NAMED_FEEDBACK_RE = re.compile(r"^(?P<kind>APPROVED|FIX)_(?P<feat>.+)_(?P<nn>\d{2,4})\.md$")
 # Review files as they may sit flat beside a loose plan: with or without its name.
 _FLAT_REVIEW_RE = re.compile(r"^(?:APPROVED|FIX)_(?:(?P<feat>.+?)_)?\d{2,4}(?:_RESOLUTION)?\.md$")
 
@@ -33,6 +35,9 @@ class PlanRef(msgspec.Struct, frozen=True):
     # A loose PLAN file: it sits in a folder it does not own (the plans folder, or a
     # grouping folder beside plan folders), and its files sit flat beside it carrying its name.
     loose: bool = False
+    # The grouping folders between the plans folder and the plan, "/"-joined ("a_paused",
+    # "a_real/2025"); "" for a plan directly in the plans folder.
+    group: str = ""
 
 
 def loose_owner(name: str, loose: Collection[str]) -> str | None:

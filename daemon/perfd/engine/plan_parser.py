@@ -71,22 +71,30 @@ def nn_of(number: str) -> str:
 
 def _clean_title(text: str) -> tuple[str, str | None]:
     """Strip markdown, effort suffixes and done marks from a header title."""
+    # Each regex runs only when the character it needs is there: this runs for every
+    # header of every plan, and most titles are plain words.
     effort = None
-    m = _EFFORT_PAREN_RE.search(text)
-    if m:
-        effort = m.group("e")
-        text = text[: m.start()] + text[m.end() :]
-    m = _EFFORT_CLOCK_RE.search(text)
-    if m and "⏱" in text:
-        effort = effort or m.group("e")
-        text = text[: m.start()]
+    if "(" in text:
+        m = _EFFORT_PAREN_RE.search(text)
+        if m:
+            effort = m.group("e")
+            text = text[: m.start()] + text[m.end() :]
+    if "⏱" in text:
+        m = _EFFORT_CLOCK_RE.search(text)
+        if m:
+            effort = effort or m.group("e")
+            text = text[: m.start()]
     # A ✅ after the title starts its status (`Title (✅ Complete)`, `Title - ✅ Done
     # 2025-11-10`); a leading one is a done mark.
     text = text.lstrip("✅ \t")
     k = text.find("✅")
     if k >= 0:
         text = text[:k]
-    text = _COMPLETE_SUFFIX_RE.sub("", text.replace("**", "").strip())
+    if "**" in text:
+        text = text.replace("**", "")
+    text = text.strip()
+    if "COMPLETE" in text:
+        text = _COMPLETE_SUFFIX_RE.sub("", text)
     return text.strip(" \t-–—:").rstrip(" \t-–—:(|["), effort
 
 
@@ -431,11 +439,10 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
     if m is None:
         _mark_line(s, lineno, marks)
         return
-    num = m.group("num")
-    bullet = m.group("bullet") is not None
-    checked = m.group("check")
-    pre_done = bool(m.group("pre") or m.group("pre2"))
-    b1, b2, sep, rest = m.group("b1"), m.group("b2"), m.group("sep"), m.group("rest")
+    num, bullet_g, checked, pre, pre2, b1, b2, sep, rest = m.group(  # one call: this runs for every header
+        "num", "bullet", "check", "pre", "pre2", "b1", "b2", "sep", "rest")
+    bullet = bullet_g is not None
+    pre_done = bool(pre or pre2)
     title_raw: str | None = None
     form = ""
     if where == "heading":

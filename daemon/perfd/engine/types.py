@@ -191,6 +191,7 @@ class PlanSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     pending_fixes: list[str] = []
     parallel_options: list[str] = []
     problem_count: int = 0  # problems other than info-level ones (PlanStatus lists them)
+    group: str = ""  # the grouping folders it sits in under the plans folder ("a_paused"), "/"-joined
 
 
 class WorkspaceStatus(msgspec.Struct, frozen=True):
@@ -214,6 +215,12 @@ class CacheStats(msgspec.Struct, frozen=True):
     hit_rate: float
     lookup_p50_us: float
     lookup_p99_us: float
+    trusted_hits: int = 0  # hits served on the watcher's word, without a stat
+    stat_checks: int = 0  # hits validated by stat (no healthy watcher, or not yet vouched for)
+    persisted_hits: int = 0  # misses answered from the persistent parse store instead of parsing
+    trusting: bool = False  # a healthy watcher vouches for the plans folder (else: validation by stat)
+    answers_stat_checked: int = 0  # memoised answers validated by stat (the fallback when no watcher vouches)
+    trust_restarts: int = 0  # times the watcher (re)started vouching: start, restart, possible overflow
 
 
 class LatencyStats(msgspec.Struct, frozen=True):

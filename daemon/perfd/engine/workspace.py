@@ -15,12 +15,17 @@ import msgspec
 
 from perfd.engine.cache import StatCache
 from perfd.engine.errors import UserError
-from perfd.engine.ownership import EXECUTION_RE, FEEDBACK_RE, SUBPLAN_RE, PlanIndex, loose_owner
+from perfd.engine.types import Problem
+from perfd.engine.ownership import (EXECUTION_RE, FEEDBACK_RE, NAMED_FEEDBACK_RE, SUBPLAN_RE, PlanIndex,
+                                    loose_owner)
 from perfd.engine.ownership import PlanRef as PlanRef  # where callers have always found it
 from perfd.paths import PLANS_DIR, find_workspace_root
 
 DEFAULT_PLANS_DIR = PLANS_DIR
 MAX_REF = 4096  # PATH_MAX: the longest plan reference (a name or a path) worth matching
+# How deep grouping folders may nest under the plans folder (plans/a/b/c/d/<FEATURE>/):
+# deep enough for real workspaces, and a bound on how far a stray tree is walked.
+MAX_GROUP_DEPTH = 4
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -76,25 +81,39 @@ def _names_inside(root: str) -> Callable[[str, list[str]], tuple[list[str], list
     return scan
 
 
-def _scan_plans_dir(root: str, path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(plans found directly: (name, PLAN path)), (sub-folders to look into).
+class Listing(msgspec.Struct, frozen=True):
+    """What discovery needs of a shared folder (the plans folder, a grouping folder)."""
+
+    plans: list[tuple[str, str]]  # loose PLAN files directly in it: (name, path)
+    folders: list[str]  # its sub-folders (paths), inside the workspace
+    links: frozenset[str] = frozenset()  # those of `plans` and `folders` that are symlinks
+
+
+def _scan_plans_dir(root: str, path: str, names: list[str]) -> Listing:
+    """The PLAN files and sub-folders directly in `path`.
 
     Entries that are symlinks leading out of the workspace are left out: a
     plan is served only from inside the workspace, whichever way it is named.
     """
     plans: list[tuple[str, str]] = []
     folders: list[str] = []
+    links: set[str] = set()
     for name in names:
         if name.startswith("."):
             continue
         full = os.path.join(path, name)
-        if not _inside(root, full):
+        linked = os.path.islink(full)
+        if linked and not _inside(root, full):
             continue
         if name.startswith("PLAN_") and name.endswith(".md"):
             plans.append((name[5:-3], full))
         elif os.path.isdir(full):
             folders.append(full)
-    return plans, folders
+        else:
+            continue
+        if linked:
+            links.add(full)
+    return Listing(plans, folders, frozenset(links))
 
 
 def _scan_plan_folder(root: str, path: str, names: list[str]) -> tuple[str | None, list[str]]:
@@ -115,60 +134,90 @@ class Workspace:
         self.cache = cache
         self._last_index: PlanIndex | None = None
         self._scan_names = _names_inside(self.root)
+        # Folders that discovery could not read, from the last plans() (status reports them).
+        self.problems: list[Problem] = []
 
     # -- discovery ----------------------------------------------------------------
 
-    def _scan_plans_dir(self, path: str, names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    def _scan_plans_dir(self, path: str, names: list[str]) -> Listing:
         return _scan_plans_dir(self.root, path, names)
 
     def _scan_plan_folder(self, path: str, names: list[str]) -> tuple[str | None, list[str]]:
-        return _scan_plan_folder(self.root, path, names)
+        own, others = _scan_plan_folder(self.root, path, names)
+        if own is not None:
+            self._inside(own)  # notes a symlinked PLAN file
+        return own, others
+
+    def _inside(self, path: str) -> bool:
+        """`_inside`, noting symlinks for the cache: what lies behind one a watcher of the plans folder may not see."""
+        if os.path.islink(path):
+            self.cache.links.add(path)
+        return _inside(self.root, path)
 
     def plans(self) -> list[PlanRef]:
-        """Every plan: feature folders, one level of grouping folders, loose PLAN files.
+        """Every plan: feature folders, grouping folders (up to MAX_GROUP_DEPTH deep), loose PLAN files.
 
-        A loose PLAN file sits in the plans folder or in a grouping folder
-        (beside plan folders); either way it is a plan of its own, and the plan
-        folders next to it stay plans.
+        A folder under the plans folder is a plan's feature folder when it holds
+        its own PLAN_<folder>.md (or one PLAN file of another name and no plan
+        folders below it); otherwise it is a grouping folder, looked into down
+        to MAX_GROUP_DEPTH levels. A loose PLAN file sits in the plans folder or
+        in a grouping folder (beside plan folders); either way it is a plan of
+        its own, and the plan folders next to it stay plans. Unreadable folders
+        are skipped.
         """
-        try:
-            flat, folders = self._listing(self.plans_dir)
-        except OSError:
-            return []
-        found: list[PlanRef] = [PlanRef(name, self.plans_dir, p, loose=True) for name, p in flat]
-        for folder in folders:
-            ref = self._plan_in(folder, may_group=True)
-            if ref is not None:
-                found.append(ref)
-                continue
-            # A grouping folder (a_paused/, a_real-use-cases/): plans one level deeper.
-            try:
-                inner_flat, sub = self._listing(folder)
-            except OSError:
-                continue
-            found.extend(PlanRef(name, folder, p, loose=True) for name, p in inner_flat)
-            for inner in sub:
-                ref = self._plan_in(inner, may_group=False)
-                if ref is not None:
-                    found.append(ref)
-        found.sort(key=lambda r: r.name.lower())
+        found: list[PlanRef] = []
+        self.problems = []
+        real = os.path.realpath(self.plans_dir)
+        self._discover(self.plans_dir, real, "", 0, found, seen={real})
+        found.sort(key=lambda r: (r.name.lower(), r.group, r.path))
         return found
 
-    def _listing(self, folder: str) -> tuple[list[tuple[str, str]], list[str]]:
-        """(PLAN files directly in `folder`: (name, path)), (its sub-folders); OSError if unreadable."""
-        listing: tuple[list[tuple[str, str]], list[str]] = self.cache.folder("plans-dir", folder,
-                                                                             self._scan_plans_dir)
+    def _discover(self, folder: str, real: str, group: str, depth: int, found: list[PlanRef], *,
+                  seen: set[str]) -> None:
+        """Plans in `folder` (real path `real`), a shared folder `depth` grouping levels below the plans folder.
+
+        `seen`: real paths of the shared folders already walked, so that a
+        symlinked grouping folder (a loop, or a second name for one) is walked once.
+        """
+        try:
+            listing = self._listing(folder)
+            if listing.links:
+                self.cache.links.update(listing.links)
+        except OSError as exc:
+            if depth > 0 or os.path.exists(folder):  # no plans folder at all is not a problem
+                self.problems.append(Problem("unreadable", f"cannot read folder: {exc.strerror}", "warning", folder))
+            return
+        found.extend(PlanRef(name, folder, p, loose=True, group=group) for name, p in listing.plans)
+        may_group = depth < MAX_GROUP_DEPTH
+        for sub in listing.folders:
+            ref = self._plan_in(sub, may_group=may_group, depth=depth + 1)
+            if ref is not None:
+                found.append(msgspec.structs.replace(ref, group=group) if group else ref)
+                continue
+            if not may_group:
+                continue
+            name = os.path.basename(sub)
+            sub_real = os.path.realpath(sub) if sub in listing.links else os.path.join(real, name)
+            if sub_real in seen:
+                continue
+            seen.add(sub_real)
+            self._discover(sub, sub_real, f"{group}/{name}" if group else name, depth + 1, found, seen=seen)
+
+    def _listing(self, folder: str) -> Listing:
+        """The PLAN files and sub-folders directly in `folder`; OSError if unreadable."""
+        listing: Listing = self.cache.folder("plans-dir", folder, self._scan_plans_dir)
         return listing
 
     def _own_plan(self, folder: str) -> tuple[str | None, list[str]]:
         found: tuple[str | None, list[str]] = self.cache.folder("plan-folder", folder, self._scan_plan_folder)
         return found
 
-    def _plan_in(self, folder: str, *, may_group: bool) -> PlanRef | None:
-        """The plan whose feature folder is `folder`, if any.
+    def _plan_in(self, folder: str, *, may_group: bool, depth: int = 1) -> PlanRef | None:
+        """The plan whose feature folder is `folder` (`depth` levels below the plans folder), if any.
 
         `may_group`: `folder` may be a grouping folder, which holds plan folders
-        (folders with their own PLAN_<folder>.md) and perhaps a loose PLAN file.
+        (folders with their own PLAN_<folder>.md, at most MAX_GROUP_DEPTH levels
+        below the plans folder) and perhaps a loose PLAN file.
         """
         try:
             own, others = self._own_plan(folder)
@@ -176,14 +225,16 @@ class Workspace:
             return None
         if own is not None:
             return PlanRef(os.path.basename(folder), folder, own)
-        if len(others) == 1 and not (may_group and self._holds_plan_folders(folder)):
+        if len(others) == 1 and not (may_group and self._holds_plan_folders(folder, MAX_GROUP_DEPTH - depth)):
             # A folder whose single PLAN file is named differently still is that plan.
             return PlanRef(others[0][5:-3], folder, os.path.join(folder, others[0]))
         return None
 
-    def _holds_plan_folders(self, folder: str) -> bool:
+    def _holds_plan_folders(self, folder: str, levels: int) -> bool:
+        """Whether a plan folder (one with its own PLAN_<folder>.md) sits in `folder`, or in grouping
+        folders below it down to `levels` more levels: then `folder` groups plans."""
         try:
-            subs = self._listing(folder)[1]
+            subs = self._listing(folder).folders
         except OSError:
             return False
         for sub in subs:
@@ -192,12 +243,14 @@ class Workspace:
                     return True
             except OSError:
                 continue
+        if levels > 0:
+            return any(self._holds_plan_folders(sub, levels - 1) for sub in subs)
         return False
 
     def _loose_names(self, folder: str) -> list[str]:
         """Names of the loose plans in a shared folder."""
         try:
-            return [name for name, _p in self._listing(folder)[0]]
+            return [name for name, _p in self._listing(folder).plans]
         except OSError:
             return []
 
@@ -358,6 +411,8 @@ class Workspace:
                                                   m.group("feat"), archived))
                 elif name.startswith("APPROVED_") or name.startswith("FIX_"):
                     m = FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
+                    if m is None and plan.loose:  # beside a loose plan, with its name (kept by loose_owner)
+                        m = NAMED_FEEDBACK_RE.match(name)
                     if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
@@ -372,21 +427,21 @@ class Workspace:
             parallel = os.path.join(folder, "parallel.json")
         if not plan.loose:
             for sub in ("subplans", "execution"):
-                if sub in names and _inside(self.root, os.path.join(folder, sub)):
+                if sub in names and self._inside(os.path.join(folder, sub)):
                     take(os.path.join(folder, sub), self._names(os.path.join(folder, sub), outside), False)
             fb = os.path.join(folder, "execution", "feedbacks")
-            fb_ok = "execution" in names and _inside(self.root, os.path.join(folder, "execution")) \
-                and _inside(self.root, fb)
-            fb_names = self._names(fb, outside) if fb_ok else []
-            if fb_names or (fb_ok and os.path.isdir(fb)):
+            fb_ok = "execution" in names and self._inside(os.path.join(folder, "execution")) \
+                and self._inside(fb)
+            fb_names = self._listed(fb, outside) if fb_ok else None
+            if fb_names is not None:  # an empty feedbacks folder too: review files are the source
                 has_feedback = True
                 take(fb, fb_names, False)
             archives = [os.path.join(folder, n) for n in names
-                        if n.lower().endswith("-archive") and _inside(self.root, os.path.join(folder, n))]
+                        if n.lower().endswith("-archive") and self._inside(os.path.join(folder, n))]
             if archive_location:
                 loc = os.path.normpath(os.path.join(folder, archive_location))
                 if loc.startswith(folder + os.sep) and loc not in archives and os.path.isdir(loc) \
-                        and _inside(self.root, loc):
+                        and self._inside(loc):
                     archives.append(loc)
             for arch in archives:
                 self._walk_archive(arch, take, depth=3)
@@ -398,10 +453,15 @@ class Workspace:
 
     def _names(self, folder: str, outside: list[str] | None = None) -> list[str]:
         """The names in `folder` that stay inside the workspace; plan files that leave it go to `outside`."""
+        return self._listed(folder, outside) or []
+
+    def _listed(self, folder: str, outside: list[str] | None = None) -> list[str] | None:
+        """The names in `folder` that stay inside the workspace, through the cache; None when it is no
+        readable folder. Plan files there that are symlinks leading out go to `outside`."""
         try:
             got: tuple[list[str], list[str]] = self.cache.folder("names", folder, self._scan_names)
         except OSError:
-            return []
+            return None
         names, out = got
         if out and outside is not None:
             outside.extend(os.path.join(folder, n) for n in out)
@@ -414,7 +474,7 @@ class Workspace:
             return
         for n in names:
             full = os.path.join(folder, n)
-            if not n.startswith(".") and "." not in n and os.path.isdir(full) and _inside(self.root, full):
+            if not n.startswith(".") and "." not in n and os.path.isdir(full) and self._inside(full):
                 self._walk_archive(full, take, depth - 1)
 
 

@@ -207,6 +207,7 @@ export interface PlanSummary {
   pending_fixes?: string[];
   parallel_options?: string[];
   problem_count?: number;
+  group?: string;
 }
 export interface Request {
   jsonrpc: '2.0';
@@ -327,6 +328,12 @@ export interface CacheStats {
   hit_rate: number;
   lookup_p50_us: number;
   lookup_p99_us: number;
+  trusted_hits?: number;
+  stat_checks?: number;
+  persisted_hits?: number;
+  trusting?: boolean;
+  answers_stat_checked?: number;
+  trust_restarts?: number;
 }
 /**
  * One command's (`generate`, `status`, `run`, ...) or JSON-RPC method's requests.

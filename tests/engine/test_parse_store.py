@@ -1,0 +1,186 @@
+"""The persistent parse store: a new engine takes what an earlier one parsed, and nothing it should not."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perfd.engine import engine as engine_mod
+from perfd.engine import parse_store
+from perfd.engine.engine import Engine
+
+from engine_helpers import WS
+
+
+def workspace(ws: WS) -> WS:
+    for name in ("ALPHA", "BETA"):
+        ws.plan(name, ["1.1", "1.2"])
+        ws.subplan(name, "1.1", "✅ Complete")
+        ws.execution(name, "1.1", status="✅ Complete")
+        ws.approved(name, "1.1")
+        ws.subplan(name, "1.2", "In Progress")
+    ws.age()
+    return ws
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return str(tmp_path / "state" / "ws.parse")
+
+
+def saved(ws: WS, store: str) -> Engine:
+    os.makedirs(os.path.dirname(store), mode=0o700, exist_ok=True)
+    eng = ws.engine()
+    eng.status()
+    assert eng.save_parsed(store) > 0
+    return eng
+
+
+def no_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every parse the engine would do itself visible."""
+    parsed: list[str] = []
+
+    def counting(real: Any) -> Any:
+        def parse(data: bytes, path: str) -> object:
+            parsed.append(path)
+            return real(data, path)
+        return parse
+
+    for name in ("parse_plan", "parse_subplan", "parse_execution"):
+        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
+    return parsed
+
+
+def test_a_new_engine_answers_from_the_store_without_parsing(ws: WS, store: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(ws)
+    first = saved(ws, store)
+    parsed = no_parsing(monkeypatch)
+    again = ws.engine()
+    assert again.load_parsed(store) == ""
+    assert again.status() == first.status()
+    assert parsed == []
+    assert again.cache.stats().persisted_hits == 8  # 2 PLANs, 4 SUBPLANs, 2 EXECUTION_TASKs
+    assert again.plan_status("@ALPHA") == first.plan_status("@ALPHA")
+
+
+def test_a_file_changed_since_is_parsed_again(ws: WS, store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(ws)
+    saved(ws, store)
+    sub = ws.subplan("ALPHA", "1.2", "✅ Complete")  # another size and mtime
+    os.utime(sub, (1_700_000_000, 1_700_000_000))
+    parsed = no_parsing(monkeypatch)
+    again = ws.engine()
+    again.load_parsed(store)
+    st = again.plan_status("@ALPHA")
+    assert parsed == [str(sub)]
+    assert [a.state for a in st.achievements] == ["complete", "subplan_complete"]
+
+
+def test_a_file_rewritten_with_the_same_size_is_parsed_again(
+        ws: WS, store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(ws)
+    plan = ws.folder("ALPHA") / "PLAN_ALPHA.md"
+    eng = ws.engine()
+    eng.status()
+    os.makedirs(os.path.dirname(store), exist_ok=True)
+    eng.save_parsed(store)
+    loaded, why = parse_store.load(store, root=eng.root)
+    assert why == "" and ("plan", str(plan)) in loaded
+    ws.write(plan, plan.read_text().replace("Title 1.1", "Title 1.x"))  # same size, a new mtime
+    now_ns = time.time_ns()
+    os.utime(plan, ns=(now_ns, now_ns))  # within the racy window, as a fresh write is
+    parsed = no_parsing(monkeypatch)
+    again = ws.engine()
+    again.load_parsed(store)
+    st = again.plan_status("@ALPHA")
+    assert str(plan) in parsed and st.achievements[0].title == "Title 1.x"
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00" * 100, b"not msgpack at all", "truncated"])
+def test_a_damaged_store_is_ignored_and_rebuilt(ws: WS, store: str, damage: Any) -> None:
+    workspace(ws)
+    saved(ws, store)
+    data = Path(store).read_bytes()
+    Path(store).write_bytes(data[: len(data) // 2] if damage == "truncated" else damage)
+    eng = ws.engine()
+    assert eng.load_parsed(store) == "damaged"
+    eng.status()
+    eng.save_parsed(store)
+    assert ws.engine().load_parsed(store) == ""
+
+
+def test_a_store_of_another_parser_version_or_root_is_ignored(ws: WS, store: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    assert parse_store.load(store, root=eng.root + "-other")[1] == "other-root"
+    monkeypatch.setattr(parse_store, "_version", "a parser of another day")
+    assert ws.engine().load_parsed(store) == "other-version"
+
+
+def test_a_foreign_or_shared_store_is_ignored(ws: WS, store: str) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    os.chmod(store, 0o666)
+    assert eng.load_parsed(store) == "writable-by-others"
+    os.chmod(store, 0o620)
+    assert eng.load_parsed(store) == "writable-by-others"
+    os.chmod(store, 0o600)
+    if os.getuid() == 0:
+        os.chown(store, 12345, -1)
+        assert eng.load_parsed(store) == "foreign"
+        os.chown(store, 0, -1)
+    assert eng.load_parsed(store) == ""
+
+
+def test_the_store_is_never_read_or_written_through_a_symlink(ws: WS, store: str, tmp_path: Path) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    real = tmp_path / "elsewhere.parse"
+    os.replace(store, real)
+    os.symlink(real, store)
+    assert eng.load_parsed(store) == "symlink"
+    # A write replaces the link with a file of its own; the link's target is left alone.
+    before = real.read_bytes()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(victim, f"{store}.{os.getpid()}.tmp")  # a planted temporary name
+    eng.save_parsed(store)
+    assert not os.path.islink(store) and real.read_bytes() == before and victim.read_text() == "precious"
+    assert os.stat(store).st_mode & 0o777 == 0o600
+    assert eng.load_parsed(store) == ""
+
+
+def test_the_store_is_bounded(ws: WS, store: str) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    full = os.path.getsize(store)
+    values = eng.cache.packed_values()
+    size = parse_store.save(store, values, root=eng.root, max_bytes=full // 2)
+    assert size <= full // 2
+    loaded, why = parse_store.load(store, root=eng.root)
+    assert why == "" and 0 < len(loaded) < len(values)
+    # the most recently used entries are the ones kept
+    assert (values[-1][0], values[-1][1]) in loaded
+    assert parse_store.load(store, root=eng.root, max_bytes=size - 1) == ({}, "too-large")
+
+
+def test_entries_outside_the_root_are_dropped(ws: WS, store: str) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    values = eng.cache.packed_values()
+    kind, _path, key, value = values[0]
+    parse_store.save(store, values + [(kind, "/etc/passwd", key, value)], root=eng.root)
+    loaded, _why = parse_store.load(store, root=eng.root)
+    assert all(p.startswith(eng.root + os.sep) for _k, p in loaded)
+    assert len(loaded) == len(values)
+
+
+def test_a_missing_store_is_no_problem(ws: WS, store: str) -> None:
+    workspace(ws)
+    assert ws.engine().load_parsed(store) == "missing"

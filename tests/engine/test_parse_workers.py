@@ -1,0 +1,177 @@
+"""A cold parse over worker processes: the same answers as parsing in-process, every file once, and
+nothing lost when a worker dies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from perfd.engine import engine as engine_mod
+from perfd.engine import parse_pool
+from perfd.engine.engine import PARALLEL_MIN_PLANS, Engine
+from perfd.engine.kinds import UNPACK
+from perfd.engine.parse_pool import parse_many, parse_one, workers_wanted
+
+from engine_helpers import WS, plan_text, work_text
+
+
+def many_plans(ws: WS, n: int) -> None:
+    for i in range(n):
+        name = f"P{i:03d}"
+        group = "a_group" if i % 5 == 0 else None
+        ws.plan(name, ["1.1", "1.2", "1.3"], group=group)
+        ws.subplan(name, "1.1", "✅ Complete", group=group)
+        ws.execution(name, "1.1", status="✅ Complete", group=group)
+        ws.subplan(name, "1.2", "In Progress", planned=["12_01", "12_02"], group=group)
+        ws.execution(name, "1.2", status="In Progress", group=group)
+        if group is None:
+            ws.approved(name, "1.1")
+    ws.age()
+
+
+def items_of(ws: WS) -> list[tuple[str, str]]:
+    out = []
+    for dirpath, _d, files in os.walk(ws.plans):
+        for f in sorted(files):
+            kind = ("plan" if f.startswith("PLAN_") else "subplan" if f.startswith("SUBPLAN_") else
+                    "execution" if f.startswith("EXECUTION_TASK_") else "approved" if f.startswith("APPROVED_")
+                    else None)
+            if kind:
+                out.append((kind, os.path.join(dirpath, f)))
+    return out
+
+
+def test_workers_answer_every_file_once_as_parsing_here_would(ws: WS) -> None:
+    many_plans(ws, 12)
+    items = items_of(ws)
+    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)
+    here = {(p.kind, p.path): msgspec.msgpack.encode(p) for p in (parse_one(k, path) for k, path in items)}
+    for p in got:
+        assert msgspec.msgpack.encode(p) == here[(p.kind, p.path)]
+        assert p.key is not None and UNPACK[p.kind](p.value) is not None
+
+
+def test_an_unreadable_file_comes_back_without_a_value(ws: WS) -> None:
+    p = ws.plan("GONE", ["1.1"])
+    missing = str(p) + ".not-there"
+    got = [x for b in parse_many([("plan", str(p)), ("plan", missing)], workers=2) for x in b]
+    by_path = {x.path: x for x in got}
+    assert by_path[missing].key is None
+    assert by_path[str(p)].key is not None and UNPACK["plan"](by_path[str(p)].value).title
+
+
+def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 6)
+    items = items_of(ws)
+    real_spawn = parse_pool._spawn
+
+    def spawn(n: int) -> list[parse_pool._Worker]:
+        pool = real_spawn(n)
+        # One worker that exits at once, taking its chunk with it.
+        pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        return pool
+
+    monkeypatch.setattr(parse_pool, "_spawn", spawn)
+    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)
+
+
+def test_no_worker_at_all_parses_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 3)
+    items = items_of(ws)
+
+    def spawn(n: int) -> list[parse_pool._Worker]:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parse_pool, "_spawn", spawn)
+    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)
+
+
+def test_a_cold_status_of_many_plans_parses_in_workers_with_the_same_answer(
+        ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, PARALLEL_MIN_PLANS + 5)
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", "1")
+    alone = ws.engine()
+    expected = alone.status()
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", "2")
+    eng = ws.engine()
+    parsed_here: list[str] = []
+
+    def counting(real: Any) -> Any:
+        def parse(data: bytes, path: str) -> object:
+            parsed_here.append(path)
+            return real(data, path)
+        return parse
+
+    for name in ("parse_plan", "parse_subplan", "parse_execution"):
+        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
+    assert eng.status() == expected
+    assert parsed_here == []  # every PLAN, SUBPLAN and EXECUTION_TASK came from a worker
+    assert eng.cache.stats().entries >= 5 * len(expected.plans)
+    # and the answers of one plan are the same as well
+    assert eng.plan_status("@P007") == alone.plan_status("@P007")
+
+
+def test_few_cold_plans_are_parsed_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 3)
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", "2")
+    eng = ws.engine()
+    assert eng.warm() == 0
+    eng.status()
+    assert eng.cache.stats().misses > 0
+
+
+def test_the_cache_grows_to_hold_a_large_workspace(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 80)
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", "1")
+    eng = ws.engine()
+    eng.status()
+    assert eng.cache.stats().evictions == 0
+    ws.write("perfd.toml", "[cache]\ncapacity = 50\n")
+    small = ws.engine()
+    small.status()
+    assert small.cache.capacity == 50 and small.cache.stats().evictions > 0
+
+
+@pytest.mark.parametrize("raw, expected", [("3", 3), ("1", 1), ("0", None), ("auto", None), ("x", None)])
+def test_workers_wanted(raw: str, expected: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", raw)
+    cores = len(os.sched_getaffinity(0))
+    assert workers_wanted() == (expected if expected is not None else cores)
+
+
+def test_a_worker_reads_files_as_the_cache_does(ws: WS, tmp_path: Path) -> None:
+    p = ws.plan("X", ["1.1"])
+    fresh = parse_one("plan", str(p))
+    assert fresh.racy is not None  # just written: the digest rides along, as in the StatCache
+    ws.age()
+    assert parse_one("plan", str(p)).racy is None
+    assert parse_one("nonsense", str(p)).key is None
+    sub = parse_one("subplan", str(ws.write("work-space/plans/X/subplans/SUBPLAN_X_11.md",
+                                            work_text("subplan", "1.1", "Done"))))
+    assert sub.key is not None and UNPACK["subplan"](sub.value).achievement == "1.1"
+    assert plan_text(["1.1"])  # the helper is shared with the other engine tests
+
+
+def test_workers_kept_for_the_next_call_are_reused_then_stopped(ws: WS) -> None:
+    many_plans(ws, 6)
+    items = items_of(ws)
+    first = [p for b in parse_many(items, workers=2, keep=True) for p in b]
+    kept = [w.proc for w in parse_pool._idle]
+    assert len(kept) == 2 and all(p.poll() is None for p in kept)
+    second = [p for b in parse_many(items, workers=2) for p in b]
+    assert sorted((p.kind, p.path) for p in second) == sorted((p.kind, p.path) for p in first)
+    assert parse_pool._idle == [] and all(p.wait(timeout=5) is not None for p in kept)  # reused, then stopped
+    list(parse_many(items[:3], workers=2, keep=True))
+    assert parse_pool._idle
+    parse_pool.stop_idle()
+    assert parse_pool._idle == []

@@ -59,6 +59,14 @@ def parse_niced(argv: list[str]) -> argparse.Namespace | Output:
             os.nice(19)
         except OSError:
             pass
+        # Linux: SCHED_IDLE runs it only on a core nothing else wants (nice 19 still takes a
+        # share from the loop's own core); elsewhere nice is what there is.
+        idle = getattr(os, "SCHED_IDLE", None)
+        if idle is not None and hasattr(os, "sched_setscheduler"):
+            try:
+                os.sched_setscheduler(0, idle, os.sched_param(0))
+            except OSError:
+                pass
     return parse(argv)
 
 

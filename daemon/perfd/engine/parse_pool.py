@@ -168,7 +168,7 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
     # A name that is not UTF-8 can neither cross to a worker nor be packed: such a file is
     # left out here, and parsed (and held unpacked) when an answer first needs it.
     sendable = [it for it in items if _sendable(it[1])]
-    todo = [sendable[i:i + CHUNK] for i in range(0, len(sendable), CHUNK)]
+    todo: list[Sequence[tuple[str, str]]] = [sendable[i:i + CHUNK] for i in range(0, len(sendable), CHUNK)]
     todo.reverse()  # pop() from the end hands chunks out in order
     want = min(workers, len(todo))
     pool = [_idle.pop() for _ in range(min(want, len(_idle)))]

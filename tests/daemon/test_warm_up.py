@@ -67,8 +67,42 @@ def test_a_restarted_daemon_answers_from_the_parse_store(env: Env) -> None:
     assert env.cli("daemon", "stop").returncode == 0
     again = env.cli("status")
     assert again.stdout == first.stdout
-    cache = stats(env)["cache"]
-    assert isinstance(cache, dict) and cache["persisted_hits"] >= 9  # 9 PLAN files (the fixture's FEAT too)
+    # The first status came from the answer store; the warm-up then takes the parsed files in.
+    env.wait_for(lambda: stats(env)["cache"]["persisted_hits"] >= 9,  # type: ignore[index]
+                 what="9 PLAN files (the fixture's FEAT too) from the parse store")
+
+
+def answers_path(env: Env) -> str:
+    return store_path(env)[:-len(".parse")] + ".answers"
+
+
+def test_a_restart_answers_from_stored_answers_while_every_input_holds(env: Env) -> None:
+    plans(env, 6)
+    first = env.cli("status")
+    assert first.returncode == 0 and "@P5" in first.stdout, first.stderr
+    assert env.cli("daemon", "stop").returncode == 0
+    assert os.stat(answers_path(env)).st_mode & 0o777 == 0o600
+    again = env.cli("status")
+    assert again.stdout == first.stdout
+    with open(env.paths().log) as f:
+        assert "answers restored" in f.read()
+    assert env.cli("daemon", "stop").returncode == 0
+    # Changed while no daemon ran: an APPROVED file for P3's first achievement.
+    fb = os.path.join(env.root, "work-space", "plans", "a_group", "P3", "execution", "feedbacks", "APPROVED_11.md")
+    with open(fb, "w") as f:
+        f.write("# APPROVED: Achievement 1.1\n")
+    old = time.time() - 3600
+    os.utime(fb, (old, old))
+    changed = env.cli("status")
+    assert changed.stdout != first.stdout
+    line = next(ln for ln in changed.stdout.splitlines() if "@P3" in ln)
+    assert "1.2" in line and "1/2" in line, changed.stdout
+    assert env.cli("daemon", "stop").returncode == 0
+    with open(answers_path(env), "wb") as f:
+        f.write(b"\x93garbage")
+    assert env.cli("status").stdout == changed.stdout
+    with open(env.paths().log) as f:
+        assert "answer store not used (damaged)" in f.read().replace(answers_path(env) + " ", "")
 
 
 def test_a_damaged_parse_store_is_ignored_and_rewritten(env: Env) -> None:

@@ -55,6 +55,7 @@ EXIT_CANNOT_SERVE = 1
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
 # A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
 OVERFLOW_BATCH = 4096
+REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
 WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before answering without it
 _enc = msgspec.json.Encoder()
 
@@ -115,6 +116,7 @@ class Daemon:
         self.parsed = anyio.Event()
         self.watch_ready = anyio.Event()  # the watcher is up, or will not be
         self.store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
+        self.answers_path = self.store_path[:-len(".parse")] + ".answers"  # see perfd.engine.answer_store
         self._store_saved_misses = -1
         self._store_saved_at = time.monotonic()
 
@@ -265,16 +267,40 @@ class Daemon:
         # an ever larger heap) while they are made only costs time; they are frozen after.
         gc.disable()
         try:
+            restored, why = engine.load_answers(self.answers_path)
+            if why not in ("", "missing"):
+                log.info("answer store %s not used (%s): rebuilding it", self.answers_path, why)
+            if restored:
+                # A restart: the stored answers need one stat per input and nothing parsed (the parse
+                # store is read only if an input changed). The request that uses one stat-checks it
+                # (as any answer while no watcher runs), so the first status need not wait.
+                engine.load_parsed(self.store_path, lazy=True)
+                self.warmed.set()
+                log.info("warm-up: %d answers restored in %.2f s", restored, time.perf_counter() - t0)
+                # The requests that waited for them first: the rest (the watcher's start, the parse store,
+                # a pass over every plan) would hold the core. Bounded: an editor stays connected.
+                with anyio.move_on_after(REQUESTS_FIRST_S):
+                    await anyio.sleep(0.02)
+                    while self.connections:
+                        await anyio.sleep(0.01)
+                self.parsed.set()  # the watcher starts; what follows reads only files that changed
             why = engine.load_parsed(self.store_path)
             if why not in ("", "missing"):
                 log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
             await anyio.lowlevel.checkpoint()
             plans = engine.workspace.plans()
             engine.fit_capacity(len(plans))
-            cold = engine.cold_plan_files(plans)
+            step = 16 if restored else 64  # plans looked at between two turns of serving requests
+            cold = []
+            for i in range(0, len(plans), step):
+                cold += engine.cold_plan_files(plans[i:i + step])
+                await anyio.lowlevel.checkpoint()
             workers = engine.use_workers(len(cold))
             parsed += await self._parse(cold, workers, keep=True)  # the same workers for both
-            cold = engine.cold_work_files(plans)
+            cold = []
+            for i in range(0, len(plans), step):
+                cold += engine.cold_work_files(plans[i:i + step])
+                await anyio.lowlevel.checkpoint()
             parsed += await self._parse(cold, workers or engine.use_workers(len(cold) // 16))
             stop_idle()
             self.parsed.set()
@@ -324,7 +350,7 @@ class Daemon:
     def save_parsed(self) -> None:
         """Write the persistent parse store when the cache has parsed something since the last write."""
         self._store_saved_at = time.monotonic()
-        misses = self.engine.cache.misses
+        misses = self.engine.cache.misses + self.engine.memo_misses
         if misses == self._store_saved_misses or not self.warmed.is_set():
             return
         try:
@@ -333,6 +359,11 @@ class Daemon:
             log.info("parse store: %d bytes written to %s", size, self.store_path)
         except OSError as exc:
             log.warning("cannot write the parse store %s: %s", self.store_path, exc)
+        try:
+            size = self.engine.save_answers(self.answers_path)
+            log.info("answer store: %d bytes written to %s", size, self.answers_path)
+        except OSError as exc:
+            log.warning("cannot write the answer store %s: %s", self.answers_path, exc)
 
     # -- file changes ----------------------------------------------------------------
 

@@ -198,3 +198,26 @@ def test_a_symlink_loop_and_thousands_of_empty_folders_neither_hang_nor_end_the_
     with env.connect(timeout=30) as c:
         env.wait_for(lambda: c.call("subscribe")["result"]["watching"], timeout=30, what="the watcher")
         assert c.call("ping")["result"]["pong"] is True
+
+
+def test_a_new_daemon_parses_many_plans_over_workers_plans_and_their_files_in_one_run(env: Env) -> None:
+    plans(env, 60)  # more than PARALLEL_MIN_PLANS: the warm-up feeds the workers each plan's files as it arrives
+    for i in range(0, 60, 3):
+        folder = os.path.join(env.root, "work-space", "plans", *(["a_group"] if i % 2 else []), f"P{i}")
+        os.makedirs(os.path.join(folder, "subplans"), exist_ok=True)
+        with open(os.path.join(folder, "subplans", f"SUBPLAN_P{i}_11.md"), "w") as f:
+            f.write("# SUBPLAN: Achievement 1.1\n\n**Status**: ✅ Complete\n")
+    old = time.time() - 3600
+    for dirpath, dirnames, filenames in os.walk(env.root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (old, old))
+    one = dict(env.environ, PERFD_PARSE_WORKERS="1")
+    here = env.cli("--no-daemon", "status", env=one)
+    two = dict(env.environ, PERFD_PARSE_WORKERS="2")
+    got = env.cli("status", env=two)
+    assert got.returncode == 0 and "working in-process" not in got.stderr, got.stderr
+    assert got.stdout == here.stdout
+    assert "@P59" in got.stdout
+    with open(env.paths().log) as f:
+        log = f.read()
+    assert "warm-up: 61 plans, 81 files parsed" in log, log  # 61 PLANs (the fixture's too), 20 SUBPLANs

@@ -19,10 +19,11 @@ import logging
 import logging.handlers
 import math
 import os
+import queue
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
 from perfd.engine.engine import Engine
+from perfd.engine.ownership import PlanRef
 from perfd.engine.parse_pool import Parsed, parse_many, parse_one, stop_idle
 from perfd.wire import protocol as P
 from perfd.wire.rendezvous import clear_start_failure, record_start_failure, state_paths
@@ -278,11 +280,8 @@ class Daemon:
                 self.warmed.set()
                 log.info("warm-up: %d answers restored in %.2f s", restored, time.perf_counter() - t0)
                 # The requests that waited for them first: the rest (the watcher's start, the parse store,
-                # a pass over every plan) would hold the core. Bounded: an editor stays connected.
-                with anyio.move_on_after(REQUESTS_FIRST_S):
-                    await anyio.sleep(0.02)
-                    while self.connections:
-                        await anyio.sleep(0.01)
+                # a pass over every plan) would hold the core.
+                await self._clients_served()
                 self.parsed.set()  # the watcher starts; what follows reads only files that changed
             why = engine.load_parsed(self.store_path)
             if why not in ("", "missing"):
@@ -296,12 +295,15 @@ class Daemon:
                 cold += engine.cold_plan_files(plans[i:i + step])
                 await anyio.lowlevel.checkpoint()
             workers = engine.use_workers(len(cold))
-            parsed += await self._parse(cold, workers, keep=True)  # the same workers for both
-            cold = []
-            for i in range(0, len(plans), step):
-                cold += engine.cold_work_files(plans[i:i + step])
-                await anyio.lowlevel.checkpoint()
-            parsed += await self._parse(cold, workers or engine.use_workers(len(cold) // 16))
+            if workers:
+                parsed += await self._parse_plans(cold, plans, step)
+            else:
+                parsed += await self._parse(cold, False)
+                cold = []
+                for i in range(0, len(plans), step):
+                    cold += engine.cold_work_files(plans[i:i + step])
+                    await anyio.lowlevel.checkpoint()
+                parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
             stop_idle()
             self.parsed.set()
             with anyio.move_on_after(WATCH_START_WAIT_S):
@@ -320,7 +322,18 @@ class Daemon:
             self.parsed.set()
             self.warmed.set()
         if parsed:
+            await self._clients_served()  # writing the stores takes a few tenths of a second at 1,500 plans
             self.save_parsed()
+
+    async def _clients_served(self) -> None:
+        """Return once the clients that waited for the warm-up are answered (no connection open).
+
+        Bounded by REQUESTS_FIRST_S: an editor stays connected.
+        """
+        with anyio.move_on_after(REQUESTS_FIRST_S):
+            await anyio.sleep(0.02)
+            while self.connections:
+                await anyio.sleep(0.01)
 
     async def _parse(self, items: list[tuple[str, str]], workers: bool, *, keep: bool = False) -> int:
         """Parse `items` into the engine's cache, yielding to requests between batches."""
@@ -345,6 +358,64 @@ class Daemon:
                 async for batch in receive:
                     n += engine.store_parsed(batch)
                     await anyio.lowlevel.checkpoint()
+        return n
+
+    async def _parse_plans(self, cold: list[tuple[str, str]], plans: list[PlanRef], step: int) -> int:
+        """Parse the `cold` PLAN files over the workers and, in the same run, every plan's other files.
+
+        A pipeline: as PLAN files arrive (held here, on the loop), their plans' SUBPLAN,
+        EXECUTION_TASK and parallel.json files are worked out and fed to the workers,
+        which parse meanwhile; nothing waits for a phase to end.
+        """
+        engine = self.engine
+        feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] = queue.SimpleQueue()
+        send, receive = anyio.create_memory_object_stream[list[Parsed]](math.inf)
+
+        def produce() -> None:
+            with send:
+                for batch in parse_many(cold, workers=engine.parse_workers, feed=feed):
+                    anyio.from_thread.run_sync(send.send_nowait, batch)
+
+        by_path = {p.path: p for p in plans}
+        pending = {path for _kind, path in cold if path in by_path and _utf8(path)}  # what the workers answer
+        seen: set[str] = set()
+        arrived: list[PlanRef] = []
+        closed = False
+
+        async def feed_rest() -> None:
+            nonlocal closed
+            rest = [p for p in plans if p.path not in seen]  # fresh PLANs, and any the workers could not take
+            for i in range(0, len(rest), step):
+                feed.put(engine.cold_work_files(rest[i:i + step]))
+                await anyio.lowlevel.checkpoint()
+            feed.put(None)
+            closed = True
+
+        n = 0
+        try:
+            async with anyio.create_task_group() as tg:
+                # abandoned when the daemon stops: its next hand-over fails, which stops the workers
+                tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
+                if not pending:
+                    await feed_rest()
+                async with receive:
+                    async for batch in receive:
+                        n += engine.store_parsed(batch)
+                        for p in batch:
+                            if p.kind == "plan" and p.path in pending:
+                                pending.discard(p.path)
+                                seen.add(p.path)
+                                arrived.append(by_path[p.path])
+                        while len(arrived) >= step or (arrived and not pending):
+                            feed.put(engine.cold_work_files(arrived[:step]))
+                            del arrived[:step]
+                            await anyio.lowlevel.checkpoint()
+                        if not pending and not closed:
+                            await feed_rest()
+                        await anyio.lowlevel.checkpoint()
+        finally:
+            if not closed:
+                feed.put(None)  # the producer ends
         return n
 
     def save_parsed(self) -> None:
@@ -532,6 +603,15 @@ def main(root: str) -> int:
             return 1
         raise
     return 0
+
+
+def _utf8(path: str) -> bool:
+    """Whether `path` can cross to a parse worker (see parse_many)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reason(exc: OSError) -> str:

@@ -269,10 +269,17 @@ class Engine:
         return self.parse_store_refusal
 
     def save_parsed(self, path: str) -> int:
-        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes."""
-        self.cache.persisted_loader = None
-        self.cache.persisted = {}
-        return parse_store.save(path, self.cache.packed_values(), root=self.root)
+        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes.
+
+        Entries of the store read at start that no lookup has taken yet are kept (least recently used);
+        a store never read (a restart answered from stored answers alone) is read first, for them.
+        """
+        cache = self.cache
+        cache.take_persisted()
+        held = cache.packed_values()
+        in_cache = {(k, p) for k, p, _key, _v in held}
+        kept = [(k, p, key, v) for (k, p), (key, v) in cache.persisted.items() if (k, p) not in in_cache]
+        return parse_store.save(path, kept + held, root=self.root)
 
     def load_answers(self, path: str) -> tuple[int, str]:
         """Take the answers stored at `path` (see perfd.engine.answer_store) back into the memos.

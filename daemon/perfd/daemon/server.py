@@ -268,6 +268,7 @@ class Daemon:
         # Every object the warm-up makes lives as long as the daemon: collecting (and walking
         # an ever larger heap) while they are made only costs time; they are frozen after.
         gc.disable()
+        restored = 0
         try:
             restored, why = engine.load_answers(self.answers_path)
             if why not in ("", "missing"):
@@ -277,46 +278,50 @@ class Daemon:
                 # store is read only if an input changed). The request that uses one stat-checks it
                 # (as any answer while no watcher runs), so the first status need not wait.
                 engine.load_parsed(self.store_path, lazy=True)
+                self._store_saved_misses = engine.cache.misses + engine.memo_misses  # both stores hold this
                 self.warmed.set()
                 log.info("warm-up: %d answers restored in %.2f s", restored, time.perf_counter() - t0)
-                # The requests that waited for them first: the rest (the watcher's start, the parse store,
-                # a pass over every plan) would hold the core.
-                await self._clients_served()
-                self.parsed.set()  # the watcher starts; what follows reads only files that changed
-            why = engine.load_parsed(self.store_path)
-            if why not in ("", "missing"):
-                log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
-            await anyio.lowlevel.checkpoint()
-            plans = engine.workspace.plans()
-            engine.fit_capacity(len(plans))
-            step = 16 if restored else 64  # plans looked at between two turns of serving requests
-            cold = []
-            for i in range(0, len(plans), step):
-                cold += engine.cold_plan_files(plans[i:i + step])
-                await anyio.lowlevel.checkpoint()
-            workers = engine.use_workers(len(cold))
-            if workers:
-                parsed += await self._parse_plans(cold, plans, step)
+                await self._clients_served()  # the requests that waited for them first
+                # The watcher starts. Nothing else is done ahead: a request that needs a parsed file
+                # takes it from the parse store (read then), as a pass over every plan would have,
+                # but without holding the loop for the requests that come meanwhile.
+                self.parsed.set()
             else:
-                parsed += await self._parse(cold, False)
+                why = engine.load_parsed(self.store_path)
+                if why not in ("", "missing"):
+                    log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
+                await anyio.lowlevel.checkpoint()
+                plans = engine.workspace.plans()
+                engine.fit_capacity(len(plans))
+                step = 64  # plans looked at between two turns of serving requests
                 cold = []
                 for i in range(0, len(plans), step):
-                    cold += engine.cold_work_files(plans[i:i + step])
+                    cold += engine.cold_plan_files(plans[i:i + step])
                     await anyio.lowlevel.checkpoint()
-                parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
-            stop_idle()
-            self.parsed.set()
-            with anyio.move_on_after(WATCH_START_WAIT_S):
-                await self.watch_ready.wait()
-            engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
-            engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
-            log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
-                     engine.cache.persisted_hits, time.perf_counter() - t0)
+                workers = engine.use_workers(len(cold))
+                if workers:
+                    parsed += await self._parse_plans(cold, plans, step)
+                else:
+                    parsed += await self._parse(cold, False)
+                    cold = []
+                    for i in range(0, len(plans), step):
+                        cold += engine.cold_work_files(plans[i:i + step])
+                        await anyio.lowlevel.checkpoint()
+                    parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
+                stop_idle()
+                self.parsed.set()
+                with anyio.move_on_after(WATCH_START_WAIT_S):
+                    await self.watch_ready.wait()
+                engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
+                engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
+                log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
+                         engine.cache.persisted_hits, time.perf_counter() - t0)
         except Exception:
             log.exception("warm-up failed; answers parse what they need")
         finally:
             stop_idle()
-            engine.cache.persisted = {}
+            if not restored:
+                engine.cache.persisted = {}  # what was not taken is not worth its memory
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
             gc.enable()
             self.parsed.set()

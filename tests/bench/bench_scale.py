@@ -9,8 +9,8 @@ state folders, and prints one row per size:
 
 - `--no-daemon status`: a new process parsing in-process (on every core);
 - single-process parse: the same with PERFD_PARSE_WORKERS=1;
-- first status of a new daemon (its parse store deleted; autostart included);
-- first status after a restart (the daemon stopped, its parse store kept);
+- first status of a new daemon (its parse and answer stores deleted; autostart included);
+- first status after a restart (the daemon stopped, its parse and answer stores kept);
 - warm `status --json` and warm `generate --next` (medians of --runs);
 - approve -> next: an APPROVED file created for a plan's next achievement,
   `generate` polled over the socket until its next achievement changes (median);
@@ -90,8 +90,9 @@ def measure(plans: int, runs: int, base: str) -> Row:
         news, restarts = [], []
         for _ in range(cold_runs):
             daemon_ctl.stop(root, timeout=60)
-            if os.path.exists(store):
-                os.unlink(store)
+            for persisted in (store, store[:-len(".parse")] + ".answers"):  # parsed files, and answers
+                if os.path.exists(persisted):
+                    os.unlink(persisted)
             news.append(wall(perfd + ["status"], env, root))
             daemon_ctl.stop(root, timeout=60)  # writes the parse store
             restarts.append(wall(perfd + ["status"], env, root))

@@ -67,8 +67,44 @@ def test_a_restarted_daemon_answers_from_the_parse_store(env: Env) -> None:
     assert env.cli("daemon", "stop").returncode == 0
     again = env.cli("status")
     assert again.stdout == first.stdout
+    # The status came from the answer store; a plan's prompt needs its parsed files: from the parse store.
+    assert stats(env)["cache"]["persisted_hits"] == 0  # type: ignore[index]
+    assert env.cli("generate", "--next", "@P3").returncode == 0
     cache = stats(env)["cache"]
-    assert isinstance(cache, dict) and cache["persisted_hits"] >= 9  # 9 PLAN files (the fixture's FEAT too)
+    assert isinstance(cache, dict) and cache["persisted_hits"] >= 1  # PLAN_P3.md, not parsed again
+
+
+def answers_path(env: Env) -> str:
+    return store_path(env)[:-len(".parse")] + ".answers"
+
+
+def test_a_restart_answers_from_stored_answers_while_every_input_holds(env: Env) -> None:
+    plans(env, 6)
+    first = env.cli("status")
+    assert first.returncode == 0 and "@P5" in first.stdout, first.stderr
+    assert env.cli("daemon", "stop").returncode == 0
+    assert os.stat(answers_path(env)).st_mode & 0o777 == 0o600
+    again = env.cli("status")
+    assert again.stdout == first.stdout
+    with open(env.paths().log) as f:
+        assert "answers restored" in f.read()
+    assert env.cli("daemon", "stop").returncode == 0
+    # Changed while no daemon ran: an APPROVED file for P3's first achievement.
+    fb = os.path.join(env.root, "work-space", "plans", "a_group", "P3", "execution", "feedbacks", "APPROVED_11.md")
+    with open(fb, "w") as f:
+        f.write("# APPROVED: Achievement 1.1\n")
+    old = time.time() - 3600
+    os.utime(fb, (old, old))
+    changed = env.cli("status")
+    assert changed.stdout != first.stdout
+    line = next(ln for ln in changed.stdout.splitlines() if "@P3" in ln)
+    assert "1.2" in line and "1/2" in line, changed.stdout
+    assert env.cli("daemon", "stop").returncode == 0
+    with open(answers_path(env), "wb") as f:
+        f.write(b"\x93garbage")
+    assert env.cli("status").stdout == changed.stdout
+    with open(env.paths().log) as f:
+        assert "answer store not used (damaged)" in f.read().replace(answers_path(env) + " ", "")
 
 
 def test_a_damaged_parse_store_is_ignored_and_rewritten(env: Env) -> None:
@@ -78,6 +114,7 @@ def test_a_damaged_parse_store_is_ignored_and_rewritten(env: Env) -> None:
     assert env.cli("daemon", "stop").returncode == 0
     with open(store_path(env), "wb") as f:
         f.write(b"\x93garbage")
+    os.unlink(store_path(env)[:-len(".parse")] + ".answers")  # else the status is answered without parsing
     r = env.cli("status")
     assert r.returncode == 0 and "@P2" in r.stdout
     assert stats(env)["cache"]["persisted_hits"] == 0  # type: ignore[index]
@@ -164,3 +201,26 @@ def test_a_symlink_loop_and_thousands_of_empty_folders_neither_hang_nor_end_the_
     with env.connect(timeout=30) as c:
         env.wait_for(lambda: c.call("subscribe")["result"]["watching"], timeout=30, what="the watcher")
         assert c.call("ping")["result"]["pong"] is True
+
+
+def test_a_new_daemon_parses_many_plans_over_workers_plans_and_their_files_in_one_run(env: Env) -> None:
+    plans(env, 60)  # more than PARALLEL_MIN_PLANS: the warm-up feeds the workers each plan's files as it arrives
+    for i in range(0, 60, 3):
+        folder = os.path.join(env.root, "work-space", "plans", *(["a_group"] if i % 2 else []), f"P{i}")
+        os.makedirs(os.path.join(folder, "subplans"), exist_ok=True)
+        with open(os.path.join(folder, "subplans", f"SUBPLAN_P{i}_11.md"), "w") as f:
+            f.write("# SUBPLAN: Achievement 1.1\n\n**Status**: ✅ Complete\n")
+    old = time.time() - 3600
+    for dirpath, dirnames, filenames in os.walk(env.root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (old, old))
+    one = dict(env.environ, PERFD_PARSE_WORKERS="1")
+    here = env.cli("--no-daemon", "status", env=one)
+    two = dict(env.environ, PERFD_PARSE_WORKERS="2")
+    got = env.cli("status", env=two)
+    assert got.returncode == 0 and "working in-process" not in got.stderr, got.stderr
+    assert got.stdout == here.stdout
+    assert "@P59" in got.stdout
+    with open(env.paths().log) as f:
+        log = f.read()
+    assert "warm-up: 61 plans, 81 files parsed" in log, log  # 61 PLANs (the fixture's too), 20 SUBPLANs

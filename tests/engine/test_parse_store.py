@@ -184,3 +184,18 @@ def test_entries_outside_the_root_are_dropped(ws: WS, store: str) -> None:
 def test_a_missing_store_is_no_problem(ws: WS, store: str) -> None:
     workspace(ws)
     assert ws.engine().load_parsed(store) == "missing"
+
+
+def test_entries_not_taken_yet_are_kept_when_the_store_is_written_again(ws: WS, store: str) -> None:
+    workspace(ws)
+    saved(ws, store)
+    full, _why = parse_store.load(store, root=str(ws.engine().root))
+    eng = ws.engine()
+    eng.load_parsed(store, lazy=True)  # a restart answered from stored answers: nothing taken yet
+    eng.save_parsed(store)
+    assert parse_store.load(store, root=eng.root)[0] == full
+    eng = ws.engine()
+    eng.load_parsed(store)
+    eng.plan_status("@ALPHA")  # takes ALPHA's files; BETA's stay where they were
+    eng.save_parsed(store)
+    assert parse_store.load(store, root=eng.root)[0] == full

@@ -175,3 +175,62 @@ def test_workers_kept_for_the_next_call_are_reused_then_stopped(ws: WS) -> None:
     assert parse_pool._idle
     parse_pool.stop_idle()
     assert parse_pool._idle == []
+
+
+def fed(items: list[tuple[str, str]], first: int) -> tuple[list[tuple[str, str]], Any]:
+    """parse_many over the first `first` items, the rest fed from another thread in a few pieces, late."""
+    import queue
+    import threading
+    import time
+
+    feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def feeder() -> None:
+        rest = items[first:]
+        for i in range(0, len(rest), 5):
+            time.sleep(0.02)  # the workers run dry meanwhile: they must wait for the feed, not stop
+            feed.put(rest[i:i + 5])
+        feed.put([])
+        feed.put(None)
+
+    t = threading.Thread(target=feeder)
+    t.start()
+    return items[:first], (feed, t)
+
+
+@pytest.mark.parametrize("first", [0, 4])
+def test_items_fed_while_the_workers_parse_are_answered_once_each(ws: WS, first: int) -> None:
+    many_plans(ws, 6)
+    items = items_of(ws)
+    start, (feed, t) = fed(items, first)
+    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    t.join()
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)
+    assert all(p.key is not None for p in got)
+
+
+def test_a_fed_run_survives_a_dead_worker_and_no_worker_at_all(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 4)
+    items = items_of(ws)
+    real_spawn = parse_pool._spawn
+
+    def one_dead(n: int) -> list[parse_pool._Worker]:
+        pool = real_spawn(n)
+        pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        return pool
+
+    monkeypatch.setattr(parse_pool, "_spawn", one_dead)
+    start, (feed, t) = fed(items, 3)
+    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    t.join()
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)
+
+    def none(n: int) -> list[parse_pool._Worker]:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parse_pool, "_spawn", none)
+    start, (feed, t) = fed(items, 3)
+    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    t.join()
+    assert sorted((p.kind, p.path) for p in got) == sorted(items)

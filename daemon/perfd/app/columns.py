@@ -9,6 +9,8 @@ from collections.abc import Sequence
 def display_width(text: str) -> int:
     """Columns a terminal gives `text`: wide characters (CJK, most emoji) two, combining marks and
     variation selectors none, everything else one."""
+    if text.isascii():  # the common case, and a status of 1,500 plans measures 24,000 cells
+        return len(text)
     width = 0
     for ch in text:
         if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):

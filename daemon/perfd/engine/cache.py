@@ -102,6 +102,9 @@ class StatCache(Generic[V]):
         # Parsed values from the persistent store (perfd.engine.parse_store): used on a
         # miss when the file's stat key is still the stored one, instead of parsing.
         self.persisted: dict[tuple[str, str], tuple[StatKey, Any]] = {}  # packed values
+        # When set, what fills `persisted`, called on the first miss or fresh() (a restart
+        # that answers from stored answers never needs the parsed files).
+        self.persisted_loader: Callable[[], dict[tuple[str, str], tuple[StatKey, Any]]] | None = None
         self.persisted_hits = 0
         self.folder_kinds: set[str] = set()  # kinds ever used with folder(): listed() looks them up
         self.kinds: set[str] = set()  # every kind ever stored: invalidate() looks them up
@@ -161,6 +164,8 @@ class StatCache(Generic[V]):
         self.misses += 1
         read_ns = time.time_ns()
         unpack = self.packed.get(kind)
+        if self.persisted_loader is not None:
+            self.take_persisted()
         if self.persisted and unpack is not None:
             kept = self.persisted.pop(ck, None)
             if kept is not None and kept[0] == key and read_ns - st.st_mtime_ns >= RACY_WINDOW_NS:
@@ -217,6 +222,8 @@ class StatCache(Generic[V]):
         """
         ck = (kind, path)
         entry = self._entries.get(ck)
+        if self.persisted_loader is not None:
+            self.take_persisted()
         if entry is None and ck not in self.persisted:
             return False
         if entry is not None and self.trusted_prefix is not None and self._vouched(entry, path):
@@ -234,6 +241,12 @@ class StatCache(Generic[V]):
         self.persisted_hits += 1
         self._store(ck, _Entry(key, kept[1], self._clock(), None))
         return True
+
+    def take_persisted(self) -> None:
+        """Fill `persisted` now if its loading was deferred (see persisted_loader)."""
+        loader, self.persisted_loader = self.persisted_loader, None
+        if loader is not None:
+            self.persisted = loader()
 
     def packed_values(self) -> list[tuple[str, str, StatKey, bytes]]:
         """(kind, path, stat key, packed value) of every packed entry that is not racy (for the store),

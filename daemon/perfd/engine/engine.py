@@ -20,7 +20,7 @@ from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, 
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
-from perfd.engine import parse_store
+from perfd.engine import answer_store, parse_store
 from perfd.engine.parse_pool import Parsed, parse_many, stop_idle, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
@@ -110,6 +110,7 @@ class Engine:
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
         self.trust_restarts = 0
         self._capacity_set = "capacity" in cache_cfg
+        self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
         parse_cfg = cache_cfg.get("parse_workers")
         self.parse_workers = workers_wanted(parse_cfg)
 
@@ -252,17 +253,59 @@ class Engine:
             stop_idle()
         return n
 
-    def load_parsed(self, path: str) -> str:
+    def load_parsed(self, path: str, *, lazy: bool = False) -> str:
         """Take the persistent parse store at `path` (see perfd.engine.parse_store): files whose stat key
-        still holds are not parsed again. Returns why nothing was taken ("" when it was)."""
-        loaded, why = parse_store.load(path, root=self.root)
-        self.cache.persisted = loaded
-        return why
+        still holds are not parsed again. Returns why nothing was taken ("" when it was).
+
+        lazy: read it only when a file is first looked for (the reason is then in parse_store_refusal).
+        """
+        def load() -> parse_store.Loaded:
+            loaded, self.parse_store_refusal = parse_store.load(path, root=self.root)
+            return loaded
+
+        self.cache.persisted_loader = load
+        if not lazy:
+            self.cache.take_persisted()
+        return self.parse_store_refusal
 
     def save_parsed(self, path: str) -> int:
-        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes."""
-        self.cache.persisted = {}
-        return parse_store.save(path, self.cache.packed_values(), root=self.root)
+        """Write what the cache holds parsed to the persistent store at `path`; returns its size in bytes.
+
+        Entries of the store read at start that no lookup has taken yet are kept (least recently used);
+        a store never read (a restart answered from stored answers alone) is read first, for them.
+        """
+        cache = self.cache
+        cache.take_persisted()
+        held = cache.packed_values()
+        in_cache = {(k, p) for k, p, _key, _v in held}
+        kept = [(k, p, key, v) for (k, p), (key, v) in cache.persisted.items() if (k, p) not in in_cache]
+        return parse_store.save(path, kept + held, root=self.root)
+
+    def load_answers(self, path: str) -> tuple[int, str]:
+        """Take the answers stored at `path` (see perfd.engine.answer_store) back into the memos.
+
+        Each is stat-checked, input by input, before its first use. Returns how
+        many were taken, and why none were ("" when some were).
+        """
+        restored, why = answer_store.load(path, root=self.root, config=answer_store.config_digest(self.config))
+        now = time.monotonic()
+        stores = {"status": self._memo, "summary": self._summary_memo, "files": self._files_memo}
+        plans = 0
+        for r in restored:
+            kind = str(r.key[0])
+            plans += kind == "summary"
+            stores[kind][r.key] = (r.inputs, now, r.value, None, frozenset([i[0] for i in r.inputs]))
+        self.fit_capacity(plans)
+        return len(restored), why
+
+    def save_answers(self, path: str) -> int:
+        """Write the memoised status, plan summaries and plan files to `path`; returns the bytes written."""
+        answers: list[tuple[tuple[Any, ...], answer_store.Inputs, object]] = []
+        for memo in (self._memo, self._summary_memo, self._files_memo):
+            for key, (inputs, _t, value, _o, _p) in memo.items():
+                if key[0] in ("status", "summary", "files"):
+                    answers.append((key, inputs, value))
+        return answer_store.save(path, answers, root=self.root, config=answer_store.config_digest(self.config))
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""

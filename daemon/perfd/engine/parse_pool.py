@@ -13,6 +13,7 @@ which the caller then parses itself.
 from __future__ import annotations
 
 import os
+import queue
 import selectors
 import struct
 import subprocess
@@ -27,6 +28,7 @@ from perfd.engine.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
 from perfd.engine.kinds import PARSERS, pack
 from perfd.engine.text import read_bytes
 
+FEED_WAIT_S = 0.005  # while items may still be fed: how long one wait lasts before the feed is looked at again
 CHUNK = 12  # files per message: small enough to balance the workers, large enough to amortise a round trip
 _LEN = struct.Struct(">I")
 
@@ -156,7 +158,8 @@ def _sendable(path: str) -> bool:
     return True
 
 
-def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = False) -> Iterator[list[Parsed]]:
+def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = False,
+               feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None = None) -> Iterator[list[Parsed]]:
     """Parse `items` ((kind, path) pairs) over `workers` processes; yields batches as they arrive.
 
     Every item is answered exactly once, in some order, but for a path that is
@@ -164,24 +167,39 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
     be started or dies, its work is parsed here instead. The workers are
     stopped when the iterator ends or is closed, unless `keep`: then they wait
     for the next call (which spares starting them again), or for stop_idle().
+
+    `feed`: more items, put by another thread while this runs (None: no more), so
+    that the workers parse while the caller works out what else they should parse.
     """
-    # A name that is not UTF-8 can neither cross to a worker nor be packed: such a file is
-    # left out here, and parsed (and held unpacked) when an answer first needs it.
-    sendable = [it for it in items if _sendable(it[1])]
-    todo: list[Sequence[tuple[str, str]]] = [sendable[i:i + CHUNK] for i in range(0, len(sendable), CHUNK)]
-    todo.reverse()  # pop() from the end hands chunks out in order
-    want = min(workers, len(todo))
+    todo: list[Sequence[tuple[str, str]]] = []
+    _queue_front(todo, items)
+    feeding = feed is not None
+    want = workers if feeding else min(workers, len(todo))
     pool = [_idle.pop() for _ in range(min(want, len(_idle)))]
     try:
         pool += _spawn(want - len(pool))
     except OSError:
         pass
+    waiting: list[_Worker] = list(pool)  # live workers with no chunk
     finished = False
     sel = selectors.DefaultSelector()
-    try:
-        for w in pool:
-            if not todo:
-                break
+
+    def pull(block: bool) -> None:
+        nonlocal feeding
+        while feeding and feed is not None:
+            try:
+                got = feed.get(block=block, timeout=FEED_WAIT_S if block else None)
+            except queue.Empty:
+                return
+            if got is None:
+                feeding = False
+                return
+            _queue_front(todo, got)
+            block = False
+
+    def hand_out() -> None:
+        while todo and waiting:
+            w = waiting.pop()
             assert w.proc.stdout is not None
             try:
                 w.send(todo.pop())
@@ -190,8 +208,15 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
                 continue
             os.set_blocking(w.proc.stdout.fileno(), False)
             sel.register(w.proc.stdout, selectors.EVENT_READ, w)
-        while sel.get_map():
-            for key, _ev in sel.select():
+
+    try:
+        hand_out()
+        while sel.get_map() or (feeding and waiting):
+            pull(block=not sel.get_map())
+            hand_out()
+            if not sel.get_map():
+                continue
+            for key, _ev in sel.select(timeout=FEED_WAIT_S if feeding else None):
                 w = key.data
                 try:
                     data = os.read(key.fd, 1 << 20)
@@ -216,8 +241,12 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
                         sel.unregister(key.fileobj)
                 else:
                     sel.unregister(key.fileobj)
+                    waiting.append(w)
                 yield got
-        while todo:  # no worker (or none left)
+        while todo or feeding:  # no worker (or none left)
+            if not todo:
+                pull(block=True)
+                continue
             yield [parse_one(kind, path) for kind, path in todo.pop()]
         finished = True
     finally:
@@ -229,6 +258,14 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
                 _idle.append(w)
             else:
                 _stop(w.proc)
+
+
+def _queue_front(todo: list[Sequence[tuple[str, str]]], items: Sequence[tuple[str, str]]) -> None:
+    """Queue `items` in chunks, after what is queued already (pop() takes from the end)."""
+    # A name that is not UTF-8 can neither cross to a worker nor be packed: such a file is
+    # left out here, and parsed (and held unpacked) when an answer first needs it.
+    sendable = [it for it in items if _sendable(it[1])]
+    todo[:0] = reversed([sendable[i:i + CHUNK] for i in range(0, len(sendable), CHUNK)])
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -6,10 +6,10 @@ digest of the parser's own source) and the workspace root. A loaded entry is
 used only when its file still has that stat key, and is not within the racy
 window (see perfd.engine.cache), exactly as the in-memory cache would.
 
-Safety: the file is read only when it is a regular file of ours, not writable
-by group or others, no larger than the bound, and never through a symlink
-(O_NOFOLLOW); it is written to a private temporary file (O_EXCL|O_NOFOLLOW,
-0600) and renamed into place. Anything else (damaged, foreign, another parser
+Safety (perfd.engine.private_file): the file is read only when it is a
+regular file of ours, not writable by group or others, no larger than the
+bound, and never through a symlink (O_NOFOLLOW); it is written to a private
+temporary file (O_EXCL|O_NOFOLLOW, 0600) and renamed into place. Anything else (damaged, foreign, another parser
 version, another root, too large) is ignored, and the next save rebuilds it.
 """
 
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
-from typing import Literal
 
 import msgspec
 
 from perfd.engine.cache import StatKey
+from perfd.engine.private_file import Refusal, read_private, write_private
 
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
@@ -53,8 +52,6 @@ class _HeaderOnly(msgspec.Struct):
 
 
 Loaded = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat key, packed value)
-Refusal = Literal["", "missing", "symlink", "foreign", "writable-by-others", "not-a-file", "too-large",
-                  "damaged", "other-version", "other-root"]
 
 _version: str | None = None
 
@@ -78,33 +75,9 @@ def parser_version() -> str:
 
 def load(path: str, *, root: str, max_bytes: int = MAX_BYTES) -> tuple[Loaded, Refusal]:
     """The entries stored for `root` at `path`, or ({}, why not)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        return {}, "missing"
-    except OSError:
-        return {}, "symlink" if os.path.islink(path) else "not-a-file"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return {}, "not-a-file"
-        if st.st_uid != os.getuid():
-            return {}, "foreign"
-        if st.st_mode & 0o022:
-            return {}, "writable-by-others"
-        if st.st_size > max_bytes:
-            return {}, "too-large"
-        chunks = []
-        left = st.st_size
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-    finally:
-        os.close(fd)
+    data, why = read_private(path, max_bytes=max_bytes)
+    if why:
+        return {}, why
     try:
         stored = msgspec.msgpack.decode(data, type=StoreFile)  # one pass: the header is checked after
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -138,21 +111,5 @@ def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str
     while len(data) > max_bytes and rows:
         rows = rows[len(rows) // 4 + 1:]  # keep the most recently used three quarters
         data = msgspec.msgpack.encode(StoreFile(header, rows))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)  # a leftover of a killed writer with our pid
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, data)
     return len(data)

@@ -1,0 +1,179 @@
+"""The persistent answer store: each plan's status line, files and the workspace status, with their inputs.
+
+A memoised answer (see Engine._memoised) is valid while every file and folder
+it read has the stat key it had. Those keys outlive the daemon, so a restarted
+daemon can take the answers back and validate them with one stat per input,
+instead of listing every folder and decoding and deciding every plan again.
+
+Each answer is stored with its inputs, as indices into one table of
+(path, stat key) pairs shared by all answers. The file carries perfd's engine
+version (a digest of the engine's source: any change to how answers are
+worked out invalidates them), the workspace root and a digest of its
+configuration. Answers whose newest input was written within RACY_WINDOW_NS
+of the save are left out: a later same-tick rewrite could keep such a stat
+key (see perfd.engine.cache). Loaded answers are never trusted as they are:
+the engine stat-checks every input before the first use.
+
+Safety as for the parse store (perfd.engine.private_file); anything else
+(damaged, foreign, another version, root or configuration, too large) is
+ignored, and the next save rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Literal
+
+import msgspec
+
+from perfd.engine.cache import RACY_WINDOW_NS, StatKey
+from perfd.engine.ownership import PlanRef
+from perfd.engine.private_file import Refusal, read_private, write_private
+from perfd.engine.types import PlanSummary, WorkspaceStatus
+from perfd.engine.workspace import PlanFiles
+
+FORMAT = 1
+MAX_BYTES = 64 * 1024 * 1024  # far above what 1,500 plans take (about 10 MB): past it, nothing is stored
+Inputs = list[tuple[str, StatKey | None]]
+Kind = Literal["status", "summary", "files"]
+
+
+class Answer(msgspec.Struct, array_like=True):
+    kind: Kind
+    plan: PlanRef | None  # summary and files: the plan
+    archive: str | None  # files: the plan's archive location
+    inputs: list[int]  # indices into StoreFile.table
+    value: msgspec.Raw  # WorkspaceStatus, PlanSummary or PlanFiles, packed
+
+
+class Header(msgspec.Struct):
+    format: int
+    engine: str  # engine_version() of the perfd that wrote it
+    root: str
+    config: str  # config_digest() of the configuration the answers were worked out with
+
+
+class StoreFile(msgspec.Struct):
+    header: Header
+    table: list[tuple[str, StatKey | None]]
+    answers: list[Answer]
+
+
+class _HeaderOnly(msgspec.Struct):
+    header: Header
+
+
+class Restored(msgspec.Struct, frozen=True):
+    """One answer taken back: its memo key, inputs and value."""
+
+    key: tuple[object, ...]
+    inputs: Inputs
+    value: WorkspaceStatus | PlanSummary | PlanFiles
+
+
+_version: str | None = None
+_VALUE_TYPES: dict[str, type] = {"status": WorkspaceStatus, "summary": PlanSummary, "files": PlanFiles}
+
+
+def engine_version() -> str:
+    """A digest of every engine module's source and msgspec's version."""
+    global _version
+    if _version is None:
+        h = hashlib.blake2b(digest_size=12)
+        h.update(msgspec.__version__.encode())
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(here)):
+            if name.endswith(".py"):
+                with open(os.path.join(here, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+        _version = h.hexdigest()
+    return _version
+
+
+def config_digest(config: object) -> str:
+    """A digest of the configuration ("" when it cannot be packed: then nothing is stored)."""
+    try:
+        return hashlib.blake2b(msgspec.msgpack.encode(config), digest_size=12).hexdigest()
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return ""
+
+
+def memo_key(a: Answer) -> tuple[object, ...] | None:
+    """The key Engine._memoised files the answer under (None: not a well-formed answer)."""
+    if a.kind == "status":
+        return ("status",)
+    if a.plan is None:
+        return None
+    if a.kind == "summary":
+        return ("summary", a.plan)
+    return ("files", a.plan, a.archive)
+
+
+def load(path: str, *, root: str, config: str, max_bytes: int = MAX_BYTES) -> tuple[list[Restored], Refusal]:
+    """The answers stored for `root` and `config` at `path`, or ([], why not)."""
+    data, why = read_private(path, max_bytes=max_bytes)
+    if why:
+        return [], why
+    try:
+        stored = msgspec.msgpack.decode(data, type=StoreFile)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        try:
+            header = msgspec.msgpack.decode(data, type=_HeaderOnly).header
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return [], "damaged"
+        return [], "damaged" if header.engine == engine_version() else "other-version"
+    header = stored.header
+    if header.format != FORMAT or header.engine != engine_version() or not config or header.config != config:
+        return [], "other-version"
+    if header.root != root:
+        return [], "other-root"
+    table = stored.table
+    out = []
+    try:
+        for a in stored.answers:
+            key = memo_key(a)
+            if key is None:
+                return [], "damaged"
+            value: WorkspaceStatus | PlanSummary | PlanFiles = msgspec.msgpack.decode(a.value, type=_VALUE_TYPES[a.kind])
+            out.append(Restored(key, [table[i] for i in a.inputs], value))
+    except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
+        return [], "damaged"
+    return out, ""
+
+
+def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *, root: str, config: str,
+         max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> int:
+    """Write `answers` ((memo key, inputs, value)) for `root` atomically; returns the bytes written (0: nothing).
+
+    Answers with an input written within the racy window are left out; with no
+    configuration digest, or past `max_bytes`, nothing is written.
+    """
+    if not config:
+        return 0
+    limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
+    index: dict[tuple[str, StatKey | None], int] = {}
+    rows = []
+    for key, inputs, value in answers:
+        if any(k is not None and k[0] > limit for _p, k in inputs):
+            continue
+        kind: Kind
+        plan: PlanRef | None = None
+        archive: str | None = None
+        if key == ("status",):
+            kind = "status"
+        elif len(key) == 2 and key[0] == "summary" and isinstance(key[1], PlanRef):
+            kind, plan = "summary", key[1]
+        elif len(key) == 3 and key[0] == "files" and isinstance(key[1], PlanRef) and \
+                (key[2] is None or isinstance(key[2], str)):
+            kind, plan, archive = "files", key[1], key[2]
+        else:
+            continue
+        ids = [index.setdefault(i, len(index)) for i in inputs]
+        rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
+    data = msgspec.msgpack.encode(StoreFile(Header(FORMAT, engine_version(), root, config), list(index), rows))
+    if len(data) > max_bytes:
+        return 0
+    write_private(path, data)
+    return len(data)

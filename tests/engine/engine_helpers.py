@@ -177,3 +177,15 @@ def codes(problems: Iterable[object]) -> list[str]:
 
 def by_number(status: object) -> dict[str, object]:
     return {a.number: a for a in status.achievements}  # type: ignore[attr-defined]
+
+
+def two_plans(ws: WS) -> WS:
+    """ALPHA and BETA: 1.1 approved, 1.2 under way (the stores' tests)."""
+    for name in ("ALPHA", "BETA"):
+        ws.plan(name, ["1.1", "1.2"])
+        ws.subplan(name, "1.1", "✅ Complete")
+        ws.execution(name, "1.1", status="✅ Complete")
+        ws.approved(name, "1.1")
+        ws.subplan(name, "1.2", "In Progress")
+    ws.age()
+    return ws

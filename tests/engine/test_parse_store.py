@@ -13,18 +13,10 @@ from perfd.engine import engine as engine_mod
 from perfd.engine import parse_store
 from perfd.engine.engine import Engine
 
-from engine_helpers import WS
+from engine_helpers import WS, two_plans
 
 
-def workspace(ws: WS) -> WS:
-    for name in ("ALPHA", "BETA"):
-        ws.plan(name, ["1.1", "1.2"])
-        ws.subplan(name, "1.1", "✅ Complete")
-        ws.execution(name, "1.1", status="✅ Complete")
-        ws.approved(name, "1.1")
-        ws.subplan(name, "1.2", "In Progress")
-    ws.age()
-    return ws
+workspace = two_plans
 
 
 @pytest.fixture

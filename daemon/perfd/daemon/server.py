@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import gc
 import logging
 import logging.handlers
-import math
 import os
-import queue
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,9 +37,8 @@ from perfd.daemon.connections import Connections, limits_from, raise_open_file_l
 from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.daemon.stats import Stats, rss_bytes, snapshot
+from perfd.daemon.warmup import WarmUp
 from perfd.engine.engine import Engine
-from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, parse_many, parse_one, stop_idle
 from perfd.wire import protocol as P
 from perfd.wire.rendezvous import clear_start_failure, record_start_failure, state_paths
 
@@ -57,8 +52,6 @@ EXIT_CANNOT_SERVE = 1
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
 # A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
 OVERFLOW_BATCH = 4096
-REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
-WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before answering without it
 _enc = msgspec.json.Encoder()
 
 
@@ -81,7 +74,7 @@ def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> f
         return default
 
 
-class Daemon:
+class Daemon(WarmUp):
     def __init__(self, root: str, *, peer_check: PeerCheck | None = None) -> None:
         if peer_check is None:
             found = choose()  # once per daemon: every connection is checked the same way
@@ -251,196 +244,6 @@ class Daemon:
             if self.warmed.is_set() and time.monotonic() - self._store_saved_at > STORE_EVERY_S:
                 self.save_parsed()
 
-    # -- warm-up and the persistent parse store ----------------------------------------------
-
-    async def _warm_up(self) -> None:
-        """Right after start, have every plan parsed, below requests in priority.
-
-        The persistent store first (what a previous daemon parsed, still valid by
-        stat key), then what is left: over worker processes when more than a few
-        dozen plans are cold (their results are taken in between requests), else
-        here, a few files at a time with requests served in between. A request
-        for one plan is served at once meanwhile; one for every plan waits here.
-        """
-        engine = self.engine
-        t0 = time.perf_counter()
-        parsed = 0
-        # Every object the warm-up makes lives as long as the daemon: collecting (and walking
-        # an ever larger heap) while they are made only costs time; they are frozen after.
-        gc.disable()
-        restored = 0
-        try:
-            restored, why = engine.load_answers(self.answers_path)
-            if why not in ("", "missing"):
-                log.info("answer store %s not used (%s): rebuilding it", self.answers_path, why)
-            if restored:
-                # A restart: the stored answers need one stat per input and nothing parsed (the parse
-                # store is read only if an input changed). The request that uses one stat-checks it
-                # (as any answer while no watcher runs), so the first status need not wait.
-                engine.load_parsed(self.store_path, lazy=True)
-                self._store_saved_misses = engine.cache.misses + engine.memo_misses  # both stores hold this
-                self.warmed.set()
-                log.info("warm-up: %d answers restored in %.2f s", restored, time.perf_counter() - t0)
-                await self._clients_served()  # the requests that waited for them first
-                # The watcher starts. Nothing else is done ahead: a request that needs a parsed file
-                # takes it from the parse store (read then), as a pass over every plan would have,
-                # but without holding the loop for the requests that come meanwhile.
-                self.parsed.set()
-            else:
-                why = engine.load_parsed(self.store_path)
-                if why not in ("", "missing"):
-                    log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
-                await anyio.lowlevel.checkpoint()
-                plans = engine.workspace.plans()
-                engine.fit_capacity(len(plans))
-                step = 64  # plans looked at between two turns of serving requests
-                cold = []
-                for i in range(0, len(plans), step):
-                    cold += engine.cold_plan_files(plans[i:i + step])
-                    await anyio.lowlevel.checkpoint()
-                workers = engine.use_workers(len(cold))
-                if workers:
-                    parsed += await self._parse_plans(cold, plans, step)
-                else:
-                    parsed += await self._parse(cold, False)
-                    cold = []
-                    for i in range(0, len(plans), step):
-                        cold += engine.cold_work_files(plans[i:i + step])
-                        await anyio.lowlevel.checkpoint()
-                    parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
-                stop_idle()
-                self.parsed.set()
-                with anyio.move_on_after(WATCH_START_WAIT_S):
-                    await self.watch_ready.wait()
-                engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
-                engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
-                log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
-                         engine.cache.persisted_hits, time.perf_counter() - t0)
-        except Exception:
-            log.exception("warm-up failed; answers parse what they need")
-        finally:
-            stop_idle()
-            if not restored:
-                engine.cache.persisted = {}  # what was not taken is not worth its memory
-            gc.freeze()  # out of the collector's sight: later collections walk only what requests make
-            gc.enable()
-            self.parsed.set()
-            self.warmed.set()
-        if parsed:
-            await self._clients_served()  # writing the stores takes a few tenths of a second at 1,500 plans
-            self.save_parsed()
-
-    async def _clients_served(self) -> None:
-        """Return once the clients that waited for the warm-up are answered (no connection open).
-
-        Bounded by REQUESTS_FIRST_S: an editor stays connected.
-        """
-        with anyio.move_on_after(REQUESTS_FIRST_S):
-            await anyio.sleep(0.02)
-            while self.connections:
-                await anyio.sleep(0.01)
-
-    async def _parse(self, items: list[tuple[str, str]], workers: bool, *, keep: bool = False) -> int:
-        """Parse `items` into the engine's cache, yielding to requests between batches."""
-        engine = self.engine
-        if not workers:
-            for i in range(0, len(items), 8):
-                engine.store_parsed([parse_one(kind, path) for kind, path in items[i:i + 8]])
-                await anyio.lowlevel.checkpoint()
-            return len(items)
-        send, receive = anyio.create_memory_object_stream[list[Parsed]](math.inf)
-
-        def produce() -> None:
-            with send:
-                for batch in parse_many(items, workers=engine.parse_workers, keep=keep):
-                    anyio.from_thread.run_sync(send.send_nowait, batch)
-
-        n = 0
-        async with anyio.create_task_group() as tg:
-            # abandoned when the daemon stops: its next hand-over fails, which stops the workers
-            tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
-            async with receive:
-                async for batch in receive:
-                    n += engine.store_parsed(batch)
-                    await anyio.lowlevel.checkpoint()
-        return n
-
-    async def _parse_plans(self, cold: list[tuple[str, str]], plans: list[PlanRef], step: int) -> int:
-        """Parse the `cold` PLAN files over the workers and, in the same run, every plan's other files.
-
-        A pipeline: as PLAN files arrive (held here, on the loop), their plans' SUBPLAN,
-        EXECUTION_TASK and parallel.json files are worked out and fed to the workers,
-        which parse meanwhile; nothing waits for a phase to end.
-        """
-        engine = self.engine
-        feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] = queue.SimpleQueue()
-        send, receive = anyio.create_memory_object_stream[list[Parsed]](math.inf)
-
-        def produce() -> None:
-            with send:
-                for batch in parse_many(cold, workers=engine.parse_workers, feed=feed):
-                    anyio.from_thread.run_sync(send.send_nowait, batch)
-
-        by_path = {p.path: p for p in plans}
-        pending = {path for _kind, path in cold if path in by_path and _utf8(path)}  # what the workers answer
-        seen: set[str] = set()
-        arrived: list[PlanRef] = []
-        closed = False
-
-        async def feed_rest() -> None:
-            nonlocal closed
-            rest = [p for p in plans if p.path not in seen]  # fresh PLANs, and any the workers could not take
-            for i in range(0, len(rest), step):
-                feed.put(engine.cold_work_files(rest[i:i + step]))
-                await anyio.lowlevel.checkpoint()
-            feed.put(None)
-            closed = True
-
-        n = 0
-        try:
-            async with anyio.create_task_group() as tg:
-                # abandoned when the daemon stops: its next hand-over fails, which stops the workers
-                tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
-                if not pending:
-                    await feed_rest()
-                async with receive:
-                    async for batch in receive:
-                        n += engine.store_parsed(batch)
-                        for p in batch:
-                            if p.kind == "plan" and p.path in pending:
-                                pending.discard(p.path)
-                                seen.add(p.path)
-                                arrived.append(by_path[p.path])
-                        while len(arrived) >= step or (arrived and not pending):
-                            feed.put(engine.cold_work_files(arrived[:step]))
-                            del arrived[:step]
-                            await anyio.lowlevel.checkpoint()
-                        if not pending and not closed:
-                            await feed_rest()
-                        await anyio.lowlevel.checkpoint()
-        finally:
-            if not closed:
-                feed.put(None)  # the producer ends
-        return n
-
-    def save_parsed(self) -> None:
-        """Write the persistent parse store when the cache has parsed something since the last write."""
-        self._store_saved_at = time.monotonic()
-        misses = self.engine.cache.misses + self.engine.memo_misses
-        if misses == self._store_saved_misses or not self.warmed.is_set():
-            return
-        try:
-            size = self.engine.save_parsed(self.store_path)
-            self._store_saved_misses = misses
-            log.info("parse store: %d bytes written to %s", size, self.store_path)
-        except OSError as exc:
-            log.warning("cannot write the parse store %s: %s", self.store_path, exc)
-        try:
-            size = self.engine.save_answers(self.answers_path)
-            log.info("answer store: %d bytes written to %s", size, self.answers_path)
-        except OSError as exc:
-            log.warning("cannot write the answer store %s: %s", self.answers_path, exc)
-
     # -- file changes ----------------------------------------------------------------
 
     async def _watch(self) -> None:
@@ -608,15 +411,6 @@ def main(root: str) -> int:
             return 1
         raise
     return 0
-
-
-def _utf8(path: str) -> bool:
-    """Whether `path` can cross to a parse worker (see parse_many)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _reason(exc: OSError) -> str:

@@ -149,7 +149,7 @@ def stop_idle() -> None:
         _stop(_idle.pop().proc)
 
 
-def _sendable(path: str) -> bool:
+def sendable(path: str) -> bool:
     """Whether `path` can cross to a worker (msgpack strings are UTF-8; a lone surrogate is not)."""
     try:
         path.encode("utf-8")
@@ -264,8 +264,8 @@ def _queue_front(todo: list[Sequence[tuple[str, str]]], items: Sequence[tuple[st
     """Queue `items` in chunks, after what is queued already (pop() takes from the end)."""
     # A name that is not UTF-8 can neither cross to a worker nor be packed: such a file is
     # left out here, and parsed (and held unpacked) when an answer first needs it.
-    sendable = [it for it in items if _sendable(it[1])]
-    todo[:0] = reversed([sendable[i:i + CHUNK] for i in range(0, len(sendable), CHUNK)])
+    to_send = [it for it in items if sendable(it[1])]
+    todo[:0] = reversed([to_send[i:i + CHUNK] for i in range(0, len(to_send), CHUNK)])
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -146,6 +146,9 @@ class Engine(ColdParse):
         cache.track = []
         cache.newest_mtime_ns = 0
         start_ns = time.time_ns()
+        # Stamped when the computation starts, the conservative side: a watcher that came up
+        # while it ran must not vouch for inputs read before it watched.
+        started = time.monotonic()
         try:
             value = compute()
             inputs = list(dict.fromkeys(cache.track))
@@ -161,7 +164,7 @@ class Engine(ColdParse):
         if start_ns - newest >= RACY_WINDOW_NS or outside == []:
             if len(memo) >= capacity:
                 memo.pop(next(iter(memo)))
-            memo[key] = (inputs, time.monotonic(), value, outside, frozenset([i[0] for i in inputs]))
+            memo[key] = (inputs, started, value, outside, frozenset([i[0] for i in inputs]))
         return value
 
     def _unvouched(self, inputs: _Inputs) -> _Inputs:

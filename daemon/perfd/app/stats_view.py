@@ -8,6 +8,7 @@ from collections.abc import Callable
 import msgspec
 
 from perfd.llm.stats import LLMStats
+from perfd.safetext import shown
 from perfd.wire.protocol import StatsSnapshot
 
 
@@ -185,13 +186,13 @@ def team_lines(llm: LLMStats) -> list[str]:
             lines.append(f"  budget: ${llm.budget_used_usd:.4f} used today (UTC, this daemon)")
         return lines
     state = t.state.upper() if t.state == "down" else t.state
-    lines.append(f"team: redis {_terminal(t.redis)} namespace {_terminal(t.namespace)} · {state}"
+    lines.append(f"team: redis {shown(t.redis)} namespace {shown(t.namespace)} · {state}"
                  f" · fail {t.fail} · daemons {t.peers}")
     if t.state == "down":
         since = f" since {time.strftime('%H:%M:%S', time.localtime(t.down_since))}" if t.down_since else ""
         doing = ("running on local limits and cache" if t.fail == "open"
                  else "refusing model calls ([team] fail = \"closed\")")
-        lines.append(f"  WARNING: REDIS DOWN{since}: {doing}; {_terminal(t.last_error or '')}")
+        lines.append(f"  WARNING: REDIS DOWN{since}: {doing}; {shown(t.last_error or '')}")
     per_min = 60.0 / t.window_s if t.window_s else 1.0
     age = f" ({time.time() - t.seen_at:.0f} s ago)" if t.seen_at else ""
     lines.append(f"  team window{age}: {t.window_requests}{_of(t.rpm)} requests ({t.window_requests * per_min:.0f}/min)"
@@ -234,8 +235,3 @@ def team_metrics(llm: LLMStats, metric: Callable[[str, str, str, list[tuple[str,
 
 def _of(limit: int | None) -> str:
     return f"/{limit}" if limit is not None else ""
-
-
-def _terminal(text: str) -> str:
-    """Text from config or Redis, safe to print on a terminal (no control characters)."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)

@@ -30,7 +30,7 @@ import msgspec
 
 from perfd.engine.cache import RACY_WINDOW_NS, StatKey
 from perfd.engine.ownership import PlanRef
-from perfd.engine.private_file import Refusal, read_private, write_private
+from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 
@@ -81,14 +81,8 @@ def engine_version() -> str:
     """A digest of every engine module's source and msgspec's version."""
     global _version
     if _version is None:
-        h = hashlib.blake2b(digest_size=12)
-        h.update(msgspec.__version__.encode())
         here = os.path.dirname(os.path.abspath(__file__))
-        for name in sorted(os.listdir(here)):
-            if name.endswith(".py"):
-                with open(os.path.join(here, name), "rb") as f:
-                    h.update(name.encode() + b"\0" + f.read())
-        _version = h.hexdigest()
+        _version = source_digest(os.path.join(here, n) for n in sorted(os.listdir(here)) if n.endswith(".py"))
     return _version
 
 

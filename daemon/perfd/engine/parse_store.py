@@ -15,13 +15,12 @@ version, another root, too large) is ignored, and the next save rebuilds it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import msgspec
 
 from perfd.engine.cache import StatKey
-from perfd.engine.private_file import Refusal, read_private, write_private
+from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
 
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
@@ -60,16 +59,8 @@ def parser_version() -> str:
     """A digest of the parser's source and msgspec's version: any change to either invalidates the store."""
     global _version
     if _version is None:
-        h = hashlib.blake2b(digest_size=12)
-        h.update(msgspec.__version__.encode())
         here = os.path.dirname(os.path.abspath(__file__))
-        for name in _PARSER_MODULES:
-            try:
-                with open(os.path.join(here, name + ".py"), "rb") as f:
-                    h.update(f.read())
-            except OSError:
-                h.update(b"missing " + name.encode())
-        _version = h.hexdigest()
+        _version = source_digest(os.path.join(here, n + ".py") for n in _PARSER_MODULES)
     return _version
 
 

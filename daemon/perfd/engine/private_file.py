@@ -8,8 +8,10 @@ and renamed into place, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from typing import Literal
 
 Refusal = Literal["", "missing", "symlink", "foreign", "writable-by-others", "not-a-file", "too-large",
@@ -66,3 +68,20 @@ def write_private(path: str, data: bytes) -> None:
         raise
     os.close(fd)
     os.replace(tmp, path)
+
+
+def source_digest(paths: Iterable[str]) -> str:
+    """A digest of these source files (name and text) and msgspec's version: the version key of a
+    state file, so that a perfd whose code that wrote it changed rebuilds it instead of trusting it."""
+    import msgspec
+
+    h = hashlib.blake2b(digest_size=12)
+    h.update(msgspec.__version__.encode())
+    for path in paths:
+        h.update(os.path.basename(path).encode() + b"\0")
+        try:
+            with open(path, "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()

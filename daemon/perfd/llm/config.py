@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -140,6 +140,35 @@ FIELDS: tuple[str, ...] = LLMConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 
+def read_env(env: Mapping[str, str], *, prefix: str, kind: type[msgspec.Struct], fields: Sequence[str],
+             required: Mapping[str, str], unknown: Callable[[str, str], str],
+             hidden: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings `prefix`<KEY> variables give: (key -> value, converted; key -> the variable's name).
+
+    Every variable seen is named (an empty one unsets the file's value, and gives no value).
+    Strings are converted leniently ("60" -> 60, "true" -> True), one key at a time, with
+    `required`'s placeholders, so an error names the variable; `hidden` keys' values are not shown.
+    """
+    values: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for name, raw in env.items():
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix):].lower()
+        if key not in fields:
+            raise LLMConfigError(unknown(name, key))
+        seen[key] = name
+        if raw.strip() == "":
+            continue
+        try:
+            one = msgspec.convert({**required, key: raw.strip()}, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            shown = "(hidden)" if key in hidden else repr(raw)
+            raise LLMConfigError(f"invalid {name}={shown}: {_PATH.sub('', str(exc))}") from None
+        values[key] = getattr(one, key)
+    return values, seen
+
+
 def load_llm_config(config: Mapping[str, Any], env: Mapping[str, str]) -> LLMConfig | None:
     """The provider configured by the `[llm]` table `config` and PERFD_LLM_* in `env`.
 
@@ -158,22 +187,11 @@ def load_llm_config(config: Mapping[str, Any], env: Mapping[str, str]) -> LLMCon
     # Environment strings are converted leniently ("60" -> 60, "true" -> True)
     # one key at a time so an error names the variable; file values stay
     # strict (a TOML string where a number belongs is a mistake).
-    env_values: dict[str, Any] = {}
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX):].lower()
-        if key not in FIELDS:
-            raise LLMConfigError(_unknown(name, key))
+    env_values, seen = read_env(env, prefix=ENV_PREFIX, kind=LLMConfig, fields=FIELDS,
+                                required={"base_url": "x", "model": "x"}, unknown=_unknown)
+    for key, name in seen.items():
         source[key] = name
-        values.pop(key, None)
-        if raw.strip() == "":  # an empty variable unsets the file's value
-            continue
-        try:
-            one = msgspec.convert({"base_url": "x", "model": "x", key: raw.strip()}, LLMConfig, strict=False)
-        except msgspec.ValidationError as exc:
-            raise LLMConfigError(f"invalid {name}={raw!r}: {_PATH.sub('', str(exc))}") from None
-        env_values[key] = getattr(one, key)
+        values.pop(key, None)  # an empty variable unsets the file's value
 
     merged = values | env_values
     if not merged.get("base_url") and not merged.get("model"):

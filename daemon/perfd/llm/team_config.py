@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from .config import read_env
 from .errors import LLMConfigError
 
 ENV_PREFIX = "PERFD_TEAM_"
@@ -60,21 +61,12 @@ def load_team_config(config: Mapping[str, Any], env: Mapping[str, str]) -> TeamC
         if key not in FIELDS:
             raise LLMConfigError(_unknown(f"[team] {key}", key))
         values[key] = value
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX):].lower()
-        if key not in FIELDS:
-            raise LLMConfigError(_unknown(name, key))
-        values.pop(key, None)
-        if raw.strip() == "":
-            continue
-        try:
-            one = msgspec.convert({"redis_url": "redis://x", key: raw.strip()}, TeamConfig, strict=False)
-        except msgspec.ValidationError as exc:
-            shown = "(hidden)" if key == "redis_url" else repr(raw)
-            raise LLMConfigError(f"invalid {name}={shown}: {_PATH.sub('', str(exc))}") from None
-        values[key] = getattr(one, key)
+    from_env, seen = read_env(env, prefix=ENV_PREFIX, kind=TeamConfig, fields=FIELDS,
+                              required={"redis_url": "redis://x"}, unknown=_unknown,
+                              hidden=frozenset({"redis_url"}))  # a URL may carry credentials
+    for key in seen:
+        values.pop(key, None)  # an empty variable unsets the file's value
+    values.update(from_env)
     if not values.get("redis_url"):
         if values:
             raise LLMConfigError("[team] redis_url is required once a [team] table or PERFD_TEAM_* is set")

@@ -231,3 +231,16 @@ def test_a_missing_model_is_a_configuration_error(ws: Path, server: FakeServer) 
     out, err = io.StringIO(), io.StringIO()
     assert main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err, env=env) == 1
     assert "model is required" in err.getvalue() and not server.records
+
+
+def test_a_plan_name_with_control_characters_never_reaches_the_terminal_raw(ws: Path, server: FakeServer) -> None:
+    """Headers, progress and the summary escape the plan's name (a folder named with ESC or a newline)."""
+    group = ws / "work-space" / "plans" / "a_real-use-cases"
+    odd = "DOCS\x1b[2J\nX"
+    (group / "DOCS-SITE" / "PLAN_DOCS-SITE.md").rename(group / "DOCS-SITE" / f"PLAN_{odd}.md")
+    (group / "DOCS-SITE").rename(group / odd)
+    code, out, err = run(ws, server, "@DOCS", "--parallel")
+    assert code == 0, err
+    assert "\x1b" not in err and "\\e[2J\\nX" in err
+    heads = [line for line in out.splitlines() if line.startswith("==> ")]
+    assert len(heads) == 3 and all("\x1b" not in h and "\\e[2J\\nX" in h for h in heads)

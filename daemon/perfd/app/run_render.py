@@ -37,6 +37,7 @@ from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult
 from perfd.engine.workspace import display_path
+from perfd.safetext import shown
 from perfd.wire.protocol import RunAnswer, RunResult, RunSummary
 
 if TYPE_CHECKING:
@@ -55,14 +56,14 @@ class TextSink(Protocol):
 
 def answer_header(a: RunAnswer) -> str:
     """The line above each answer of a parallel run (tail's style: it names the achievement)."""
-    return f"==> @{a.plan} {a.achievement} ({a.state}) <=="
+    return f"==> @{shown(a.plan)} {a.achievement} ({a.state}) <=="
 
 
 def render_answers(answers: Sequence[RunAnswer]) -> str:
     """Every answer of a parallel run, each under its header, in the given (achievement) order."""
     parts = []
     for a in answers:
-        body = a.text if a.ok else f"(no answer: {a.error})\n"
+        body = a.text if a.ok else f"(no answer: {shown(a.error or '')})\n"
         parts.append(answer_header(a) + "\n" + body + ("" if body.endswith("\n") else "\n"))
     return "\n".join(parts)
 
@@ -84,12 +85,12 @@ def served(a: RunAnswer) -> str:
 def summary_line(a: RunAnswer, root: str) -> str:
     """One achievement's summary: how it was served, what it cost, where it went."""
     if not a.ok:
-        return f"  {a.achievement}  {a.state}  failed ({a.error_kind}): {a.error}"
+        return f"  {a.achievement}  {a.state}  failed ({a.error_kind}): {shown(a.error or '')}"
     line = f"  {a.achievement}  {a.state}  " + served(a)
     if a.written:
-        line += f" -> wrote {display_path(root, a.written)}"
+        line += f" -> wrote {shown(display_path(root, a.written))}"
     elif a.write_error:
-        line += f" (not written: {a.write_error})"
+        line += f" (not written: {shown(a.write_error)})"
     return line
 
 
@@ -113,7 +114,7 @@ def total_line(s: RunSummary) -> str:
     saved = f" · saved {s.tokens_saved} tokens" if s.cached else ""
     if s.cached and s.cost_saved is not None:
         saved += f", cost {s.cost_saved:.4f}"
-    return (f"perfd: @{s.plan}: {', '.join(parts)} · {s.tokens} tokens paid{money}{saved} · {s.seconds:.1f} s")
+    return (f"perfd: @{shown(s.plan)}: {', '.join(parts)} · {s.tokens} tokens paid{money}{saved} · {s.seconds:.1f} s")
 
 
 class StreamToOut(RunListener):
@@ -163,12 +164,12 @@ class Progress(RunListener):
         if answer.ok:
             self.state[n] = "done" + (" (from cache)" if answer.cached else "")
         else:
-            self.state[n] = f"failed: {answer.error}"
+            self.state[n] = f"failed: {shown(answer.error or '')}"
         if self.tty:
             self.draw(force=True)
         else:
             what = (f"done in {answer.seconds:.1f} s" + (" (from cache)" if answer.cached else "") if answer.ok
-                    else f"failed: {answer.error}")
+                    else f"failed: {shown(answer.error or '')}")
             self.err.write(f"perfd: [{self.done}/{len(self.numbers)}] {n} {what}\n")
             self.err.flush()
 
@@ -213,7 +214,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         results = targets(engine, request, cwd)
         first = results[0]
         if first.achievement is None:
-            err.write(f"perfd: @{first.plan}: {first.state}; nothing to send\n")
+            err.write(f"perfd: @{shown(first.plan)}: {first.state}; nothing to send\n")
             if not request.json:
                 out.write(first.prompt)
             return RunResult(code=EXIT_OK)
@@ -229,7 +230,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
 
         hits = sum([await served_from_cache(engine, llm, r, request.options) for r in results])
         cached = f" ({hits} from the response cache, not sent)" if hits else ""
-        err.write(f"perfd: @{first.plan}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
+        err.write(f"perfd: @{shown(first.plan)}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
                   f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
@@ -238,10 +239,10 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         from perfd.app.run import served_from_cache
 
         if await served_from_cache(engine, llm, first, request.options):
-            err.write(f"perfd: @{first.plan}: achievement {first.achievement} ({first.state}): "
+            err.write(f"perfd: @{shown(first.plan)}: achievement {first.achievement} ({first.state}): "
                       f"answer from the response cache ({llm.config.model}; nothing sent, nothing paid)\n")
         else:
-            err.write(f"perfd: @{first.plan}: sending achievement {first.achievement} ({first.state}) "
+            err.write(f"perfd: @{shown(first.plan)}: sending achievement {first.achievement} ({first.state}) "
                       f"to {llm.config.model}\n")
         err.flush()
         listener = RunListener() if request.json else StreamToOut(out)
@@ -259,7 +260,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     lines = [summary_line(a, engine.root) for a in answers] + [total_line(summary)]
     for a in answers:
         if not a.ok and not request.parallel:
-            lines.insert(0, f"perfd: the model call failed: {a.error}")
+            lines.insert(0, f"perfd: the model call failed: {shown(a.error or '')}")
     err.write("\n".join(lines) + "\n")
     err.flush()
     return RunResult(code=summary.code, answers=answers, summary=summary)

@@ -6,7 +6,9 @@ in turn: after a change here, run `npm run gen:types` in editor-client (its test
 
 from __future__ import annotations
 
+import inspect
 import os
+from typing import Any
 
 import msgspec
 
@@ -21,9 +23,20 @@ def render() -> dict[str, bytes]:
     """file name -> pretty JSON bytes."""
     out = {}
     for t in SCHEMA_TYPES:
-        schema = msgspec.json.schema(t)
+        schema = _clean_descriptions(msgspec.json.schema(t))
         out[f"{t.__name__}.json"] = msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
     return out
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Docstrings as inspect.cleandoc gives them, whichever msgspec (0.23 and Python 3.13 dedent
+    them, older ones do not): the same Structs give the same files everywhere."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node
 
 
 def write(folder: str | None = None) -> list[str]:

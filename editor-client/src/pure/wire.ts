@@ -256,8 +256,8 @@ export interface RunChunk {
 /**
  * `perfd run` through the daemon: the same argv as the command line (starting with "run").
  *
- *     The daemon calls the model with ITS OWN environment (the one it was started
- *     with): the caller's PERFD_LLM_* variables and API key are never sent.
+ * The daemon calls the model with ITS OWN environment (the one it was started
+ * with): the caller's PERFD_LLM_* variables and API key are never sent.
  */
 export interface RunParams {
   argv: string[];
@@ -338,8 +338,8 @@ export interface CacheStats {
 /**
  * One command's (`generate`, `status`, `run`, ...) or JSON-RPC method's requests.
  *
- *     One rule for errors, whatever the command: a request that did not succeed
- *     (a JSON-RPC error, or a command line that exited non-zero) is an error.
+ * One rule for errors, whatever the command: a request that did not succeed
+ * (a JSON-RPC error, or a command line that exited non-zero) is an error.
  */
 export interface MethodStats {
   method: string;

@@ -1,7 +1,8 @@
 // End-to-end: the packaged extension in a real VS Code (code-server) driven by headless
 // Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test` (it takes a minute).
 //
-//   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1, E2E_EDITABLE=1)
+//   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1, E2E_EDITABLE=1, E2E_REPACKAGE=1,
+//                           E2E_PROFILE=1: a CPU profile of the page over the streamed run, in artifacts/)
 //
 // Part of the README's test command (and so of .ci/run), after `npm run package`.
 //
@@ -368,23 +369,39 @@ try {
   // A streamed run: "Run 2.3 with the model", from the stand-in server, into an untitled editor
   await openView();
   await clickAchievement('ws-a', 'DOCS-SITE', '2.3 Search Box');
+  // E2E_PROFILE=1: a CPU profile of the page over the streamed run, for the first-token figure
+  const cdp = process.env.E2E_PROFILE ? await page.context().newCDPSession(page) : undefined;
+  if (cdp) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    await cdp.send('Profiler.start');
+  }
+  const profileStart = Date.now();
   await codeAction('Run 2.3 with the model');
   await page.locator('.tab.active', { hasText: /Untitled/ }).waitFor({ timeout: 30000 });
-  // In the page: the moment reply text is drawn in the editor, and whether the run still goes on.
+  // In the page: the moment the first piece of the reply is drawn in the editor (the stand-in
+  // server cuts "reply#…" into 2-character pieces 50 ms apart, so the first token is "re": waiting
+  // for more would time the third piece), and whether the run still goes on.
   const seenAt = await page.waitForFunction(() => {
     const lines = document.querySelector('.editor-group-container.active .monaco-editor .view-lines');
-    if (!lines || !/reply#/.test(lines.textContent ?? '')) return false;
+    const text = (lines?.textContent ?? '').replace(/\s+/g, '');
+    if (!text) return false;
     const running = /perfd: running/.test(document.querySelector('.notifications-toasts')?.textContent ?? '');
-    return { at: Date.now(), running };
+    return { at: Date.now(), running, text };
   }, undefined, { polling: 'raf', timeout: 30000 }).then((h) => h.jsonValue());
+  if (!'reply#'.startsWith(seenAt.text.slice(0, 6))) throw new Error(`the run editor showed ${JSON.stringify(seenAt.text)}, not the reply`);
   if (!seenAt.running) throw new Error('the answer showed only once the run had ended');
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    fs.writeFileSync(path.join(artifacts, 'stream.cpuprofile'), JSON.stringify({ ...profile, epochStartMs: profileStart }));
+  }
   await shot(page, '6-streaming');
   const fakeStats = await (await fetch(`${fakeUrl}/_stats`)).json();
   const streamed = fakeStats.requests.filter((r) => r.stream && r.first_chunk_wall);
   const sentAt = streamed.at(-1).first_chunk_wall * 1000;
   streamSentAt = sentAt;
   streamedFigure = Math.round(seenAt.at - sentAt);
-  log(`run: first streamed text visible ${streamedFigure} ms after the stand-in server sent it, while the run was still going`);
+  log(`run: first streamed text visible ${streamedFigure} ms after the stand-in server sent it, while the run was still going (${JSON.stringify(seenAt.text)} shown)`);
   const save = page.locator('.notifications-toasts .notification-toast', { hasText: 'Save it to' }).first();
   await save.waitFor({ timeout: 60000 });
   await save.locator('a.monaco-button, .monaco-button', { hasText: /^Save$/ }).first().click();

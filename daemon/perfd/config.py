@@ -11,6 +11,11 @@ import os
 import tomllib
 from typing import Any
 
+from perfd.fsutil import read_regular
+
+# A settings file is a few lines; a larger one is a mistake or an attack, not read into memory.
+MAX_CONFIG_BYTES = 4 * 1048576
+
 
 DEFAULT_IDLE_TIMEOUT_S = 1800.0  # [daemon] idle_timeout_s
 
@@ -42,9 +47,13 @@ def load_config(root: str) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raw = read_regular(path, limit=MAX_CONFIG_BYTES)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1048576} MiB; not read")
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if path.endswith("pyproject.toml"):
         tool = data.get("tool", {})

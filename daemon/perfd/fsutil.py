@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 
 
@@ -47,6 +49,27 @@ def write_atomic(path: str, text: str | bytes, *, force: bool = False) -> None:
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def read_regular(path: str, *, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` + 1 of them (so the caller can tell a
+    file over the limit without reading it all).
+
+    Anything else named like a plan (a FIFO, a device, a socket) raises OSError with a plain
+    strerror instead: a plain open() of a FIFO waits for a writer that never comes, which would
+    hang the status of everyone. O_NONBLOCK makes that open return at once; fstat on the open
+    descriptor then looks at the very file that was opened (no check-then-open race).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", path)
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -240,6 +240,29 @@ def test_control_characters_in_names_are_escaped_in_text(env: Env) -> None:
     _still_serving(env, pid)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_named_like_a_plan_file_is_a_problem_not_a_hang(env: Env) -> None:
+    # A plain open() of a FIFO waits for a writer forever: the status (and the daemon's warm-up)
+    # would hang for everyone. Each kind of file perfd reads, as a FIFO.
+    plans = os.path.join(env.root, "work-space", "plans")
+    os.mkfifo(os.path.join(plans, "PLAN_PIPE.md"))
+    os.mkfifo(os.path.join(plans, "FEAT", "subplans", "SUBPLAN_FEAT_11.md"))
+    os.makedirs(os.path.join(plans, "FEAT", "execution"), exist_ok=True)
+    os.mkfifo(os.path.join(plans, "FEAT", "execution", "EXECUTION_TASK_FEAT_11_01.md"))
+    for prefix in (("--no-daemon",), ()):
+        r = env.cli(*prefix, "status", "--json", timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        got = {p["plan"]: p for p in json.loads(r.stdout)["plans"]}
+        assert got["PIPE"]["problem_count"] >= 1 and "FEAT" in got
+        r = env.cli(*prefix, "generate", "--next", "@FEAT", timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    _still_serving(env, env.pid())
+    env.cli("daemon", "stop")
+    os.mkfifo(os.path.join(env.root, "perfd.toml"))  # not a settings file: skipped, never opened
+    r = env.cli("--no-daemon", "status", timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr and "@FEAT" in r.stdout, r.stderr
+
+
 # -- 5. connections -------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from perfd.fsutil import FileExists, write_atomic
+from perfd.fsutil import FileExists, read_regular, write_atomic
 
 
 def test_writes_new_file(tmp_path):
@@ -48,3 +48,46 @@ def test_racing_writers_never_clobber(tmp_path):
     assert len(wins) == 1 and len(losses) == 15
     with open(p) as f:
         assert f.read() == f"writer {wins[0]}\n"
+
+
+def test_read_regular_reads_up_to_one_past_the_limit(tmp_path):
+    p = tmp_path / "PLAN_X.md"
+    p.write_bytes(b"x" * 100)
+    assert read_regular(str(p), limit=1000) == b"x" * 100
+    assert read_regular(str(p), limit=10) == b"x" * 11  # the caller tells "too large" without reading it all
+
+
+def _in_a_thread(call):
+    """call()'s result or exception, failing (not hanging) if it blocks: a plain open() of a FIFO would."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "reading a FIFO blocked"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_read_regular_refuses_a_fifo_at_once_instead_of_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "PLAN_PIPE.md"
+    os.mkfifo(fifo)
+    got = _in_a_thread(lambda: read_regular(str(fifo), limit=10))
+    assert isinstance(got, OSError) and got.strerror.startswith("not a regular file")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_settings_file_swapped_for_a_fifo_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
+    from perfd import config
+
+    os.mkfifo(tmp_path / "perfd.toml")
+    # the file was a regular one when it was looked for, and is a FIFO when it is read
+    monkeypatch.setattr(config, "config_path", lambda root: str(tmp_path / "perfd.toml"))
+    got = _in_a_thread(lambda: config.load_config(str(tmp_path)))
+    assert isinstance(got, config.ConfigError) and "perfd.toml: not a regular file" in str(got)

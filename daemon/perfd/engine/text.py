@@ -7,6 +7,7 @@ Parsing is total: whatever the bytes (binary, invalid UTF-8, a BOM, CRLF, a
 from __future__ import annotations
 
 from perfd.engine.types import Problem
+from perfd.fsutil import read_regular
 
 # Plans are hand-written markdown; anything past this is not a plan, and
 # reading it whole would stall the daemon's event loop for everyone.
@@ -58,7 +59,6 @@ def decode(data: bytes, path: str) -> tuple[str, list[Problem]]:
 
 
 def read_bytes(path: str) -> bytes:
-    """A file's bytes, refusing (OSError) anything over MAX_BYTES without reading it."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_BYTES + 1)
-    return data
+    """A file's bytes, at most MAX_BYTES + 1 of them (decode reports a larger file), refusing
+    (OSError) anything that is not a regular file, such as a FIFO named like a plan."""
+    return read_regular(path, limit=MAX_BYTES)

@@ -21,6 +21,7 @@ from pygls.uris import to_fs_path
 from perfd.engine.engine import Engine
 from perfd.engine.types import PlanDoc, PlanStateName, PlanStatus, Problem
 from perfd.lsp import features as F
+from perfd.lsp.positions import UTF16, Units
 
 PLAN = """\
 # PLAN: Demo 🚀 Plan
@@ -132,11 +133,11 @@ def r(sl: int, sc: int, el: int, ec: int) -> F.RangeJSON:
 
 
 def test_width_counts_utf16_code_units() -> None:
-    assert F.width("") == 0
-    assert F.width("plain ascii") == 11
-    assert F.width("✅ done") == 6  # U+2705 is in the BMP: one unit
-    assert F.width("🚀") == 2  # astral: a surrogate pair
-    assert F.width("# PLAN: Demo 🚀 Plan") == len("# PLAN: Demo 🚀 Plan") + 1 == 20
+    assert UTF16.width("") == 0
+    assert UTF16.width("plain ascii") == 11
+    assert UTF16.width("✅ done") == 6  # U+2705 is in the BMP: one unit
+    assert UTF16.width("🚀") == 2  # astral: a surrogate pair
+    assert UTF16.width("# PLAN: Demo 🚀 Plan") == len("# PLAN: Demo 🚀 Plan") + 1 == 20
 
 
 def test_every_state_has_a_label() -> None:
@@ -213,7 +214,7 @@ def test_document_symbols_nest_groups_and_bodies(demo: Demo) -> None:
     L = demo.lines
 
     def w(n: int) -> int:
-        return F.width(L[n - 1])
+        return UTF16.width(L[n - 1])
 
     syms = F.document_symbols(demo.doc, L)
     index, bodies, handoff = syms
@@ -377,12 +378,60 @@ def test_document_links_cover_known_file_names(demo: Demo) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="columns are counted in code points, not UTF-16 units "
-                   "(document_links; the cursor in hover, definition and completions likewise)")
-def test_document_link_columns_are_utf16_after_an_astral_emoji(demo: Demo) -> None:
+# Columns after an astral emoji, in each encoding a client may agree on: 🚀 is 4 UTF-8 bytes,
+# 2 UTF-16 units (a surrogate pair), 1 UTF-32 unit.
+ENCODINGS = [("utf-8", 4), ("utf-16", 2), ("utf-32", 1)]
+
+
+@pytest.mark.parametrize(("encoding", "rocket"), ENCODINGS)
+def test_document_link_columns_follow_the_agreed_encoding_after_an_astral_emoji(
+        demo: Demo, encoding: str, rocket: int) -> None:
     files = F.plan_files(demo.status, demo.folder)
-    (link,) = F.document_links(["🚀 FIX_12.md"], files)
-    assert link.range == lsp.Range(lsp.Position(0, 3), lsp.Position(0, 12))  # 🚀 is two units, then a space
+    (link,) = F.document_links(["🚀 FIX_12.md"], files, units=Units(encoding))
+    assert link.range == lsp.Range(lsp.Position(0, rocket + 1), lsp.Position(0, rocket + 10))
+
+
+@pytest.mark.parametrize(("encoding", "rocket"), ENCODINGS)
+def test_the_cursor_after_an_astral_emoji_is_read_in_the_agreed_encoding(
+        demo: Demo, encoding: str, rocket: int) -> None:
+    units = Units(encoding)
+    files = F.plan_files(demo.status, demo.folder)
+    line = "🚀🚀 see FIX_12.md and Achievement 1.2"
+    lines = [line]
+    at_fix = 2 * rocket + len(" see ")  # the F of FIX_12.md, in client units
+    loc = F.definition(demo.status, lines, lsp.Position(0, at_fix), demo.plan, files, units=units)
+    assert loc is not None and loc.uri == F.path_to_uri(demo.file("execution/feedbacks/FIX_12.md"))
+    # counted in code points instead, the UTF-8 and UTF-16 cursors would land past the name
+    at_ref = 2 * rocket + len(" see FIX_12.md and Achievement 1")
+    h = F.hover(demo.status, lines, lsp.Position(0, at_ref), demo.root, demo.doc, units=units)
+    assert h is not None and h.contents.value.startswith("**Achievement 1.2**")  # type: ignore[union-attr]
+    items = F.completions(demo.status, ["DEMO"], ["🚀 run @de"], lsp.Position(0, rocket + len(" run @de")),
+                          units=units)
+    assert [i.label for i in items] == ["@DEMO"]
+
+
+@pytest.mark.parametrize(("encoding", "rocket"), ENCODINGS)
+def test_whole_line_ranges_end_at_the_line_end_in_the_agreed_encoding(
+        demo: Demo, encoding: str, rocket: int) -> None:
+    units = Units(encoding)
+    title = demo.lines[0]  # "# PLAN: Demo 🚀 Plan"
+    (diag,) = F.diagnostics([Problem("x", "m", "warning", demo.plan, 1)], demo.plan, demo.lines, units=units)
+    assert diag.range.end == lsp.Position(0, len(title) - 1 + rocket)
+    index = next(sym for sym in F.document_symbols(demo.doc, demo.lines, units=units) if "Index" in sym["name"])
+    header = demo.lines[index["selectionRange"]["start"]["line"]]  # "## 📋 Achievement Index"
+    assert "📋" in header and index["selectionRange"]["end"]["character"] == len(header) - 1 + rocket
+
+
+def test_units_round_trip_and_clamp() -> None:
+    line = "🚀 FIX_12.md é"
+    for encoding in ("utf-8", "utf-16", "utf-32"):
+        u = Units(encoding)
+        cols = [u.column(line, i) for i in range(len(line) + 1)]
+        assert [u.index(line, c) for c in cols] == list(range(len(line) + 1))
+        assert u.width(line) == cols[-1] and u.index(line, 10**6) == len(line) and u.index(line, -3) == 0
+    assert Units("utf-16").index(line, 1) == 0  # half a surrogate pair is the character it halves
+    assert Units("utf-8").index("é!", 1) == 0
+    assert Units("latin-1").encoding == Units(None).encoding == "utf-16"  # unknown: LSP's default
 
 
 # --- folding, completion, workspace symbols ------------------------------------------------------------------

@@ -238,3 +238,33 @@ async def test_problems_in_other_files_of_the_plan_are_published_for_those_files
         await asyncio.wait_for(wait_for_stray(), 10)
     finally:
         os.unlink(stray)
+
+
+@pytest.mark.parametrize(("offered", "rocket"), [(["utf-8", "utf-16"], 4), (None, 2), (["utf-32"], 1)])
+async def test_columns_follow_the_position_encoding_the_client_offers(ws: str, offered: list[str] | None,
+                                                                      rocket: int) -> None:
+    # Neovim offers UTF-8 first; VS Code offers nothing (UTF-16). 🚀 is 4, 2 or 1 units.
+    c = await ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", ws]).start()
+    assert isinstance(c, LanguageClient)
+    try:
+        general = lsp.GeneralClientCapabilities(position_encodings=offered) if offered else None
+        got = await c.initialize_session(lsp.InitializeParams(capabilities=lsp.ClientCapabilities(general=general),
+                                                              root_uri="file://" + ws))
+        assert got.capabilities.position_encoding == (offered[0] if offered else "utf-16")
+        plan = api_plan(ws)
+        with open(plan, encoding="utf-8") as f:
+            text = f.read()
+        line = "🚀 see FIX_12.md and Achievement 1.1"
+        text += "\n" + line + "\n"
+        uri = _open(c, plan, text)
+        row = text.split("\n").index(line)
+        links = await c.text_document_document_link_async(
+            lsp.DocumentLinkParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+        fix = next(link for link in links or [] if link.range.start.line == row)
+        assert (fix.range.start.character, fix.range.end.character) == (rocket + 5, rocket + 14)
+        h = await c.text_document_hover_async(lsp.HoverParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(row, len(line) - 2 + rocket)))
+        assert h is not None and "**Achievement 1.1**" in h.contents.value  # type: ignore[union-attr]
+    finally:
+        await c.shutdown_session()  # (a client stopped without it waits for the server for good)
+        await c.stop()

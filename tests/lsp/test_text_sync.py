@@ -34,10 +34,3 @@ def test_a_whole_document_change_replaces_the_text() -> None:
     td = _doc("old\n")
     apply_edit(td, lsp.TextDocumentContentChangeWholeDocument(text="new\n"))
     assert td.source == "new\n"
-
-
-def test_range_ends_count_utf16_units() -> None:
-    from perfd.lsp.features import width
-
-    assert width("## 📋 Achievement Index") == len("## 📋 Achievement Index") + 1  # 📋 is two UTF-16 units
-    assert width("plain") == 5 and width("é") == 1

@@ -23,6 +23,7 @@ from lsprotocol import types as lsp
 from perfd.engine.plan_parser import nn_of
 from perfd.engine.workspace import display_path
 from perfd.engine.types import AchievementStatus, PlanDoc, PlanStatus, Problem
+from perfd.lsp.positions import UTF16, Units
 
 SOURCE = "perfd"
 
@@ -80,38 +81,29 @@ class FoldingRangeJSON(TypedDict):
     kind: str
 
 
-def width(text: str) -> int:
-    """A line's length in UTF-16 code units, LSP's default unit for `character` (an emoji counts two)."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _span(start: int, end: int, lines: list[str]) -> RangeJSON:
+def _span(start: int, end: int, lines: list[str], units: Units) -> RangeJSON:
     """0-based lines `start`..`end` whole, as JSON."""
-    end_char = width(lines[end]) if end < len(lines) else 0
+    end_char = units.width(lines[end]) if end < len(lines) else 0
     return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": end_char}}
 
 
-def _range(line: int, end_line: int | None = None, lines: list[str] | None = None) -> lsp.Range:
-    """A 1-based inclusive line span as an LSP range (whole lines)."""
+def _range(line: int) -> lsp.Range:
+    """The start of 1-based `line` of another file, as an empty LSP range (a jump target)."""
     start = max(0, line - 1)
-    end = max(start, (end_line or line) - 1)
-    end_char = width(lines[end]) if lines is not None and end < len(lines) else 0
-    return lsp.Range(lsp.Position(start, 0), lsp.Position(end, end_char))
+    return lsp.Range(lsp.Position(start, 0), lsp.Position(start, 0))
 
 
-def _line_range(line: int, lines: list[str]) -> lsp.Range:
+def _line_range(line: int, lines: list[str], units: Units) -> lsp.Range:
     i = max(0, line - 1)
     text = lines[i] if i < len(lines) else ""
-    return lsp.Range(lsp.Position(i, 0), lsp.Position(i, width(text)))
+    return lsp.Range(lsp.Position(i, 0), lsp.Position(i, units.width(text)))
 
 
 _NAMESPACE, _PACKAGE, _CLASS, _EVENT = (int(k) for k in (lsp.SymbolKind.Namespace, lsp.SymbolKind.Package,
                                                           lsp.SymbolKind.Class, lsp.SymbolKind.Event))
 
 
-def document_symbols(doc: PlanDoc, lines: list[str]) -> list[SymbolJSON]:
+def document_symbols(doc: PlanDoc, lines: list[str], *, units: Units = UTF16) -> list[SymbolJSON]:
     """Sections at the top; under the index, priority groups then achievements; bodies under their section."""
     out: list[SymbolJSON] = []
     for sec in doc.sections:
@@ -121,7 +113,7 @@ def document_symbols(doc: PlanDoc, lines: list[str]) -> list[SymbolJSON]:
             for a in doc.achievements:
                 if a.index_line is None or not (sec.line <= a.index_line <= sec.end_line):
                     continue
-                r = _span(a.index_line - 1, a.index_line - 1, lines)
+                r = _span(a.index_line - 1, a.index_line - 1, lines, units)
                 sym: SymbolJSON = {"name": f"{a.number} {a.title}", "kind": _EVENT, "range": r, "selectionRange": r}
                 if a.effort:
                     sym["detail"] = a.effort
@@ -131,8 +123,9 @@ def document_symbols(doc: PlanDoc, lines: list[str]) -> list[SymbolJSON]:
                     continue
                 kids = groups.pop(name, [])
                 end = kids[-1]["range"]["end"]["line"] if kids else line - 1
-                group: SymbolJSON = {"name": name, "kind": _PACKAGE, "range": _span(line - 1, max(end, line - 1), lines),
-                                     "selectionRange": _span(line - 1, line - 1, lines)}
+                group: SymbolJSON = {"name": name, "kind": _PACKAGE,
+                                     "range": _span(line - 1, max(end, line - 1), lines, units),
+                                     "selectionRange": _span(line - 1, line - 1, lines, units)}
                 if kids:
                     group["children"] = kids
                 children.append(group)
@@ -142,22 +135,23 @@ def document_symbols(doc: PlanDoc, lines: list[str]) -> list[SymbolJSON]:
             for a in doc.achievements:
                 if a.body_line is not None and a.body_end is not None and sec.line <= a.body_line <= sec.end_line:
                     sym = {"name": f"Achievement {a.number}: {a.body_title or a.title}", "kind": _CLASS,
-                           "range": _span(a.body_line - 1, max(a.body_end, a.body_line) - 1, lines),
-                           "selectionRange": _span(a.body_line - 1, a.body_line - 1, lines)}
+                           "range": _span(a.body_line - 1, max(a.body_end, a.body_line) - 1, lines, units),
+                           "selectionRange": _span(a.body_line - 1, a.body_line - 1, lines, units)}
                     detail = a.time or a.effort
                     if detail:
                         sym["detail"] = detail
                     children.append(sym)
         top: SymbolJSON = {"name": sec.title, "kind": _NAMESPACE,
-                           "range": _span(sec.line - 1, max(sec.end_line, sec.line) - 1, lines),
-                           "selectionRange": _span(sec.line - 1, sec.line - 1, lines)}
+                           "range": _span(sec.line - 1, max(sec.end_line, sec.line) - 1, lines, units),
+                           "selectionRange": _span(sec.line - 1, sec.line - 1, lines, units)}
         if children:
             top["children"] = children
         out.append(top)
     return out
 
 
-def diagnostics(problems: list[Problem], path: str, lines: list[str]) -> list[lsp.Diagnostic]:
+def diagnostics(problems: list[Problem], path: str, lines: list[str], *,
+                units: Units = UTF16) -> list[lsp.Diagnostic]:
     """Problems about `path` (or about no file in particular, pinned to line 1)."""
     real = os.path.realpath(path)
     out: list[lsp.Diagnostic] = []
@@ -174,7 +168,7 @@ def diagnostics(problems: list[Problem], path: str, lines: list[str]) -> list[ls
         if key in seen:
             continue
         seen.add(key)
-        r = _line_range(p.line or 1, lines)
+        r = _line_range(p.line or 1, lines, units)
         out.append(lsp.Diagnostic(range=r, message=p.message, severity=_SEVERITY.get(p.severity), code=p.code,
                                   source=SOURCE))
     return out
@@ -232,19 +226,20 @@ def _ach_at(status: PlanStatus, line: int) -> AchievementStatus | None:
     return None
 
 
-def _ref_at(lines: list[str], pos: lsp.Position) -> str | None:
+def _ref_at(lines: list[str], pos: lsp.Position, units: Units) -> str | None:
     """The achievement number named by "Achievement N.N" under the cursor."""
     if pos.line >= len(lines):
         return None
+    at = units.index(lines[pos.line], pos.character)
     for m in _ACH_REF_RE.finditer(lines[pos.line]):
-        if m.start() <= pos.character <= m.end():
+        if m.start() <= at <= m.end():
             return m.group(1)
     return None
 
 
 def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str,
-          doc: PlanDoc | None = None) -> lsp.Hover | None:
-    num = _ref_at(lines, pos)
+          doc: PlanDoc | None = None, *, units: Units = UTF16) -> lsp.Hover | None:
+    num = _ref_at(lines, pos, units)
     a = next((x for x in status.achievements if x.number == num), None) if num else _ach_at(status, pos.line + 1)
     if a is None:
         return None
@@ -276,9 +271,9 @@ def hover(status: PlanStatus, lines: list[str], pos: lsp.Position, root: str,
 
 
 def definition(status: PlanStatus, lines: list[str], pos: lsp.Position, doc_path: str,
-               files: dict[str, str]) -> lsp.Location | None:
+               files: dict[str, str], *, units: Units = UTF16) -> lsp.Location | None:
     """From "Achievement N.N" to its body section; from a file name to the file."""
-    num = _ref_at(lines, pos)
+    num = _ref_at(lines, pos, units)
     if num is not None:
         a = next((x for x in status.achievements if x.number == num), None)
         if a is None:
@@ -288,15 +283,16 @@ def definition(status: PlanStatus, lines: list[str], pos: lsp.Position, doc_path
             return None
         return lsp.Location(uri=path_to_uri(status.path), range=_range(line))
     if pos.line < len(lines):
+        at = units.index(lines[pos.line], pos.character)
         for m in _FILE_REF_RE.finditer(lines[pos.line]):
-            if m.start() <= pos.character <= m.end():
+            if m.start() <= at <= m.end():
                 target = files.get(m.group(1))
                 if target:
                     return lsp.Location(uri=path_to_uri(target), range=_range(1))
     return None
 
 
-def document_links(lines: list[str], files: dict[str, str]) -> list[lsp.DocumentLink]:
+def document_links(lines: list[str], files: dict[str, str], *, units: Units = UTF16) -> list[lsp.DocumentLink]:
     out = []
     for i, line in enumerate(lines):
         if ".md" not in line:
@@ -304,7 +300,8 @@ def document_links(lines: list[str], files: dict[str, str]) -> list[lsp.Document
         for m in _FILE_REF_RE.finditer(line):
             target = files.get(m.group(1))
             if target:
-                out.append(lsp.DocumentLink(range=lsp.Range(lsp.Position(i, m.start()), lsp.Position(i, m.end())),
+                start, end = units.column(line, m.start()), units.column(line, m.end())
+                out.append(lsp.DocumentLink(range=lsp.Range(lsp.Position(i, start), lsp.Position(i, end)),
                                             target=path_to_uri(target)))
     return out
 
@@ -320,11 +317,12 @@ def folding_ranges(doc: PlanDoc) -> list[FoldingRangeJSON]:
 
 
 def completions(status: PlanStatus | None, plan_names: list[str], lines: list[str],
-                pos: lsp.Position) -> list[lsp.CompletionItem]:
+                pos: lsp.Position, *, units: Units = UTF16) -> list[lsp.CompletionItem]:
     """Achievement numbers after "Achievement ", plan names after "@"."""
     if pos.line >= len(lines):
         return []
-    before = lines[pos.line][: pos.character]
+    line = lines[pos.line]
+    before = line[: units.index(line, pos.character)]
     m = re.search(r"@([A-Za-z0-9_.\-]*)$", before)
     if m:
         return [lsp.CompletionItem(label="@" + n, kind=lsp.CompletionItemKind.Module, insert_text=n,

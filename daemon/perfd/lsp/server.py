@@ -32,6 +32,7 @@ from perfd.daemon.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.lsp.commands import register_commands
 from perfd.lsp.protocol import PerfdProtocol
+from perfd.lsp.positions import UTF16, Units
 from perfd.engine.types import PlanDoc, PlanStatus
 from perfd.wire.protocol import RunAnswer, StatsSnapshot
 
@@ -88,6 +89,7 @@ class Session:
         self.last_stats = 0.0
         self.closed = asyncio.Event()
         self.on_timing: Callable[[str, int, bool], None] | None = None
+        self._units = UTF16
         self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
         # perfd.run's model calls in flight, by request id and by progress token (to cancel them)
         self.runs: dict[object, asyncio.Future[RunAnswer]] = {}
@@ -98,6 +100,14 @@ class Session:
 
     def _on_exit(self) -> None:
         self.closed.set()
+
+    @property
+    def units(self) -> Units:
+        """Columns as this client and the server agreed at initialize (see perfd.lsp.positions)."""
+        encoding = str(self.server.workspace.position_encoding or "utf-16")
+        if self._units.encoding != encoding:
+            self._units = Units(encoding)
+        return self._units
 
     def _standalone_llm(self) -> LLMClient | None:
         if not self._own_llm_loaded:
@@ -193,8 +203,8 @@ class Session:
                 problems = list(got[0].problems)
                 if got[1] is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
                     for other, probs in F.related_diagnostics(got[0]).items():
-                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other))
-            diags = F.diagnostics(problems, path, lines)
+                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other), units=self.units)
+            diags = F.diagnostics(problems, path, lines, units=self.units)
         except UserError:
             diags = []
         self.server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
@@ -293,7 +303,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
     def document_symbol(params: lsp.DocumentSymbolParams) -> list[F.SymbolJSON]:
         uri = params.text_document.uri
         return s.timed("documentSymbol",  # type: ignore[no-any-return]
-                       lambda: F.document_symbols(s.parsed(uri), s.lines(uri)))
+                       lambda: F.document_symbols(s.parsed(uri), s.lines(uri), units=s.units))
 
     @server.feature(lsp.WORKSPACE_SYMBOL)
     def workspace_symbol(params: lsp.WorkspaceSymbolParams) -> list[lsp.WorkspaceSymbol]:
@@ -320,7 +330,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
             if got is None:
                 return None
             return F.hover(got[0], s.lines(params.text_document.uri), params.position, engine.root,
-                           got[1] or engine.plan_doc(engine.plan_for_path(got[0].path) or _never()))
+                           got[1] or engine.plan_doc(engine.plan_for_path(got[0].path) or _never()), units=s.units)
 
         return s.timed("hover", run)  # type: ignore[no-any-return]
 
@@ -332,7 +342,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         st = got[0]
         files = F.plan_files(st, os.path.dirname(st.path))
         return F.definition(st, s.lines(params.text_document.uri), params.position,
-                            s.path_of(params.text_document.uri), files)
+                            s.path_of(params.text_document.uri), files, units=s.units)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_LINK)
     def document_link(params: lsp.DocumentLinkParams) -> list[lsp.DocumentLink]:
@@ -340,7 +350,8 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
         if got is None:
             return []
         st = got[0]
-        return F.document_links(s.lines(params.text_document.uri), F.plan_files(st, os.path.dirname(st.path)))
+        return F.document_links(s.lines(params.text_document.uri), F.plan_files(st, os.path.dirname(st.path)),
+                                units=s.units)
 
     @server.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)
     def folding_range(params: lsp.FoldingRangeParams) -> list[F.FoldingRangeJSON]:
@@ -351,7 +362,8 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
     def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
         got = s.plan_status(params.text_document.uri)
         names = [p.name for p in engine.workspace.plans()]
-        items = F.completions(got[0] if got else None, names, s.lines(params.text_document.uri), params.position)
+        items = F.completions(got[0] if got else None, names, s.lines(params.text_document.uri), params.position,
+                              units=s.units)
         return lsp.CompletionList(is_incomplete=False, items=items)
 
     register_commands(s)  # the perfd.* commands and code actions (perfd.lsp.commands)

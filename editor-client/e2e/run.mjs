@@ -2,7 +2,8 @@
 // Chromium. Needs `bash e2e/setup.sh` first. Not part of `npm test` (it takes a minute).
 //
 //   npm run e2e            (env: PERFD_PYTHON=python with perfd, E2E_PORT, E2E_KEEP=1, E2E_EDITABLE=1, E2E_REPACKAGE=1,
-//                           E2E_PROFILE=1: a CPU profile of the page over the streamed run, in artifacts/)
+//                           E2E_PROFILE=1: a CPU profile of the page over the streamed run, in artifacts/,
+//                           E2E_MODEL_LATENCY_S: the stand-in model's time to its first token, default 1)
 //
 // Part of the README's test command (and so of .ci/run), after `npm run package`.
 //
@@ -142,8 +143,13 @@ for day, plan, hit in [(2, "API-CLIENT", False), (1, "API-CLIENT", True), (1, "D
                         cost_saved=0.0021 if hit else 0, workspace=sys.argv[1]))
 h.close()
 `, fs.realpathSync(wsA)], { stdio: 'inherit' });
-// About two seconds of answer in 40 pieces: text must show before the run ends.
-await fetch(`${fakeUrl}/_control`, { method: 'POST', body: JSON.stringify({ settings: { chunks: 40, stream_delay_s: 0.05 } }) });
+// About two seconds of answer in 40 pieces: text must show before the run ends. The first piece
+// comes after E2E_MODEL_LATENCY_S (1 s, a hosted model's usual time to its first token): a stand-in
+// that answers at once lands its first piece while VS Code is still laying out the editor group the
+// run just opened (in headless Chromium, 0.5-0.9 s of busy renderer), and the first-token figure
+// would time that layout rather than the stream. E2E_MODEL_LATENCY_S=0 shows that case.
+const modelLatency = Number(process.env.E2E_MODEL_LATENCY_S ?? '1');
+await fetch(`${fakeUrl}/_control`, { method: 'POST', body: JSON.stringify({ settings: { chunks: 40, stream_delay_s: 0.05, latency_s: modelLatency } }) });
 
 const userData = path.join(tmp, 'user-data');
 const extDir = path.join(tmp, 'extensions');
@@ -401,7 +407,7 @@ try {
   const sentAt = streamed.at(-1).first_chunk_wall * 1000;
   streamSentAt = sentAt;
   streamedFigure = Math.round(seenAt.at - sentAt);
-  log(`run: first streamed text visible ${streamedFigure} ms after the stand-in server sent it, while the run was still going (${JSON.stringify(seenAt.text)} shown)`);
+  log(`run: first streamed text visible ${streamedFigure} ms after the stand-in server sent it (${modelLatency} s after the request), while the run was still going (${JSON.stringify(seenAt.text)} shown)`);
   const save = page.locator('.notifications-toasts .notification-toast', { hasText: 'Save it to' }).first();
   await save.waitFor({ timeout: 60000 });
   await save.locator('a.monaco-button, .monaco-button', { hasText: /^Save$/ }).first().click();
@@ -421,6 +427,10 @@ try {
     [path.join(wsB, 'work-space/plans/a_real-use-cases/DOCS-SITE/execution/feedbacks/APPROVED_21.md'), '@DOCS-SITE', '2/5', 1],
   ];
   for (const [file, plan, text, count] of changes) {
+    // One change at a time, as a person makes them: VS Code's tree views hold an update that comes
+    // within 200 ms of the last one until 200 ms after it (the extension host debounces
+    // onDidChangeTreeData, leading edge first), so back-to-back changes would time that rule.
+    await page.waitForTimeout(400);
     const written = Date.now();
     fs.writeFileSync(file, '# APPROVED\n\nGood.\n');
     const shownAt = await page.waitForFunction(({ plan, text, count }) => {

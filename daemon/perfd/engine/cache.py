@@ -24,7 +24,7 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 import msgspec
@@ -214,6 +214,27 @@ class StatCache(Generic[V]):
         if kind not in self.packed:
             raise ValueError(f"{kind} values are not held packed")
         self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
+
+    def put_folder(self, kind: str, path: str, key: StatKey, value: Any, *, racy_digest: bytes | None = None) -> None:
+        """Hold a folder scan made elsewhere (a worker process) when the folder's stat key was `key`.
+
+        Valid as if scanned here (see put); `kind` is then one of folder_kinds.
+        """
+        if kind in self.packed:
+            raise ValueError(f"{kind} values are files' values, held packed")
+        self.folder_kinds.add(kind)
+        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
+
+    def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, Any]]:
+        """(kind, path, stat key, racy digest, value as held) of every entry for `paths`, of any kind."""
+        out = []
+        entries = self._entries
+        for path in dict.fromkeys(paths):
+            for kind in self.kinds:  # a few lookups per path, not a pass over the cache
+                e = entries.get((kind, path))
+                if e is not None:
+                    out.append((kind, path, e.key, e.racy_digest, e.value))
+        return out
 
     def fresh(self, kind: str, path: str) -> bool:
         """Whether a lookup of (kind, path) would be a hit (at most one stat, nothing read).

@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -175,18 +176,18 @@ def _sendable_part(part: PlanPart) -> msgspec.Raw:
 class _Worker:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
-        self.chunk: Work = ()
+        self.chunks: deque[Work] = deque()  # sent and not answered yet, oldest first (answers come in order)
         self.buf = bytearray()
 
     def send(self, chunk: Work) -> None:
-        self.chunk = chunk
+        self.chunks.append(chunk)
         body = _enc.encode(chunk if isinstance(chunk, PlanJob) else list(chunk))
         assert self.proc.stdin is not None
         self.proc.stdin.write(_LEN.pack(len(body)) + body)
         self.proc.stdin.flush()
 
     def answer(self) -> list[Parsed] | list[PlanPart] | None:
-        """The answer to the chunk, once it has fully arrived."""
+        """The answer to the oldest chunk in flight, once it has fully arrived."""
         if len(self.buf) < 4:
             return None
         n = _LEN.unpack_from(self.buf)[0]
@@ -194,8 +195,7 @@ class _Worker:
             return None
         body = bytes(self.buf[4:4 + n])
         del self.buf[:4 + n]
-        plans = isinstance(self.chunk, PlanJob)
-        self.chunk = ()
+        plans = isinstance(self.chunks.popleft(), PlanJob)
         return _PARTS_DEC.decode(body) if plans else _RES_DEC.decode(body)
 
 
@@ -283,13 +283,17 @@ def decide_many(plans: Sequence[PlanRef], *, root: str, config: bytes, workers: 
     to_send = [p for p in plans if sendable(p.path) and sendable(p.folder)]
     todo: list[Work] = [PlanJob(root, raw, to_send[i:i + PLAN_CHUNK]) for i in range(0, len(to_send), PLAN_CHUNK)]
     todo.reverse()  # pop() takes from the end: the first plans first
-    for batch in _pool(todo, workers=workers, keep=keep, feed=None):
+    # Two jobs in flight per worker: it starts the next while its answer to the last is read
+    # (and waits for this process's interpreter lock to be read), instead of idling meanwhile.
+    for batch in _pool(todo, workers=workers, keep=keep, feed=None, depth=2):
         yield batch  # type: ignore[misc]  # plan jobs are answered with PlanPart lists
 
 
 def _pool(todo: list[Work], *, workers: int, keep: bool,
-          feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None) -> Iterator[list[Parsed] | list[PlanPart]]:
-    """Hand out `todo` (popped from the end) and what `feed` brings to the workers; yield their answers."""
+          feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None,
+          depth: int = 1) -> Iterator[list[Parsed] | list[PlanPart]]:
+    """Hand out `todo` (popped from the end) and what `feed` brings to the workers, up to `depth` chunks
+    in flight each; yield their answers."""
     feeding = feed is not None
     want = workers if feeding else min(workers, len(todo))
     pool = [_idle.pop() for _ in range(min(want, len(_idle)))]
@@ -314,14 +318,22 @@ def _pool(todo: list[Work], *, workers: int, keep: bool,
             _queue_front(todo, got)
             block = False
 
+    def give(w: _Worker) -> bool:
+        """Send `w` chunks until `depth` are in flight or none is left; False when it cannot take them."""
+        while todo and len(w.chunks) < depth:
+            try:
+                w.send(todo.pop())
+            except OSError:
+                todo.extend(w.chunks)
+                w.chunks.clear()
+                return False
+        return True
+
     def hand_out() -> None:
         while todo and waiting:
             w = waiting.pop()
             assert w.proc.stdout is not None
-            try:
-                w.send(todo.pop())
-            except OSError:
-                todo.append(w.chunk)
+            if not give(w):
                 continue
             os.set_blocking(w.proc.stdout.fileno(), False)
             sel.register(w.proc.stdout, selectors.EVENT_READ, w)
@@ -341,25 +353,23 @@ def _pool(todo: list[Work], *, workers: int, keep: bool,
                     continue
                 except OSError:
                     data = b""
-                if not data:  # the worker died: its chunk is parsed here
+                if not data:  # the worker died: its chunks go to the others, or are parsed here
                     sel.unregister(key.fileobj)
-                    if w.chunk:
-                        todo.append(w.chunk)
+                    todo.extend(w.chunks)
+                    w.chunks.clear()
                     continue
                 w.buf += data
-                got = w.answer()
-                if got is None:
+                answers = []
+                while (got := w.answer()) is not None:
+                    answers.append(got)
+                if not answers:
                     continue
-                if todo:
-                    try:
-                        w.send(todo.pop())
-                    except OSError:
-                        todo.append(w.chunk)
-                        sel.unregister(key.fileobj)
-                else:
+                if not give(w):
+                    sel.unregister(key.fileobj)
+                elif not w.chunks:
                     sel.unregister(key.fileobj)
                     waiting.append(w)
-                yield got
+                yield from answers
         while todo or feeding:  # no worker (or none left)
             if not todo:
                 pull(block=True)

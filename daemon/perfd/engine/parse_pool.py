@@ -236,8 +236,9 @@ def prestart(workers: int) -> None:
 
 def stop_idle() -> None:
     """Stop the workers a parse_many(keep=True) left running."""
-    while _idle:
-        _stop(_idle.pop().proc)
+    idle = [w.proc for w in _idle]
+    _idle.clear()
+    _stop(*idle)
 
 
 def sendable(path: str) -> bool:
@@ -378,13 +379,15 @@ def _pool(todo: list[Work], *, workers: int, keep: bool,
         finished = True
     finally:
         sel.close()
+        done = []
         for w in pool:
             if keep and finished and w.proc.poll() is None:
                 if w.proc.stdout is not None:
                     os.set_blocking(w.proc.stdout.fileno(), True)
                 _idle.append(w)
             else:
-                _stop(w.proc)
+                done.append(w.proc)
+        _stop(*done)
 
 
 def _queue_front(todo: list[Work], items: Sequence[tuple[str, str]]) -> None:
@@ -395,15 +398,18 @@ def _queue_front(todo: list[Work], items: Sequence[tuple[str, str]]) -> None:
     todo[:0] = reversed([to_send[i:i + CHUNK] for i in range(0, len(to_send), CHUNK)])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    for stream in (proc.stdin, proc.stdout):
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """End workers: every pipe closed first (each then exits at once, in parallel), then each reaped."""
+    for proc in procs:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+    for proc in procs:
         try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

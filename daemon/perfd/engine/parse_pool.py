@@ -41,6 +41,8 @@ FEED_WAIT_S = 0.005  # while items may still be fed: how long one wait lasts bef
 CHUNK = 12  # files per message: small enough to balance the workers, large enough to amortise a round trip
 PLAN_CHUNK = 4  # plans per PlanJob (a plan is about 25 files)
 _LEN = struct.Struct(">I")
+_READ = 1 << 16  # bytes per read of an answer: a pipe's worth (a read of 1 MB allocated, and mapped, 1 MB each time)
+_PIPE = 1 << 20  # a worker's answer pipe, enlarged so that it can write a whole answer and go on to its next job
 
 
 _NIL = msgspec.Raw(b"\xc0")  # msgpack's nil: no value (Raw cannot be optional)
@@ -218,8 +220,19 @@ def _spawn(n: int, *, plans: bool = False) -> list[_Worker]:
         proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.parse_worker", *(["--plans"] if plans else [])],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        _enlarge(proc.stdout)
         workers.append(_Worker(proc))
     return workers
+
+
+def _enlarge(pipe: Any) -> None:
+    """Make `pipe` hold _PIPE bytes where the system allows it (Linux); elsewhere it keeps its size."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass  # no such call here, or over the system's limit: the default size works, a little slower
 
 
 _idle: list[_Worker] = []  # workers kept between two parse_many calls (keep=True), ready for the next
@@ -349,7 +362,7 @@ def _pool(todo: list[Work], *, workers: int, keep: bool,
             for key, _ev in sel.select(timeout=FEED_WAIT_S if feeding else None):
                 w = key.data
                 try:
-                    data = os.read(key.fd, 1 << 20)
+                    data = os.read(key.fd, _READ)
                 except BlockingIOError:
                     continue
                 except OSError:

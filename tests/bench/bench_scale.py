@@ -1,6 +1,6 @@
 """Scale benchmark: status and generate at 3, 30, 300 and 1,500 plans, in-process and through a daemon.
 
-    python tests/bench/bench_scale.py [--sizes 3,30,300,1500] [--runs 5] [--keep]
+    python tests/bench/bench_scale.py [--sizes 3,30,300,1500] [--runs 5] [--keep] [--only cold] [--cold-runs N]
 
 Builds a synthetic workspace per size (tests/bench/synthetic.py: a 3,000-line
 PLAN with SUBPLANs, EXECUTION_TASKs, APPROVED and FIX files per plan, some in
@@ -15,6 +15,10 @@ state folders, and prints one row per size:
 - approve -> next: an APPROVED file created for a plan's next achievement,
   `generate` polled over the socket until its next achievement changes (median);
 - the daemon's RSS after all that.
+
+`--only cold` measures the first four columns alone (a quicker loop while working on them);
+`--cold-runs N` takes the median of N runs of each of them (default: 1 at 1,000 plans and more,
+else up to 3).
 
 Then the issue's goals as ratios taken in this one run, each met or MISSED.
 The smallest size (3 plans) is always measured: it is the reference of the
@@ -65,7 +69,7 @@ def wall(argv: list[str], env: dict[str, str], cwd: str) -> float:
     return dt
 
 
-def measure(plans: int, runs: int, base: str) -> Row:
+def measure(plans: int, runs: int, base: str, *, only_cold: bool = False, cold_runs: int = 0) -> Row:
     from perfd.cli import daemon_ctl
     from perfd.wire.rendezvous import Connection, state_paths
 
@@ -80,7 +84,7 @@ def measure(plans: int, runs: int, base: str) -> Row:
     perfd = [py, "-m", "perfd"]
     paths = state_paths(root)
     store = os.path.join(os.path.dirname(paths.log), os.path.basename(paths.log)[:-4] + ".parse")
-    cold_runs = 1 if plans >= 1000 else max(1, min(3, runs))
+    cold_runs = cold_runs or (1 if plans >= 1000 else max(1, min(3, runs)))
     try:
         daemon_ctl.stop(root)
         wall(perfd + ["--no-daemon", "status"], env, root)  # the page cache, as for every later column
@@ -97,6 +101,8 @@ def measure(plans: int, runs: int, base: str) -> Row:
             daemon_ctl.stop(root, timeout=60)  # writes the parse store
             restarts.append(wall(perfd + ["status"], env, root))
         row.new_daemon, row.restart = statistics.median(news), statistics.median(restarts)
+        if only_cold:
+            return row
         wall(perfd + ["status", "--json"], env, root)
         row.warm_status = statistics.median(wall(perfd + ["status", "--json"], env, root) for _ in range(runs))
         target = "@FEAT-0000"
@@ -145,13 +151,17 @@ def main() -> int:
     ap.add_argument("--sizes", default="3,30,300,1500", help="plan counts, comma-separated (3 is always added)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the workspaces (printed) instead of deleting them")
+    ap.add_argument("--only", choices=["cold"], help="cold: measure only the --no-daemon, single-process, new"
+                    " daemon and restart columns")
+    ap.add_argument("--cold-runs", type=int, default=0, help="runs of each cold column (median)")
     opts = ap.parse_args()
+    only_cold = opts.only == "cold"
     sizes = sorted({3, *(int(s) for s in opts.sizes.split(",") if s.strip())})
     base = tempfile.mkdtemp(prefix="pscale", dir="/tmp")
     rows = []
     try:
         for n in sizes:
-            rows.append(measure(n, opts.runs, base))
+            rows.append(measure(n, opts.runs, base, only_cold=only_cold, cold_runs=max(0, opts.cold_runs)))
     finally:
         if opts.keep:
             print(f"(workspaces kept in {base})")
@@ -159,24 +169,29 @@ def main() -> int:
             shutil.rmtree(base, ignore_errors=True)
     from perfd.engine.parse_pool import workers_wanted
 
-    print(f"perfd scale benchmark · synthetic real-shaped plans · {opts.runs} runs (cold columns: up to 3) ·"
+    cold = f"{opts.cold_runs}" if opts.cold_runs > 0 else "up to 3"
+    print(f"perfd scale benchmark · synthetic real-shaped plans · {opts.runs} runs (cold columns: {cold}) ·"
           f" python {sys.version.split()[0]} · {os.cpu_count()} cores, {workers_wanted()} parse workers")
     print()
     head = ["plans", "files", "--no-daemon status", "single-process", "first status, new daemon",
             "first status after a restart", "warm status --json", "warm generate --next", "approve -> next",
             "daemon RSS"]
+    shown = 6 if only_cold else len(head)
+    head = head[:shown]
     table = [head]
     for r in rows:
         table.append([f"{r.plans:,}", f"{r.files:,}", f"{r.no_daemon:.2f} s", f"{r.single:.2f} s",
                       f"{r.new_daemon:.2f} s", f"{r.restart:.2f} s", f"{r.warm_status * 1000:.0f} ms",
-                      f"{r.warm_generate * 1000:.0f} ms", f"{r.approve_next * 1000:.0f} ms", f"{r.rss_mb:.0f} MB"])
+                      f"{r.warm_generate * 1000:.0f} ms", f"{r.approve_next * 1000:.0f} ms",
+                      f"{r.rss_mb:.0f} MB"][:shown])
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     for t in table:
         print("  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i]) for i, c in enumerate(t)))
     print()
     small, big = rows[0], rows[-1]
     goals = [
-        (f"warm status --json at {big.plans:,} <= 2x at {small.plans}", big.warm_status / small.warm_status, 2.0, "x"),
+        (f"warm status --json at {big.plans:,} <= 2x at {small.plans}",
+         big.warm_status / small.warm_status if small.warm_status else 0.0, 2.0, "x"),
         (f"first status after a restart <= 1/10 of --no-daemon ({big.plans:,})", big.restart / big.no_daemon, 0.1,
          "x"),
         (f"first status, new daemon <= 0.6x single-process parse ({big.plans:,})", big.new_daemon / big.single, 0.6,
@@ -184,6 +199,8 @@ def main() -> int:
         (f"approve -> next <= 100 ms ({big.plans:,})", big.approve_next * 1000, 100.0, " ms"),
         (f"daemon RSS <= 150 MB ({big.plans:,})", big.rss_mb * 1.048576, 150.0, " MB"),
     ]
+    if only_cold:
+        goals = goals[1:3]
     missed = 0
     for label, value, goal, unit in goals:
         verdict = "met" if value <= goal else "MISSED"

@@ -203,8 +203,8 @@ def test_a_symlink_loop_and_thousands_of_empty_folders_neither_hang_nor_end_the_
         assert c.call("ping")["result"]["pong"] is True
 
 
-def test_a_new_daemon_parses_many_plans_over_workers_plans_and_their_files_in_one_run(env: Env) -> None:
-    plans(env, 60)  # more than PARALLEL_MIN_PLANS: the warm-up feeds the workers each plan's files as it arrives
+def test_a_new_daemon_works_out_many_plans_whole_over_workers(env: Env) -> None:
+    plans(env, 60)  # more than PARALLEL_MIN_PLANS: the warm-up hands the workers whole plans
     for i in range(0, 60, 3):
         folder = os.path.join(env.root, "work-space", "plans", *(["a_group"] if i % 2 else []), f"P{i}")
         os.makedirs(os.path.join(folder, "subplans"), exist_ok=True)
@@ -221,6 +221,11 @@ def test_a_new_daemon_parses_many_plans_over_workers_plans_and_their_files_in_on
     assert got.returncode == 0 and "working in-process" not in got.stderr, got.stderr
     assert got.stdout == here.stdout
     assert "@P59" in got.stdout
-    with open(env.paths().log) as f:
-        log = f.read()
-    assert "warm-up: 61 plans, 81 files parsed" in log, log  # 61 PLANs (the fixture's too), 20 SUBPLANs
+
+    def log() -> str:
+        with open(env.paths().log) as f:
+            return f.read()
+
+    # The status is answered before the warm-up ends (it then starts the watcher): its line comes after.
+    env.wait_for(lambda: "warm-up: " in log(), what="the warm-up's log line")
+    assert "warm-up: 61 plans, 81 files parsed" in log(), log()  # 61 PLANs (the fixture's too), 20 SUBPLANs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,113 @@ def test_a_fed_run_survives_a_dead_worker_and_no_worker_at_all(ws: WS, monkeypat
     got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
     t.join()
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
+
+
+# -- whole plans worked out by workers (decide_many, Engine.plan_part / take_parts) -------------
+
+
+def with_loose_plans(ws: WS) -> None:
+    """Loose PLAN files sharing a grouping folder with plan folders, each with its own flat SUBPLAN."""
+    shared = ws.plans / "a_group"
+    for name in ("LOOSE-A", "LOOSE-B"):
+        ws.write(shared / f"PLAN_{name}.md", plan_text(["1.1", "1.2"]))
+        ws.write(shared / f"SUBPLAN_{name}_11.md", work_text("subplan", "1.1", "In Progress"))
+
+
+def decided(eng: Engine, workers: int = 2) -> list[parse_pool.PlanPart]:
+    plans = eng.workspace.plans()
+    eng.fit_capacity(len(plans))
+    config = eng.packed_config()
+    assert config is not None
+    return [p for b in parse_pool.decide_many(plans, root=eng.root, config=config, workers=workers) for p in b]
+
+
+def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed_here: list[str] = []
+
+    def counting(real: Any) -> Any:
+        def parse(data: bytes, path: str) -> object:
+            parsed_here.append(path)
+            return real(data, path)
+        return parse
+
+    for name in ("parse_plan", "parse_subplan", "parse_execution", "parse_approved", "parse_fix"):
+        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
+    return parsed_here
+
+
+def test_plans_worked_out_whole_in_workers_answer_as_the_engine_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 12)
+    with_loose_plans(ws)
+    ws.age()
+    monkeypatch.setenv("PERFD_PARSE_WORKERS", "1")
+    alone = ws.engine()
+    expected = alone.status()
+    eng = ws.engine()
+    stamped = time.monotonic()
+    parts = decided(eng)
+    assert sorted(p.plan.path for p in parts) == sorted(s.path for s in expected.plans)
+    assert all(p.summary is not None and p.files for p in parts)  # none came back bare
+    loose = next(p for p in parts if p.plan.name == "LOOSE-A")
+    assert [os.path.basename(x.path) for x in loose.parsed if x.kind == "subplan"] == ["SUBPLAN_LOOSE-A_11.md"]
+    parsed_here = counting_parses(monkeypatch)
+    held = eng.take_parts(parts, stamped=stamped)
+    assert held == sum(len(p.parsed) for p in parts) and held >= 12 * 5
+    assert eng.status() == expected
+    assert eng.plan_status("@P007") == alone.plan_status("@P007")
+    assert eng.generate("@LOOSE-B") == alone.generate("@LOOSE-B")
+    assert parsed_here == []  # every file, listing and answer came from a worker
+
+
+def test_a_plan_changed_after_its_worker_read_it_is_seen(ws: WS) -> None:
+    many_plans(ws, 4)
+    eng = ws.engine()
+    stamped = time.monotonic()
+    parts = decided(eng)
+    ws.approved("P001", "1.2")  # after the workers read P001's folders
+    eng.take_parts(parts, stamped=stamped)
+    got = {s.plan: s for s in eng.status().plans}
+    assert got == {s.plan: s for s in ws.engine().status().plans}
+    assert "1.2" not in (got["P001"].next or "")
+
+
+def test_a_dead_worker_or_none_at_all_leaves_plans_bare_to_be_worked_out_here(
+        ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 10)
+    expected = ws.engine().status()
+    real_spawn = parse_pool._spawn
+
+    def one_dead(n: int, **kw: Any) -> list[parse_pool._Worker]:
+        pool = real_spawn(n, **kw)
+        pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        return pool
+
+    monkeypatch.setattr(parse_pool, "_spawn", one_dead)
+    eng = ws.engine()
+    parts = decided(eng)
+    assert sorted(p.plan.path for p in parts) == sorted(s.path for s in expected.plans)  # each once
+    eng.take_parts(parts, stamped=time.monotonic())
+    assert eng.status() == expected
+
+    def none(n: int, **kw: Any) -> list[parse_pool._Worker]:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parse_pool, "_spawn", none)
+    eng = ws.engine()
+    parts = decided(eng)
+    assert len(parts) == len(expected.plans) and all(p.summary is None for p in parts)
+    eng.take_parts(parts, stamped=time.monotonic())
+    assert eng.status() == expected
+
+
+def test_a_worker_sends_back_a_plan_it_cannot_pack_bare() -> None:
+    ok = parse_pool.PlanPart(parse_pool.PlanRef("X", "/ws/X", "/ws/X/PLAN_X.md"), links=["/ws/link\udcff"])
+    back = msgspec.msgpack.decode(parse_pool._sendable_part(ok), type=parse_pool.PlanPart)
+    assert back == parse_pool.PlanPart(ok.plan)  # the bare plan: a name met on the way could not cross
+
+
+def test_plans_whose_names_are_not_utf8_are_not_sent(tmp_path: Path) -> None:
+    plans = [parse_pool.PlanRef("X\udcff", str(tmp_path / "X\udcff"), str(tmp_path / "X\udcff" / "PLAN_X\udcff.md"))]
+    parts = [p for b in parse_pool.decide_many(plans, root=str(tmp_path), config=b"\x80", workers=2) for p in b]
+    assert parts == [parse_pool.PlanPart(plans[0])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,46 @@ def test_after_a_change_a_status_recomputes_only_the_plans_it_touched(ws: WS, mo
         assert decided == (["P0"] if trust else ["P2"])
         assert {p.plan: p.pending_fixes for p in st.plans}["P2"] == ([] if trust else ["1.1"])
         monkeypatch.setattr(engine_mod, "decide", real)
+
+
+def test_an_answer_worked_out_since_the_request_arrived_is_taken_without_a_stat(ws: WS, stats: Stats) -> None:
+    workspace(ws)
+    eng = ws.engine()
+    asked = time.monotonic()
+    first = eng.status()  # as a warm-up the request waited for would
+    stats.calls.clear()
+    with eng.answering(asked):
+        assert eng.status() == first
+    assert stats.calls == []
+    with eng.answering(time.monotonic()):  # a later request: what was worked out before it is checked
+        assert eng.status() == first
+    assert len(stats.calls) >= 6 * 3
+    assert eng.asked_at is None
+
+
+def test_a_change_after_an_answer_is_seen_by_a_request_that_arrives_after_it(ws: WS) -> None:
+    workspace(ws)
+    eng = ws.engine()
+    assert eng.generate("@P0").achievement == "1.1"
+    ws.approved("P0", "1.1")
+    with eng.answering(time.monotonic()):
+        assert eng.generate("@P0").achievement == "1.2"
+
+
+def test_a_recheck_after_the_watcher_starts_vouches_for_what_held_and_drops_what_changed(
+        ws: WS, stats: Stats) -> None:
+    workspace(ws)
+    eng = ws.engine()
+    eng.status()
+    sub = ws.folder("P0") / "subplans" / "SUBPLAN_P0_11.md"
+    sub.write_text(sub.read_text().replace("In Progress", "✅ Complete"))
+    os.utime(sub, (1_700_000_000, 1_700_000_000))  # changed, and out of the racy window
+    eng.trust_watcher(True)
+    checked = eng.cache.recheck()
+    assert checked >= 6 * 3
+    assert eng.cache.recheck() == 0  # once
+    stats.calls.clear()
+    doc = eng.plan_doc(eng.resolve("@P3"))  # held from before the watcher: vouched for now, not stat'ed
+    assert doc.achievements and stats.calls == []
+    assert eng.cache.stats().invalidations >= 1  # the changed SUBPLAN's entry went
+    assert eng.plan_status("@P0") == ws.engine().plan_status("@P0")

@@ -13,7 +13,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
@@ -164,6 +165,20 @@ class Methods:
             await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
         return got
 
+    @asynccontextmanager
+    async def warmed_up(self, wait: bool = True) -> AsyncIterator[None]:
+        """Wait (when `wait`) for the warm-up to have parsed every plan; the warm-up starts the watcher
+        only once such waiting requests are answered (see WarmUp._warm_up)."""
+        if not wait or self.d.warmed.is_set():
+            yield
+            return
+        self.d.warm_waiters += 1
+        try:
+            await self.d.warmed.wait()
+            yield
+        finally:
+            self.d.warm_waiters -= 1
+
     def table(self) -> dict[str, Handler]:
         return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
 
@@ -188,8 +203,10 @@ class Methods:
     async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
         p = params_as(params, P.StatusParams)
         if p.plan is None:
-            await self.d.warmed.wait()  # every plan: the warm-up is parsing them, on every core
-            return self.d.engine.status()
+            asked_at = time.monotonic()
+            async with self.warmed_up():  # every plan: the warm-up is parsing them, on every core
+                with self.d.engine.answering(asked_at):
+                    return self.d.engine.status()
         return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
 
     async def cmd_stats(self, params: Any, ctx: Context) -> P.StatsSnapshot:
@@ -217,14 +234,15 @@ class Methods:
         check_version(p.version)
         from perfd.app.commands import run
 
-        if not self.d.warmed.is_set() and wants_every_plan(p.argv):
-            await self.d.warmed.wait()  # the warm-up is parsing every plan, on every core
-        parsed = await self.parse_heavy(p.argv)
-        await anyio.lowlevel.checkpoint()
-        if p.argv[:1] == ["stats"]:
-            await self.d.refresh_team()
-        out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
-                  in_daemon=True, parsed=parsed)
+        asked_at = time.monotonic()
+        async with self.warmed_up(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
+            parsed = await self.parse_heavy(p.argv)
+            await anyio.lowlevel.checkpoint()
+            if p.argv[:1] == ["stats"]:
+                await self.d.refresh_team()
+            with self.d.engine.answering(asked_at):
+                out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
+                          in_daemon=True, parsed=parsed)
         result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
                                        P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
         return Served(result=result, command=out.command or "cli", failed=out.code != 0)

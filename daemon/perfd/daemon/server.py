@@ -107,6 +107,7 @@ class Daemon(WarmUp):
         self.serving = Connections(self, limits_from(cfg, open_files=raise_open_file_limit()))
         # Set once the warm-up has parsed every plan: a request for every plan waits for it.
         self.warmed = anyio.Event()
+        self.warm_waiters = 0  # requests waiting for it (the watcher starts once they are answered)
         # Set once the warm-up has read every file: the watcher starts then (see _watch).
         self.parsed = anyio.Event()
         self.watch_ready = anyio.Event()  # the watcher is up, or will not be
@@ -247,7 +248,7 @@ class Daemon(WarmUp):
     # -- file changes ----------------------------------------------------------------
 
     async def _watch(self) -> None:
-        """Watch the plans folder, once the warm-up has read every file.
+        """Watch the plans folder, once the warm-up has read every file (and answered those who waited for it).
 
         Not before: inotify reports every open and close of a watched file, and
         the watcher's thread woke for each of the tens of thousands the cold

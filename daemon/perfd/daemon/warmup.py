@@ -10,9 +10,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import queue
+import os
 import time
-from collections.abc import Sequence
 from functools import partial
 
 import anyio
@@ -22,7 +21,7 @@ import anyio.to_thread
 
 from perfd.engine.engine import Engine
 from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, parse_many, parse_one, sendable, stop_idle
+from perfd.engine.parse_pool import Parsed, PlanPart, decide_many, parse_many, parse_one, prestart, stop_idle
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
@@ -37,6 +36,7 @@ class WarmUp:
     parsed: anyio.Event
     watch_ready: anyio.Event
     connections: int
+    warm_waiters: int
     _store_saved_misses: int
     _store_saved_at: float
 
@@ -46,10 +46,12 @@ class WarmUp:
         """Right after start, have every plan parsed, below requests in priority.
 
         The persistent store first (what a previous daemon parsed, still valid by
-        stat key), then what is left: over worker processes when more than a few
-        dozen plans are cold (their results are taken in between requests), else
-        here, a few files at a time with requests served in between. A request
-        for one plan is served at once meanwhile; one for every plan waits here.
+        stat key), then what is left: when more than a few dozen plans are cold,
+        whole plans over worker processes (each lists a plan's folders, parses its
+        files and decides its status line; their parts are merged here in between
+        requests), else here, a few files at a time with requests served in
+        between. A request for one plan is served at once meanwhile; one for every
+        plan waits here, and is answered before the watcher starts.
         """
         engine = self.engine
         t0 = time.perf_counter()
@@ -59,6 +61,8 @@ class WarmUp:
         gc.disable()
         restored = 0
         try:
+            if engine.parse_workers > 1 and not os.path.exists(self.answers_path) and engine.likely_large():
+                prestart(engine.parse_workers)  # a new daemon: they start while the plans are listed
             restored, why = engine.load_answers(self.answers_path)
             if why not in ("", "missing"):
                 log.info("answer store %s not used (%s): rebuilding it", self.answers_path, why)
@@ -87,21 +91,36 @@ class WarmUp:
                 for i in range(0, len(plans), step):
                     cold += engine.cold_plan_files(plans[i:i + step])
                     await anyio.lowlevel.checkpoint()
-                workers = engine.use_workers(len(cold))
-                if workers:
-                    parsed += await self._parse_plans(cold, plans, step)
+                config = engine.packed_config()
+                rest = plans
+                if engine.use_workers(len(cold)) and config is not None:
+                    # Whole plans to the workers: each lists a plan's folders, parses its files and
+                    # decides its status line; here they are only merged.
+                    cold_paths = {path for _kind, path in cold}
+                    parsed += await self._decide([p for p in plans if p.path in cold_paths], config)
+                    rest = [p for p in plans if p.path not in cold_paths]
                 else:
-                    parsed += await self._parse(cold, False)
-                    cold = []
-                    for i in range(0, len(plans), step):
-                        cold += engine.cold_work_files(plans[i:i + step])
-                        await anyio.lowlevel.checkpoint()
-                    parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
+                    parsed += await self._parse(cold, engine.use_workers(len(cold)))
+                cold = []  # the other files of plans whose PLAN was known (the parse store)
+                for i in range(0, len(rest), step):
+                    cold += engine.cold_work_files(rest[i:i + step])
+                    await anyio.lowlevel.checkpoint()
+                parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
                 stop_idle()
+                # The requests that waited for every plan are answered now, from what was just worked
+                # out for them (see Engine.answering). The watcher starts once they are: adding its
+                # watches holds the interpreter for a few tenths of a second.
+                self.warmed.set()
+                with anyio.move_on_after(REQUESTS_FIRST_S):
+                    while self.warm_waiters:
+                        await anyio.sleep(0.005)
                 self.parsed.set()
                 with anyio.move_on_after(WATCH_START_WAIT_S):
                     await self.watch_ready.wait()
-                engine.status()  # memoised (and vouched for by the watcher): the first status is an answer from memory
+                # What was read before the watcher started is stat-checked once, now rather than on first
+                # use: later answers (memoised, vouched for by the watcher) stat nothing.
+                engine.cache.recheck()
+                engine.status()
                 engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
                 log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
                          engine.cache.persisted_hits, time.perf_counter() - t0)
@@ -154,62 +173,26 @@ class WarmUp:
                     await anyio.lowlevel.checkpoint()
         return n
 
-    async def _parse_plans(self, cold: list[tuple[str, str]], plans: list[PlanRef], step: int) -> int:
-        """Parse the `cold` PLAN files over the workers and, in the same run, every plan's other files.
-
-        A pipeline: as PLAN files arrive (held here, on the loop), their plans' SUBPLAN,
-        EXECUTION_TASK and parallel.json files are worked out and fed to the workers,
-        which parse meanwhile; nothing waits for a phase to end.
-        """
+    async def _decide(self, plans: list[PlanRef], config: bytes) -> int:
+        """Have the workers work out `plans` whole (see Engine.plan_part); merge their parts as they arrive,
+        yielding to requests between batches. Returns how many files they parsed."""
         engine = self.engine
-        feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] = queue.SimpleQueue()
-        send, receive = anyio.create_memory_object_stream[list[Parsed]](math.inf)
+        stamped = time.monotonic()  # before any worker reads: the conservative side (see Engine.take_parts)
+        send, receive = anyio.create_memory_object_stream[list[PlanPart]](math.inf)
 
         def produce() -> None:
             with send:
-                for batch in parse_many(cold, workers=engine.parse_workers, feed=feed):
+                for batch in decide_many(plans, root=engine.root, config=config, workers=engine.parse_workers):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
-        by_path = {p.path: p for p in plans}
-        pending = {path for _kind, path in cold if path in by_path and sendable(path)}  # what the workers answer
-        seen: set[str] = set()
-        arrived: list[PlanRef] = []
-        closed = False
-
-        async def feed_rest() -> None:
-            nonlocal closed
-            rest = [p for p in plans if p.path not in seen]  # fresh PLANs, and any the workers could not take
-            for i in range(0, len(rest), step):
-                feed.put(engine.cold_work_files(rest[i:i + step]))
-                await anyio.lowlevel.checkpoint()
-            feed.put(None)
-            closed = True
-
         n = 0
-        try:
-            async with anyio.create_task_group() as tg:
-                # abandoned when the daemon stops: its next hand-over fails, which stops the workers
-                tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
-                if not pending:
-                    await feed_rest()
-                async with receive:
-                    async for batch in receive:
-                        n += engine.store_parsed(batch)
-                        for p in batch:
-                            if p.kind == "plan" and p.path in pending:
-                                pending.discard(p.path)
-                                seen.add(p.path)
-                                arrived.append(by_path[p.path])
-                        while len(arrived) >= step or (arrived and not pending):
-                            feed.put(engine.cold_work_files(arrived[:step]))
-                            del arrived[:step]
-                            await anyio.lowlevel.checkpoint()
-                        if not pending and not closed:
-                            await feed_rest()
-                        await anyio.lowlevel.checkpoint()
-        finally:
-            if not closed:
-                feed.put(None)  # the producer ends
+        async with anyio.create_task_group() as tg:
+            # abandoned when the daemon stops: its next hand-over fails, which stops the workers
+            tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
+            async with receive:
+                async for batch in receive:
+                    n += engine.take_parts(batch, stamped=stamped)
+                    await anyio.lowlevel.checkpoint()
         return n
 
     def save_parsed(self) -> None:

@@ -24,7 +24,7 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 import msgspec
@@ -193,8 +193,12 @@ class StatCache(Generic[V]):
 
     def _vouched(self, entry: _Entry[V], path: str) -> bool:
         """Whether the watcher vouches for `entry`: watched path, not behind a symlink, checked since it started."""
+        return entry.checked >= self.trust_since and self._watched(path)
+
+    def _watched(self, path: str) -> bool:
+        """Whether the trusted watcher sees changes to `path`: under its folder, not behind a symlink."""
         prefix = self.trusted_prefix
-        if prefix is None or entry.checked < self.trust_since:
+        if prefix is None:
             return False
         if not path.startswith(prefix) and path != prefix[:-1]:
             return False
@@ -214,6 +218,27 @@ class StatCache(Generic[V]):
         if kind not in self.packed:
             raise ValueError(f"{kind} values are not held packed")
         self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
+
+    def put_folder(self, kind: str, path: str, key: StatKey, value: Any, *, racy_digest: bytes | None = None) -> None:
+        """Hold a folder scan made elsewhere (a worker process) when the folder's stat key was `key`.
+
+        Valid as if scanned here (see put); `kind` is then one of folder_kinds.
+        """
+        if kind in self.packed:
+            raise ValueError(f"{kind} values are files' values, held packed")
+        self.folder_kinds.add(kind)
+        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
+
+    def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, Any]]:
+        """(kind, path, stat key, racy digest, value as held) of every entry for `paths`, of any kind."""
+        out = []
+        entries = self._entries
+        for path in dict.fromkeys(paths):
+            for kind in self.kinds:  # a few lookups per path, not a pass over the cache
+                e = entries.get((kind, path))
+                if e is not None:
+                    out.append((kind, path, e.key, e.racy_digest, e.value))
+        return out
 
     def fresh(self, kind: str, path: str) -> bool:
         """Whether a lookup of (kind, path) would be a hit (at most one stat, nothing read).
@@ -263,6 +288,41 @@ class StatCache(Generic[V]):
         """
         self.trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
         self.trust_since = self._clock()
+
+    def recheck(self) -> int:
+        """Stat-check now every entry the trusted watcher does not vouch for yet (held from before it
+        started), as its first lookup would: one whose stat key holds is vouched for from now on, one
+        that changed is dropped. Returns how many were checked.
+
+        Done ahead, while nothing waits, so that later answers stat nothing. Racy
+        entries, and those outside the watched folder or behind a symlink, are
+        left to their lookups.
+        """
+        if self.trusted_prefix is None:
+            return 0
+        since = self.trust_since
+        now = self._clock()
+        stale = []
+        n = 0
+        for ck, entry in self._entries.items():
+            if entry.checked >= since or entry.racy_digest is not None:
+                continue
+            if not self._watched(ck[1]):
+                continue
+            n += 1
+            try:
+                key = stat_key(os.stat(ck[1]))
+            except OSError:
+                stale.append(ck)
+                continue
+            if key == entry.key:
+                entry.checked = now
+            else:
+                stale.append(ck)
+        for ck in stale:
+            del self._entries[ck]
+        self.invalidations += len(stale)
+        return n
 
     # -- invalidation -------------------------------------------------------------
 

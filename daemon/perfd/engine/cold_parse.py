@@ -6,17 +6,22 @@ file reads in one go; the attributes below are the engine's, set in Engine.__ini
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from perfd.engine import answer_store, parse_store
-from perfd.engine.cache import StatCache
-from perfd.engine.parse_pool import Parsed, parse_many, stop_idle
-from perfd.engine.workspace import PlanFiles, PlanRef, Workspace
+from perfd.engine.cache import StatCache, StatKey
+from perfd.engine.parse_pool import (FilesAnswer, Listed, Parsed, PlanPart, SummaryAnswer, parse_many,
+                                     stop_idle)
+from perfd.engine.workspace import NAMES, PlanFiles, PlanRef, Workspace
 
 if TYPE_CHECKING:
-    from perfd.engine.types import PlanDoc
+    from perfd.engine.types import PlanDoc, PlanSummary
 
 # More cold plans than this, and a status parses them over worker processes.
 PARALLEL_MIN_PLANS = 40
@@ -37,11 +42,17 @@ class ColdParse:
     _files_memo: dict[tuple[Any, ...], Any]
     _room: int
     _capacity_set: bool
+    memo_misses: int
 
     if TYPE_CHECKING:
         def plan_doc(self, plan: PlanRef) -> PlanDoc: ...
 
         def _files(self, plan: PlanRef, doc: PlanDoc) -> PlanFiles: ...
+
+        def _summary(self, plan: PlanRef) -> PlanSummary: ...
+
+        def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: dict[tuple[Any, ...], Any] | None = None,
+                      capacity: int = 256) -> Any: ...
     # -- cold parse on every core ----------------------------------------------------
 
     def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
@@ -68,6 +79,97 @@ class ColdParse:
                 self.cache.put(p.kind, p.path, p.key, bytes(p.value), racy_digest=p.racy)
                 n += 1
         return n
+
+    # -- whole plans worked out by parse workers (see parse_pool.decide_many) -------------------
+
+    def packed_config(self) -> bytes | None:
+        """The configuration as a plan job carries it to a worker (None: it cannot be packed)."""
+        try:
+            return msgspec.msgpack.encode(self.config)
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return None
+
+    def plan_part(self, plan: PlanRef) -> PlanPart:
+        """(In a parse worker) `plan` worked out from nothing: its status line, as status() would decide it,
+        with every file parsed, folder listed and answer memoised on the way.
+
+        The part holds what this plan read: the per-plan memos start empty, and the
+        cache's entries are those of the paths it looked up (a folder shared by loose
+        plans stays listed from one plan to the next).
+        """
+        cache = self.cache
+        self._summary_memo.clear()
+        self._files_memo.clear()
+        outer, cache.track = cache.track, []
+        try:
+            self._memoised(("summary", plan), lambda: self._summary(plan), store=self._summary_memo,
+                           capacity=self._room)
+            read = [path for path, _key in cache.track]
+        finally:
+            cache.track = outer
+        parsed: list[Parsed] = []
+        listed: list[Listed] = []
+        for kind, path, key, racy, value in cache.held(read):
+            if kind in cache.packed:
+                if not isinstance(value, bytes):
+                    return PlanPart(plan)  # held unpacked (a name that is not UTF-8): the caller works it out
+                parsed.append(Parsed(kind, path, key, racy, msgspec.Raw(value)))
+            elif kind == NAMES:
+                names, outside = value
+                listed.append(Listed(path, key, racy, names, outside))
+            # (the shared folders' listings, which the caller listed to find the plans, are not sent back)
+        files = [FilesAnswer(k[2], inputs, value) for k, (inputs, _t, value, _o, _p) in self._files_memo.items()]
+        summary = None
+        for (inputs, _t, value, _o, _p) in self._summary_memo.values():
+            summary = SummaryAnswer(inputs, value)
+        return PlanPart(plan, parsed, listed, sorted(cache.links), files, summary)  # (links: a few, usually none)
+
+    def take_parts(self, parts: Iterable[PlanPart], *, stamped: float) -> int:
+        """Hold what parse workers worked out (see plan_part): parsed files, folder listings, and each plan's
+        files and status line, memoised as of `stamped` (when the work was handed out).
+
+        As valid as if worked out here: every later use checks their stat keys (and
+        no watcher vouches for them, so the first use stat-checks each answer).
+        A bare part adds nothing: its plan is worked out here when asked. Returns
+        how many files were held.
+        """
+        cache = self.cache
+        one: dict[str, str] = {}  # one string per path, however many entries and answers name it
+        n = 0
+        for part in parts:
+            if part.links:
+                cache.links.update(part.links)
+            for p in part.parsed:
+                if p.key is not None:
+                    cache.put(p.kind, one.setdefault(p.path, p.path), p.key, bytes(p.value), racy_digest=p.racy)
+                    n += 1
+            for f in part.listed:
+                cache.put_folder(NAMES, one.setdefault(f.path, f.path), f.key, (f.names, f.outside),
+                                 racy_digest=f.racy)
+            for a in part.files:
+                self._take_answer(self._files_memo, ("files", part.plan, a.archive), a.inputs, a.value, stamped, one)
+            if part.summary is not None:
+                self._take_answer(self._summary_memo, ("summary", part.plan), part.summary.inputs,
+                                  part.summary.value, stamped, one)
+        return n
+
+    def _take_answer(self, memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...],
+                     inputs: list[tuple[str, StatKey | None]], value: object, stamped: float,
+                     one: dict[str, str]) -> None:
+        inputs = [(one.setdefault(path, path), k) for path, k in inputs]
+        if len(memo) >= self._room:
+            memo.pop(next(iter(memo)))
+        memo[key] = (inputs, stamped, value, None, frozenset([path for path, _k in inputs]))
+        self.memo_misses += 1  # worked out (in a worker), not found
+
+    def likely_large(self) -> bool:
+        """Whether the plans folder holds more than PARALLEL_MIN_PLANS entries (one listing, nothing read):
+        a cold status of it will likely want worker processes."""
+        try:
+            with os.scandir(self.workspace.plans_dir) as entries:
+                return sum(1 for _ in itertools.islice(entries, PARALLEL_MIN_PLANS + 1)) > PARALLEL_MIN_PLANS
+        except OSError:
+            return False
 
     def use_workers(self, cold_plans: int) -> bool:
         """Whether parsing this many cold plans (with their files) is worth worker processes."""

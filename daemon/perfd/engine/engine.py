@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -105,6 +106,7 @@ class Engine(ColdParse):
         self.memo_hits = 0
         self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
+        self.asked_at: float | None = None  # while answering a request: when it arrived (see answering())
         self.trust_restarts = 0
         self._capacity_set = "capacity" in cache_cfg
         self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
@@ -124,6 +126,13 @@ class Engine(ColdParse):
         if hit is not None:
             inputs, stored, value, outside, paths = hit
             if time.monotonic() - stored <= cache.ttl_s:
+                if self.asked_at is not None and stored >= self.asked_at:
+                    # Worked out since the request arrived (by the warm-up it waited for): as fresh
+                    # as working it out for this request would be.
+                    self.memo_hits += 1
+                    if cache.track is not None:
+                        cache.track.extend(inputs)
+                    return value
                 if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
                     # A healthy watcher vouches for the rest: only these few are stat'ed.
                     if _unchanged(outside):
@@ -166,6 +175,21 @@ class Engine(ColdParse):
                 memo.pop(next(iter(memo)))
             memo[key] = (inputs, started, value, outside, frozenset([i[0] for i in inputs]))
         return value
+
+    @contextmanager
+    def answering(self, asked_at: float) -> Iterator[None]:
+        """While answering a request that arrived at `asked_at` (time.monotonic()).
+
+        A memoised answer whose computation started since (every file and folder it
+        read was read after the request arrived) is taken without checking its inputs
+        again, as an answer worked out for this request would be; older ones are
+        checked as always.
+        """
+        outer, self.asked_at = self.asked_at, asked_at
+        try:
+            yield
+        finally:
+            self.asked_at = outer
 
     def _unvouched(self, inputs: _Inputs) -> _Inputs:
         """The inputs a healthy watcher of the plans folder does not vouch for: outside it, or behind a symlink."""

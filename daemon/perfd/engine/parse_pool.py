@@ -8,6 +8,11 @@ in a fraction of the parse's time. Workers are plain subprocesses over pipes,
 not multiprocessing: nothing of the caller (its main module, its threads, its
 event loop) is copied or re-imported, and a worker that dies costs its chunk,
 which the caller then parses itself.
+
+`decide_many` hands the workers whole plans instead (a `PlanJob`): each worker
+lists the plan's folders, parses its files and decides its status line, and
+answers with a `PlanPart` per plan (the parsed files, the folder listings and
+the two memoised answers with their inputs), so that the caller only merges.
 """
 
 from __future__ import annotations
@@ -19,18 +24,25 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from perfd.engine.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
 from perfd.engine.kinds import PARSERS, pack
+from perfd.engine.ownership import PlanRef
 from perfd.engine.text import read_bytes
+from perfd.engine.types import PlanSummary
+from perfd.engine.workspace import PlanFiles
 
 FEED_WAIT_S = 0.005  # while items may still be fed: how long one wait lasts before the feed is looked at again
 CHUNK = 12  # files per message: small enough to balance the workers, large enough to amortise a round trip
+PLAN_CHUNK = 4  # plans per PlanJob (a plan is about 25 files)
 _LEN = struct.Struct(">I")
+_READ = 1 << 16  # bytes per read of an answer: a pipe's worth (a read of 1 MB allocated, and mapped, 1 MB each time)
+_PIPE = 1 << 20  # a worker's answer pipe, enlarged so that it can write a whole answer and go on to its next job
 
 
 _NIL = msgspec.Raw(b"\xc0")  # msgpack's nil: no value (Raw cannot be optional)
@@ -46,8 +58,57 @@ class Parsed(msgspec.Struct, array_like=True, omit_defaults=True):
     value: msgspec.Raw = _NIL  # the parsed value, packed (the cache holds it so, unpacked on use)
 
 
-_REQ_DEC = msgspec.msgpack.Decoder(list[tuple[str, str]])
+class Listed(msgspec.Struct, array_like=True):
+    """One folder's listing as a worker's Workspace scanned it (names inside the workspace, plan files leading out)."""
+
+    path: str
+    key: StatKey
+    racy: bytes | None
+    names: list[str]
+    outside: list[str]
+
+
+class FilesAnswer(msgspec.Struct, array_like=True):
+    """A plan's files (Engine's memoised "files" answer) with the inputs they were found from."""
+
+    archive: str | None
+    inputs: list[tuple[str, StatKey | None]]
+    value: PlanFiles
+
+
+class SummaryAnswer(msgspec.Struct, array_like=True):
+    """A plan's status line (Engine's memoised "summary" answer) with every input it read."""
+
+    inputs: list[tuple[str, StatKey | None]]
+    value: PlanSummary
+
+
+class PlanPart(msgspec.Struct, array_like=True, omit_defaults=True):
+    """One plan, worked out by a worker: what the engine would hold had it worked the plan out itself.
+
+    A bare part (the plan alone) is a plan the worker could not send back: the engine works it out when asked.
+    """
+
+    plan: PlanRef
+    parsed: list[Parsed] = []
+    listed: list[Listed] = []
+    links: list[str] = []  # symlinks found on the way (a watcher of the plans folder may not see behind them)
+    files: list[FilesAnswer] = []
+    summary: SummaryAnswer | None = None  # None: not memoised (an input inside the racy window)
+
+
+class PlanJob(msgspec.Struct):
+    """Plans of the workspace at `root` to work out, with its configuration (msgpack)."""
+
+    root: str
+    config: msgspec.Raw
+    plans: list[PlanRef]
+
+
+Work = Sequence[tuple[str, str]] | PlanJob  # what one message to a worker asks
+_REQ_DEC = msgspec.msgpack.Decoder(list[tuple[str, str]] | PlanJob)
 _RES_DEC = msgspec.msgpack.Decoder(list[Parsed])
+_PARTS_DEC = msgspec.msgpack.Decoder(list[PlanPart])
 _enc = msgspec.msgpack.Encoder()
 
 
@@ -85,16 +146,30 @@ def workers_wanted(setting: object = None) -> int:
 # -- the worker side -------------------------------------------------------------------
 
 
-def serve(stdin: Any, stdout: Any) -> None:
-    """A worker's loop: read a chunk of (kind, path), answer its Parsed list; stop at end of input."""
+def serve(stdin: Any, stdout: Any, *, work_out: Callable[[PlanJob], list[PlanPart]] | None = None) -> None:
+    """A worker's loop: read a chunk of (kind, path), answer its Parsed list; or a PlanJob, answer its
+    PlanParts (worked out by `work_out`; bare parts without it). Stop at end of input."""
     while True:
         head = stdin.read(4)
         if len(head) < 4:
             return
         body = stdin.read(_LEN.unpack(head)[0])
-        answer = _enc.encode([parse_one(kind, path) for kind, path in _REQ_DEC.decode(body)])
+        req = _REQ_DEC.decode(body)
+        if isinstance(req, PlanJob):
+            parts = work_out(req) if work_out is not None else [PlanPart(p) for p in req.plans]
+            answer = _enc.encode([_sendable_part(part) for part in parts])
+        else:
+            answer = _enc.encode([parse_one(kind, path) for kind, path in req])
         stdout.write(_LEN.pack(len(answer)) + answer)
         stdout.flush()
+
+
+def _sendable_part(part: PlanPart) -> msgspec.Raw:
+    """The part packed, or the bare plan when something in it cannot cross (a name that is not UTF-8)."""
+    try:
+        return msgspec.Raw(_enc.encode(part))
+    except (UnicodeEncodeError, msgspec.EncodeError, TypeError, OverflowError):
+        return msgspec.Raw(_enc.encode(PlanPart(part.plan)))
 
 
 # -- the caller side -------------------------------------------------------------------
@@ -103,18 +178,18 @@ def serve(stdin: Any, stdout: Any) -> None:
 class _Worker:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
-        self.chunk: Sequence[tuple[str, str]] = ()
+        self.chunks: deque[Work] = deque()  # sent and not answered yet, oldest first (answers come in order)
         self.buf = bytearray()
 
-    def send(self, chunk: Sequence[tuple[str, str]]) -> None:
-        self.chunk = chunk
-        body = _enc.encode(list(chunk))
+    def send(self, chunk: Work) -> None:
+        self.chunks.append(chunk)
+        body = _enc.encode(chunk if isinstance(chunk, PlanJob) else list(chunk))
         assert self.proc.stdin is not None
         self.proc.stdin.write(_LEN.pack(len(body)) + body)
         self.proc.stdin.flush()
 
-    def answer(self) -> list[Parsed] | None:
-        """The answer to the chunk, once it has fully arrived."""
+    def answer(self) -> list[Parsed] | list[PlanPart] | None:
+        """The answer to the oldest chunk in flight, once it has fully arrived."""
         if len(self.buf) < 4:
             return None
         n = _LEN.unpack_from(self.buf)[0]
@@ -122,11 +197,19 @@ class _Worker:
             return None
         body = bytes(self.buf[4:4 + n])
         del self.buf[:4 + n]
-        self.chunk = ()
-        return _RES_DEC.decode(body)
+        plans = isinstance(self.chunks.popleft(), PlanJob)
+        return _PARTS_DEC.decode(body) if plans else _RES_DEC.decode(body)
 
 
-def _spawn(n: int) -> list[_Worker]:
+def _here(chunk: Work) -> list[Parsed] | list[PlanPart]:
+    """A chunk no worker answers: files parsed here; plans left bare (the engine works them out when asked)."""
+    if isinstance(chunk, PlanJob):
+        return [PlanPart(p) for p in chunk.plans]
+    return [parse_one(kind, path) for kind, path in chunk]
+
+
+def _spawn(n: int, *, plans: bool = False) -> list[_Worker]:
+    """Start `n` workers; `plans`: they load the engine first thing (for plan jobs), not on the first job."""
     import perfd
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(perfd.__file__)))
@@ -134,19 +217,41 @@ def _spawn(n: int) -> list[_Worker]:
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     workers = []
     for _ in range(n):
-        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.parse_worker"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.parse_worker", *(["--plans"] if plans else [])],
+                                stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        _enlarge(proc.stdout)
         workers.append(_Worker(proc))
     return workers
+
+
+def _enlarge(pipe: Any) -> None:
+    """Make `pipe` hold _PIPE bytes where the system allows it (Linux); elsewhere it keeps its size."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass  # no such call here, or over the system's limit: the default size works, a little slower
 
 
 _idle: list[_Worker] = []  # workers kept between two parse_many calls (keep=True), ready for the next
 
 
+def prestart(workers: int) -> None:
+    """Start workers now (ready for plan jobs), kept for the next parse_many or decide_many (or stop_idle()):
+    they start while the caller is still finding out what to give them."""
+    try:
+        _idle.extend(_spawn(max(0, workers - len(_idle)), plans=True))
+    except OSError:
+        pass  # the next call starts them, or works here
+
+
 def stop_idle() -> None:
     """Stop the workers a parse_many(keep=True) left running."""
-    while _idle:
-        _stop(_idle.pop().proc)
+    idle = [w.proc for w in _idle]
+    _idle.clear()
+    _stop(*idle)
 
 
 def sendable(path: str) -> bool:
@@ -171,8 +276,38 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
     `feed`: more items, put by another thread while this runs (None: no more), so
     that the workers parse while the caller works out what else they should parse.
     """
-    todo: list[Sequence[tuple[str, str]]] = []
+    todo: list[Work] = []
     _queue_front(todo, items)
+    for batch in _pool(todo, workers=workers, keep=keep, feed=feed):
+        yield batch  # type: ignore[misc]  # file chunks are answered with Parsed lists
+
+
+def decide_many(plans: Sequence[PlanRef], *, root: str, config: bytes, workers: int,
+                keep: bool = False) -> Iterator[list[PlanPart]]:
+    """Work out `plans` of the workspace at `root` (configuration `config`, packed) over `workers` processes.
+
+    Yields a PlanPart per plan, in some order, as they arrive. A plan that cannot
+    cross to a worker (a name that is not UTF-8), or whose worker died, comes back
+    bare: the engine works it out itself when an answer needs it.
+    """
+    raw = msgspec.Raw(config)
+    bare = [p for p in plans if not (sendable(p.path) and sendable(p.folder))]
+    if bare:
+        yield [PlanPart(p) for p in bare]
+    to_send = [p for p in plans if sendable(p.path) and sendable(p.folder)]
+    todo: list[Work] = [PlanJob(root, raw, to_send[i:i + PLAN_CHUNK]) for i in range(0, len(to_send), PLAN_CHUNK)]
+    todo.reverse()  # pop() takes from the end: the first plans first
+    # Two jobs in flight per worker: it starts the next while its answer to the last is read
+    # (and waits for this process's interpreter lock to be read), instead of idling meanwhile.
+    for batch in _pool(todo, workers=workers, keep=keep, feed=None, depth=2):
+        yield batch  # type: ignore[misc]  # plan jobs are answered with PlanPart lists
+
+
+def _pool(todo: list[Work], *, workers: int, keep: bool,
+          feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None,
+          depth: int = 1) -> Iterator[list[Parsed] | list[PlanPart]]:
+    """Hand out `todo` (popped from the end) and what `feed` brings to the workers, up to `depth` chunks
+    in flight each; yield their answers."""
     feeding = feed is not None
     want = workers if feeding else min(workers, len(todo))
     pool = [_idle.pop() for _ in range(min(want, len(_idle)))]
@@ -197,14 +332,22 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
             _queue_front(todo, got)
             block = False
 
+    def give(w: _Worker) -> bool:
+        """Send `w` chunks until `depth` are in flight or none is left; False when it cannot take them."""
+        while todo and len(w.chunks) < depth:
+            try:
+                w.send(todo.pop())
+            except OSError:
+                todo.extend(w.chunks)
+                w.chunks.clear()
+                return False
+        return True
+
     def hand_out() -> None:
         while todo and waiting:
             w = waiting.pop()
             assert w.proc.stdout is not None
-            try:
-                w.send(todo.pop())
-            except OSError:
-                todo.append(w.chunk)
+            if not give(w):
                 continue
             os.set_blocking(w.proc.stdout.fileno(), False)
             sel.register(w.proc.stdout, selectors.EVENT_READ, w)
@@ -219,48 +362,48 @@ def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = F
             for key, _ev in sel.select(timeout=FEED_WAIT_S if feeding else None):
                 w = key.data
                 try:
-                    data = os.read(key.fd, 1 << 20)
+                    data = os.read(key.fd, _READ)
                 except BlockingIOError:
                     continue
                 except OSError:
                     data = b""
-                if not data:  # the worker died: its chunk is parsed here
+                if not data:  # the worker died: its chunks go to the others, or are parsed here
                     sel.unregister(key.fileobj)
-                    if w.chunk:
-                        todo.append(w.chunk)
+                    todo.extend(w.chunks)
+                    w.chunks.clear()
                     continue
                 w.buf += data
-                got = w.answer()
-                if got is None:
+                answers = []
+                while (got := w.answer()) is not None:
+                    answers.append(got)
+                if not answers:
                     continue
-                if todo:
-                    try:
-                        w.send(todo.pop())
-                    except OSError:
-                        todo.append(w.chunk)
-                        sel.unregister(key.fileobj)
-                else:
+                if not give(w):
+                    sel.unregister(key.fileobj)
+                elif not w.chunks:
                     sel.unregister(key.fileobj)
                     waiting.append(w)
-                yield got
+                yield from answers
         while todo or feeding:  # no worker (or none left)
             if not todo:
                 pull(block=True)
                 continue
-            yield [parse_one(kind, path) for kind, path in todo.pop()]
+            yield _here(todo.pop())
         finished = True
     finally:
         sel.close()
+        done = []
         for w in pool:
             if keep and finished and w.proc.poll() is None:
                 if w.proc.stdout is not None:
                     os.set_blocking(w.proc.stdout.fileno(), True)
                 _idle.append(w)
             else:
-                _stop(w.proc)
+                done.append(w.proc)
+        _stop(*done)
 
 
-def _queue_front(todo: list[Sequence[tuple[str, str]]], items: Sequence[tuple[str, str]]) -> None:
+def _queue_front(todo: list[Work], items: Sequence[tuple[str, str]]) -> None:
     """Queue `items` in chunks, after what is queued already (pop() takes from the end)."""
     # A name that is not UTF-8 can neither cross to a worker nor be packed: such a file is
     # left out here, and parsed (and held unpacked) when an answer first needs it.
@@ -268,15 +411,18 @@ def _queue_front(todo: list[Sequence[tuple[str, str]]], items: Sequence[tuple[st
     todo[:0] = reversed([to_send[i:i + CHUNK] for i in range(0, len(to_send), CHUNK)])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    for stream in (proc.stdin, proc.stdout):
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """End workers: every pipe closed first (each then exits at once, in parallel), then each reaped."""
+    for proc in procs:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+    for proc in procs:
         try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

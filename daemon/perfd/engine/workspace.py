@@ -26,6 +26,7 @@ MAX_REF = 4096  # PATH_MAX: the longest plan reference (a name or a path) worth 
 # How deep grouping folders may nest under the plans folder (plans/a/b/c/d/<FEATURE>/):
 # deep enough for real workspaces, and a bound on how far a stray tree is walked.
 MAX_GROUP_DEPTH = 4
+NAMES = "names"  # the cache's kind for a plan folder's listing (names inside the workspace, links leading out)
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -459,7 +460,7 @@ class Workspace:
         """The names in `folder` that stay inside the workspace, through the cache; None when it is no
         readable folder. Plan files there that are symlinks leading out go to `outside`."""
         try:
-            got: tuple[list[str], list[str]] = self.cache.folder("names", folder, self._scan_names)
+            got: tuple[list[str], list[str]] = self.cache.folder(NAMES, folder, self._scan_names)
         except OSError:
             return None
         names, out = got

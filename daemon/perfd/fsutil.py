@@ -62,12 +62,27 @@ def read_regular(path: str, *, limit: int) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", path)
         if getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)
+        # One read of the size fstat gives (plus one byte, to see EOF): reading `limit` + 1 at
+        # once would allocate that much (32 MB for a plan) for every file. A file that grows
+        # meanwhile is read on, up to the limit.
+        want = min(st.st_size, limit) + 1
+        data = os.read(fd, want)
+        if len(data) < want:
+            return data
+        parts = [data]
+        total = len(data)
+        while total <= limit:
+            more = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+        return b"".join(parts)
     finally:
         os.close(fd)
 

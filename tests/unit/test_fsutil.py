@@ -91,3 +91,19 @@ def test_a_settings_file_swapped_for_a_fifo_is_a_clear_error_not_a_hang(tmp_path
     monkeypatch.setattr(config, "config_path", lambda root: str(tmp_path / "perfd.toml"))
     got = _in_a_thread(lambda: config.load_config(str(tmp_path)))
     assert isinstance(got, config.ConfigError) and "perfd.toml: not a regular file" in str(got)
+
+
+def test_read_regular_reads_on_when_the_file_grew_after_fstat(tmp_path, monkeypatch):
+    import perfd.fsutil as fsutil
+
+    p = tmp_path / "PLAN_X.md"
+    p.write_bytes(b"y" * 300_000)
+    real_fstat = os.fstat
+
+    class Small:
+        def __init__(self, st):
+            self.st_mode, self.st_size = st.st_mode, 10  # as if fstat came before a writer added the rest
+
+    monkeypatch.setattr(fsutil.os, "fstat", lambda fd: Small(real_fstat(fd)))
+    assert read_regular(str(p), limit=1 << 20) == b"y" * 300_000
+    assert read_regular(str(p), limit=1000) == b"y" * 1001  # still only one past the limit

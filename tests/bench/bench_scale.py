@@ -5,7 +5,10 @@
 Builds a synthetic workspace per size (tests/bench/synthetic.py: a 3,000-line
 PLAN with SUBPLANs, EXECUTION_TASKs, APPROVED and FIX files per plan, some in
 grouping folders, some loose PLAN files beside them), with private runtime and
-state folders, and prints one row per size:
+state folders, and runs perfd from this tree with bytecode caches on, as an installed
+perfd has them (this machine's PYTHONDONTWRITEBYTECODE=1 would have every process, the
+daemon and each parse worker included, compile perfd from source). It prints one row per
+size:
 
 - `--no-daemon status`: a new process parsing in-process (on every core);
 - single-process parse: the same with PERFD_PARSE_WORKERS=1;
@@ -79,6 +82,10 @@ def measure(plans: int, runs: int, base: str, *, only_cold: bool = False, cold_r
     row.files = sum(len(f) for _d, _s, f in os.walk(root))
     env = dict(os.environ, PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"),
                PYTHONPATH=os.path.join(REPO, "daemon"), PERFD_IDLE_TIMEOUT_S="3600")
+    # With bytecode caches, as an installed perfd has them (pip compiles them; bench_daemon and
+    # bench_startup_cli measure the same way): this machine sets PYTHONDONTWRITEBYTECODE=1, which
+    # makes every process compile perfd from source, the daemon and each parse worker included.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ.update(PERFD_RUNTIME_DIR=env["PERFD_RUNTIME_DIR"], PERFD_STATE_DIR=env["PERFD_STATE_DIR"])
     py = sys.executable
     perfd = [py, "-m", "perfd"]
@@ -87,7 +94,7 @@ def measure(plans: int, runs: int, base: str, *, only_cold: bool = False, cold_r
     cold_runs = cold_runs or (1 if plans >= 1000 else max(1, min(3, runs)))
     try:
         daemon_ctl.stop(root)
-        wall(perfd + ["--no-daemon", "status"], env, root)  # the page cache, as for every later column
+        wall(perfd + ["--no-daemon", "status"], env, root)  # the page cache and bytecode, for every later column
         row.no_daemon = statistics.median(wall(perfd + ["--no-daemon", "status"], env, root) for _ in range(cold_runs))
         one = dict(env, PERFD_PARSE_WORKERS="1")
         row.single = statistics.median(wall(perfd + ["--no-daemon", "status"], one, root) for _ in range(cold_runs))

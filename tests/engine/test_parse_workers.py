@@ -283,11 +283,16 @@ def test_plans_worked_out_whole_in_workers_answer_as_the_engine_here(ws: WS, mon
     assert sorted(p.plan.path for p in parts) == sorted(s.path for s in expected.plans)
     assert all(p.summary is not None and p.files for p in parts)  # none came back bare
     loose = next(p for p in parts if p.plan.name == "LOOSE-A")
-    assert [os.path.basename(x.path) for x in loose.parsed if x.kind == "subplan"] == ["SUBPLAN_LOOSE-A_11.md"]
+    loose_files = parse_pool.PARSED_DEC.decode(loose.parsed)
+    assert [os.path.basename(x.path) for x in loose_files if x.kind == "subplan"] == ["SUBPLAN_LOOSE-A_11.md"]
     parsed_here = counting_parses(monkeypatch)
-    held = eng.take_parts(parts, stamped=stamped)
-    assert held == sum(len(p.parsed) for p in parts) and held >= 12 * 5
-    assert eng.status() == expected
+    misses = eng.cache.misses
+    eng.take_parts(parts, stamped=stamped)
+    assert eng.status() == expected  # from the answers alone: the files are still packed
+    assert parsed_here == [] and eng.cache.misses == misses
+    held = eng.take_held()
+    assert held == sum(len(parse_pool.PARSED_DEC.decode(p.parsed)) for p in parts) and held >= 12 * 5
+    assert eng.take_held() == 0  # taken once
     assert eng.plan_status("@P007") == alone.plan_status("@P007")
     assert eng.generate("@LOOSE-B") == alone.generate("@LOOSE-B")
     assert parsed_here == []  # every file, listing and answer came from a worker
@@ -344,4 +349,4 @@ def test_a_worker_sends_back_a_plan_it_cannot_pack_bare() -> None:
 def test_plans_whose_names_are_not_utf8_are_not_sent(tmp_path: Path) -> None:
     plans = [parse_pool.PlanRef("X\udcff", str(tmp_path / "X\udcff"), str(tmp_path / "X\udcff" / "PLAN_X\udcff.md"))]
     parts = [p for b in parse_pool.decide_many(plans, root=str(tmp_path), config=b"\x80", workers=2) for p in b]
-    assert parts == [parse_pool.PlanPart(plans[0])]
+    assert parts == [parse_pool.PlanHead(plans[0])]

@@ -21,7 +21,7 @@ import anyio.to_thread
 
 from perfd.engine.engine import Engine
 from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, PlanPart, decide_many, parse_many, parse_one, prestart, stop_idle
+from perfd.engine.parse_pool import Parsed, PlanHead, decide_many, parse_many, parse_one, prestart, stop_idle
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
@@ -97,7 +97,7 @@ class WarmUp:
                     # Whole plans to the workers: each lists a plan's folders, parses its files and
                     # decides its status line; here they are only merged.
                     cold_paths = {path for _kind, path in cold}
-                    parsed += await self._decide([p for p in plans if p.path in cold_paths], config)
+                    await self._decide([p for p in plans if p.path in cold_paths], config)
                     rest = [p for p in plans if p.path not in cold_paths]
                 else:
                     parsed += await self._parse(cold, engine.use_workers(len(cold)))
@@ -114,6 +114,7 @@ class WarmUp:
                 with anyio.move_on_after(REQUESTS_FIRST_S):
                     while self.warm_waiters:
                         await anyio.sleep(0.005)
+                parsed += engine.take_held()  # the workers' parsed files and listings, left packed until now
                 self.parsed.set()
                 with anyio.move_on_after(WATCH_START_WAIT_S):
                     await self.watch_ready.wait()
@@ -128,6 +129,7 @@ class WarmUp:
             log.exception("warm-up failed; answers parse what they need")
         finally:
             stop_idle()
+            parsed += engine.take_held()  # (a warm-up that failed half-way: what the workers sent is still good)
             if not restored:
                 engine.cache.persisted = {}  # what was not taken is not worth its memory
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
@@ -173,27 +175,25 @@ class WarmUp:
                     await anyio.lowlevel.checkpoint()
         return n
 
-    async def _decide(self, plans: list[PlanRef], config: bytes) -> int:
-        """Have the workers work out `plans` whole (see Engine.plan_part); merge their parts as they arrive,
-        yielding to requests between batches. Returns how many files they parsed."""
+    async def _decide(self, plans: list[PlanRef], config: bytes) -> None:
+        """Have the workers work out `plans` whole (see Engine.plan_part); merge their answers as they arrive,
+        yielding to requests between batches (their files wait, packed, for Engine.take_held)."""
         engine = self.engine
         stamped = time.monotonic()  # before any worker reads: the conservative side (see Engine.take_parts)
-        send, receive = anyio.create_memory_object_stream[list[PlanPart]](math.inf)
+        send, receive = anyio.create_memory_object_stream[list[PlanHead]](math.inf)
 
         def produce() -> None:
             with send:
                 for batch in decide_many(plans, root=engine.root, config=config, workers=engine.parse_workers):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
-        n = 0
         async with anyio.create_task_group() as tg:
             # abandoned when the daemon stops: its next hand-over fails, which stops the workers
             tg.start_soon(partial(anyio.to_thread.run_sync, produce, abandon_on_cancel=True))
             async with receive:
                 async for batch in receive:
-                    n += engine.take_parts(batch, stamped=stamped)
+                    engine.take_parts(batch, stamped=stamped)
                     await anyio.lowlevel.checkpoint()
-        return n
 
     def save_parsed(self) -> None:
         """Write the persistent parse store when the cache has parsed something since the last write."""

@@ -16,8 +16,8 @@ import msgspec
 
 from perfd.engine import answer_store, parse_store
 from perfd.engine.cache import StatCache, StatKey
-from perfd.engine.parse_pool import (FilesAnswer, Listed, Parsed, PlanPart, SummaryAnswer, parse_many,
-                                     stop_idle)
+from perfd.engine.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
+                                     SummaryAnswer, parse_many, stop_idle)
 from perfd.engine.workspace import NAMES, PlanFiles, PlanRef, Workspace
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class ColdParse:
     _room: int
     _capacity_set: bool
     memo_misses: int
+    _held_later: list[tuple[msgspec.Raw, msgspec.Raw]]
+    _interned: dict[str, str]
 
     if TYPE_CHECKING:
         def plan_doc(self, plan: PlanRef) -> PlanDoc: ...
@@ -56,8 +58,10 @@ class ColdParse:
     # -- cold parse on every core ----------------------------------------------------
 
     def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
-        """(kind, path) of the PLAN files that a status would have to parse now."""
-        return [("plan", p.path) for p in plans if not self.cache.fresh("plan", p.path)]
+        """(kind, path) of the PLAN files that a status would have to parse now: not those of plans whose
+        status line is memoised (worked out by a worker, or restored), which a status takes as it is."""
+        memo, fresh = self._summary_memo, self.cache.fresh
+        return [("plan", p.path) for p in plans if ("summary", p) not in memo and not fresh("plan", p.path)]
 
     def cold_work_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
         """(kind, path) of the SUBPLAN, EXECUTION_TASK and parallel.json files a status would parse now."""
@@ -124,33 +128,46 @@ class ColdParse:
             summary = SummaryAnswer(inputs, value)
         return PlanPart(plan, parsed, listed, sorted(cache.links), files, summary)  # (links: a few, usually none)
 
-    def take_parts(self, parts: Iterable[PlanPart], *, stamped: float) -> int:
-        """Hold what parse workers worked out (see plan_part): parsed files, folder listings, and each plan's
-        files and status line, memoised as of `stamped` (when the work was handed out).
+    def take_parts(self, parts: Iterable[PlanHead], *, stamped: float) -> None:
+        """Hold what parse workers worked out (see plan_part): each plan's files and status line, memoised
+        as of `stamped` (when the work was handed out); its parsed files and folder listings stay
+        packed until take_held.
 
         As valid as if worked out here: every later use checks their stat keys (and
         no watcher vouches for them, so the first use stat-checks each answer).
-        A bare part adds nothing: its plan is worked out here when asked. Returns
-        how many files were held.
+        A bare part adds nothing: its plan is worked out here when asked.
         """
         cache = self.cache
-        one: dict[str, str] = {}  # one string per path, however many entries and answers name it
-        n = 0
+        one = self._interned  # one string per path, however many entries and answers name it
         for part in parts:
             if part.links:
                 cache.links.update(part.links)
-            for p in part.parsed:
-                if p.key is not None:
-                    cache.put(p.kind, one.setdefault(p.path, p.path), p.key, bytes(p.value), racy_digest=p.racy)
-                    n += 1
-            for f in part.listed:
-                cache.put_folder(NAMES, one.setdefault(f.path, f.path), f.key, (f.names, f.outside),
-                                 racy_digest=f.racy)
             for a in part.files:
                 self._take_answer(self._files_memo, ("files", part.plan, a.archive), a.inputs, a.value, stamped, one)
             if part.summary is not None:
                 self._take_answer(self._summary_memo, ("summary", part.plan), part.summary.inputs,
                                   part.summary.value, stamped, one)
+            self._held_later.append((part.parsed, part.listed))
+
+    def take_held(self) -> int:
+        """Hold the parsed files and folder listings that take_parts left packed (a request that needed one
+        meanwhile read it itself). Returns how many files were held."""
+        cache = self.cache
+        one = self._interned
+        held, self._held_later, self._interned = self._held_later, [], {}
+        n = 0
+        for parsed, listed in held:
+            try:
+                files, folders = PARSED_DEC.decode(parsed), LISTED_DEC.decode(listed)
+            except msgspec.DecodeError:
+                continue  # (a worker's answer cut short: those files are read here when asked)
+            for p in files:
+                if p.key is not None:
+                    cache.put(p.kind, one.setdefault(p.path, p.path), p.key, bytes(p.value), racy_digest=p.racy)
+                    n += 1
+            for f in folders:
+                cache.put_folder(NAMES, one.setdefault(f.path, f.path), f.key, (f.names, f.outside),
+                                 racy_digest=f.racy)
         return n
 
     def _take_answer(self, memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...],

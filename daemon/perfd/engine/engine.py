@@ -105,6 +105,8 @@ class Engine(ColdParse):
         self._room = 256  # entries kept in the per-plan memos (fit_capacity makes room for every plan)
         self.memo_hits = 0
         self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
+        self._held_later: list[tuple[msgspec.Raw, msgspec.Raw]] = []  # packed by parse workers: see take_held
+        self._interned: dict[str, str] = {}
         self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
         self.asked_at: float | None = None  # while answering a request: when it arrived (see answering())
         self.trust_restarts = 0

@@ -12,9 +12,11 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from perfd.engine import engine as engine_mod
 from perfd.engine.engine import Engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +191,18 @@ def two_plans(ws: WS) -> WS:
         ws.subplan(name, "1.2", "In Progress")
     ws.age()
     return ws
+
+
+def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of every file the engine parses itself from now on (PLAN, SUBPLAN, EXECUTION_TASK, reviews)."""
+    parsed: list[str] = []
+
+    def counting(real: Any) -> Any:
+        def parse(data: bytes, path: str) -> object:
+            parsed.append(path)
+            return real(data, path)
+        return parse
+
+    for name in ("parse_plan", "parse_subplan", "parse_execution", "parse_approved", "parse_fix"):
+        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
+    return parsed

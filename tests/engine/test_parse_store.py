@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from perfd.engine import engine as engine_mod
 from perfd.engine import parse_store
 from perfd.engine.engine import Engine
 
-from engine_helpers import WS, two_plans
+from engine_helpers import WS, counting_parses, two_plans
 
 
 workspace = two_plans
@@ -32,26 +31,11 @@ def saved(ws: WS, store: str) -> Engine:
     return eng
 
 
-def no_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make every parse the engine would do itself visible."""
-    parsed: list[str] = []
-
-    def counting(real: Any) -> Any:
-        def parse(data: bytes, path: str) -> object:
-            parsed.append(path)
-            return real(data, path)
-        return parse
-
-    for name in ("parse_plan", "parse_subplan", "parse_execution"):
-        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
-    return parsed
-
-
 def test_a_new_engine_answers_from_the_store_without_parsing(ws: WS, store: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     workspace(ws)
     first = saved(ws, store)
-    parsed = no_parsing(monkeypatch)
+    parsed = counting_parses(monkeypatch)
     again = ws.engine()
     assert again.load_parsed(store) == ""
     assert again.status() == first.status()
@@ -65,7 +49,7 @@ def test_a_file_changed_since_is_parsed_again(ws: WS, store: str, monkeypatch: p
     saved(ws, store)
     sub = ws.subplan("ALPHA", "1.2", "✅ Complete")  # another size and mtime
     os.utime(sub, (1_700_000_000, 1_700_000_000))
-    parsed = no_parsing(monkeypatch)
+    parsed = counting_parses(monkeypatch)
     again = ws.engine()
     again.load_parsed(store)
     st = again.plan_status("@ALPHA")
@@ -86,7 +70,7 @@ def test_a_file_rewritten_with_the_same_size_is_parsed_again(
     ws.write(plan, plan.read_text().replace("Title 1.1", "Title 1.x"))  # same size, a new mtime
     now_ns = time.time_ns()
     os.utime(plan, ns=(now_ns, now_ns))  # within the racy window, as a fresh write is
-    parsed = no_parsing(monkeypatch)
+    parsed = counting_parses(monkeypatch)
     again = ws.engine()
     again.load_parsed(store)
     st = again.plan_status("@ALPHA")

@@ -13,13 +13,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from perfd.engine import engine as engine_mod
 from perfd.engine import parse_pool
 from perfd.engine.engine import PARALLEL_MIN_PLANS, Engine
 from perfd.engine.kinds import UNPACK
 from perfd.engine.parse_pool import parse_many, parse_one, workers_wanted
 
-from engine_helpers import WS, plan_text, work_text
+from engine_helpers import WS, counting_parses, plan_text, work_text
 
 
 def many_plans(ws: WS, n: int) -> None:
@@ -105,18 +104,9 @@ def test_a_cold_status_of_many_plans_parses_in_workers_with_the_same_answer(
     expected = alone.status()
     monkeypatch.setenv("PERFD_PARSE_WORKERS", "2")
     eng = ws.engine()
-    parsed_here: list[str] = []
-
-    def counting(real: Any) -> Any:
-        def parse(data: bytes, path: str) -> object:
-            parsed_here.append(path)
-            return real(data, path)
-        return parse
-
-    for name in ("parse_plan", "parse_subplan", "parse_execution"):
-        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
+    parsed_here = counting_parses(monkeypatch)
     assert eng.status() == expected
-    assert parsed_here == []  # every PLAN, SUBPLAN and EXECUTION_TASK came from a worker
+    assert parsed_here == []  # every PLAN, SUBPLAN, EXECUTION_TASK and review file came from a worker
     assert eng.cache.stats().entries >= 5 * len(expected.plans)
     # and the answers of one plan are the same as well
     assert eng.plan_status("@P007") == alone.plan_status("@P007")
@@ -254,20 +244,6 @@ def decided(eng: Engine, workers: int = 2) -> list[parse_pool.PlanPart]:
     config = eng.packed_config()
     assert config is not None
     return [p for b in parse_pool.decide_many(plans, root=eng.root, config=config, workers=workers) for p in b]
-
-
-def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    parsed_here: list[str] = []
-
-    def counting(real: Any) -> Any:
-        def parse(data: bytes, path: str) -> object:
-            parsed_here.append(path)
-            return real(data, path)
-        return parse
-
-    for name in ("parse_plan", "parse_subplan", "parse_execution", "parse_approved", "parse_fix"):
-        monkeypatch.setattr(engine_mod, name, counting(getattr(engine_mod, name)))
-    return parsed_here
 
 
 def test_plans_worked_out_whole_in_workers_answer_as_the_engine_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -432,6 +432,9 @@ def test_units_round_trip_and_clamp() -> None:
     assert Units("utf-16").index(line, 1) == 0  # half a surrogate pair is the character it halves
     assert Units("utf-8").index("é!", 1) == 0
     assert Units("latin-1").encoding == Units(None).encoding == "utf-16"  # unknown: LSP's default
+    # as pygls may hold it: lsprotocol's enum, whose str() is "PositionEncodingKind.Utf8"
+    for kind, name in ((lsp.PositionEncodingKind.Utf8, "utf-8"), (lsp.PositionEncodingKind.Utf32, "utf-32")):
+        assert str(Units(kind).encoding) == name  # a plain string, whatever it was given
 
 
 # --- folding, completion, workspace symbols ------------------------------------------------------------------

@@ -17,6 +17,7 @@ class Units:
     __slots__ = ("encoding", "_size")
 
     def __init__(self, encoding: str | None = "utf-16") -> None:
+        encoding = getattr(encoding, "value", encoding)  # lsprotocol's PositionEncodingKind, or its string
         self.encoding = encoding if encoding in ("utf-8", "utf-32") else "utf-16"
         self._size = {"utf-8": _utf8, "utf-32": len}.get(self.encoding, _utf16)
 

@@ -104,9 +104,9 @@ class Session:
     @property
     def units(self) -> Units:
         """Columns as this client and the server agreed at initialize (see perfd.lsp.positions)."""
-        encoding = str(self.server.workspace.position_encoding or "utf-16")
-        if self._units.encoding != encoding:
-            self._units = Units(encoding)
+        units = Units(self.server.workspace.position_encoding)
+        if units.encoding != self._units.encoding:
+            self._units = units
         return self._units
 
     def _standalone_llm(self) -> LLMClient | None:

@@ -104,7 +104,12 @@ async def saturate(server: Server, tmp: str, redis_url: str | None, *, n: int, r
     team = TeamConfig(redis_url=redis_url, namespace=namespace) if redis_url else None
     clients = [make_client(server, os.path.join(tmp, f"{namespace}-{i}"), team=team, rpm=rpm, window_s=window)
                for i in range(n)]
-    deadline = time.monotonic() + windows * window + 0.3
+    await _call_until(clients, time.monotonic() + windows * window + 0.3, tag=namespace)
+    return [r["arrival"] for r in server.stats()["requests"]]
+
+
+async def _call_until(clients: list[LLMClient], deadline: float, *, tag: str) -> None:
+    """Four callers per client, each calling as fast as the limit lets it until `deadline`; then close them."""
 
     async def caller(llm: LLMClient, tag: str) -> None:
         i = 0
@@ -117,10 +122,9 @@ async def saturate(server: Server, tmp: str, redis_url: str | None, *, n: int, r
     async with anyio.create_task_group() as tg:
         for k, llm in enumerate(clients):
             for j in range(4):
-                tg.start_soon(caller, llm, f"{namespace}-{k}-{j}")
+                tg.start_soon(caller, llm, f"{tag}-{k}-{j}")
     for llm in clients:
         await llm.aclose()
-    return [r["arrival"] for r in server.stats()["requests"]]
 
 
 def window_figures(times: list[float], *, rpm: int, window: float, windows: int) -> tuple[int, float]:
@@ -297,22 +301,7 @@ async def _run_for(server: Server, tmp: str, redis_url: str, *, n: int, rpm: int
     team = TeamConfig(redis_url=redis_url, namespace="race")
     clients = [make_client(server, os.path.join(tmp, f"race-{i}"), team=team, rpm=rpm, window_s=60.0)
                for i in range(n)]
-    deadline = time.monotonic() + duration
-
-    async def caller(llm: LLMClient, tag: str) -> None:
-        i = 0
-        while time.monotonic() < deadline:
-            i += 1
-            with anyio.move_on_after(max(deadline - time.monotonic(), 0.001)):
-                await llm.complete([{"role": "user", "content": f"{tag}-{i}"}], ChatOptions(use_cache=False,
-                                                                                          max_tokens=5))
-
-    async with anyio.create_task_group() as tg:
-        for k, llm in enumerate(clients):
-            for j in range(4):
-                tg.start_soon(caller, llm, f"race-{k}-{j}")
-    for llm in clients:
-        await llm.aclose()
+    await _call_until(clients, time.monotonic() + duration, tag="race")
 
 
 def _minute_figures(server: Server, offset: float) -> dict[str, float]:

@@ -67,19 +67,32 @@ def test_an_unreadable_file_comes_back_without_a_value(ws: WS) -> None:
     assert by_path[str(p)].key is not None and UNPACK["plan"](by_path[str(p)].value).title
 
 
-def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
-    many_plans(ws, 6)
-    items = items_of(ws)
+def one_worker_dead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers start as usual, but the first exits at once, taking its chunk with it."""
     real_spawn = parse_pool._spawn
 
-    def spawn(n: int) -> list[parse_pool._Worker]:
-        pool = real_spawn(n)
-        # One worker that exits at once, taking its chunk with it.
+    def spawn(n: int, **kw: Any) -> list[parse_pool._Worker]:
+        pool = real_spawn(n, **kw)
         pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE)
         return pool
 
     monkeypatch.setattr(parse_pool, "_spawn", spawn)
+
+
+def no_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a worker fails as it does when the system is out of processes."""
+
+    def spawn(n: int, **kw: Any) -> list[parse_pool._Worker]:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parse_pool, "_spawn", spawn)
+
+
+def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
+    many_plans(ws, 6)
+    items = items_of(ws)
+    one_worker_dead(monkeypatch)
     got = [p for batch in parse_many(items, workers=2) for p in batch]
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
 
@@ -87,11 +100,7 @@ def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.Monkey
 def test_no_worker_at_all_parses_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     many_plans(ws, 3)
     items = items_of(ws)
-
-    def spawn(n: int) -> list[parse_pool._Worker]:
-        raise OSError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(parse_pool, "_spawn", spawn)
+    no_worker_starts(monkeypatch)
     got = [p for batch in parse_many(items, workers=2) for p in batch]
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
 
@@ -203,24 +212,12 @@ def test_items_fed_while_the_workers_parse_are_answered_once_each(ws: WS, first:
 def test_a_fed_run_survives_a_dead_worker_and_no_worker_at_all(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     many_plans(ws, 4)
     items = items_of(ws)
-    real_spawn = parse_pool._spawn
-
-    def one_dead(n: int) -> list[parse_pool._Worker]:
-        pool = real_spawn(n)
-        pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE)
-        return pool
-
-    monkeypatch.setattr(parse_pool, "_spawn", one_dead)
+    one_worker_dead(monkeypatch)
     start, (feed, t) = fed(items, 3)
     got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
     t.join()
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
-
-    def none(n: int) -> list[parse_pool._Worker]:
-        raise OSError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(parse_pool, "_spawn", none)
+    no_worker_starts(monkeypatch)
     start, (feed, t) = fed(items, 3)
     got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
     t.join()
@@ -290,25 +287,13 @@ def test_a_dead_worker_or_none_at_all_leaves_plans_bare_to_be_worked_out_here(
         ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     many_plans(ws, 10)
     expected = ws.engine().status()
-    real_spawn = parse_pool._spawn
-
-    def one_dead(n: int, **kw: Any) -> list[parse_pool._Worker]:
-        pool = real_spawn(n, **kw)
-        pool[0].proc = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE)
-        return pool
-
-    monkeypatch.setattr(parse_pool, "_spawn", one_dead)
+    one_worker_dead(monkeypatch)
     eng = ws.engine()
     parts = decided(eng)
     assert sorted(p.plan.path for p in parts) == sorted(s.path for s in expected.plans)  # each once
     eng.take_parts(parts, stamped=time.monotonic())
     assert eng.status() == expected
-
-    def none(n: int, **kw: Any) -> list[parse_pool._Worker]:
-        raise OSError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(parse_pool, "_spawn", none)
+    no_worker_starts(monkeypatch)
     eng = ws.engine()
     parts = decided(eng)
     assert len(parts) == len(expected.plans) and all(p.summary is None for p in parts)

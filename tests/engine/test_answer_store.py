@@ -15,7 +15,7 @@ from perfd.engine import cache as cache_mod
 from perfd.engine import engine as engine_mod
 from perfd.engine.engine import Engine
 
-from engine_helpers import WS, two_plans
+from engine_helpers import WS, counting_parses, two_plans
 
 
 workspace = two_plans
@@ -39,11 +39,9 @@ class Work:
     """What an engine reads and works out: parses, folder listings, plan decisions."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.parsed: list[str] = []
+        self.parsed = counting_parses(monkeypatch)
         self.listed: list[str] = []
         self.decided: list[str] = []
-        for name in ("parse_plan", "parse_subplan", "parse_execution", "parse_approved", "parse_fix"):
-            monkeypatch.setattr(engine_mod, name, self._counting(getattr(engine_mod, name)))
         real_list = cache_mod._folder_material
         real_decide = engine_mod.decide
 
@@ -57,12 +55,6 @@ class Work:
 
         monkeypatch.setattr(cache_mod, "_folder_material", listing)
         monkeypatch.setattr(engine_mod, "decide", deciding)
-
-    def _counting(self, real: Any) -> Any:
-        def parse(data: bytes, path: str) -> object:
-            self.parsed.append(path)
-            return real(data, path)
-        return parse
 
 
 def test_a_restarted_engine_answers_status_from_the_store_alone(ws: WS, store: str,

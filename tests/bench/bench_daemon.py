@@ -30,7 +30,7 @@ def wall(argv: list[str], env: dict[str, str], cwd: str) -> float:
     r = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dt = time.perf_counter() - t
     if r.returncode != 0 or b"working in-process" in r.stderr:
-        raise SystemExit(f"{argv} failed: {r.stderr.decode()[:300]}")
+        raise SystemExit(f"{argv} failed ({r.returncode}): {r.stderr.decode()[:500]}")
     return dt
 
 

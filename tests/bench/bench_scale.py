@@ -35,7 +35,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "daemon"))
 sys.path.insert(0, HERE)
 
+from bench_daemon import wall  # noqa: E402  (beside this file: one way to time a whole call)
 from synthetic import write_scale_workspace  # noqa: E402
 
 
@@ -61,15 +61,6 @@ class Row:
         self.approve_next = 0.0
         self.rss_mb = 0.0
         self.parse_workers = 0
-
-
-def wall(argv: list[str], env: dict[str, str], cwd: str) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t
-    if r.returncode != 0 or b"working in-process" in r.stderr:
-        raise SystemExit(f"{argv} failed ({r.returncode}): {r.stderr.decode()[:500]}")
-    return dt
 
 
 def measure(plans: int, runs: int, base: str, *, only_cold: bool = False, cold_runs: int = 0) -> Row:

@@ -32,7 +32,7 @@ from perfd.daemon.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.lsp.commands import register_commands
 from perfd.lsp.protocol import PerfdProtocol
-from perfd.lsp.positions import UTF16, Units
+from perfd.lsp.positions import Units
 from perfd.engine.types import PlanDoc, PlanStatus
 from perfd.wire.protocol import RunAnswer, StatsSnapshot
 
@@ -89,7 +89,6 @@ class Session:
         self.last_stats = 0.0
         self.closed = asyncio.Event()
         self.on_timing: Callable[[str, int, bool], None] | None = None
-        self._units = UTF16
         self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
         # perfd.run's model calls in flight, by request id and by progress token (to cancel them)
         self.runs: dict[object, asyncio.Future[RunAnswer]] = {}
@@ -104,10 +103,7 @@ class Session:
     @property
     def units(self) -> Units:
         """Columns as this client and the server agreed at initialize (see perfd.lsp.positions)."""
-        units = Units(self.server.workspace.position_encoding)
-        if units.encoding != self._units.encoding:
-            self._units = units
-        return self._units
+        return Units(self.server.workspace.position_encoding)
 
     def _standalone_llm(self) -> LLMClient | None:
         if not self._own_llm_loaded:

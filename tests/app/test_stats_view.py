@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from perfd.app.stats_view import render_prometheus, render_text
-from perfd.daemon.stats import Stats, snapshot
+from perfd.runtime.stats import Stats, snapshot
 from perfd.engine.engine import Engine
 from perfd.llm.stats import LLMStats
 from perfd.wire.protocol import StatsSnapshot

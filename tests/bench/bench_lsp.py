@@ -122,7 +122,7 @@ def main() -> int:
     samples: dict[tuple[str, str], list[float]] = {(a, b): [] for a, b, _ in cases}
     for _, _, fn in cases:
         fn()  # warm
-    heap.settle()  # as the daemon's housekeeping does within a second of start (see perfd.daemon.heap)
+    heap.settle()  # as the daemon's housekeeping does within a second of start (see perfd.runtime.heap)
     for _ in range(args.rounds):
         for label, name, fn in cases:
             t = time.perf_counter()

@@ -32,7 +32,7 @@ import anyio.abc  # noqa: E402
 from perfd.app import history_view as hv  # noqa: E402
 from perfd.app.stats_view import render_prometheus  # noqa: E402
 from perfd.daemon import metrics_http  # noqa: E402
-from perfd.daemon.stats import Stats, snapshot  # noqa: E402
+from perfd.runtime.stats import Stats, snapshot  # noqa: E402
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.llm import CallRecord, History  # noqa: E402
 

@@ -6,7 +6,7 @@ import gc
 import sys
 import types
 
-from perfd.daemon import heap
+from perfd.runtime import heap
 
 
 def test_settle_freezes_live_objects_and_reacts_only_to_new_modules() -> None:

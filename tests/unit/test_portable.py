@@ -13,7 +13,7 @@ import pytest
 
 import perfd
 from perfd.cli.autostart import alive, daemon_alive
-from perfd.daemon.stats import rss_bytes
+from perfd.runtime.stats import rss_bytes
 from perfd.paths import SOCKET_NAME_MAX, SUN_PATH_MAX, default_runtime_dir, socket_path_fits
 
 PACKAGE = Path(perfd.__file__).parent

@@ -7,7 +7,7 @@ until SIGTERM/SIGINT, `shutdown`, the idle timeout, the workspace folder
 going away, or the memory cap. State files (socket, pid file) are removed
 before the process stops answering; the lock file stays (removing flock files
 races). Connections are perfd.daemon.connections; the methods they call are
-perfd.daemon.methods; file changes come from perfd.daemon.watcher.
+perfd.daemon.methods; file changes come from perfd.runtime.watcher.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import msgspec
 
 import perfd
 from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
-from perfd.daemon import heap
+from perfd.runtime import heap
 from perfd.daemon.connections import Connections, limits_from, raise_open_file_limit
 from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
-from perfd.daemon.stats import Stats, rss_bytes, snapshot
+from perfd.runtime.stats import Stats, rss_bytes, snapshot
 from perfd.daemon.warmup import WarmUp
 from perfd.engine.engine import Engine
 from perfd.wire import protocol as P
@@ -241,7 +241,7 @@ class Daemon(WarmUp):
             if self.max_rss_mb > 0 and rss_bytes() > self.max_rss_mb * 1048576:
                 self.stop(f"memory {rss_bytes() / 1048576:.1f} MB over max_rss_mb = {self.max_rss_mb:g} MB")
                 return
-            heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.daemon.heap
+            heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.runtime.heap
             if self.warmed.is_set() and time.monotonic() - self._store_saved_at > STORE_EVERY_S:
                 self.save_parsed()
 
@@ -256,7 +256,7 @@ class Daemon(WarmUp):
         slow as --no-daemon). What changes meanwhile is not missed: entries read
         before the watcher started are stat-checked once (Engine.trust_watcher).
         """
-        from perfd.daemon.watcher import watch
+        from perfd.runtime.watcher import watch
 
         def watching(on: bool) -> None:
             self.watching = on

@@ -23,12 +23,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from perfd import __version__
-from perfd.daemon import heap
+from perfd.runtime import heap
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.plan_parser import PlanMemo
 from perfd.engine.text import decode, read_bytes
-from perfd.daemon.stats import Stats, snapshot
+from perfd.runtime.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.lsp.commands import register_commands
 from perfd.lsp.protocol import PerfdProtocol
@@ -268,7 +268,7 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
     def initialized(params: lsp.InitializedParams) -> None:
         if watch and os.path.isdir(engine.workspace.plans_dir):
             from perfd.background import spawn
-            from perfd.daemon.watcher import watch as watch_files
+            from perfd.runtime.watcher import watch as watch_files
 
             async def changed(paths: set[str]) -> None:
                 engine.changed(sorted(paths))
@@ -372,7 +372,7 @@ def run_stdio(root: str) -> None:
     import sys
 
     session = build_server(Engine(root), watch=True)
-    heap.settle()  # see perfd.daemon.heap: keeps collector pauses out of request latency
+    heap.settle()  # see perfd.runtime.heap: keeps collector pauses out of request latency
     proto = session.server.protocol
     assert isinstance(proto, PerfdProtocol)
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).

@@ -18,6 +18,8 @@ import pytest
 
 from conftest import Env
 
+from perfd import exitcodes
+
 pytestmark = pytest.mark.slow
 
 FEED = os.path.join("work-space", "plans", "FEAT", "execution", "feedbacks")
@@ -91,7 +93,7 @@ def test_two_daemons_for_one_root_exactly_one_survives(env: Env) -> None:
     procs = [env.popen_daemon() for _ in range(3)]
     env.wait_for(lambda: sum(p.poll() is not None for p in procs) == 2, timeout=15, what="two refusals")
     losers = [p for p in procs if p.poll() is not None]
-    assert all(p.returncode == 3 for p in losers)
+    assert all(p.returncode == exitcodes.ALREADY_RUNNING for p in losers)
     assert all(b"already serves" in p.stderr.read() for p in losers)  # type: ignore[union-attr]
     winner = next(p for p in procs if p.poll() is None)
     env.wait_for(lambda: env.pid() == winner.pid, what="winner's pid file")

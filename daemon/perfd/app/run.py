@@ -10,8 +10,8 @@ in-process and through the daemon; the LSP command renders them its own way.
     perfd run @PLAN [--next | N.N] [--write [--force]] [--no-cache] [--json]
     perfd run @PLAN --parallel [--concurrency N] [--write [--force]] [--json]
 
-Exit codes: 0 done, 1 user error (unknown plan, no provider configured, a
-file that exists without --force), 2 usage error, 3 a model call failed.
+Exit codes (perfd.exitcodes): OK done, ERROR (unknown plan, no provider
+configured, a file that exists without --force), USAGE, MODEL (a model call failed).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 
+from perfd import exitcodes
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.types import GenerateResult
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from perfd.llm import ChatOptions, LLMClient
     from perfd.llm.types import Message
 
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 DEFAULT_CONCURRENCY = 4
 
 
@@ -188,10 +188,10 @@ def exit_code(answers: Sequence[RunAnswer]) -> int:
     """3 when a model call failed; else 1 when the configuration or the budget stopped a call (refused
     before sending: the user's limit rather than a failure) or an answer could not be written; else 0."""
     if any(not a.ok and a.error_kind not in ("config", "budget") for a in answers):
-        return EXIT_MODEL
+        return exitcodes.MODEL
     if any(not a.ok or a.write_error for a in answers):
-        return EXIT_USER
-    return EXIT_OK
+        return exitcodes.ERROR
+    return exitcodes.OK
 
 
 # --- from a command line -------------------------------------------------------------

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from perfd import exitcodes
 from perfd.app.run import (
-    EXIT_OK,
     RunListener,
     RunRequest,
     concurrency,
@@ -217,7 +217,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
             err.write(f"perfd: @{shown(first.plan)}: {first.state}; nothing to send\n")
             if not request.json:
                 out.write(first.prompt)
-            return RunResult(code=EXIT_OK)
+            return RunResult(code=exitcodes.OK)
         if request.options.write and not request.parallel:
             from perfd.app.run import check_writable
 

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from perfd import exitcodes
 from perfd.cli.autostart import alive, daemon_alive, ensure_daemon, read_pid
 from perfd.paths import UnsafeFolder
 from perfd.wire.rendezvous import Connection, clear_start_failure, daemon_supported, state_paths
@@ -53,7 +54,7 @@ def start(root: str) -> tuple[int, str]:
     clear_start_failure(paths)  # asked for explicitly: try again, even if a start failed moments ago
     s = ensure_daemon(root, paths)
     if isinstance(s, str):
-        return 1, f"perfd: the daemon for {root} did not start: {s} (see {paths.log})\n"
+        return exitcodes.ERROR, f"perfd: the daemon for {root} did not start: {s} (see {paths.log})\n"
     s.close()
     info = request(root, "ping")
     pid = info["result"]["pid"] if info and "result" in info else "?"
@@ -71,7 +72,7 @@ def _metrics(root: str) -> tuple[int, str]:
     except ConfigError:
         wanted = False
     if not wanted:
-        return 0, ""
+        return exitcodes.OK, ""
     snap = fetch_stats(root)
     for _ in range(40):  # the endpoint starts beside the socket: give it a moment
         if snap is None or snap.metrics_addr is not None or snap.metrics_error is not None:
@@ -79,10 +80,10 @@ def _metrics(root: str) -> tuple[int, str]:
         time.sleep(0.025)
         snap = fetch_stats(root)
     if snap is None or (snap.metrics_addr is None and snap.metrics_error is None):
-        return 0, ""
+        return exitcodes.OK, ""
     if snap.metrics_error is not None:
-        return 1, f"perfd: /metrics not served: {snap.metrics_error}\n"
-    return 0, f"metrics: http://{snap.metrics_addr}/metrics\n"
+        return exitcodes.ERROR, f"perfd: /metrics not served: {snap.metrics_error}\n"
+    return exitcodes.OK, f"metrics: http://{snap.metrics_addr}/metrics\n"
 
 
 def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -95,13 +96,13 @@ def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
     elif pid and daemon_alive(paths):  # never a process that got the pid of a dead daemon
         os.kill(pid, signal.SIGTERM)
     else:
-        return 0, f"perfd: no daemon running for {root}\n"
+        return exitcodes.OK, f"perfd: no daemon running for {root}\n"
     end = time.monotonic() + timeout
     while pid and alive(pid) and time.monotonic() < end:
         time.sleep(0.01)
     if pid and alive(pid):
-        return 1, f"perfd: daemon pid {pid} did not stop within {timeout:g} s\n"
-    return 0, f"perfd: stopped the daemon for {root} (pid {pid})\n"
+        return exitcodes.ERROR, f"perfd: daemon pid {pid} did not stop within {timeout:g} s\n"
+    return exitcodes.OK, f"perfd: stopped the daemon for {root} (pid {pid})\n"
 
 
 def status(root: str) -> tuple[int, str]:
@@ -111,12 +112,12 @@ def status(root: str) -> tuple[int, str]:
         paths = state_paths(root)
         pid = read_pid(paths.pid)
         if pid and alive(pid):  # found by its pid file: alive, but not reachable on its socket
-            return 1, (f"perfd: daemon pid {pid} runs for {root} but does not answer on {paths.sock} "
+            return exitcodes.ERROR, (f"perfd: daemon pid {pid} runs for {root} but does not answer on {paths.sock} "
                        f"(perfd daemon stop ends it)\n")
-        return 1, f"perfd: no daemon running for {root}\n"
+        return exitcodes.ERROR, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
     _, metrics = _metrics(root)  # running is exit 0, with or without /metrics
-    return 0, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
+    return exitcodes.OK, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
                f"socket: {state_paths(root).sock}\n" + metrics)
 
 
@@ -134,8 +135,8 @@ def logs(root: str, lines: int = 50) -> tuple[int, str]:
         with open(path, encoding="utf-8", errors="replace") as f:
             tail = f.readlines()[-lines:]
     except FileNotFoundError:
-        return 1, f"perfd: no log yet at {path}\n"
-    return 0, "".join(tail)
+        return exitcodes.ERROR, f"perfd: no log yet at {path}\n"
+    return exitcodes.OK, "".join(tail)
 
 
 def main(argv: list[str], cwd: str) -> int:
@@ -159,7 +160,7 @@ def main(argv: list[str], cwd: str) -> int:
                 else:
                     code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
             except UnsafeFolder as exc:
-                code, text = 1, f"perfd: {exc}\n"  # one line, never a traceback
+                code, text = exitcodes.ERROR, f"perfd: {exc}\n"  # one line, never a traceback
             out = Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)

@@ -11,8 +11,8 @@ The run falls back to this process only when the daemon never accepted it
 model, another version, a request it could not read). Once the daemon has
 accepted a run it may have called the model, so any later failure is
 reported in one line and never repeated here: a model call is never paid
-twice, nor an answer printed or written twice. Ctrl-C ends the run with exit
-130 and one line (the daemon cancels its call when the connection closes).
+twice, nor an answer printed or written twice. Ctrl-C ends the run with
+exitcodes.INTERRUPTED and one line (the daemon cancels its call when the connection closes).
 
 Import-light like the thin client: the engine is imported only when the run
 happens in this process.
@@ -23,12 +23,11 @@ from __future__ import annotations
 import os
 import sys
 
-from perfd import __version__
+from perfd import __version__, exitcodes
 from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR, TOO_BUSY,
                               USER_ERROR, VERSION_MISMATCH)
 from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
 
-EXIT_USER, EXIT_MODEL, EXIT_INTERRUPTED = 1, 3, 130
 # Errors the daemon answers before it calls the model: the run may then go in-process.
 # (USER_ERROR, the [llm] configuration the daemon could not load, is said once and ends the
 # run: in-process it would only be reported a second time. Plan and argument errors come
@@ -55,7 +54,7 @@ def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
         except Exception:
             pass
         sys.stderr.write(("\n" if tty else "") + "perfd: interrupted; the model call was cancelled\n")
-        return EXIT_INTERRUPTED
+        return exitcodes.INTERRUPTED
 
 
 def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> int | str | None:
@@ -105,16 +104,16 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
                     # only report it a second time. Say it once, as the in-process run would.
                     hint = (error.get("data") or {}).get("hint")
                     err.write(f"perfd: {error.get('message')}\n" + (f"hint: {hint}\n" if hint else ""))
-                    return EXIT_USER
+                    return exitcodes.ERROR
                 if error.get("code") in NOT_ACCEPTED:
                     return f"daemon error: {error.get('message')}"
                 # Accepted, then failed: the model may have been called already. Never again here.
                 err.write(f"perfd: the daemon failed the run: {error.get('message')}\n")
-                return EXIT_MODEL
+                return exitcodes.MODEL
         except UnicodeEncodeError:
             return "arguments are not valid UTF-8"
         except (OSError, ValueError) as exc:
             if sent:  # the daemon may have called the model: running again here could pay twice
                 err.write(f"perfd: lost the daemon during the run ({exc}); not repeating it here\n")
-                return EXIT_MODEL
+                return exitcodes.MODEL
             return f"lost the daemon ({exc})"

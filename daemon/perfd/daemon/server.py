@@ -31,6 +31,7 @@ import anyio.to_thread
 import msgspec
 
 import perfd
+from perfd import exitcodes
 from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
 from perfd.runtime import heap
 from perfd.daemon.connections import Connections, limits_from, raise_open_file_limit
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from perfd.lsp.server import Session
 
 log = logging.getLogger("perfd.daemon")
-EXIT_ALREADY_RUNNING = 3
-EXIT_CANNOT_SERVE = 1
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
 # A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
 OVERFLOW_BATCH = 4096
@@ -374,23 +373,23 @@ def setup_logging(path: str) -> None:
 
 
 def main(root: str) -> int:
-    """Serve `root` in this process until stopped; exit code 3 when a daemon already serves it."""
+    """Serve `root` in this process until stopped; exitcodes.ALREADY_RUNNING when a daemon already serves it."""
     os.umask(0o077)  # logs, pid file and socket stay private
     try:
         d = Daemon(root)
     except NoPeerCheck as exc:
         sys.stderr.write(f"perfd: the daemon will not serve: {exc}\n")
-        return EXIT_CANNOT_SERVE
+        return exitcodes.ERROR
     except OSError as exc:  # an untrusted runtime or state folder (UnsafeFolder), one that cannot be made
         sys.stderr.write(f"perfd: cannot start the daemon: {_reason(exc)}\n")
-        return 1
+        return exitcodes.ERROR
     try:
         setup_logging(d.paths.log)
     except OSError as exc:  # a read-only state folder: clients read why instead of waiting for us
         reason = f"cannot write its log {d.paths.log}: {_reason(exc)}"
         sys.stderr.write(f"perfd: cannot start the daemon: {reason}\n")
         record_start_failure(d.paths, reason)
-        return 1
+        return exitcodes.ERROR
     try:
         anyio.run(d.run)
     except AlreadyRunning:
@@ -401,7 +400,7 @@ def main(root: str) -> int:
         except OSError:
             pass
         sys.stderr.write(f"perfd: a daemon already serves {d.root}" + (f" (pid {pid})" if pid else "") + "\n")
-        return EXIT_ALREADY_RUNNING
+        return exitcodes.ALREADY_RUNNING
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS, errno.ELOOP) \
                 or isinstance(exc, UnsafeFolder):
@@ -409,9 +408,9 @@ def main(root: str) -> int:
             sys.stderr.write(f"perfd: {reason}\n")
             log.error("%s", reason)
             record_start_failure(d.paths, reason)
-            return 1
+            return exitcodes.ERROR
         raise
-    return 0
+    return exitcodes.OK
 
 
 def _reason(exc: OSError) -> str:

@@ -7,8 +7,8 @@ rendering and error messages live here, once, and the output is identical
 either way. `run`, `daemon` and `lsp` are parsed here too (one parser, one
 help text) but served by their own entry points (perfd.cli, perfd.app.run).
 
-Exit codes: 0 success, 1 user error (unknown plan or achievement, ...),
-2 usage error. Errors are one line plus a hint.
+Exit codes are perfd.exitcodes' (0 success, 1 error, 2 usage). Errors are
+one line plus a hint.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from perfd import __version__
+from perfd import __version__, exitcodes
+from perfd import command_registry as registry
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
@@ -30,22 +31,16 @@ from perfd.safetext import encode_json, shown
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
 
-EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 # No perfd command line needs more. argparse's time grows with the square of the
 # count: 256 repeated options take about 15 ms, 1,024 about 250, 50,000 half a minute.
 MAX_ARGS = 256
 
-# Commands the daemon answers itself through the engine; the rest (daemon
-# management, lsp, run) are handled by the client or their own entry points.
-ENGINE_COMMANDS = frozenset({"generate", "status"})
-# Commands only the in-process path serves: they write files in the caller's name (schema, init).
-LOCAL_COMMANDS = frozenset({"schema", "init"})
 
 
 class Output(msgspec.Struct):
     stdout: str = ""
     stderr: str = ""
-    code: int = EXIT_OK
+    code: int = exitcodes.OK
     command: str = ""  # the subcommand that answered ("" when the line did not parse): the daemon counts by it
 
 
@@ -68,77 +63,57 @@ class _Help(Exception):
         self.text = text
 
 
+class _Adds(Protocol):
+    """An argparse parser or argument group: what an option is added to."""
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action: ...
+
+
+def _add(parser: _Adds, opt: registry.Option, **extra: Any) -> None:
+    """One registry option as an argparse argument."""
+    kw: dict[str, Any] = {"help": opt.help or None}
+    if opt.kind == registry.FLAG:
+        kw["action"] = "store_true"
+    elif opt.kind == registry.INT:
+        kw["type"] = int
+    if opt.choices:
+        kw["choices"] = opt.choices
+    if opt.default is not None:
+        kw["default"] = opt.default
+    if opt.metavar is not None:
+        kw["metavar"] = opt.metavar
+    if opt.nargs is not None:
+        kw["nargs"] = opt.nargs
+    kw.update(extra)
+    parser.add_argument(*opt.flags, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser, built from perfd.command_registry (the one list of commands and options)."""
     p = _Parser(prog="perfd", description="What is next in a PLAN workspace, and what to tell the model.")
-    p.add_argument("--version", action="store_true", help="print the version")
-    p.add_argument("--root", help="the workspace root (default: walk up from the current folder)")
-    p.add_argument("--no-daemon", action="store_true", help="work in-process, without the daemon")
+    for opt in (*registry.TOP_OPTIONS, *registry.GLOBAL_OPTIONS):
+        _add(p, opt)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    g = sub.add_parser("generate", help="print the prompt for the next step (or for one achievement)")
-    g.add_argument("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]",
-                   help="the plan (@NAME or path to its PLAN file) and optionally an achievement number")
-    g.add_argument("--next", action="store_true", help="the next step (the default without an achievement)")
-    g.add_argument("--json", action="store_true", help="print a JSON object")
-    g.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
-
-    s = sub.add_parser("status", help="every plan's progress, or every achievement of one plan")
-    s.add_argument("plan", nargs="?", metavar="@PLAN|PATH")
-    s.add_argument("--json", action="store_true", help="print JSON")
-    s.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
-
-    r = sub.add_parser("run", help="send the prompt for the next step (or for one achievement) to the model")
-    r.add_argument("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]")
-    r.add_argument("--next", action="store_true", help="the next step (the default without an achievement)")
-    r.add_argument("--parallel", action="store_true",
-                   help="run every achievement ready at the current dependency level, concurrently")
-    r.add_argument("--concurrency", type=int, default=None, help="at most this many calls at once (--parallel)")
-    r.add_argument("--write", action="store_true", help="save each answer to the file its state asks for")
-    r.add_argument("--force", action="store_true", help="with --write: overwrite an existing file")
-    r.add_argument("--no-cache", action="store_true", help="bypass the response cache")
-    r.add_argument("--json", action="store_true",
-                   help="JSON lines: one object per achievement, then a summary object")
-    r.add_argument("--trust-plan", action="store_true", help="follow the plan's handoff when it disagrees")
-    lp = sub.add_parser("lsp", help="the language server over stdio, relayed to the workspace's daemon")
-    lp.add_argument("--standalone", action="store_true", help="run everything in this process")
-
-    st = sub.add_parser("stats", help="the daemon's counters: cache, requests, latency, watcher, memory")
-    fmt = st.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON")
-    fmt.add_argument("--prometheus", action="store_true", help="print the Prometheus text exposition format")
-    st.add_argument("--history", action="store_true",
-                    help="the model-call history instead (by plan, day, outcome and model), read without a daemon")
-    hist = st.add_argument_group("with --history")
-    hist.add_argument("--all", action="store_true", help="every workspace's calls (default: this workspace's)")
-    hist.add_argument("--plan", metavar="@PLAN", help="only this plan's calls")
-    hist.add_argument("--model", help="only this model's calls")
-    hist.add_argument("--since", metavar="YYYY-MM-DD", help="only calls from this date (local time) on")
-    hist.add_argument("--days", type=int, default=30, metavar="N", help="days shown per day (default 30)")
-    hist.add_argument("--format", choices=("text", "csv", "markdown", "json"), default=None,
-                      help="text (default, with per-day charts), csv, markdown or json (= --json)")
-
-    ini = sub.add_parser("init", help="write a commented perfd.toml with every setting and its default")
-    ini.add_argument("--force", action="store_true", help="replace an existing perfd.toml")
-    ini.add_argument("--stdout", action="store_true", help="print it instead of writing the file")
-
-    comp = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
-    comp.add_argument("shell", choices=("bash", "zsh", "fish"))
-
-    sc = sub.add_parser("schema", help="write the protocol's JSON Schemas into schemas/")
-    sc.add_argument("--out", metavar="DIR", help="the folder (default: the repository's schemas/)")
-    sc.add_argument("--check", action="store_true", help="only report schemas that are out of date (exit 1)")
-
-    d = sub.add_parser("daemon", help="run the daemon here, or manage it: start, stop, status, restart, logs")
-    d.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status", "restart", "logs"])
-    d.add_argument("-n", "--lines", type=int, default=50, help="log lines to show (logs)")
-    # The thin client honours --root anywhere on the line (perfd.cli.client.read_line), and so
-    # does the parser: `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
-    # --no-daemon likewise: `perfd run --no-daemon` is what the README shows.
-    for sp in sub.choices.values():
-        sp.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
-                        help="the workspace root (default: walk up from the current folder)")
-        sp.add_argument("--no-daemon", action="store_true", default=argparse.SUPPRESS,
-                        help="work in-process, without the daemon")
+    for cmd in registry.COMMANDS:
+        sp = sub.add_parser(cmd.name, help=cmd.help)
+        groups: dict[str, _Adds] = {}
+        exclusive: dict[str, _Adds] = {}
+        for opt in cmd.options:
+            target: _Adds
+            if opt.exclusive is not None:
+                if opt.exclusive not in exclusive:
+                    exclusive[opt.exclusive] = sp.add_mutually_exclusive_group()
+                target = exclusive[opt.exclusive]
+            elif opt.group is not None:
+                if opt.group not in groups:
+                    groups[opt.group] = sp.add_argument_group(opt.group)
+                target = groups[opt.group]
+            else:
+                target = sp
+            _add(target, opt)
+        # `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
+        for opt in registry.GLOBAL_OPTIONS:
+            _add(sp, opt, default=argparse.SUPPRESS)
     return p
 
 
@@ -172,7 +147,7 @@ def user_error_output(exc: UserError) -> Output:
     text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
     if exc.hint:
         text += f"hint: {shown(exc.hint)}\n"
-    return Output(stderr=text, code=EXIT_USAGE if isinstance(exc, UsageError) else EXIT_USER)
+    return Output(stderr=text, code=exitcodes.USAGE if isinstance(exc, UsageError) else exitcodes.ERROR)
 
 
 def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
@@ -203,9 +178,9 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
         return Output(stdout=_parser().format_help())
-    served = ENGINE_COMMANDS | {"stats", "completion"} | (set() if in_daemon else LOCAL_COMMANDS)
+    served = registry.DAEMON_COMMANDS if in_daemon else registry.DAEMON_COMMANDS | registry.LOCAL_COMMANDS
     if args.command not in served:
-        return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=EXIT_USAGE)
+        return Output(stderr=f"perfd: '{args.command}' is not available here\n", code=exitcodes.USAGE)
     try:
         if args.command == "schema":
             return _schema(args)
@@ -218,7 +193,7 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
         if args.command == "completion":
             from perfd.app.completion import script
 
-            return Output(stdout=script(args.shell, build_parser()))
+            return Output(stdout=script(args.shell))
         if args.command == "stats":
             return _stats(args, cwd, stats_for, tty=tty)
         root = resolve_root(args.root, cwd)
@@ -235,7 +210,7 @@ def _schema(args: argparse.Namespace) -> Output:
 
     if args.check:
         bad = schema.stale(args.out)
-        return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=EXIT_USER if bad else EXIT_OK)
+        return Output(stdout="".join(f"out of date: {b}\n" for b in bad), code=exitcodes.ERROR if bad else exitcodes.OK)
     changed = schema.write(args.out)
     return Output(stdout=f"wrote {len(changed)} schema file(s) into {args.out or schema.repo_schemas_dir()}\n")
 

@@ -1,4 +1,4 @@
-"""`perfd completion bash|zsh|fish`: a completion script built from the parser itself (never out of date).
+"""`perfd completion bash|zsh|fish`: a completion script built from the command registry (never out of date).
 
 Completes the subcommands, each one's options, and the fixed choices
 (`daemon start|stop|...`, `--format csv|...`, `completion bash|zsh|fish`);
@@ -7,45 +7,44 @@ values such as paths fall back to the shell's file completion.
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Iterable
 
+from perfd import command_registry as registry
 from perfd.engine.errors import UsageError
 
+Spec = dict[str, tuple[list[str], dict[str, list[str]], list[str]]]
 
 
-def _spec(parser: argparse.ArgumentParser) -> dict[str, tuple[list[str], dict[str, list[str]], list[str]]]:
+def _of(opts: Iterable[registry.Option]) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """(options, {option: choices}, positional choices) of one command's options, --help included."""
+    options: list[str] = ["--help"]
+    choices: dict[str, list[str]] = {}
+    positional: list[str] = []
+    for opt in opts:
+        if opt.positional:
+            positional += opt.choices
+            continue
+        long = [f for f in opt.flags if f.startswith("--")]
+        options += long or opt.flags
+        if opt.choices:
+            for f in opt.flags:
+                choices[f] = list(opt.choices)
+    return sorted(set(options)), choices, positional
+
+
+def _spec() -> Spec:
     """{subcommand: (options, {option: choices}, positional choices)}; "" is the top level."""
-
-    def of(p: argparse.ArgumentParser) -> tuple[list[str], dict[str, list[str]], list[str]]:
-        options: list[str] = []
-        choices: dict[str, list[str]] = {}
-        positional: list[str] = []
-        for action in p._actions:  # argparse has no public walk of its actions
-            if isinstance(action, argparse._SubParsersAction):
-                continue
-            if action.option_strings:
-                long = [o for o in action.option_strings if o.startswith("--")]
-                options += long or action.option_strings
-                if action.choices:
-                    for o in action.option_strings:
-                        choices[o] = [str(c) for c in action.choices]
-            elif action.choices:
-                positional += [str(c) for c in action.choices]
-        return sorted(set(options)), choices, positional
-
-    spec = {"": of(parser)}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                spec[name] = of(sub)
+    spec = {"": _of((*registry.TOP_OPTIONS, *registry.GLOBAL_OPTIONS))}
+    for cmd in registry.COMMANDS:
+        spec[cmd.name] = _of((*cmd.options, *registry.GLOBAL_OPTIONS))
     return spec
 
 
-def _commands(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> list[str]:
+def _commands(spec: Spec) -> list[str]:
     return [c for c in spec if c]
 
 
-def bash(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+def bash(spec: Spec) -> str:
     cases = []
     for name, (options, choices, positional) in spec.items():
         if not name:
@@ -83,7 +82,7 @@ complete -F _perfd perfd
 """
 
 
-def zsh(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+def zsh(spec: Spec) -> str:
     cases = []
     for name, (options, choices, positional) in spec.items():
         if not name:
@@ -116,7 +115,7 @@ if [[ $zsh_eval_context[-1] == loadautofunc ]]; then _perfd "$@"; else compdef _
 """
 
 
-def fish(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> str:
+def fish(spec: Spec) -> str:
     cmds = _commands(spec)
     lines = ["# perfd completion for fish: save it as ~/.config/fish/completions/perfd.fish",
              "complete -c perfd -f"]
@@ -140,8 +139,8 @@ def fish(spec: dict[str, tuple[list[str], dict[str, list[str]], list[str]]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def script(shell: str, parser: argparse.ArgumentParser) -> str:
-    spec = _spec(parser)
+def script(shell: str) -> str:
+    spec = _spec()
     if shell == "bash":
         return bash(spec)
     if shell == "zsh":

@@ -25,16 +25,14 @@ import sys
 if False:  # for type checkers only: importing nothing more at run time is the point of this module
     import _socket
 
-from perfd import __version__
+from perfd import __version__, exitcodes
+from perfd.command_registry import HELP_FLAGS, LOCAL_COMMANDS
 from perfd.paths import find_workspace_root
 from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
 from perfd.wire.rendezvous import StatePaths, connect, daemon_supported, read_frame, request_body, state_paths
 
-# Served in this process: they write files in the caller's name (schema, init), need no workspace
-# (completion), or are relayed (lsp). `stats --history` too: it reads a file, no daemon needed.
-LOCAL_COMMANDS = ("schema", "lsp", "init", "completion")
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
 # A daemon that is alive but has not answered yet (a first status of a large workspace) is
 # waited for up to this long; a silent socket with no daemon behind it, only 5 s.
@@ -61,6 +59,18 @@ def _answer(s: "_socket.socket", req: bytes, paths: StatePaths) -> bytes:
 
             if not daemon_alive(paths) or time.monotonic() > end:
                 raise
+
+
+def wants_help(argv: list[str]) -> bool:
+    """-h or --help anywhere before `--` (and not as --root's value)."""
+    prev = ""
+    for a in argv:
+        if a == "--":
+            return False
+        if a in HELP_FLAGS and prev != "--root":
+            return True
+        prev = a
+    return False
 
 
 def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
@@ -154,17 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     cwd = os.getcwd()
     root, command, no_daemon = read_line(argv, cwd)
+    if wants_help(argv):
+        # Help is printed by the one parser, in this process: it starts, relays or serves nothing.
+        return _in_process(argv, cwd)
     if command == "daemon":
         if not daemon_supported():
             sys.stderr.write("perfd: no daemon on this system: it needs Unix sockets and fork, which Windows does not"
                              " have; every command works in-process, and editors use `perfd lsp --standalone`\n")
-            return 1
+            return exitcodes.ERROR
         if _foreground(argv):
             from perfd.daemon.server import main as serve
 
             if root is None:
                 sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
-                return 2
+                return exitcodes.USAGE
             return serve(root)
         from perfd.cli.daemon_ctl import main as control
 

@@ -111,6 +111,15 @@ COMMANDS: tuple[Command, ...] = (
         Option("--format", kind=CHOICE, choices=("text", "csv", "markdown", "json"),
                help="text (default, with per-day charts), csv, markdown or json (= --json)", group="with --history"),
     )),
+    Command("config", "the settings in force and where each comes from (environment, workspace, user, default)",
+            LOCAL, (
+                Option("--json", help="print JSON"),
+                Option("--all", help="list every setting, defaults too"),
+            )),
+    Command("trust", "allow the workspace's settings that send data, read outside it or spend money", LOCAL, (
+        Option("--show", help="list what it would allow, and whether it is allowed now", exclusive="trust"),
+        Option("--revoke", help="ignore those settings again", exclusive="trust"),
+    )),
     Command("init", "write a commented perfd.toml with every setting and its default", LOCAL, (
         Option("--force", help="replace an existing perfd.toml"),
         Option("--stdout", help="print it instead of writing the file"),

@@ -196,6 +196,8 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
             return Output(stdout=script(args.shell))
         if args.command == "stats":
             return _stats(args, cwd, stats_for, tty=tty)
+        if args.command in ("config", "trust"):
+            return _settings(args, cwd)
         root = resolve_root(args.root, cwd)
         engine = engine_for(root) if engine_for else Engine(root)
         if args.command == "generate":
@@ -203,6 +205,21 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
         return _status(engine, args, cwd)
     except UserError as exc:
         return user_error_output(exc)
+
+
+def _settings(args: argparse.Namespace, cwd: str) -> Output:
+    """`perfd config` and `perfd trust` (perfd.app.settings_commands); a bad setting is one line, exit 1."""
+    from perfd.app import settings_commands as sc
+    from perfd.settings.resolve import load
+    from perfd.settings.sources import SettingsError
+
+    try:
+        if args.command == "trust":
+            return Output(stdout=sc.run_trust(resolve_root(args.root, cwd), show=args.show, revoke=args.revoke))
+        root = find_root(cwd) if not args.root else resolve_root(args.root, cwd)
+        return Output(stdout=sc.render_config(load(root), with_defaults=args.all, as_json=args.json))
+    except SettingsError as exc:
+        return Output(stderr=f"perfd: {shown(str(exc))}\n", code=exitcodes.ERROR)
 
 
 def _schema(args: argparse.Namespace) -> Output:

@@ -132,7 +132,7 @@ COMMANDS: tuple[Command, ...] = (
         Option("--check", help="only report schemas that are out of date (exit 1)"),
     )),
     Command("daemon", "run the daemon here, or manage it: start, stop, status, restart, logs", OWN, (
-        Option("action", kind=CHOICE, nargs="?", default="run", choices=("run", "start", "stop", "status", "restart", "logs")),
+        Option("action", kind=CHOICE, nargs="?", choices=("run", "start", "stop", "status", "restart", "logs")),
         Option("-n", "--lines", kind=INT, default=50, help="log lines to show (logs)"),
     ), actions=("run", "start", "stop", "status", "restart", "logs")),
 )

@@ -145,11 +145,28 @@ def default_runtime_dir() -> str:
 PLANS_DIR = os.path.join("work-space", "plans")
 
 
+def is_workspace_root(path: str, plans_dir: str = PLANS_DIR) -> bool:
+    """Whether `path` holds `work-space/plans/` or perfd.toml (the one rule)."""
+    return os.path.isdir(os.path.join(path, plans_dir)) or os.path.isfile(os.path.join(path, "perfd.toml"))
+
+
+def holds_plans(root: str, plans_dir: str = PLANS_DIR) -> bool:
+    """Whether a daemon is worth starting for `root`: a perfd.toml (which may move the plans elsewhere),
+    or a plans folder with anything in it."""
+    if os.path.isfile(os.path.join(root, "perfd.toml")):
+        return True
+    try:
+        with os.scandir(os.path.join(root, plans_dir)) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False
+
+
 def find_workspace_root(start: str, plans_dir: str = PLANS_DIR) -> str | None:
     """Walk up from `start` to the folder that holds `work-space/plans/` or perfd.toml (the one rule)."""
     path = os.path.abspath(start)
     while True:
-        if os.path.isdir(os.path.join(path, plans_dir)) or os.path.isfile(os.path.join(path, "perfd.toml")):
+        if is_workspace_root(path, plans_dir):
             return path
         parent = os.path.dirname(path)
         if parent == path:

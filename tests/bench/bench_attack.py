@@ -77,7 +77,7 @@ class Daemon:
         from perfd.wire.rendezvous import state_paths
 
         self.sock = state_paths(root).sock
-        self.proc = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", root], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "run", "--root", root], env=self.env,
                                      cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 15
         while time.monotonic() < end:

@@ -416,7 +416,7 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    daemon = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", root], env=env, cwd=root,
+    daemon = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "run", "--root", root], env=env, cwd=root,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20

@@ -95,7 +95,7 @@ class Env:
 
     def popen_daemon(self, code: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         argv = ([sys.executable, "-c", code] if code else
-                [sys.executable, "-m", "perfd", "daemon", "--root", self.root])
+                [sys.executable, "-m", "perfd", "daemon", "run", "--root", self.root])
         p = subprocess.Popen(argv, env=env or self.environ, cwd=self.root, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
         self.procs.append(p)

@@ -304,7 +304,7 @@ def test_more_connections_than_open_files_never_end_the_daemon(env: Env) -> None
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
     try:
-        p = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", env.root], env=env.environ,
+        p = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "run", "--root", env.root], env=env.environ,
                              cwd=env.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=low_limit)
         env.procs.append(p)
         pid = env.wait_for(env.pid, what="pid file")

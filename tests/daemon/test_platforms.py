@@ -75,7 +75,7 @@ def test_without_so_peercred_a_call_answers_in_process_at_once_and_no_daemon_is_
     assert not os.path.exists(env.paths().log)
     assert took < 5.0
     # Started by hand, it refuses to serve, in one line.
-    d = subprocess.run([sys.executable, "-m", "perfd", "daemon", "--root", env.root], env=e, capture_output=True,
+    d = subprocess.run([sys.executable, "-m", "perfd", "daemon", "run", "--root", env.root], env=e, capture_output=True,
                        text=True, timeout=20)
     assert d.returncode == 1 and d.stderr.count("\n") == 1 and "will not serve" in d.stderr, d.stderr
     assert not os.path.exists(env.paths().sock)

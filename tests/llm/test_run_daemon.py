@@ -51,7 +51,7 @@ class DaemonWs:
             os.environ.update(old)
 
     def start(self) -> None:
-        self.daemon = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "--root", self.root],
+        self.daemon = subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "run", "--root", self.root],
                                        env=self.environ, cwd=self.root, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
         from perfd.wire.rendezvous import Connection

@@ -68,7 +68,7 @@ def test_the_parser_has_exactly_the_registry_commands_and_options(tmp_path: Path
 def test_a_registry_option_is_parsed_as_its_kind(tmp_path: Path) -> None:
     ns = build_parser().parse_args(["stats", "--history", "--days", "7", "--format", "csv", "--root", "R"])
     assert (ns.days, ns.format, ns.root, ns.history, ns.json) == (7, "csv", "R", True, False)
-    assert build_parser().parse_args(["daemon"]).action == "run"
+    assert build_parser().parse_args(["daemon"]).action is None  # bare: its usage, nothing started
     bad = run(["stats", "--json", "--prometheus"], str(tmp_path))  # one exclusive group
     assert bad.code == exitcodes.USAGE and "not allowed with" in bad.stderr
     bad = run(["completion", "tcsh"], str(tmp_path))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,8 +26,10 @@ from perfd import command_registry as registry
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
+from perfd.paths import is_workspace_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
 from perfd.safetext import encode_json, shown
+from perfd.suggest import closest
 
 if TYPE_CHECKING:
     from perfd.wire.protocol import StatsSnapshot
@@ -138,7 +141,26 @@ def parse(argv: Sequence[str]) -> argparse.Namespace | Output:
     except _Help as h:
         return Output(stdout=h.text)
     except UsageError as exc:
-        return user_error_output(exc)
+        return user_error_output(_with_guess(exc))
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
+def _with_guess(exc: UsageError) -> UsageError:
+    """argparse's "invalid choice" (a command, an action, a shell) with a did-you-mean."""
+    m = _INVALID_CHOICE.search(exc.message)
+    if m is None:
+        return exc
+    choices = re.findall(r"'([^']*)'", m.group(2))
+    close = closest(m.group(1), choices)
+    return exc if close is None else UsageError(exc.message, hint=f"did you mean {close!r}?")
+
+
+def command_help(name: str) -> str:
+    """The help text of one command, as `perfd NAME --help` prints it."""
+    out = parse([name, "--help"])
+    return out.stdout if isinstance(out, Output) else ""
 
 
 def user_error_output(exc: UserError) -> Output:
@@ -281,18 +303,32 @@ def _history(args: argparse.Namespace, cwd: str, *, tty: bool) -> Output:
 
 
 def resolve_init_root(option: str | None, cwd: str) -> str:
-    """Where `perfd init` writes: --root, else the workspace around cwd, else cwd itself."""
+    """Where `perfd init` writes: --root (any folder: it makes one a workspace), else the workspace around cwd,
+    else cwd itself."""
     if option:
-        return resolve_root(option, cwd)
+        return _root_folder(option, cwd)
     return find_root(cwd) or cwd
 
 
+def _root_folder(option: str, cwd: str) -> str:
+    root = os.path.abspath(os.path.join(cwd, option))
+    if not os.path.isdir(root):
+        raise UserError(f"--root {option}: no such folder", hint="give the folder that holds work-space/plans/")
+    return root
+
+
 def resolve_root(option: str | None, cwd: str) -> str:
-    """The workspace root: --root (relative to cwd), else the walk up from cwd."""
+    """The workspace root: --root (relative to cwd; it must be one), else the walk up from cwd."""
     if option:
-        root = os.path.abspath(os.path.join(cwd, option))
-        if not os.path.isdir(root):
-            raise UserError(f"--root {option}: no such folder", hint="give the folder that holds work-space/plans/")
+        root = _root_folder(option, cwd)
+        if not is_workspace_root(root):
+            above = find_root(os.path.dirname(root))
+            if above is not None:
+                rel = os.path.relpath(above, cwd)
+                raise UserError(f"--root {option}: not a workspace root, but inside the workspace {above}",
+                                hint=f"perfd --root {rel} ...  (the root is the folder that holds work-space/plans/)")
+            raise UserError(f"--root {option}: no PLAN workspace there (no work-space/plans/ and no perfd.toml)",
+                            hint="give the folder that holds work-space/plans/")
         return root
     found = find_root(cwd)
     if found is None:

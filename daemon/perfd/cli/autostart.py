@@ -74,8 +74,8 @@ def read_pid(path: str) -> int:
 
 
 def _spawn(root: str, paths: StatePaths) -> None:
-    """Start `python -m perfd daemon --root ROOT` detached (double fork, setsid, stdio to the .out log)."""
-    argv = [sys.executable, "-m", "perfd", "daemon", "--root", root]
+    """Start `python -m perfd daemon run --root ROOT` detached (double fork, setsid, stdio to the .out log)."""
+    argv = [sys.executable, "-m", "perfd", "daemon", "run", "--root", root]
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:

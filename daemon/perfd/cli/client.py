@@ -27,13 +27,15 @@ if False:  # for type checkers only: importing nothing more at run time is the p
 
 from perfd import __version__, exitcodes
 from perfd.command_registry import HELP_FLAGS, LOCAL_COMMANDS
-from perfd.paths import find_workspace_root
+from perfd.paths import find_workspace_root, holds_plans, is_workspace_root
 from perfd.wire.codes import VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
 from perfd.wire.rendezvous import StatePaths, connect, daemon_supported, read_frame, request_body, state_paths
 
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
+# forward()'s answer when no daemon runs and the workspace holds no plans: answered in-process, no notice.
+NO_PLANS = "the workspace holds no plans"
 # A daemon that is alive but has not answered yet (a first status of a large workspace) is
 # waited for up to this long; a silent socket with no daemon behind it, only 5 s.
 ANSWER_WAIT_S = 600.0
@@ -99,8 +101,9 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
             command = a
         i += 1
     if root is not None:
+        # A folder that is not a workspace root gets no daemon: in-process, the one parser says why.
         root = os.path.join(cwd, root)
-        return (os.path.realpath(root) if os.path.isdir(root) else None), command, no_daemon
+        return (os.path.realpath(root) if is_workspace_root(root) else None), command, no_daemon
     found = find_workspace_root(cwd)
     return (os.path.realpath(found) if found else None), command, no_daemon
 
@@ -125,6 +128,8 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
         try:
             s = connect(paths.sock, 5.0)
         except OSError:
+            if not holds_plans(root):
+                return NO_PLANS  # nothing a warm daemon would speed up: start none
             from perfd.cli.autostart import ensure_daemon
 
             s = ensure_daemon(root, paths)
@@ -196,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         # is a file to read, which needs no daemon.
         return _in_process(argv, cwd)
     got = forward(root, argv, cwd)
+    if got is NO_PLANS:
+        return _in_process(argv, cwd)
     if isinstance(got, str):
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _foreground(argv: list[str]) -> bool:
-    """`perfd daemon [--root R]` (no action, or `run`): serve in this process."""
+    """`perfd daemon run [--root R]`: serve in this process (bare `perfd daemon` prints its usage)."""
     rest = argv[argv.index("daemon") + 1:]
     i = 0
     while i < len(rest):
@@ -224,7 +231,7 @@ def _foreground(argv: list[str]) -> bool:
             i += 1
             continue
         return a == "run"
-    return True
+    return False
 
 
 if __name__ == "__main__":

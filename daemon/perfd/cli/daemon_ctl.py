@@ -141,12 +141,14 @@ def logs(root: str, lines: int = 50) -> tuple[int, str]:
 
 def main(argv: list[str], cwd: str) -> int:
     """`perfd daemon ACTION`: parsed by the one command-line parser, answered here."""
-    from perfd.app.commands import Output, parse, resolve_root, user_error_output
+    from perfd.app.commands import Output, command_help, parse, resolve_root, user_error_output
     from perfd.engine.errors import UserError
 
     parsed = parse(argv)
     if isinstance(parsed, Output):
         out = parsed
+    elif parsed.action is None:  # bare `perfd daemon`: what it can do, and nothing started
+        out = Output(stderr=command_help("daemon"), code=exitcodes.USAGE)
     else:
         try:
             root = resolve_root(parsed.root, cwd)

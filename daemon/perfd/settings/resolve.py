@@ -12,12 +12,13 @@ a did-you-mean; nothing here prints.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
 
 import msgspec
+
+from perfd.suggest import closest
 
 from . import schema, trust
 from .schema import CacheSettings, DaemonSettings, WorkspaceSettings
@@ -78,8 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    close = closest(word, choices)
+    return f" (did you mean {close}?)" if close else ""
 
 
 def _all_keys() -> list[str]:
@@ -109,8 +110,8 @@ def check_file(src: SourceFile) -> dict[str, dict[str, Raw]]:
     out: dict[str, dict[str, Raw]] = {}
     for table, values in src.tables.items():
         if table not in schema.TABLES:
-            close = difflib.get_close_matches(table, list(schema.TABLES), n=1, cutoff=0.6)
-            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            close = closest(table, schema.TABLES)
+            hint = f" (did you mean [{close}]?)" if close else ""
             raise SettingsError(f"{src.headers.get(table, src.shown)}: unknown table [{table}]{hint}; "
                                 f"known tables: {', '.join(f'[{t}]' for t in schema.TABLES)}")
         known = list(schema.fields(table))

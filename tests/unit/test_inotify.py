@@ -1,4 +1,4 @@
-"""perfd's own inotify reader, on real inotify (Linux).
+"""perfd's own inotify reader, on real inotify (Linux), and the watcher built on it.
 
 Failures that a machine cannot be made to produce on demand (the watch limit, a
 queue overflow) come through the reader's seams: `add` (inotify_add_watch) and
@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
@@ -32,6 +33,7 @@ from perfd.runtime.inotify import (  # noqa: E402
     Event,
     InotifyTree,
 )
+from perfd.runtime.watcher import watch  # noqa: E402
 
 
 @pytest.fixture
@@ -214,3 +216,115 @@ def test_an_overflow_is_reported_and_new_folders_among_the_dropped_events_are_wa
         assert t.overflows == 1
         (root / "NEW" / "x.md").write_text("x")  # its watch came from the rescan after the overflow
         assert str(root / "NEW" / "x.md") in paths(t.read_pending(), IN_CREATE)
+
+
+# -- the watcher on it ---------------------------------------------------------------------------------
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.batches: list[set[str]] = []
+        self.states: list[bool] = []
+        self.fail = False
+
+    async def changes(self, paths: set[str]) -> None:
+        self.batches.append(paths)
+        if self.fail:
+            raise RuntimeError("a failing callback")
+
+    def all(self) -> set[str]:
+        return set().union(*self.batches)
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    with anyio.fail_after(timeout):
+        while not cond():
+            await anyio.sleep(0.005)
+
+
+async def test_the_watcher_reports_debounced_real_paths_and_its_state(root: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(root)  # given through a link: real paths are reported
+    seen, stop = Seen(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch(str(link), seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: seen.states == [True])
+        seen.fail = True  # logged; watching goes on
+        t0 = time.monotonic()
+        (root / "FEAT" / "APPROVED_11.md").write_text("x")
+        (root / "FEAT" / "PLAN_FEAT.md").unlink()
+        await wait_until(lambda: bool(seen.batches))
+        assert time.monotonic() - t0 < 1
+        (root / "FEAT" / "FIX_12.md").write_text("y")
+        await wait_until(lambda: str(root / "FEAT" / "FIX_12.md") in seen.all())
+        assert {str(root / "FEAT" / "APPROVED_11.md"), str(root / "FEAT" / "PLAN_FEAT.md")} <= seen.all()
+        stop.set()
+    assert seen.states == [True, False]
+
+
+async def test_the_watcher_is_not_trusted_while_a_folder_is_unwatched(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = str(root / "NEW")
+
+    class Failing(InotifyTree):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder, add=fail_for({new}))
+
+    monkeypatch.setattr(inotify, "InotifyTree", Failing)
+    seen, stop = Seen(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch(str(root), seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: seen.states == [True])
+        os.mkdir(new)
+        await wait_until(lambda: seen.states == [True, False])  # NEW's changes would go unseen
+        os.rmdir(new)
+        await wait_until(lambda: seen.states == [True, False, True])  # every folder watched again
+        stop.set()
+    assert seen.states == [True, False, True, False]
+
+
+async def test_an_overflow_restarts_the_watchers_word(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    overflow = False
+
+    def read(fd: int, size: int) -> bytes:
+        nonlocal overflow
+        data = os.read(fd, size)
+        if overflow:
+            overflow = False
+            return struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0)
+        return data
+
+    class Overflowing(InotifyTree):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder, read=read)
+
+    monkeypatch.setattr(inotify, "InotifyTree", Overflowing)
+    seen, stop = Seen(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch(str(root), seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: seen.states == [True])
+        overflow = True
+        (root / "x.md").write_text("x")  # its event is dropped: an overflow instead
+        await wait_until(lambda: bool(seen.batches))
+        assert seen.states == [True, False, True]  # the caller checks everything again
+        assert seen.batches == [set()]  # anything may have changed
+        stop.set()
+
+
+async def test_without_inotify_the_watcher_uses_watchfiles(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
+    monkeypatch.setenv("WATCHFILES_POLL_DELAY_MS", "20")
+    seen, stop = Seen(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch(str(root), seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: seen.states == [True])
+        (root / "FEAT" / "APPROVED_11.md").write_text("x")
+        await wait_until(lambda: str(root / "FEAT" / "APPROVED_11.md") in seen.all())
+        stop.set()
+    assert seen.states == [True, False]
+
+
+async def test_a_missing_folder_is_not_watched(tmp_path: Path) -> None:
+    seen = Seen()
+    await watch(str(tmp_path / "none"), seen.changes, on_state=seen.states.append)
+    assert seen.states == [] and seen.batches == []

@@ -283,6 +283,24 @@ async def test_the_watcher_is_not_trusted_while_a_folder_is_unwatched(
     assert seen.states == [True, False, True, False]
 
 
+async def test_a_folder_unwatched_from_the_start_is_said_at_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    feat = str(root / "FEAT")
+
+    class Failing(InotifyTree):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder, add=fail_for({feat}))
+
+    monkeypatch.setattr(inotify, "InotifyTree", Failing)
+    seen, stop = Seen(), anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watch(str(root), seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: seen.states == [False])  # up, but not to be trusted (a daemon need not wait)
+        (root / "FEAT").rename(root.parent / "away")
+        await wait_until(lambda: seen.states == [False, True])
+        stop.set()
+    assert seen.states == [False, True, False]
+
+
 async def test_an_overflow_restarts_the_watchers_word(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     overflow = False
 

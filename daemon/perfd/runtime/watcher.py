@@ -86,13 +86,17 @@ async def _watch_inotify(tree: InotifyTree, on_changes: OnChanges, stop: anyio.E
     import anyio.to_thread
 
     try:
-        # Adding a watch to every folder of a large tree is a walk: off the event loop, so that requests
-        # (and the warm-up) go on meanwhile.
+        # Adding a watch to every folder of a large tree is a walk (about 100 ms for the 6,000 folders of
+        # 1,500 plans): off the event loop, so that requests (and the warm-up) go on meanwhile.
         await anyio.to_thread.run_sync(tree.start)
     except Exception:
         log.exception("cannot watch %s", tree.root)
         return
-    state = False
+    if stop.is_set():  # stopped while the watches were being added
+        return
+    state = tree.complete
+    if on_state is not None:
+        on_state(state)  # even False (a folder unwatched from the start): the caller knows the watcher is up
 
     def set_state(on: bool) -> None:
         nonlocal state
@@ -101,7 +105,6 @@ async def _watch_inotify(tree: InotifyTree, on_changes: OnChanges, stop: anyio.E
             if on_state is not None:
                 on_state(on)
 
-    set_state(tree.complete)
     try:
         while tree.root_watched:
             events = await _next_batch(tree, stop)

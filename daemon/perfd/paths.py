@@ -36,12 +36,16 @@ def _private_dir(path: str) -> str:
     # mkdir (not makedirs) for the folder itself, so that an existing one is
     # lstat-checked rather than trusted; parents are ordinary folders.
     parent = os.path.dirname(path)
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    except OSError as exc:  # a file where a folder should be (XDG_STATE_HOME=/some/file), no permission
+        raise UnsafeFolder(f"cannot make the folder {path}: {exc.strerror or exc}"
+                           f"{' (' + exc.filename + ')' if exc.filename and exc.filename != path else ''}") from None
     st = check_private_dir(path)
     if st.st_mode & 0o077 and hasattr(os, "fchmod"):  # (Windows has no modes to tighten)
         # Ours, but too open (an older perfd, a umask): tighten it through a

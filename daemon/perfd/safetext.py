@@ -45,6 +45,13 @@ def shown(text: str) -> str:
     return _UNSAFE_RE.sub(_escape, text)
 
 
+def shown_lines(text: str, *, indent: str = "") -> str:
+    """`text` of several lines, each line `shown`, the lines after the first indented: a multi-line hint
+    prints as lines, and still no control character reaches the terminal."""
+    lines = [shown(line) for line in text.strip("\n").split("\n")]
+    return ("\n" + indent).join(lines)
+
+
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 

@@ -39,6 +39,24 @@ def test_without_a_provider_it_says_how_to_configure(ws: Path) -> None:
     code, out, err = run(ws, None, "@API-CLIENT", "--next")
     assert code == 1
     assert "no model is configured" in err and "PERFD_LLM_BASE_URL" in err and "[llm]" in err
+    # the hint prints as lines, indented under "hint: ", not as one line of literal "\n"
+    lines = err.splitlines()
+    assert "\\n" not in err and len(lines) > 10 and lines[2].startswith("      [tool.perfd.llm]")
+
+
+def test_a_state_folder_that_is_a_file_is_one_line(ws: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfd.app.commands import run as run_command
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("PERFD_STATE_DIR", str(tmp_path / "afile" / "perfd"))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "@API-CLIENT", "--next"], str(ws), out=out, err=err,
+                env={"PERFD_LLM_BASE_URL": "http://127.0.0.1:9/v1", "PERFD_LLM_MODEL": "m"})
+    assert code == 1 and err.getvalue().startswith("perfd: cannot open the model client: cannot make the folder ")
+    assert "Traceback" not in err.getvalue() and out.getvalue() == ""
+    got = run_command(["stats", "--history"], str(ws))
+    assert got.code == 1 and got.stderr.startswith("perfd: cannot make the folder ") and got.stderr.count("\n") == 1
 
 
 def test_streams_the_answer_to_the_prompt_of_the_next_step(ws: Path, server: FakeServer) -> None:

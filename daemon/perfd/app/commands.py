@@ -28,7 +28,7 @@ from perfd.engine.errors import UsageError, UserError
 from perfd.engine.workspace import display_path, find_root
 from perfd.paths import is_workspace_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
-from perfd.safetext import encode_json, shown
+from perfd.safetext import encode_json, shown, shown_lines
 from perfd.suggest import closest
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def user_error_output(exc: UserError) -> Output:
     msg = shown(exc.message.strip())  # names in it may hold anything (see perfd.safetext)
     text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
     if exc.hint:
-        text += f"hint: {shown(exc.hint)}\n"
+        text += f"hint: {shown_lines(exc.hint, indent='      ')}\n"
     return Output(stderr=text, code=exitcodes.USAGE if isinstance(exc, UsageError) else exitcodes.ERROR)
 
 
@@ -227,6 +227,8 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
         return _status(engine, args, cwd)
     except UserError as exc:
         return user_error_output(exc)
+    except OSError as exc:  # the machine's folders (a state folder that is a file, no permission): one line
+        return Output(stderr=f"perfd: {shown(str(exc))}\n", code=exitcodes.ERROR)
 
 
 def _settings(args: argparse.Namespace, cwd: str) -> Output:

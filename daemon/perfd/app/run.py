@@ -241,7 +241,7 @@ def no_provider_error() -> UserError:
     from perfd.llm import HOW_TO_CONFIGURE
 
     return UserError("no model is configured, so there is nothing to run",
-                     hint=HOW_TO_CONFIGURE.strip().replace("\n", "\n      "), code="no-provider")
+                     hint=HOW_TO_CONFIGURE.strip(), code="no-provider")
 
 
 def targets(engine: Engine, request: RunRequest, cwd: str) -> list[GenerateResult]:

@@ -211,6 +211,9 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
             llm.check_key()
         except LLMError as exc:
             raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
+        except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder
+            raise UserError(f"cannot open the model client: {exc}", code="state-folder",
+                            hint="check XDG_STATE_HOME / PERFD_STATE_DIR") from None
         results = targets(engine, request, cwd)
         first = results[0]
         if first.achievement is None:
@@ -288,6 +291,9 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
             llm = client_from_workspace(eng.root, env=env)
         except LLMError as exc:
             raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
+        except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder
+            raise UserError(f"cannot open the model client: {exc}", code="state-folder",
+                            hint="check XDG_STATE_HOME / PERFD_STATE_DIR") from None
         if llm is None:
             raise no_provider_error()
     except UserError as exc:

@@ -58,6 +58,7 @@ find what it claims to find; the last tests read perfd and run every check on it
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import sys
 from collections import deque
@@ -201,6 +202,11 @@ def build_graph(package_dir: Path, package: str | None = None) -> Graph:
     return g
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_STDLIB = frozenset(sys.stdlib_module_names)
+_THIRD_PARTY = "<third-party>"  # the mark of a name bound by an import of a third-party module
+
+
 def _is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
@@ -327,9 +333,9 @@ def _own_nodes(fn: ast.AST) -> Iterator[ast.AST]:
 
 def _literal_table(value: ast.expr) -> tuple[list[str], list[str]] | None:
     """(keys, values) of a literal dict of strings, or (items, items) of a tuple/list/set of strings."""
-    def strs(nodes: Iterable[ast.expr | None]) -> list[str] | None:
+    def strs(nodes: list[ast.expr | None] | list[ast.expr]) -> list[str] | None:
         out = [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-        return out if len(out) == len(list(nodes)) else None
+        return out if len(out) == len(nodes) else None
 
     if isinstance(value, ast.Dict):
         keys, values = strs(value.keys), strs(value.values)
@@ -342,9 +348,6 @@ def _literal_table(value: ast.expr) -> tuple[list[str], list[str]] | None:
     return None
 
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-_STDLIB = frozenset(sys.stdlib_module_names)
-_THIRD_PARTY = "<third-party>"  # the mark of a name bound by an import of a third-party module
 
 
 class _Visitor(ast.NodeVisitor):
@@ -1188,7 +1191,9 @@ def test_a_private_name_imported_for_the_type_checker_is_still_used(tmp_path: Pa
 PERFD_DIR = Path(perfd.__file__).resolve().parent
 
 
+@functools.cache
 def perfd_graph() -> Graph:
+    """Built once for the tests below (they only read it)."""
     return build_graph(PERFD_DIR, "perfd")
 
 

@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import TypeVar
 
 log = logging.getLogger("perfd")
-_tasks: set[asyncio.Task[Any]] = set()
+_tasks: set[asyncio.Task[object]] = set()
+T = TypeVar("T")
 
 
-def spawn(coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+def spawn(coro: Coroutine[object, None, T], *, name: str) -> asyncio.Task[T]:
     task = asyncio.get_running_loop().create_task(coro, name=name)
     _tasks.add(task)
     task.add_done_callback(_done)
     return task
 
 
-def _done(task: asyncio.Task[Any]) -> None:
+def _done(task: asyncio.Task[object]) -> None:
     _tasks.discard(task)
     if task.cancelled():
         return

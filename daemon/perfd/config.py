@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from typing import Any
 
 from perfd.fsutil import read_regular
@@ -36,7 +37,7 @@ def config_path(root: str) -> str | None:
     return None
 
 
-def load_config(root: str) -> dict[str, Any]:
+def load_config(root: str) -> dict[str, object]:
     """The perfd settings of the workspace at `root` as a plain mapping.
 
     `perfd.toml` holds the tables at top level; pyproject.toml holds them
@@ -62,7 +63,9 @@ def load_config(root: str) -> dict[str, Any]:
     return data
 
 
-def table(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """One table of the configuration (`{}` when absent or not a table)."""
+def table(config: Mapping[str, object], name: str) -> dict[str, Any]:
+    """One table of the configuration (`{}` when absent or not a table).
+
+    Its values are as the file has them (Any: each component checks the settings it reads)."""
     value = config.get(name, {})
     return value if isinstance(value, dict) else {}

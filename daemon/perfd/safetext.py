@@ -19,7 +19,6 @@ the terminal. `shown` escapes all of them, the same way everywhere:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
 
@@ -55,7 +54,7 @@ def shown_lines(text: str, *, indent: str = "") -> str:
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: object) -> object:
     """Builtins of `value` with every lone surrogate escaped as `shown` does (for msgspec.json)."""
     if isinstance(value, str):
         return _SURROGATE_RE.sub(_escape, value)
@@ -68,7 +67,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def encode_json(value: Any, encoder: msgspec.json.Encoder | None = None) -> bytes:
+def encode_json(value: object, encoder: msgspec.json.Encoder | None = None) -> bytes:
     """JSON bytes of `value`; names that are not UTF-8 escaped instead of failing (always valid JSON)."""
     enc = encoder or _ENCODER
     try:

@@ -19,7 +19,7 @@ Methods (params -> result):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -52,22 +52,24 @@ from perfd.wire.codes import (  # re-exported: the daemon answers with them
 )
 
 
+# The envelopes' params, result and error data are `object`: any JSON value, which msgspec
+# decodes as it comes and the reader narrows (the method's own Struct) before use.
 class Request(msgspec.Struct, omit_defaults=True):
     jsonrpc: Literal["2.0"]
     method: str
     id: Id = None
-    params: dict[str, Any] | list[Any] | None = None
+    params: dict[str, object] | list[object] | None = None
 
 
 class ErrorObject(msgspec.Struct, omit_defaults=True):
     code: int
     message: str
-    data: Any = None
+    data: object = None
 
 
 class Response(msgspec.Struct):
     id: Id
-    result: Any
+    result: object
     jsonrpc: Literal["2.0"] = "2.0"
 
 
@@ -79,7 +81,7 @@ class ErrorResponse(msgspec.Struct):
 
 class Notification(msgspec.Struct, omit_defaults=True):
     method: str
-    params: Any = None
+    params: object = None
     jsonrpc: Literal["2.0"] = "2.0"
 
 
@@ -294,7 +296,7 @@ SCHEMA_TYPES: tuple[type, ...] = (
 _encoder = msgspec.json.Encoder()
 
 
-def encode(msg: Any) -> bytes:
+def encode(msg: object) -> bytes:
     """A message (Struct or plain data) as one frame."""
     from perfd.wire.ipc import frame
 

@@ -16,7 +16,6 @@ from perfd.wire.ipc import FrameDecoder, frame
 
 if False:  # for type checkers only: importing nothing more at run time is the point of this module
     import _socket
-    from typing import Any
 
 START_WAIT_S = 2.0
 
@@ -192,12 +191,12 @@ class Connection:
     def recv_body(self) -> bytes:
         return read_frame(self.sock, self._dec, self._ready)
 
-    def recv(self) -> Any:
+    def recv(self) -> object:
         import msgspec
 
         return msgspec.json.decode(self.recv_body())
 
-    def call(self, method: str, params: object = None) -> Any:
+    def call(self, method: str, params: object = None) -> dict[str, object]:
         """Send a request; return the whole response object (result or error)."""
         self._next_id += 1
         self.send_body(request_body(method, params, self._next_id))

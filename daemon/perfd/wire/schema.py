@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any
 
 import msgspec
 
@@ -19,23 +18,37 @@ def repo_schemas_dir() -> str:
     return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "schemas"))
 
 
+# msgspec decodes a field typed `object` as any JSON value but writes no schema for it (and
+# refuses an empty one from a hook). A mark stands in, and is taken out again, so that the
+# schema reads as msgspec writes it for Any: {} (plus a default), nothing for a dict's values.
+_ANY_MARK = "x-perfd-any-value"
+_CONTAINERS = ("additionalProperties", "items")
+
+
+def _schema_hook(t: type) -> dict[str, object]:
+    if t is object:
+        return {_ANY_MARK: True}
+    raise NotImplementedError
+
+
 def render() -> dict[str, bytes]:
     """file name -> pretty JSON bytes."""
     out = {}
     for t in SCHEMA_TYPES:
-        schema = _clean_descriptions(msgspec.json.schema(t))
+        schema = _clean(msgspec.json.schema(t, schema_hook=_schema_hook))
         out[f"{t.__name__}.json"] = msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n"
     return out
 
 
-def _clean_descriptions(node: Any) -> Any:
+def _clean(node: object) -> object:
     """Docstrings as inspect.cleandoc gives them, whichever msgspec (0.23 and Python 3.13 dedent
-    them, older ones do not): the same Structs give the same files everywhere."""
+    them, older ones do not): the same Structs give the same files everywhere. No any-value mark."""
     if isinstance(node, dict):
-        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
-                for k, v in node.items()}
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean(v)
+                for k, v in node.items()
+                if k != _ANY_MARK and not (k in _CONTAINERS and v == {_ANY_MARK: True})}
     if isinstance(node, list):
-        return [_clean_descriptions(v) for v in node]
+        return [_clean(v) for v in node]
     return node
 
 

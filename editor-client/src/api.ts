@@ -10,6 +10,7 @@ import type {
   StatsPayload,
   WorkspaceStatus,
 } from './pure/types';
+import { NEEDS_WORKSPACE_TRUST, RESTRICTED_MESSAGE } from './pure/settings';
 
 export interface RequestSender {
   /** `token`: cancelling it cancels the request ($/cancelRequest). */
@@ -32,6 +33,8 @@ export class PerfdApi {
     private readonly conn: RequestSender,
     /** The server's executeCommandProvider.commands (from its initialize result). */
     private readonly serverCommands: readonly string[] = [],
+    /** VS Code's Restricted Mode: then no command that runs a model or writes a file is sent. */
+    private readonly restricted: () => boolean = () => false,
   ) {}
 
   hasCommand(command: string): boolean {
@@ -39,6 +42,7 @@ export class PerfdApi {
   }
 
   async execute<T>(command: string, args: unknown[] = [], token?: CancellationToken): Promise<T> {
+    if (NEEDS_WORKSPACE_TRUST.has(command) && this.restricted()) throw new Error(RESTRICTED_MESSAGE);
     const r = await this.conn.sendRequest(EXECUTE_COMMAND, { command, arguments: args }, token);
     if (r === null || r === undefined) throw new Error(`perfd answered nothing to ${command}`);
     return r as T;

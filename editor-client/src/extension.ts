@@ -522,6 +522,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<PerfdE
     if (f && !ext.sessions.has(f.uri.toString())) ext.serve(f);
   };
   await ext.startFolders();
+  // Trusting the window (leaving Restricted Mode) allows runs and writes; perfd's own settings
+  // that wait for `perfd trust` are then named, as on a start in a trusted window.
+  context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => {
+    for (const s of ext.sessions.values()) if (s.serverState === 'running') void s.checkPerfdTrust();
+  }));
   for (const d of vscode.workspace.textDocuments) serveFileFolder(d);
   context.subscriptions.push(vscode.workspace.onDidOpenTextDocument(serveFileFolder));
   return ext;

@@ -16,7 +16,19 @@ import type { DynamicFeature, StaticFeature } from 'vscode-languageclient/node';
 import { PerfdApi, PLANS_CHANGED_NOTIFICATION, RUN_CHUNK_NOTIFICATION, STATS_NOTIFICATION } from './api';
 import { parseStatsJson, ServerState } from './pure/format';
 import { rewriteCodeActions, rewriteLensCommand } from './pure/plans';
-import { folderSelector, INSTALL_HELP, notFoundMessage, resolveExecutable, serverCommand, Settings, statsCommand } from './pure/settings';
+import {
+  configCommand,
+  folderSelector,
+  INSTALL_HELP,
+  notFoundMessage,
+  resolveExecutable,
+  serverCommand,
+  Settings,
+  statsCommand,
+  trustCommand,
+  trustMessage,
+  waitingForTrust,
+} from './pure/settings';
 import type { PlansChangedParams, RunChunkParams, StatsPayload } from './pure/types';
 
 export interface SessionHost {
@@ -64,6 +76,8 @@ export class FolderSession {
   detail: string | undefined;
   stats: StatsPayload | undefined;
   private perfdApi: PerfdApi | undefined;
+  /** The workspace's perfd settings that wait for `perfd trust` (see checkPerfdTrust). */
+  perfdTrustWaiting: string[] = [];
   private starting: Promise<void> | undefined;
   // Set by the first perfd/stats notification of the current client: from then on an early
   // `perfd stats --json` answer is older than what the status bar shows, and is dropped.
@@ -195,9 +209,12 @@ export class FolderSession {
             (token ? client.sendRequest(method, params, token as vscode.CancellationToken) : client.sendRequest(method, params)) as Promise<unknown>,
         },
         cmds,
+        () => !vscode.workspace.isTrusted,
       );
       this.setState('running');
       this.log(`running; server commands: ${cmds.join(', ')}`);
+      if (!vscode.workspace.isTrusted) this.log('Restricted Mode: plans are shown; no model runs and no file is written');
+      else void this.checkPerfdTrust();
       this.host.sinceActivation('activation to language server running');
     } catch (e) {
       this.log(`could not start the language server: ${String(e)}`);
@@ -226,6 +243,42 @@ export class FolderSession {
       this.stats = stats;
       this.host.onStats(this, stats, 'perfd stats --json');
     });
+  }
+
+  /**
+   * VS Code's workspace trust does not trust perfd's own settings: settings of the workspace's
+   * perfd.toml that send data, read outside it or spend money wait for `perfd trust`. Say which,
+   * once the window is trusted, and offer to run it (nothing is trusted without the user's click).
+   */
+  async checkPerfdTrust(): Promise<void> {
+    const s = this.host.settings(this.path);
+    const exe = resolveExecutable(s.path, {
+      PATH: process.env.PATH, PATHEXT: process.env.PATHEXT, platform: process.platform, isExecutable, cwd: this.path,
+      home: os.homedir(),
+    });
+    if (!exe) return;
+    const run = (cmd: { command: string; args: string[] }): Promise<{ ok: boolean; out: string }> =>
+      new Promise((resolve) =>
+        execFile(cmd.command, cmd.args, { cwd: this.path, env: process.env, timeout: 15000, maxBuffer: 4 << 20 },
+          (err, stdout, stderr) => resolve({ ok: !err, out: String(err ? stderr || err.message : stdout) })));
+    const got = await run(configCommand({ ...s, path: exe }));
+    const waiting = got.ok ? waitingForTrust(got.out) : undefined;
+    if (!got.ok) this.log(`perfd config: ${got.out.split('\n')[0]}`);
+    this.perfdTrustWaiting = waiting ?? [];
+    if (!waiting || waiting.length === 0) return;
+    this.log(`settings waiting for \`perfd trust\`: ${waiting.join(', ')}`);
+    const answer = await vscode.window.showWarningMessage(trustMessage(this.folder.name, waiting), 'Trust These Settings', 'Show Them');
+    if (answer === 'Show Them') {
+      const shown = await run(trustCommand({ ...s, path: exe }, true));
+      await this.host.showDocument('perfd trust.md', '```\n' + shown.out + '```\n');
+    } else if (answer === 'Trust These Settings') {
+      const done = await run(trustCommand({ ...s, path: exe }));
+      this.log(`perfd trust: ${done.out.trim()}`);
+      if (done.ok) {
+        this.perfdTrustWaiting = [];
+        void vscode.window.showInformationMessage(`perfd: ${done.out.trim()}`);
+      } else void vscode.window.showErrorMessage(`perfd trust failed: ${done.out.split('\n')[0]}`);
+    }
   }
 
   async stop(): Promise<void> {

@@ -266,3 +266,72 @@ describe('activate', () => {
     expect(state.statusBar?.backgroundColor).toBeDefined();
   });
 });
+
+describe('workspace trust', () => {
+  /** A perfd that answers `config --json` with waiting settings and records each `trust` call in a file. */
+  function fakePerfd(waiting: string[]): string {
+    const log = path.join(tmp, 'calls.log');
+    fs.writeFileSync(path.join(tmp, 'perfd'), `#!/bin/sh
+echo "$@" >> '${log}'
+case "$1" in
+  config) echo '${JSON.stringify({ root: '/ws', settings: [], waiting_for_trust: waiting, trusted: waiting.length === 0, files: [] })}';;
+  trust) echo "trusted ${waiting.length} setting(s) of this workspace";;
+esac
+`);
+    fs.chmodSync(path.join(tmp, 'perfd'), 0o755);
+    fs.mkdirSync(path.join(tmp, 'work-space', 'plans'), { recursive: true });
+    state.workspaceFolders = [{ uri: vscode.Uri.file(tmp), name: 'ws', index: 0 }]; // perfd runs in a real folder
+    return log;
+  }
+
+  it('declares limited support for Restricted Mode, with perfd.path and perfd.args from user settings only', () => {
+    expect(pkg.capabilities.untrustedWorkspaces.supported).toBe('limited');
+    expect(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations).toEqual(['perfd.path', 'perfd.args']);
+  });
+
+  it('in Restricted Mode runs no model and writes no file, and asks perfd nothing about its settings', async () => {
+    const log = fakePerfd(['[llm] base_url']);
+    state.trusted = false;
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    const api = ext.api()!;
+    for (const [command, args] of [['perfd.run', ['@X']], ['perfd.createSubplan', ['@X', '1.1']], ['perfd.writeAnswer', ['@X', '1.1', 't']]] as const) {
+      await expect(api.execute(command, [...args])).rejects.toThrow('Restricted Mode');
+    }
+    expect(clients[0].requests.map((r) => (r.params as { command: string }).command)).not.toContain('perfd.run');
+    await api.execute('perfd.status'); // reading is allowed
+    expect(fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '').not.toContain('config');
+    expect(state.output.join('\n')).toContain('Restricted Mode: plans are shown; no model runs and no file is written');
+  });
+
+  it('in a trusted window names the perfd settings that wait, and runs `perfd trust` only when asked', async () => {
+    const log = fakePerfd(['[llm] base_url', '[llm] api_key_env']);
+    state.answers = [{ match: 'until you trust them', answer: 'Trust These Settings' }];
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    await vi.waitFor(() => expect(fs.readFileSync(log, 'utf8')).toContain('trust'));
+    const warn = state.messages.find((m) => m.text.includes('until you trust them'))!;
+    expect(warn.level).toBe('warning');
+    expect(warn.text).toContain('[llm] base_url, [llm] api_key_env');
+    expect(warn.text).toContain("Trusting VS Code's workspace does not trust them");
+    expect(warn.actions).toEqual(['Trust These Settings', 'Show Them']);
+    expect(fs.readFileSync(log, 'utf8').split('\n').filter(Boolean)).toEqual(
+      expect.arrayContaining(['config --json', 'trust']));
+    await vi.waitFor(() => expect(state.messages.some((m) => m.text === 'perfd: trusted 2 setting(s) of this workspace')).toBe(true));
+  });
+
+  it('without the user\'s click trusts nothing; granting VS Code trust later asks then', async () => {
+    const log = fakePerfd(['[team] redis_url']);
+    state.trusted = false;
+    const ext = await activate();
+    await vi.waitFor(() => expect(ext.state()).toBe('running'));
+    expect(state.messages.some((m) => m.text.includes('until you trust them'))).toBe(false);
+    state.trusted = true;
+    state.trustListeners.fire();
+    await vi.waitFor(() => expect(state.messages.some((m) => m.text.includes('[team] redis_url'))).toBe(true));
+    await new Promise((r) => setTimeout(r, 50));
+    const calls = fs.readFileSync(log, 'utf8').split('\n');
+    expect(calls).toContain('config --json');
+    expect(calls).not.toContain('trust'); // dismissed: nothing trusted
+  });
+});

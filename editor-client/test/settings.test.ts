@@ -193,3 +193,22 @@ describe('folderSelector', () => {
     expect(folderSelector('C:\\ws\\b')[0].pattern).toBe('C:/ws/b/**/{PLAN,SUBPLAN,EXECUTION_TASK}_*.md');
   });
 });
+
+describe('perfd settings trust', () => {
+  it('builds the config and trust command lines with the --root of the extra arguments only', async () => {
+    const { configCommand, trustCommand } = await import('../src/pure/settings');
+    const s = { ...DEFAULTS, path: '/venv/bin/python', args: ['--root', '/ws', '--standalone'] };
+    expect(configCommand(s)).toEqual({ command: '/venv/bin/python', args: ['-m', 'perfd', 'config', '--json', '--root', '/ws'] });
+    expect(trustCommand({ ...s, path: 'perfd' })).toEqual({ command: 'perfd', args: ['trust', '--root', '/ws'] });
+    expect(trustCommand({ ...s, path: 'perfd' }, true).args).toEqual(['trust', '--show', '--root', '/ws']);
+  });
+
+  it('reads what waits for trust from perfd config --json, and nothing from anything else', async () => {
+    const { waitingForTrust, trustMessage } = await import('../src/pure/settings');
+    expect(waitingForTrust('{"waiting_for_trust": ["[llm] model"], "trusted": false}')).toEqual(['[llm] model']);
+    expect(waitingForTrust('{"waiting_for_trust": []}')).toEqual([]);
+    expect(waitingForTrust('not json')).toBeUndefined();
+    expect(waitingForTrust('{"waiting_for_trust": [1]}')).toBeUndefined();
+    expect(trustMessage('ws', ['a', 'b', 'c', 'd', 'e'])).toContain('a, b, c and 2 more in "ws"');
+  });
+});

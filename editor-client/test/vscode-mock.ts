@@ -156,6 +156,9 @@ export const state = {
   contexts: new Map<string, unknown>(),
   editorListeners: new EventEmitter<unknown>(),
   folderListeners: new EventEmitter<{ added: { uri: Uri; name: string; index: number }[]; removed: { uri: Uri; name: string; index: number }[] }>(),
+  /** VS Code's workspace trust (false: Restricted Mode). */
+  trusted: true,
+  trustListeners: new EventEmitter<void>(),
 };
 
 export function resetMock() {
@@ -180,6 +183,8 @@ export function resetMock() {
   state.contexts = new Map();
   state.editorListeners = new EventEmitter();
   state.folderListeners = new EventEmitter();
+  state.trusted = true;
+  state.trustListeners = new EventEmitter();
 }
 
 function message(level: string) {
@@ -246,6 +251,10 @@ export const workspace = {
   get workspaceFolders() {
     return state.workspaceFolders;
   },
+  get isTrusted() {
+    return state.trusted;
+  },
+  onDidGrantWorkspaceTrust: (l: Listener<void>) => state.trustListeners.event(l),
   getWorkspaceFolder: (u: Uri) => state.workspaceFolders?.find((f) => u.path.startsWith(f.uri.path + '/')),
   findFiles: vi.fn(async () => state.findFilesResult),
   get textDocuments() {

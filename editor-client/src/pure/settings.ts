@@ -74,13 +74,52 @@ export function statsCommand(s: Settings): { command: string; args: string[] } |
  * Only `--root` of the extra arguments applies to it.
  */
 export function historyCommand(s: Settings): { command: string; args: string[] } {
+  return perfdCommand(s, ['stats', '--history', '--json', ...rootArgs(s)]);
+}
+
+/** Only `--root` of the extra arguments applies to the commands the extension runs beside the server. */
+function rootArgs(s: Settings): string[] {
   const root: string[] = [];
   s.args.forEach((a, i) => {
     if (a === '--root' && i + 1 < s.args.length) root.push(a, s.args[i + 1]);
     else if (a.startsWith('--root=')) root.push(a);
   });
-  return perfdCommand(s, ['stats', '--history', '--json', ...root]);
+  return root;
 }
+
+/** `perfd config --json`: the settings in force, and which of the workspace's wait for `perfd trust`. */
+export function configCommand(s: Settings): { command: string; args: string[] } {
+  return perfdCommand(s, ['config', '--json', ...rootArgs(s)]);
+}
+
+/** `perfd trust` (record the user's trust in the workspace's settings) or `perfd trust --show`. */
+export function trustCommand(s: Settings, show = false): { command: string; args: string[] } {
+  return perfdCommand(s, ['trust', ...(show ? ['--show'] : []), ...rootArgs(s)]);
+}
+
+/** The workspace settings that wait for the user's trust, from `perfd config --json` (undefined: unreadable). */
+export function waitingForTrust(stdout: string): string[] | undefined {
+  try {
+    const v = JSON.parse(stdout) as { waiting_for_trust?: unknown };
+    const w = v?.waiting_for_trust;
+    return Array.isArray(w) && w.every((x) => typeof x === 'string') ? (w as string[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the extension says when a trusted VS Code workspace still has perfd settings waiting. */
+export function trustMessage(folder: string, waiting: readonly string[]): string {
+  const shown = waiting.length > 3 ? `${waiting.slice(0, 3).join(', ')} and ${waiting.length - 3} more` : waiting.join(', ');
+  return `perfd ignores ${shown} in "${folder}" until you trust them: they send data, read outside the ` +
+    'workspace or spend money. Trusting VS Code\'s workspace does not trust them.';
+}
+
+/** Commands of the server that run a model or write a file: none while VS Code is in Restricted Mode. */
+export const NEEDS_WORKSPACE_TRUST: ReadonlySet<string> = new Set(['perfd.run', 'perfd.createSubplan', 'perfd.writeAnswer']);
+
+export const RESTRICTED_MESSAGE =
+  'perfd runs no model and writes no file in Restricted Mode: trust this workspace first (Manage Workspace Trust).';
 
 function perfdCommand(s: Settings, args: string[]): { command: string; args: string[] } {
   return { command: s.path, args: PYTHON_RE.test(path.basename(s.path)) ? ['-m', 'perfd', ...args] : args };

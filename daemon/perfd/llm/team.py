@@ -35,7 +35,7 @@ import msgspec
 
 from perfd.latency import Window
 
-from . import team_scripts
+from .team_scripts import ADMIT, PAUSE, SETTLE, STAMP, VIEW
 from .breaker import Health
 from .cache import CachedResponse
 from .config import LLMConfig
@@ -103,9 +103,9 @@ class TeamLink:
                 client_name=f"perfd-{socket.gethostname()[:40]}",
             )
             self._redis = Redis(connection_pool=pool)
-            for name_, body in (("admit", team_scripts.ADMIT), ("stamp", team_scripts.STAMP),
-                                ("settle", team_scripts.SETTLE), ("pause", team_scripts.PAUSE),
-                                ("view", team_scripts.VIEW)):
+            for name_, body in (("admit", ADMIT), ("stamp", STAMP),
+                                ("settle", SETTLE), ("pause", PAUSE),
+                                ("view", VIEW)):
                 self._scripts[name_] = self._redis.register_script(body)
         return self._redis
 

@@ -24,7 +24,7 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -43,7 +43,7 @@ from .recorder import CallRecorder
 from .stats import Counters, LLMStats, TeamStats
 from .stream import ChatStream
 from .team_config import TeamConfig, namespace_for
-from .types import ChatOptions, Completion, Message, PreparedRequest
+from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest
 
 if TYPE_CHECKING:
     from .team import TeamGate, TeamLink
@@ -288,7 +288,7 @@ class LLMClient:
         if options.timeout_s is not None and not options.timeout_s > 0:
             raise LLMRequestError(f"timeout_s must be > 0, got {options.timeout_s}")
         # Sampling parameters as sent; numbers normalised so 0 and 0.0 key alike.
-        params: dict[str, Any] = {}
+        params: JSONObject = {}
         if temperature is not None:
             params["temperature"] = float(temperature)
         if max_tokens is not None:
@@ -318,7 +318,7 @@ class LLMClient:
         )
         key = cache_key(base_url=cfg.base_url, model=cfg.model, messages=msgs, params=params) if cacheable else None
 
-        payload: dict[str, Any] = {"model": cfg.model, "messages": msgs, **params}
+        payload: JSONObject = {"model": cfg.model, "messages": msgs, **params}
         if stream:
             payload["stream"] = True
             if cfg.stream_usage:

@@ -11,8 +11,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any
-
 import anyio
 import httpx
 import orjson
@@ -22,7 +20,7 @@ from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
 from .parsing import BadAnswer, describe, read_completion, text_of, usage_of
 from .recorder import Call, CallRecorder
 from .sse import iter_events
-from .types import Completion, PreparedRequest
+from .types import Completion, JSONObject, PreparedRequest
 
 # After [DONE], how long to wait for the server to end the body so the connection can be reused.
 _DRAIN_AFTER_DONE_S = 1.0
@@ -168,37 +166,52 @@ class ChatStream:
         )
 
 
+class ToolCallParts:
+    """One tool call as its fragments arrive: the name and arguments are concatenated."""
+
+    __slots__ = ("id", "type", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id: object = None
+        self.type: object = "function"
+        self.name = ""
+        self.arguments = ""
+
+    def as_json(self) -> JSONObject:
+        """The call in the shape of a plain answer's `tool_calls` entry."""
+        return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
+
+
 class StreamState:
     """What a stream has told us besides the text."""
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.usage: Any = None
+        self.usage: object = None  # the server's `usage` as sent (usage_of reads it)
         self.finish_reason: str | None = None
         self.done = False
-        self.tools: dict[int, dict[str, Any]] = {}
+        self.tools: dict[int, ToolCallParts] = {}
 
-    def merge_tools(self, deltas: Any) -> None:
+    def merge_tools(self, deltas: object) -> None:
         # Tool calls arrive as fragments keyed by index; arguments are concatenated.
         if not isinstance(deltas, list):
             return
         for d in deltas:
             if not isinstance(d, Mapping):
                 continue
-            slot = self.tools.setdefault(int(d.get("index", len(self.tools))),
-                                         {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            slot = self.tools.setdefault(int(d.get("index", len(self.tools))), ToolCallParts())
             if d.get("id"):
-                slot["id"] = d["id"]
+                slot.id = d["id"]
             if d.get("type"):
-                slot["type"] = d["type"]
+                slot.type = d["type"]
             fn = d.get("function") or {}
             if fn.get("name"):
-                slot["function"]["name"] += fn["name"]
+                slot.name += fn["name"]
             if fn.get("arguments"):
-                slot["function"]["arguments"] += fn["arguments"]
+                slot.arguments += fn["arguments"]
 
-    def tool_list(self) -> list[dict[str, Any]] | None:
-        return [self.tools[i] for i in sorted(self.tools)] or None
+    def tool_list(self) -> list[JSONObject] | None:
+        return [self.tools[i].as_json() for i in sorted(self.tools)] or None
 
 
 def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:

@@ -9,9 +9,10 @@ With a `[team]` table (`team=`), the gate and a third cache level live in the
 team's Redis (team.py); without one, or while Redis is down with fail =
 "open", they are this process's own.
 
-This module is the call: its request, the cache, the history and the plain
-answer. Everything from the circuit breaker down is one attempt (attempt.py),
-the same for plain and streamed calls (stream.py).
+This module is the call: its request and the plain answer. What every call
+records (counters, the response cache, the history) is the call recorder
+(recorder.py), and everything from the circuit breaker down is one attempt
+(attempt.py), both the same for plain and streamed calls (stream.py).
 
 The API key is read from the environment at call time and only ever placed
 in the Authorization header; text from the server is scrubbed of it before

@@ -436,7 +436,7 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
             t = time.perf_counter()
             r = conn.call("run", params)
             client_ms.append((time.perf_counter() - t) * 1e3)
-            assert r["result"]["cached"], r
+            assert r["result"]["answers"][0]["cached"], r
         stats = conn.call("stats")["result"]
         run = next(m for m in stats["methods"] if m["method"] == "run")
         conn.close()

@@ -59,8 +59,6 @@ def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
 
 def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> int | str | None:
     """The exit code of a run through the daemon; else why not (str: say so; None: fall back quietly)."""
-    import json
-
     try:
         sock = state_paths(root).sock
     except OSError as exc:  # an untrusted runtime folder (perfd.paths.UnsafeFolder)
@@ -78,37 +76,34 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
             conn.send_body(body)
             sent = True
             while True:
-                msg = json.loads(conn.recv_body())
-                if not isinstance(msg, dict):
-                    continue
-                if msg.get("method") == "runChunk":
-                    params = msg.get("params") or {}
-                    target = err if params.get("stream") == "err" else out
-                    target.write(params.get("text", ""))
+                msg = read_message(conn.recv_body())
+                if isinstance(msg, RunChunk):
+                    target = err if msg.stream == "err" else out
+                    target.write(msg.text)
                     target.flush()
                     continue
-                if msg.get("id") != 1:
+                if isinstance(msg, RunDone):
+                    return msg.code
+                if msg is None:
                     continue
-                if "result" in msg:
-                    return int(msg["result"]["code"])
-                error = msg.get("error") or {}
-                if error.get("code") == NO_MODEL:
-                    key = (error.get("data") or {}).get("api_key_env")
+                if msg.code == NO_MODEL:
+                    key = msg.api_key_env
                     mine = (key and os.environ.get(key, "").strip()) or any(
                         k.startswith("PERFD_LLM_") for k in os.environ)
-                    return f"{error.get('message')} (it reads its own environment)" if mine else None
-                if error.get("code") == VERSION_MISMATCH:
+                    return f"{msg.message} (it reads its own environment)" if mine else None
+                if msg.code == VERSION_MISMATCH:
                     return "the daemon runs another perfd version"
-                if error.get("code") == USER_ERROR:
+                if msg.code == USER_ERROR:
                     # The workspace's own mistake (a typo in perfd.toml, ...): running here would
                     # only report it a second time. Say it once, as the in-process run would.
-                    hint = (error.get("data") or {}).get("hint")
-                    err.write(f"perfd: {error.get('message')}\n" + (f"hint: {hint}\n" if hint else ""))
+                    hint = msg.hint
+                    hint_lines = hint.replace("\n", "\n      ") if hint else ""  # as user_error_output prints it
+                    err.write(f"perfd: {msg.message}\n" + (f"hint: {hint_lines}\n" if hint else ""))
                     return exitcodes.ERROR
-                if error.get("code") in NOT_ACCEPTED:
-                    return f"daemon error: {error.get('message')}"
+                if msg.code in NOT_ACCEPTED:
+                    return f"daemon error: {msg.message}"
                 # Accepted, then failed: the model may have been called already. Never again here.
-                err.write(f"perfd: the daemon failed the run: {error.get('message')}\n")
+                err.write(f"perfd: the daemon failed the run: {msg.message}\n")
                 return exitcodes.MODEL
         except UnicodeEncodeError:
             return "arguments are not valid UTF-8"
@@ -117,3 +112,77 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
                 err.write(f"perfd: lost the daemon during the run ({exc}); not repeating it here\n")
                 return exitcodes.MODEL
             return f"lost the daemon ({exc})"
+
+
+# -- the daemon's answer to `run`, read by its wire types ------------------------------------------
+#
+# perfd.wire.protocol defines these messages as msgspec Structs; importing it (msgspec, and the
+# engine's and the model client's types it names) would cost this thin process several times a
+# bare interpreter's start (PERF-NOTES.md). So the messages are read with json into the few
+# fields of those types the client uses, under the same names; a test holds them to the Structs.
+
+
+class RunChunk:
+    """A `runChunk` notification's params (protocol.RunChunk)."""
+
+    __slots__ = ("text", "stream")
+
+    def __init__(self, text: str, stream: str) -> None:
+        self.text = text
+        self.stream = stream  # "out" | "err"
+
+
+class RunDone:
+    """The result of the `run` request (protocol.RunResult): the client needs its exit code only."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class RunError:
+    """The error answering the `run` request (protocol.ErrorObject), with the data the client reads:
+    NO_MODEL's `api_key_env` and USER_ERROR's `hint` (protocol.UserErrorData)."""
+
+    __slots__ = ("code", "message", "api_key_env", "hint")
+
+    def __init__(self, code: object, message: object, api_key_env: str | None, hint: str | None) -> None:
+        self.code = code
+        self.message = message
+        self.api_key_env = api_key_env
+        self.hint = hint
+
+
+def _object(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def read_message(body: bytes) -> RunChunk | RunDone | RunError | None:
+    """One message of the daemon's answer to the `run` request (id 1); None for any other message.
+    ValueError when the body is not JSON or a result has no integer code."""
+    import json
+
+    msg = json.loads(body)
+    if not isinstance(msg, dict):
+        return None
+    if msg.get("method") == "runChunk":
+        params = _object(msg.get("params"))
+        text = params.get("text", "")
+        if not isinstance(text, str):
+            raise ValueError("a runChunk without text")
+        return RunChunk(text, "err" if params.get("stream") == "err" else "out")
+    if msg.get("id") != 1:
+        return None
+    if "result" in msg:
+        code = _object(msg["result"]).get("code")
+        if not isinstance(code, int):
+            raise ValueError("a run result without an exit code")
+        return RunDone(code)
+    error = _object(msg.get("error"))
+    data = _object(error.get("data"))
+    return RunError(error.get("code"), error.get("message"), _text(data.get("api_key_env")), _text(data.get("hint")))

@@ -23,8 +23,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
-
 import anyio
 import httpx
 
@@ -295,7 +293,7 @@ class Attempts:
             return self._default_timeout
         return httpx.Timeout(request.timeout_s, connect=min(self.config.connect_timeout_s, request.timeout_s), pool=None)
 
-    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
+    async def trace(self, name: str, info: Mapping[str, object]) -> None:
         # httpcore reports each new TCP connection; reused ones say nothing.
         if name in ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete"):
             self._counters.connections_opened += 1

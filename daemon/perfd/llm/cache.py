@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import msgspec
@@ -31,6 +31,7 @@ import orjson
 
 from .errors import LLMRequestError
 from .store import SQLiteStore
+from .types import JSONObject
 
 log = logging.getLogger("perfd.llm")
 
@@ -47,7 +48,7 @@ class CachedResponse(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int = 0
     # The deltas as streamed (None when recorded from a plain call).
     chunks: list[str] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[JSONObject] | None = None
     created: float = 0.0
 
 
@@ -61,7 +62,7 @@ class SharedLevel(Protocol):
     async def flush(self) -> None: ...
 
 
-def cache_key(*, base_url: str, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str:
+def cache_key(*, base_url: str, model: str, messages: Sequence[Mapping[str, object]], params: Mapping[str, object]) -> str:
     """SHA-256 (hex) of the canonical encoding of a request's meaning.
 
     `params` holds tools and every sampling parameter actually sent.

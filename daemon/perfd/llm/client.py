@@ -9,9 +9,10 @@ With a `[team]` table (`team=`), the gate and a third cache level live in the
 team's Redis (team.py); without one, or while Redis is down with fail =
 "open", they are this process's own.
 
-This module is the call: its request, the cache, the history and the plain
-answer. Everything from the circuit breaker down is one attempt (attempt.py),
-the same for plain and streamed calls (stream.py).
+This module is the call: its request and the plain answer. What every call
+records (counters, the response cache, the history) is the call recorder
+(recorder.py), and everything from the circuit breaker down is one attempt
+(attempt.py), both the same for plain and streamed calls (stream.py).
 
 The API key is read from the environment at call time and only ever placed
 in the Authorization header; text from the server is scrubbed of it before
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -34,16 +34,17 @@ import orjson
 
 from .apikey import ApiKey
 from .attempt import AttemptFailed, Attempts
-from .cache import CachedResponse, ResponseCache, cache_key
+from .cache import ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
 from .errors import LLMError, LLMRequestError
-from .history import CallRecord, History
+from .history import History
 from .parsing import check_messages, content_chars, read_completion
 from .ratelimit import estimate_tokens
+from .recorder import CallRecorder
 from .stats import Counters, LLMStats, TeamStats
 from .stream import ChatStream
 from .team_config import TeamConfig, namespace_for
-from .types import ChatOptions, Completion, Message, PreparedRequest, Usage
+from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest
 
 if TYPE_CHECKING:
     from .team import TeamGate, TeamLink
@@ -115,6 +116,8 @@ class LLMClient:
                 config.history_path or os.path.join(base or "", HISTORY_FILE),
                 max_rows=config.history_max_rows,
             )
+        self._recorder = CallRecorder(config, self._counters, cache=self._cache, history=self._history,
+                                      redact=self._key.redact)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -134,20 +137,18 @@ class LLMClient:
     async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
         """Ask the model and wait for the whole answer (options: see ChatOptions)."""
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
-        request.deadline = time.monotonic() + self.config.total_timeout_s
-        started, wall = time.perf_counter(), time.time()
-        self._counters.calls += 1
+        call = self._recorder.begin(request, stream=False)
         try:
-            hit = await self._cache_get(request)
+            hit = await call.lookup()
             if hit is not None:
-                result = self._from_cache(hit, started)
-                self._record(request, wall, result, stream=False)
+                result = call.hit(hit)
+                call.replayed(result)
                 return result
-            result = await self._call_plain(request, started)
-            self._finish(request, result, wall, stream=False, chunks=None)
+            result = await self._call_plain(request, call.started)
+            call.finished(result)
             return result
         except BaseException as exc:
-            self._fail(request, exc, wall, started, request.attempts, stream=False)
+            call.failed(exc)
             raise
 
     def check_key(self) -> None:
@@ -178,7 +179,7 @@ class LLMClient:
         `timeout_s` bounds the wait for the response and for each chunk.
         """
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=True)
-        return ChatStream(self, request)
+        return ChatStream(request, self._recorder, self._attempts)
 
     def stats(self) -> LLMStats:
         c = self._counters
@@ -288,7 +289,7 @@ class LLMClient:
         if options.timeout_s is not None and not options.timeout_s > 0:
             raise LLMRequestError(f"timeout_s must be > 0, got {options.timeout_s}")
         # Sampling parameters as sent; numbers normalised so 0 and 0.0 key alike.
-        params: dict[str, Any] = {}
+        params: JSONObject = {}
         if temperature is not None:
             params["temperature"] = float(temperature)
         if max_tokens is not None:
@@ -318,7 +319,7 @@ class LLMClient:
         )
         key = cache_key(base_url=cfg.base_url, model=cfg.model, messages=msgs, params=params) if cacheable else None
 
-        payload: dict[str, Any] = {"model": cfg.model, "messages": msgs, **params}
+        payload: JSONObject = {"model": cfg.model, "messages": msgs, **params}
         if stream:
             payload["stream"] = True
             if cfg.stream_usage:
@@ -350,69 +351,3 @@ class LLMClient:
                     return result
             except AttemptFailed as failed:
                 await self._attempts.retry_or_raise(failed, number, deadline=request.deadline)
-
-    # -- cache, counters, history -----------------------------------------
-
-    async def _cache_get(self, request: PreparedRequest) -> CachedResponse | None:
-        if request.key is None or self._cache is None:
-            return None
-        hit = await self._cache.get(request.key)
-        if hit is None:
-            self._counters.cache_misses += 1
-        return hit
-
-    def _from_cache(self, hit: CachedResponse, started: float) -> Completion:
-        c = self._counters
-        c.cache_hits += 1
-        c.tokens_saved += hit.prompt_tokens + hit.completion_tokens
-        c.cost_saved += self.config.cost(hit.prompt_tokens, hit.completion_tokens)
-        return Completion(
-            text=hit.text, model=hit.model, finish_reason=hit.finish_reason,
-            usage=Usage(prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens),
-            cached=True, attempts=0, latency_s=time.perf_counter() - started, cost=0.0, tool_calls=hit.tool_calls,
-        )
-
-    def _finish(self, request: PreparedRequest, result: Completion, wall: float, *, stream: bool,
-                chunks: list[str] | None) -> None:
-        c = self._counters
-        c.prompt_tokens += result.usage.prompt_tokens
-        c.completion_tokens += result.usage.completion_tokens
-        c.cost += result.cost
-        c.latencies_ms.add(result.latency_s * 1000.0)
-        if request.key is not None and self._cache is not None:
-            self._cache.put(request.key, CachedResponse(
-                text=result.text, model=result.model, finish_reason=result.finish_reason,
-                prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
-                chunks=chunks, tool_calls=result.tool_calls, created=time.time(),
-            ))
-        self._record(request, wall, result, stream=stream)
-
-    def _record(self, request: PreparedRequest, wall: float, result: Completion, *, stream: bool) -> None:
-        if self._history is None:
-            return
-        labels = request.options
-        self._history.record(CallRecord(
-            ts=wall, model=result.model, latency_ms=result.latency_s * 1000.0, outcome="ok",
-            plan=labels.plan, achievement=labels.achievement, state=labels.state, workspace=labels.workspace,
-            prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
-            cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=stream,
-            cost_saved=self.config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
-            if result.cached else 0.0,
-        ))
-
-    def _fail(self, request: PreparedRequest, exc: BaseException, wall: float, started: float, attempts: int,
-              *, stream: bool) -> None:
-        if isinstance(exc, (anyio.get_cancelled_exc_class(), GeneratorExit, KeyboardInterrupt)):
-            outcome, message = "cancelled", None
-        else:
-            outcome = exc.kind if isinstance(exc, LLMError) else "error"
-            message = self._key.redact(str(exc))[:500]
-            self._counters.errors[outcome] += 1
-        if self._history is None:
-            return
-        labels = request.options
-        self._history.record(CallRecord(
-            ts=wall, model=self.config.model, latency_ms=(time.perf_counter() - started) * 1000.0,
-            outcome=outcome, plan=labels.plan, achievement=labels.achievement, state=labels.state,
-            workspace=labels.workspace, error=message, attempts=attempts, stream=stream,
-        ))

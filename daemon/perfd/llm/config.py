@@ -13,7 +13,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import msgspec
@@ -142,14 +142,14 @@ _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 def read_env(env: Mapping[str, str], *, prefix: str, kind: type[msgspec.Struct], fields: Sequence[str],
              required: Mapping[str, str], unknown: Callable[[str, str], str],
-             hidden: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, str]]:
+             hidden: frozenset[str] = frozenset()) -> tuple[dict[str, object], dict[str, str]]:
     """The settings `prefix`<KEY> variables give: (key -> value, converted; key -> the variable's name).
 
     Every variable seen is named (an empty one unsets the file's value, and gives no value).
     Strings are converted leniently ("60" -> 60, "true" -> True), one key at a time, with
     `required`'s placeholders, so an error names the variable; `hidden` keys' values are not shown.
     """
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     seen: dict[str, str] = {}
     for name, raw in env.items():
         if not name.startswith(prefix):
@@ -169,14 +169,14 @@ def read_env(env: Mapping[str, str], *, prefix: str, kind: type[msgspec.Struct],
     return values, seen
 
 
-def load_llm_config(config: Mapping[str, Any], env: Mapping[str, str]) -> LLMConfig | None:
+def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLMConfig | None:
     """The provider configured by the `[llm]` table `config` and PERFD_LLM_* in `env`.
 
     Returns None when neither names a provider (no base_url and no model);
     callers then show HOW_TO_CONFIGURE. Raises LLMConfigError naming the key,
     where it came from and what is wrong for anything unusable.
     """
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     source: dict[str, str] = {}
     for key, value in config.items():
         if key not in FIELDS:

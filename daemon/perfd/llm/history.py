@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
 
@@ -189,7 +189,7 @@ class History:
     def calls(self, *, plan: str | None = None, outcome: str | None = None, limit: int = 50) -> list[CallRecord]:
         """The most recent calls, optionally of one plan and/or one outcome."""
         clauses: list[str] = []
-        args: list[Any] = []
+        args: list[str | float] = []
         if plan is not None:
             clauses.append("plan = ?")
             args.append(plan)
@@ -207,7 +207,7 @@ class History:
     def count(self) -> int:
         return int(self._store.run(lambda conn: conn.execute("SELECT count(*) FROM calls").fetchone()[0]))
 
-    def _summaries(self, sql: str, args: list[Any]) -> list[Summary]:
+    def _summaries(self, sql: str, args: Sequence[str | float]) -> list[Summary]:
         rows = self._store.run(lambda conn: conn.execute(sql, args).fetchall())
         return [
             Summary(group=r[0], calls=r[1], cache_hits=r[2] or 0, errors=r[3] or 0, prompt_tokens=r[4] or 0,
@@ -217,13 +217,13 @@ class History:
         ]
 
 
-def _set(**fields: Any) -> dict[str, Any]:
+def _set(**fields: object) -> dict[str, object]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _where(f: Filter) -> tuple[str, list[Any]]:
+def _where(f: Filter) -> tuple[str, list[str | float]]:
     clauses: list[str] = []
-    args: list[Any] = []
+    args: list[str | float] = []
     for column, value in (("workspace", f.workspace), ("plan", f.plan), ("model", f.model)):
         if value is not None:
             clauses.append(f"{column} = ?")

@@ -8,13 +8,12 @@ one shared client and returns one outcome per job, in the jobs' order.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import anyio
 import msgspec
 
 from .client import LLMClient
-from .types import ChatOptions, Completion
+from .types import ChatOptions, Completion, Message
 from .errors import LLMError
 
 
@@ -22,7 +21,7 @@ class PromptJob(msgspec.Struct, frozen=True, kw_only=True):
     """One call to make: messages plus the options (labels included) for `complete`."""
 
     id: str
-    messages: list[dict[str, Any]]
+    messages: list[Message]
     options: ChatOptions = ChatOptions()
 
 

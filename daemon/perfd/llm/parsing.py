@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
 import orjson
 
 from .config import LLMConfig
 from .errors import LLMRequestError, LLMResponseError
 from .ratelimit import estimate_tokens
-from .types import Completion, Message, PreparedRequest, Usage
+from .types import Completion, JSONObject, Message, PreparedRequest, Usage
 
 
 class BadAnswer(Exception):
@@ -39,13 +37,13 @@ def error_message(body: str) -> str | None:
     return None
 
 
-def describe(error: Any) -> str:
+def describe(error: object) -> str:
     if isinstance(error, Mapping):
         return str(error.get("message") or error.get("type") or error)[:300]
     return str(error)[:300]
 
 
-def text_of(content: Any) -> str:
+def text_of(content: object) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -55,10 +53,10 @@ def text_of(content: Any) -> str:
     return str(content)
 
 
-def check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def check_messages(messages: Sequence[Message]) -> list[JSONObject]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise LLMRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} mappings")
-    out: list[dict[str, Any]] = []
+    out: list[JSONObject] = []
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise LLMRequestError(f"messages[{i}] must be a mapping with a string 'role'")
@@ -66,7 +64,7 @@ def check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def content_chars(content: Any) -> int:
+def content_chars(content: object) -> int:
     if content is None:
         return 0
     if isinstance(content, str):
@@ -102,7 +100,7 @@ def read_completion(content: bytes, request: PreparedRequest, config: LLMConfig,
     )
 
 
-def usage_of(raw: Any, request: PreparedRequest, text: str) -> Usage:
+def usage_of(raw: object, request: PreparedRequest, text: str) -> Usage:
     """The server's `usage`, or the estimate when it sent none (or nonsense)."""
     if isinstance(raw, Mapping):
         try:

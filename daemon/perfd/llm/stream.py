@@ -1,4 +1,9 @@
-"""A streamed answer (`LLMClient.stream`): server-sent events read as they arrive."""
+"""A streamed answer (`LLMClient.stream`): server-sent events read as they arrive.
+
+The stream is given what it needs of its client, each a public collaborator:
+the call recorder (counters, cache, history; recorder.py) and the attempt
+wrapper (attempt.py).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,16 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
 import anyio
 import httpx
 import orjson
 
-from .attempt import AttemptFailed
+from .attempt import AttemptFailed, Attempts
 from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
 from .parsing import BadAnswer, describe, read_completion, text_of, usage_of
+from .recorder import Call, CallRecorder
 from .sse import iter_events
-from .types import Completion, PreparedRequest
-
-if TYPE_CHECKING:
-    from .client import LLMClient
-
+from .types import Completion, JSONObject, PreparedRequest
 
 # After [DONE], how long to wait for the server to end the body so the connection can be reused.
 _DRAIN_AFTER_DONE_S = 1.0
@@ -29,9 +29,10 @@ _DRAIN_AFTER_DONE_S = 1.0
 class ChatStream:
     """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
 
-    def __init__(self, client: LLMClient, request: PreparedRequest) -> None:
-        self._client = client
+    def __init__(self, request: PreparedRequest, recorder: CallRecorder, attempts: Attempts) -> None:
         self._request = request
+        self._recorder = recorder
+        self._attempts = attempts
         self._gen: AsyncGenerator[str, None] | None = None
         self._entered = False
         self._parts: list[str] = []
@@ -73,47 +74,46 @@ class ChatStream:
         return self.completion
 
     async def _run(self) -> AsyncGenerator[str, None]:
-        client, request = self._client, self._request
-        request.deadline = time.monotonic() + client.config.total_timeout_s
-        started, wall = time.perf_counter(), time.time()
-        client._counters.calls += 1
+        request, attempts = self._request, self._attempts
+        call = self._recorder.begin(request, stream=True)
         number = 0
         try:
-            hit = await client._cache_get(request)
+            hit = await call.lookup()
             if hit is not None:
-                self.completion = client._from_cache(hit, started)
+                self.completion = call.hit(hit)
                 for chunk in hit.chunks if hit.chunks is not None else [hit.text]:
                     if self.first_token_s is None:
-                        self.first_token_s = time.perf_counter() - started
+                        self.first_token_s = time.perf_counter() - call.started
                     self._parts.append(chunk)
                     yield chunk
-                client._record(request, wall, self.completion, stream=True)
+                call.replayed(self.completion)
                 return
             while True:
                 number += 1
                 try:
                     # aclosing: an early exit must close the inner generator (and
                     # with it the response) now, not when the GC gets to it.
-                    async with aclosing(self._attempt(started, number)) as deltas:
+                    async with aclosing(self._attempt(call, number)) as deltas:
                         async for delta in deltas:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await client._attempts.retry_or_raise(failed, number, deadline=request.deadline)
+                    await attempts.retry_or_raise(failed, number, deadline=request.deadline)
             assert self.completion is not None
-            client._finish(request, self.completion, wall, stream=True, chunks=list(self._parts))
+            call.finished(self.completion, chunks=list(self._parts))
         except BaseException as exc:
-            client._fail(request, exc, wall, started, request.attempts, stream=True)
+            call.failed(exc)
             raise
 
-    async def _attempt(self, started: float, number: int) -> AsyncGenerator[str, None]:
-        client, request, cfg = self._client, self._request, self._client.config
+    async def _attempt(self, call: Call, number: int) -> AsyncGenerator[str, None]:
+        request, attempts, started = self._request, self._attempts, call.started
+        cfg, redact = self._recorder.config, self._recorder.redact
         try:
-            async with client._attempts.attempt(request, number) as attempt:
+            async with attempts.attempt(request, number) as attempt:
                 response = await attempt.send(stream=True)
                 if "text/event-stream" not in response.headers.get("content-type", ""):
                     # A server that ignored stream=true and answered in one piece.
-                    result = read_completion(await response.aread(), request, cfg, client._key.redact,
+                    result = read_completion(await response.aread(), request, cfg, redact,
                                              started=started, attempts=number)
                     attempt.succeeded(result.usage)
                     self.completion = result
@@ -129,8 +129,8 @@ class ChatStream:
                             acc.done = True
                             break
                         if request.deadline is not None and time.monotonic() > request.deadline:
-                            raise client._attempts.total_timeout(number)  # a server trickling forever
-                        delta = read_chunk(event.event, event.data, acc, cfg.base_url, client._key.redact)
+                            raise attempts.total_timeout(number)  # a server trickling forever
+                        delta = read_chunk(event.event, event.data, acc, cfg.base_url, redact)
                         if delta:
                             if self.first_token_s is None:
                                 self.first_token_s = time.perf_counter() - started
@@ -166,37 +166,52 @@ class ChatStream:
         )
 
 
+class ToolCallParts:
+    """One tool call as its fragments arrive: the name and arguments are concatenated."""
+
+    __slots__ = ("id", "type", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id: object = None
+        self.type: object = "function"
+        self.name = ""
+        self.arguments = ""
+
+    def as_json(self) -> JSONObject:
+        """The call in the shape of a plain answer's `tool_calls` entry."""
+        return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
+
+
 class StreamState:
     """What a stream has told us besides the text."""
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.usage: Any = None
+        self.usage: object = None  # the server's `usage` as sent (usage_of reads it)
         self.finish_reason: str | None = None
         self.done = False
-        self.tools: dict[int, dict[str, Any]] = {}
+        self.tools: dict[int, ToolCallParts] = {}
 
-    def merge_tools(self, deltas: Any) -> None:
+    def merge_tools(self, deltas: object) -> None:
         # Tool calls arrive as fragments keyed by index; arguments are concatenated.
         if not isinstance(deltas, list):
             return
         for d in deltas:
             if not isinstance(d, Mapping):
                 continue
-            slot = self.tools.setdefault(int(d.get("index", len(self.tools))),
-                                         {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            slot = self.tools.setdefault(int(d.get("index", len(self.tools))), ToolCallParts())
             if d.get("id"):
-                slot["id"] = d["id"]
+                slot.id = d["id"]
             if d.get("type"):
-                slot["type"] = d["type"]
+                slot.type = d["type"]
             fn = d.get("function") or {}
             if fn.get("name"):
-                slot["function"]["name"] += fn["name"]
+                slot.name += fn["name"]
             if fn.get("arguments"):
-                slot["function"]["arguments"] += fn["arguments"]
+                slot.arguments += fn["arguments"]
 
-    def tool_list(self) -> list[dict[str, Any]] | None:
-        return [self.tools[i] for i in sorted(self.tools)] or None
+    def tool_list(self) -> list[JSONObject] | None:
+        return [self.tools[i].as_json() for i in sorted(self.tools)] or None
 
 
 def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:

@@ -27,15 +27,15 @@ import secrets
 import socket
 import time
 import zlib
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
 import msgspec
 
 from perfd.latency import Window
 
-from . import team_scripts
+from .team_scripts import ADMIT, PAUSE, SETTLE, STAMP, VIEW
 from .breaker import Health
 from .cache import CachedResponse
 from .config import LLMConfig
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 log = logging.getLogger("perfd.llm")
+
+T = TypeVar("T")
 
 _MICRO = 1_000_000  # budgets are counted in Redis as integer micro-USD
 _POLL_S = 0.01  # how often a full window made only of in-flight requests is re-checked
@@ -103,9 +105,9 @@ class TeamLink:
                 client_name=f"perfd-{socket.gethostname()[:40]}",
             )
             self._redis = Redis(connection_pool=pool)
-            for name_, body in (("admit", team_scripts.ADMIT), ("stamp", team_scripts.STAMP),
-                                ("settle", team_scripts.SETTLE), ("pause", team_scripts.PAUSE),
-                                ("view", team_scripts.VIEW)):
+            for name_, body in (("admit", ADMIT), ("stamp", STAMP),
+                                ("settle", SETTLE), ("pause", PAUSE),
+                                ("view", VIEW)):
                 self._scripts[name_] = self._redis.register_script(body)
         return self._redis
 
@@ -113,11 +115,13 @@ class TeamLink:
         """Whether to ask Redis now (it is up, or its retry time has come)."""
         return self.state != "down" or time.monotonic() >= self._retry_at
 
-    async def run(self, script: str, args: Sequence[Any]) -> list[Any]:
-        """Run one of team_scripts' scripts on this namespace."""
+    async def run(self, script: str, args: Sequence[int | str]) -> list[int]:
+        """Run one of team_scripts' scripts on this namespace; each answers an integer or a list of them."""
         self._client()
         result = await self._op(self._scripts[script](keys=[self.prefix], args=list(args)))
-        return list(result) if isinstance(result, list) else [result]
+        if isinstance(result, list):
+            return [int(v) for v in result]
+        return [] if result is None else [int(result)]
 
     async def get(self, suffix: str) -> bytes | None:
         value = await self._op(self._client().get(self.prefix + suffix))
@@ -126,9 +130,10 @@ class TeamLink:
     async def set(self, suffix: str, value: bytes, *, ttl_s: float) -> None:
         await self._op(self._client().set(self.prefix + suffix, value, px=max(int(ttl_s * 1000), 1)))
 
-    async def _op(self, awaitable: Any) -> Any:
+    async def _op(self, awaitable: Awaitable[T]) -> T:
         if not self.usable():
-            awaitable.close()  # never awaited: say so to the coroutine
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # never awaited: say so to the coroutine
             raise TeamDown(self.last_error or "Redis is down")
         from redis.exceptions import RedisError
 
@@ -239,7 +244,7 @@ class TeamGate:
         plan = request.options.plan
         plan_tag = _plan_tag(plan) if (plan and cfg.budget_usd_per_plan_per_day is not None) else ""
         ident = f"{self.member}:{next(self._ids)}"
-        args = [
+        args: list[int | str] = [
             ident, request.tokens, cfg.rpm or 0, cfg.tpm or 0, self._window_us, self._inflight_us(request),
             int(_POLL_S * _MICRO), self.member, cfg.breaker_failures, self._cooldown_us,
             round(cost * _MICRO), round((cfg.budget_usd_per_day or 0) * _MICRO),
@@ -296,7 +301,7 @@ class TeamGate:
             return
         cfg = self.config
         actual = cfg.cost(usage.prompt_tokens, usage.completion_tokens) if usage is not None else 0.0
-        args = [
+        args: list[int | str] = [
             ticket.shared_id, int(sent), usage.total_tokens if usage is not None else -1, self._window_us,
             round(ticket.cost_reserved * _MICRO), round(actual * _MICRO), ticket.day if cfg.has_budget else 0,
             ticket.plan or "", {"success": "s", "failure": "f"}.get(health, "n"), cfg.breaker_failures,

@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -54,9 +54,9 @@ FIELDS: tuple[str, ...] = TeamConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 
-def load_team_config(config: Mapping[str, Any], env: Mapping[str, str]) -> TeamConfig | None:
+def load_team_config(config: Mapping[str, object], env: Mapping[str, str]) -> TeamConfig | None:
     """The `[team]` table `config` with PERFD_TEAM_* from `env` over it; None when no redis_url is set."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for key, value in config.items():
         if key not in FIELDS:
             raise LLMConfigError(_unknown(f"[team] {key}", key))

@@ -7,11 +7,12 @@ the HTTP stack.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
 import msgspec
 
-Message = Mapping[str, Any]  # {"role": "user", "content": "..."} and friends
+# {"role": "user", "content": "..."} and friends: read as they are (check_messages), sent as given.
+Message = Mapping[str, object]
+# A JSON object as the server or the caller wrote it (a tool call, a tool's schema): passed on as it is.
+JSONObject = dict[str, object]
 
 
 class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,10 +30,10 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     top_p: float | None = None
     stop: str | Sequence[str] | None = None
     seed: int | None = None
-    tools: Sequence[Mapping[str, Any]] | None = None
-    tool_choice: str | Mapping[str, Any] | None = None
-    response_format: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] | None = None
+    tools: Sequence[Mapping[str, object]] | None = None
+    tool_choice: str | Mapping[str, object] | None = None
+    response_format: Mapping[str, object] | None = None
+    extra: Mapping[str, object] | None = None
     use_cache: bool = True
     timeout_s: float | None = None  # per attempt; on a stream, each wait for data
     plan: str | None = None
@@ -61,13 +62,13 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0  # HTTP attempts made (0 for a cache hit)
     latency_s: float = 0.0
     cost: float = 0.0  # spent on this call (0 for a cache hit)
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[JSONObject] | None = None
 
 
 class PreparedRequest(msgspec.Struct, kw_only=True):
     """A prepared call: what is sent, how it is keyed and what it may cost."""
 
-    payload: dict[str, Any]
+    payload: JSONObject
     body: bytes  # the payload encoded once, reused by every attempt
     key: str | None  # cache key, None when not cacheable
     tokens: int  # reserved against tpm: calibrated prompt estimate + completion_reserved

@@ -13,10 +13,11 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated
 from urllib.parse import urlsplit
 
 import msgspec
+
+from perfd.settings.schema import LLMConfig as LLMConfig  # the [llm] table's schema (moved there)
 
 from .errors import LLMConfigError
 
@@ -41,100 +42,6 @@ No LLM provider is configured. Add an [llm] table to perfd.toml (or
 or set the same keys in the environment: PERFD_LLM_BASE_URL, PERFD_LLM_MODEL,
 PERFD_LLM_API_KEY_ENV, PERFD_LLM_RPM, ... (the environment wins over the file).
 """
-
-_Pos = Annotated[int, msgspec.Meta(ge=1)]
-_NonNeg = Annotated[int, msgspec.Meta(ge=0)]
-_PosF = Annotated[float, msgspec.Meta(gt=0)]
-_NonNegF = Annotated[float, msgspec.Meta(ge=0)]
-
-
-class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One OpenAI-compatible chat-completions provider and how to call it."""
-
-    base_url: str
-    model: str
-    # Name of the environment variable holding the key (None: no auth header).
-    api_key_env: str | None = None
-
-    # Rate limits over a sliding window of `window_s` seconds (60 = per minute;
-    # tests and benchmarks shorten it). None = no client-side limit.
-    rpm: _Pos | None = None
-    tpm: _Pos | None = None
-    window_s: _PosF = 60.0
-    # Completion tokens reserved against `tpm` when a call sets no max_tokens;
-    # reconciled with the server's `usage` once the answer arrives.
-    completion_tokens_estimate: _Pos = 1024
-
-    max_connections: _Pos = 8
-    max_keepalive_connections: _Pos | None = None  # default: max_connections
-    keepalive_expiry_s: _PosF = 30.0
-    # Requests in flight at once; default and upper bound: max_connections
-    # (more would only queue inside the pool, where the timeout would run).
-    max_concurrency: _Pos | None = None
-
-    # Per attempt: the whole answer for plain calls; for streams the wait for
-    # the first token and for each following chunk.
-    timeout_s: _PosF = 120.0
-    # The whole call, every attempt, retry wait and rate-limit wait included: a hung or
-    # trickling server cannot hold a call for (max_retries + 1) x timeout_s.
-    total_timeout_s: _PosF = 300.0
-    connect_timeout_s: _PosF = 10.0
-    max_retries: _NonNeg = 3
-    retry_base_s: _PosF = 0.5
-    retry_max_s: _PosF = 30.0
-    # A Retry-After longer than this is not waited for: the call fails instead.
-    max_retry_after_s: _PosF = 120.0
-
-    breaker_failures: _Pos = 5
-    breaker_cooldown_s: _PosF = 30.0
-
-    # Default sampling. 0 keeps answers reproducible and cacheable.
-    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = 0.0
-    max_tokens: _Pos | None = None
-    # Ask streaming servers for a final usage chunk (stream_options).
-    stream_usage: bool = True
-
-    cache: bool = True
-    cache_temperature_above_zero: bool = False
-    cache_ttl_s: _PosF = 30 * 24 * 3600.0
-    cache_memory_entries: _NonNeg = 512
-    cache_max_entries: _Pos = 20_000
-    cache_path: str | None = None  # default: <state_dir>/llm-cache.sqlite3
-
-    history: bool = True
-    history_max_rows: _Pos = 100_000
-    history_path: str | None = None  # default: <state_dir>/llm-history.sqlite3
-
-    # Optional prices (currency per 1000 tokens) for cost and cost-saved stats.
-    price_prompt_per_1k: _NonNegF | None = None
-    price_completion_per_1k: _NonNegF | None = None
-    # Spending limits per UTC day (currency of the prices above, USD by
-    # convention). A call that could go over is refused before it is sent.
-    # With a [team] table they are the team's, counted in Redis.
-    budget_usd_per_day: _PosF | None = None
-    budget_usd_per_plan_per_day: _PosF | None = None
-
-    @property
-    def concurrency(self) -> int:
-        return min(self.max_concurrency or self.max_connections, self.max_connections)
-
-    @property
-    def has_budget(self) -> bool:
-        return self.budget_usd_per_day is not None or self.budget_usd_per_plan_per_day is not None
-
-    @property
-    def keepalive_connections(self) -> int:
-        return self.max_keepalive_connections or self.max_connections
-
-    @property
-    def chat_url(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """Cost of the given usage at the configured prices (0 when unpriced)."""
-        return (prompt_tokens * (self.price_prompt_per_1k or 0.0)
-                + completion_tokens * (self.price_completion_per_1k or 0.0)) / 1000.0
-
 
 FIELDS: tuple[str, ...] = LLMConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")

@@ -13,41 +13,18 @@ import difflib
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
+
+from perfd.settings.schema import TeamConfig as TeamConfig  # the [team] table's schema (moved there)
 
 from .config import read_env
 from .errors import LLMConfigError
 
 ENV_PREFIX = "PERFD_TEAM_"
 
-_PosF = Annotated[float, msgspec.Meta(gt=0)]
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-class TeamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where the team's Redis is and what to do when it is not there."""
-
-    redis_url: str  # redis://host:6379/0, rediss://host:6380, unix:///run/redis.sock
-    # NAME of the environment variable holding the password (None: no AUTH or
-    # the URL's own user without password).
-    redis_password_env: str | None = None
-    # Key prefix; None derives it from the model's base URL and model, so the
-    # daemons of one account share without configuration.
-    namespace: str | None = None
-    # "open": carry on with local limits and cache while Redis is unreachable;
-    # "closed": refuse model calls until it is back.
-    fail: Literal["open", "closed"] = "open"
-    # One Redis operation may take this long before Redis counts as unreachable.
-    timeout_s: _PosF = 1.0
-    # After Redis failed, how long to run on the fallback before trying it again.
-    retry_s: _PosF = 2.0
-    # Shared answers live this long in Redis (the local cache keeps its own TTL).
-    cache_ttl_s: _PosF = 7 * 24 * 3600.0
-    # Answers larger than this many bytes are stored zlib-compressed.
-    compress_min_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024
 
 
 FIELDS: tuple[str, ...] = TeamConfig.__struct_fields__

@@ -5,7 +5,7 @@ perfd.lsp.features. The open buffer's text (didOpen/didChange, incremental
 sync) is what gets parsed for that document, not the file on disk.
 
 One factory call per editor connection, each with its own protocol object
-(perfd.lsp.protocol), so one editor leaving never takes the others down.
+(perfd.lsp.pygls_adapter), so one editor leaving never takes the others down.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from perfd.engine.text import decode, read_bytes
 from perfd.runtime.stats import Stats, snapshot
 from perfd.lsp import features as F
 from perfd.lsp.commands import register_commands
-from perfd.lsp.protocol import PerfdProtocol
+from perfd.lsp.pygls_adapter import PerfdProtocol
 from perfd.lsp.positions import Units
 from perfd.engine.types import PlanDoc, PlanStatus
 from perfd.wire.protocol import RunAnswer, StatsSnapshot

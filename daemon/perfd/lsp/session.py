@@ -26,7 +26,7 @@ from perfd.wire.protocol import StatsSnapshot
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
-from perfd.lsp.protocol import PerfdProtocol
+from perfd.lsp.pygls_adapter import PerfdProtocol
 from perfd.lsp.server import Session, build_server
 
 log = logging.getLogger("perfd.lsp")

@@ -44,7 +44,7 @@ from perfd.wire.rendezvous import clear_start_failure, record_start_failure, sta
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
-    from perfd.lsp.server import Session
+    from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.daemon")
 EXIT_ALREADY_RUNNING = 3

@@ -26,7 +26,7 @@ from perfd.engine.errors import UserError
 from perfd.lsp import features as F
 
 if TYPE_CHECKING:
-    from perfd.lsp.server import Session
+    from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.lsp")
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])

@@ -27,7 +27,8 @@ from perfd.wire.protocol import StatsSnapshot
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
 from perfd.lsp.pygls_adapter import PerfdProtocol
-from perfd.lsp.server import Session, build_server
+from perfd.lsp.server import build_server
+from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.lsp")
 MAX_HEADER_LINE = 65536

@@ -100,10 +100,7 @@ def register_commands(s: Session) -> None:
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(*args: Any) -> None:
-        # Only the session's own client (standalone): the daemon closes its shared one itself.
-        own, s._own_llm, s._own_llm_loaded = s._own_llm, None, False
-        if own is not None:
-            await own.aclose()  # commits the queued cache and history writes
+        await s.drop_llm()
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
         code_action_kinds=[lsp.CodeActionKind.QuickFix, F.ACTION_KIND]))

@@ -105,6 +105,13 @@ class Session:
             self._own_llm_loaded = True
         return self._own_llm
 
+    async def drop_llm(self) -> None:
+        """Close the model client this session made for itself, if any (standalone); a later run makes a
+        new one. The daemon's shared client is the daemon's to close."""
+        own, self._own_llm, self._own_llm_loaded = self._own_llm, None, False
+        if own is not None:
+            await own.aclose()  # commits the queued cache and history writes
+
     # -- documents ----------------------------------------------------------------
 
     def path_of(self, uri: str) -> str:

@@ -4,6 +4,13 @@ One protocol object per editor connection. pygls's own start_tcp reuses one
 protocol object for every connection, and its built-in `exit` handler ends
 the whole process; PerfdProtocol's `exit` closes only its own session, so in
 the daemon one editor leaving never takes the others (or the CLI) down.
+
+This is the one module of perfd that touches pygls's private parts (`_send_data`,
+`_handle_cancel_notification`, `_shutdown`, `_serialize_message`, `_include_headers`,
+`_server._report_server_error`); what the rest of perfd.lsp needs of them is public
+here (`on_exit`, `on_cancel`, `shutdown_requested`). They were written for the pygls
+versions in PYGLS_VERSIONS; tests/lsp/test_pygls_adapter.py pins that range and the
+private names, so an upgrade fails there and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,8 +19,7 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
 from urllib.parse import unquote
 
 import orjson
@@ -24,6 +30,12 @@ from pygls.workspace import TextDocument
 
 log = logging.getLogger("perfd.lsp")
 
+# The pygls releases these overrides were written for: at least the first, below the second.
+PYGLS_VERSIONS = ((2, 1), (2, 2))
+
+# What a pygls built-in handler yields to call the user's handler: (handler, args, kwargs).
+_UserCall = tuple[Callable[..., object], tuple[object, ...], None]
+
 
 class PerfdProtocol(LanguageServerProtocol):
     """LanguageServerProtocol whose `exit` ends this session only."""
@@ -31,7 +43,12 @@ class PerfdProtocol(LanguageServerProtocol):
     on_exit: Callable[[], None] | None = None
     on_cancel: Callable[[object], None] | None = None  # $/cancelRequest: the session stops that request's work
 
-    def _handle_cancel_notification(self, msg_id: Any) -> None:
+    @property
+    def shutdown_requested(self) -> bool:
+        """Whether the client sent `shutdown` (an `exit` after it is a clean one, exit code 0)."""
+        return self._shutdown
+
+    def _handle_cancel_notification(self, msg_id: str | int) -> None:
         # pygls cancels a request only before it starts; an executeCommand handler's own work
         # (perfd.run's model call) runs in a task the session keeps, which this cancels too.
         super()._handle_cancel_notification(msg_id)
@@ -39,7 +56,7 @@ class PerfdProtocol(LanguageServerProtocol):
             self.on_cancel(msg_id)
 
     @lsp_method(lsp.EXIT)
-    def lsp_exit(self, *args: Any) -> Any:
+    def lsp_exit(self, *args: object) -> Generator[_UserCall, object, None]:
         if self.on_exit is not None:
             self.on_exit()
         if self.writer is not None:
@@ -49,7 +66,8 @@ class PerfdProtocol(LanguageServerProtocol):
         yield from ()
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+    def lsp_text_document__did_change(
+            self, params: lsp.DidChangeTextDocumentParams) -> Generator[_UserCall, object, None]:
         """pygls's didChange, with each incremental edit spliced in by apply_edit."""
         td = self.workspace.text_documents.get(unquote(params.text_document.uri))
         if td is None:  # not open: pygls's own path says so in its way
@@ -62,7 +80,7 @@ class PerfdProtocol(LanguageServerProtocol):
         if (user_handler := self.fm.features.get(lsp.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield user_handler, (params,), None
 
-    def _send_data(self, data: Any) -> None:
+    def _send_data(self, data: object) -> None:
         """pygls's _send_data with orjson, and a response's result serialised as it is.
 
         pygls runs the whole message through cattrs, which walks plain dicts item by
@@ -75,7 +93,8 @@ class PerfdProtocol(LanguageServerProtocol):
             log.error("unable to send data: no transport")
             return
         if getattr(data, "error", None) is None and hasattr(data, "result") and not hasattr(data, "method"):
-            data = {"jsonrpc": data.jsonrpc, "id": data.id, "result": data.result}
+            # one of lsprotocol's many response classes: read by name, as pygls's own checks do
+            data = {"jsonrpc": getattr(data, "jsonrpc"), "id": getattr(data, "id"), "result": getattr(data, "result")}
         try:
             try:
                 body = orjson.dumps(data, default=self._serialize_message)

@@ -162,5 +162,5 @@ def run_stdio(root: str) -> None:
     proto = session.server.protocol
     assert isinstance(proto, PerfdProtocol)
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).
-    proto.on_exit = lambda: sys.exit(0 if proto._shutdown else 1)
+    proto.on_exit = lambda: sys.exit(0 if proto.shutdown_requested else 1)
     session.server.start_io()

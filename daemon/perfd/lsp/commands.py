@@ -11,40 +11,24 @@ import asyncio
 import functools
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from pygls.lsp.server import LanguageServer
 
-from perfd.app.run import RunListener, RunOptions, run_one, write_answer
+from perfd.app.run import RunOptions, run_one, write_answer
 from perfd.app.scaffold import create_subplan
 from perfd.engine.errors import UserError
 from perfd.lsp import features as F
+from perfd.lsp.run import ProgressReporter
 
 if TYPE_CHECKING:
     from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.lsp")
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
-
-RUN_CHUNK_NOTIFICATION = "perfd/runChunk"
-RUN_REPORT_INTERVAL_S = 0.1  # perfd.run: at most ten progress reports a second
-
-
-class RunStreamChunk(msgspec.Struct, frozen=True):
-    """perfd/runChunk: the next piece of a perfd.run answer, sent as it arrives.
-
-    `id` is the one the client gave in perfd.run's options ({"stream": id}),
-    so it can tell concurrent runs apart.
-    """
-
-    id: str
-    achievement: str
-    text: str
 
 
 def _to_builtins(obj: Any) -> dict[str, Any]:
@@ -206,7 +190,7 @@ def register_commands(s: Session) -> None:
             server.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(
                 title=f"perfd: {result.achievement} ({result.state})", message=f"asking {llm.config.model}",
                 cancellable=True))
-        reporter = _ProgressReporter(server, token if progress else None, stream_id)
+        reporter = ProgressReporter(server, token if progress else None, stream_id)
         # The call runs in a task of its own, so a cancel stops it and this handler still answers.
         call = asyncio.ensure_future(run_one(engine, llm, result, RunOptions(), reporter))
         keys: list[object] = [token] + ([request_id] if request_id is not None else [])
@@ -273,35 +257,3 @@ def _clear_errors(fn: _Fn) -> _Fn:
             raise translate(exc) from None
 
     return run_sync  # type: ignore[return-value]
-
-
-class _ProgressReporter(RunListener):
-    """perfd.run's partial text: every piece as a perfd/runChunk (when the client gave a stream id),
-    and the text so far as work-done progress reports, at most ten a second."""
-
-    def __init__(self, server: LanguageServer, token: str | None, stream_id: str | None) -> None:
-        self.server = server
-        self.token = token
-        self.stream_id = stream_id
-        self.text = ""
-        self.last = 0.0
-
-    def delta(self, achievement: str, text: str) -> None:
-        self.text += text
-        if self.stream_id is not None:
-            self.server.protocol.notify(RUN_CHUNK_NOTIFICATION, msgspec.to_builtins(
-                RunStreamChunk(id=self.stream_id, achievement=achievement, text=text)))
-        now = time.monotonic()
-        if self.token is not None and now - self.last >= RUN_REPORT_INTERVAL_S:
-            self.last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self.token is None:
-            return
-        # A client that takes the pieces (perfd/runChunk) gets a short count, not the whole text
-        # again ten times a second: an editor draws every report it is sent.
-        message = f"{len(self.text)} characters" if self.stream_id is not None else self.text
-        self.server.work_done_progress.report(self.token, lsp.WorkDoneProgressReport(message=message))
-
-

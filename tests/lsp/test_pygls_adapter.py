@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.server import JsonRPCServer
 
+from perfd.lsp import pygls_adapter
 from perfd.lsp.pygls_adapter import PYGLS_VERSIONS, PerfdProtocol
 
 
@@ -119,6 +120,27 @@ def test_a_response_goes_out_through_the_override_with_headers() -> None:
     head, _, body = sink.out[-1].partition(b"\r\n\r\n")
     assert head.startswith(b"Content-Length: %d\r\n" % len(body))
     assert orjson.loads(body) == {"jsonrpc": "2.0", "method": "perfd/test", "params": {"text": "é"}}
+
+
+def test_a_command_gets_the_arguments_as_sent() -> None:
+    """pygls decides from the handler's signature what to pass it; the adapter's binders get the
+    client's arguments, and never the server in front of them."""
+    server = LanguageServer("perfd-test", "0", protocol_cls=PerfdProtocol)
+    proto = server.protocol
+    assert isinstance(proto, PerfdProtocol)
+    sink = _Sink()
+    proto.set_writer(sink, include_headers=False)
+    got: list[object] = []
+
+    def echo(args: object) -> str:
+        got.append(args)
+        return "ok"
+
+    pygls_adapter.command(server, "perfd.test", echo)
+    _handle(proto, {"jsonrpc": "2.0", "id": 3, "method": "workspace/executeCommand",
+                    "params": {"command": "perfd.test", "arguments": ["@P", "1.2", {"stream": "s"}]}})
+    assert got == [("@P", "1.2", {"stream": "s"})]
+    assert orjson.loads(sink.out[-1]) == {"jsonrpc": "2.0", "id": 3, "result": "ok"}
 
 
 def test_no_other_lsp_module_touches_a_private_name_of_another_object() -> None:

@@ -19,12 +19,14 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import orjson
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInternalError
+from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.workspace import TextDocument
 
@@ -32,6 +34,10 @@ log = logging.getLogger("perfd.lsp")
 
 # The pygls releases these overrides were written for: at least the first, below the second.
 PYGLS_VERSIONS = ((2, 1), (2, 2))
+
+_R = TypeVar("_R")
+# A command's argument as the client sent it (a JSON value)
+JSONValue = str | int | float | bool | None | list[object] | dict[str, object]
 
 # What a pygls built-in handler yields to call the user's handler: (handler, args, kwargs).
 _UserCall = tuple[Callable[..., object], tuple[object, ...], None]
@@ -132,3 +138,24 @@ def apply_edit(td: TextDocument, change: lsp.TextDocumentContentChangeEvent) -> 
             tail = lines[el][ec:] + "".join(lines[el + 1:]) if el < len(lines) else ""
             change = lsp.TextDocumentContentChangeWholeDocument(text=head + change.text + tail)
     td.apply_change(change)
+
+
+# pygls reads a command handler's signature to decide what to pass it: `*args` takes the
+# arguments as the client sent them. It tests the first parameter's annotation with issubclass
+# both ways (is it the server, to be passed in?), so that annotation is Any: `object` would have
+# the server passed in as the first argument, and a union of JSON types is refused.
+
+def command(server: LanguageServer, name: str, fn: Callable[[Sequence[JSONValue]], _R]) -> None:
+    """Register fn(arguments) as workspace/executeCommand `name`."""
+    def run(*args: Any) -> _R:
+        return fn(args)
+
+    server.command(name)(run)
+
+
+def async_command(server: LanguageServer, name: str, fn: Callable[[Sequence[JSONValue]], Awaitable[_R]]) -> None:
+    """command() for a handler that awaits."""
+    async def run(*args: Any) -> _R:
+        return await fn(args)
+
+    server.command(name)(run)

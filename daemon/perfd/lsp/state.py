@@ -1,7 +1,8 @@
 """One editor connection's state: its pygls server, its documents' parses, the stats throttle.
 
-perfd.lsp.server builds a Session and registers the handlers on it; the handler modules
-(perfd.lsp.handlers, perfd.lsp.commands) take a Session, so it lives here, apart from both.
+perfd.lsp.server builds a Session and has the handler modules (perfd.lsp.handlers,
+perfd.lsp.commands, perfd.lsp.run) register theirs on it; they all take a Session,
+so it lives here, apart from the factory and the handlers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import msgspec
 from lsprotocol import types as lsp
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from perfd.llm import LLMClient
 
 log = logging.getLogger("perfd.lsp")
+_T = TypeVar("_T")
 
 STATS_NOTIFICATION = "perfd/stats"
 STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
@@ -48,6 +50,13 @@ class PlansChanged(msgspec.Struct, frozen=True):
 
     root: str
     paths: list[str]
+
+
+class DocumentPlan(NamedTuple):
+    """The plan a document belongs to: its status, and its parse when the document is the PLAN itself."""
+
+    status: PlanStatus
+    doc: PlanDoc | None
 
 
 class _Buffer:
@@ -148,7 +157,7 @@ class Session:
             buf.doc = self.engine.parse_text(td.path, td.source, memo=buf.memo)
         return buf.doc
 
-    def plan_status(self, uri: str) -> tuple[PlanStatus, PlanDoc | None] | None:
+    def plan_status(self, uri: str) -> DocumentPlan | None:
         """Status of the plan this document belongs to; a PLAN buffer is parsed from memory."""
         path = self.path_of(uri)
         plan = self.engine.plan_for_path(path)
@@ -156,12 +165,26 @@ class Session:
             return None
         if os.path.realpath(plan.path) == os.path.realpath(path):
             doc = self.parsed(uri)
-            return self.engine.plan_status_with(plan, doc), doc
-        return self.engine.plan_status(plan), None
+            return DocumentPlan(self.engine.plan_status_with(plan, doc), doc)
+        return DocumentPlan(self.engine.plan_status(plan), None)
+
+    def plan_doc(self, got: DocumentPlan) -> PlanDoc:
+        """The parse of the document's PLAN: the buffer's when it is the PLAN, else the file's."""
+        if got.doc is not None:
+            return got.doc
+        plan = self.engine.plan_for_path(got.status.path)
+        if plan is None:
+            raise UserError("the plan of this document is gone", code="unknown-plan")
+        return self.engine.plan_doc(plan)
+
+    def close_document(self, uri: str) -> None:
+        """The editor closed `uri`: forget its parses and clear its diagnostics."""
+        self.buffers.pop(uri, None)
+        self.server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # -- timing, for the stats notification ----------------------------------------
 
-    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
+    def timed(self, name: str, fn: Callable[[], _T]) -> _T:
         t = time.perf_counter_ns()
         failed = True
         try:
@@ -195,9 +218,9 @@ class Session:
             if got is None:
                 problems = list(self.parsed(uri).problems) if _is_plan_name(path) else []
             else:
-                problems = list(got[0].problems)
-                if got[1] is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
-                    for other, probs in F.related_diagnostics(got[0]).items():
+                problems = list(got.status.problems)
+                if got.doc is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
+                    for other, probs in F.related_diagnostics(got.status).items():
                         related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other), units=self.units)
             diags = F.diagnostics(problems, path, lines, units=self.units)
         except UserError:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from perfd.engine.engine import Engine
 from perfd.lsp import commands, handlers, run
-from perfd.lsp.pygls_adapter import PerfdProtocol
 from perfd.lsp.state import Session
 from perfd.runtime import heap
 from perfd.wire.protocol import StatsSnapshot
@@ -49,8 +48,7 @@ def run_stdio(root: str) -> None:
 
     session = build_server(Engine(root), watch=True)
     heap.settle()  # see perfd.runtime.heap: keeps collector pauses out of request latency
-    proto = session.server.protocol
-    assert isinstance(proto, PerfdProtocol)
+    proto = session.protocol
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).
     proto.on_exit = lambda: sys.exit(0 if proto.shutdown_requested else 1)
     session.server.start_io()

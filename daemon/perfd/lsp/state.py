@@ -95,6 +95,7 @@ class Session:
         self.runs: dict[object, asyncio.Future[RunAnswer]] = {}
         proto = self.server.protocol
         assert isinstance(proto, PerfdProtocol)
+        self.protocol = proto  # the server's, typed as what it is: its hooks are set here and by the transports
         proto.on_exit = self._on_exit
         proto.on_cancel = self.cancel_run
 

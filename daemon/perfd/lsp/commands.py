@@ -3,7 +3,7 @@ stats, clearCache, createSubplan, openFile, writeAnswer), as plain functions of 
 perfd.run is perfd.lsp.run's.
 
 Each command is a thin call into perfd.app or the engine; a failure of the first five is answered
-in one line (perfd.lsp.registry.CommandFailed), never with a Python traceback.
+in one line (perfd.lsp.binding.CommandFailed), never with a Python traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from perfd.app.run import write_answer as save_answer
 from perfd.app.scaffold import create_subplan as scaffold_subplan
 from perfd.engine.errors import UserError
 from perfd.lsp import features as F
-from perfd.lsp.registry import Args, JSONObject, async_command, command, plan_arg, str_arg, to_json
+from perfd.lsp.binding import Args, JSONObject, async_command, command, plan_arg, str_arg, to_json
 from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.lsp")

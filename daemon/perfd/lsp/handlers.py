@@ -13,7 +13,7 @@ import os
 from lsprotocol import types as lsp
 
 from perfd.lsp import features as F
-from perfd.lsp.registry import async_feature, feature
+from perfd.lsp.binding import async_feature, feature
 from perfd.lsp.state import Session
 
 

@@ -12,7 +12,7 @@ from pygls.lsp.server import LanguageServer
 
 from perfd.app.run import RunListener, RunOptions, run_one
 from perfd.engine.errors import UserError
-from perfd.lsp.registry import Args, JSONObject, async_command, plan_arg, str_arg, to_json
+from perfd.lsp.binding import Args, JSONObject, async_command, plan_arg, str_arg, to_json
 from perfd.lsp.state import Session
 
 RUN_CHUNK_NOTIFICATION = "perfd/runChunk"

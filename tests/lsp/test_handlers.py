@@ -7,6 +7,7 @@ test_lsp_standalone and test_lsp_actions drive the same handlers over stdio).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -138,3 +139,17 @@ def test_commands_answer_as_json_and_fail_in_one_line(opened: Open) -> None:
     reply = opened.send("workspace/executeCommand", {"command": "perfd.generate", "arguments": ["@DEMO", "1.2"]})
     result = reply["result"]
     assert isinstance(result, dict) and result["achievement"] == "1.2"
+
+
+async def test_shutdown_is_answered_and_leaves_the_session_clean(opened: Open) -> None:
+    proto = opened.s.protocol
+    opened.ids += 1
+    body = json.dumps({"jsonrpc": "2.0", "id": opened.ids, "method": "shutdown"})
+    proto.handle_message(json.loads(body, object_hook=proto.structure_message))
+    for _ in range(100):  # the handler awaits (the session's own model client is closed)
+        if any(m.get("id") == opened.ids for m in opened.sink.out):
+            break
+        await asyncio.sleep(0.01)
+    reply = next(m for m in opened.sink.out if m.get("id") == opened.ids)
+    assert reply == {"jsonrpc": "2.0", "id": opened.ids, "result": None}
+    assert proto.shutdown_requested

@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 from lsprotocol import types as lsp  # noqa: E402
 from pygls.workspace import Workspace  # noqa: E402
 
-from perfd import heap  # noqa: E402
+from perfd.runtime import heap  # noqa: E402
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.lsp.server import build_server  # noqa: E402
 from stdio_lsp import StdioLSP  # noqa: E402

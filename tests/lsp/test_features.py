@@ -643,3 +643,21 @@ def test_no_quick_fix_for_other_sources_or_codes(demo: Demo) -> None:
     diags = [_diag(I11, "no-body", source="markdownlint"), _diag(I11, "stale-handoff")]
     got = F.code_actions(demo.status, demo.doc, demo.lines, _line_range(TITLE), diags, "u")
     assert got == []
+
+
+def test_only_kinds_keeps_the_kinds_the_client_names(demo: Demo) -> None:
+    """context.only as pygls hands it over: lsprotocol's enum for a known kind, a string for perfd's."""
+    text = PLAN.replace("## 📋 Achievements\n", "## 📋 Achievements\n\n**Achievement 3.1**: Extra Work\n")
+    lines = text.split("\n")
+    doc = demo.engine.parse_text(demo.plan, text)
+    st = demo.engine.plan_status_with(demo.engine.resolve("@DEMO"), doc)
+    (problem,) = [p for p in st.problems if p.code == "body-not-in-index"]
+    assert problem.line is not None
+    span = lsp.Range(lsp.Position(I11 - 1, 0), lsp.Position(problem.line - 1, 0))
+    actions = F.code_actions(st, doc, lines, span, [_diag(problem.line, problem.code)], "u")
+    kinds = [a.kind for a in actions]
+    assert lsp.CodeActionKind.QuickFix in kinds and F.ACTION_KIND in kinds
+    assert F.only_kinds(actions, None) == actions == F.only_kinds(actions, [])
+    assert [a.kind for a in F.only_kinds(actions, [lsp.CodeActionKind.QuickFix])] == [lsp.CodeActionKind.QuickFix]
+    assert {a.kind for a in F.only_kinds(actions, [F.ACTION_KIND])} == {F.ACTION_KIND}
+    assert F.only_kinds(actions, [lsp.CodeActionKind.Refactor]) == []

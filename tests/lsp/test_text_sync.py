@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from lsprotocol import types as lsp
 from pygls.workspace import TextDocument
 
-from perfd.lsp.protocol import apply_edit
+from perfd.lsp.pygls_adapter import apply_edit
 
 # Line breaks pygls and LSP disagree on (\v, \f, \u2028) included: the splice must agree with pygls.
 chars = st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from(

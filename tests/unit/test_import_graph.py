@@ -1200,7 +1200,7 @@ def perfd_graph() -> Graph:
 def test_the_real_package_is_read() -> None:
     g = perfd_graph()
     assert {"perfd", "perfd.engine.engine", "perfd.lsp.features", "perfd.wire.ipc", "perfd.cli.client"} <= set(g.modules)
-    assert "perfd.lsp.features" in g.targets("perfd.lsp.server")
+    assert "perfd.lsp.features" in g.targets("perfd.lsp.handlers")
     assert "perfd.engine.types" in g.targets("perfd.lsp.features")
     # cli/client.py's `if False:` import of _socket is outside the package; perfd.paths is not
     assert g.targets("perfd.cli.client") >= {"perfd", "perfd.paths"}

@@ -45,7 +45,7 @@ from perfd.wire.rendezvous import clear_start_failure, record_start_failure, sta
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
-    from perfd.lsp.server import Session
+    from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.daemon")
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed

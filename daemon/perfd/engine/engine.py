@@ -318,6 +318,25 @@ class Engine(ColdParse):
         """
         return self.workspace.plan_for_path(path)
 
+    # What an editor session asks of the workspace, so it need not reach through `workspace`.
+
+    @property
+    def plans_dir(self) -> str:
+        """The folder the plans live under (what a watcher watches)."""
+        return self.workspace.plans_dir
+
+    def plans(self) -> list[PlanRef]:
+        """Every plan of the workspace."""
+        return self.workspace.plans()
+
+    def plan_names(self) -> list[str]:
+        """The names of every plan (what @NAME completes to)."""
+        return [p.name for p in self.workspace.plans()]
+
+    def check_inside(self, path: str) -> str:
+        """The real path of `path`, or a UserError when it leaves the workspace (symlinks included)."""
+        return self.workspace.check_inside(path)
+
     def plans_affected_by(self, paths: Iterable[str]) -> dict[str, tuple[PlanRef, list[str]]]:
         """plan path -> (plan, the changed paths that touch it): what a watcher recomputes.
 

@@ -1,6 +1,6 @@
 """LSP features as plain functions: engine results in, lsprotocol types out.
 
-The pygls handlers in perfd.lsp.server only fetch the document and call
+The pygls handlers in perfd.lsp.handlers only fetch the document and call
 these, so tests can call them directly. Engine line numbers are 1-based and
 inclusive; LSP's are 0-based, hence the `- 1`s.
 
@@ -432,6 +432,14 @@ def code_actions(status: PlanStatus, doc: PlanDoc, lines: list[str], rng: lsp.Ra
         if fix is not None:
             out.append(fix)
     return out
+
+
+def only_kinds(actions: list[lsp.CodeAction],
+               only: Sequence[lsp.CodeActionKind | str] | None) -> list[lsp.CodeAction]:
+    """The actions of the kinds the client asked for (its context's `only`); all when it named none."""
+    if not only:
+        return actions
+    return [a for a in actions if any(str(a.kind or "").startswith(str(k)) for k in only)]
 
 
 def quick_fix(status: PlanStatus, doc: PlanDoc, lines: list[str], d: lsp.Diagnostic,

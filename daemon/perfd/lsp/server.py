@@ -1,256 +1,30 @@
 """perfd's language server: a factory that builds one pygls session over a shared engine.
 
-Handlers are thin: fetch the document, ask the engine, convert with
-perfd.lsp.features. The open buffer's text (didOpen/didChange, incremental
-sync) is what gets parsed for that document, not the file on disk.
+The session (perfd.lsp.state) holds the documents and the server; each handler
+module registers its own handlers on it: perfd.lsp.handlers (the LSP features),
+perfd.lsp.commands and perfd.lsp.run (the perfd.* commands). Handlers are plain
+functions of (session, params) that call perfd.lsp.features.
 
 One factory call per editor connection, each with its own protocol object
-(perfd.lsp.protocol), so one editor leaving never takes the others down.
+(perfd.lsp.pygls_adapter), so one editor leaving never takes the others down.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import time
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import msgspec
-from lsprotocol import types as lsp
-from pygls.lsp.server import LanguageServer
-from pygls.workspace import TextDocument
-
-from perfd import __version__
-from perfd.runtime import heap
 from perfd.engine.engine import Engine
-from perfd.engine.errors import UserError
-from perfd.engine.plan_parser import PlanMemo
-from perfd.engine.text import decode, read_bytes
-from perfd.runtime.stats import Stats, snapshot
-from perfd.lsp import features as F
-from perfd.lsp.commands import register_commands
-from perfd.lsp.protocol import PerfdProtocol
-from perfd.lsp.positions import Units
-from perfd.engine.types import PlanDoc, PlanStatus
-from perfd.wire.protocol import RunAnswer, StatsSnapshot
+from perfd.lsp import commands, handlers, run
+from perfd.lsp.state import Session
+from perfd.runtime import heap
+from perfd.wire.protocol import StatsSnapshot
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
 
-log = logging.getLogger("perfd.lsp")
-
-STATS_NOTIFICATION = "perfd/stats"
-STATS_MIN_INTERVAL_S = 0.25  # at most four perfd/stats notifications a second per session
-PLANS_CHANGED_NOTIFICATION = "perfd/plansChanged"
 COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run",
             "perfd.createSubplan", "perfd.openFile", "perfd.writeAnswer")
-
-
-class PlansChanged(msgspec.Struct, frozen=True):
-    """perfd/plansChanged: files of the workspace changed on disk; views re-read what they show.
-
-    `paths` are the files the watcher saw (empty: anything may have changed).
-    """
-
-    root: str
-    paths: list[str]
-
-
-class _Buffer:
-    """What a session derived from one version of an open document."""
-
-    __slots__ = ("version", "lines", "doc", "memo")
-
-    def __init__(self, version: int | None, memo: PlanMemo) -> None:
-        self.version = version
-        self.lines: list[str] | None = None
-        self.doc: PlanDoc | None = None
-        self.memo = memo  # the chunks of the last parse, kept across versions: an edit re-reads only its own
-
-
-class Session:
-    """Per-connection state: the server, its documents' parses, the stats throttle."""
-
-    def __init__(self, engine: Engine, stats: Callable[[], StatsSnapshot] | None,
-                 llm: Callable[[], LLMClient | None] | None = None) -> None:
-        self.engine = engine
-        # The model client for perfd.run: the daemon's shared one, else this session's own (lazily).
-        self._own_llm: LLMClient | None = None
-        self._own_llm_loaded = False
-        self.llm: Callable[[], LLMClient | None] = llm or self._standalone_llm
-        # Standalone, the session keeps its own counters; in the daemon `stats` is the daemon's.
-        self.own_stats = Stats()
-        self.stats: Callable[[], StatsSnapshot] = stats or (
-            lambda: snapshot(root=engine.root, engine=engine, stats=self.own_stats, sessions=1))
-        self.server = LanguageServer("perfd", __version__, protocol_cls=PerfdProtocol)
-        self.buffers: dict[str, _Buffer] = {}  # open documents, by uri
-        self.last_stats = 0.0
-        self.closed = asyncio.Event()
-        self.on_timing: Callable[[str, int, bool], None] | None = None
-        self.related_published: dict[str, set[str]] = {}  # plan uri -> other files given diagnostics
-        # perfd.run's model calls in flight, by request id and by progress token (to cancel them)
-        self.runs: dict[object, asyncio.Future[RunAnswer]] = {}
-        proto = self.server.protocol
-        assert isinstance(proto, PerfdProtocol)
-        proto.on_exit = self._on_exit
-        proto.on_cancel = self.cancel_run
-
-    def _on_exit(self) -> None:
-        self.closed.set()
-
-    @property
-    def units(self) -> Units:
-        """Columns as this client and the server agreed at initialize (see perfd.lsp.positions)."""
-        return Units(self.server.workspace.position_encoding)
-
-    def _standalone_llm(self) -> LLMClient | None:
-        if not self._own_llm_loaded:
-            from perfd.llm import client_from_workspace
-
-            self._own_llm = client_from_workspace(self.engine.root)
-            self._own_llm_loaded = True
-        return self._own_llm
-
-    # -- documents ----------------------------------------------------------------
-
-    def path_of(self, uri: str) -> str:
-        doc = self.server.workspace.get_text_document(uri)
-        if not doc.path:
-            raise UserError(f"not a file URI: {uri}", code="bad-uri")
-        return doc.path
-
-    def _buffer(self, uri: str) -> tuple[TextDocument, _Buffer]:
-        """The document and what was derived from its current version (reset when the version moves).
-
-        A document that is not open (version None) is read from disk by pygls each
-        time and nothing is kept for it.
-        """
-        td = self.server.workspace.get_text_document(uri)
-        buf = self.buffers.get(uri)
-        if td.version is None:
-            return td, _Buffer(None, PlanMemo())
-        if buf is None:
-            buf = self.buffers[uri] = _Buffer(td.version, PlanMemo())
-        elif buf.version != td.version:
-            buf.version, buf.lines, buf.doc = td.version, None, None
-        return td, buf
-
-    def lines(self, uri: str) -> list[str]:
-        td, buf = self._buffer(uri)
-        if buf.lines is None:
-            buf.lines = td.source.split("\n")
-        return buf.lines
-
-    def parsed(self, uri: str) -> PlanDoc:
-        td, buf = self._buffer(uri)
-        if buf.doc is None:
-            buf.doc = self.engine.parse_text(td.path, td.source, memo=buf.memo)
-        return buf.doc
-
-    def plan_status(self, uri: str) -> tuple[PlanStatus, PlanDoc | None] | None:
-        """Status of the plan this document belongs to; a PLAN buffer is parsed from memory."""
-        path = self.path_of(uri)
-        plan = self.engine.plan_for_path(path)
-        if plan is None:
-            return None
-        if os.path.realpath(plan.path) == os.path.realpath(path):
-            doc = self.parsed(uri)
-            return self.engine.plan_status_with(plan, doc), doc
-        return self.engine.plan_status(plan), None
-
-    # -- timing, for the stats notification ----------------------------------------
-
-    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter_ns()
-        failed = True
-        try:
-            result = fn()
-            failed = False
-            return result
-        finally:
-            ns = time.perf_counter_ns() - t
-            record = self.on_timing or self.own_stats.record  # the daemon's shared stats, else our own
-            record("lsp/" + name, ns, failed)
-            self.maybe_send_stats()
-
-    def maybe_send_stats(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_stats < STATS_MIN_INTERVAL_S:
-            return
-        self.last_stats = now
-        try:
-            self.server.protocol.notify(STATS_NOTIFICATION, msgspec.to_builtins(self.stats()))
-        except Exception:  # a closed transport: the session is going away
-            log.debug("could not send stats", exc_info=True)
-
-    # -- pushing diagnostics ---------------------------------------------------------
-
-    def publish(self, uri: str) -> None:
-        related: dict[str, list[lsp.Diagnostic]] = {}
-        try:
-            lines = self.lines(uri)
-            path = self.path_of(uri)
-            got = self.plan_status(uri)
-            if got is None:
-                problems = list(self.parsed(uri).problems) if _is_plan_name(path) else []
-            else:
-                problems = list(got[0].problems)
-                if got[1] is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
-                    for other, probs in F.related_diagnostics(got[0]).items():
-                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other), units=self.units)
-            diags = F.diagnostics(problems, path, lines, units=self.units)
-        except UserError:
-            diags = []
-        self.server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
-        # Files not open in the editor get their problems too (the Problems panel shows them);
-        # a file whose problems went away gets an empty list once.
-        open_docs = self.server.workspace.text_documents
-        for other_uri in set(related) | self.related_published.get(uri, set()):
-            if other_uri in open_docs and other_uri != uri:
-                continue  # its own publish covers it
-            self.server.text_document_publish_diagnostics(
-                lsp.PublishDiagnosticsParams(uri=other_uri, diagnostics=related.get(other_uri, [])))
-        self.related_published[uri] = {u for u, d in related.items() if d}
-
-    def refresh(self, paths: Collection[str] = ()) -> None:
-        """Files changed on disk: tell the client (perfd/plansChanged, for its views), re-publish
-        diagnostics and ask it to refresh lenses."""
-        try:
-            self.server.protocol.notify(PLANS_CHANGED_NOTIFICATION, msgspec.to_builtins(
-                PlansChanged(root=self.engine.root, paths=sorted(paths))))
-        except Exception:  # a closed transport: the session is going away
-            log.debug("could not send plansChanged", exc_info=True)
-        for uri in list(self.server.workspace.text_documents):
-            self.publish(uri)
-        caps = self.server.client_capabilities
-        ws = caps.workspace if caps else None
-        if ws and ws.code_lens and ws.code_lens.refresh_support:
-            self.server.workspace_code_lens_refresh(None)
-        self.maybe_send_stats()
-
-    def cancel_run(self, key: object) -> None:
-        """Cancel the perfd.run known by its request id or progress token (the model call is closed)."""
-        task = self.runs.get(key)
-        if task is not None and not task.done():
-            task.cancel()
-
-
-def _file_lines(path: str) -> list[str]:
-    """Lines of a file on disk, decoded as the parsers decode it (so line numbers agree), for diagnostic ranges."""
-    try:
-        return decode(read_bytes(path), path)[0].split("\n")
-    except OSError:
-        return []
-
-
-def _is_plan_name(path: str) -> bool:
-    return os.path.basename(path).startswith("PLAN_")
-
-
-def _never() -> Any:
-    raise UserError("the plan of this document is gone", code="unknown-plan")
 
 
 def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = None,
@@ -262,108 +36,9 @@ def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = 
     one); without it the session creates its own from the workspace config.
     """
     s = Session(engine, stats, llm)
-    server = s.server
-
-    @server.feature(lsp.INITIALIZED)
-    def initialized(params: lsp.InitializedParams) -> None:
-        if watch and os.path.isdir(engine.workspace.plans_dir):
-            from perfd.background import spawn
-            from perfd.runtime.watcher import watch as watch_files
-
-            async def changed(paths: set[str]) -> None:
-                engine.changed(sorted(paths))
-                s.refresh(paths)
-
-            spawn(watch_files(engine.workspace.plans_dir, changed), name="lsp-watcher")
-        s.maybe_send_stats(force=True)
-
-    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(params: lsp.DidOpenTextDocumentParams) -> None:
-        s.timed("didOpen", lambda: s.publish(params.text_document.uri))
-
-    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
-        s.timed("didChange", lambda: s.publish(params.text_document.uri))
-
-    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
-        s.publish(params.text_document.uri)
-
-    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
-        s.buffers.pop(params.text_document.uri, None)
-        server.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
-
-    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    def document_symbol(params: lsp.DocumentSymbolParams) -> list[F.SymbolJSON]:
-        uri = params.text_document.uri
-        return s.timed("documentSymbol",  # type: ignore[no-any-return]
-                       lambda: F.document_symbols(s.parsed(uri), s.lines(uri), units=s.units))
-
-    @server.feature(lsp.WORKSPACE_SYMBOL)
-    def workspace_symbol(params: lsp.WorkspaceSymbolParams) -> list[lsp.WorkspaceSymbol]:
-        def run() -> list[lsp.WorkspaceSymbol]:
-            statuses = [engine.plan_status(p) for p in engine.workspace.plans()]
-            return F.workspace_symbols(statuses, params.query)
-
-        return s.timed("workspaceSymbol", run)  # type: ignore[no-any-return]
-
-    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
-    def code_lens(params: lsp.CodeLensParams) -> list[F.CodeLensJSON]:
-        def run() -> list[F.CodeLensJSON]:
-            got = s.plan_status(params.text_document.uri)
-            if got is None or got[1] is None:
-                return []
-            return F.code_lenses(got[0], got[1], s.lines(params.text_document.uri))
-
-        return s.timed("codeLens", run)  # type: ignore[no-any-return]
-
-    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
-    def hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        def run() -> lsp.Hover | None:
-            got = s.plan_status(params.text_document.uri)
-            if got is None:
-                return None
-            return F.hover(got[0], s.lines(params.text_document.uri), params.position, engine.root,
-                           got[1] or engine.plan_doc(engine.plan_for_path(got[0].path) or _never()), units=s.units)
-
-        return s.timed("hover", run)  # type: ignore[no-any-return]
-
-    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
-    def definition(params: lsp.DefinitionParams) -> lsp.Location | None:
-        got = s.plan_status(params.text_document.uri)
-        if got is None:
-            return None
-        st = got[0]
-        files = F.plan_files(st, os.path.dirname(st.path))
-        return F.definition(st, s.lines(params.text_document.uri), params.position,
-                            s.path_of(params.text_document.uri), files, units=s.units)
-
-    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_LINK)
-    def document_link(params: lsp.DocumentLinkParams) -> list[lsp.DocumentLink]:
-        got = s.plan_status(params.text_document.uri)
-        if got is None:
-            return []
-        st = got[0]
-        return F.document_links(s.lines(params.text_document.uri), F.plan_files(st, os.path.dirname(st.path)),
-                                units=s.units)
-
-    @server.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)
-    def folding_range(params: lsp.FoldingRangeParams) -> list[F.FoldingRangeJSON]:
-        return F.folding_ranges(s.parsed(params.text_document.uri))
-
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
-                    lsp.CompletionOptions(trigger_characters=["@", " ", "."]))
-    def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
-        got = s.plan_status(params.text_document.uri)
-        names = [p.name for p in engine.workspace.plans()]
-        items = F.completions(got[0] if got else None, names, s.lines(params.text_document.uri), params.position,
-                              units=s.units)
-        return lsp.CompletionList(is_incomplete=False, items=items)
-
-    register_commands(s)  # the perfd.* commands and code actions (perfd.lsp.commands)
-
+    handlers.register(s, watch=watch)
+    commands.register(s)
+    run.register(s)
     return s
 
 
@@ -373,8 +48,7 @@ def run_stdio(root: str) -> None:
 
     session = build_server(Engine(root), watch=True)
     heap.settle()  # see perfd.runtime.heap: keeps collector pauses out of request latency
-    proto = session.server.protocol
-    assert isinstance(proto, PerfdProtocol)
+    proto = session.protocol
     # Alone in its process, a session's exit is the process's exit (as the LSP spec asks).
-    proto.on_exit = lambda: sys.exit(0 if proto._shutdown else 1)
+    proto.on_exit = lambda: sys.exit(0 if proto.shutdown_requested else 1)
     session.server.start_io()

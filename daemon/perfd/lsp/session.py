@@ -22,12 +22,12 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pygls.io_ import run_async
 
 from perfd.engine.engine import Engine
+from perfd.lsp.server import build_server
+from perfd.lsp.state import Session
 from perfd.wire.protocol import StatsSnapshot
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
-from perfd.lsp.protocol import PerfdProtocol
-from perfd.lsp.server import Session, build_server
 
 log = logging.getLogger("perfd.lsp")
 MAX_HEADER_LINE = 65536
@@ -81,8 +81,7 @@ async def serve_lsp(stream: anyio.abc.ByteStream, leftover: bytes, engine: Engin
         buffered.feed_data(leftover)
     session = build_server(engine, stats=stats, llm=llm)
     session.on_timing = record
-    proto = session.server.protocol
-    assert isinstance(proto, PerfdProtocol)
+    proto = session.protocol
     writer = _Writer()
     proto.set_writer(writer)
     stop = threading.Event()

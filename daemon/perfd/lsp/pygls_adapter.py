@@ -4,6 +4,13 @@ One protocol object per editor connection. pygls's own start_tcp reuses one
 protocol object for every connection, and its built-in `exit` handler ends
 the whole process; PerfdProtocol's `exit` closes only its own session, so in
 the daemon one editor leaving never takes the others (or the CLI) down.
+
+This is the one module of perfd that touches pygls's private parts (`_send_data`,
+`_handle_cancel_notification`, `_shutdown`, `_serialize_message`, `_include_headers`,
+`_server._report_server_error`); what the rest of perfd.lsp needs of them is public
+here (`on_exit`, `on_cancel`, `shutdown_requested`). They were written for the pygls
+versions in PYGLS_VERSIONS; tests/lsp/test_pygls_adapter.py pins that range and the
+private names, so an upgrade fails there and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,17 +19,28 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import orjson
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInternalError
+from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.workspace import TextDocument
 
 log = logging.getLogger("perfd.lsp")
+
+# The pygls releases these overrides were written for: at least the first, below the second.
+PYGLS_VERSIONS = ((2, 1), (2, 2))
+
+_R = TypeVar("_R")
+# A command's argument as the client sent it (a JSON value)
+JSONValue = str | int | float | bool | None | list[object] | dict[str, object]
+
+# What a pygls built-in handler yields to call the user's handler: (handler, args, kwargs).
+_UserCall = tuple[Callable[..., object], tuple[object, ...], None]
 
 
 class PerfdProtocol(LanguageServerProtocol):
@@ -31,7 +49,12 @@ class PerfdProtocol(LanguageServerProtocol):
     on_exit: Callable[[], None] | None = None
     on_cancel: Callable[[object], None] | None = None  # $/cancelRequest: the session stops that request's work
 
-    def _handle_cancel_notification(self, msg_id: Any) -> None:
+    @property
+    def shutdown_requested(self) -> bool:
+        """Whether the client sent `shutdown` (an `exit` after it is a clean one, exit code 0)."""
+        return self._shutdown
+
+    def _handle_cancel_notification(self, msg_id: str | int) -> None:
         # pygls cancels a request only before it starts; an executeCommand handler's own work
         # (perfd.run's model call) runs in a task the session keeps, which this cancels too.
         super()._handle_cancel_notification(msg_id)
@@ -39,7 +62,7 @@ class PerfdProtocol(LanguageServerProtocol):
             self.on_cancel(msg_id)
 
     @lsp_method(lsp.EXIT)
-    def lsp_exit(self, *args: Any) -> Any:
+    def lsp_exit(self, *args: object) -> Generator[_UserCall, object, None]:
         if self.on_exit is not None:
             self.on_exit()
         if self.writer is not None:
@@ -49,7 +72,8 @@ class PerfdProtocol(LanguageServerProtocol):
         yield from ()
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+    def lsp_text_document__did_change(
+            self, params: lsp.DidChangeTextDocumentParams) -> Generator[_UserCall, object, None]:
         """pygls's didChange, with each incremental edit spliced in by apply_edit."""
         td = self.workspace.text_documents.get(unquote(params.text_document.uri))
         if td is None:  # not open: pygls's own path says so in its way
@@ -62,7 +86,7 @@ class PerfdProtocol(LanguageServerProtocol):
         if (user_handler := self.fm.features.get(lsp.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield user_handler, (params,), None
 
-    def _send_data(self, data: Any) -> None:
+    def _send_data(self, data: object) -> None:
         """pygls's _send_data with orjson, and a response's result serialised as it is.
 
         pygls runs the whole message through cattrs, which walks plain dicts item by
@@ -75,7 +99,8 @@ class PerfdProtocol(LanguageServerProtocol):
             log.error("unable to send data: no transport")
             return
         if getattr(data, "error", None) is None and hasattr(data, "result") and not hasattr(data, "method"):
-            data = {"jsonrpc": data.jsonrpc, "id": data.id, "result": data.result}
+            # one of lsprotocol's many response classes: read by name, as pygls's own checks do
+            data = {"jsonrpc": getattr(data, "jsonrpc"), "id": getattr(data, "id"), "result": getattr(data, "result")}
         try:
             try:
                 body = orjson.dumps(data, default=self._serialize_message)
@@ -113,3 +138,24 @@ def apply_edit(td: TextDocument, change: lsp.TextDocumentContentChangeEvent) -> 
             tail = lines[el][ec:] + "".join(lines[el + 1:]) if el < len(lines) else ""
             change = lsp.TextDocumentContentChangeWholeDocument(text=head + change.text + tail)
     td.apply_change(change)
+
+
+# pygls reads a command handler's signature to decide what to pass it: `*args` takes the
+# arguments as the client sent them. It tests the first parameter's annotation with issubclass
+# both ways (is it the server, to be passed in?), so that annotation is Any: `object` would have
+# the server passed in as the first argument, and a union of JSON types is refused.
+
+def command(server: LanguageServer, name: str, fn: Callable[[Sequence[JSONValue]], _R]) -> None:
+    """Register fn(arguments) as workspace/executeCommand `name`."""
+    def run(*args: Any) -> _R:
+        return fn(args)
+
+    server.command(name)(run)
+
+
+def async_command(server: LanguageServer, name: str, fn: Callable[[Sequence[JSONValue]], Awaitable[_R]]) -> None:
+    """command() for a handler that awaits."""
+    async def run(*args: Any) -> _R:
+        return await fn(args)
+
+    server.command(name)(run)

@@ -18,6 +18,9 @@ from fakeserver import FakeServer  # noqa: E402
 def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     path = str(tmp_path / "state")
     monkeypatch.setenv("PERFD_STATE_DIR", path)
+    # These tests configure their stand-in model in the workspace's perfd.toml: the user trusts the
+    # test's own folder, as `perfd trust` would (tests of trust itself unset this).
+    monkeypatch.setenv("PERFD_TRUSTED_PATHS", str(tmp_path))
     for name in list(os.environ):
         if name.startswith("PERFD_LLM_"):
             monkeypatch.delenv(name)

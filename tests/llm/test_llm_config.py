@@ -95,6 +95,9 @@ async def test_workspace_file_is_read(tmp_path: object) -> None:
     root.mkdir()
     assert client_from_workspace(str(root), env={}) is None
     (root / "perfd.toml").write_text('[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\nrpm = 7\n')
+    from perfd.settings.resolve import trust_now
+
+    trust_now(str(root))  # a model server named by the workspace is used once the user trusts it
     client = client_from_workspace(str(root), env={"PERFD_LLM_TPM": "1000"})
     assert client is not None
     assert client.config.rpm == 7 and client.config.tpm == 1000

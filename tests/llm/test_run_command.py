@@ -25,7 +25,7 @@ def ws(tmp_path: Path) -> Path:
 
 def env_for(server: FakeServer) -> dict[str, str]:
     return {"PERFD_LLM_BASE_URL": server.base_url, "PERFD_LLM_MODEL": "fake-model",
-            "PERFD_STATE_DIR": os.environ["PERFD_STATE_DIR"]}
+            "PERFD_STATE_DIR": os.environ["PERFD_STATE_DIR"], "PERFD_TRUSTED_PATHS": os.environ["PERFD_TRUSTED_PATHS"]}
 
 
 def run(ws: Path, server: FakeServer | None, *argv: str) -> tuple[int, str, str]:

@@ -38,6 +38,12 @@ class DaemonWs:
         self.environ.update(PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"),
                             PYTHONDONTWRITEBYTECODE="1")
         self.daemon: subprocess.Popen[bytes] | None = None
+        self.trust()
+
+    def trust(self) -> None:
+        """The workspace's [llm] sends prompts to a server: the user trusts it (again after each edit)."""
+        subprocess.run([sys.executable, "-m", "perfd", "trust", "--root", self.root], env=self.environ, check=True,
+                       capture_output=True, timeout=30)
 
     def sock(self) -> str:
         old = dict(os.environ)
@@ -192,6 +198,7 @@ def test_a_client_that_leaves_cancels_the_daemons_call(dws: DaemonWs, server: Fa
 def test_a_daemon_without_the_key_falls_back_to_in_process(dws: DaemonWs, server: FakeServer) -> None:
     toml = Path(dws.root) / "perfd.toml"
     toml.write_text(toml.read_text() + 'api_key_env = "PERFD_TEST_KEY"\n')
+    dws.trust()  # a new key variable: trusted anew
     dws.start()  # started without PERFD_TEST_KEY
     env = dict(dws.environ, PERFD_TEST_KEY="sk-test")
     p = subprocess.run([sys.executable, "-m", "perfd", "run", "@DOCS-SITE", "2.1"], cwd=dws.root, env=env,
@@ -247,5 +254,5 @@ def test_a_configuration_typo_is_reported_once(dws: DaemonWs) -> None:
     dws.start()
     code, out, err = dws.run("run", "@DOCS-SITE", "2.1")
     assert code == 1 and out == ""
-    assert err.count("unknown LLM setting [llm] modle") == 1 and "did you mean 'model'" in err
+    assert err.count("perfd.toml:3: unknown setting [llm] modle (did you mean model?)") == 1  # file, line, guess
     assert "in-process" not in err and "daemon error" not in err

@@ -452,6 +452,9 @@ def test_two_real_daemons_running_perfd_run_parallel_hold_the_team_rpm(redis_ser
             env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
             env.update(PERFD_RUNTIME_DIR=os.path.join(base, f"m{i}", "r"),
                        PERFD_STATE_DIR=os.path.join(base, f"m{i}", "s"), PYTHONPATH=str(DAEMON))
+            # each machine's user trusts the workspace's model server and Redis, as `perfd trust` records
+            subprocess.run([sys.executable, "-m", "perfd", "trust", "--root", root], env=env, check=True,
+                           capture_output=True, timeout=30)
             daemons.append(subprocess.Popen([sys.executable, "-m", "perfd", "daemon", "run", "--root", root], env=env,
                                             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             machines.append((root, env))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, llm_server: FakeServer) -> I
     Path(ws, "perfd.toml").write_text(f'[llm]\nbase_url = "{llm_server.base_url}"\nmodel = "fake-model"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
     env["PERFD_STATE_DIR"] = str(base / "state")
+    # the workspace names the model server: the user trusts it, as `perfd trust` records
+    subprocess.run([sys.executable, "-m", "perfd", "trust", "--root", str(ws)], env=env, check=True,
+                   capture_output=True, timeout=30)
     yield Setup(ws, bare, env)
     shutil.rmtree(base, ignore_errors=True)
 

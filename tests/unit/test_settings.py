@@ -110,7 +110,7 @@ def test_metrics_beyond_loopback_from_the_workspace_waits_for_trust(ws: Path, tm
     (ws / "perfd.toml").write_text('[daemon]\nmetrics_addr = "0.0.0.0:9464"\n')
     s = load(str(ws), env_for(tmp_path))
     assert s.daemon.metrics_addr is None and not s.trusted and s.waiting == ("[daemon] metrics_addr",)
-    assert "perfd trust" in s.notice() and "\n" not in s.notice()
+    assert "perfd trust" in s.notice() and "\n" not in s.notice() and s.notice().startswith("ignoring ")
     [e] = s.entries
     assert e.ignored == "waits for `perfd trust`"
     path, names = trust_now(str(ws))
@@ -169,3 +169,11 @@ def test_a_state_folder_that_is_a_file_is_one_line(ws: Path, tmp_path: Path, mon
     with pytest.raises(SettingsError, match="check XDG_STATE_HOME") as info:
         load(str(ws), env_for(tmp_path))
     assert "\n" not in str(info.value)
+
+
+def test_the_users_environment_can_trust_workspace_roots(ws: Path, tmp_path: Path) -> None:
+    (ws / "perfd.toml").write_text('[daemon]\nmetrics_addr = "0.0.0.0:9464"\n')
+    assert load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS=f"/nowhere{os.pathsep}{tmp_path}")).trusted
+    assert load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS=str(ws))).trusted
+    assert not load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS=str(ws) + "x")).trusted  # a prefix is not a folder
+    assert not load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS="relative/ws")).trusted

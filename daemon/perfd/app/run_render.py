@@ -214,6 +214,8 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder
             raise UserError(f"cannot open the model client: {exc}", code="state-folder",
                             hint="check XDG_STATE_HOME / PERFD_STATE_DIR") from None
+        if llm.notice:  # settings left out (waiting for `perfd trust`): which model is used, and why
+            err.write(f"perfd: {shown(llm.notice)} (using {shown(llm.config.model)})\n")
         results = targets(engine, request, cwd)
         first = results[0]
         if first.achievement is None:

@@ -14,7 +14,7 @@ import msgspec
 
 from perfd.safetext import shown
 from perfd.settings import schema, trust
-from perfd.settings.resolve import DEFAULT, Settings, load, trust_now
+from perfd.settings.resolve import DEFAULT, Settings, defaults, load, trust_now
 from perfd.settings.sources import workspace_file
 
 
@@ -56,9 +56,9 @@ def rows(settings: Settings, *, with_defaults: bool) -> list[ConfigRow]:
     if with_defaults:
         set_here = {(e.table, e.key) for e in settings.entries if not e.ignored}
         for table in schema.TABLES:
-            values = msgspec.structs.asdict(getattr(settings, table))
+            values = defaults(table)
             for key in schema.fields(table):
-                if (table, key) not in set_here:
+                if (table, key) not in set_here and key in values:
                     out.append(ConfigRow(table=table, key=key, value=_value(table, key, values[key]),
                                          source=DEFAULT, where="default"))
     order = {t: i for i, t in enumerate(schema.TABLES)}
@@ -83,7 +83,7 @@ def render_config(settings: Settings, *, with_defaults: bool, as_json: bool) -> 
             line += f"  (ignored: {r.ignored})"
         lines.append(line)
     if settings.waiting:
-        lines.append(settings.notice())
+        lines.append("perfd: " + settings.notice())
     return "\n".join(lines) + "\n"
 
 

@@ -107,6 +107,8 @@ _LAZY: dict[str, Callable[[], ModuleType]] = {
 }
 
 if TYPE_CHECKING:
+    from perfd.settings.resolve import Settings
+
     from .breaker import BreakerState, CircuitBreaker
     from .cache import CachedResponse, ResponseCache, cache_key
     from .client import LLMClient
@@ -194,44 +196,72 @@ __all__ = [
 def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) -> LLMClient | None:
     """The client configured for the workspace at `root`, or None (show HOW_TO_CONFIGURE).
 
-    Raises perfd.config.ConfigError for an unreadable file and LLMConfigError
-    for unusable [llm] settings.
+    Settings come from perfd.settings (environment, workspace file, user config), with the
+    workspace's trust applied: what waits for `perfd trust` is not used, and the client's
+    `notice` says so in one line. Raises LLMConfigError for unusable settings, and when the
+    only model configured is one that waits for trust.
     """
     from .client import LLMClient
-
-    from perfd.config import load_config, table
-
+    from .errors import LLMConfigError
     from .team_config import load_team_config
 
     environ = env if env is not None else os.environ
-    config = workspace_llm_config(root, env=environ)
+    settings = _settings(root, environ)
+    config = _llm_config(root, settings)
     if config is None:
         return None
-    team = load_team_config(table(load_config(root), "team"), environ)
-    return LLMClient(config, env=environ, team=team)
+    try:
+        team = load_team_config(settings.table("team"), {})  # the environment is merged in already
+    except LLMConfigError:
+        if not settings.waiting_in("team"):
+            raise
+        team = None  # the team's Redis waits for trust: local limits and cache meanwhile (the notice says so)
+    return LLMClient(config, env=environ, team=team, notice=settings.notice())
 
 
 def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> LLMConfig | None:
-    """The `[llm]` settings of the workspace at `root` (perfd.toml, then PERFD_LLM_* in `env`), or None.
+    """The `[llm]` settings in force for the workspace at `root` (see client_from_workspace), or None."""
+    return _llm_config(root, _settings(root, env if env is not None else os.environ))
 
-    A relative cache_path or history_path is taken from the workspace root, so
-    the daemon (whose working folder is /) and an in-process run use the same file.
-    """
+
+def _settings(root: str | None, environ: Mapping[str, str]) -> Settings:
+    from perfd.settings.resolve import load
+    from perfd.settings.sources import SettingsError
+
+    from .errors import LLMConfigError
+
+    try:
+        return load(root, environ)
+    except SettingsError as exc:
+        raise LLMConfigError(str(exc)) from None
+
+
+def _llm_config(root: str, settings: Settings) -> LLMConfig | None:
+    """The [llm] table in force as an LLMConfig; a relative cache_path or history_path is taken from
+    the workspace root, so the daemon (whose working folder is /) and an in-process run use the same file."""
     import msgspec
 
-    from perfd.config import load_config, table
+    from perfd.settings.resolve import WORKSPACE
 
-    from .config import ENV_PREFIX, load_llm_config
+    from .config import load_llm_config
+    from .errors import LLMConfigError
 
-    environ = env if env is not None else os.environ
-    config = load_llm_config(table(load_config(root), "llm"), environ)
+    waiting = settings.waiting_in("llm")
+    try:
+        config = load_llm_config(settings.table("llm"), {})  # the environment is merged in already
+    except LLMConfigError:
+        if waiting:  # a half-configured model because the rest waits: say what to run, not what is missing
+            raise LLMConfigError(settings.notice()) from None
+        raise
     if config is None:
+        if waiting:
+            raise LLMConfigError(settings.notice())
         return None
     fixed = {key: _in_root(root, value) for key in ("cache_path", "history_path")
              if (value := getattr(config, key)) and not os.path.isabs(value)}
     for key in ("cache_path", "history_path"):
         value = fixed.get(key) or getattr(config, key)
-        if value and not environ.get(ENV_PREFIX + key.upper(), "").strip():
+        if value and settings.origin("llm", key).source == WORKSPACE:
             _check_file_setting(root, key, value)
     return msgspec.structs.replace(config, **fixed) if fixed else config
 
@@ -264,22 +294,20 @@ def _check_file_setting(root: str | None, key: str, path: str) -> None:
 def history_path(root: str | None, *, env: Mapping[str, str] | None = None) -> str:
     """The call history file of the workspace at `root`, as `perfd run` would record to it.
 
-    PERFD_LLM_HISTORY_PATH, else the file's `[llm] history_path` (relative to
-    the root), else the state folder's file. Only that setting is read: the
-    history can be shown where no model is configured. Raises
-    perfd.config.ConfigError for an unreadable perfd.toml.
+    `[llm] history_path` in force (PERFD_LLM_HISTORY_PATH, the user's config, or the workspace's
+    once trusted; relative to the root), else the state folder's file. Only that setting is
+    used: the history can be shown where no model is configured. Raises LLMConfigError for
+    unusable settings.
     """
-    from perfd.config import load_config, table
     from perfd.paths import state_dir
+    from perfd.settings.resolve import WORKSPACE
 
-    from .config import ENV_PREFIX, HISTORY_FILE
+    from .config import HISTORY_FILE
 
-    environ = env if env is not None else os.environ
-    value: object = environ.get(ENV_PREFIX + "HISTORY_PATH", "").strip()
-    if not value and root is not None:
-        value = table(load_config(root), "llm").get("history_path")
+    settings = _settings(root, env if env is not None else os.environ)
+    value = settings.table("llm").get("history_path")
     if isinstance(value, str) and value:
-        if not environ.get(ENV_PREFIX + "HISTORY_PATH", "").strip():
+        if settings.origin("llm", "history_path").source == WORKSPACE:
             _check_file_setting(root, "history_path", value)
         return _in_root(root, value)
     return os.path.join(state_dir(), HISTORY_FILE)

@@ -74,8 +74,12 @@ class LLMClient:
         state_dir: str | None = None,
         rng: random.Random | None = None,
         team: TeamConfig | None = None,
+        notice: str = "",
     ) -> None:
         self.config = config
+        # One line for the user when settings were left out (the workspace's that wait for
+        # `perfd trust`): a run prints it, so a model used instead of another is never silent.
+        self.notice = notice
         environ = env if env is not None else os.environ
         self._key = ApiKey(config.api_key_env, environ)
         self._counters = Counters()

@@ -25,6 +25,9 @@ from .schema import CacheSettings, DaemonSettings, WorkspaceSettings
 from .sources import Raw, SettingsError, SourceFile, read_file, user_file, workspace_file
 
 ENV_PREFIX = "PERFD_"
+# Workspace roots the user's own environment trusts (os.pathsep-separated; a root under one counts),
+# as mise's MISE_TRUSTED_CONFIG_PATHS: a CI job trusts its checkout without a record.
+TRUSTED_PATHS_ENV = "PERFD_TRUSTED_PATHS"
 DEFAULT, USER, WORKSPACE, ENVIRONMENT = "default", "user", "workspace", "environment"
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
@@ -57,11 +60,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     workspace: WorkspaceSettings
     cache: CacheSettings
     daemon: DaemonSettings
+    values: dict[str, dict[str, object]]  # table -> key -> value in force, for every value a source set
     entries: tuple[Entry, ...]  # every value a source set, in force or ignored
     waiting: tuple[str, ...]  # "[table] key" of workspace values that wait for the user's trust
     digest: str  # of the workspace's trust-needing values ("" when it sets none)
     trusted: bool  # those values are trusted (True when there are none)
     files: tuple[str, ...]  # the settings files read
+
+    def table(self, name: str) -> dict[str, object]:
+        """The values in force that a source set in table `name` (defaults left to its Struct)."""
+        return dict(self.values.get(name, {}))
+
+    def waiting_in(self, table: str) -> list[str]:
+        return [w for w in self.waiting if w.startswith(f"[{table}] ")]
 
     def origin(self, table: str, key: str) -> Origin:
         for e in self.entries:
@@ -74,7 +85,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if not self.waiting:
             return ""
         names = ", ".join(self.waiting)
-        return (f"perfd: ignoring {names} from the workspace's settings until you trust them: "
+        return (f"ignoring {names} from the workspace's settings until you trust them: "
                 "run `perfd trust` (`perfd trust --show` lists them)")
 
 
@@ -96,8 +107,16 @@ def _type_error(name: str, value: object, exc: msgspec.ValidationError) -> str:
 
 def _convert_one(table: str, key: str, value: object, *, strict: bool) -> object:
     """`value` as the schema's type of [table] key (ValidationError when it is not one)."""
-    one = msgspec.convert({key: value}, schema.TABLES[table], strict=strict)
+    kind = schema.TABLES[table]
+    others = {f.name: "x" for f in msgspec.structs.fields(kind) if f.required and f.name != key}
+    one = msgspec.convert({**others, key: value}, kind, strict=strict)
     return getattr(one, key)
+
+
+def defaults(table: str) -> dict[str, object]:
+    """Each key of [table] that has a default, with it."""
+    return {f.name: f.default for f in msgspec.structs.fields(schema.TABLES[table])
+            if f.default is not msgspec.NODEFAULT}
 
 
 def check_file(src: SourceFile) -> dict[str, dict[str, Raw]]:
@@ -160,6 +179,15 @@ def read_environment(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Raw]],
     return values, unset
 
 
+def _trusted_by_environment(root: str, environ: Mapping[str, str]) -> bool:
+    for entry in environ.get(TRUSTED_PATHS_ENV, "").split(os.pathsep):
+        if entry.strip() and os.path.isabs(entry):
+            base = os.path.realpath(entry)
+            if root == base or root.startswith(base.rstrip(os.sep) + os.sep):
+                return True
+    return False
+
+
 def _check_values(ws: WorkspaceSettings, origin: Origin) -> None:
     plans = ws.plans_dir
     parts = plans.replace("\\", "/").split("/")
@@ -190,7 +218,8 @@ def load(root: str | None, env: Mapping[str, str] | None = None, *, user: bool =
     needing = {f"[{t}] {k}": raw.value for t, vals in ws_tables.items() for k, raw in vals.items()
                if schema.needs_trust(t, k, raw.value)}
     current = trust.digest(root, needing) if needing and root is not None else ""
-    trusted = not needing or (root is not None and trust.is_trusted(root, current))
+    trusted = not needing or (root is not None and (_trusted_by_environment(root, environ)
+                                                    or trust.is_trusted(root, current)))
 
     entries: list[Entry] = []
     waiting: list[str] = []
@@ -222,7 +251,8 @@ def load(root: str | None, env: Mapping[str, str] | None = None, *, user: bool =
     ws = msgspec.convert(merged["workspace"], WorkspaceSettings)
     _check_values(ws, origins.get(("workspace", "plans_dir"), Origin(DEFAULT, "default")))
     return Settings(root=root, workspace=ws, cache=msgspec.convert(merged["cache"], CacheSettings),
-                    daemon=msgspec.convert(merged["daemon"], DaemonSettings), entries=tuple(entries),
+                    daemon=msgspec.convert(merged["daemon"], DaemonSettings),
+                    values={t: v for t, v in merged.items() if v}, entries=tuple(entries),
                     waiting=tuple(waiting), digest=current, trusted=trusted, files=tuple(files))
 
 

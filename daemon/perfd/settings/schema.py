@@ -164,7 +164,11 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     "workspace": WorkspaceSettings,
     "cache": CacheSettings,
     "daemon": DaemonSettings,
+    "llm": LLMConfig,
+    "team": TeamConfig,
 }
+# Tables that configure nothing until their required keys are set (a model server; a team's Redis).
+OPTIONAL_TABLES: dict[str, tuple[str, ...]] = {"llm": ("base_url", "model"), "team": ("redis_url",)}
 
 
 def _beyond_loopback(value: object) -> bool:
@@ -192,6 +196,14 @@ def _always(value: object) -> bool:
 # (table, key) -> when a value of it from a workspace file needs the user's trust.
 TRUST: dict[tuple[str, str], Callable[[object], bool]] = {
     ("daemon", "metrics_addr"): _beyond_loopback,
+    # where prompts go and which secret goes with them; which model is paid; what it costs and may cost
+    **{("llm", key): _always for key in ("base_url", "api_key_env", "model", "price_prompt_per_1k",
+                                         "price_completion_per_1k", "budget_usd_per_day",
+                                         "budget_usd_per_plan_per_day")},
+    # files perfd reads answers from and writes history to
+    **{("llm", key): _always for key in ("cache_path", "history_path")},
+    # the team's Redis, its password's variable, and whose shared answers are read
+    **{("team", key): _always for key in ("redis_url", "redis_password_env", "namespace")},
 }
 
 # Environment names kept from before the schema (each also has its PERFD_<TABLE>_<KEY> name).

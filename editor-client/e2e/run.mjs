@@ -84,7 +84,9 @@ function installedPerfd() {
   fs.writeFileSync(path.join(site, 'e2e-dependencies.pth'), found.libs.join('\n') + '\n');
   execFileSync(found.executable, ['-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, repo], quiet);
   const wheel = fs.readdirSync(wheels).find((f) => /^perfd-.*\.whl$/.test(f));
-  execFileSync(vpy, ['-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', path.join(wheels, wheel)], quiet);
+  // --ignore-installed: through the .pth, pip sees a perfd the Python above has (an editable
+  // install, say) as already there and would skip the wheel; this venv must run this tree.
+  execFileSync(vpy, ['-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', '--disable-pip-version-check', path.join(wheels, wheel)], quiet);
   return { python: vpy, perfdExe: path.join(venv, 'bin', 'perfd') };
 }
 const { python, perfdExe } = process.env.E2E_EDITABLE

@@ -36,6 +36,15 @@ const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const port = Number(process.env.E2E_PORT ?? 18080 + Math.floor(Math.random() * 1000));
 const started = Date.now();
 const log = (...a) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+// The time of each step, printed at the end: set-up (perfd's venv, the workspace, warm daemons, the
+// extension installed, code-server up) apart from the test's own time (the browser on).
+const steps = [];
+let stepStarted = started;
+const stepDone = (name, setup = false) => {
+  const now = Date.now();
+  steps.push({ name, ms: now - stepStarted, setup });
+  stepStarted = now;
+};
 
 for (const [what, p] of [['Node 24', node24], ['code-server', codeServer], ['chromium', chromium]]) {
   if (!fs.existsSync(p)) {
@@ -92,6 +101,7 @@ function installedPerfd() {
 const { python, perfdExe } = process.env.E2E_EDITABLE
   ? { python: found.executable, perfdExe: found.executable }
   : installedPerfd();
+stepDone('perfd: a wheel of this tree in its venv', true);
 
 // 1. the .vsix
 let vsix = fs.readdirSync(pkgDir).filter((f) => /^perfd-.*\.vsix$/.test(f)).sort().pop();
@@ -163,6 +173,8 @@ fs.writeFileSync(
 fs.rmSync(artifacts, { recursive: true, force: true });
 fs.mkdirSync(artifacts, { recursive: true });
 
+stepDone('workspace, stand-in model server, call history', true);
+
 // Warm daemons, as the figures ask: each folder's daemon started and one editor session served
 // (so pygls is loaded) before VS Code starts.
 for (const w of [wsA, wsB]) {
@@ -180,6 +192,7 @@ for (const w of [wsA, wsB]) {
   if (warm.status !== 0) throw new Error(`warming the daemon of ${w} failed: ${warm.stderr}`);
 }
 
+stepDone('warm daemons', true);
 log(`perfd: ${perfdExe}${process.env.E2E_EDITABLE ? ' (as installed, editable)' : ' (a wheel of this tree, installed in its own venv)'}`);
 log('installing', path.basename(vsix));
 const config = path.join(tmp, 'code-server.yaml');
@@ -187,6 +200,7 @@ fs.writeFileSync(config, 'auth: none\n');
 execFileSync(node24, [codeServer, '--config', config, '--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', vsix], {
   stdio: 'inherit',
 });
+stepDone('extension installed', true);
 
 // 3. code-server
 log(`starting code-server on 127.0.0.1:${port}`);
@@ -230,6 +244,7 @@ async function palette(page, text, expect = text.replace(/^>/, '')) {
 
 try {
   await waitForServer();
+  stepDone('code-server up', true);
   browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   const context = await browser.newContext({ viewport: { width: 1500, height: 950 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const page = await context.newPage();
@@ -237,6 +252,7 @@ try {
   await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
   log('workbench loaded');
   await page.waitForTimeout(2000);
+  stepDone('browser on, workbench loaded');
 
   // The Plans view: both folders, each plan with the next achievement the CLI gives
   const openView = async () => {
@@ -261,6 +277,7 @@ try {
   const countA = ids.filter((t) => t.includes('@API-CLIENT')).length;
   if (countA !== 2) throw new Error(`expected @API-CLIENT under both folders, saw ${countA}`);
   await shot(page, '0-plans-view');
+  stepDone('plans view: both folders as the CLI gives');
 
   // open the plan: Command Palette in file mode
   await palette(page, 'PLAN_API-CLIENT.md');
@@ -274,6 +291,7 @@ try {
   await status.waitFor({ timeout: 30000 });
   log('status bar:', (await status.textContent())?.trim());
   await shot(page, '1-plan-with-lenses');
+  stepDone('plan open, code lens, status bar');
 
   await lens.click();
   const promptTab = page.locator('.tab', { hasText: /API-CLIENT .+ prompt\.md/ }).first();
@@ -281,6 +299,7 @@ try {
   await page.locator('.notifications-toasts', { hasText: 'perfd: prompt for @API-CLIENT' }).first().waitFor({ timeout: 15000 });
   log('lens -> prompt tab:', (await promptTab.textContent())?.trim());
   await shot(page, '2-prompt-from-lens');
+  stepDone('lens -> prompt tab');
 
   // What the CLI prints for the same plan is the expected prompt, to the byte (less trailing space).
   const expected = execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', ws, 'generate', '--next', '@API-CLIENT'], {
@@ -316,10 +335,12 @@ try {
   if (!flat(editorText).includes(flat(expected.split('\n')[0]).slice(0, 60))) throw new Error('the prompt document does not show the prompt');
   log('palette -> prompt document, first line:', editorText.split('\n')[0]);
   await shot(page, '3-prompt-from-palette');
+  stepDone('palette: Generate Next Prompt x3 -> clipboard');
 
   await palette(page, '>perfd: Show Stats');
   await page.locator('.tab', { hasText: 'perfd stats.md' }).first().waitFor({ timeout: 15000 });
   await shot(page, '4-stats');
+  stepDone('palette: Show Stats');
 
   // Code action: "Create SUBPLAN for 2.2" on ws-a's DOCS-SITE. Expand the plan in the view and
   // click the achievement: the PLAN opens at its section header, where the actions are.
@@ -373,6 +394,7 @@ try {
   if (!fs.readFileSync(subplan22, 'utf8').startsWith('# SUBPLAN: Achievement 2.2 - Tutorials')) throw new Error('the SUBPLAN scaffold is not what the template gives');
   log('code action -> SUBPLAN_DOCS-SITE_22.md written from the template and opened');
   await shot(page, '5-code-action-subplan');
+  stepDone('code action: Create SUBPLAN for 2.2');
 
   // A streamed run: "Run 2.3 with the model", from the stand-in server, into an untitled editor
   await openView();
@@ -404,6 +426,7 @@ try {
     fs.writeFileSync(path.join(artifacts, 'stream.cpuprofile'), JSON.stringify({ ...profile, epochStartMs: profileStart }));
   }
   await shot(page, '6-streaming');
+  stepDone('code action: Run 2.3, first text while running');
   const fakeStats = await (await fetch(`${fakeUrl}/_stats`)).json();
   const streamed = fakeStats.requests.filter((r) => r.stream && r.first_chunk_wall);
   const sentAt = streamed.at(-1).first_chunk_wall * 1000;
@@ -419,6 +442,7 @@ try {
   await page.locator('.tab.active', { hasText: 'SUBPLAN_DOCS-SITE_23.md' }).waitFor({ timeout: 30000 });
   log('run -> answer saved to SUBPLAN_DOCS-SITE_23.md (the no_subplan state\'s file)');
   await shot(page, '7-run-saved');
+  stepDone('run 2.3: Save writes the answer');
 
   // A plan change on disk shows in the view (no polling in the extension): three APPROVED files.
   await openView();
@@ -445,6 +469,7 @@ try {
   }
   await shot(page, '8-view-after-changes');
   await page.locator('[id="workbench.view.extension.perfd"]').screenshot({ path: path.join(artifacts, 'view.png') });
+  stepDone('view: three plan changes on disk');
   // The dashboard: a webview whose charts draw from perfd/stats and the seeded call history.
   await palette(page, '>View: Close All Editors');
   await palette(page, '>perfd: Show Dashboard');
@@ -473,15 +498,18 @@ try {
   }
   if (!board) throw new Error('the dashboard did not draw its charts with data');
   log(`dashboard: ${board.charts} charts drawn, ${board.plots.map((p) => `${p.id.slice(6)} ${p.points} points`).join(', ')}; background ${board.bg}`);
+  stepDone('dashboard: charts drawn with data');
   // More room for the screenshot, where this VS Code has the commands (best effort).
   for (const cmd of ['>View: Close Secondary Side Bar', '>View: Close Primary Side Bar']) {
     await palette(page, cmd).catch(() => page.keyboard.press('Escape'));
   }
   await page.waitForTimeout(1500); // the charts follow the panel's new width
   await shot(page, '9-dashboard');
+  stepDone('dashboard screenshot, side bars closed');
   log('PASS');
 } catch (e) {
   failed = true;
+  stepDone('the step that failed, up to its failure');
   console.error('e2e FAILED:', e);
   try {
     const pages = browser?.contexts()[0]?.pages() ?? [];
@@ -548,5 +576,11 @@ try {
   } catch {}
   if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
   log(`artifacts in ${artifacts}`);
+  stepDone('tear-down (logs, figures, daemons stopped)', true);
+  const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
+  console.log(`\n${'step'.padEnd(56)} time`);
+  for (const st of steps) console.log(`${(st.setup ? `(set-up) ${st.name}` : st.name).padEnd(56)} ${s(st.ms)}`);
+  const own = steps.filter((st) => !st.setup).reduce((a, st) => a + st.ms, 0);
+  console.log(`e2e ${failed ? 'FAILED' : 'passed'}: ${s(own)} of its own (the browser driving VS Code), ${s(Date.now() - started - own)} of set-up and tear-down, ${s(Date.now() - started)} in all`);
 }
 process.exit(failed ? 1 : 0);

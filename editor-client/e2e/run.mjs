@@ -371,8 +371,11 @@ try {
   };
   const codeAction = async (title) => {
     // the light bulb's menu on the cursor line (the PLAN opened at the achievement's header)
-    await page.locator('.editor-instance.active .view-lines, .editor-group-container.active .monaco-editor .view-lines').first().click({ position: { x: 5, y: 5 }, trial: true }).catch(() => undefined);
+    // Control+. goes to the focused editor: the PLAN's, focused by the view's click (a trial click
+    // on its lines stood here, which the page's root always intercepted: 30 s of timeout, caught)
+    await page.locator('.editor-group-container.active .monaco-editor.focused').waitFor({ timeout: 30000 });
     for (let attempt = 0; attempt < 5; attempt++) {
+      if (attempt) log(`code action "${title}": attempt ${attempt + 1}`);
       await page.keyboard.press('Control+.');
       const item = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
       try {

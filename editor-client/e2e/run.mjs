@@ -273,7 +273,6 @@ try {
   await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(workspaceFile)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
   log('workbench loaded');
-  await page.waitForTimeout(2000);
   stepDone('browser on, workbench loaded');
 
   // The Plans view: both folders, each plan with the next achievement the CLI gives
@@ -350,11 +349,15 @@ try {
     }
     log(`palette -> clipboard holds the expected prompt (${copied.length} chars), round ${round}`);
   }
-  await page.waitForTimeout(500);
   // Monaco renders spaces as no-break spaces and wraps long lines: compare with whitespace collapsed
   const flat = (t) => t.replace(/\s+/g, ' ').trim();
-  const editorText = await page.locator('.editor-instance .view-lines').last().innerText();
-  if (!flat(editorText).includes(flat(expected.split('\n')[0]).slice(0, 60))) throw new Error('the prompt document does not show the prompt');
+  const firstLine = flat(expected.split('\n')[0]).slice(0, 60);
+  let editorText = '';
+  for (const until = Date.now() + 15000; !flat(editorText).includes(firstLine) && Date.now() < until;) {
+    if (editorText) await page.waitForTimeout(100);
+    editorText = await page.locator('.editor-instance .view-lines').last().innerText();
+  }
+  if (!flat(editorText).includes(firstLine)) throw new Error('the prompt document does not show the prompt');
   log('palette -> prompt document, first line:', editorText.split('\n')[0]);
   await shot(page, '3-prompt-from-palette');
   stepDone('palette: Generate Next Prompt x3 -> clipboard');
@@ -389,12 +392,13 @@ try {
     if (at < 0) throw new Error(`no row "${text}" under @${plan} of ${folder}`);
     await viewRows.nth(at).click();
     await page.locator('.tab.active', { hasText: `PLAN_${plan}.md` }).waitFor({ timeout: 30000 });
-    await page.waitForTimeout(500); // the server's answers for the newly opened file
   };
   const codeAction = async (title) => {
     // the light bulb's menu on the cursor line (the PLAN opened at the achievement's header)
     // Control+. goes to the focused editor: the PLAN's, focused by the view's click (a trial click
-    // on its lines stood here, which the page's root always intercepted: 30 s of timeout, caught)
+    // on its lines stood here, which the page's root always intercepted: 30 s of timeout, caught).
+    // The code actions are asked for on Control+., after the client's didOpen: no wait for the
+    // server's other answers.
     await page.locator('.editor-group-container.active .monaco-editor.focused').waitFor({ timeout: 30000 });
     for (let attempt = 0; attempt < 5; attempt++) {
       if (attempt) log(`code action "${title}": attempt ${attempt + 1}`);

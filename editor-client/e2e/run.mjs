@@ -475,7 +475,9 @@ try {
 
   // A plan change on disk shows in the view (no polling in the extension): three APPROVED files.
   await openView();
-  await page.waitForTimeout(1000);
+  // The view has taken the saved answer (2.3 of ws-a's DOCS-SITE, expanded above, now has its
+  // SUBPLAN), the update the first change must not come right after (see below).
+  await viewRows.filter({ hasText: /^2\.3 Search Box/ }).filter({ hasText: 'subplan_no_execution' }).first().waitFor({ timeout: 30000 });
   const changes = [
     [path.join(wsA, 'work-space/plans/API-CLIENT/execution/feedbacks/APPROVED_12.md'), '@API-CLIENT', '2/3 · next 2.1', 1],
     [path.join(wsB, 'work-space/plans/API-CLIENT/execution/feedbacks/APPROVED_12.md'), '@API-CLIENT', '2/3 · next 2.1', 2],

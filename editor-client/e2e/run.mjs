@@ -506,6 +506,7 @@ try {
   await palette(page, '>perfd: Show Dashboard');
   await page.locator('.tab', { hasText: 'perfd Dashboard' }).first().waitFor({ timeout: 15000 });
   let board;
+  let boardFrame;
   for (let i = 0; i < 150 && !board; i++) {
     await page.waitForTimeout(200);
     for (const frame of page.frames()) {
@@ -524,7 +525,10 @@ try {
         return { charts: Number(root.dataset.charts), plots, bg: getComputedStyle(document.body).backgroundColor };
       }).catch(() => undefined);
       const want = ['chart-latency', 'chart-hit-rate', 'chart-model', 'chart-rate-wait', 'chart-day-tokens', 'chart-day-cost', 'chart-plan-tokens'];
-      if (info && want.every((id) => info.plots.some((p) => p.id === id && p.points > 0 && p.inked > 0))) board = info;
+      if (info && want.every((id) => info.plots.some((p) => p.id === id && p.points > 0 && p.inked > 0))) {
+        board = info;
+        boardFrame = frame;
+      }
     }
   }
   if (!board) throw new Error('the dashboard did not draw its charts with data');
@@ -533,6 +537,7 @@ try {
   // More room for the screenshot, with the commands this VS Code has (the secondary side bar's
   // is "Hide" in newer releases, "Close" in older ones; waiting 30 s for a name it lacks, as this
   // step did, was most of its time).
+  const widthBefore = await boardFrame.evaluate(() => window.innerWidth);
   const ran = [];
   for (const names of [['>View: Hide Secondary Side Bar', '>View: Close Secondary Side Bar'], ['>View: Close Primary Side Bar', '>View: Hide Primary Side Bar']]) {
     for (const cmd of names) {
@@ -543,7 +548,17 @@ try {
     }
   }
   log(`dashboard: ran ${ran.join(', ') || 'no side-bar command (this VS Code has none of those names)'}`);
-  await page.waitForTimeout(1500); // the charts follow the panel's new width
+  // the charts follow the panel's new width (the page's resize handler sizes each to its box)
+  if (ran.length) {
+    // (as text: one expression for the wait and for the report when it never comes)
+    const sized = `[...document.querySelectorAll('.chart')].map((c) => ({ id: c.id,
+      plot: parseFloat(c.querySelector('.u-wrap')?.style.width ?? 'NaN'), box: Math.max(200, c.clientWidth - 18) }))`;
+    await boardFrame.waitForFunction(`window.innerWidth !== ${widthBefore} && ${sized}.every((c) => c.plot === c.box)`, undefined, { timeout: 15000 })
+      .catch(async (e) => {
+        const now = await boardFrame.evaluate(`({ width: window.innerWidth, charts: ${sized} })`);
+        throw new Error(`the dashboard's charts did not follow its new width (${widthBefore} px before): ${JSON.stringify(now)}`, { cause: e });
+      });
+  }
   await shot(page, '9-dashboard');
   stepDone('dashboard screenshot, side bars closed');
   log('PASS');

@@ -18,7 +18,7 @@
 // APPROVED file created on disk shows in the view. Screenshots go to e2e/artifacts/
 // (git-ignored), with the extension host's logs; "perfd: Show Dashboard" draws its charts with
 // data (live from perfd/stats and from a seeded call history). Prints the figures at the end.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -194,6 +194,17 @@ for (const w of [wsA, wsB]) {
 
 stepDone('warm daemons', true);
 log(`perfd: ${perfdExe}${process.env.E2E_EDITABLE ? ' (as installed, editable)' : ' (a wheel of this tree, installed in its own venv)'}`);
+// What the view and the palette must show, from the CLI (no daemon; the test changes no file
+// before it looks), computed while the extension installs and code-server starts.
+const cli = (...args) => new Promise((resolve, reject) => {
+  execFile(python, ['-m', 'perfd', '--no-daemon', ...args], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out)));
+});
+const expectations = Promise.all([
+  cli('--root', wsA, 'status', '--json'),
+  cli('--root', wsB, 'status', '--json'),
+  cli('--root', ws, 'generate', '--next', '@API-CLIENT'),
+]);
+expectations.catch(() => undefined); // awaited below, where a failure throws
 log('installing', path.basename(vsix));
 const config = path.join(tmp, 'code-server.yaml');
 fs.writeFileSync(config, 'auth: none\n');
@@ -266,7 +277,9 @@ async function paletteIfThere(page, text) {
 
 try {
   await waitForServer();
-  stepDone('code-server up', true);
+  const [statusA, statusB, prompt] = await expectations;
+  const statusOf = { 'ws-a': JSON.parse(statusA), 'ws-b': JSON.parse(statusB) };
+  stepDone('code-server up, the CLI\'s answers', true);
   browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   const context = await browser.newContext({ viewport: { width: 1500, height: 950 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const page = await context.newPage();
@@ -285,8 +298,8 @@ try {
   const viewRows = page.locator('[id="workbench.view.extension.perfd"] .monaco-list-row');
   await openView();
   await viewRows.filter({ hasText: 'ws-b' }).first().waitFor({ timeout: 60000 });
-  for (const [name, w] of [['ws-a', wsA], ['ws-b', wsB]]) {
-    const st = JSON.parse(execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', w, 'status', '--json'], { encoding: 'utf8' }));
+  for (const name of ['ws-a', 'ws-b']) {
+    const st = statusOf[name];
     await viewRows.filter({ hasText: name }).filter({ hasText: `${st.plans.length} plans` }).first().waitFor({ timeout: 30000 });
     for (const p of st.plans) {
       const want = `${p.done}/${p.total}${p.next ? ` · next ${p.next}` : ''} · ${p.state}`;
@@ -323,9 +336,7 @@ try {
   stepDone('lens -> prompt tab');
 
   // What the CLI prints for the same plan is the expected prompt, to the byte (less trailing space).
-  const expected = execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', ws, 'generate', '--next', '@API-CLIENT'], {
-    encoding: 'utf8',
-  }).trimEnd();
+  const expected = prompt.trimEnd();
   for (const round of [1, 2, 3]) {
     // three times, all with a warm daemon: the table shows their median and their worst
     await page.evaluate(() => navigator.clipboard.writeText('')).catch(() => undefined);

@@ -17,7 +17,8 @@
 // (text visible while the run is still going), and Save writes it where the state asks; an
 // APPROVED file created on disk shows in the view. Screenshots go to e2e/artifacts/
 // (git-ignored), with the extension host's logs; "perfd: Show Dashboard" draws its charts with
-// data (live from perfd/stats and from a seeded call history). Prints the figures at the end.
+// data (live from perfd/stats and from a seeded call history). Prints the figures at the end,
+// then the time of each step.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';

@@ -63,6 +63,25 @@ def _answer(s: "_socket.socket", req: bytes, paths: StatePaths) -> bytes:
                 raise
 
 
+def _ask(root: str, paths: StatePaths, req: bytes) -> bytes | str:
+    """root's daemon's answer to `req` (starting a daemon when none listens), or why there is none."""
+    s: "_socket.socket | str"
+    try:
+        s = connect(paths.sock, 5.0)
+    except OSError:
+        from perfd.cli.autostart import ensure_daemon
+
+        s = ensure_daemon(root, paths)
+        if isinstance(s, str):
+            return s
+    try:
+        return _answer(s, req, paths)
+    except OSError as exc:
+        return "lost the daemon (%s)" % (exc.strerror or exc)
+    finally:
+        s.close()
+
+
 def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     """(workspace root or None, command or None, no_daemon) from a raw command line.
 
@@ -111,21 +130,9 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
     except OSError as exc:  # an untrusted runtime folder (perfd.paths.UnsafeFolder), or none can be made
         return str(exc) if exc.strerror is None else "%s: %s" % (exc.filename or "runtime folder", exc.strerror)
     for attempt in (0, 1):
-        s: "_socket.socket | str"
-        try:
-            s = connect(paths.sock, 5.0)
-        except OSError:
-            from perfd.cli.autostart import ensure_daemon
-
-            s = ensure_daemon(root, paths)
-            if isinstance(s, str):
-                return s
-        try:
-            body = _answer(s, req, paths)
-        except OSError as exc:
-            return "lost the daemon (%s)" % (exc.strerror or exc)
-        finally:
-            s.close()
+        body = _ask(root, paths, req)
+        if isinstance(body, str):
+            return body
         if body[:4] == RAW_PREFIX:
             return parse_raw(body)
         if _VERSION_MISMATCH in body and attempt == 0:

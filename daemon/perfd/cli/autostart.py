@@ -65,6 +65,26 @@ def daemon_alive(paths: StatePaths) -> bool:
     return alive(pid, started_by=written)
 
 
+def daemon_gone(paths: StatePaths, grace_s: float = 0.05) -> bool:
+    """After a connection lost before its answer: whether the daemon died (then a new one may be asked).
+
+    A daemon killed with -9 (or by the out-of-memory killer) lets clients connect
+    for a moment after it looks gone (its pid file's process is a zombie, its command line
+    empty): the kernel frees the memory of a dying process before it closes its files,
+    the listening socket among them, and closing that socket resets every connection
+    never accepted. `grace_s` covers the last moments of such a process; a daemon that
+    is alive and dropped us (a refused peer) is not asked again.
+    """
+    import time
+
+    end = time.monotonic() + grace_s
+    while daemon_alive(paths):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def read_pid(path: str) -> int:
     try:
         with open(path, "rb") as f:

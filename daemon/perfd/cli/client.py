@@ -64,22 +64,38 @@ def _answer(s: "_socket.socket", req: bytes, paths: StatePaths) -> bytes:
 
 
 def _ask(root: str, paths: StatePaths, req: bytes) -> bytes | str:
-    """root's daemon's answer to `req` (starting a daemon when none listens), or why there is none."""
-    s: "_socket.socket | str"
-    try:
-        s = connect(paths.sock, 5.0)
-    except OSError:
-        from perfd.cli.autostart import ensure_daemon
+    """root's daemon's answer to `req` (starting a daemon when none listens), or why there is none.
 
-        s = ensure_daemon(root, paths)
-        if isinstance(s, str):
-            return s
-    try:
-        return _answer(s, req, paths)
-    except OSError as exc:
-        return "lost the daemon (%s)" % (exc.strerror or exc)
-    finally:
-        s.close()
+    A connection reset or closed before its answer by a daemon that died meanwhile
+    (killed with -9 as we connected: see perfd.cli.autostart.daemon_gone) is made
+    again once, to a new daemon: the command is worked again either way, as it would be
+    in-process.
+    """
+    retried = False
+    while True:
+        s: "_socket.socket | str"
+        try:
+            s = connect(paths.sock, 5.0)
+        except OSError:
+            from perfd.cli.autostart import ensure_daemon
+
+            s = ensure_daemon(root, paths)
+            if isinstance(s, str):
+                return s
+        try:
+            return _answer(s, req, paths)
+        except OSError as exc:
+            lost = "lost the daemon (%s)" % (exc.strerror or exc)
+            reset = isinstance(exc, ConnectionError)  # not a timeout: a daemon alive but slow is waited for
+        finally:
+            s.close()
+        if retried or not reset:
+            return lost
+        from perfd.cli.autostart import daemon_gone
+
+        if not daemon_gone(paths):
+            return lost
+        retried = True
 
 
 def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:

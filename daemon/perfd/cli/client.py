@@ -10,7 +10,8 @@ What it does: find the workspace root (`--root`, else walk up from cwd to
 send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
 perfd.wire.ipc). No daemon: start one (single-flight under a lock file), wait up
-to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
+to ~2 s, else work in-process with a one-line notice. A daemon that dies between
+the connect and its answer (killed with -9) is replaced and asked once more. `--no-daemon`, no
 workspace, `schema`, and every command on a system without Unix sockets
 (Windows) work in-process; `lsp` is relayed (perfd.cli.relay),
 `daemon start|stop|...` is perfd.cli.daemon_ctl, and `run` goes to a running

@@ -117,6 +117,23 @@ def _spawn(root: str, paths: StatePaths) -> None:
     os.waitpid(pid, 0)
 
 
+def _replace_dead(root: str, paths: StatePaths) -> float | str:
+    """Remove a dead daemon's socket and pid file and start a new daemon: when (a time.time()), or why not."""
+    import time
+
+    failed = start_failure(paths)
+    if failed is not None:
+        return "the daemon cannot start: " + failed  # moments ago, for a lasting reason
+    for stale in (paths.sock, paths.pid):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+    spawned = time.time()
+    _spawn(root, paths)
+    return spawned
+
+
 def try_connect(paths: StatePaths, timeout: float = 5.0) -> "_socket.socket | None":
     try:
         return connect(paths.sock, timeout)
@@ -191,16 +208,10 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
             return s
         spawned = time.time()
         if not daemon_alive(paths):
-            failed = start_failure(paths)
-            if failed is not None:
-                return "the daemon cannot start: " + failed  # moments ago, for a lasting reason
-            for stale in (paths.sock, paths.pid):
-                try:
-                    os.unlink(stale)
-                except FileNotFoundError:
-                    pass
-            spawned = time.time()
-            _spawn(root, paths)
+            started = _replace_dead(root, paths)
+            if isinstance(started, str):
+                return started
+            spawned = started
         end = time.monotonic() + wait_s
         n = 0
         while time.monotonic() < end:

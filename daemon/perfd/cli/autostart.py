@@ -207,7 +207,8 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
         if s is not None:
             return s
         spawned = time.time()
-        if not daemon_alive(paths):
+        replaced = not daemon_alive(paths)
+        if replaced:
             started = _replace_dead(root, paths)
             if isinstance(started, str):
                 return started
@@ -219,7 +220,16 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
             if s is not None:
                 return s
             n += 1
-            if n % 10 == 0:
+            if n % 10 == 0 and not replaced and not daemon_alive(paths):
+                # Alive when we looked, yet not listening: a daemon killed with -9 closes its socket
+                # a moment before its process is gone. Gone now: replace it, and wait for the new one.
+                replaced = True
+                started = _replace_dead(root, paths)
+                if isinstance(started, str):
+                    return started
+                spawned = started
+                end = time.monotonic() + wait_s
+            elif n % 10 == 0:
                 failed = start_failure(paths, since=spawned - 1)
                 if failed is not None:
                     return "the daemon cannot start: " + failed

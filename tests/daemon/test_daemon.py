@@ -89,6 +89,63 @@ def test_kill9_then_next_client_recovers(env: Env) -> None:
     assert env.daemon_pids() == [new]
 
 
+def test_a_connection_reset_by_a_daemon_that_died_is_made_again_to_a_new_one(env: Env) -> None:
+    """The kill -9 race above, made certain: a daemon killed as a client connects still lets it in (the
+    kernel frees a dying process's memory before it closes its listening socket), then resets it."""
+    paths = env.paths()
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    with open(paths.pid, "w") as f:
+        f.write(f"{dead.pid}\n")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(paths.sock)
+    listener.listen()
+    listener.settimeout(20)
+    taken: list[socket.socket] = []
+
+    def die() -> None:
+        conn, _ = listener.accept()
+        taken.append(conn)
+        conn.settimeout(20)
+        conn.recv(1, socket.MSG_PEEK)  # the request came, and is left unread
+        listener.close()  # nothing listens any more; the socket file stays behind, as after kill -9
+        conn.close()  # with the request unread: the client's connection is reset
+
+    dying = threading.Thread(target=die)
+    dying.start()
+    try:
+        r = env.cli("generate", "--next", "@FEAT")
+    finally:
+        dying.join(timeout=25)
+        listener.close()
+    assert len(taken) == 1
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    assert r.stdout == env.cli("--no-daemon", "generate", "--next", "@FEAT").stdout
+    new = env.pid()
+    assert new and new != dead.pid
+    assert env.daemon_pids() == [new]
+
+
+def test_a_daemon_still_exiting_when_the_client_looks_is_replaced_once_it_is_gone(env: Env) -> None:
+    """Nothing listens on the socket, but the pid file names a process still alive: a daemon killed with -9
+    has closed its socket a moment before it is gone. Once it is, the waiting client starts a new one."""
+    paths = env.paths()
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.4)"])
+    with open(paths.pid, "w") as f:
+        f.write(f"{exiting.pid}\n")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(paths.sock)  # the socket file left behind, nothing listening on it
+    stale.close()
+    try:
+        r = env.cli("generate", "--next", "@FEAT")
+    finally:
+        exiting.wait(timeout=5)
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    new = env.pid()
+    assert new and new != exiting.pid
+    assert env.daemon_pids() == [new]
+
+
 def test_two_daemons_for_one_root_exactly_one_survives(env: Env) -> None:
     procs = [env.popen_daemon() for _ in range(3)]
     env.wait_for(lambda: sum(p.poll() is not None for p in procs) == 2, timeout=15, what="two refusals")

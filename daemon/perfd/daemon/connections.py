@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -37,15 +37,13 @@ import msgspec
 from anyio.abc import SocketAttribute
 
 import perfd
-from perfd.daemon.methods import Context, Handler, Methods, RpcError, Served
-from perfd.daemon.peer import peer_allowed
+from perfd.daemon.host import ServeEditor, ServeLsp, StatsSink, StopSignal, Subscribers
+from perfd.daemon.methods import Context, Handler, RpcError, Served
+from perfd.daemon.peer import PeerCheck, peer_allowed
 from perfd.engine.errors import UserError
 from perfd.safetext import encode_json
 from perfd.wire import protocol as P
 from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge, frame
-
-if TYPE_CHECKING:
-    from perfd.daemon.server import Daemon
 
 log = logging.getLogger("perfd.daemon")
 _enc = msgspec.json.Encoder()
@@ -54,7 +52,6 @@ _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 # UnicodeDecodeError for invalid UTF-8 in a string and RecursionError for nesting too deep.
 _NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-ServeLsp = Callable[..., Awaitable[None]]
 # Bodies past BIG_BODY are read at most BIG_BODY_RATE bytes a second, all connections
 # together: decoding and dispatching one takes the loop about 1.5 ms per MiB, so a
 # client sending the largest frames back to back keeps it busy a sixth of the time at
@@ -232,12 +229,27 @@ class _Pending:
 
 
 class Connections:
-    """Accepts and serves the daemon's socket connections."""
+    """Accepts and serves the daemon's socket connections.
 
-    def __init__(self, daemon: Daemon, limits: Limits | None = None) -> None:
-        self.d = daemon
+    Given the method table and what serving needs of the daemon, never the daemon
+    itself: who may connect, where latencies go, the subscribers' registry, the
+    stop signal (a `shutdown` request) and how an editor's session is served.
+    It keeps the count of open connections and the time of the last activity,
+    which the daemon reads to decide when it is idle.
+    """
+
+    def __init__(self, methods: dict[str, Handler], *, peer_check: PeerCheck, stats: StatsSink,
+                 subscribers: Subscribers, stop: StopSignal, serve_editor: ServeEditor,
+                 limits: Limits | None = None) -> None:
+        self.methods = methods
+        self.peer_check = peer_check
+        self.stats = stats
+        self.subscribers = subscribers
+        self.stop = stop
+        self.serve_editor = serve_editor
         self.limits = limits or Limits()
-        self.methods: dict[str, Handler] = Methods(daemon).table()
+        self.open = 0  # connections open (counted from accept, so the cap holds before their task runs)
+        self.last_activity = time.monotonic()
         self.serve_lsp: ServeLsp | None = None  # perfd.lsp.session.serve_lsp, once loaded
         self.refused = 0  # over the cap, told so
         self.dropped = 0  # idle, or not reading their answers
@@ -263,15 +275,15 @@ class Connections:
                     if now - self._last_backoff_log > 10:
                         self._last_backoff_log = now
                         log.warning("accept failed (%s) with %d connections open; backing off",
-                                    errno.errorcode.get(exc.errno or 0, exc), self.d.connections)
+                                    errno.errorcode.get(exc.errno or 0, exc), self.open)
                     await anyio.sleep(backoff if exc.errno in _NO_DESCRIPTORS else 0.001)
                     continue
                 backoff = 0.0
-                if self.d.connections >= self.limits.max_connections:
+                if self.open >= self.limits.max_connections:
                     self.refused += 1
                     tg.start_soon(self.refuse, stream)
                     continue
-                self.d.connections += 1  # counted now, so the cap holds before the task runs
+                self.open += 1  # counted now, so the cap holds before the task runs
                 tg.start_soon(self.connection, stream)
 
     async def refuse(self, stream: anyio.abc.SocketStream) -> None:
@@ -287,24 +299,22 @@ class Connections:
                 await stream.aclose()
 
     async def connection(self, stream: anyio.abc.SocketStream) -> None:
-        d = self.d
         cid = id(stream)
-        d.last_activity = time.monotonic()
+        self.last_activity = time.monotonic()
         try:
             await self._serve(stream, cid)
         except Exception:  # a bug in serving one connection ends that connection, never the daemon
             log.exception("serving a connection")
         finally:
-            d.subscribers.pop(cid, None)
-            d.connections -= 1
-            d.last_activity = time.monotonic()
+            self.subscribers.drop(cid)
+            self.open -= 1
+            self.last_activity = time.monotonic()
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
     async def _serve(self, stream: anyio.abc.SocketStream, cid: int) -> None:
-        d = self.d
         try:
-            peer = d.peer_check.read(stream.extra(SocketAttribute.raw_socket))
+            peer = self.peer_check.read(stream.extra(SocketAttribute.raw_socket))
         except Exception as exc:  # whatever the kernel answers, only this connection is refused
             log.warning("refused a connection: its peer's credentials are unreadable (%s: %s)",
                         type(exc).__name__, exc)
@@ -322,7 +332,6 @@ class Connections:
 
     async def _read(self, stream: anyio.abc.SocketStream, cid: int, ctx: Context, outbox: Outbox,
                     dec: FrameDecoder) -> None:
-        d = self.d
         limits = self.limits
         pending = _Pending()
         upgrade: tuple[Any, bytes] | None = None
@@ -338,7 +347,7 @@ class Connections:
                     except (anyio.EndOfStream, *_CLOSED):
                         break
                 if not data:  # idle for idle_s
-                    if pending.n == 0 and cid not in d.subscribers:
+                    if pending.n == 0 and cid not in self.subscribers:
                         self.dropped += 1
                         log.info("closed a connection idle for %g s", limits.idle_s)
                         break
@@ -347,7 +356,7 @@ class Connections:
                 try:
                     bodies = dec.feed(data)
                 except FrameTooLarge as exc:
-                    d.stats.record("(frame)", 0, error=True)
+                    self.stats.record("(frame)", 0, error=True)
                     with anyio.move_on_after(1.0):
                         try:
                             await stream.send(frame(error_body(None, P.INVALID_REQUEST, str(exc))))
@@ -369,7 +378,7 @@ class Connections:
                     break
                 over = False
                 for i, body in enumerate(bodies):
-                    d.last_activity = time.monotonic()
+                    self.last_activity = time.monotonic()
                     rid = lsp_upgrade(body)
                     if rid is not None:
                         # The connection leaves JSON-RPC framing and carries LSP
@@ -465,19 +474,18 @@ class Connections:
             failed = True
             out = error_body(rid if isinstance(rid, (int, str)) and len(str(rid)) < 4096 else None,
                              P.INTERNAL_ERROR, f"the answer ({len(out)} bytes) exceeds a frame ({MAX_FRAME})")
-        self.d.stats.record(method, time.perf_counter_ns() - t0, failed)
+        self.stats.record(method, time.perf_counter_ns() - t0, failed)
         if not notification:  # JSON-RPC: a notification is never answered, not even with an error
             await ctx.send(out)
         if method == "shutdown" and not failed:
             if ctx.drain is not None:
                 with anyio.move_on_after(1.0):  # the answer out first (bounded: a client that never reads)
                     await ctx.drain()
-            self.d.stop("shutdown requested")
+            self.stop.stop("shutdown requested")
 
     async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: Any,
                   rest: bytes) -> None:
         """One editor's LSP session over this connection (see perfd.lsp.session)."""
-        d = self.d
         if self.serve_lsp is None:
             # The first session imports pygls and lsprotocol: 0.5 to 1 s of CPU (attrs builds
             # about 570 classes). On the loop that would stall every other client for as long,
@@ -490,6 +498,5 @@ class Connections:
         serve_lsp = self.serve_lsp
         t0 = time.perf_counter_ns()
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
-        d.stats.record("lsp", time.perf_counter_ns() - t0, False)
-        await serve_lsp(stream, rest, d.engine, stats=d.editor_stats, record=d.stats.record,
-                        registry=d.lsp_sessions, llm=d.llm)
+        self.stats.record("lsp", time.perf_counter_ns() - t0, False)
+        await self.serve_editor(serve_lsp, stream, rest)

@@ -13,8 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
@@ -23,6 +22,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 import msgspec
 
 import perfd
+from perfd.daemon.host import ModelSource, Send, StatsSource, StopSignal, Subscribers, WarmSignals
+from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
 from perfd.safetext import encode_json
@@ -31,7 +32,6 @@ from perfd.wire.ipc import MAX_FRAME, raw_body
 
 if TYPE_CHECKING:
     from perfd.app.commands import Output
-    from perfd.daemon.server import Daemon
 
 S = TypeVar("S", bound=msgspec.Struct)
 # A run's output goes out in runChunk notifications of at most this many characters: at
@@ -72,7 +72,6 @@ def parse_niced(argv: list[str]) -> argparse.Namespace | Output:
 
 
 _NICED = False
-Send = Callable[[bytes], Awaitable[None]]
 _enc = msgspec.json.Encoder()
 log = logging.getLogger("perfd.daemon")
 
@@ -129,10 +128,23 @@ def check_version(version: str | None) -> None:
 
 
 class Methods:
-    """The table of methods, over one daemon's engine, stats and shared model client."""
+    """The table of methods, over one daemon's engine, stats and shared model client.
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    Given what the methods use, never the daemon: its root and engine, its stats,
+    the subscribers' registry, the warm-up's signals, its stop signal (`shutdown`),
+    its model client and whether its watcher runs.
+    """
+
+    def __init__(self, root: str, engine: Engine, *, stats: StatsSource, subscribers: Subscribers,
+                 warm: WarmSignals, stop: StopSignal, llm: ModelSource, watching: Callable[[], bool]) -> None:
+        self.root = root
+        self.engine = engine
+        self.stats = stats
+        self.subscribers = subscribers
+        self.warm = warm
+        self.stop = stop
+        self.llm = llm
+        self.watching = watching
         self._heavy = anyio.CapacityLimiter(1)  # one heavy parse at a time, in one worker process
         self._heavy_turn = anyio.Lock()
 
@@ -165,19 +177,8 @@ class Methods:
             await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
         return got
 
-    @asynccontextmanager
-    async def warmed_up(self, wait: bool = True) -> AsyncIterator[None]:
-        """Wait (when `wait`) for the warm-up to have parsed every plan; the warm-up starts the watcher
-        only once such waiting requests are answered (see WarmUp._warm_up)."""
-        if not wait or self.d.warmed.is_set():
-            yield
-            return
-        self.d.warm_waiters += 1
-        try:
-            await self.d.warmed.wait()
-            yield
-        finally:
-            self.d.warm_waiters -= 1
+    def engine_for(self, root: str) -> Engine:
+        return self.engine if os.path.realpath(root) == self.root else Engine(root)
 
     def table(self) -> dict[str, Handler]:
         return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
@@ -185,48 +186,48 @@ class Methods:
     async def cmd_initialize(self, params: Any, ctx: Context) -> P.InitializeResult:
         p = params_as(params, P.InitializeParams)
         return P.InitializeResult(version=perfd.__version__, compatible=p.version == perfd.__version__,
-                                  pid=os.getpid(), root=self.d.root)
+                                  pid=os.getpid(), root=self.root)
 
     async def cmd_lsp(self, params: Any, ctx: Context) -> Any:
         # Reached only when the upgrade was refused (see connections.lsp_upgrade): another version.
         raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__})
 
     async def cmd_ping(self, params: Any, ctx: Context) -> P.PingResult:
-        return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.d.root,
-                            uptime_s=self.d.stats.uptime())
+        return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
+                            uptime_s=self.stats.uptime())
 
     async def cmd_generate(self, params: Any, ctx: Context) -> GenerateResult:
         p = params_as(params, P.GenerateParams)
-        return self.d.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.d.root,
+        return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
                                       trust_plan=p.trust_plan)
 
     async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
         p = params_as(params, P.StatusParams)
         if p.plan is None:
             asked_at = time.monotonic()
-            async with self.warmed_up():  # every plan: the warm-up is parsing them, on every core
-                with self.d.engine.answering(asked_at):
-                    return self.d.engine.status()
-        return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
+            async with self.warm.waiting():  # every plan: the warm-up is parsing them, on every core
+                with self.engine.answering(asked_at):
+                    return self.engine.status()
+        return self.engine.plan_status(p.plan, cwd=p.cwd or self.root, trust_plan=p.trust_plan)
 
     async def cmd_stats(self, params: Any, ctx: Context) -> P.StatsSnapshot:
-        await self.d.refresh_team()
-        return self.d.snapshot()
+        await self.stats.refresh_team()
+        return self.stats.snapshot()
 
     async def cmd_invalidate(self, params: Any, ctx: Context) -> P.InvalidateResult:
         p = params_as(params, P.InvalidateParams)
-        root = self.d.root
+        root = self.root
         if p.path is not None:
-            self.d.engine.workspace.check_inside(os.path.join(root, p.path), shown=p.path)
-        return P.InvalidateResult(invalidated=self.d.engine.invalidate(
+            self.engine.workspace.check_inside(os.path.join(root, p.path), shown=p.path)
+        return P.InvalidateResult(invalidated=self.engine.invalidate(
             None if p.path is None else os.path.join(root, p.path)))
 
     async def cmd_subscribe(self, params: Any, ctx: Context) -> P.SubscribeResult:
-        self.d.subscribers[ctx.cid] = ctx.post
-        return P.SubscribeResult(subscribed=True, watching=self.d.watching)
+        self.subscribers.add(ctx.cid, ctx.post)
+        return P.SubscribeResult(subscribed=True, watching=self.watching())
 
     async def cmd_shutdown(self, params: Any, ctx: Context) -> P.ShutdownResult:
-        self.d.clear_state()  # before the answer: the next client starts afresh
+        self.stop.clear_state()  # before the answer: the next client starts afresh
         return P.ShutdownResult(stopping=True, pid=os.getpid())
 
     async def cmd_cli(self, params: Any, ctx: Context) -> Served:
@@ -235,13 +236,13 @@ class Methods:
         from perfd.app.commands import run
 
         asked_at = time.monotonic()
-        async with self.warmed_up(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
+        async with self.warm.waiting(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
             parsed = await self.parse_heavy(p.argv)
             await anyio.lowlevel.checkpoint()
             if p.argv[:1] == ["stats"]:
-                await self.d.refresh_team()
-            with self.d.engine.answering(asked_at):
-                out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
+                await self.stats.refresh_team()
+            with self.engine.answering(asked_at):
+                out = run(p.argv, p.cwd, engine_for=self.engine_for, stats_for=lambda _root: self.stats.snapshot(),
                           in_daemon=True, parsed=parsed)
         result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
                                        P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
@@ -260,11 +261,11 @@ class Methods:
         from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
-        prepared = prepare(p.argv, p.cwd, engine_for=self.d.engine_for, parsed=await self.parse_heavy(p.argv))
+        prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv))
         llm = None
         if not isinstance(prepared, Output):
             try:
-                llm = self.d.llm()
+                llm = self.llm()
             except LLMError as exc:
                 raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
             key = llm.config.api_key_env if llm is not None else None

@@ -27,8 +27,8 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -38,7 +38,7 @@ from anyio.abc import SocketAttribute
 
 import perfd
 from perfd.daemon.host import ServeEditor, ServeLsp, StatsSink, StopSignal, Subscribers
-from perfd.daemon.methods import Context, Handler, RpcError, Served
+from perfd.daemon.methods import Context, ErrorData, Handler, RpcError, Served
 from perfd.daemon.peer import PeerCheck, peer_allowed
 from perfd.engine.errors import UserError
 from perfd.safetext import encode_json
@@ -46,6 +46,7 @@ from perfd.wire import protocol as P
 from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge, frame
 
 log = logging.getLogger("perfd.daemon")
+N = TypeVar("N", int, float)
 _enc = msgspec.json.Encoder()
 _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 # Errors of a JSON body that is not JSON at all: msgspec raises DecodeError, but
@@ -64,15 +65,29 @@ FD_RESERVE = 128
 
 
 class _Req(msgspec.Struct):
-    """A request as read off the wire: unlike protocol.Request, an absent id (a notification) is UNSET."""
+    """A request as read off the wire: unlike protocol.Request, an absent id (a notification) is UNSET,
+    and the params are left as sent (an empty Raw when absent) for the method table to decode into the
+    method's own params Struct (see perfd.daemon.methods.typed)."""
 
     jsonrpc: str
     method: str
     id: int | str | None | msgspec.UnsetType = msgspec.UNSET
-    params: dict[str, Any] | list[Any] | None = None
+    params: msgspec.Raw = msgspec.Raw()
+
+
+class _LspParams(msgspec.Struct):
+    version: str | None = None
 
 
 _req_dec = msgspec.json.Decoder(_Req)
+_lsp_params_dec = msgspec.json.Decoder(_LspParams)
+_STRUCTURED = b"{[n"  # the first byte of params that are an object, an array or null (JSON-RPC: nothing else)
+
+
+def structured(params: msgspec.Raw) -> bool:
+    """Whether params are absent, an object, an array or null, as JSON-RPC allows them."""
+    view = memoryview(params)
+    return not view or view[0] in _STRUCTURED
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,14 +103,16 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_buffered_mb: float = 256.0
 
 
-def limits_from(cfg: dict[str, Any], *, open_files: int) -> Limits:
+def limits_from(cfg: Mapping[str, object], *, open_files: int) -> Limits:
     """Limits from a [daemon] table and the environment, the cap kept under `open_files` less a reserve."""
     d = Limits()
 
-    def setting(env: str, key: str, default: float, kind: type[int] | type[float]) -> Any:
+    def setting(env: str, key: str, default: N, kind: type[N]) -> N:
         raw = os.environ.get(env)
-        value: Any = raw if raw not in (None, "") else cfg.get(key, default)
+        value = raw if raw else cfg.get(key, default)
         try:
+            if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
+                raise TypeError
             v = kind(value)
             if v <= 0:
                 raise ValueError
@@ -127,7 +144,7 @@ def raise_open_file_limit() -> int:
     return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
 
 
-def error_body(id_: Any, code: int, message: str, data: Any = None) -> bytes:
+def error_body(id_: P.Id, code: int, message: str, data: ErrorData = None) -> bytes:
     try:  # a name that is not UTF-8 (a lone surrogate) is escaped, see perfd.safetext
         return encode_json(P.ErrorResponse(id=id_, error=P.ErrorObject(code, message, data)), _enc)
     except Exception:  # still an answer, in plain ASCII
@@ -136,7 +153,7 @@ def error_body(id_: Any, code: int, message: str, data: Any = None) -> bytes:
                                            error=P.ErrorObject(code, safe)))
 
 
-def lsp_upgrade(body: bytes) -> Any:
+def lsp_upgrade(body: bytes) -> int | str | None:
     """The id of an `lsp` upgrade request of this version, or None for any other frame."""
     if b'"lsp"' not in body:
         return None
@@ -144,9 +161,15 @@ def lsp_upgrade(body: bytes) -> Any:
         req = _req_dec.decode(body)
     except _NOT_JSON:
         return None
-    if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET:
+    if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET or not structured(req.params):
         return None
-    version = req.params.get("version") if isinstance(req.params, dict) else None
+    version = None
+    view = memoryview(req.params)
+    if view and view[0] == ord("{"):  # else no version given (absent, null, by position)
+        try:
+            version = _lsp_params_dec.decode(req.params).version
+        except msgspec.ValidationError:  # a version that is not a string: cmd_lsp says why
+            return None
     return req.id if version in (None, perfd.__version__) else None  # else cmd_lsp says why
 
 
@@ -154,7 +177,8 @@ def load_lsp() -> ServeLsp:
     from perfd.daemon.codecache import import_cached
 
     session = import_cached("perfd.lsp.session")  # attrs' generated code from the last start
-    return session.serve_lsp  # type: ignore[no-any-return]
+    serve: ServeLsp = session.serve_lsp
+    return serve
 
 
 class Outbox:
@@ -334,7 +358,7 @@ class Connections:
                     dec: FrameDecoder) -> None:
         limits = self.limits
         pending = _Pending()
-        upgrade: tuple[Any, bytes] | None = None
+        upgrade: tuple[int | str, bytes] | None = None
         max_buffered = int(limits.max_buffered_mb * 1048576)
         async with anyio.create_task_group() as tg:
             outbox.scope = tg.cancel_scope
@@ -429,7 +453,7 @@ class Connections:
     async def _request(self, body: bytes, ctx: Context) -> None:
         t0 = time.perf_counter_ns()
         method = "(invalid)"
-        rid: Any = None
+        rid: P.Id = None
         notification = False
         out: bytes
         failed = False
@@ -445,6 +469,9 @@ class Connections:
                 if isinstance(obj, dict) and isinstance(obj.get("id"), (int, str)):
                     rid = obj["id"]
                 raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object") from None
+            if not structured(req.params):  # a number, a string, true or false
+                rid = req.id if isinstance(req.id, (int, str)) else None
+                raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object")
             if req.jsonrpc != "2.0":
                 rid = req.id if req.id is not msgspec.UNSET else None
                 raise RpcError(P.INVALID_REQUEST, "invalid request: jsonrpc must be \"2.0\"")
@@ -456,9 +483,10 @@ class Connections:
                 raise RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}")
             method = req.method
             result = await handler(req.params, ctx)
+            answer: msgspec.Struct | bytes = result
             if isinstance(result, Served):  # a command line: counted under its command, failed when non-zero
-                method, failed, result = result.command, result.failed, result.result
-            out = result if isinstance(result, bytes) else encode_json(P.Response(id=rid, result=result), _enc)
+                method, failed, answer = result.command, result.failed, result.result
+            out = answer if isinstance(answer, bytes) else encode_json(P.Response(id=rid, result=answer), _enc)
         except RpcError as exc:
             failed = True
             out = error_body(rid, exc.code, exc.message, exc.data)
@@ -483,7 +511,7 @@ class Connections:
                     await ctx.drain()
             self.stop.stop("shutdown requested")
 
-    async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: Any,
+    async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: int | str,
                   rest: bytes) -> None:
         """One editor's LSP session over this connection (see perfd.lsp.session)."""
         if self.serve_lsp is None:

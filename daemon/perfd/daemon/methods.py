@@ -1,9 +1,12 @@
 """The daemon's method table: one thin `cmd_<name>` per JSON-RPC method (see perfd.wire.protocol).
 
-Each method checks its params, calls the engine or perfd.app, and returns a
-protocol Struct; errors are RpcError (a JSON-RPC error) or UserError (the
-engine's, answered as USER_ERROR). perfd.daemon.connections dispatches to
-them and records their latency.
+The table decodes a request's params into the method's params Struct (from
+perfd.wire.protocol; INVALID_PARAMS with one line saying what is wrong when
+they are not that) and calls the typed handler, `cmd_x(params, ctx)`, or
+`cmd_x(ctx)` for a method without params. A handler calls the engine or
+perfd.app and returns a protocol Struct; errors are RpcError (a JSON-RPC
+error) or UserError (the engine's, answered as USER_ERROR).
+perfd.daemon.connections dispatches to the table and records the latency.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -76,8 +79,12 @@ _enc = msgspec.json.Encoder()
 log = logging.getLogger("perfd.daemon")
 
 
+# What an error carries beside its code and message (ErrorObject.data): a Struct, or a few names.
+ErrorData = msgspec.Struct | dict[str, str | None] | None
+
+
 class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    def __init__(self, code: int, message: str, data: ErrorData = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -104,22 +111,46 @@ class Served(msgspec.Struct, frozen=True):
     """A command line's answer, to be counted under its command (`generate`, `run`, ...) rather than
     under the `cli` method; failed when it exited non-zero: one error rule for every command."""
 
-    result: Any
+    result: P.CliResult | P.RunResult | bytes  # bytes: the raw body (perfd.wire.ipc)
     command: str
     failed: bool
 
 
-Handler = Callable[[Any, Context], Awaitable[Any]]
+# A method as the table holds it: the request's params as sent (an empty Raw when absent), decoded by
+# the table entry itself, and its answer (a protocol Struct, or Served for a command line).
+Handler = Callable[[msgspec.Raw, Context], Awaitable[msgspec.Struct]]
 
 
-def params_as(params: Any, kind: type[S]) -> S:
-    """A request's params as `kind`; INVALID_PARAMS when they are not an object of that shape."""
-    if isinstance(params, list):
+def params_as(raw: msgspec.Raw, decoder: msgspec.json.Decoder[S]) -> S:
+    """A request's params decoded as the decoder's Struct; INVALID_PARAMS when they are not an object of that shape."""
+    body = bytes(raw)
+    if not body or body == b"null":
+        body = b"{}"  # none given: every field takes its default (or is missing)
+    elif body[:1] == b"[":
         raise RpcError(P.INVALID_PARAMS, "params must be an object (by name)")
     try:
-        return msgspec.convert(params or {}, kind)
-    except msgspec.ValidationError as exc:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:  # ValidationError: a field of the wrong type, unknown or missing
         raise RpcError(P.INVALID_PARAMS, f"invalid params: {exc}") from None
+
+
+def typed(kind: type[S], handler: Callable[[S, Context], Awaitable[msgspec.Struct]]) -> Handler:
+    """`handler` as the table calls it: the params decoded as `kind` first."""
+    decoder = msgspec.json.Decoder(kind)
+
+    async def call(raw: msgspec.Raw, ctx: Context) -> msgspec.Struct:
+        return await handler(params_as(raw, decoder), ctx)
+
+    return call
+
+
+def bare(handler: Callable[[Context], Awaitable[msgspec.Struct]]) -> Handler:
+    """A method without params as the table calls it: whatever params were sent are not read."""
+
+    async def call(raw: msgspec.Raw, ctx: Context) -> msgspec.Struct:
+        return await handler(ctx)
+
+    return call
 
 
 def check_version(version: str | None) -> None:
@@ -181,28 +212,38 @@ class Methods:
         return self.engine if os.path.realpath(root) == self.root else Engine(root)
 
     def table(self) -> dict[str, Handler]:
-        return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
+        """Every method by name, its params decoded into its Struct of perfd.wire.protocol before it runs."""
+        return {
+            "initialize": typed(P.InitializeParams, self.cmd_initialize),
+            "lsp": bare(self.cmd_lsp),
+            "ping": bare(self.cmd_ping),
+            "generate": typed(P.GenerateParams, self.cmd_generate),
+            "status": typed(P.StatusParams, self.cmd_status),
+            "stats": bare(self.cmd_stats),
+            "invalidate": typed(P.InvalidateParams, self.cmd_invalidate),
+            "subscribe": bare(self.cmd_subscribe),
+            "shutdown": bare(self.cmd_shutdown),
+            "cli": typed(P.CliParams, self.cmd_cli),
+            "run": typed(P.RunParams, self.cmd_run),
+        }
 
-    async def cmd_initialize(self, params: Any, ctx: Context) -> P.InitializeResult:
-        p = params_as(params, P.InitializeParams)
+    async def cmd_initialize(self, p: P.InitializeParams, ctx: Context) -> P.InitializeResult:
         return P.InitializeResult(version=perfd.__version__, compatible=p.version == perfd.__version__,
                                   pid=os.getpid(), root=self.root)
 
-    async def cmd_lsp(self, params: Any, ctx: Context) -> Any:
+    async def cmd_lsp(self, ctx: Context) -> NoReturn:
         # Reached only when the upgrade was refused (see connections.lsp_upgrade): another version.
         raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__})
 
-    async def cmd_ping(self, params: Any, ctx: Context) -> P.PingResult:
+    async def cmd_ping(self, ctx: Context) -> P.PingResult:
         return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
                             uptime_s=self.stats.uptime())
 
-    async def cmd_generate(self, params: Any, ctx: Context) -> GenerateResult:
-        p = params_as(params, P.GenerateParams)
+    async def cmd_generate(self, p: P.GenerateParams, ctx: Context) -> GenerateResult:
         return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
                                       trust_plan=p.trust_plan)
 
-    async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
-        p = params_as(params, P.StatusParams)
+    async def cmd_status(self, p: P.StatusParams, ctx: Context) -> WorkspaceStatus | PlanStatus:
         if p.plan is None:
             asked_at = time.monotonic()
             async with self.warm.waiting():  # every plan: the warm-up is parsing them, on every core
@@ -210,28 +251,26 @@ class Methods:
                     return self.engine.status()
         return self.engine.plan_status(p.plan, cwd=p.cwd or self.root, trust_plan=p.trust_plan)
 
-    async def cmd_stats(self, params: Any, ctx: Context) -> P.StatsSnapshot:
+    async def cmd_stats(self, ctx: Context) -> P.StatsSnapshot:
         await self.stats.refresh_team()
         return self.stats.snapshot()
 
-    async def cmd_invalidate(self, params: Any, ctx: Context) -> P.InvalidateResult:
-        p = params_as(params, P.InvalidateParams)
+    async def cmd_invalidate(self, p: P.InvalidateParams, ctx: Context) -> P.InvalidateResult:
         root = self.root
         if p.path is not None:
             self.engine.workspace.check_inside(os.path.join(root, p.path), shown=p.path)
         return P.InvalidateResult(invalidated=self.engine.invalidate(
             None if p.path is None else os.path.join(root, p.path)))
 
-    async def cmd_subscribe(self, params: Any, ctx: Context) -> P.SubscribeResult:
+    async def cmd_subscribe(self, ctx: Context) -> P.SubscribeResult:
         self.subscribers.add(ctx.cid, ctx.post)
         return P.SubscribeResult(subscribed=True, watching=self.watching())
 
-    async def cmd_shutdown(self, params: Any, ctx: Context) -> P.ShutdownResult:
+    async def cmd_shutdown(self, ctx: Context) -> P.ShutdownResult:
         self.stop.clear_state()  # before the answer: the next client starts afresh
         return P.ShutdownResult(stopping=True, pid=os.getpid())
 
-    async def cmd_cli(self, params: Any, ctx: Context) -> Served:
-        p = params_as(params, P.CliParams)
+    async def cmd_cli(self, p: P.CliParams, ctx: Context) -> Served:
         check_version(p.version)
         from perfd.app.commands import run
 
@@ -248,13 +287,12 @@ class Methods:
                                        P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
         return Served(result=result, command=out.command or "cli", failed=out.code != 0)
 
-    async def cmd_run(self, params: Any, ctx: Context) -> Served:
+    async def cmd_run(self, p: P.RunParams, ctx: Context) -> Served:
         """`perfd run` on the shared LLMClient: output as `runChunk` notifications, then the RunResult.
 
         The request is its own task: a client that disconnects cancels it, which
         closes the model's response and frees its connection.
         """
-        p = params_as(params, P.RunParams)
         check_version(p.version)
         from perfd.app.commands import Output
         from perfd.app.run import prepare

@@ -22,8 +22,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+import io
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -66,13 +67,15 @@ class NoPeerCheck(Exception):
     """This system cannot say who connects to a Unix socket: the daemon must not serve one."""
 
 
-def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> float:
+def _float_setting(env: str, cfg: Mapping[str, object], key: str, default: float) -> float:
     raw = os.environ.get(env)
-    value: Any = raw if raw not in (None, "") else cfg.get(key, default)
+    value = raw if raw else cfg.get(key, default)
     try:
+        if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
-        where = f"{env} in the environment" if raw not in (None, "") else f"[daemon] {key} in perfd.toml"
+        where = f"{env} in the environment" if raw else f"[daemon] {key} in perfd.toml"
         log.warning("ignoring %s = %r: not a number; using %g", where, value, default)
         return default
 
@@ -354,7 +357,7 @@ class Daemon:
 class _PrivateLog(logging.handlers.RotatingFileHandler):
     """The daemon's log, opened without following a symlink planted at its name."""
 
-    def _open(self) -> Any:
+    def _open(self) -> io.TextIOWrapper:
         fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND)
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors="backslashreplace")
 

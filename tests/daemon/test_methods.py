@@ -1,4 +1,5 @@
-"""The method table: params are decoded into each method's Struct before its typed handler runs.
+"""The method table: params are decoded into each method's Struct before its typed handler runs;
+a command line for another workspace root than the daemon's is refused.
 
 Invalid params are refused with INVALID_PARAMS and one line saying what is
 wrong, before the handler (and the engine) is reached. The table is driven
@@ -14,7 +15,7 @@ import pytest
 from conftest import make_workspace
 
 from perfd.daemon.host import Subscribers, WarmSignals
-from perfd.daemon.methods import Context, Methods, RpcError
+from perfd.daemon.methods import Context, Methods, RpcError, Served
 from perfd.engine.engine import Engine
 from perfd.engine.types import PlanStatus
 from perfd.wire import protocol as P
@@ -53,7 +54,9 @@ CTX = Context(cid=1, send=_nowhere, post=_nowhere)
 def methods(tmp_path: os.PathLike[str]) -> Methods:
     root = os.path.realpath(make_workspace(str(tmp_path)))
     host = _Host()
-    return Methods(root, Engine(root), stats=host, subscribers=Subscribers(), warm=WarmSignals(), stop=host,
+    warm = WarmSignals()
+    warm.warmed.set()  # no warm-up here: a request for every plan answers at once
+    return Methods(root, Engine(root), stats=host, subscribers=Subscribers(), warm=warm, stop=host,
                    llm=lambda: None, watching=lambda: False)
 
 
@@ -66,6 +69,7 @@ def methods(tmp_path: os.PathLike[str]) -> Methods:
     ("invalidate", b'{"path":["a"]}', "invalid params: Expected `str | null`, got `array` - at `$.path`"),
     ("cli", b"{}", "invalid params: Object missing required field `argv`"),
     ("cli", b'{"argv":"status","cwd":"/"}', "invalid params: Expected `array`, got `str` - at `$.argv`"),
+    ("cli", b'{"argv":[],"cwd":"/","root":7}', "invalid params: Expected `str | null`, got `int` - at `$.root`"),
     ("run", b'{"argv":["run"],"cwd":1}', "invalid params: Expected `str`, got `int` - at `$.cwd`"),
     ("initialize", b"null", "invalid params: Object missing required field `version`"),
 ])
@@ -83,3 +87,31 @@ async def test_the_handler_gets_its_params_struct(methods: Methods) -> None:
     assert isinstance(got, PlanStatus) and got.plan == "FEAT" and got.next == "1.1"
     ping = await table["ping"](msgspec.Raw(b"[1, 2]"), CTX)  # a method without params reads none
     assert isinstance(ping, P.PingResult) and ping.uptime_s == 1.5 and ping.root == methods.root
+
+
+async def _cli(methods: Methods, params: P.CliParams) -> P.CliResult:
+    served = await methods.table()["cli"](msgspec.Raw(msgspec.json.encode(params)), CTX)
+    assert isinstance(served, Served) and isinstance(served.result, P.CliResult)
+    return served.result
+
+
+async def test_a_foreign_root_is_refused_in_one_line_naming_both(methods: Methods, tmp_path: str) -> None:
+    other = make_workspace(os.path.join(tmp_path, "elsewhere"))
+    says = f"perfd: this daemon serves {methods.root}, not {other}\n"
+    # the root the client found and sent
+    got = await _cli(methods, P.CliParams(argv=["status"], cwd=other, root=other))
+    assert (got.code, got.stdout, got.stderr) == (1, "", says)
+    # none sent (an older client, a hand-made request): the one the command line names is refused alike
+    for argv in (["status", "--root", other], ["generate", "@FEAT", "--root", other], ["stats", "--root", other]):
+        got = await _cli(methods, P.CliParams(argv=argv, cwd="/"))
+        assert (got.code, got.stdout, got.stderr) == (1, "", says), argv
+
+
+async def test_the_root_sent_is_used_as_is(methods: Methods, tmp_path: str) -> None:
+    # cwd outside any workspace: only the root sent tells the daemon where the command line runs
+    got = await _cli(methods, P.CliParams(argv=["status", "@FEAT"], cwd=str(tmp_path), root=methods.root))
+    assert got.code == 0 and "@FEAT" in got.stdout, got.stderr
+    via_link = os.path.join(tmp_path, "link")
+    os.symlink(methods.root, via_link)  # the same folder by another name is not foreign
+    got = await _cli(methods, P.CliParams(argv=["status", "@FEAT"], cwd=str(tmp_path), root=via_link))
+    assert got.code == 0, got.stderr

@@ -209,7 +209,20 @@ class Methods:
         return got
 
     def engine_for(self, root: str) -> Engine:
-        return self.engine if os.path.realpath(root) == self.root else Engine(root)
+        """The daemon's engine, for a command line about its own root only (see own_root)."""
+        self.own_root(root)
+        return self.engine
+
+    def stats_for(self, root: str) -> P.StatsSnapshot:
+        self.own_root(root)
+        return self.stats.snapshot()
+
+    def own_root(self, root: str) -> None:
+        """UserError (exit 1) for a root other than this daemon's: another root has a daemon of its own
+        (its socket is found from that root), and a cold engine built here would answer slowly and
+        be thrown away."""
+        if os.path.realpath(root) != self.root:
+            raise UserError(f"this daemon serves {self.root}, not {root}", code="foreign-root")
 
     def table(self) -> dict[str, Handler]:
         """Every method by name, its params decoded into its Struct of perfd.wire.protocol before it runs."""
@@ -271,9 +284,15 @@ class Methods:
         return P.ShutdownResult(stopping=True, pid=os.getpid())
 
     async def cmd_cli(self, p: P.CliParams, ctx: Context) -> Served:
+        """A command line, in the root the client found (p.root: used as is, refused when not this daemon's)."""
         check_version(p.version)
-        from perfd.app.commands import run
+        from perfd.app.commands import run, user_error_output
 
+        if p.root is not None:
+            try:
+                self.own_root(p.root)
+            except UserError as exc:
+                return cli_answer(user_error_output(exc), p.raw)
         asked_at = time.monotonic()
         async with self.warm.waiting(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
             parsed = await self.parse_heavy(p.argv)
@@ -281,11 +300,9 @@ class Methods:
             if p.argv[:1] == ["stats"]:
                 await self.stats.refresh_team()
             with self.engine.answering(asked_at):
-                out = run(p.argv, p.cwd, engine_for=self.engine_for, stats_for=lambda _root: self.stats.snapshot(),
-                          in_daemon=True, parsed=parsed)
-        result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
-                                       P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
-        return Served(result=result, command=out.command or "cli", failed=out.code != 0)
+                out = run(p.argv, p.cwd, engine_for=self.engine_for, stats_for=self.stats_for, in_daemon=True,
+                          parsed=parsed, root=p.root)
+        return cli_answer(out, p.raw)
 
     async def cmd_run(self, p: P.RunParams, ctx: Context) -> Served:
         """`perfd run` on the shared LLMClient: output as `runChunk` notifications, then the RunResult.
@@ -338,6 +355,13 @@ class Methods:
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
         result = fit_run_result(result)
         return Served(result=result, command="run", failed=result.code != 0)
+
+
+def cli_answer(out: Output, raw: bool) -> Served:
+    """A command line's Output as the `cli` method answers it: the raw body (perfd.wire.ipc) or a CliResult."""
+    result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if raw else
+                                   P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
+    return Served(result=result, command=out.command or "cli", failed=out.code != 0)
 
 
 def fit_run_result(result: P.RunResult) -> P.RunResult:

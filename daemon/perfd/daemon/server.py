@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import logging.handlers
 import os
 import signal
 import sys
 import time
-import io
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 

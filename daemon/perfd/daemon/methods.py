@@ -254,7 +254,7 @@ class Methods:
 
     async def cmd_generate(self, p: P.GenerateParams, ctx: Context) -> GenerateResult:
         return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
-                                      trust_plan=p.trust_plan)
+                                    trust_plan=p.trust_plan)
 
     async def cmd_status(self, p: P.StatusParams, ctx: Context) -> WorkspaceStatus | PlanStatus:
         if p.plan is None:

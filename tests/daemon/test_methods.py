@@ -76,21 +76,21 @@ def methods(tmp_path: os.PathLike[str]) -> Methods:
 async def test_invalid_params_are_refused_in_one_line_before_the_handler(
         methods: Methods, method: str, params: bytes, says: str) -> None:
     with pytest.raises(RpcError) as got:
-        await methods.table()[method](msgspec.Raw(params), CTX)
+        await methods.table()[method](params, CTX)
     assert got.value.code == P.INVALID_PARAMS
     assert got.value.message == says and "\n" not in got.value.message
 
 
 async def test_the_handler_gets_its_params_struct(methods: Methods) -> None:
     table = methods.table()
-    got = await table["status"](msgspec.Raw(b'{"plan":"@FEAT"}'), CTX)
+    got = await table["status"](b'{"plan":"@FEAT"}', CTX)
     assert isinstance(got, PlanStatus) and got.plan == "FEAT" and got.next == "1.1"
-    ping = await table["ping"](msgspec.Raw(b"[1, 2]"), CTX)  # a method without params reads none
+    ping = await table["ping"](b"[1, 2]", CTX)  # a method without params reads none
     assert isinstance(ping, P.PingResult) and ping.uptime_s == 1.5 and ping.root == methods.root
 
 
 async def _cli(methods: Methods, params: P.CliParams) -> P.CliResult:
-    served = await methods.table()["cli"](msgspec.Raw(msgspec.json.encode(params)), CTX)
+    served = await methods.table()["cli"](msgspec.json.encode(params), CTX)
     assert isinstance(served, Served) and isinstance(served.result, P.CliResult)
     return served.result
 

@@ -84,10 +84,9 @@ _lsp_params_dec = msgspec.json.Decoder(_LspParams)
 _STRUCTURED = b"{[n"  # the first byte of params that are an object, an array or null (JSON-RPC: nothing else)
 
 
-def structured(params: msgspec.Raw) -> bool:
-    """Whether params are absent, an object, an array or null, as JSON-RPC allows them."""
-    view = memoryview(params)
-    return not view or view[0] in _STRUCTURED
+def structured(params: bytes) -> bool:
+    """Whether params (as sent, b"" when absent) are absent, an object, an array or null, as JSON-RPC allows."""
+    return not params or params[0] in _STRUCTURED
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,13 +160,15 @@ def lsp_upgrade(body: bytes) -> int | str | None:
         req = _req_dec.decode(body)
     except _NOT_JSON:
         return None
-    if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET or not structured(req.params):
+    if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET:
+        return None
+    params = bytes(req.params)
+    if not structured(params):
         return None
     version = None
-    view = memoryview(req.params)
-    if view and view[0] == ord("{"):  # else no version given (absent, null, by position)
+    if params[:1] == b"{":  # else no version given (absent, null, by position)
         try:
-            version = _lsp_params_dec.decode(req.params).version
+            version = _lsp_params_dec.decode(params).version
         except msgspec.ValidationError:  # a version that is not a string: cmd_lsp says why
             return None
     return req.id if version in (None, perfd.__version__) else None  # else cmd_lsp says why
@@ -469,7 +470,8 @@ class Connections:
                 if isinstance(obj, dict) and isinstance(obj.get("id"), (int, str)):
                     rid = obj["id"]
                 raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object") from None
-            if not structured(req.params):  # a number, a string, true or false
+            params = bytes(req.params)  # one copy, cheaper to look into than the Raw
+            if not structured(params):  # a number, a string, true or false
                 rid = req.id if isinstance(req.id, (int, str)) else None
                 raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object")
             if req.jsonrpc != "2.0":
@@ -482,7 +484,7 @@ class Connections:
                 method = "(unknown)"
                 raise RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}")
             method = req.method
-            result = await handler(req.params, ctx)
+            result = await handler(params, ctx)
             answer: msgspec.Struct | bytes = result
             if isinstance(result, Served):  # a command line: counted under its command, failed when non-zero
                 method, failed, answer = result.command, result.failed, result.result

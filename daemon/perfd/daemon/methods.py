@@ -116,17 +116,17 @@ class Served(msgspec.Struct, frozen=True):
     failed: bool
 
 
-# A method as the table holds it: the request's params as sent (an empty Raw when absent), decoded by
-# the table entry itself, and its answer (a protocol Struct, or Served for a command line).
-Handler = Callable[[msgspec.Raw, Context], Awaitable[msgspec.Struct]]
+# A method as the table holds it: the request's params as sent (JSON: an object, an array or null; b""
+# when absent), decoded by the table entry itself, and its answer (a protocol Struct, or Served for a
+# command line).
+Handler = Callable[[bytes, Context], Awaitable[msgspec.Struct]]
 
 
-def params_as(raw: msgspec.Raw, decoder: msgspec.json.Decoder[S]) -> S:
+def params_as(body: bytes, decoder: msgspec.json.Decoder[S]) -> S:
     """A request's params decoded as the decoder's Struct; INVALID_PARAMS when they are not an object of that shape."""
-    body = bytes(raw)
     if not body or body == b"null":
         body = b"{}"  # none given: every field takes its default (or is missing)
-    elif body[:1] == b"[":
+    elif body[0] == 0x5B:  # [
         raise RpcError(P.INVALID_PARAMS, "params must be an object (by name)")
     try:
         return decoder.decode(body)
@@ -138,8 +138,8 @@ def typed(kind: type[S], handler: Callable[[S, Context], Awaitable[msgspec.Struc
     """`handler` as the table calls it: the params decoded as `kind` first."""
     decoder = msgspec.json.Decoder(kind)
 
-    async def call(raw: msgspec.Raw, ctx: Context) -> msgspec.Struct:
-        return await handler(params_as(raw, decoder), ctx)
+    async def call(params: bytes, ctx: Context) -> msgspec.Struct:
+        return await handler(params_as(params, decoder), ctx)
 
     return call
 
@@ -147,7 +147,7 @@ def typed(kind: type[S], handler: Callable[[S, Context], Awaitable[msgspec.Struc
 def bare(handler: Callable[[Context], Awaitable[msgspec.Struct]]) -> Handler:
     """A method without params as the table calls it: whatever params were sent are not read."""
 
-    async def call(raw: msgspec.Raw, ctx: Context) -> msgspec.Struct:
+    async def call(params: bytes, ctx: Context) -> msgspec.Struct:
         return await handler(ctx)
 
     return call

@@ -16,7 +16,7 @@ import time
 import msgspec
 import pytest
 
-from conftest import Env
+from conftest import Env, make_workspace
 
 from perfd import exitcodes
 
@@ -347,6 +347,28 @@ def test_engine_methods_over_the_socket(env: Env) -> None:
         # a notification (no id) gets no answer; the next request does
         c.sock.sendall(struct.pack(">I", 36) + b'{"jsonrpc":"2.0","method":"ping"}   ')
         assert c.call("ping")["result"]["pong"] is True
+
+
+def test_a_foreign_root_is_refused_with_exit_1_naming_both(env: Env) -> None:
+    """A command line for another root gets this daemon's refusal (exit 1), not a cold engine built for it."""
+    _warm(env)
+    from perfd.wire.ipc import parse_raw
+
+    other = make_workspace(os.path.join(env.base, "elsewhere"))
+    with env.connect() as c:
+        for params in ({"argv": ["status"], "cwd": other, "root": other},  # the root a client found and sent
+                       {"argv": ["status", "@FEAT", "--root", other], "cwd": "/"}):  # none sent: the one named
+            c.send_body(msgspec.json.encode({"jsonrpc": "2.0", "id": 1, "method": "cli",
+                                             "params": {**params, "raw": True}}))
+            code, out, err = parse_raw(c.recv_body())
+            assert (code, out, err.decode()) == (1, b"", f"perfd: this daemon serves {env.root}, not {other}\n")
+        c.send_body(msgspec.json.encode({"jsonrpc": "2.0", "id": 2, "method": "cli", "params": {
+            "argv": ["status", "@FEAT"], "cwd": "/", "root": env.root, "raw": True}}))
+        code, out, err = parse_raw(c.recv_body())
+        assert code == 0 and b"@FEAT" in out, err  # its own root, sent: used as is (cwd is outside it)
+    # and the thin client sends the root it found: from a subfolder, the daemon answers as before
+    sub = os.path.join(env.root, "work-space", "plans", "FEAT")
+    assert env.cli("status", "@FEAT", cwd=sub).stdout == env.cli("--no-daemon", "status", "@FEAT", cwd=sub).stdout
 
 
 def test_200_concurrent_clients(env: Env) -> None:

@@ -146,15 +146,16 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     return (os.path.realpath(found) if found else None), command, no_daemon
 
 
-def cli_request(argv: list[str], cwd: str) -> bytes:
-    """The `cli` request for this command line (UnicodeEncodeError for arguments that are not UTF-8)."""
-    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True})
+def cli_request(argv: list[str], cwd: str, root: str) -> bytes:
+    """The `cli` request for this command line in the workspace `root` found for it (UnicodeEncodeError for
+    arguments that are not UTF-8)."""
+    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True, "root": root})
 
 
 def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
     """Forward a command line to root's daemon (starting one): (code, stdout, stderr), or why it could not answer."""
     try:
-        req = cli_request(argv, cwd)
+        req = cli_request(argv, cwd, root)
     except UnicodeEncodeError:
         return "arguments are not valid UTF-8"
     try:

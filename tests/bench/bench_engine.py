@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "daemon"))
 sys.path.insert(0, HERE)
 
-from perfd.engine.cache import StatCache  # noqa: E402
+from perfd.engine.cache.cache import StatCache  # noqa: E402
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.engine.plan_parser import parse_plan  # noqa: E402
 from synthetic import FIXTURES, LARGEST, plan_of_lines, write_workspace  # noqa: E402

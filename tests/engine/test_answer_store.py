@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from perfd.engine import answer_store
-from perfd.engine import cache as cache_mod
+from perfd.engine.cache import answer_store
+from perfd.engine.cache import cache as cache_mod
 from perfd.engine import engine as engine_mod
 from perfd.engine.engine import Engine
 

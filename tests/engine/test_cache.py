@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import perfd.engine.cache as cache_mod
+import perfd.engine.cache.cache as cache_mod
 import perfd.engine.engine as engine_mod
-from perfd.engine.cache import StatCache
+from perfd.engine.cache.cache import StatCache
 
 from engine_helpers import WS
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from perfd.engine import parse_store
+from perfd.engine.cache import parse_store
 from perfd.engine.engine import Engine
 
 from engine_helpers import WS, counting_parses, two_plans

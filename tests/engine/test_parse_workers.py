@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from perfd.engine import parse_pool
+from perfd.engine.cache import parse_pool
 from perfd.engine.engine import PARALLEL_MIN_PLANS, Engine
 from perfd.engine.kinds import UNPACK
-from perfd.engine.parse_pool import parse_many, parse_one, workers_wanted
+from perfd.engine.cache.parse_pool import parse_many, parse_one, workers_wanted
 
 from engine_helpers import WS, counting_parses, plan_text, work_text
 

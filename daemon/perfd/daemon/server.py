@@ -112,7 +112,7 @@ class Daemon(WarmUp):
         self.parsed = anyio.Event()
         self.watch_ready = anyio.Event()  # the watcher is up, or will not be
         self.store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
-        self.answers_path = self.store_path[:-len(".parse")] + ".answers"  # see perfd.engine.answer_store
+        self.answers_path = self.store_path[:-len(".parse")] + ".answers"  # see perfd.engine.cache.answer_store
         self._store_saved_misses = -1
         self._store_saved_at = time.monotonic()
 

@@ -21,7 +21,7 @@ import anyio.to_thread
 
 from perfd.engine.engine import Engine
 from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, PlanHead, decide_many, parse_many, parse_one, prestart, stop_idle
+from perfd.engine.cache.parse_pool import Parsed, PlanHead, decide_many, parse_many, parse_one, prestart, stop_idle
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go

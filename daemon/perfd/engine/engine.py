@@ -17,13 +17,13 @@ from typing import Any
 import msgspec
 
 from perfd.config import ConfigError, load_config, table
-from perfd.engine.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
-from perfd.engine.cold_parse import ColdParse
-from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, StatCache, StatKey
+from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
+from perfd.engine.cache.cold_parse import ColdParse
+from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, StatCache, StatKey
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
-from perfd.engine.parse_pool import workers_wanted
+from perfd.engine.cache.parse_pool import workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from perfd.engine.cache import StatCache
+from perfd.engine.cache.cache import StatCache
 from perfd.engine.errors import UserError
 from perfd.engine.types import Problem
 from perfd.engine.ownership import (EXECUTION_RE, FEEDBACK_RE, NAMED_FEEDBACK_RE, SUBPLAN_RE, PlanIndex,

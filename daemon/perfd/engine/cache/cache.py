@@ -99,7 +99,7 @@ class StatCache(Generic[V]):
         self.links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
         self.trusted_hits = 0
         self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
-        # Parsed values from the persistent store (perfd.engine.parse_store): used on a
+        # Parsed values from the persistent store (perfd.engine.cache.parse_store): used on a
         # miss when the file's stat key is still the stored one, instead of parsing.
         self.persisted: dict[tuple[str, str], tuple[StatKey, Any]] = {}  # packed values
         # When set, what fills `persisted`, called on the first miss or fresh() (a restart

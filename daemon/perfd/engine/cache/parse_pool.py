@@ -2,7 +2,7 @@
 
 A cold status of a large workspace is mostly parsing (about 10 ms a plan with
 its SUBPLANs and EXECUTION_TASKs), which is pure CPU: `parse_many` spreads it
-over worker processes (`python -m perfd.engine.parse_worker`), each fed chunks
+over worker processes (`python -m perfd.engine.cache.parse_worker`), each fed chunks
 of (kind, path) and answering with `Parsed` records in msgpack, which decode
 in a fraction of the parse's time. Workers are plain subprocesses over pipes,
 not multiprocessing: nothing of the caller (its main module, its threads, its
@@ -32,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from perfd.engine.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
+from perfd.engine.cache.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
 from perfd.engine.kinds import PARSERS, pack
 from perfd.engine.ownership import PlanRef
 from perfd.engine.text import read_bytes
@@ -240,7 +240,7 @@ def _spawn(n: int, *, plans: bool = False) -> list[_Worker]:
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     workers = []
     for _ in range(n):
-        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.parse_worker", *(["--plans"] if plans else [])],
+        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.cache.parse_worker", *(["--plans"] if plans else [])],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
         _enlarge(proc.stdout)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from perfd.engine import answer_store, parse_store
-from perfd.engine.cache import StatCache, StatKey
-from perfd.engine.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
+from perfd.engine.cache import answer_store, parse_store
+from perfd.engine.cache.cache import StatCache, StatKey
+from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
                                      SummaryAnswer, parse_many, stop_idle)
 from perfd.engine.workspace import NAMES, PlanFiles, PlanRef, Workspace
 
@@ -215,7 +215,7 @@ class ColdParse:
         return n
 
     def load_parsed(self, path: str, *, lazy: bool = False) -> str:
-        """Take the persistent parse store at `path` (see perfd.engine.parse_store): files whose stat key
+        """Take the persistent parse store at `path` (see perfd.engine.cache.parse_store): files whose stat key
         still holds are not parsed again. Returns why nothing was taken ("" when it was).
 
         lazy: read it only when a file is first looked for (the reason is then in parse_store_refusal).
@@ -243,7 +243,7 @@ class ColdParse:
         return parse_store.save(path, kept + held, root=self.root)
 
     def load_answers(self, path: str) -> tuple[int, str]:
-        """Take the answers stored at `path` (see perfd.engine.answer_store) back into the memos.
+        """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.
 
         Each is stat-checked, input by input, before its first use. Returns how
         many were taken, and why none were ("" when some were).

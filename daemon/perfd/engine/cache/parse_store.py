@@ -4,9 +4,9 @@ Each entry is keyed by (kind, path) and holds the file's (mtime_ns, size,
 inode) when it was parsed; the whole file carries the parser's version (a
 digest of the parser's own source) and the workspace root. A loaded entry is
 used only when its file still has that stat key, and is not within the racy
-window (see perfd.engine.cache), exactly as the in-memory cache would.
+window (see perfd.engine.cache.cache), exactly as the in-memory cache would.
 
-Safety (perfd.engine.private_file): the file is read only when it is a
+Safety (perfd.engine.cache.private_file): the file is read only when it is a
 regular file of ours, not writable by group or others, no larger than the
 bound, and never through a symlink (O_NOFOLLOW); it is written to a private
 temporary file (O_EXCL|O_NOFOLLOW, 0600) and renamed into place. Anything else (damaged, foreign, another parser
@@ -19,8 +19,8 @@ import os
 
 import msgspec
 
-from perfd.engine.cache import StatKey
-from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.cache import StatKey
+from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out

@@ -11,10 +11,10 @@ version (a digest of the engine's source: any change to how answers are
 worked out invalidates them), the workspace root and a digest of its
 configuration. Answers whose newest input was written within RACY_WINDOW_NS
 of the save are left out: a later same-tick rewrite could keep such a stat
-key (see perfd.engine.cache). Loaded answers are never trusted as they are:
+key (see perfd.engine.cache.cache). Loaded answers are never trusted as they are:
 the engine stat-checks every input before the first use.
 
-Safety as for the parse store (perfd.engine.private_file); anything else
+Safety as for the parse store (perfd.engine.cache.private_file); anything else
 (damaged, foreign, another version, root or configuration, too large) is
 ignored, and the next save rebuilds it.
 """
@@ -28,9 +28,9 @@ from typing import Literal
 
 import msgspec
 
-from perfd.engine.cache import RACY_WINDOW_NS, StatKey
+from perfd.engine.cache.cache import RACY_WINDOW_NS, StatKey
 from perfd.engine.ownership import PlanRef
-from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 

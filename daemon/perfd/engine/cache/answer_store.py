@@ -77,12 +77,20 @@ _version: str | None = None
 _VALUE_TYPES: dict[str, type] = {"status": WorkspaceStatus, "summary": PlanSummary, "files": PlanFiles}
 
 
+def engine_sources() -> list[str]:
+    """The source files engine_version digests: every module of the engine package and of engine/cache/."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for folder in (os.path.dirname(here), here):
+        out += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".py")]
+    return out
+
+
 def engine_version() -> str:
     """A digest of every engine module's source and msgspec's version."""
     global _version
     if _version is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        _version = source_digest(os.path.join(here, n) for n in sorted(os.listdir(here)) if n.endswith(".py"))
+        _version = source_digest(engine_sources())
     return _version
 
 

@@ -25,7 +25,8 @@ from perfd.engine.cache.private_file import Refusal, read_private, source_digest
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
 STORED_KINDS = frozenset({"plan", "subplan", "execution", "fix", "approved", "parallel"})
-_PARSER_MODULES = ("plan_parser", "plan_assembly", "docs_parser", "text", "types", "kinds", "parse_store")
+# The modules whose code decides what a parse gives, relative to the engine package.
+_PARSER_MODULES = ("plan_parser", "plan_assembly", "docs_parser", "text", "types", "kinds", "cache/parse_store")
 
 
 class Entry(msgspec.Struct, array_like=True):
@@ -55,12 +56,17 @@ Loaded = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat k
 _version: str | None = None
 
 
+def parser_sources() -> list[str]:
+    """The source files parser_version digests (every one of them must exist)."""
+    engine_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [os.path.join(engine_dir, *n.split("/")) + ".py" for n in _PARSER_MODULES]
+
+
 def parser_version() -> str:
     """A digest of the parser's source and msgspec's version: any change to either invalidates the store."""
     global _version
     if _version is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        _version = source_digest(os.path.join(here, n + ".py") for n in _PARSER_MODULES)
+        _version = source_digest(parser_sources())
     return _version
 
 

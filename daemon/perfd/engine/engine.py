@@ -23,7 +23,7 @@ from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDO
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
-from perfd.engine.cache.parse_pool import workers_wanted
+from perfd.engine.cache.parse_pool import WorkerPool, workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
@@ -64,7 +64,7 @@ _Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None, frozens
 class Engine(ColdParse):
     """Plan state and prompts for the workspace at `root`."""
 
-    def __init__(self, root: str, *, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: str, *, config: dict[str, Any] | None = None, pool: WorkerPool | None = None) -> None:
         self.root = os.path.realpath(root)
         self.config_problems: list[Problem] = []
         if config is None:
@@ -112,8 +112,21 @@ class Engine(ColdParse):
         self.trust_restarts = 0
         self._capacity_set = "capacity" in cache_cfg
         self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
-        parse_cfg = cache_cfg.get("parse_workers")
-        self.parse_workers = workers_wanted(parse_cfg)
+        # The worker processes of a cold parse: this engine's, stopped by close().
+        self.pool = pool if pool is not None else WorkerPool(workers_wanted(cache_cfg.get("parse_workers")))
+
+    def close(self) -> None:
+        """Stop the worker processes left running (the engine stays usable: it starts new ones)."""
+        self.pool.close()
+
+    @property
+    def parse_workers(self) -> int:
+        """How many worker processes a cold parse uses (at most)."""
+        return self.pool.size
+
+    @parse_workers.setter
+    def parse_workers(self, n: int) -> None:
+        self.pool.size = n
 
     def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
                   capacity: int = 256) -> Any:

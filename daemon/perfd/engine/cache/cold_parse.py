@@ -17,7 +17,7 @@ import msgspec
 from perfd.engine.cache import answer_store, parse_store
 from perfd.engine.cache.cache import StatCache, StatKey
 from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
-                                     SummaryAnswer, parse_many, stop_idle)
+                                     SummaryAnswer, WorkerPool)
 from perfd.engine.workspace import NAMES, PlanFiles, PlanRef, Workspace
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class ColdParse:
     config: dict[str, Any]
     cache: StatCache[Any]
     workspace: Workspace
-    parse_workers: int
+    pool: WorkerPool
     parse_store_refusal: str
     _memo: dict[tuple[Any, ...], Any]
     _summary_memo: dict[tuple[Any, ...], Any]
@@ -190,14 +190,14 @@ class ColdParse:
 
     def use_workers(self, cold_plans: int) -> bool:
         """Whether parsing this many cold plans (with their files) is worth worker processes."""
-        return self.parse_workers > 1 and cold_plans > PARALLEL_MIN_PLANS
+        return self.pool.size > 1 and cold_plans > PARALLEL_MIN_PLANS
 
     def warm(self, plans: list[PlanRef] | None = None) -> int:
         """Parse what a status needs over worker processes, when more than a few dozen plans are cold.
 
         Returns how many files the workers parsed (0: few enough to parse here, lazily).
         """
-        if self.parse_workers <= 1:
+        if self.pool.size <= 1:
             return 0
         plans = self.workspace.plans() if plans is None else plans
         self.fit_capacity(len(plans))
@@ -206,12 +206,12 @@ class ColdParse:
             return 0
         n = 0
         try:
-            for batch in parse_many(cold, workers=self.parse_workers, keep=True):  # the same workers, twice
+            for batch in self.pool.parse_many(cold, keep=True):  # the same workers, twice
                 n += self.store_parsed(batch)
-            for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
+            for batch in self.pool.parse_many(self.cold_work_files(plans)):
                 n += self.store_parsed(batch)
         finally:
-            stop_idle()
+            self.pool.stop_idle()
         return n
 
     def load_parsed(self, path: str, *, lazy: bool = False) -> str:

@@ -71,7 +71,7 @@ def test_a_restarted_engine_answers_status_from_the_store_alone(ws: WS, store: s
     assert again.status() == first
     assert (work.parsed, work.listed, work.decided) == ([], [], [])
     assert again.memo_misses == 0
-    assert again.cache.persisted_loader is not None  # the parse store was never read
+    assert again.cache.persisted_pending()  # the parse store was never read
     assert again.plan_status("@ALPHA") == eng.plan_status("@ALPHA")  # now it is, and nothing is parsed
     assert work.parsed == [] and again.cache.persisted_hits > 0
 

@@ -131,7 +131,7 @@ class WarmUp:
             engine.pool.stop_idle()
             parsed += engine.take_held()  # (a warm-up that failed half-way: what the workers sent is still good)
             if not restored:
-                engine.cache.persisted = {}  # what was not taken is not worth its memory
+                engine.cache.drop_persisted()  # what was not taken is not worth its memory
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
             gc.enable()
             self.parsed.set()

@@ -87,7 +87,7 @@ class Engine(ColdParse):
                                                 "error"))
             capacity, ttl_s = DEFAULT_CAPACITY, DEFAULT_TTL_S
         # Parsed files are held packed: a quarter of the memory of their objects (see perfd.engine.kinds).
-        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s, packed=UNPACK, pack=pack)
+        self.cache = StatCache(capacity=capacity, ttl_s=ttl_s, packed=UNPACK, pack=pack)
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
                                    plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
@@ -145,44 +145,33 @@ class Engine(ColdParse):
                     # Worked out since the request arrived (by the warm-up it waited for): as fresh
                     # as working it out for this request would be.
                     self.memo_hits += 1
-                    if cache.track is not None:
-                        cache.track.extend(inputs)
+                    cache.note(inputs)
                     return value
-                if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
+                if outside is not None and cache.watched_since(stored):
                     # A healthy watcher vouches for the rest: only these few are stat'ed.
                     if _unchanged(outside):
                         self.memo_hits += 1
-                        if cache.track is not None:
-                            cache.track.extend(inputs)
+                        cache.note(inputs)
                         return value
                 else:
                     self.memo_stat_checks += 1
                     if _unchanged(inputs):
                         self.memo_hits += 1
-                        if cache.trusted_prefix is not None:  # checked now: vouched for from here on
+                        if cache.trusting:  # checked now: vouched for from here on
                             memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs), paths)
-                        if cache.track is not None:
-                            cache.track.extend(inputs)
+                        cache.note(inputs)
                         return value
             del memo[key]
         self.memo_misses += 1
-        outer, outer_newest = cache.track, cache.newest_mtime_ns
-        cache.track = []
-        cache.newest_mtime_ns = 0
         start_ns = time.time_ns()
         # Stamped when the computation starts, the conservative side: a watcher that came up
         # while it ran must not vouch for inputs read before it watched.
         started = time.monotonic()
-        try:
+        with cache.recording() as rec:
             value = compute()
-            inputs = list(dict.fromkeys(cache.track))
-            newest = cache.newest_mtime_ns
-        finally:
-            if outer is not None:
-                outer.extend(cache.track)
-            cache.track = outer
-            cache.newest_mtime_ns = max(outer_newest, cache.newest_mtime_ns)
-        outside = self._unvouched(inputs) if cache.trusted_prefix is not None else None
+        inputs = list(dict.fromkeys(rec.inputs))
+        newest = rec.newest_mtime_ns
+        outside = self._unvouched(inputs) if cache.trusting else None
         # Inputs written within the racy window are re-verified by content in the StatCache;
         # memoising on their stat alone would skip that check (a watcher's events do not).
         if start_ns - newest >= RACY_WINDOW_NS or outside == []:
@@ -208,19 +197,8 @@ class Engine(ColdParse):
 
     def _unvouched(self, inputs: _Inputs) -> _Inputs:
         """The inputs a healthy watcher of the plans folder does not vouch for: outside it, or behind a symlink."""
-        cache = self.cache
-        prefix = cache.trusted_prefix
-        if prefix is None:
-            return inputs
-        links = cache.links
-        folder = prefix[:-1]
-        out = []
-        for item in inputs:
-            path = item[0]
-            if (not path.startswith(prefix) and path != folder) or \
-                    (links and any(path == ln or path.startswith(ln + os.sep) for ln in links)):
-                out.append(item)
-        return out
+        watched = self.cache.watched
+        return [item for item in inputs if not watched(item[0])]
 
     def trust_watcher(self, on: bool) -> None:
         """A watcher of the plans folder is healthy (on) or not (off): see StatCache.trust.
@@ -235,7 +213,7 @@ class Engine(ColdParse):
 
     def cache_stats(self) -> CacheStats:
         """The cache's numbers, with how answers were validated (watcher or stat)."""
-        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusted_prefix is not None,
+        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusting,
                                        answers_stat_checked=self.memo_stat_checks,
                                        trust_restarts=self.trust_restarts)
 
@@ -243,7 +221,7 @@ class Engine(ColdParse):
 
     def plan_doc(self, plan: PlanRef) -> PlanDoc:
         try:
-            return self.cache.file("plan", plan.path, parse_plan)  # type: ignore[no-any-return]
+            return self.cache.file("plan", plan.path, parse_plan)
         except OSError as exc:
             return PlanDoc(path=plan.path, problems=[Problem("unreadable", f"cannot read: {exc.strerror}", "error",
                                                               plan.path)])
@@ -300,7 +278,7 @@ class Engine(ColdParse):
 
     def _work(self, kind: str, path: str, problems: list[Problem]) -> WorkDoc | None:
         try:
-            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)
         except OSError as exc:
             # Deleted between the folder listing and the read: the next call sees the new listing.
             problems.append(Problem("unreadable", f"cannot read: {exc.strerror}", "warning", path))
@@ -308,7 +286,7 @@ class Engine(ColdParse):
 
     def _feedback(self, path: str, kind: str) -> FeedbackDoc | None:
         try:
-            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)
         except OSError:
             return None
 

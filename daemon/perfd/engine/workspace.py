@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import msgspec
 
@@ -129,7 +128,7 @@ def _scan_plan_folder(root: str, path: str, names: list[str]) -> tuple[str | Non
 class Workspace:
     """The plans under one workspace root."""
 
-    def __init__(self, root: str, cache: StatCache[Any], *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
+    def __init__(self, root: str, cache: StatCache, *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
         self.root = os.path.realpath(root)
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
@@ -152,7 +151,7 @@ class Workspace:
     def _inside(self, path: str) -> bool:
         """`_inside`, noting symlinks for the cache: what lies behind one a watcher of the plans folder may not see."""
         if os.path.islink(path):
-            self.cache.links.add(path)
+            self.cache.note_links((path,))
         return _inside(self.root, path)
 
     def plans(self) -> list[PlanRef]:
@@ -183,7 +182,7 @@ class Workspace:
         try:
             listing = self._listing(folder)
             if listing.links:
-                self.cache.links.update(listing.links)
+                self.cache.note_links(listing.links)
         except OSError as exc:
             if depth > 0 or os.path.exists(folder):  # no plans folder at all is not a problem
                 self.problems.append(Problem("unreadable", f"cannot read folder: {exc.strerror}", "warning", folder))
@@ -468,9 +467,9 @@ class Workspace:
             outside.extend(os.path.join(folder, n) for n in out)
         return names
 
-    def _walk_archive(self, folder: str, take: object, depth: int) -> None:
+    def _walk_archive(self, folder: str, take: Callable[[str, list[str], bool], None], depth: int) -> None:
         names = self._names(folder)  # archived files leaving the workspace are skipped quietly
-        take(folder, names, True)  # type: ignore[operator]
+        take(folder, names, True)
         if depth <= 0:
             return
         for n in names:

@@ -33,7 +33,7 @@ class ColdParse:
     # The engine's, set in Engine.__init__ (declared here for the type checker).
     root: str
     config: dict[str, Any]
-    cache: StatCache[Any]
+    cache: StatCache
     workspace: Workspace
     pool: WorkerPool
     parse_store_refusal: str
@@ -104,21 +104,18 @@ class ColdParse:
         cache = self.cache
         self._summary_memo.clear()
         self._files_memo.clear()
-        outer, cache.track = cache.track, []
-        try:
+        with cache.recording() as rec:
             self._memoised(("summary", plan), lambda: self._summary(plan), store=self._summary_memo,
                            capacity=self._room)
-            read = [path for path, _key in cache.track]
-        finally:
-            cache.track = outer
+        read = [path for path, _key in rec.inputs]
         parsed: list[Parsed] = []
         listed: list[Listed] = []
         for kind, path, key, racy, value in cache.held(read):
-            if kind in cache.packed:
+            if cache.held_packed(kind):
                 if not isinstance(value, bytes):
                     return PlanPart(plan)  # held unpacked (a name that is not UTF-8): the caller works it out
                 parsed.append(Parsed(kind, path, key, racy, msgspec.Raw(value)))
-            elif kind == NAMES:
+            elif kind == NAMES and isinstance(value, tuple):
                 names, outside = value
                 listed.append(Listed(path, key, racy, names, outside))
             # (the shared folders' listings, which the caller listed to find the plans, are not sent back)
@@ -126,7 +123,7 @@ class ColdParse:
         summary = None
         for (inputs, _t, value, _o, _p) in self._summary_memo.values():
             summary = SummaryAnswer(inputs, value)
-        return PlanPart(plan, parsed, listed, sorted(cache.links), files, summary)  # (links: a few, usually none)
+        return PlanPart(plan, parsed, listed, cache.links(), files, summary)  # (links: a few, usually none)
 
     def take_parts(self, parts: Iterable[PlanHead], *, stamped: float) -> None:
         """Hold what parse workers worked out (see plan_part): each plan's files and status line, memoised
@@ -141,7 +138,7 @@ class ColdParse:
         one = self._interned  # one string per path, however many entries and answers name it
         for part in parts:
             if part.links:
-                cache.links.update(part.links)
+                cache.note_links(part.links)
             for a in part.files:
                 self._take_answer(self._files_memo, ("files", part.plan, a.archive), a.inputs, a.value, stamped, one)
             if part.summary is not None:
@@ -224,9 +221,7 @@ class ColdParse:
             loaded, self.parse_store_refusal = parse_store.load(path, root=self.root)
             return loaded
 
-        self.cache.persisted_loader = load
-        if not lazy:
-            self.cache.take_persisted()
+        self.cache.load_persisted(load, lazy=lazy)
         return self.parse_store_refusal
 
     def save_parsed(self, path: str) -> int:
@@ -235,12 +230,7 @@ class ColdParse:
         Entries of the store read at start that no lookup has taken yet are kept (least recently used);
         a store never read (a restart answered from stored answers alone) is read first, for them.
         """
-        cache = self.cache
-        cache.take_persisted()
-        held = cache.packed_values()
-        in_cache = {(k, p) for k, p, _key, _v in held}
-        kept = [(k, p, key, v) for (k, p), (key, v) in cache.persisted.items() if (k, p) not in in_cache]
-        return parse_store.save(path, kept + held, root=self.root)
+        return parse_store.save(path, self.cache.to_persist(), root=self.root)
 
     def load_answers(self, path: str) -> tuple[int, str]:
         """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.

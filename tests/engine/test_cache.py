@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import perfd.engine.cache.cache as cache_mod
+import perfd.engine.cache.memo as memo_mod
 import perfd.engine.engine as engine_mod
 from perfd.engine.cache.cache import StatCache
 
@@ -84,7 +85,7 @@ def test_same_size_rewrite_within_the_same_mtime_tick_is_not_served_stale(
         demo: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     # A wide racy window: the test does not depend on how fast it runs.
     monkeypatch.setattr(cache_mod, "RACY_WINDOW_NS", 3600 * 10**9)
-    monkeypatch.setattr(engine_mod, "RACY_WINDOW_NS", 3600 * 10**9)
+    monkeypatch.setattr(memo_mod, "RACY_WINDOW_NS", 3600 * 10**9)
     sp = demo.folder(NAME) / "subplans" / f"SUBPLAN_{NAME}_11.md"
     now = time.time_ns()
     os.utime(sp, ns=(now, now))
@@ -108,7 +109,7 @@ def test_same_size_rewrite_within_the_same_mtime_tick_is_not_served_stale(
 
 def test_same_tick_new_file_in_a_folder_is_seen(demo: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cache_mod, "RACY_WINDOW_NS", 3600 * 10**9)
-    monkeypatch.setattr(engine_mod, "RACY_WINDOW_NS", 3600 * 10**9)
+    monkeypatch.setattr(memo_mod, "RACY_WINDOW_NS", 3600 * 10**9)
     fb = demo.feedbacks(NAME)
     now = time.time_ns()
     os.utime(fb, ns=(now, now))

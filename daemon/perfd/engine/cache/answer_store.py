@@ -28,7 +28,8 @@ from typing import Literal
 
 import msgspec
 
-from perfd.engine.cache.cache import RACY_WINDOW_NS, StatKey
+from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatKey
+from perfd.engine.cache.memo import FilesKey, StatusKey, SummaryKey
 from perfd.engine.ownership import PlanRef
 from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 from perfd.engine.types import PlanSummary, WorkspaceStatus
@@ -36,8 +37,9 @@ from perfd.engine.workspace import PlanFiles
 
 FORMAT = 1
 MAX_BYTES = 64 * 1024 * 1024  # far above what 1,500 plans take (about 10 MB): past it, nothing is stored
-Inputs = list[tuple[str, StatKey | None]]
 Kind = Literal["status", "summary", "files"]
+AnswerKey = StatusKey | SummaryKey | FilesKey  # the memo keys of the answers stored
+AnswerValue = WorkspaceStatus | PlanSummary | PlanFiles
 
 
 class Answer(msgspec.Struct, array_like=True):
@@ -68,9 +70,9 @@ class _HeaderOnly(msgspec.Struct):
 class Restored(msgspec.Struct, frozen=True):
     """One answer taken back: its memo key, inputs and value."""
 
-    key: tuple[object, ...]
+    key: AnswerKey
     inputs: Inputs
-    value: WorkspaceStatus | PlanSummary | PlanFiles
+    value: AnswerValue
 
 
 _version: str | None = None
@@ -102,15 +104,15 @@ def config_digest(config: object) -> str:
         return ""
 
 
-def memo_key(a: Answer) -> tuple[object, ...] | None:
-    """The key Engine._memoised files the answer under (None: not a well-formed answer)."""
+def memo_key(a: Answer) -> AnswerKey | None:
+    """The key the engine memoises the answer under (None: not a well-formed answer)."""
     if a.kind == "status":
-        return ("status",)
+        return StatusKey()
     if a.plan is None:
         return None
     if a.kind == "summary":
-        return ("summary", a.plan)
-    return ("files", a.plan, a.archive)
+        return SummaryKey(a.plan)
+    return FilesKey(a.plan, a.archive)
 
 
 def load(path: str, *, root: str, config: str, max_bytes: int = MAX_BYTES) -> tuple[list[Restored], Refusal]:
@@ -138,14 +140,14 @@ def load(path: str, *, root: str, config: str, max_bytes: int = MAX_BYTES) -> tu
             key = memo_key(a)
             if key is None:
                 return [], "damaged"
-            value: WorkspaceStatus | PlanSummary | PlanFiles = msgspec.msgpack.decode(a.value, type=_VALUE_TYPES[a.kind])
+            value: AnswerValue = msgspec.msgpack.decode(a.value, type=_VALUE_TYPES[a.kind])
             out.append(Restored(key, [table[i] for i in a.inputs], value))
     except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
         return [], "damaged"
     return out, ""
 
 
-def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *, root: str, config: str,
+def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, root: str, config: str,
          max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> int:
     """Write `answers` ((memo key, inputs, value)) for `root` atomically; returns the bytes written (0: nothing).
 
@@ -163,15 +165,12 @@ def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *,
         kind: Kind
         plan: PlanRef | None = None
         archive: str | None = None
-        if key == ("status",):
+        if isinstance(key, StatusKey):
             kind = "status"
-        elif len(key) == 2 and key[0] == "summary" and isinstance(key[1], PlanRef):
-            kind, plan = "summary", key[1]
-        elif len(key) == 3 and key[0] == "files" and isinstance(key[1], PlanRef) and \
-                (key[2] is None or isinstance(key[2], str)):
-            kind, plan, archive = "files", key[1], key[2]
+        elif isinstance(key, SummaryKey):
+            kind, plan = "summary", key.plan
         else:
-            continue
+            kind, plan, archive = "files", key.plan, key.archive
         ids = [index.setdefault(i, len(index)) for i in inputs]
         rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
     data = msgspec.msgpack.encode(StoreFile(Header(FORMAT, engine_version(), root, config), list(index), rows))

@@ -24,7 +24,7 @@ def work_out(job: PlanJob) -> list[PlanPart]:
     parts = []
     for plan in job.plans:
         try:
-            parts.append(engine.plan_part(plan))
+            parts.append(engine.cold.plan_part(plan))
         except Exception:  # a plan this worker cannot work out is left to the engine, which reports its problem
             parts.append(PlanPart(plan))
     return parts

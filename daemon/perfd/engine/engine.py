@@ -291,7 +291,16 @@ class Engine:
     # -- answers ------------------------------------------------------------------
 
     def resolve(self, ref: str, *, cwd: str | None = None) -> PlanRef:
+        """`@NAME`, a bare name, or a path (from `cwd`) -> the plan (see Workspace.resolve)."""
         return self.workspace.resolve(ref, cwd=cwd)
+
+    def plans(self) -> list[PlanRef]:
+        """Every plan of the workspace, sorted by name (case-insensitive), then group and path."""
+        return self.workspace.plans()
+
+    def plan_names(self) -> list[str]:
+        """The names of every plan, in the order of plans() (for completion and pickers)."""
+        return [p.name for p in self.workspace.plans()]
 
     def plan_status(self, ref: str | PlanRef, *, cwd: str | None = None, trust_plan: bool = False) -> PlanStatus:
         plan = ref if isinstance(ref, PlanRef) else self.resolve(ref, cwd=cwd)
@@ -319,6 +328,10 @@ class Engine:
 
         Otherwise a UserError "which plan? name one with @NAME" listing the plans.
         """
+        return self.workspace.default_plan(cwd).path
+
+    def default_plan_ref(self, cwd: str) -> PlanRef:
+        """The plan when none is named (as default_plan), to hand to generate or plan_status as it is."""
         return self.workspace.default_plan(cwd)
 
     def plan_status_with(self, plan: PlanRef, doc: PlanDoc, *, trust_plan: bool = False) -> PlanStatus:
@@ -359,7 +372,11 @@ class Engine:
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:
-        """The prompt for the next step (achievement None) or for one achievement."""
+        """The prompt for the next step (achievement None) or for one achievement.
+
+        `ref`: the plan, or a reference to it (`@NAME`, a name, a path from `cwd`) resolved
+        when the answer is not memoised.
+        """
         key = GenerateKey(ref, cwd if isinstance(ref, str) and not ref.startswith("@") else None,
                           achievement, trust_plan)
         return self.answers.recall(self.memos.generate, key,

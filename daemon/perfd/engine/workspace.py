@@ -256,8 +256,9 @@ class Workspace:
 
     # -- ownership: the one rule --------------------------------------------------
 
-    def _index(self) -> PlanIndex:
-        plans = tuple(self.plans())
+    def _index(self, listed: list[PlanRef] | None = None) -> PlanIndex:
+        """The ownership index of the plans (`listed`: the plans as just listed, not listed again)."""
+        plans = tuple(self.plans() if listed is None else listed)
         idx = self._last_index
         if idx is None or idx.plans != plans:
             idx = self._last_index = PlanIndex(plans)
@@ -306,19 +307,19 @@ class Workspace:
                 out.setdefault(plan.path, (plan, []))[1].append(p)
         return out
 
-    def default_plan(self, cwd: str) -> str:
-        """The PLAN file to use when none is named: the plan that owns `cwd`, else the only plan.
+    def default_plan(self, cwd: str) -> PlanRef:
+        """The plan to use when none is named: the plan that owns `cwd`, else the only plan.
 
         A UserError (listing the plans) when neither decides: `cwd` in no plan's
         folder (the workspace root, the plans folder, a grouping folder) and not
-        exactly one plan.
+        exactly one plan. The plans are listed once.
         """
-        owner = self.plan_for_path(cwd)
-        if owner is not None:
-            return owner.path
         plans = self.plans()
+        owner = self._index(plans).owner(os.path.realpath(cwd))
+        if owner is not None:
+            return owner
         if len(plans) == 1:
-            return plans[0].path
+            return plans[0]
         raise UserError("which plan? name one with @NAME",
                         hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
                         "no plans found under work-space/plans/")
@@ -371,7 +372,7 @@ class Workspace:
         self.check_inside(full, shown=ref)
         if not os.path.exists(full):
             raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
-        owner = self.plan_for_path(full)
+        owner = self._index(plans).owner(full)  # (`full` is a real path already)
         if owner is not None:
             return owner
         raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",

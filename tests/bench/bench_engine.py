@@ -75,7 +75,7 @@ def main() -> int:
         rows_meta[floor] = (n, None, "ms")
 
     # Cached lookup in the StatCache: stat + dict hit + LRU touch.
-    cache: StatCache[object] = StatCache()
+    cache = StatCache()
     lookup_path = inputs[0][1]
     cache.file("plan", lookup_path, parse_plan)
     cases["cache lookup (hit)"] = lambda: cache.file("plan", lookup_path, parse_plan)

@@ -18,10 +18,12 @@ import msgspec
 
 from perfd.config import ConfigError, load_config, table
 from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
+from perfd.engine.cache.answer_store import AnswerStore
 from perfd.engine.cache.cold_parse import ColdStart
 from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, StatCache
 from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
 from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
+from perfd.engine.cache.parse_store import ParseStore
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
@@ -99,8 +101,9 @@ class Engine:
         self.answers = Answers(self.cache)
         self.trust_restarts = 0
         self.pool = pool if pool is not None else WorkerPool(workers_wanted(cache_cfg.get("parse_workers")))
-        self.cold = ColdStart(root=self.root, config=config, cache=self.cache, workspace=self.workspace,
+        self.cold = ColdStart(config=config, cache=self.cache, workspace=self.workspace,
                               memos=self.memos, answers=self.answers, pool=self.pool, plans=self,
+                              parse_store=ParseStore(self.root), answer_store=AnswerStore(self.root, config),
                               capacity_set="capacity" in cache_cfg)
 
     def close(self) -> None:

@@ -178,3 +178,19 @@ def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, roo
         return 0
     write_private(path, data)
     return len(data)
+
+
+class AnswerStore:
+    """The answer store of the workspace at `root` with `config`, as a service the engine's cold start is given."""
+
+    def __init__(self, root: str, config: object) -> None:
+        self.root = root
+        self.config = config
+
+    def load(self, path: str) -> tuple[list[Restored], Refusal]:
+        """The answers stored at `path` for this root and configuration, or ([], why not): see load()."""
+        return load(path, root=self.root, config=config_digest(self.config))
+
+    def save(self, path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> int:
+        """Write `answers` to `path`; the bytes written (0: nothing): see save()."""
+        return save(path, answers, root=self.root, config=config_digest(self.config))

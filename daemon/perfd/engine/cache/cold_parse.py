@@ -1,8 +1,8 @@
 """The engine's cold start: parsing on every core, and the two stores (parsed files, decided answers).
 
 A collaborator the Engine makes and holds (Engine.cold): it is given the
-cache, the memos, the worker pool, and the few answers it needs of the engine
-(a narrow PlanAnswers), and shares nothing else with it.
+cache, the memos, the worker pool, the two stores, and the few answers it
+needs of the engine (a narrow PlanAnswers), and shares nothing else with it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from perfd.engine.cache import answer_store, parse_store
+from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue
+from perfd.engine.cache.parse_store import Loaded, ParseStore
 from perfd.engine.cache.cache import Inputs, StatCache
 from perfd.engine.cache.memo import Answers, FilesKey, Memo, Memos, StatusKey, SummaryKey
 from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
@@ -44,10 +45,9 @@ class ColdStart:
     """Parse what a status needs over worker processes; take what workers worked out; load and save
     the two stores."""
 
-    def __init__(self, *, root: str, config: dict[str, object], cache: StatCache, workspace: Workspace,
+    def __init__(self, *, config: dict[str, object], cache: StatCache, workspace: Workspace,
                  memos: Memos, answers: Answers, pool: WorkerPool, plans: PlanAnswers,
-                 capacity_set: bool) -> None:
-        self.root = root
+                 parse_store: ParseStore, answer_store: AnswerStore, capacity_set: bool) -> None:
         self.config = config
         self.cache = cache
         self.workspace = workspace
@@ -55,6 +55,8 @@ class ColdStart:
         self.answers = answers
         self.pool = pool
         self.plans = plans
+        self.parse_store = parse_store
+        self.answer_store = answer_store
         self.capacity_set = capacity_set  # [cache] capacity was set: fit_capacity leaves the cache's alone
         self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
         self._held_later: list[tuple[msgspec.Raw, msgspec.Raw]] = []  # packed by parse workers: see take_held
@@ -217,8 +219,8 @@ class ColdStart:
 
         lazy: read it only when a file is first looked for (the reason is then in parse_store_refusal).
         """
-        def load() -> parse_store.Loaded:
-            loaded, self.parse_store_refusal = parse_store.load(path, root=self.root)
+        def load() -> Loaded:
+            loaded, self.parse_store_refusal = self.parse_store.load(path)
             return loaded
 
         self.cache.load_persisted(load, lazy=lazy)
@@ -230,7 +232,7 @@ class ColdStart:
         Entries of the store read at start that no lookup has taken yet are kept (least recently used);
         a store never read (a restart answered from stored answers alone) is read first, for them.
         """
-        return parse_store.save(path, self.cache.to_persist(), root=self.root)
+        return self.parse_store.save(path, self.cache.to_persist())
 
     def load_answers(self, path: str) -> tuple[int, str]:
         """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.
@@ -238,7 +240,7 @@ class ColdStart:
         Each is stat-checked, input by input, before its first use. Returns how
         many were taken, and why none were ("" when some were).
         """
-        restored, why = answer_store.load(path, root=self.root, config=answer_store.config_digest(self.config))
+        restored, why = self.answer_store.load(path)
         now = time.monotonic()
         memos, take = self.memos, self.answers.take
         plans = 0
@@ -254,10 +256,10 @@ class ColdStart:
         self.fit_capacity(plans)
         return len(restored), why
 
-    def answers_to_store(self) -> list[tuple[answer_store.AnswerKey, Inputs, answer_store.AnswerValue]]:
+    def answers_to_store(self) -> list[tuple[AnswerKey, Inputs, AnswerValue]]:
         """The memoised status, plan summaries and plan files, with their inputs: what save_answers writes."""
         memos = self.memos
-        out: list[tuple[answer_store.AnswerKey, Inputs, answer_store.AnswerValue]] = []
+        out: list[tuple[AnswerKey, Inputs, AnswerValue]] = []
         out += [(k, e.inputs, e.value) for k, e in memos.status.items()]
         out += [(k, e.inputs, e.value) for k, e in memos.summary.items()]
         out += [(k, e.inputs, e.value) for k, e in memos.files.items()]
@@ -265,8 +267,7 @@ class ColdStart:
 
     def save_answers(self, path: str) -> int:
         """Write the memoised status, plan summaries and plan files to `path`; returns the bytes written."""
-        return answer_store.save(path, self.answers_to_store(), root=self.root,
-                                 config=answer_store.config_digest(self.config))
+        return self.answer_store.save(path, self.answers_to_store())
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""

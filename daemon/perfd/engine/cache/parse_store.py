@@ -110,3 +110,18 @@ def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str
         data = msgspec.msgpack.encode(StoreFile(header, rows))
     write_private(path, data)
     return len(data)
+
+
+class ParseStore:
+    """The parse store of the workspace at `root`, as a service the engine's cold start is given."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def load(self, path: str) -> tuple[Loaded, Refusal]:
+        """The entries stored at `path`, or ({}, why not): see load()."""
+        return load(path, root=self.root)
+
+    def save(self, path: str, entries: list[tuple[str, str, StatKey, bytes]]) -> int:
+        """Write `entries` to `path`; the bytes written: see save()."""
+        return save(path, entries, root=self.root)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -60,9 +60,10 @@ def _template(data: bytes, path: str) -> str:
 class Engine:
     """Plan state and prompts for the workspace at `root`.
 
-    Its collaborators: the StatCache (`cache`), the memos of whole answers
-    (`memos`, looked up through `answers`), the worker pool (`pool`, stopped by
-    close()) and the cold start (`cold`: parsing on every core, the stores).
+    Its collaborators, each made here (the pool may be given): the StatCache
+    (`cache`), the memos of whole answers (`memos`, looked up through
+    `answers`), the worker pool (`pool`, stopped by close()) and the cold start
+    (`cold`: parsing on every core, and the parse and answer stores it is given).
     """
 
     def __init__(self, root: str, *, config: dict[str, Any] | None = None, pool: WorkerPool | None = None) -> None:

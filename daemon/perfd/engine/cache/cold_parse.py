@@ -175,8 +175,8 @@ class ColdStart:
 
     def _take_answer(self, memo: Memo[K, V], key: K, inputs: Inputs, value: V, stamped: float,
                      one: dict[str, str]) -> None:
-        self.answers.take(memo, key, [(one.setdefault(path, path), k) for path, k in inputs], value, stamped)
-        self.answers.misses += 1  # worked out (in a worker), not found
+        self.answers.take(memo, key, [(one.setdefault(path, path), k) for path, k in inputs], value, stamped,
+                          worked_out=True)
 
     def likely_large(self) -> bool:
         """Whether the plans folder holds more than PARALLEL_MIN_PLANS entries (one listing, nothing read):

@@ -224,10 +224,13 @@ class Answers:
             memo.put(key, Entry(inputs, started, value, outside))
         return value
 
-    def take(self, memo: Memo[K, V], key: K, inputs: Inputs, value: V, stamped: float) -> None:
+    def take(self, memo: Memo[K, V], key: K, inputs: Inputs, value: V, stamped: float, *,
+             worked_out: bool = False) -> None:
         """Hold an answer worked out elsewhere (a worker, a store) as of `stamped`: no watcher vouches
-        for it, so its first use stat-checks every input."""
+        for it, so its first use stat-checks every input. `worked_out`: counted as computed (a worker
+        worked it out for this engine), not as found (restored from a store)."""
         memo.put(key, Entry(inputs, stamped, value, None))
+        self.misses += worked_out
 
     @contextmanager
     def answering(self, asked_at: float) -> Iterator[None]:

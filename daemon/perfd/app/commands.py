@@ -25,7 +25,7 @@ from perfd import __version__, exitcodes
 from perfd import command_registry as registry
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
-from perfd.engine.workspace import display_path, find_root
+from perfd.engine.workspace import PlanRef, display_path, find_root
 from perfd.paths import is_workspace_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
 from perfd.safetext import encode_json, shown, shown_lines
@@ -352,8 +352,12 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
 _GENERATE_USAGE = "perfd generate @PLAN [--next | ACHIEVEMENT]"
 
 
-def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cwd: str) -> tuple[str, str | None]:
-    """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement)."""
+def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool,
+                         cwd: str) -> tuple[str | PlanRef, str | None]:
+    """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement).
+
+    The plan of cwd comes back as the plan itself, which the engine takes as it is (not resolved again).
+    """
     target: list[str] = list(targets)
     plan_ref: str | None = None
     achievement: str | None = None
@@ -371,7 +375,7 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
     if want_next and achievement is not None:
         raise UsageError("give either --next or an achievement number, not both", hint=_GENERATE_USAGE)
     if plan_ref is None:
-        plan_ref = engine.default_plan(cwd)
+        return engine.default_plan_ref(cwd), achievement
     return plan_ref, achievement
 
 

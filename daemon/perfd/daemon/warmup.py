@@ -25,7 +25,7 @@ import anyio.to_thread
 from perfd.daemon.host import WarmSignals
 from perfd.engine.engine import Engine
 from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, PlanHead, decide_many, parse_many, parse_one, prestart, stop_idle
+from perfd.engine.cache.parse_pool import Parsed, PlanHead, parse_one
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
@@ -68,7 +68,7 @@ class WarmUp:
         restored = 0
         try:
             if engine.parse_workers > 1 and not os.path.exists(self.answers_path) and engine.likely_large():
-                prestart(engine.parse_workers)  # a new daemon: they start while the plans are listed
+                engine.pool.prestart()  # a new daemon: they start while the plans are listed
             restored, why = engine.load_answers(self.answers_path)
             if why not in ("", "missing"):
                 log.info("answer store %s not used (%s): rebuilding it", self.answers_path, why)
@@ -90,7 +90,7 @@ class WarmUp:
                 if why not in ("", "missing"):
                     log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
                 await anyio.lowlevel.checkpoint()
-                plans = engine.workspace.plans()
+                plans = engine.plans()
                 engine.fit_capacity(len(plans))
                 step = 64  # plans looked at between two turns of serving requests
                 cold = []
@@ -112,7 +112,7 @@ class WarmUp:
                     cold += engine.cold_work_files(rest[i:i + step])
                     await anyio.lowlevel.checkpoint()
                 parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
-                stop_idle()
+                engine.pool.stop_idle()
                 # The requests that waited for every plan are answered now, from what was just worked
                 # out for them (see Engine.answering). The watcher starts once they are: adding its
                 # watches holds the interpreter for a few tenths of a second.
@@ -134,10 +134,10 @@ class WarmUp:
         except Exception:
             log.exception("warm-up failed; answers parse what they need")
         finally:
-            stop_idle()
+            engine.pool.stop_idle()
             parsed += engine.take_held()  # (a warm-up that failed half-way: what the workers sent is still good)
             if not restored:
-                engine.cache.persisted = {}  # what was not taken is not worth its memory
+                engine.cache.drop_persisted()  # what was not taken is not worth its memory
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
             gc.enable()
             signals.parsed.set()
@@ -168,7 +168,7 @@ class WarmUp:
 
         def produce() -> None:
             with send:
-                for batch in parse_many(items, workers=engine.parse_workers, keep=keep):
+                for batch in engine.pool.parse_many(items, keep=keep):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
         n = 0
@@ -190,7 +190,7 @@ class WarmUp:
 
         def produce() -> None:
             with send:
-                for batch in decide_many(plans, root=engine.root, config=config, workers=engine.parse_workers):
+                for batch in engine.pool.decide_many(plans, root=engine.root, config=config):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
         async with anyio.create_task_group() as tg:

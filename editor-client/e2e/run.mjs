@@ -17,8 +17,9 @@
 // (text visible while the run is still going), and Save writes it where the state asks; an
 // APPROVED file created on disk shows in the view. Screenshots go to e2e/artifacts/
 // (git-ignored), with the extension host's logs; "perfd: Show Dashboard" draws its charts with
-// data (live from perfd/stats and from a seeded call history). Prints the figures at the end.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// data (live from perfd/stats and from a seeded call history). Prints the figures at the end,
+// then the time of each step.
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -36,6 +37,15 @@ const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const port = Number(process.env.E2E_PORT ?? 18080 + Math.floor(Math.random() * 1000));
 const started = Date.now();
 const log = (...a) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+// The time of each step, printed at the end: set-up (perfd's venv, the workspace, warm daemons, the
+// extension installed, code-server up) apart from the test's own time (the browser on).
+const steps = [];
+let stepStarted = started;
+const stepDone = (name, setup = false) => {
+  const now = Date.now();
+  steps.push({ name, ms: now - stepStarted, setup });
+  stepStarted = now;
+};
 
 for (const [what, p] of [['Node 24', node24], ['code-server', codeServer], ['chromium', chromium]]) {
   if (!fs.existsSync(p)) {
@@ -84,12 +94,15 @@ function installedPerfd() {
   fs.writeFileSync(path.join(site, 'e2e-dependencies.pth'), found.libs.join('\n') + '\n');
   execFileSync(found.executable, ['-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, repo], quiet);
   const wheel = fs.readdirSync(wheels).find((f) => /^perfd-.*\.whl$/.test(f));
-  execFileSync(vpy, ['-m', 'pip', 'install', '-q', '--no-deps', '--disable-pip-version-check', path.join(wheels, wheel)], quiet);
+  // --ignore-installed: through the .pth, pip sees a perfd the Python above has (an editable
+  // install, say) as already there and would skip the wheel; this venv must run this tree.
+  execFileSync(vpy, ['-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', '--disable-pip-version-check', path.join(wheels, wheel)], quiet);
   return { python: vpy, perfdExe: path.join(venv, 'bin', 'perfd') };
 }
 const { python, perfdExe } = process.env.E2E_EDITABLE
   ? { python: found.executable, perfdExe: found.executable }
   : installedPerfd();
+stepDone('perfd: a wheel of this tree in its venv', true);
 
 // 1. the .vsix
 let vsix = fs.readdirSync(pkgDir).filter((f) => /^perfd-.*\.vsix$/.test(f)).sort().pop();
@@ -161,6 +174,8 @@ fs.writeFileSync(
 fs.rmSync(artifacts, { recursive: true, force: true });
 fs.mkdirSync(artifacts, { recursive: true });
 
+stepDone('workspace, stand-in model server, call history', true);
+
 // Warm daemons, as the figures ask: each folder's daemon started and one editor session served
 // (so pygls is loaded) before VS Code starts.
 for (const w of [wsA, wsB]) {
@@ -178,13 +193,26 @@ for (const w of [wsA, wsB]) {
   if (warm.status !== 0) throw new Error(`warming the daemon of ${w} failed: ${warm.stderr}`);
 }
 
+stepDone('warm daemons', true);
 log(`perfd: ${perfdExe}${process.env.E2E_EDITABLE ? ' (as installed, editable)' : ' (a wheel of this tree, installed in its own venv)'}`);
+// What the view and the palette must show, from the CLI (no daemon; the test changes no file
+// before it looks), computed while the extension installs and code-server starts.
+const cli = (...args) => new Promise((resolve, reject) => {
+  execFile(python, ['-m', 'perfd', '--no-daemon', ...args], { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out)));
+});
+const expectations = Promise.all([
+  cli('--root', wsA, 'status', '--json'),
+  cli('--root', wsB, 'status', '--json'),
+  cli('--root', ws, 'generate', '--next', '@API-CLIENT'),
+]);
+expectations.catch(() => undefined); // awaited below, where a failure throws
 log('installing', path.basename(vsix));
 const config = path.join(tmp, 'code-server.yaml');
 fs.writeFileSync(config, 'auth: none\n');
 execFileSync(node24, [codeServer, '--config', config, '--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', vsix], {
   stdio: 'inherit',
 });
+stepDone('extension installed', true);
 
 // 3. code-server
 log(`starting code-server on 127.0.0.1:${port}`);
@@ -224,17 +252,42 @@ async function palette(page, text, expect = text.replace(/^>/, '')) {
   // Enter only once the wanted entry is the focused row
   await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: expect }).first().waitFor({ timeout: 30000 });
   await page.keyboard.press('Enter');
+  // closed, so the next F1 opens a palette rather than landing on this one on its way out
+  await input.waitFor({ state: 'hidden' });
+}
+
+// A command this VS Code may not have (names change between releases): run it if the palette
+// lists it, else close the palette as soon as it says it has none. Says whether it ran.
+async function paletteIfThere(page, text) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(text);
+  const want = page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text.replace(/^>/, '') }).first();
+  const none = page.locator('.quick-input-list .monaco-list-row', { hasText: 'No matching commands' }).first();
+  await want.or(none).waitFor({ timeout: 30000 });
+  if (await want.isVisible()) {
+    await page.keyboard.press('Enter');
+    await input.waitFor({ state: 'hidden' });
+    return true;
+  }
+  await page.keyboard.press('Escape');
+  await input.waitFor({ state: 'hidden' });
+  return false;
 }
 
 try {
   await waitForServer();
+  const [statusA, statusB, prompt] = await expectations;
+  const statusOf = { 'ws-a': JSON.parse(statusA), 'ws-b': JSON.parse(statusB) };
+  stepDone('code-server up, the CLI\'s answers', true);
   browser = await pw.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   const context = await browser.newContext({ viewport: { width: 1500, height: 950 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const page = await context.newPage();
   await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(workspaceFile)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
   log('workbench loaded');
-  await page.waitForTimeout(2000);
+  stepDone('browser on, workbench loaded');
 
   // The Plans view: both folders, each plan with the next achievement the CLI gives
   const openView = async () => {
@@ -246,8 +299,8 @@ try {
   const viewRows = page.locator('[id="workbench.view.extension.perfd"] .monaco-list-row');
   await openView();
   await viewRows.filter({ hasText: 'ws-b' }).first().waitFor({ timeout: 60000 });
-  for (const [name, w] of [['ws-a', wsA], ['ws-b', wsB]]) {
-    const st = JSON.parse(execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', w, 'status', '--json'], { encoding: 'utf8' }));
+  for (const name of ['ws-a', 'ws-b']) {
+    const st = statusOf[name];
     await viewRows.filter({ hasText: name }).filter({ hasText: `${st.plans.length} plans` }).first().waitFor({ timeout: 30000 });
     for (const p of st.plans) {
       const want = `${p.done}/${p.total}${p.next ? ` · next ${p.next}` : ''} · ${p.state}`;
@@ -259,6 +312,7 @@ try {
   const countA = ids.filter((t) => t.includes('@API-CLIENT')).length;
   if (countA !== 2) throw new Error(`expected @API-CLIENT under both folders, saw ${countA}`);
   await shot(page, '0-plans-view');
+  stepDone('plans view: both folders as the CLI gives');
 
   // open the plan: Command Palette in file mode
   await palette(page, 'PLAN_API-CLIENT.md');
@@ -272,6 +326,7 @@ try {
   await status.waitFor({ timeout: 30000 });
   log('status bar:', (await status.textContent())?.trim());
   await shot(page, '1-plan-with-lenses');
+  stepDone('plan open, code lens, status bar');
 
   await lens.click();
   const promptTab = page.locator('.tab', { hasText: /API-CLIENT .+ prompt\.md/ }).first();
@@ -279,11 +334,10 @@ try {
   await page.locator('.notifications-toasts', { hasText: 'perfd: prompt for @API-CLIENT' }).first().waitFor({ timeout: 15000 });
   log('lens -> prompt tab:', (await promptTab.textContent())?.trim());
   await shot(page, '2-prompt-from-lens');
+  stepDone('lens -> prompt tab');
 
   // What the CLI prints for the same plan is the expected prompt, to the byte (less trailing space).
-  const expected = execFileSync(python, ['-m', 'perfd', '--no-daemon', '--root', ws, 'generate', '--next', '@API-CLIENT'], {
-    encoding: 'utf8',
-  }).trimEnd();
+  const expected = prompt.trimEnd();
   for (const round of [1, 2, 3]) {
     // three times, all with a warm daemon: the table shows their median and their worst
     await page.evaluate(() => navigator.clipboard.writeText('')).catch(() => undefined);
@@ -307,17 +361,23 @@ try {
     }
     log(`palette -> clipboard holds the expected prompt (${copied.length} chars), round ${round}`);
   }
-  await page.waitForTimeout(500);
   // Monaco renders spaces as no-break spaces and wraps long lines: compare with whitespace collapsed
   const flat = (t) => t.replace(/\s+/g, ' ').trim();
-  const editorText = await page.locator('.editor-instance .view-lines').last().innerText();
-  if (!flat(editorText).includes(flat(expected.split('\n')[0]).slice(0, 60))) throw new Error('the prompt document does not show the prompt');
+  const firstLine = flat(expected.split('\n')[0]).slice(0, 60);
+  let editorText = '';
+  for (const until = Date.now() + 15000; !flat(editorText).includes(firstLine) && Date.now() < until;) {
+    if (editorText) await page.waitForTimeout(100);
+    editorText = await page.locator('.editor-instance .view-lines').last().innerText();
+  }
+  if (!flat(editorText).includes(firstLine)) throw new Error('the prompt document does not show the prompt');
   log('palette -> prompt document, first line:', editorText.split('\n')[0]);
   await shot(page, '3-prompt-from-palette');
+  stepDone('palette: Generate Next Prompt x3 -> clipboard');
 
   await palette(page, '>perfd: Show Stats');
   await page.locator('.tab', { hasText: 'perfd stats.md' }).first().waitFor({ timeout: 15000 });
   await shot(page, '4-stats');
+  stepDone('palette: Show Stats');
 
   // Code action: "Create SUBPLAN for 2.2" on ws-a's DOCS-SITE. Expand the plan in the view and
   // click the achievement: the PLAN opens at its section header, where the actions are.
@@ -344,12 +404,16 @@ try {
     if (at < 0) throw new Error(`no row "${text}" under @${plan} of ${folder}`);
     await viewRows.nth(at).click();
     await page.locator('.tab.active', { hasText: `PLAN_${plan}.md` }).waitFor({ timeout: 30000 });
-    await page.waitForTimeout(500); // the server's answers for the newly opened file
   };
   const codeAction = async (title) => {
     // the light bulb's menu on the cursor line (the PLAN opened at the achievement's header)
-    await page.locator('.editor-instance.active .view-lines, .editor-group-container.active .monaco-editor .view-lines').first().click({ position: { x: 5, y: 5 }, trial: true }).catch(() => undefined);
+    // Control+. goes to the focused editor: the PLAN's, focused by the view's click (a trial click
+    // on its lines stood here, which the page's root always intercepted: 30 s of timeout, caught).
+    // The code actions are asked for on Control+., after the client's didOpen: no wait for the
+    // server's other answers.
+    await page.locator('.editor-group-container.active .monaco-editor.focused').waitFor({ timeout: 30000 });
     for (let attempt = 0; attempt < 5; attempt++) {
+      if (attempt) log(`code action "${title}": attempt ${attempt + 1}`);
       await page.keyboard.press('Control+.');
       const item = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
       try {
@@ -371,6 +435,7 @@ try {
   if (!fs.readFileSync(subplan22, 'utf8').startsWith('# SUBPLAN: Achievement 2.2 - Tutorials')) throw new Error('the SUBPLAN scaffold is not what the template gives');
   log('code action -> SUBPLAN_DOCS-SITE_22.md written from the template and opened');
   await shot(page, '5-code-action-subplan');
+  stepDone('code action: Create SUBPLAN for 2.2');
 
   // A streamed run: "Run 2.3 with the model", from the stand-in server, into an untitled editor
   await openView();
@@ -402,6 +467,7 @@ try {
     fs.writeFileSync(path.join(artifacts, 'stream.cpuprofile'), JSON.stringify({ ...profile, epochStartMs: profileStart }));
   }
   await shot(page, '6-streaming');
+  stepDone('code action: Run 2.3, first text while running');
   const fakeStats = await (await fetch(`${fakeUrl}/_stats`)).json();
   const streamed = fakeStats.requests.filter((r) => r.stream && r.first_chunk_wall);
   const sentAt = streamed.at(-1).first_chunk_wall * 1000;
@@ -417,10 +483,13 @@ try {
   await page.locator('.tab.active', { hasText: 'SUBPLAN_DOCS-SITE_23.md' }).waitFor({ timeout: 30000 });
   log('run -> answer saved to SUBPLAN_DOCS-SITE_23.md (the no_subplan state\'s file)');
   await shot(page, '7-run-saved');
+  stepDone('run 2.3: Save writes the answer');
 
   // A plan change on disk shows in the view (no polling in the extension): three APPROVED files.
   await openView();
-  await page.waitForTimeout(1000);
+  // The view has taken the saved answer (2.3 of ws-a's DOCS-SITE, expanded above, now has its
+  // SUBPLAN), the update the first change must not come right after (see below).
+  await viewRows.filter({ hasText: /^2\.3 Search Box/ }).filter({ hasText: 'subplan_no_execution' }).first().waitFor({ timeout: 30000 });
   const changes = [
     [path.join(wsA, 'work-space/plans/API-CLIENT/execution/feedbacks/APPROVED_12.md'), '@API-CLIENT', '2/3 · next 2.1', 1],
     [path.join(wsB, 'work-space/plans/API-CLIENT/execution/feedbacks/APPROVED_12.md'), '@API-CLIENT', '2/3 · next 2.1', 2],
@@ -443,11 +512,13 @@ try {
   }
   await shot(page, '8-view-after-changes');
   await page.locator('[id="workbench.view.extension.perfd"]').screenshot({ path: path.join(artifacts, 'view.png') });
+  stepDone('view: three plan changes on disk');
   // The dashboard: a webview whose charts draw from perfd/stats and the seeded call history.
   await palette(page, '>View: Close All Editors');
   await palette(page, '>perfd: Show Dashboard');
   await page.locator('.tab', { hasText: 'perfd Dashboard' }).first().waitFor({ timeout: 15000 });
   let board;
+  let boardFrame;
   for (let i = 0; i < 150 && !board; i++) {
     await page.waitForTimeout(200);
     for (const frame of page.frames()) {
@@ -466,20 +537,46 @@ try {
         return { charts: Number(root.dataset.charts), plots, bg: getComputedStyle(document.body).backgroundColor };
       }).catch(() => undefined);
       const want = ['chart-latency', 'chart-hit-rate', 'chart-model', 'chart-rate-wait', 'chart-day-tokens', 'chart-day-cost', 'chart-plan-tokens'];
-      if (info && want.every((id) => info.plots.some((p) => p.id === id && p.points > 0 && p.inked > 0))) board = info;
+      if (info && want.every((id) => info.plots.some((p) => p.id === id && p.points > 0 && p.inked > 0))) {
+        board = info;
+        boardFrame = frame;
+      }
     }
   }
   if (!board) throw new Error('the dashboard did not draw its charts with data');
   log(`dashboard: ${board.charts} charts drawn, ${board.plots.map((p) => `${p.id.slice(6)} ${p.points} points`).join(', ')}; background ${board.bg}`);
-  // More room for the screenshot, where this VS Code has the commands (best effort).
-  for (const cmd of ['>View: Close Secondary Side Bar', '>View: Close Primary Side Bar']) {
-    await palette(page, cmd).catch(() => page.keyboard.press('Escape'));
+  stepDone('dashboard: charts drawn with data');
+  // More room for the screenshot, with the commands this VS Code has (the secondary side bar's
+  // is "Hide" in newer releases, "Close" in older ones; waiting 30 s for a name it lacks, as this
+  // step did, was most of its time).
+  const widthBefore = await boardFrame.evaluate(() => window.innerWidth);
+  const ran = [];
+  for (const names of [['>View: Hide Secondary Side Bar', '>View: Close Secondary Side Bar'], ['>View: Close Primary Side Bar', '>View: Hide Primary Side Bar']]) {
+    for (const cmd of names) {
+      if (await paletteIfThere(page, cmd)) {
+        ran.push(cmd.slice(1));
+        break;
+      }
+    }
   }
-  await page.waitForTimeout(1500); // the charts follow the panel's new width
+  log(`dashboard: ran ${ran.join(', ') || 'no side-bar command (this VS Code has none of those names)'}`);
+  // the charts follow the panel's new width (the page's resize handler sizes each to its box)
+  if (ran.length) {
+    // (as text: one expression for the wait and for the report when it never comes)
+    const sized = `[...document.querySelectorAll('.chart')].map((c) => ({ id: c.id,
+      plot: parseFloat(c.querySelector('.u-wrap')?.style.width ?? 'NaN'), box: Math.max(200, c.clientWidth - 18) }))`;
+    await boardFrame.waitForFunction(`window.innerWidth !== ${widthBefore} && ${sized}.every((c) => c.plot === c.box)`, undefined, { timeout: 15000 })
+      .catch(async (e) => {
+        const now = await boardFrame.evaluate(`({ width: window.innerWidth, charts: ${sized} })`);
+        throw new Error(`the dashboard's charts did not follow its new width (${widthBefore} px before): ${JSON.stringify(now)}`, { cause: e });
+      });
+  }
   await shot(page, '9-dashboard');
+  stepDone('dashboard screenshot, side bars closed');
   log('PASS');
 } catch (e) {
   failed = true;
+  stepDone('the step that failed, up to its failure');
   console.error('e2e FAILED:', e);
   try {
     const pages = browser?.contexts()[0]?.pages() ?? [];
@@ -546,5 +643,11 @@ try {
   } catch {}
   if (!process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
   log(`artifacts in ${artifacts}`);
+  stepDone('tear-down (logs, figures, daemons stopped)', true);
+  const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
+  console.log(`\n${'step'.padEnd(56)} time`);
+  for (const st of steps) console.log(`${(st.setup ? `(set-up) ${st.name}` : st.name).padEnd(56)} ${s(st.ms)}`);
+  const own = steps.filter((st) => !st.setup).reduce((a, st) => a + st.ms, 0);
+  console.log(`e2e ${failed ? 'FAILED' : 'passed'}: ${s(own)} of its own (the browser driving VS Code), ${s(Date.now() - started - own)} of set-up and tear-down, ${s(Date.now() - started)} in all`);
 }
 process.exit(failed ? 1 : 0);

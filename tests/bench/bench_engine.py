@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "daemon"))
 sys.path.insert(0, HERE)
 
-from perfd.engine.cache import StatCache  # noqa: E402
+from perfd.engine.cache.cache import StatCache  # noqa: E402
 from perfd.engine.engine import Engine  # noqa: E402
 from perfd.engine.plan_parser import parse_plan  # noqa: E402
 from synthetic import FIXTURES, LARGEST, plan_of_lines, write_workspace  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> int:
         rows_meta[floor] = (n, None, "ms")
 
     # Cached lookup in the StatCache: stat + dict hit + LRU touch.
-    cache: StatCache[object] = StatCache()
+    cache = StatCache()
     lookup_path = inputs[0][1]
     cache.file("plan", lookup_path, parse_plan)
     cases["cache lookup (hit)"] = lambda: cache.file("plan", lookup_path, parse_plan)

@@ -165,7 +165,7 @@ def main() -> int:
             print(f"(workspaces kept in {base})")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    from perfd.engine.parse_pool import workers_wanted
+    from perfd.engine.cache.parse_pool import workers_wanted
 
     cold = f"{opts.cold_runs}" if opts.cold_runs > 0 else "up to 3"
     print(f"perfd scale benchmark · synthetic real-shaped plans · {opts.runs} runs (cold columns: {cold}) ·"

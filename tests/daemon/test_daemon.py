@@ -16,7 +16,7 @@ import time
 import msgspec
 import pytest
 
-from conftest import Env
+from conftest import Env, make_workspace
 
 from perfd import exitcodes
 
@@ -86,6 +86,63 @@ def test_kill9_then_next_client_recovers(env: Env) -> None:
     assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
     new = env.pid()
     assert new and new != pid
+    assert env.daemon_pids() == [new]
+
+
+def test_a_connection_reset_by_a_daemon_that_died_is_made_again_to_a_new_one(env: Env) -> None:
+    """The kill -9 race above, made certain: a daemon killed as a client connects still lets it in (the
+    kernel frees a dying process's memory before it closes its listening socket), then resets it."""
+    paths = env.paths()
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    with open(paths.pid, "w") as f:
+        f.write(f"{dead.pid}\n")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(paths.sock)
+    listener.listen()
+    listener.settimeout(20)
+    taken: list[socket.socket] = []
+
+    def die() -> None:
+        conn, _ = listener.accept()
+        taken.append(conn)
+        conn.settimeout(20)
+        conn.recv(1, socket.MSG_PEEK)  # the request came, and is left unread
+        listener.close()  # nothing listens any more; the socket file stays behind, as after kill -9
+        conn.close()  # with the request unread: the client's connection is reset
+
+    dying = threading.Thread(target=die)
+    dying.start()
+    try:
+        r = env.cli("generate", "--next", "@FEAT")
+    finally:
+        dying.join(timeout=25)
+        listener.close()
+    assert len(taken) == 1
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    assert r.stdout == env.cli("--no-daemon", "generate", "--next", "@FEAT").stdout
+    new = env.pid()
+    assert new and new != dead.pid
+    assert env.daemon_pids() == [new]
+
+
+def test_a_daemon_still_exiting_when_the_client_looks_is_replaced_once_it_is_gone(env: Env) -> None:
+    """Nothing listens on the socket, but the pid file names a process still alive: a daemon killed with -9
+    has closed its socket a moment before it is gone. Once it is, the waiting client starts a new one."""
+    paths = env.paths()
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.4)"])
+    with open(paths.pid, "w") as f:
+        f.write(f"{exiting.pid}\n")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(paths.sock)  # the socket file left behind, nothing listening on it
+    stale.close()
+    try:
+        r = env.cli("generate", "--next", "@FEAT")
+    finally:
+        exiting.wait(timeout=5)
+    assert r.returncode == 0 and "working in-process" not in r.stderr, r.stderr
+    new = env.pid()
+    assert new and new != exiting.pid
     assert env.daemon_pids() == [new]
 
 
@@ -290,6 +347,28 @@ def test_engine_methods_over_the_socket(env: Env) -> None:
         # a notification (no id) gets no answer; the next request does
         c.sock.sendall(struct.pack(">I", 36) + b'{"jsonrpc":"2.0","method":"ping"}   ')
         assert c.call("ping")["result"]["pong"] is True
+
+
+def test_a_foreign_root_is_refused_with_exit_1_naming_both(env: Env) -> None:
+    """A command line for another root gets this daemon's refusal (exit 1), not a cold engine built for it."""
+    _warm(env)
+    from perfd.wire.ipc import parse_raw
+
+    other = make_workspace(os.path.join(env.base, "elsewhere"))
+    with env.connect() as c:
+        for params in ({"argv": ["status"], "cwd": other, "root": other},  # the root a client found and sent
+                       {"argv": ["status", "@FEAT", "--root", other], "cwd": "/"}):  # none sent: the one named
+            c.send_body(msgspec.json.encode({"jsonrpc": "2.0", "id": 1, "method": "cli",
+                                             "params": {**params, "raw": True}}))
+            code, out, err = parse_raw(c.recv_body())
+            assert (code, out, err.decode()) == (1, b"", f"perfd: this daemon serves {env.root}, not {other}\n")
+        c.send_body(msgspec.json.encode({"jsonrpc": "2.0", "id": 2, "method": "cli", "params": {
+            "argv": ["status", "@FEAT"], "cwd": "/", "root": env.root, "raw": True}}))
+        code, out, err = parse_raw(c.recv_body())
+        assert code == 0 and b"@FEAT" in out, err  # its own root, sent: used as is (cwd is outside it)
+    # and the thin client sends the root it found: from a subfolder, the daemon answers as before
+    sub = os.path.join(env.root, "work-space", "plans", "FEAT")
+    assert env.cli("status", "@FEAT", cwd=sub).stdout == env.cli("--no-daemon", "status", "@FEAT", cwd=sub).stdout
 
 
 def test_200_concurrent_clients(env: Env) -> None:

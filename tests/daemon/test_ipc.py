@@ -62,16 +62,19 @@ def test_raw_body_round_trip(code: int, out: str, err: str) -> None:
     assert (c, o.decode("utf-8", "surrogateescape"), e.decode("utf-8", "surrogateescape")) == (code, out, err)
 
 
-@given(st.lists(st.text(), max_size=5), st.text())
-def test_thin_client_request_is_valid_json(argv: list[str], cwd: str) -> None:
+@given(st.lists(st.text(), max_size=5), st.text(), st.text())
+def test_thin_client_request_is_valid_json(argv: list[str], cwd: str, root: str) -> None:
     from perfd.cli.client import cli_request
+    from perfd.wire.protocol import CliParams
 
     try:
-        body = cli_request(argv, cwd)
+        body = cli_request(argv, cwd, root)
     except UnicodeEncodeError:
         return  # lone surrogates: the client works in-process instead
     req = msgspec.json.decode(body)
     assert req["params"]["argv"] == argv and req["params"]["cwd"] == cwd and req["params"]["raw"] is True
+    assert req["params"]["root"] == root
+    assert msgspec.convert(req["params"], CliParams).root == root  # the daemon's params Struct reads it
 
 
 _json = st.recursive(

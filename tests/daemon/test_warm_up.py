@@ -13,7 +13,7 @@ import pytest
 from conftest import Env
 from perfd.cli import client
 from perfd.daemon.methods import wants_every_plan
-from perfd.engine import parse_store
+from perfd.engine.cache import parse_store
 from perfd.wire.ipc import frame
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import perfd.engine.cache as cache_mod
+import perfd.engine.cache.cache as cache_mod
+import perfd.engine.cache.memo as memo_mod
 import perfd.engine.engine as engine_mod
-from perfd.engine.cache import StatCache
+from perfd.engine.cache.cache import StatCache
 
 from engine_helpers import WS
 
@@ -84,7 +85,7 @@ def test_same_size_rewrite_within_the_same_mtime_tick_is_not_served_stale(
         demo: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     # A wide racy window: the test does not depend on how fast it runs.
     monkeypatch.setattr(cache_mod, "RACY_WINDOW_NS", 3600 * 10**9)
-    monkeypatch.setattr(engine_mod, "RACY_WINDOW_NS", 3600 * 10**9)
+    monkeypatch.setattr(memo_mod, "RACY_WINDOW_NS", 3600 * 10**9)
     sp = demo.folder(NAME) / "subplans" / f"SUBPLAN_{NAME}_11.md"
     now = time.time_ns()
     os.utime(sp, ns=(now, now))
@@ -108,7 +109,7 @@ def test_same_size_rewrite_within_the_same_mtime_tick_is_not_served_stale(
 
 def test_same_tick_new_file_in_a_folder_is_seen(demo: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cache_mod, "RACY_WINDOW_NS", 3600 * 10**9)
-    monkeypatch.setattr(engine_mod, "RACY_WINDOW_NS", 3600 * 10**9)
+    monkeypatch.setattr(memo_mod, "RACY_WINDOW_NS", 3600 * 10**9)
     fb = demo.feedbacks(NAME)
     now = time.time_ns()
     os.utime(fb, ns=(now, now))
@@ -167,7 +168,7 @@ def _count(calls: list[str]):  # type: ignore[no-untyped-def]
 
 def test_statcache_hits_and_misses(tmp_path: Path) -> None:
     p = _old_file(tmp_path / "a.md", "one")
-    c: StatCache[bytes] = StatCache(capacity=8)
+    c = StatCache(capacity=8)
     calls: list[str] = []
     assert c.file("k", p, _count(calls)) == b"one"
     assert c.file("k", p, _count(calls)) == b"one"
@@ -183,7 +184,7 @@ def test_statcache_hits_and_misses(tmp_path: Path) -> None:
 
 def test_statcache_changed_file_is_a_miss(tmp_path: Path) -> None:
     p = _old_file(tmp_path / "a.md", "one")
-    c: StatCache[bytes] = StatCache()
+    c = StatCache()
     calls: list[str] = []
     c.file("k", p, _count(calls))
     _old_file(tmp_path / "a.md", "two!")
@@ -193,7 +194,7 @@ def test_statcache_changed_file_is_a_miss(tmp_path: Path) -> None:
 
 def test_statcache_evictions_with_small_capacity(tmp_path: Path) -> None:
     paths = [_old_file(tmp_path / f"{i}.md", str(i)) for i in range(4)]
-    c: StatCache[bytes] = StatCache(capacity=2)
+    c = StatCache(capacity=2)
     calls: list[str] = []
     for p in paths[:3]:
         c.file("k", p, _count(calls))
@@ -214,7 +215,7 @@ def test_statcache_capacity_must_be_positive() -> None:
 def test_statcache_expirations_with_a_fake_clock(tmp_path: Path) -> None:
     p = _old_file(tmp_path / "a.md", "one")
     now = [1000.0]
-    c: StatCache[bytes] = StatCache(ttl_s=10.0, clock=lambda: now[0])
+    c = StatCache(ttl_s=10.0, clock=lambda: now[0])
     calls: list[str] = []
     c.file("k", p, _count(calls))
     now[0] += 9.0
@@ -232,7 +233,7 @@ def test_statcache_invalidations(tmp_path: Path) -> None:
     a = _old_file(tmp_path / "d" / "a.md", "a")
     b = _old_file(tmp_path / "d" / "b.md", "b")
     o = _old_file(tmp_path / "o.md", "o")
-    c: StatCache[bytes] = StatCache()
+    c = StatCache()
     calls: list[str] = []
     for p in (a, b, o):
         c.file("k", p, _count(calls))
@@ -249,7 +250,7 @@ def test_statcache_folder_listing(tmp_path: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()
     (d / "x").write_text("x")
-    c: StatCache[list[str]] = StatCache()
+    c = StatCache()
     scans: list[str] = []
 
     def scan(path: str, names: list[str]) -> list[str]:
@@ -263,6 +264,6 @@ def test_statcache_folder_listing(tmp_path: Path) -> None:
 
 
 def test_statcache_missing_file_raises_oserror(tmp_path: Path) -> None:
-    c: StatCache[bytes] = StatCache()
+    c = StatCache()
     with pytest.raises(OSError):
         c.file("k", str(tmp_path / "missing.md"), _count([]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from perfd.engine import parse_store
+from perfd.engine.cache import parse_store
 from perfd.engine.engine import Engine
 
 from engine_helpers import WS, counting_parses, two_plans
@@ -175,3 +175,15 @@ def test_entries_not_taken_yet_are_kept_when_the_store_is_written_again(ws: WS, 
     eng.plan_status("@ALPHA")  # takes ALPHA's files; BETA's stay where they were
     eng.save_parsed(store)
     assert parse_store.load(store, root=eng.root)[0] == full
+
+
+def test_the_version_keys_digest_the_sources_that_exist() -> None:
+    # A moved module would otherwise be digested as "missing", and a change to it would not
+    # invalidate the stores.
+    from perfd.engine.cache import answer_store
+
+    parser = parse_store.parser_sources()
+    assert all(os.path.isfile(p) for p in parser)
+    assert {os.path.basename(p) for p in parser} >= {"plan_parser.py", "docs_parser.py", "kinds.py"}
+    engine = {os.path.basename(p) for p in answer_store.engine_sources()}
+    assert {"engine.py", "state.py", "prompts.py", "cache.py", "answer_store.py"} <= engine

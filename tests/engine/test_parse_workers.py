@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from perfd.engine import parse_pool
+from perfd.engine.cache import parse_pool
 from perfd.engine.engine import PARALLEL_MIN_PLANS, Engine
 from perfd.engine.kinds import UNPACK
-from perfd.engine.parse_pool import parse_many, parse_one, workers_wanted
+from perfd.engine.cache.parse_pool import WorkerPool, parse_one, workers_wanted
 
 from engine_helpers import WS, counting_parses, plan_text, work_text
 
@@ -50,7 +50,7 @@ def items_of(ws: WS) -> list[tuple[str, str]]:
 def test_workers_answer_every_file_once_as_parsing_here_would(ws: WS) -> None:
     many_plans(ws, 12)
     items = items_of(ws)
-    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(items) for p in batch]
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
     here = {(p.kind, p.path): msgspec.msgpack.encode(p) for p in (parse_one(k, path) for k, path in items)}
     for p in got:
@@ -61,7 +61,7 @@ def test_workers_answer_every_file_once_as_parsing_here_would(ws: WS) -> None:
 def test_an_unreadable_file_comes_back_without_a_value(ws: WS) -> None:
     p = ws.plan("GONE", ["1.1"])
     missing = str(p) + ".not-there"
-    got = [x for b in parse_many([("plan", str(p)), ("plan", missing)], workers=2) for x in b]
+    got = [x for b in WorkerPool(2).parse_many([("plan", str(p)), ("plan", missing)]) for x in b]
     by_path = {x.path: x for x in got}
     assert by_path[missing].key is None
     assert by_path[str(p)].key is not None and UNPACK["plan"](by_path[str(p)].value).title
@@ -93,7 +93,7 @@ def test_a_dead_worker_costs_nothing_but_time(ws: WS, monkeypatch: pytest.Monkey
     many_plans(ws, 6)
     items = items_of(ws)
     one_worker_dead(monkeypatch)
-    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(items) for p in batch]
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
 
 
@@ -101,7 +101,7 @@ def test_no_worker_at_all_parses_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -
     many_plans(ws, 3)
     items = items_of(ws)
     no_worker_starts(monkeypatch)
-    got = [p for batch in parse_many(items, workers=2) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(items) for p in batch]
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
 
 
@@ -162,19 +162,30 @@ def test_a_worker_reads_files_as_the_cache_does(ws: WS, tmp_path: Path) -> None:
     assert plan_text(["1.1"])  # the helper is shared with the other engine tests
 
 
-def test_workers_kept_for_the_next_call_are_reused_then_stopped(ws: WS) -> None:
+def test_workers_kept_for_the_next_call_are_reused_then_stopped(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
     many_plans(ws, 6)
     items = items_of(ws)
-    first = [p for b in parse_many(items, workers=2, keep=True) for p in b]
-    kept = [w.proc for w in parse_pool._idle]
-    assert len(kept) == 2 and all(p.poll() is None for p in kept)
-    second = [p for b in parse_many(items, workers=2) for p in b]
+    pool = WorkerPool(2)
+    started: list[subprocess.Popen[bytes]] = []
+    real_spawn = parse_pool._spawn
+
+    def spawn(n: int, **kw: Any) -> list[parse_pool._Worker]:
+        workers = real_spawn(n, **kw)
+        started.extend(w.proc for w in workers)
+        return workers
+
+    monkeypatch.setattr(parse_pool, "_spawn", spawn)
+    first = [p for b in pool.parse_many(items, keep=True) for p in b]
+    kept = list(started)
+    assert pool.idle() == len(kept) == 2 and all(p.poll() is None for p in kept)
+    second = [p for b in pool.parse_many(items) for p in b]
     assert sorted((p.kind, p.path) for p in second) == sorted((p.kind, p.path) for p in first)
-    assert parse_pool._idle == [] and all(p.wait(timeout=5) is not None for p in kept)  # reused, then stopped
-    list(parse_many(items[:3], workers=2, keep=True))
-    assert parse_pool._idle
-    parse_pool.stop_idle()
-    assert parse_pool._idle == []
+    assert started == kept  # reused, not started again
+    assert pool.idle() == 0 and all(p.wait(timeout=5) is not None for p in kept)  # then stopped
+    list(pool.parse_many(items[:3], keep=True))
+    assert pool.idle() >= 1
+    pool.close()
+    assert pool.idle() == 0 and all(p.wait(timeout=5) is not None for p in started)
 
 
 def fed(items: list[tuple[str, str]], first: int) -> tuple[list[tuple[str, str]], Any]:
@@ -203,7 +214,7 @@ def test_items_fed_while_the_workers_parse_are_answered_once_each(ws: WS, first:
     many_plans(ws, 6)
     items = items_of(ws)
     start, (feed, t) = fed(items, first)
-    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(start, feed=feed) for p in batch]
     t.join()
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
     assert all(p.key is not None for p in got)
@@ -214,12 +225,12 @@ def test_a_fed_run_survives_a_dead_worker_and_no_worker_at_all(ws: WS, monkeypat
     items = items_of(ws)
     one_worker_dead(monkeypatch)
     start, (feed, t) = fed(items, 3)
-    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(start, feed=feed) for p in batch]
     t.join()
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
     no_worker_starts(monkeypatch)
     start, (feed, t) = fed(items, 3)
-    got = [p for batch in parse_many(start, workers=2, feed=feed) for p in batch]
+    got = [p for batch in WorkerPool(2).parse_many(start, feed=feed) for p in batch]
     t.join()
     assert sorted((p.kind, p.path) for p in got) == sorted(items)
 
@@ -240,7 +251,7 @@ def decided(eng: Engine, workers: int = 2) -> list[parse_pool.PlanPart]:
     eng.fit_capacity(len(plans))
     config = eng.packed_config()
     assert config is not None
-    return [p for b in parse_pool.decide_many(plans, root=eng.root, config=config, workers=workers) for p in b]
+    return [p for b in WorkerPool(workers).decide_many(plans, root=eng.root, config=config) for p in b]
 
 
 def test_plans_worked_out_whole_in_workers_answer_as_the_engine_here(ws: WS, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -309,5 +320,5 @@ def test_a_worker_sends_back_a_plan_it_cannot_pack_bare() -> None:
 
 def test_plans_whose_names_are_not_utf8_are_not_sent(tmp_path: Path) -> None:
     plans = [parse_pool.PlanRef("X\udcff", str(tmp_path / "X\udcff"), str(tmp_path / "X\udcff" / "PLAN_X\udcff.md"))]
-    parts = [p for b in parse_pool.decide_many(plans, root=str(tmp_path), config=b"\x80", workers=2) for p in b]
+    parts = [p for b in WorkerPool(2).decide_many(plans, root=str(tmp_path), config=b"\x80") for p in b]
     assert parts == [parse_pool.PlanHead(plans[0])]

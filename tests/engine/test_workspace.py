@@ -357,3 +357,48 @@ def test_symlinked_plan_subfolders_leading_outside_are_not_read(ws: WS, tmp_path
     a = by_number(st)["1.1"]
     assert a.approved is None and a.subplan is None
     assert a.state == "no_subplan"
+
+
+# --- one listing per cold generate ----------------------------------------------------------
+
+
+def listings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the engine's listings of the plans (Workspace.plans) in the one-item list returned."""
+    from perfd.engine.workspace import Workspace
+
+    count = [0]
+    real = Workspace.plans
+
+    def plans(self: Workspace) -> list[object]:
+        count[0] += 1
+        return list(real(self))
+
+    monkeypatch.setattr(Workspace, "plans", plans)
+    return count
+
+
+@pytest.mark.parametrize("how", ["default", "@name", "path"])
+def test_a_cold_generate_lists_the_plans_once(ws: WS, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.plan("ALPHA", ["1.1"])
+    ws.plan("BETA", ["1.1"])
+    eng = ws.engine()
+    count = listings(monkeypatch)
+    cwd = str(ws.plans / "BETA")
+    if how == "default":
+        result = eng.generate(eng.default_plan_ref(cwd))
+    elif how == "@name":
+        result = eng.generate("@BETA")
+    else:
+        result = eng.generate("PLAN_BETA.md", cwd=cwd)
+    assert result.plan == "BETA"
+    assert count[0] == 1
+
+
+def test_the_engine_names_its_plans(ws: WS) -> None:
+    ws.plan("BETA", ["1.1"])
+    ws.plan("ALPHA", ["1.1"], group="a_group")
+    eng = ws.engine()
+    assert eng.plan_names() == ["ALPHA", "BETA"]
+    assert [p.path for p in eng.plans()] == [str(ws.plans / "a_group" / "ALPHA" / "PLAN_ALPHA.md"),
+                                             str(ws.plans / "BETA" / "PLAN_BETA.md")]
+    assert eng.default_plan_ref(str(ws.plans / "BETA")) == eng.resolve("@BETA")

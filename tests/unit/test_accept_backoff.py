@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import errno
-from types import SimpleNamespace
+import socket
 from typing import Any
 
 import anyio
 import pytest
 
 from perfd.daemon.connections import Connections, Limits, limits_from
+from perfd.daemon.host import Subscribers
+from perfd.daemon.peer import Peer, PeerCheck
+from perfd.runtime.stats import Stats
 
 
 class FakeListener:
@@ -42,11 +45,27 @@ class FakeStream:
         self.closed = True
 
 
+def _no_peer(sock: socket.socket) -> Peer:
+    raise AssertionError("no connection is served here")
+
+
+async def _no_editor(serve_lsp: object, stream: object, leftover: bytes) -> None:
+    raise AssertionError("no editor here")
+
+
+class _NoStop:
+    def clear_state(self) -> None:
+        pass
+
+    def stop(self, reason: str) -> None:
+        raise AssertionError("nothing stops the daemon here")
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_emfile_and_enfile_back_off_then_accept_resumes(anyio_backend: str) -> None:
-    daemon = SimpleNamespace(connections=0)
-    conns = Connections(daemon, Limits(max_connections=1))  # type: ignore[arg-type]
+    conns = Connections({}, peer_check=PeerCheck("none", _no_peer), stats=Stats(), subscribers=Subscribers(),
+                        stop=_NoStop(), serve_editor=_no_editor, limits=Limits(max_connections=1))
     served: list[Any] = []
 
     async def connection(stream: Any) -> None:

@@ -25,7 +25,7 @@ from perfd import __version__, exitcodes
 from perfd import command_registry as registry
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
-from perfd.engine.workspace import display_path, find_root
+from perfd.engine.workspace import PlanRef, display_path, find_root
 from perfd.paths import is_workspace_root
 from perfd.engine.types import GenerateResult, PlanStatus, Problem, WorkspaceStatus
 from perfd.safetext import encode_json, shown, shown_lines
@@ -174,7 +174,7 @@ def user_error_output(exc: UserError) -> Output:
 
 def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
         stats_for: Callable[[str], StatsSnapshot | None] | None = None, in_daemon: bool = False,
-        tty: bool = False, parsed: argparse.Namespace | Output | None = None) -> Output:
+        tty: bool = False, parsed: argparse.Namespace | Output | None = None, root: str | None = None) -> Output:
     """Run one command line. `engine_for(root)` supplies the (warm) engine.
 
     `stats_for(root)` returns the daemon's StatsSnapshot (inside the daemon its
@@ -183,19 +183,21 @@ def run(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | 
     and `init` write files and `stats --history` reads one, so only the
     in-process path serves them. `tty`: stdout is a terminal (charts draw with
     block characters). `parsed`: parse(argv), when the caller already has it (the
-    daemon parses a long command line off its loop).
+    daemon parses a long command line off its loop). `root`: the workspace root
+    when the caller found it already (the thin client sends the one it found).
     """
     if parsed is None:
         parsed = parse(argv)
     if isinstance(parsed, Output):
         return parsed
-    out = _run(parsed, cwd, engine_for=engine_for, stats_for=stats_for, in_daemon=in_daemon, tty=tty)
+    out = _run(parsed, cwd, engine_for=engine_for, stats_for=stats_for, in_daemon=in_daemon, tty=tty, known_root=root)
     out.command = parsed.command or ""
     return out
 
 
 def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engine] | None,
-         stats_for: Callable[[str], StatsSnapshot | None] | None, in_daemon: bool, tty: bool) -> Output:
+         stats_for: Callable[[str], StatsSnapshot | None] | None, in_daemon: bool, tty: bool,
+         known_root: str | None = None) -> Output:
     if args.version:
         return Output(stdout=f"perfd {__version__}\n")
     if args.command is None:
@@ -217,10 +219,10 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
 
             return Output(stdout=script(args.shell))
         if args.command == "stats":
-            return _stats(args, cwd, stats_for, tty=tty)
+            return _stats(args, cwd, stats_for, tty=tty, known_root=known_root)
         if args.command in ("config", "trust"):
             return _settings(args, cwd)
-        root = resolve_root(args.root, cwd)
+        root = known_root or resolve_root(args.root, cwd)
         engine = engine_for(root) if engine_for else Engine(root)
         if args.command == "generate":
             return _generate(engine, args, cwd)
@@ -257,7 +259,7 @@ def _schema(args: argparse.Namespace) -> Output:
 
 
 def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsSnapshot | None] | None, *,
-           tty: bool = False) -> Output:
+           tty: bool = False, known_root: str | None = None) -> Output:
     """stats (imported lazily: the engine path does not need them)."""
     from perfd.app import stats_view
 
@@ -268,7 +270,7 @@ def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsS
     given = [flag for flag, value in history_only.items() if value]
     if given:
         raise UsageError(f"{given[0]} goes with --history", hint=f"perfd stats --history {given[0]} ...")
-    root = resolve_root(args.root, cwd)
+    root = known_root or resolve_root(args.root, cwd)
     snap = stats_for(root) if stats_for is not None else None
     if snap is None:
         raise UserError(f"no daemon running for {root}", hint="perfd daemon start")
@@ -350,8 +352,12 @@ def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
 _GENERATE_USAGE = "perfd generate @PLAN [--next | ACHIEVEMENT]"
 
 
-def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cwd: str) -> tuple[str, str | None]:
-    """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement)."""
+def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool,
+                         cwd: str) -> tuple[str | PlanRef, str | None]:
+    """`@PLAN 2.1`, `2.1 @PLAN`, `--next @PLAN`, or nothing (the plan of cwd) -> (plan ref, achievement).
+
+    The plan of cwd comes back as the plan itself, which the engine takes as it is (not resolved again).
+    """
     target: list[str] = list(targets)
     plan_ref: str | None = None
     achievement: str | None = None
@@ -369,7 +375,7 @@ def plan_and_achievement(engine: Engine, targets: list[str], want_next: bool, cw
     if want_next and achievement is not None:
         raise UsageError("give either --next or an achievement number, not both", hint=_GENERATE_USAGE)
     if plan_ref is None:
-        plan_ref = engine.default_plan(cwd)
+        return engine.default_plan_ref(cwd), achievement
     return plan_ref, achievement
 
 

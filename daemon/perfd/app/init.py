@@ -125,7 +125,7 @@ def _struct_lines(kind: type[msgspec.Struct], notes: dict[str, str]) -> list[str
 def template() -> str:
     """The commented perfd.toml."""
     from perfd.config import DEFAULT_IDLE_TIMEOUT_S
-    from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S
+    from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S
 
     return "\n".join([
         "# perfd settings for this workspace. Every line is commented out: the value shown is",

@@ -209,7 +209,8 @@ def parse_request(args: argparse.Namespace, engine: Engine, cwd: str) -> RunRequ
     if args.force and not args.write:
         raise UsageError("--force goes with --write", hint="perfd run @PLAN --write --force")
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
-    return RunRequest(root=engine.root, plan=plan_ref, achievement=achievement, parallel=args.parallel,
+    plan = plan_ref if isinstance(plan_ref, str) else plan_ref.path  # (a request crosses the socket)
+    return RunRequest(root=engine.root, plan=plan, achievement=achievement, parallel=args.parallel,
                       json=args.json, trust_plan=args.trust_plan,
                       options=RunOptions(use_cache=not args.no_cache, write=args.write, force=args.force,
                                          concurrency=args.concurrency))

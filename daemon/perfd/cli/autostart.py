@@ -65,6 +65,26 @@ def daemon_alive(paths: StatePaths) -> bool:
     return alive(pid, started_by=written)
 
 
+def daemon_gone(paths: StatePaths, grace_s: float = 0.05) -> bool:
+    """After a connection lost before its answer: whether the daemon died (then a new one may be asked).
+
+    A daemon killed with -9 (or by the out-of-memory killer) lets clients connect
+    for a moment after it looks gone (its pid file's process is a zombie, its command line
+    empty): the kernel frees the memory of a dying process before it closes its files,
+    the listening socket among them, and closing that socket resets every connection
+    never accepted. `grace_s` covers the last moments of such a process; a daemon that
+    is alive and dropped us (a refused peer) is not asked again.
+    """
+    import time
+
+    end = time.monotonic() + grace_s
+    while daemon_alive(paths):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def read_pid(path: str) -> int:
     try:
         with open(path, "rb") as f:
@@ -95,6 +115,23 @@ def _spawn(root: str, paths: StatePaths) -> None:
         finally:
             os._exit(127)
     os.waitpid(pid, 0)
+
+
+def _replace_dead(root: str, paths: StatePaths) -> float | str:
+    """Remove a dead daemon's socket and pid file and start a new daemon: when (a time.time()), or why not."""
+    import time
+
+    failed = start_failure(paths)
+    if failed is not None:
+        return "the daemon cannot start: " + failed  # moments ago, for a lasting reason
+    for stale in (paths.sock, paths.pid):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+    spawned = time.time()
+    _spawn(root, paths)
+    return spawned
 
 
 def try_connect(paths: StatePaths, timeout: float = 5.0) -> "_socket.socket | None":
@@ -170,17 +207,12 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
         if s is not None:
             return s
         spawned = time.time()
-        if not daemon_alive(paths):
-            failed = start_failure(paths)
-            if failed is not None:
-                return "the daemon cannot start: " + failed  # moments ago, for a lasting reason
-            for stale in (paths.sock, paths.pid):
-                try:
-                    os.unlink(stale)
-                except FileNotFoundError:
-                    pass
-            spawned = time.time()
-            _spawn(root, paths)
+        replaced = not daemon_alive(paths)
+        if replaced:
+            started = _replace_dead(root, paths)
+            if isinstance(started, str):
+                return started
+            spawned = started
         end = time.monotonic() + wait_s
         n = 0
         while time.monotonic() < end:
@@ -188,7 +220,16 @@ def ensure_daemon(root: str, paths: StatePaths | None = None,
             if s is not None:
                 return s
             n += 1
-            if n % 10 == 0:
+            if n % 10 == 0 and not replaced and not daemon_alive(paths):
+                # Alive when we looked, yet not listening: a daemon killed with -9 closes its socket
+                # a moment before its process is gone. Gone now: replace it, and wait for the new one.
+                replaced = True
+                started = _replace_dead(root, paths)
+                if isinstance(started, str):
+                    return started
+                spawned = started
+                end = time.monotonic() + wait_s
+            elif n % 10 == 0:
                 failed = start_failure(paths, since=spawned - 1)
                 if failed is not None:
                     return "the daemon cannot start: " + failed

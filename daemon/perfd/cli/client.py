@@ -10,7 +10,8 @@ What it does: find the workspace root (`--root`, else walk up from cwd to
 send the raw argv and cwd as a JSON-RPC `cli` request with `"raw": true`,
 and copy the answer's stdout/stderr bytes and exit code (raw body, see
 perfd.wire.ipc). No daemon: start one (single-flight under a lock file), wait up
-to ~2 s, else work in-process with a one-line notice. `--no-daemon`, no
+to ~2 s, else work in-process with a one-line notice. A daemon that dies between
+the connect and its answer (killed with -9) is replaced and asked once more. `--no-daemon`, no
 workspace, `schema`, and every command on a system without Unix sockets
 (Windows) work in-process; `lsp` is relayed (perfd.cli.relay),
 `daemon start|stop|...` is perfd.cli.daemon_ctl, and `run` goes to a running
@@ -75,6 +76,43 @@ def wants_help(argv: list[str]) -> bool:
     return False
 
 
+def _ask(root: str, paths: StatePaths, req: bytes) -> bytes | str:
+    """root's daemon's answer to `req` (starting a daemon when none listens), or why there is none.
+
+    A connection reset or closed before its answer by a daemon that died meanwhile
+    (killed with -9 as we connected: see perfd.cli.autostart.daemon_gone) is made
+    again once, to a new daemon: the command is worked again either way, as it would be
+    in-process.
+    """
+    retried = False
+    while True:
+        s: "_socket.socket | str"
+        try:
+            s = connect(paths.sock, 5.0)
+        except OSError:
+            if not holds_plans(root):
+                return NO_PLANS  # nothing a warm daemon would speed up: start none
+            from perfd.cli.autostart import ensure_daemon
+
+            s = ensure_daemon(root, paths)
+            if isinstance(s, str):
+                return s
+        try:
+            return _answer(s, req, paths)
+        except OSError as exc:
+            lost = "lost the daemon (%s)" % (exc.strerror or exc)
+            reset = isinstance(exc, ConnectionError)  # not a timeout: a daemon alive but slow is waited for
+        finally:
+            s.close()
+        if retried or not reset:
+            return lost
+        from perfd.cli.autostart import daemon_gone
+
+        if not daemon_gone(paths):
+            return lost
+        retried = True
+
+
 def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     """(workspace root or None, command or None, no_daemon) from a raw command line.
 
@@ -108,15 +146,16 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     return (os.path.realpath(found) if found else None), command, no_daemon
 
 
-def cli_request(argv: list[str], cwd: str) -> bytes:
-    """The `cli` request for this command line (UnicodeEncodeError for arguments that are not UTF-8)."""
-    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True})
+def cli_request(argv: list[str], cwd: str, root: str) -> bytes:
+    """The `cli` request for this command line in the workspace `root` found for it (UnicodeEncodeError for
+    arguments that are not UTF-8)."""
+    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True, "root": root})
 
 
 def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
     """Forward a command line to root's daemon (starting one): (code, stdout, stderr), or why it could not answer."""
     try:
-        req = cli_request(argv, cwd)
+        req = cli_request(argv, cwd, root)
     except UnicodeEncodeError:
         return "arguments are not valid UTF-8"
     try:
@@ -124,23 +163,9 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
     except OSError as exc:  # an untrusted runtime folder (perfd.paths.UnsafeFolder), or none can be made
         return str(exc) if exc.strerror is None else "%s: %s" % (exc.filename or "runtime folder", exc.strerror)
     for attempt in (0, 1):
-        s: "_socket.socket | str"
-        try:
-            s = connect(paths.sock, 5.0)
-        except OSError:
-            if not holds_plans(root):
-                return NO_PLANS  # nothing a warm daemon would speed up: start none
-            from perfd.cli.autostart import ensure_daemon
-
-            s = ensure_daemon(root, paths)
-            if isinstance(s, str):
-                return s
-        try:
-            body = _answer(s, req, paths)
-        except OSError as exc:
-            return "lost the daemon (%s)" % (exc.strerror or exc)
-        finally:
-            s.close()
+        body = _ask(root, paths, req)
+        if isinstance(body, str):
+            return body
         if body[:4] == RAW_PREFIX:
             return parse_raw(body)
         if _VERSION_MISMATCH in body and attempt == 0:

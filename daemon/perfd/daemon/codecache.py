@@ -19,6 +19,7 @@ attrs instead of compiling again.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import importlib
 import importlib.util
@@ -30,7 +31,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import CodeType, ModuleType
-from typing import Any
 
 log = logging.getLogger("perfd.daemon")
 MAX_BYTES = 64 << 20  # a cache larger than this is not ours: ignore it
@@ -54,9 +54,13 @@ class CodeCache:
         self.hits = 0
         self.misses = 0
 
-    def compile(self, source: Any, filename: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or mode != "exec" or not isinstance(source, str) or not isinstance(filename, str):
-            return builtins.compile(source, filename, mode, *args, **kwargs)  # not attrs' plain call
+    def compile(self, source: str | bytes | ast.Module | ast.Expression | ast.Interactive,
+                filename: str | bytes | os.PathLike[str], mode: str,
+                flags: int = 0, dont_inherit: bool = False, optimize: int = -1) -> CodeType | ast.AST:
+        if (flags or dont_inherit or optimize != -1 or mode != "exec" or not isinstance(source, str)
+                or not isinstance(filename, str)):
+            other: CodeType | ast.AST = builtins.compile(source, filename, mode, flags, dont_inherit, optimize)
+            return other  # not attrs' plain call
         key = filename + "\0" + source
         code = self.known.get(key)
         if code is None:
@@ -127,14 +131,15 @@ def generated_code_cached(path: str | None = None) -> Iterator[CodeCache | None]
         yield None
         return
     before = vars(make).get("compile")
-    make.compile = cache.compile  # type: ignore[attr-defined]
+    # setattr: a name attr._make does not declare (the type checker knows only its own names)
+    setattr(make, "compile", cache.compile)
     try:
         yield cache
     finally:
         if before is None:
-            del make.compile  # type: ignore[attr-defined]
+            delattr(make, "compile")
         else:
-            make.compile = before  # type: ignore[attr-defined]
+            setattr(make, "compile", before)
         cache.save()
         log.info("code cache: %d generated methods reused, %d compiled", cache.hits, cache.misses)
 

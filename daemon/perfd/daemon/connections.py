@@ -27,8 +27,8 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -37,24 +37,22 @@ import msgspec
 from anyio.abc import SocketAttribute
 
 import perfd
-from perfd.daemon.methods import Context, Handler, Methods, RpcError, Served
-from perfd.daemon.peer import peer_allowed
+from perfd.daemon.host import ServeEditor, ServeLsp, StatsSink, StopSignal, Subscribers
+from perfd.daemon.methods import Context, ErrorData, Handler, RpcError, Served
+from perfd.daemon.peer import PeerCheck, peer_allowed
 from perfd.engine.errors import UserError
 from perfd.safetext import encode_json
 from perfd.wire import protocol as P
 from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge, frame
 
-if TYPE_CHECKING:
-    from perfd.daemon.server import Daemon
-
 log = logging.getLogger("perfd.daemon")
+N = TypeVar("N", int, float)
 _enc = msgspec.json.Encoder()
 _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 # Errors of a JSON body that is not JSON at all: msgspec raises DecodeError, but
 # UnicodeDecodeError for invalid UTF-8 in a string and RecursionError for nesting too deep.
 _NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _NO_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-ServeLsp = Callable[..., Awaitable[None]]
 # Bodies past BIG_BODY are read at most BIG_BODY_RATE bytes a second, all connections
 # together: decoding and dispatching one takes the loop about 1.5 ms per MiB, so a
 # client sending the largest frames back to back keeps it busy a sixth of the time at
@@ -67,15 +65,28 @@ FD_RESERVE = 128
 
 
 class _Req(msgspec.Struct):
-    """A request as read off the wire: unlike protocol.Request, an absent id (a notification) is UNSET."""
+    """A request as read off the wire: unlike protocol.Request, an absent id (a notification) is UNSET,
+    and the params are left as sent (an empty Raw when absent) for the method table to decode into the
+    method's own params Struct (see perfd.daemon.methods.typed)."""
 
     jsonrpc: str
     method: str
     id: int | str | None | msgspec.UnsetType = msgspec.UNSET
-    params: dict[str, Any] | list[Any] | None = None
+    params: msgspec.Raw = msgspec.Raw()
+
+
+class _LspParams(msgspec.Struct):
+    version: str | None = None
 
 
 _req_dec = msgspec.json.Decoder(_Req)
+_lsp_params_dec = msgspec.json.Decoder(_LspParams)
+_STRUCTURED = b"{[n"  # the first byte of params that are an object, an array or null (JSON-RPC: nothing else)
+
+
+def structured(params: bytes) -> bool:
+    """Whether params (as sent, b"" when absent) are absent, an object, an array or null, as JSON-RPC allows."""
+    return not params or params[0] in _STRUCTURED
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,14 +102,16 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_buffered_mb: float = 256.0
 
 
-def limits_from(cfg: dict[str, Any], *, open_files: int) -> Limits:
+def limits_from(cfg: Mapping[str, object], *, open_files: int) -> Limits:
     """Limits from a [daemon] table and the environment, the cap kept under `open_files` less a reserve."""
     d = Limits()
 
-    def setting(env: str, key: str, default: float, kind: type[int] | type[float]) -> Any:
+    def setting(env: str, key: str, default: N, kind: type[N]) -> N:
         raw = os.environ.get(env)
-        value: Any = raw if raw not in (None, "") else cfg.get(key, default)
+        value = raw if raw else cfg.get(key, default)
         try:
+            if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
+                raise TypeError
             v = kind(value)
             if v <= 0:
                 raise ValueError
@@ -130,7 +143,7 @@ def raise_open_file_limit() -> int:
     return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
 
 
-def error_body(id_: Any, code: int, message: str, data: Any = None) -> bytes:
+def error_body(id_: P.Id, code: int, message: str, data: ErrorData = None) -> bytes:
     try:  # a name that is not UTF-8 (a lone surrogate) is escaped, see perfd.safetext
         return encode_json(P.ErrorResponse(id=id_, error=P.ErrorObject(code, message, data)), _enc)
     except Exception:  # still an answer, in plain ASCII
@@ -139,7 +152,7 @@ def error_body(id_: Any, code: int, message: str, data: Any = None) -> bytes:
                                            error=P.ErrorObject(code, safe)))
 
 
-def lsp_upgrade(body: bytes) -> Any:
+def lsp_upgrade(body: bytes) -> int | str | None:
     """The id of an `lsp` upgrade request of this version, or None for any other frame."""
     if b'"lsp"' not in body:
         return None
@@ -149,7 +162,15 @@ def lsp_upgrade(body: bytes) -> Any:
         return None
     if req.method != "lsp" or req.id is None or req.id is msgspec.UNSET:
         return None
-    version = req.params.get("version") if isinstance(req.params, dict) else None
+    params = bytes(req.params)
+    if not structured(params):
+        return None
+    version = None
+    if params[:1] == b"{":  # else no version given (absent, null, by position)
+        try:
+            version = _lsp_params_dec.decode(params).version
+        except msgspec.ValidationError:  # a version that is not a string: cmd_lsp says why
+            return None
     return req.id if version in (None, perfd.__version__) else None  # else cmd_lsp says why
 
 
@@ -157,7 +178,8 @@ def load_lsp() -> ServeLsp:
     from perfd.daemon.codecache import import_cached
 
     session = import_cached("perfd.lsp.session")  # attrs' generated code from the last start
-    return session.serve_lsp  # type: ignore[no-any-return]
+    serve: ServeLsp = session.serve_lsp
+    return serve
 
 
 class Outbox:
@@ -232,12 +254,27 @@ class _Pending:
 
 
 class Connections:
-    """Accepts and serves the daemon's socket connections."""
+    """Accepts and serves the daemon's socket connections.
 
-    def __init__(self, daemon: Daemon, limits: Limits | None = None) -> None:
-        self.d = daemon
+    Given the method table and what serving needs of the daemon, never the daemon
+    itself: who may connect, where latencies go, the subscribers' registry, the
+    stop signal (a `shutdown` request) and how an editor's session is served.
+    It keeps the count of open connections and the time of the last activity,
+    which the daemon reads to decide when it is idle.
+    """
+
+    def __init__(self, methods: dict[str, Handler], *, peer_check: PeerCheck, stats: StatsSink,
+                 subscribers: Subscribers, stop: StopSignal, serve_editor: ServeEditor,
+                 limits: Limits | None = None) -> None:
+        self.methods = methods
+        self.peer_check = peer_check
+        self.stats = stats
+        self.subscribers = subscribers
+        self.stop = stop
+        self.serve_editor = serve_editor
         self.limits = limits or Limits()
-        self.methods: dict[str, Handler] = Methods(daemon).table()
+        self.open = 0  # connections open (counted from accept, so the cap holds before their task runs)
+        self.last_activity = time.monotonic()
         self.serve_lsp: ServeLsp | None = None  # perfd.lsp.session.serve_lsp, once loaded
         self.refused = 0  # over the cap, told so
         self.dropped = 0  # idle, or not reading their answers
@@ -263,15 +300,15 @@ class Connections:
                     if now - self._last_backoff_log > 10:
                         self._last_backoff_log = now
                         log.warning("accept failed (%s) with %d connections open; backing off",
-                                    errno.errorcode.get(exc.errno or 0, exc), self.d.connections)
+                                    errno.errorcode.get(exc.errno or 0, exc), self.open)
                     await anyio.sleep(backoff if exc.errno in _NO_DESCRIPTORS else 0.001)
                     continue
                 backoff = 0.0
-                if self.d.connections >= self.limits.max_connections:
+                if self.open >= self.limits.max_connections:
                     self.refused += 1
                     tg.start_soon(self.refuse, stream)
                     continue
-                self.d.connections += 1  # counted now, so the cap holds before the task runs
+                self.open += 1  # counted now, so the cap holds before the task runs
                 tg.start_soon(self.connection, stream)
 
     async def refuse(self, stream: anyio.abc.SocketStream) -> None:
@@ -287,24 +324,22 @@ class Connections:
                 await stream.aclose()
 
     async def connection(self, stream: anyio.abc.SocketStream) -> None:
-        d = self.d
         cid = id(stream)
-        d.last_activity = time.monotonic()
+        self.last_activity = time.monotonic()
         try:
             await self._serve(stream, cid)
         except Exception:  # a bug in serving one connection ends that connection, never the daemon
             log.exception("serving a connection")
         finally:
-            d.subscribers.pop(cid, None)
-            d.connections -= 1
-            d.last_activity = time.monotonic()
+            self.subscribers.drop(cid)
+            self.open -= 1
+            self.last_activity = time.monotonic()
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
     async def _serve(self, stream: anyio.abc.SocketStream, cid: int) -> None:
-        d = self.d
         try:
-            peer = d.peer_check.read(stream.extra(SocketAttribute.raw_socket))
+            peer = self.peer_check.read(stream.extra(SocketAttribute.raw_socket))
         except Exception as exc:  # whatever the kernel answers, only this connection is refused
             log.warning("refused a connection: its peer's credentials are unreadable (%s: %s)",
                         type(exc).__name__, exc)
@@ -322,10 +357,9 @@ class Connections:
 
     async def _read(self, stream: anyio.abc.SocketStream, cid: int, ctx: Context, outbox: Outbox,
                     dec: FrameDecoder) -> None:
-        d = self.d
         limits = self.limits
         pending = _Pending()
-        upgrade: tuple[Any, bytes] | None = None
+        upgrade: tuple[int | str, bytes] | None = None
         max_buffered = int(limits.max_buffered_mb * 1048576)
         async with anyio.create_task_group() as tg:
             outbox.scope = tg.cancel_scope
@@ -338,7 +372,7 @@ class Connections:
                     except (anyio.EndOfStream, *_CLOSED):
                         break
                 if not data:  # idle for idle_s
-                    if pending.n == 0 and cid not in d.subscribers:
+                    if pending.n == 0 and cid not in self.subscribers:
                         self.dropped += 1
                         log.info("closed a connection idle for %g s", limits.idle_s)
                         break
@@ -347,7 +381,7 @@ class Connections:
                 try:
                     bodies = dec.feed(data)
                 except FrameTooLarge as exc:
-                    d.stats.record("(frame)", 0, error=True)
+                    self.stats.record("(frame)", 0, error=True)
                     with anyio.move_on_after(1.0):
                         try:
                             await stream.send(frame(error_body(None, P.INVALID_REQUEST, str(exc))))
@@ -369,7 +403,7 @@ class Connections:
                     break
                 over = False
                 for i, body in enumerate(bodies):
-                    d.last_activity = time.monotonic()
+                    self.last_activity = time.monotonic()
                     rid = lsp_upgrade(body)
                     if rid is not None:
                         # The connection leaves JSON-RPC framing and carries LSP
@@ -420,7 +454,7 @@ class Connections:
     async def _request(self, body: bytes, ctx: Context) -> None:
         t0 = time.perf_counter_ns()
         method = "(invalid)"
-        rid: Any = None
+        rid: P.Id = None
         notification = False
         out: bytes
         failed = False
@@ -436,6 +470,10 @@ class Connections:
                 if isinstance(obj, dict) and isinstance(obj.get("id"), (int, str)):
                     rid = obj["id"]
                 raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object") from None
+            params = bytes(req.params)  # one copy, cheaper to look into than the Raw
+            if not structured(params):  # a number, a string, true or false
+                rid = req.id if isinstance(req.id, (int, str)) else None
+                raise RpcError(P.INVALID_REQUEST, "invalid request: not a JSON-RPC 2.0 request object")
             if req.jsonrpc != "2.0":
                 rid = req.id if req.id is not msgspec.UNSET else None
                 raise RpcError(P.INVALID_REQUEST, "invalid request: jsonrpc must be \"2.0\"")
@@ -446,10 +484,11 @@ class Connections:
                 method = "(unknown)"
                 raise RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}")
             method = req.method
-            result = await handler(req.params, ctx)
+            result = await handler(params, ctx)
+            answer: msgspec.Struct | bytes = result
             if isinstance(result, Served):  # a command line: counted under its command, failed when non-zero
-                method, failed, result = result.command, result.failed, result.result
-            out = result if isinstance(result, bytes) else encode_json(P.Response(id=rid, result=result), _enc)
+                method, failed, answer = result.command, result.failed, result.result
+            out = answer if isinstance(answer, bytes) else encode_json(P.Response(id=rid, result=answer), _enc)
         except RpcError as exc:
             failed = True
             out = error_body(rid, exc.code, exc.message, exc.data)
@@ -465,19 +504,18 @@ class Connections:
             failed = True
             out = error_body(rid if isinstance(rid, (int, str)) and len(str(rid)) < 4096 else None,
                              P.INTERNAL_ERROR, f"the answer ({len(out)} bytes) exceeds a frame ({MAX_FRAME})")
-        self.d.stats.record(method, time.perf_counter_ns() - t0, failed)
+        self.stats.record(method, time.perf_counter_ns() - t0, failed)
         if not notification:  # JSON-RPC: a notification is never answered, not even with an error
             await ctx.send(out)
         if method == "shutdown" and not failed:
             if ctx.drain is not None:
                 with anyio.move_on_after(1.0):  # the answer out first (bounded: a client that never reads)
                     await ctx.drain()
-            self.d.stop("shutdown requested")
+            self.stop.stop("shutdown requested")
 
-    async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: Any,
+    async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: int | str,
                   rest: bytes) -> None:
         """One editor's LSP session over this connection (see perfd.lsp.session)."""
-        d = self.d
         if self.serve_lsp is None:
             # The first session imports pygls and lsprotocol: 0.5 to 1 s of CPU (attrs builds
             # about 570 classes). On the loop that would stall every other client for as long,
@@ -490,6 +528,5 @@ class Connections:
         serve_lsp = self.serve_lsp
         t0 = time.perf_counter_ns()
         await send(_enc.encode(P.Response(id=rid, result={"lsp": True, "version": perfd.__version__})))
-        d.stats.record("lsp", time.perf_counter_ns() - t0, False)
-        await serve_lsp(stream, rest, d.engine, stats=d.editor_stats, record=d.stats.record,
-                        registry=d.lsp_sessions, llm=d.llm)
+        self.stats.record("lsp", time.perf_counter_ns() - t0, False)
+        await self.serve_editor(serve_lsp, stream, rest)

@@ -1,9 +1,12 @@
 """The daemon's method table: one thin `cmd_<name>` per JSON-RPC method (see perfd.wire.protocol).
 
-Each method checks its params, calls the engine or perfd.app, and returns a
-protocol Struct; errors are RpcError (a JSON-RPC error) or UserError (the
-engine's, answered as USER_ERROR). perfd.daemon.connections dispatches to
-them and records their latency.
+The table decodes a request's params into the method's params Struct (from
+perfd.wire.protocol; INVALID_PARAMS with one line saying what is wrong when
+they are not that) and calls the typed handler, `cmd_x(params, ctx)`, or
+`cmd_x(ctx)` for a method without params. A handler calls the engine or
+perfd.app and returns a protocol Struct; errors are RpcError (a JSON-RPC
+error) or UserError (the engine's, answered as USER_ERROR).
+perfd.daemon.connections dispatches to the table and records the latency.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -23,6 +25,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 import msgspec
 
 import perfd
+from perfd.daemon.host import ModelSource, Send, StatsSource, StopSignal, Subscribers, WarmSignals
+from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
 from perfd.safetext import encode_json
@@ -31,7 +35,6 @@ from perfd.wire.ipc import MAX_FRAME, raw_body
 
 if TYPE_CHECKING:
     from perfd.app.commands import Output
-    from perfd.daemon.server import Daemon
 
 S = TypeVar("S", bound=msgspec.Struct)
 # A run's output goes out in runChunk notifications of at most this many characters: at
@@ -72,13 +75,16 @@ def parse_niced(argv: list[str]) -> argparse.Namespace | Output:
 
 
 _NICED = False
-Send = Callable[[bytes], Awaitable[None]]
 _enc = msgspec.json.Encoder()
 log = logging.getLogger("perfd.daemon")
 
 
+# What an error carries beside its code and message (ErrorObject.data): a Struct, or a few names.
+ErrorData = msgspec.Struct | dict[str, str | None] | None
+
+
 class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    def __init__(self, code: int, message: str, data: ErrorData = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -105,22 +111,46 @@ class Served(msgspec.Struct, frozen=True):
     """A command line's answer, to be counted under its command (`generate`, `run`, ...) rather than
     under the `cli` method; failed when it exited non-zero: one error rule for every command."""
 
-    result: Any
+    result: P.CliResult | P.RunResult | bytes  # bytes: the raw body (perfd.wire.ipc)
     command: str
     failed: bool
 
 
-Handler = Callable[[Any, Context], Awaitable[Any]]
+# A method as the table holds it: the request's params as sent (JSON: an object, an array or null; b""
+# when absent), decoded by the table entry itself, and its answer (a protocol Struct, or Served for a
+# command line).
+Handler = Callable[[bytes, Context], Awaitable[msgspec.Struct]]
 
 
-def params_as(params: Any, kind: type[S]) -> S:
-    """A request's params as `kind`; INVALID_PARAMS when they are not an object of that shape."""
-    if isinstance(params, list):
+def params_as(body: bytes, decoder: msgspec.json.Decoder[S]) -> S:
+    """A request's params decoded as the decoder's Struct; INVALID_PARAMS when they are not an object of that shape."""
+    if not body or body == b"null":
+        body = b"{}"  # none given: every field takes its default (or is missing)
+    elif body[0] == 0x5B:  # [
         raise RpcError(P.INVALID_PARAMS, "params must be an object (by name)")
     try:
-        return msgspec.convert(params or {}, kind)
-    except msgspec.ValidationError as exc:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:  # ValidationError: a field of the wrong type, unknown or missing
         raise RpcError(P.INVALID_PARAMS, f"invalid params: {exc}") from None
+
+
+def typed(kind: type[S], handler: Callable[[S, Context], Awaitable[msgspec.Struct]]) -> Handler:
+    """`handler` as the table calls it: the params decoded as `kind` first."""
+    decoder = msgspec.json.Decoder(kind)
+
+    async def call(params: bytes, ctx: Context) -> msgspec.Struct:
+        return await handler(params_as(params, decoder), ctx)
+
+    return call
+
+
+def bare(handler: Callable[[Context], Awaitable[msgspec.Struct]]) -> Handler:
+    """A method without params as the table calls it: whatever params were sent are not read."""
+
+    async def call(params: bytes, ctx: Context) -> msgspec.Struct:
+        return await handler(ctx)
+
+    return call
 
 
 def check_version(version: str | None) -> None:
@@ -129,10 +159,23 @@ def check_version(version: str | None) -> None:
 
 
 class Methods:
-    """The table of methods, over one daemon's engine, stats and shared model client."""
+    """The table of methods, over one daemon's engine, stats and shared model client.
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    Given what the methods use, never the daemon: its root and engine, its stats,
+    the subscribers' registry, the warm-up's signals, its stop signal (`shutdown`),
+    its model client and whether its watcher runs.
+    """
+
+    def __init__(self, root: str, engine: Engine, *, stats: StatsSource, subscribers: Subscribers,
+                 warm: WarmSignals, stop: StopSignal, llm: ModelSource, watching: Callable[[], bool]) -> None:
+        self.root = root
+        self.engine = engine
+        self.stats = stats
+        self.subscribers = subscribers
+        self.warm = warm
+        self.stop = stop
+        self.llm = llm
+        self.watching = watching
         self._heavy = anyio.CapacityLimiter(1)  # one heavy parse at a time, in one worker process
         self._heavy_turn = anyio.Lock()
 
@@ -165,106 +208,119 @@ class Methods:
             await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
         return got
 
-    @asynccontextmanager
-    async def warmed_up(self, wait: bool = True) -> AsyncIterator[None]:
-        """Wait (when `wait`) for the warm-up to have parsed every plan; the warm-up starts the watcher
-        only once such waiting requests are answered (see WarmUp._warm_up)."""
-        if not wait or self.d.warmed.is_set():
-            yield
-            return
-        self.d.warm_waiters += 1
-        try:
-            await self.d.warmed.wait()
-            yield
-        finally:
-            self.d.warm_waiters -= 1
+    def engine_for(self, root: str) -> Engine:
+        """The daemon's engine, for a command line about its own root only (see own_root)."""
+        self.own_root(root)
+        return self.engine
+
+    def stats_for(self, root: str) -> P.StatsSnapshot:
+        self.own_root(root)
+        return self.stats.snapshot()
+
+    def own_root(self, root: str) -> None:
+        """UserError (exit 1) for a root other than this daemon's: another root has a daemon of its own
+        (its socket is found from that root), and a cold engine built here would answer slowly and
+        be thrown away."""
+        if os.path.realpath(root) != self.root:
+            raise UserError(f"this daemon serves {self.root}, not {root}", code="foreign-root")
 
     def table(self) -> dict[str, Handler]:
-        return {name[4:]: getattr(self, name) for name in dir(self) if name.startswith("cmd_")}
+        """Every method by name, its params decoded into its Struct of perfd.wire.protocol before it runs."""
+        return {
+            "initialize": typed(P.InitializeParams, self.cmd_initialize),
+            "lsp": bare(self.cmd_lsp),
+            "ping": bare(self.cmd_ping),
+            "generate": typed(P.GenerateParams, self.cmd_generate),
+            "status": typed(P.StatusParams, self.cmd_status),
+            "stats": bare(self.cmd_stats),
+            "invalidate": typed(P.InvalidateParams, self.cmd_invalidate),
+            "subscribe": bare(self.cmd_subscribe),
+            "shutdown": bare(self.cmd_shutdown),
+            "cli": typed(P.CliParams, self.cmd_cli),
+            "run": typed(P.RunParams, self.cmd_run),
+        }
 
-    async def cmd_initialize(self, params: Any, ctx: Context) -> P.InitializeResult:
-        p = params_as(params, P.InitializeParams)
+    async def cmd_initialize(self, p: P.InitializeParams, ctx: Context) -> P.InitializeResult:
         return P.InitializeResult(version=perfd.__version__, compatible=p.version == perfd.__version__,
-                                  pid=os.getpid(), root=self.d.root)
+                                  pid=os.getpid(), root=self.root)
 
-    async def cmd_lsp(self, params: Any, ctx: Context) -> Any:
+    async def cmd_lsp(self, ctx: Context) -> NoReturn:
         # Reached only when the upgrade was refused (see connections.lsp_upgrade): another version.
         raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__})
 
-    async def cmd_ping(self, params: Any, ctx: Context) -> P.PingResult:
-        return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.d.root,
-                            uptime_s=self.d.stats.uptime())
+    async def cmd_ping(self, ctx: Context) -> P.PingResult:
+        return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
+                            uptime_s=self.stats.uptime())
 
-    async def cmd_generate(self, params: Any, ctx: Context) -> GenerateResult:
-        p = params_as(params, P.GenerateParams)
-        return self.d.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.d.root,
-                                      trust_plan=p.trust_plan)
+    async def cmd_generate(self, p: P.GenerateParams, ctx: Context) -> GenerateResult:
+        return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
+                                    trust_plan=p.trust_plan)
 
-    async def cmd_status(self, params: Any, ctx: Context) -> WorkspaceStatus | PlanStatus:
-        p = params_as(params, P.StatusParams)
+    async def cmd_status(self, p: P.StatusParams, ctx: Context) -> WorkspaceStatus | PlanStatus:
         if p.plan is None:
             asked_at = time.monotonic()
-            async with self.warmed_up():  # every plan: the warm-up is parsing them, on every core
-                with self.d.engine.answering(asked_at):
-                    return self.d.engine.status()
-        return self.d.engine.plan_status(p.plan, cwd=p.cwd or self.d.root, trust_plan=p.trust_plan)
+            async with self.warm.waiting():  # every plan: the warm-up is parsing them, on every core
+                with self.engine.answering(asked_at):
+                    return self.engine.status()
+        return self.engine.plan_status(p.plan, cwd=p.cwd or self.root, trust_plan=p.trust_plan)
 
-    async def cmd_stats(self, params: Any, ctx: Context) -> P.StatsSnapshot:
-        await self.d.refresh_team()
-        return self.d.snapshot()
+    async def cmd_stats(self, ctx: Context) -> P.StatsSnapshot:
+        await self.stats.refresh_team()
+        return self.stats.snapshot()
 
-    async def cmd_invalidate(self, params: Any, ctx: Context) -> P.InvalidateResult:
-        p = params_as(params, P.InvalidateParams)
-        root = self.d.root
+    async def cmd_invalidate(self, p: P.InvalidateParams, ctx: Context) -> P.InvalidateResult:
+        root = self.root
         if p.path is not None:
-            self.d.engine.workspace.check_inside(os.path.join(root, p.path), shown=p.path)
-        return P.InvalidateResult(invalidated=self.d.engine.invalidate(
+            self.engine.workspace.check_inside(os.path.join(root, p.path), shown=p.path)
+        return P.InvalidateResult(invalidated=self.engine.invalidate(
             None if p.path is None else os.path.join(root, p.path)))
 
-    async def cmd_subscribe(self, params: Any, ctx: Context) -> P.SubscribeResult:
-        self.d.subscribers[ctx.cid] = ctx.post
-        return P.SubscribeResult(subscribed=True, watching=self.d.watching)
+    async def cmd_subscribe(self, ctx: Context) -> P.SubscribeResult:
+        self.subscribers.add(ctx.cid, ctx.post)
+        return P.SubscribeResult(subscribed=True, watching=self.watching())
 
-    async def cmd_shutdown(self, params: Any, ctx: Context) -> P.ShutdownResult:
-        self.d.clear_state()  # before the answer: the next client starts afresh
+    async def cmd_shutdown(self, ctx: Context) -> P.ShutdownResult:
+        self.stop.clear_state()  # before the answer: the next client starts afresh
         return P.ShutdownResult(stopping=True, pid=os.getpid())
 
-    async def cmd_cli(self, params: Any, ctx: Context) -> Served:
-        p = params_as(params, P.CliParams)
+    async def cmd_cli(self, p: P.CliParams, ctx: Context) -> Served:
+        """A command line, in the root the client found (p.root: used as is, refused when not this daemon's)."""
         check_version(p.version)
-        from perfd.app.commands import run
+        from perfd.app.commands import run, user_error_output
 
+        if p.root is not None:
+            try:
+                self.own_root(p.root)
+            except UserError as exc:
+                return cli_answer(user_error_output(exc), p.raw)
         asked_at = time.monotonic()
-        async with self.warmed_up(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
+        async with self.warm.waiting(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
             parsed = await self.parse_heavy(p.argv)
             await anyio.lowlevel.checkpoint()
             if p.argv[:1] == ["stats"]:
-                await self.d.refresh_team()
-            with self.d.engine.answering(asked_at):
-                out = run(p.argv, p.cwd, engine_for=self.d.engine_for, stats_for=lambda _root: self.d.snapshot(),
-                          in_daemon=True, parsed=parsed)
-        result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if p.raw else
-                                       P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
-        return Served(result=result, command=out.command or "cli", failed=out.code != 0)
+                await self.stats.refresh_team()
+            with self.engine.answering(asked_at):
+                out = run(p.argv, p.cwd, engine_for=self.engine_for, stats_for=self.stats_for, in_daemon=True,
+                          parsed=parsed, root=p.root)
+        return cli_answer(out, p.raw)
 
-    async def cmd_run(self, params: Any, ctx: Context) -> Served:
+    async def cmd_run(self, p: P.RunParams, ctx: Context) -> Served:
         """`perfd run` on the shared LLMClient: output as `runChunk` notifications, then the RunResult.
 
         The request is its own task: a client that disconnects cancels it, which
         closes the model's response and frees its connection.
         """
-        p = params_as(params, P.RunParams)
         check_version(p.version)
         from perfd.app.commands import Output
         from perfd.app.run import prepare
         from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
-        prepared = prepare(p.argv, p.cwd, engine_for=self.d.engine_for, parsed=await self.parse_heavy(p.argv))
+        prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv))
         llm = None
         if not isinstance(prepared, Output):
             try:
-                llm = self.d.llm()
+                llm = self.llm()
             except LLMError as exc:
                 raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
             key = llm.config.api_key_env if llm is not None else None
@@ -299,6 +355,13 @@ class Methods:
                     result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
         result = fit_run_result(result)
         return Served(result=result, command="run", failed=result.code != 0)
+
+
+def cli_answer(out: Output, raw: bool) -> Served:
+    """A command line's Output as the `cli` method answers it: the raw body (perfd.wire.ipc) or a CliResult."""
+    result: P.CliResult | bytes = (raw_body(out.code, out.stdout, out.stderr) if raw else
+                                   P.CliResult(stdout=out.stdout, stderr=out.stderr, code=out.code))
+    return Served(result=result, command=out.command or "cli", failed=out.code != 0)
 
 
 def fit_run_result(result: P.RunResult) -> P.RunResult:

@@ -133,7 +133,7 @@ def local_peercred_check(*, option: int = LOCAL_PEERCRED, peerpid: int | None = 
 
 
 def getpeereid_check(getpeereid: Callable[[int], tuple[int, int]]) -> PeerCheck:
-    """Any system with getpeereid(3): uid and gid, no pid."""
+    """A system with getpeereid(3): uid and gid, no pid."""
 
     def read(sock: socket.socket) -> Peer:
         uid, gid = getpeereid(sock.fileno())

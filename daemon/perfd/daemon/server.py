@@ -7,21 +7,24 @@ until SIGTERM/SIGINT, `shutdown`, the idle timeout, the workspace folder
 going away, or the memory cap. State files (socket, pid file) are removed
 before the process stops answering; the lock file stays (removing flock files
 races). Connections are perfd.daemon.connections; the methods they call are
-perfd.daemon.methods; file changes come from perfd.runtime.watcher.
+perfd.daemon.methods; the warm-up is perfd.daemon.warmup; file changes come
+from perfd.runtime.watcher. Each is given what it uses (perfd.daemon.host),
+never the Daemon.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import logging.handlers
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -35,6 +38,8 @@ from perfd import exitcodes
 from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
 from perfd.runtime import heap
 from perfd.daemon.connections import Connections, limits_from, raise_open_file_limit
+from perfd.daemon.host import EditorSession, ServeLsp, Subscribers, WarmSignals
+from perfd.daemon.methods import Methods
 from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.runtime.stats import Stats, rss_bytes, snapshot
@@ -45,7 +50,6 @@ from perfd.wire.rendezvous import clear_start_failure, record_start_failure, sta
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
-    from perfd.lsp.state import Session
 
 log = logging.getLogger("perfd.daemon")
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
@@ -62,18 +66,20 @@ class NoPeerCheck(Exception):
     """This system cannot say who connects to a Unix socket: the daemon must not serve one."""
 
 
-def _float_setting(env: str, cfg: dict[str, Any], key: str, default: float) -> float:
+def _float_setting(env: str, cfg: Mapping[str, object], key: str, default: float) -> float:
     raw = os.environ.get(env)
-    value: Any = raw if raw not in (None, "") else cfg.get(key, default)
+    value = raw if raw else cfg.get(key, default)
     try:
+        if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
-        where = f"{env} in the environment" if raw not in (None, "") else f"[daemon] {key} in perfd.toml"
+        where = f"{env} in the environment" if raw else f"[daemon] {key} in perfd.toml"
         log.warning("ignoring %s = %r: not a number; using %g", where, value, default)
         return default
 
 
-class Daemon(WarmUp):
+class Daemon:
     def __init__(self, root: str, *, peer_check: PeerCheck | None = None) -> None:
         if peer_check is None:
             found = choose()  # once per daemon: every connection is checked the same way
@@ -91,10 +97,8 @@ class Daemon(WarmUp):
         self.metrics_addr: str | None = None  # where /metrics serves, once bound
         self.metrics_error: str | None = None  # why it does not (shown by perfd stats and logged)
         self.stats = Stats()
-        self.connections = 0
-        self.subscribers: dict[int, Callable[[bytes], Awaitable[None]]] = {}
-        self.lsp_sessions: set[Session] = set()  # one per editor connection
-        self.last_activity = time.monotonic()
+        self.subscribers = Subscribers()
+        self.lsp_sessions: set[EditorSession] = set()  # one per editor connection (perfd.lsp.session adds it)
         self.watching = False
         self.stop_reason = ""
         self._lock_fd = -1
@@ -103,17 +107,15 @@ class Daemon(WarmUp):
         self._llm_loaded = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
-        self.serving = Connections(self, limits_from(cfg, open_files=raise_open_file_limit()))
-        # Set once the warm-up has parsed every plan: a request for every plan waits for it.
-        self.warmed = anyio.Event()
-        self.warm_waiters = 0  # requests waiting for it (the watcher starts once they are answered)
-        # Set once the warm-up has read every file: the watcher starts then (see _watch).
-        self.parsed = anyio.Event()
-        self.watch_ready = anyio.Event()  # the watcher is up, or will not be
-        self.store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
-        self.answers_path = self.store_path[:-len(".parse")] + ".answers"  # see perfd.engine.answer_store
-        self._store_saved_misses = -1
-        self._store_saved_at = time.monotonic()
+        self.signals = WarmSignals()  # set by the warm-up; requests and the watcher wait on them
+        methods = Methods(self.root, self.engine, stats=self, subscribers=self.subscribers, warm=self.signals,
+                          stop=self, llm=self.llm, watching=lambda: self.watching)
+        self.serving = Connections(methods.table(), peer_check=peer_check, stats=self.stats,
+                                   subscribers=self.subscribers, stop=self, serve_editor=self.serve_editor,
+                                   limits=limits_from(cfg, open_files=raise_open_file_limit()))
+        store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
+        self.warm_up = WarmUp(self.engine, store_path=store_path, answers_path=store_path[:-len(".parse")] + ".answers",
+                              signals=self.signals, open_connections=lambda: self.serving.open)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -176,10 +178,10 @@ class Daemon(WarmUp):
                 tg.start_soon(self.serving.accept, listener, tg)
                 if self.metrics_setting is not None:
                     tg.start_soon(self._serve_metrics)
-                tg.start_soon(self._warm_up)
+                tg.start_soon(self.warm_up.run)
         finally:
             self.clear_state()
-            self.save_parsed()
+            self.warm_up.save_stores()
             await self.close_llm()
             log.info("stopped (%s)", self.stop_reason or "cancelled")
 
@@ -226,7 +228,7 @@ class Daemon(WarmUp):
         period = max(0.05, min(1.0, self.idle_timeout_s / 4))
         while True:
             await anyio.sleep(period)
-            if self.connections == 0 and time.monotonic() - self.last_activity > self.idle_timeout_s:
+            if self.serving.open == 0 and time.monotonic() - self.serving.last_activity > self.idle_timeout_s:
                 self.stop(f"idle for {self.idle_timeout_s:g} s")
                 return
             if not os.path.isdir(self.root):
@@ -241,8 +243,8 @@ class Daemon(WarmUp):
                 self.stop(f"memory {rss_bytes() / 1048576:.1f} MB over max_rss_mb = {self.max_rss_mb:g} MB")
                 return
             heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.runtime.heap
-            if self.warmed.is_set() and time.monotonic() - self._store_saved_at > STORE_EVERY_S:
-                self.save_parsed()
+            if self.signals.warmed.is_set() and time.monotonic() - self.warm_up.saved_at > STORE_EVERY_S:
+                self.warm_up.save_stores()
 
     # -- file changes ----------------------------------------------------------------
 
@@ -260,14 +262,14 @@ class Daemon(WarmUp):
         def watching(on: bool) -> None:
             self.watching = on
             self.engine.trust_watcher(on)  # see Engine.trust_watcher
-            self.watch_ready.set()
+            self.signals.watch_ready.set()
 
-        await self.parsed.wait()
+        await self.signals.parsed.wait()
         try:
             await watch(self.engine.workspace.plans_dir, self.files_changed, stop_event=self._stop_event,
                         on_state=watching)
         finally:
-            self.watch_ready.set()
+            self.signals.watch_ready.set()
 
     async def files_changed(self, paths: set[str]) -> None:
         """Invalidate exactly what changed, refresh the editors, tell subscribers which plans moved."""
@@ -301,21 +303,21 @@ class Daemon(WarmUp):
     async def notify(self, method: str, params: msgspec.Struct) -> None:
         if not self.subscribers:
             return
-        body = _enc.encode(P.Notification(method=method, params=params))
-        for cid, send in list(self.subscribers.items()):
-            try:
-                await send(body)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                self.subscribers.pop(cid, None)
+        await self.subscribers.post(_enc.encode(P.Notification(method=method, params=params)))
 
-    # -- what the methods share ------------------------------------------------------------
+    # -- what the collaborators are given (see perfd.daemon.host) --------------------------------
 
-    def engine_for(self, root: str) -> Engine:
-        return self.engine if os.path.realpath(root) == self.root else Engine(root)
+    async def serve_editor(self, serve_lsp: ServeLsp, stream: anyio.abc.ByteStream, leftover: bytes) -> None:
+        """One editor's LSP session on a connection that upgraded (perfd.lsp.session.serve_lsp)."""
+        await serve_lsp(stream, leftover, self.engine, stats=self.snapshot, record=self.stats.record,
+                        registry=self.lsp_sessions, llm=self.llm)
+
+    def uptime(self) -> float:
+        return self.stats.uptime()
 
     def snapshot(self) -> P.StatsSnapshot:
         """The one stats payload: `perfd stats`, the `stats` method and every editor's perfd/stats."""
-        return snapshot(root=self.root, engine=self.engine, stats=self.stats, connections=self.connections,
+        return snapshot(root=self.root, engine=self.engine, stats=self.stats, connections=self.serving.open,
                         subscribers=len(self.subscribers), sessions=len(self.lsp_sessions),
                         llm=self._llm.stats() if self._llm is not None else None,
                         metrics_addr=self.metrics_addr, metrics_error=self.metrics_error)
@@ -325,9 +327,6 @@ class Daemon(WarmUp):
         if self._llm is not None:
             with anyio.move_on_after(0.5):  # a slow Redis costs stats a little freshness, not the answer
                 await self._llm.refresh_team()
-
-    def editor_stats(self) -> P.StatsSnapshot:
-        return self.snapshot()
 
     def llm(self) -> LLMClient | None:
         """The workspace's LLMClient, created on first use from perfd.toml [llm] and the DAEMON's environment.
@@ -357,7 +356,7 @@ class Daemon(WarmUp):
 class _PrivateLog(logging.handlers.RotatingFileHandler):
     """The daemon's log, opened without following a symlink planted at its name."""
 
-    def _open(self) -> Any:
+    def _open(self) -> io.TextIOWrapper:
         fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND)
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors="backslashreplace")
 

@@ -1,8 +1,10 @@
 """The daemon's warm-up: every plan parsed right after start, below requests in priority, and the
 persistent parse and answer stores it reads first and writes back.
 
-A part of perfd.daemon.server.Daemon (which inherits it), kept in its own module so that each
-file reads in one go; the attributes below are the daemon's, set in Daemon.__init__.
+A task object of its own: the daemon gives it the engine, where the stores live,
+the signals it sets (perfd.daemon.host.WarmSignals: the requests and the watcher
+wait on them) and a count of the open connections (it yields to their requests);
+the daemon runs `run` as a task and calls `save_stores` (periodically and at stop).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from functools import partial
 
 import anyio
@@ -19,9 +22,10 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
+from perfd.daemon.host import WarmSignals
 from perfd.engine.engine import Engine
 from perfd.engine.ownership import PlanRef
-from perfd.engine.parse_pool import Parsed, PlanHead, decide_many, parse_many, parse_one, prestart, stop_idle
+from perfd.engine.cache.parse_pool import Parsed, PlanHead, parse_one
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
@@ -29,20 +33,21 @@ WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before a
 
 
 class WarmUp:
-    engine: Engine
-    store_path: str
-    answers_path: str
-    warmed: anyio.Event
-    parsed: anyio.Event
-    watch_ready: anyio.Event
-    connections: int
-    warm_waiters: int
-    _store_saved_misses: int
-    _store_saved_at: float
+    """Every plan parsed right after start (`run`), and the stores written back (`save_stores`)."""
+
+    def __init__(self, engine: Engine, *, store_path: str, answers_path: str, signals: WarmSignals,
+                 open_connections: Callable[[], int]) -> None:
+        self.engine = engine
+        self.store_path = store_path
+        self.answers_path = answers_path  # see perfd.engine.answer_store
+        self.signals = signals
+        self.open_connections = open_connections
+        self._saved_misses = -1  # the engine's misses when the stores were last written
+        self.saved_at = time.monotonic()  # when save_stores last ran
 
     # -- warm-up and the persistent parse store ----------------------------------------------
 
-    async def _warm_up(self) -> None:
+    async def run(self) -> None:
         """Right after start, have every plan parsed, below requests in priority.
 
         The persistent store first (what a previous daemon parsed, still valid by
@@ -54,6 +59,7 @@ class WarmUp:
         plan waits here, and is answered before the watcher starts.
         """
         engine = self.engine
+        signals = self.signals
         t0 = time.perf_counter()
         parsed = 0
         # Every object the warm-up makes lives as long as the daemon: collecting (and walking
@@ -62,7 +68,7 @@ class WarmUp:
         restored = 0
         try:
             if engine.parse_workers > 1 and not os.path.exists(self.answers_path) and engine.likely_large():
-                prestart(engine.parse_workers)  # a new daemon: they start while the plans are listed
+                engine.pool.prestart()  # a new daemon: they start while the plans are listed
             restored, why = engine.load_answers(self.answers_path)
             if why not in ("", "missing"):
                 log.info("answer store %s not used (%s): rebuilding it", self.answers_path, why)
@@ -71,20 +77,20 @@ class WarmUp:
                 # store is read only if an input changed). The request that uses one stat-checks it
                 # (as any answer while no watcher runs), so the first status need not wait.
                 engine.load_parsed(self.store_path, lazy=True)
-                self._store_saved_misses = engine.cache.misses + engine.memo_misses  # both stores hold this
-                self.warmed.set()
+                self._saved_misses = engine.cache.misses + engine.memo_misses  # both stores hold this
+                signals.warmed.set()
                 log.info("warm-up: %d answers restored in %.2f s", restored, time.perf_counter() - t0)
                 await self._clients_served()  # the requests that waited for them first
                 # The watcher starts. Nothing else is done ahead: a request that needs a parsed file
                 # takes it from the parse store (read then), as a pass over every plan would have,
                 # but without holding the loop for the requests that come meanwhile.
-                self.parsed.set()
+                signals.parsed.set()
             else:
                 why = engine.load_parsed(self.store_path)
                 if why not in ("", "missing"):
                     log.info("parse store %s not used (%s): rebuilding it", self.store_path, why)
                 await anyio.lowlevel.checkpoint()
-                plans = engine.workspace.plans()
+                plans = engine.plans()
                 engine.fit_capacity(len(plans))
                 step = 64  # plans looked at between two turns of serving requests
                 cold = []
@@ -106,18 +112,18 @@ class WarmUp:
                     cold += engine.cold_work_files(rest[i:i + step])
                     await anyio.lowlevel.checkpoint()
                 parsed += await self._parse(cold, engine.use_workers(len(cold) // 16))
-                stop_idle()
+                engine.pool.stop_idle()
                 # The requests that waited for every plan are answered now, from what was just worked
                 # out for them (see Engine.answering). The watcher starts once they are: adding its
                 # watches holds the interpreter for a few tenths of a second.
-                self.warmed.set()
+                signals.warmed.set()
                 with anyio.move_on_after(REQUESTS_FIRST_S):
-                    while self.warm_waiters:
+                    while signals.waiters:
                         await anyio.sleep(0.005)
                 parsed += engine.take_held()  # the workers' parsed files and listings, left packed until now
-                self.parsed.set()
+                signals.parsed.set()
                 with anyio.move_on_after(WATCH_START_WAIT_S):
-                    await self.watch_ready.wait()
+                    await signals.watch_ready.wait()
                 # What was read before the watcher started is stat-checked once, now rather than on first
                 # use: later answers (memoised, vouched for by the watcher) stat nothing.
                 engine.cache.recheck()
@@ -128,17 +134,17 @@ class WarmUp:
         except Exception:
             log.exception("warm-up failed; answers parse what they need")
         finally:
-            stop_idle()
+            engine.pool.stop_idle()
             parsed += engine.take_held()  # (a warm-up that failed half-way: what the workers sent is still good)
             if not restored:
-                engine.cache.persisted = {}  # what was not taken is not worth its memory
+                engine.cache.drop_persisted()  # what was not taken is not worth its memory
             gc.freeze()  # out of the collector's sight: later collections walk only what requests make
             gc.enable()
-            self.parsed.set()
-            self.warmed.set()
+            signals.parsed.set()
+            signals.warmed.set()
         if parsed:
             await self._clients_served()  # writing the stores takes a few tenths of a second at 1,500 plans
-            self.save_parsed()
+            self.save_stores()
 
     async def _clients_served(self) -> None:
         """Return once the clients that waited for the warm-up are answered (no connection open).
@@ -147,7 +153,7 @@ class WarmUp:
         """
         with anyio.move_on_after(REQUESTS_FIRST_S):
             await anyio.sleep(0.02)
-            while self.connections:
+            while self.open_connections():
                 await anyio.sleep(0.01)
 
     async def _parse(self, items: list[tuple[str, str]], workers: bool, *, keep: bool = False) -> int:
@@ -162,7 +168,7 @@ class WarmUp:
 
         def produce() -> None:
             with send:
-                for batch in parse_many(items, workers=engine.parse_workers, keep=keep):
+                for batch in engine.pool.parse_many(items, keep=keep):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
         n = 0
@@ -184,7 +190,7 @@ class WarmUp:
 
         def produce() -> None:
             with send:
-                for batch in decide_many(plans, root=engine.root, config=config, workers=engine.parse_workers):
+                for batch in engine.pool.decide_many(plans, root=engine.root, config=config):
                     anyio.from_thread.run_sync(send.send_nowait, batch)
 
         async with anyio.create_task_group() as tg:
@@ -195,15 +201,15 @@ class WarmUp:
                     engine.take_parts(batch, stamped=stamped)
                     await anyio.lowlevel.checkpoint()
 
-    def save_parsed(self) -> None:
-        """Write the persistent parse store when the cache has parsed something since the last write."""
-        self._store_saved_at = time.monotonic()
+    def save_stores(self) -> None:
+        """Write the persistent parse and answer stores when the cache has parsed something since the last write."""
+        self.saved_at = time.monotonic()
         misses = self.engine.cache.misses + self.engine.memo_misses
-        if misses == self._store_saved_misses or not self.warmed.is_set():
+        if misses == self._saved_misses or not self.signals.warmed.is_set():
             return
         try:
             size = self.engine.save_parsed(self.store_path)
-            self._store_saved_misses = misses
+            self._saved_misses = misses
             log.info("parse store: %d bytes written to %s", size, self.store_path)
         except OSError as exc:
             log.warning("cannot write the parse store %s: %s", self.store_path, exc)

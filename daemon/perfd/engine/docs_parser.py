@@ -6,7 +6,7 @@ All parsers are total: they return a document plus problems, never raise.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 

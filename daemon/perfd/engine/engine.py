@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import msgspec
 
 from perfd.config import ConfigError, load_config, table
-from perfd.engine.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
-from perfd.engine.cold_parse import ColdParse
-from perfd.engine.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, RACY_WINDOW_NS, StatCache, StatKey
+from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
+from perfd.engine.cache.answer_store import AnswerStore
+from perfd.engine.cache.cold_parse import ColdStart
+from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, StatCache
+from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
+from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
+from perfd.engine.cache.parse_store import ParseStore
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
-from perfd.engine.parse_pool import workers_wanted
 from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
@@ -54,17 +57,16 @@ def _template(data: bytes, path: str) -> str:
     return decode(data, path)[0]
 
 
+class Engine:
+    """Plan state and prompts for the workspace at `root`.
 
-_Inputs = list[tuple[str, StatKey | None]]
-# key -> (inputs, when stored, value, the inputs no watcher vouches for (templates, links; None: not worked
-# out), the inputs' paths as a set: what changed() looks up, so an event costs what it touches)
-_Memo = dict[tuple[Any, ...], tuple[_Inputs, float, Any, _Inputs | None, frozenset[str]]]
+    Its collaborators, each made here (the pool may be given): the StatCache
+    (`cache`), the memos of whole answers (`memos`, looked up through
+    `answers`), the worker pool (`pool`, stopped by close()) and the cold start
+    (`cold`: parsing on every core, and the parse and answer stores it is given).
+    """
 
-
-class Engine(ColdParse):
-    """Plan state and prompts for the workspace at `root`."""
-
-    def __init__(self, root: str, *, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: str, *, config: dict[str, Any] | None = None, pool: WorkerPool | None = None) -> None:
         self.root = os.path.realpath(root)
         self.config_problems: list[Problem] = []
         if config is None:
@@ -87,7 +89,7 @@ class Engine(ColdParse):
                                                 "error"))
             capacity, ttl_s = DEFAULT_CAPACITY, DEFAULT_TTL_S
         # Parsed files are held packed: a quarter of the memory of their objects (see perfd.engine.kinds).
-        self.cache: StatCache[Any] = StatCache(capacity=capacity, ttl_s=ttl_s, packed=UNPACK, pack=pack)
+        self.cache = StatCache(capacity=capacity, ttl_s=ttl_s, packed=dict(UNPACK), pack=pack)
         plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
         self.workspace = Workspace(self.root, self.cache,
                                    plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
@@ -96,90 +98,41 @@ class Engine(ColdParse):
         self.started = time.time()
         # Whole answers, valid while every file and folder they read has the
         # stat key it had: a warm call is one stat per input and no parsing.
-        self._memo: _Memo = {}
-        # Statuses of editors' buffers (plan_status_with), apart: every edit makes a
-        # new one, and each holds a whole parse, so only the latest few are kept.
-        self._buffer_memo: _Memo = {}
-        self._summary_memo: _Memo = {}  # each plan's line of a status
-        self._files_memo: _Memo = {}  # each plan's files
-        self._room = 256  # entries kept in the per-plan memos (fit_capacity makes room for every plan)
-        self.memo_hits = 0
-        self.memo_misses = 0  # answers computed (for the answer level's hit rate in perfd stats)
-        self._held_later: list[tuple[msgspec.Raw, msgspec.Raw]] = []  # packed by parse workers: see take_held
-        self._interned: dict[str, str] = {}
-        self.memo_stat_checks = 0  # memoised answers validated by stat (no watcher vouching for them)
-        self.asked_at: float | None = None  # while answering a request: when it arrived (see answering())
+        self.memos = Memos()
+        self.answers = Answers(self.cache)
         self.trust_restarts = 0
-        self._capacity_set = "capacity" in cache_cfg
-        self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
-        parse_cfg = cache_cfg.get("parse_workers")
-        self.parse_workers = workers_wanted(parse_cfg)
+        self.pool = pool if pool is not None else WorkerPool(workers_wanted(cache_cfg.get("parse_workers")))
+        self.cold = ColdStart(config=config, cache=self.cache, workspace=self.workspace,
+                              memos=self.memos, answers=self.answers, pool=self.pool, plans=self,
+                              parse_store=ParseStore(self.root), answer_store=AnswerStore(self.root, config),
+                              capacity_set="capacity" in cache_cfg)
 
-    def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: _Memo | None = None,
-                  capacity: int = 256) -> Any:
-        """compute(), or its memoised value while every file and folder it read is unchanged.
+    def close(self) -> None:
+        """Stop the worker processes left running (the engine stays usable: it starts new ones)."""
+        self.pool.close()
 
-        Calls nest: a memoised answer computed (or found) while an outer one is
-        being computed adds its inputs to the outer one's.
-        """
-        memo = self._memo if store is None else store
-        cache = self.cache
-        hit = memo.get(key)
-        if hit is not None:
-            inputs, stored, value, outside, paths = hit
-            if time.monotonic() - stored <= cache.ttl_s:
-                if self.asked_at is not None and stored >= self.asked_at:
-                    # Worked out since the request arrived (by the warm-up it waited for): as fresh
-                    # as working it out for this request would be.
-                    self.memo_hits += 1
-                    if cache.track is not None:
-                        cache.track.extend(inputs)
-                    return value
-                if outside is not None and stored >= cache.trust_since and cache.trusted_prefix is not None:
-                    # A healthy watcher vouches for the rest: only these few are stat'ed.
-                    if _unchanged(outside):
-                        self.memo_hits += 1
-                        if cache.track is not None:
-                            cache.track.extend(inputs)
-                        return value
-                else:
-                    self.memo_stat_checks += 1
-                    if _unchanged(inputs):
-                        self.memo_hits += 1
-                        if cache.trusted_prefix is not None:  # checked now: vouched for from here on
-                            memo[key] = (inputs, time.monotonic(), value, self._unvouched(inputs), paths)
-                        if cache.track is not None:
-                            cache.track.extend(inputs)
-                        return value
-            del memo[key]
-        self.memo_misses += 1
-        outer, outer_newest = cache.track, cache.newest_mtime_ns
-        cache.track = []
-        cache.newest_mtime_ns = 0
-        start_ns = time.time_ns()
-        # Stamped when the computation starts, the conservative side: a watcher that came up
-        # while it ran must not vouch for inputs read before it watched.
-        started = time.monotonic()
-        try:
-            value = compute()
-            inputs = list(dict.fromkeys(cache.track))
-            newest = cache.newest_mtime_ns
-        finally:
-            if outer is not None:
-                outer.extend(cache.track)
-            cache.track = outer
-            cache.newest_mtime_ns = max(outer_newest, cache.newest_mtime_ns)
-        outside = self._unvouched(inputs) if cache.trusted_prefix is not None else None
-        # Inputs written within the racy window are re-verified by content in the StatCache;
-        # memoising on their stat alone would skip that check (a watcher's events do not).
-        if start_ns - newest >= RACY_WINDOW_NS or outside == []:
-            if len(memo) >= capacity:
-                memo.pop(next(iter(memo)))
-            memo[key] = (inputs, started, value, outside, frozenset([i[0] for i in inputs]))
-        return value
+    # -- the answer memo's numbers and requests -----------------------------------
 
-    @contextmanager
-    def answering(self, asked_at: float) -> Iterator[None]:
+    @property
+    def memo_hits(self) -> int:
+        return self.answers.hits
+
+    @property
+    def memo_misses(self) -> int:
+        """Answers computed (for the answer level's hit rate in perfd stats)."""
+        return self.answers.misses
+
+    @property
+    def memo_stat_checks(self) -> int:
+        """Memoised answers validated by stat (no watcher vouching for them)."""
+        return self.answers.stat_checks
+
+    @property
+    def asked_at(self) -> float | None:
+        """While answering a request: when it arrived (see answering())."""
+        return self.answers.asked_at
+
+    def answering(self, asked_at: float) -> AbstractContextManager[None]:
         """While answering a request that arrived at `asked_at` (time.monotonic()).
 
         A memoised answer whose computation started since (every file and folder it
@@ -187,27 +140,7 @@ class Engine(ColdParse):
         again, as an answer worked out for this request would be; older ones are
         checked as always.
         """
-        outer, self.asked_at = self.asked_at, asked_at
-        try:
-            yield
-        finally:
-            self.asked_at = outer
-
-    def _unvouched(self, inputs: _Inputs) -> _Inputs:
-        """The inputs a healthy watcher of the plans folder does not vouch for: outside it, or behind a symlink."""
-        cache = self.cache
-        prefix = cache.trusted_prefix
-        if prefix is None:
-            return inputs
-        links = cache.links
-        folder = prefix[:-1]
-        out = []
-        for item in inputs:
-            path = item[0]
-            if (not path.startswith(prefix) and path != folder) or \
-                    (links and any(path == ln or path.startswith(ln + os.sep) for ln in links)):
-                out.append(item)
-        return out
+        return self.answers.answering(asked_at)
 
     def trust_watcher(self, on: bool) -> None:
         """A watcher of the plans folder is healthy (on) or not (off): see StatCache.trust.
@@ -222,15 +155,73 @@ class Engine(ColdParse):
 
     def cache_stats(self) -> CacheStats:
         """The cache's numbers, with how answers were validated (watcher or stat)."""
-        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusted_prefix is not None,
-                                       answers_stat_checked=self.memo_stat_checks,
+        return msgspec.structs.replace(self.cache.stats(), trusting=self.cache.trusting,
+                                       answers_stat_checked=self.answers.stat_checks,
                                        trust_restarts=self.trust_restarts)
+
+    # -- the cold start (see perfd.engine.cache.cold_parse.ColdStart) ----------------
+
+    @property
+    def parse_workers(self) -> int:
+        """How many worker processes a cold parse uses (at most)."""
+        return self.pool.size
+
+    @parse_workers.setter
+    def parse_workers(self, n: int) -> None:
+        self.pool.size = n
+
+    @property
+    def parse_store_refusal(self) -> str:
+        """Why the parse store was not used ("" when it was, or not read yet)."""
+        return self.cold.parse_store_refusal
+
+    def fit_capacity(self, plans: int) -> None:
+        self.cold.fit_capacity(plans)
+
+    def likely_large(self) -> bool:
+        return self.cold.likely_large()
+
+    def use_workers(self, cold_plans: int) -> bool:
+        return self.cold.use_workers(cold_plans)
+
+    def warm(self, plans: list[PlanRef] | None = None) -> int:
+        return self.cold.warm(plans)
+
+    def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        return self.cold.cold_plan_files(plans)
+
+    def cold_work_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
+        return self.cold.cold_work_files(plans)
+
+    def store_parsed(self, batch: Iterable[Parsed]) -> int:
+        return self.cold.store_parsed(batch)
+
+    def packed_config(self) -> bytes | None:
+        return self.cold.packed_config()
+
+    def take_parts(self, parts: Iterable[PlanHead], *, stamped: float) -> None:
+        self.cold.take_parts(parts, stamped=stamped)
+
+    def take_held(self) -> int:
+        return self.cold.take_held()
+
+    def load_parsed(self, path: str, *, lazy: bool = False) -> str:
+        return self.cold.load_parsed(path, lazy=lazy)
+
+    def save_parsed(self, path: str) -> int:
+        return self.cold.save_parsed(path)
+
+    def load_answers(self, path: str) -> tuple[int, str]:
+        return self.cold.load_answers(path)
+
+    def save_answers(self, path: str) -> int:
+        return self.cold.save_answers(path)
 
     # -- reading, through the cache ---------------------------------------------
 
     def plan_doc(self, plan: PlanRef) -> PlanDoc:
         try:
-            return self.cache.file("plan", plan.path, parse_plan)  # type: ignore[no-any-return]
+            return self.cache.file("plan", plan.path, parse_plan)
         except OSError as exc:
             return PlanDoc(path=plan.path, problems=[Problem("unreadable", f"cannot read: {exc.strerror}", "error",
                                                               plan.path)])
@@ -245,10 +236,12 @@ class Engine(ColdParse):
 
     def _files(self, plan: PlanRef, doc: PlanDoc) -> PlanFiles:
         """The plan's files (memoised on the folder listings they come from)."""
-        files: PlanFiles = self._memoised(("files", plan, doc.archive_location),
-                                          lambda: self.workspace.files(plan, doc.archive_location),
-                                          store=self._files_memo, capacity=self._room)
-        return files
+        return self.answers.recall(self.memos.files, FilesKey(plan, doc.archive_location),
+                                   lambda: self.workspace.files(plan, doc.archive_location))
+
+    def plan_files(self, plan: PlanRef) -> PlanFiles:
+        """The plan's files (SUBPLANs, EXECUTION_TASKs, reviews, parallel.json), memoised."""
+        return self._files(plan, self.plan_doc(plan))
 
     def _inputs(self, plan: PlanRef, doc: PlanDoc) -> Inputs:
         files = self._files(plan, doc)
@@ -287,7 +280,7 @@ class Engine(ColdParse):
 
     def _work(self, kind: str, path: str, problems: list[Problem]) -> WorkDoc | None:
         try:
-            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_subplan if kind == "subplan" else parse_execution)
         except OSError as exc:
             # Deleted between the folder listing and the read: the next call sees the new listing.
             problems.append(Problem("unreadable", f"cannot read: {exc.strerror}", "warning", path))
@@ -295,14 +288,23 @@ class Engine(ColdParse):
 
     def _feedback(self, path: str, kind: str) -> FeedbackDoc | None:
         try:
-            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)  # type: ignore[no-any-return]
+            return self.cache.file(kind, path, parse_fix if kind == "fix" else parse_approved)
         except OSError:
             return None
 
     # -- answers ------------------------------------------------------------------
 
     def resolve(self, ref: str, *, cwd: str | None = None) -> PlanRef:
+        """`@NAME`, a bare name, or a path (from `cwd`) -> the plan (see Workspace.resolve)."""
         return self.workspace.resolve(ref, cwd=cwd)
+
+    def plans(self) -> list[PlanRef]:
+        """Every plan of the workspace, sorted by name (case-insensitive), then group and path."""
+        return self.workspace.plans()
+
+    def plan_names(self) -> list[str]:
+        """The names of every plan, in the order of plans() (for completion and pickers)."""
+        return [p.name for p in self.workspace.plans()]
 
     def plan_status(self, ref: str | PlanRef, *, cwd: str | None = None, trust_plan: bool = False) -> PlanStatus:
         plan = ref if isinstance(ref, PlanRef) else self.resolve(ref, cwd=cwd)
@@ -325,14 +327,6 @@ class Engine(ColdParse):
         """The folder the plans live under (what a watcher watches)."""
         return self.workspace.plans_dir
 
-    def plans(self) -> list[PlanRef]:
-        """Every plan of the workspace."""
-        return self.workspace.plans()
-
-    def plan_names(self) -> list[str]:
-        """The names of every plan (what @NAME completes to)."""
-        return [p.name for p in self.workspace.plans()]
-
     def check_inside(self, path: str) -> str:
         """The real path of `path`, or a UserError when it leaves the workspace (symlinks included)."""
         return self.workspace.check_inside(path)
@@ -349,6 +343,10 @@ class Engine(ColdParse):
 
         Otherwise a UserError "which plan? name one with @NAME" listing the plans.
         """
+        return self.workspace.default_plan(cwd).path
+
+    def default_plan_ref(self, cwd: str) -> PlanRef:
+        """The plan when none is named (as default_plan), to hand to generate or plan_status as it is."""
         return self.workspace.default_plan(cwd)
 
     def plan_status_with(self, plan: PlanRef, doc: PlanDoc, *, trust_plan: bool = False) -> PlanStatus:
@@ -358,26 +356,26 @@ class Engine(ColdParse):
         hovers all ask for the same buffer's status. The entry holds `doc` itself, so
         its id cannot be reused while the entry lives.
         """
-        key = ("with", plan.path, id(doc), trust_plan)
-        got = self._memoised(key, lambda: (doc, decide(self._inputs(plan, doc), trust_plan=trust_plan)),
-                             store=self._buffer_memo, capacity=8)
-        return got[1]  # type: ignore[no-any-return]
+        got = self.answers.recall(self.memos.buffer, BufferKey(plan.path, id(doc), trust_plan),
+                                  lambda: (doc, decide(self._inputs(plan, doc), trust_plan=trust_plan)))
+        return got[1]
 
     def status(self) -> WorkspaceStatus:
-        return self._memoised(("status",), self._status)  # type: ignore[no-any-return]
+        return self.answers.recall(self.memos.status, StatusKey(), self._status)
 
     def _status(self) -> WorkspaceStatus:
-        summaries = []
         plans = self.workspace.plans()
-        self.fit_capacity(len(plans))
-        self.warm(plans)
+        self.cold.fit_capacity(len(plans))
+        self.cold.warm(plans)
         # One memoised summary per plan: after a change, a status recomputes the plans it touched.
-        for plan in plans:
-            summaries.append(self._memoised(("summary", plan), lambda p=plan: self._summary(p),
-                                            store=self._summary_memo, capacity=self._room))
+        summaries = [self.plan_summary(plan) for plan in plans]
         return WorkspaceStatus(root=self.root, plans=summaries,
                                problems=list(self.config_problems) + self.workspace.problems,
                                plans_dir=self.workspace.plans_dir)
+
+    def plan_summary(self, plan: PlanRef) -> PlanSummary:
+        """The plan's line of a status, memoised."""
+        return self.answers.recall(self.memos.summary, SummaryKey(plan), lambda: self._summary(plan))
 
     def _summary(self, plan: PlanRef) -> PlanSummary:
         st = self.plan_status(plan)
@@ -389,10 +387,15 @@ class Engine(ColdParse):
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
                  trust_plan: bool = False) -> GenerateResult:
-        """The prompt for the next step (achievement None) or for one achievement."""
-        key = ("generate", ref, cwd if isinstance(ref, str) and not ref.startswith("@") else None,
-               achievement, trust_plan)
-        return self._memoised(key, lambda: self._generate(ref, achievement, cwd, trust_plan))  # type: ignore[no-any-return]
+        """The prompt for the next step (achievement None) or for one achievement.
+
+        `ref`: the plan, or a reference to it (`@NAME`, a name, a path from `cwd`) resolved
+        when the answer is not memoised.
+        """
+        key = GenerateKey(ref, cwd if isinstance(ref, str) and not ref.startswith("@") else None,
+                          achievement, trust_plan)
+        return self.answers.recall(self.memos.generate, key,
+                                   lambda: self._generate(ref, achievement, cwd, trust_plan))
 
     def _generate(self, ref: str | PlanRef, achievement: str | None, cwd: str | None,
                   trust_plan: bool) -> GenerateResult:
@@ -470,16 +473,11 @@ class Engine(ColdParse):
                 return True
             return bool(folders) and any(_under(p, folders) for p in paths)
 
-        for memo in (self._memo, self._buffer_memo, self._summary_memo, self._files_memo):
-            for key in [k for k, (_i, _t, _v, _o, paths) in memo.items() if touched(paths)]:
-                del memo[key]
+        self.memos.drop_touching(touched)
         return n
 
     def invalidate(self, path: str | None = None) -> int:
-        self._memo.clear()
-        self._buffer_memo.clear()
-        self._summary_memo.clear()
-        self._files_memo.clear()
+        self.memos.clear()
         if path is None:
             return self.cache.clear()
         real = os.path.realpath(path)
@@ -499,16 +497,3 @@ def _under(path: str, folders: set[str]) -> bool:
             return False
         d = up
 
-
-def _unchanged(inputs: list[tuple[str, StatKey | None]]) -> bool:
-    stat = os.stat
-    for path, key in inputs:
-        try:
-            st = stat(path)
-        except OSError:
-            if key is not None:
-                return False
-            continue
-        if key is None or (st.st_mtime_ns, st.st_size, st.st_ino) != key:
-            return False
-    return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
@@ -28,8 +27,10 @@ def parse_approved(data: bytes, path: str) -> FeedbackDoc:
     return parse_feedback(data, path, "approved")
 
 
+ParsedDoc = PlanDoc | WorkDoc | FeedbackDoc | ParallelGraph  # what a kind's parser gives
+
 # kind (the StatCache's) -> parser of the file's bytes
-PARSERS: dict[str, Callable[[bytes, str], Any]] = {
+PARSERS: dict[str, Callable[[bytes, str], ParsedDoc]] = {
     "plan": parse_plan,
     "subplan": parse_subplan,
     "execution": parse_execution,
@@ -40,7 +41,7 @@ PARSERS: dict[str, Callable[[bytes, str], Any]] = {
 
 # kind -> what its packed form (msgpack) decodes back into: the cache holds parsed files packed
 # (a quarter of the memory of the objects), and workers and the parse store hand them over so.
-UNPACK: dict[str, Callable[[bytes], Any]] = {
+UNPACK: dict[str, Callable[[bytes], ParsedDoc]] = {
     "plan": msgspec.msgpack.Decoder(PlanDoc).decode,
     "subplan": msgspec.msgpack.Decoder(WorkDoc).decode,
     "execution": msgspec.msgpack.Decoder(WorkDoc).decode,

@@ -18,7 +18,7 @@ from perfd.engine.types import DoneMark, PlanDoc, Problem, Section
 
 NUM = r"\d+\.\d+(?:\.\d+)?"
 
-# Any line that names an achievement in a header-like position. Groups tell
+# A line that names an achievement in a header-like position. Groups tell
 # the notation apart: `- ✅ Achievement 1.1: T`, `**Achievement 1.1**: T`,
 # `**Achievement 1.1: T**`, `### Achievement 1.1: T`, `- [x] **Achievement 1.1**: T`.
 _HEADER_RE = re.compile(
@@ -407,14 +407,20 @@ def _next_pointer(s: str) -> tuple[str, bool] | None:
         return None
     after = _MENTION_RE.search(s, nm.end())
     if after:
-        return _NUM_RE.match(after.group("nums")).group(0), True  # type: ignore[union-attr]
+        return _first_number(after.group("nums")), True
     na = _NEXT_ACH_RE.search(s)
     if na:
         return na.group("num"), True
     before = _MENTION_RE.search(s)
     if before:
-        return _NUM_RE.match(before.group("nums")).group(0), False  # type: ignore[union-attr]
+        return _first_number(before.group("nums")), False
     return None
+
+
+def _first_number(nums: str) -> str:
+    """The first achievement number of a mention's numbers (the group starts with one, by its pattern)."""
+    m = _NUM_RE.match(nums)
+    return m.group(0) if m is not None else nums
 
 
 def _states_all_done(s: str, m: re.Match[str]) -> bool:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import msgspec
 
-from perfd.engine.cache import StatCache
+from perfd.engine.cache.cache import StatCache
 from perfd.engine.errors import UserError
 from perfd.engine.types import Problem
 from perfd.engine.ownership import (EXECUTION_RE, FEEDBACK_RE, NAMED_FEEDBACK_RE, SUBPLAN_RE, PlanIndex,
@@ -129,7 +128,7 @@ def _scan_plan_folder(root: str, path: str, names: list[str]) -> tuple[str | Non
 class Workspace:
     """The plans under one workspace root."""
 
-    def __init__(self, root: str, cache: StatCache[Any], *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
+    def __init__(self, root: str, cache: StatCache, *, plans_dir: str = DEFAULT_PLANS_DIR) -> None:
         self.root = os.path.realpath(root)
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
@@ -152,7 +151,7 @@ class Workspace:
     def _inside(self, path: str) -> bool:
         """`_inside`, noting symlinks for the cache: what lies behind one a watcher of the plans folder may not see."""
         if os.path.islink(path):
-            self.cache.links.add(path)
+            self.cache.note_links((path,))
         return _inside(self.root, path)
 
     def plans(self) -> list[PlanRef]:
@@ -183,7 +182,7 @@ class Workspace:
         try:
             listing = self._listing(folder)
             if listing.links:
-                self.cache.links.update(listing.links)
+                self.cache.note_links(listing.links)
         except OSError as exc:
             if depth > 0 or os.path.exists(folder):  # no plans folder at all is not a problem
                 self.problems.append(Problem("unreadable", f"cannot read folder: {exc.strerror}", "warning", folder))
@@ -257,8 +256,9 @@ class Workspace:
 
     # -- ownership: the one rule --------------------------------------------------
 
-    def _index(self) -> PlanIndex:
-        plans = tuple(self.plans())
+    def _index(self, listed: list[PlanRef] | None = None) -> PlanIndex:
+        """The ownership index of the plans (`listed`: the plans as just listed, not listed again)."""
+        plans = tuple(self.plans() if listed is None else listed)
         idx = self._last_index
         if idx is None or idx.plans != plans:
             idx = self._last_index = PlanIndex(plans)
@@ -307,19 +307,19 @@ class Workspace:
                 out.setdefault(plan.path, (plan, []))[1].append(p)
         return out
 
-    def default_plan(self, cwd: str) -> str:
-        """The PLAN file to use when none is named: the plan that owns `cwd`, else the only plan.
+    def default_plan(self, cwd: str) -> PlanRef:
+        """The plan to use when none is named: the plan that owns `cwd`, else the only plan.
 
         A UserError (listing the plans) when neither decides: `cwd` in no plan's
         folder (the workspace root, the plans folder, a grouping folder) and not
-        exactly one plan.
+        exactly one plan. The plans are listed once.
         """
-        owner = self.plan_for_path(cwd)
-        if owner is not None:
-            return owner.path
         plans = self.plans()
+        owner = self._index(plans).owner(os.path.realpath(cwd))
+        if owner is not None:
+            return owner
         if len(plans) == 1:
-            return plans[0].path
+            return plans[0]
         raise UserError("which plan? name one with @NAME",
                         hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
                         "no plans found under work-space/plans/")
@@ -372,7 +372,7 @@ class Workspace:
         self.check_inside(full, shown=ref)
         if not os.path.exists(full):
             raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
-        owner = self.plan_for_path(full)
+        owner = self._index(plans).owner(full)  # (`full` is a real path already)
         if owner is not None:
             return owner
         raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",
@@ -468,9 +468,9 @@ class Workspace:
             outside.extend(os.path.join(folder, n) for n in out)
         return names
 
-    def _walk_archive(self, folder: str, take: object, depth: int) -> None:
+    def _walk_archive(self, folder: str, take: Callable[[str, list[str], bool], None], depth: int) -> None:
         names = self._names(folder)  # archived files leaving the workspace are skipped quietly
-        take(folder, names, True)  # type: ignore[operator]
+        take(folder, names, True)
         if depth <= 0:
             return
         for n in names:

@@ -150,6 +150,9 @@ class CliParams(msgspec.Struct, forbid_unknown_fields=True):
     cwd: str
     version: str | None = None  # the client's perfd.__version__: a mismatch answers VERSION_MISMATCH
     raw: bool = False  # answer with the raw body (perfd.wire.ipc) instead of a JSON CliResult
+    # The workspace root the client found (--root, or the walk up from cwd): the daemon uses it rather
+    # than finding it again, and refuses a root other than its own (exit 1, naming both).
+    root: str | None = None
 
 
 class CliResult(msgspec.Struct):

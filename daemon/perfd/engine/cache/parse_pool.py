@@ -2,7 +2,7 @@
 
 A cold status of a large workspace is mostly parsing (about 10 ms a plan with
 its SUBPLANs and EXECUTION_TASKs), which is pure CPU: `parse_many` spreads it
-over worker processes (`python -m perfd.engine.parse_worker`), each fed chunks
+over worker processes (`python -m perfd.engine.cache.parse_worker`), each fed chunks
 of (kind, path) and answering with `Parsed` records in msgpack, which decode
 in a fraction of the parse's time. Workers are plain subprocesses over pipes,
 not multiprocessing: nothing of the caller (its main module, its threads, its
@@ -28,11 +28,11 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import IO, cast
 
 import msgspec
 
-from perfd.engine.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
+from perfd.engine.cache.cache import RACY_WINDOW_NS, StatKey, digest, stat_key
 from perfd.engine.kinds import PARSERS, pack
 from perfd.engine.ownership import PlanRef
 from perfd.engine.text import read_bytes
@@ -127,6 +127,7 @@ class PlanJob(msgspec.Struct):
 
 
 Work = Sequence[tuple[str, str]] | PlanJob  # what one message to a worker asks
+Feed = queue.SimpleQueue[Sequence[tuple[str, str]] | None]  # more items for parse_many, None: no more
 _REQ_DEC = msgspec.msgpack.Decoder(list[tuple[str, str]] | PlanJob)
 _RES_DEC = msgspec.msgpack.Decoder(list[Parsed])
 _PARTS_DEC = msgspec.msgpack.Decoder(list[PlanHead])
@@ -155,7 +156,7 @@ def workers_wanted(setting: object = None) -> int:
     """How many worker processes: PERFD_PARSE_WORKERS, else `setting` ([cache] parse_workers), else the cores."""
     raw: object = os.environ.get("PERFD_PARSE_WORKERS") or setting
     try:
-        n = int(raw) if raw not in (None, "", 0, "0", "auto") else 0  # type: ignore[call-overload]
+        n = int(raw) if isinstance(raw, (str, int, float)) and raw not in ("", 0, "0", "auto") else 0
     except (TypeError, ValueError):
         n = 0
     if n <= 0:
@@ -169,7 +170,7 @@ def workers_wanted(setting: object = None) -> int:
 # -- the worker side -------------------------------------------------------------------
 
 
-def serve(stdin: Any, stdout: Any, *, work_out: Callable[[PlanJob], list[PlanPart]] | None = None) -> None:
+def serve(stdin: IO[bytes], stdout: IO[bytes], *, work_out: Callable[[PlanJob], list[PlanPart]] | None = None) -> None:
     """A worker's loop: read a chunk of (kind, path), answer its Parsed list; or a PlanJob, answer its
     PlanParts (worked out by `work_out`; bare parts without it). Stop at end of input."""
     while True:
@@ -240,7 +241,8 @@ def _spawn(n: int, *, plans: bool = False) -> list[_Worker]:
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     workers = []
     for _ in range(n):
-        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.parse_worker", *(["--plans"] if plans else [])],
+        proc = subprocess.Popen([sys.executable, "-m", "perfd.engine.cache.parse_worker",
+                                 *(["--plans"] if plans else [])],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
         _enlarge(proc.stdout)
@@ -248,33 +250,15 @@ def _spawn(n: int, *, plans: bool = False) -> list[_Worker]:
     return workers
 
 
-def _enlarge(pipe: Any) -> None:
+def _enlarge(pipe: IO[bytes] | None) -> None:
     """Make `pipe` hold _PIPE bytes where the system allows it (Linux); elsewhere it keeps its size."""
     try:
         import fcntl
 
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
+        if pipe is not None:
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
     except (ImportError, AttributeError, OSError, ValueError):
         pass  # no such call here, or over the system's limit: the default size works, a little slower
-
-
-_idle: list[_Worker] = []  # workers kept between two parse_many calls (keep=True), ready for the next
-
-
-def prestart(workers: int) -> None:
-    """Start workers now (ready for plan jobs), kept for the next parse_many or decide_many (or stop_idle()):
-    they start while the caller is still finding out what to give them."""
-    try:
-        _idle.extend(_spawn(max(0, workers - len(_idle)), plans=True))
-    except OSError:
-        pass  # the next call starts them, or works here
-
-
-def stop_idle() -> None:
-    """Stop the workers a parse_many(keep=True) left running."""
-    idle = [w.proc for w in _idle]
-    _idle.clear()
-    _stop(*idle)
 
 
 def sendable(path: str) -> bool:
@@ -286,144 +270,173 @@ def sendable(path: str) -> bool:
     return True
 
 
-def parse_many(items: Sequence[tuple[str, str]], *, workers: int, keep: bool = False,
-               feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None = None) -> Iterator[list[Parsed]]:
-    """Parse `items` ((kind, path) pairs) over `workers` processes; yields batches as they arrive.
+class WorkerPool:
+    """Up to `size` worker processes, owned by whoever made the pool (the Engine): those a call leaves
+    running (keep=True, prestart) wait for the next call until stop_idle() or close()."""
 
-    Every item is answered exactly once, in some order, but for a path that is
-    not UTF-8 (left to the caller's lazy parse). When a worker cannot
-    be started or dies, its work is parsed here instead. The workers are
-    stopped when the iterator ends or is closed, unless `keep`: then they wait
-    for the next call (which spares starting them again), or for stop_idle().
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: list[_Worker] = []  # workers kept between two calls (keep=True), ready for the next
 
-    `feed`: more items, put by another thread while this runs (None: no more), so
-    that the workers parse while the caller works out what else they should parse.
-    """
-    todo: list[Work] = []
-    _queue_front(todo, items)
-    for batch in _pool(todo, workers=workers, keep=keep, feed=feed):
-        yield batch  # type: ignore[misc]  # file chunks are answered with Parsed lists
+    def prestart(self) -> None:
+        """Start the workers now (ready for plan jobs), kept for the next parse_many or decide_many (or
+        stop_idle()): they start while the caller is still finding out what to give them."""
+        try:
+            self._idle.extend(_spawn(max(0, self.size - len(self._idle)), plans=True))
+        except OSError:
+            pass  # the next call starts them, or works here
 
+    def idle(self) -> int:
+        """How many workers wait for the next call."""
+        return len(self._idle)
 
-def decide_many(plans: Sequence[PlanRef], *, root: str, config: bytes, workers: int,
-                keep: bool = False) -> Iterator[list[PlanHead]]:
-    """Work out `plans` of the workspace at `root` (configuration `config`, packed) over `workers` processes.
+    def stop_idle(self) -> None:
+        """Stop the workers a call left running (keep=True, prestart)."""
+        idle = [w.proc for w in self._idle]
+        self._idle.clear()
+        _stop(*idle)
 
-    Yields a PlanHead per plan, in some order, as they arrive. A plan that cannot
-    cross to a worker (a name that is not UTF-8), or whose worker died, comes back
-    bare: the engine works it out itself when an answer needs it.
-    """
-    raw = msgspec.Raw(config)
-    bare = [p for p in plans if not (sendable(p.path) and sendable(p.folder))]
-    if bare:
-        yield [PlanHead(p) for p in bare]
-    to_send = [p for p in plans if sendable(p.path) and sendable(p.folder)]
-    todo: list[Work] = [PlanJob(root, raw, to_send[i:i + PLAN_CHUNK]) for i in range(0, len(to_send), PLAN_CHUNK)]
-    todo.reverse()  # pop() takes from the end: the first plans first
-    # Two jobs in flight per worker: it starts the next while its answer to the last is read
-    # (and waits for this process's interpreter lock to be read), instead of idling meanwhile.
-    for batch in _pool(todo, workers=workers, keep=keep, feed=None, depth=2):
-        yield batch  # type: ignore[misc]  # plan jobs are answered with PlanHead lists
+    def close(self) -> None:
+        """Stop every worker left running; the pool can still be used (it starts new ones)."""
+        self.stop_idle()
 
+    def parse_many(self, items: Sequence[tuple[str, str]], *, keep: bool = False,
+                   feed: Feed | None = None) -> Iterator[list[Parsed]]:
+        """Parse `items` ((kind, path) pairs) over the pool's processes; yields batches as they arrive.
 
-def _pool(todo: list[Work], *, workers: int, keep: bool,
-          feed: queue.SimpleQueue[Sequence[tuple[str, str]] | None] | None,
-          depth: int = 1) -> Iterator[list[Parsed] | list[PlanHead]]:
-    """Hand out `todo` (popped from the end) and what `feed` brings to the workers, up to `depth` chunks
-    in flight each; yield their answers."""
-    feeding = feed is not None
-    want = workers if feeding else min(workers, len(todo))
-    pool = [_idle.pop() for _ in range(min(want, len(_idle)))]
-    try:
-        pool += _spawn(want - len(pool))
-    except OSError:
-        pass
-    waiting: list[_Worker] = list(pool)  # live workers with no chunk
-    finished = False
-    sel = selectors.DefaultSelector()
+        Every item is answered exactly once, in some order, but for a path that is
+        not UTF-8 (left to the caller's lazy parse). When a worker cannot
+        be started or dies, its work is parsed here instead. The workers are
+        stopped when the iterator ends or is closed, unless `keep`: then they wait
+        for the next call (which spares starting them again), or for stop_idle() or close().
 
-    def pull(block: bool) -> None:
-        nonlocal feeding
-        while feeding and feed is not None:
-            try:
-                got = feed.get(block=block, timeout=FEED_WAIT_S if block else None)
-            except queue.Empty:
-                return
-            if got is None:
-                feeding = False
-                return
-            _queue_front(todo, got)
-            block = False
+        `feed`: more items, put by another thread while this runs (None: no more), so
+        that the workers parse while the caller works out what else they should parse.
+        """
+        todo: list[Work] = []
+        _queue_front(todo, items)
+        for batch in self._run(todo, keep=keep, feed=feed):
+            yield cast(list[Parsed], batch)  # file chunks are answered with Parsed lists
 
-    def give(w: _Worker) -> bool:
-        """Send `w` chunks until `depth` are in flight or none is left; False when it cannot take them."""
-        while todo and len(w.chunks) < depth:
-            try:
-                w.send(todo.pop())
-            except OSError:
-                todo.extend(w.chunks)
-                w.chunks.clear()
-                return False
-        return True
+    def decide_many(self, plans: Sequence[PlanRef], *, root: str, config: bytes,
+                    keep: bool = False) -> Iterator[list[PlanHead]]:
+        """Work out `plans` of the workspace at `root` (configuration `config`, packed) over the pool's processes.
 
-    def hand_out() -> None:
-        while todo and waiting:
-            w = waiting.pop()
-            assert w.proc.stdout is not None
-            if not give(w):
-                continue
-            os.set_blocking(w.proc.stdout.fileno(), False)
-            sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+        Yields a PlanHead per plan, in some order, as they arrive. A plan that cannot
+        cross to a worker (a name that is not UTF-8), or whose worker died, comes back
+        bare: the engine works it out itself when an answer needs it.
+        """
+        raw = msgspec.Raw(config)
+        bare = [p for p in plans if not (sendable(p.path) and sendable(p.folder))]
+        if bare:
+            yield [PlanHead(p) for p in bare]
+        to_send = [p for p in plans if sendable(p.path) and sendable(p.folder)]
+        todo: list[Work] = [PlanJob(root, raw, to_send[i:i + PLAN_CHUNK]) for i in range(0, len(to_send), PLAN_CHUNK)]
+        todo.reverse()  # pop() takes from the end: the first plans first
+        # Two jobs in flight per worker: it starts the next while its answer to the last is read
+        # (and waits for this process's interpreter lock to be read), instead of idling meanwhile.
+        for batch in self._run(todo, keep=keep, feed=None, depth=2):
+            yield cast(list[PlanHead], batch)  # plan jobs are answered with PlanHead lists
 
-    try:
-        hand_out()
-        while sel.get_map() or (feeding and waiting):
-            pull(block=not sel.get_map())
-            hand_out()
-            if not sel.get_map():
-                continue
-            for key, _ev in sel.select(timeout=FEED_WAIT_S if feeding else None):
-                w = key.data
+    def _run(self, todo: list[Work], *, keep: bool,
+             feed: Feed | None,
+             depth: int = 1) -> Iterator[list[Parsed] | list[PlanHead]]:
+        """Hand out `todo` (popped from the end) and what `feed` brings to the workers, up to `depth` chunks
+        in flight each; yield their answers."""
+        feeding = feed is not None
+        want = self.size if feeding else min(self.size, len(todo))
+        idle = self._idle
+        pool = [idle.pop() for _ in range(min(want, len(idle)))]
+        try:
+            pool += _spawn(want - len(pool))
+        except OSError:
+            pass
+        waiting: list[_Worker] = list(pool)  # live workers with no chunk
+        finished = False
+        sel = selectors.DefaultSelector()
+
+        def pull(block: bool) -> None:
+            nonlocal feeding
+            while feeding and feed is not None:
                 try:
-                    data = os.read(key.fd, _READ)
-                except BlockingIOError:
-                    continue
+                    got = feed.get(block=block, timeout=FEED_WAIT_S if block else None)
+                except queue.Empty:
+                    return
+                if got is None:
+                    feeding = False
+                    return
+                _queue_front(todo, got)
+                block = False
+
+        def give(w: _Worker) -> bool:
+            """Send `w` chunks until `depth` are in flight or none is left; False when it cannot take them."""
+            while todo and len(w.chunks) < depth:
+                try:
+                    w.send(todo.pop())
                 except OSError:
-                    data = b""
-                if not data:  # the worker died: its chunks go to the others, or are parsed here
-                    sel.unregister(key.fileobj)
                     todo.extend(w.chunks)
                     w.chunks.clear()
-                    continue
-                w.buf += data
-                answers = []
-                while (got := w.answer()) is not None:
-                    answers.append(got)
-                if not answers:
-                    continue
+                    return False
+            return True
+
+        def hand_out() -> None:
+            while todo and waiting:
+                w = waiting.pop()
+                assert w.proc.stdout is not None
                 if not give(w):
-                    sel.unregister(key.fileobj)
-                elif not w.chunks:
-                    sel.unregister(key.fileobj)
-                    waiting.append(w)
-                yield from answers
-        while todo or feeding:  # no worker (or none left)
-            if not todo:
-                pull(block=True)
-                continue
-            yield _here(todo.pop())
-        finished = True
-    finally:
-        sel.close()
-        done = []
-        for w in pool:
-            if keep and finished and w.proc.poll() is None:
-                if w.proc.stdout is not None:
-                    os.set_blocking(w.proc.stdout.fileno(), True)
-                _idle.append(w)
-            else:
-                done.append(w.proc)
-        _stop(*done)
+                    continue
+                os.set_blocking(w.proc.stdout.fileno(), False)
+                sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+
+        try:
+            hand_out()
+            while sel.get_map() or (feeding and waiting):
+                pull(block=not sel.get_map())
+                hand_out()
+                if not sel.get_map():
+                    continue
+                for key, _ev in sel.select(timeout=FEED_WAIT_S if feeding else None):
+                    w = key.data
+                    try:
+                        data = os.read(key.fd, _READ)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:  # the worker died: its chunks go to the others, or are parsed here
+                        sel.unregister(key.fileobj)
+                        todo.extend(w.chunks)
+                        w.chunks.clear()
+                        continue
+                    w.buf += data
+                    answers = []
+                    while (got := w.answer()) is not None:
+                        answers.append(got)
+                    if not answers:
+                        continue
+                    if not give(w):
+                        sel.unregister(key.fileobj)
+                    elif not w.chunks:
+                        sel.unregister(key.fileobj)
+                        waiting.append(w)
+                    yield from answers
+            while todo or feeding:  # no worker (or none left)
+                if not todo:
+                    pull(block=True)
+                    continue
+                yield _here(todo.pop())
+            finished = True
+        finally:
+            sel.close()
+            done = []
+            for w in pool:
+                if keep and finished and w.proc.poll() is None:
+                    if w.proc.stdout is not None:
+                        os.set_blocking(w.proc.stdout.fileno(), True)
+                    idle.append(w)
+                else:
+                    done.append(w.proc)
+            _stop(*done)
 
 
 def _queue_front(todo: list[Work], items: Sequence[tuple[str, str]]) -> None:

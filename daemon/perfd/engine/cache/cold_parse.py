@@ -1,7 +1,8 @@
-"""The engine's cold parse on every core and its two stores (parsed files, decided answers).
+"""The engine's cold start: parsing on every core, and the two stores (parsed files, decided answers).
 
-A part of perfd.engine.engine.Engine (which inherits it), kept in its own module so that each
-file reads in one go; the attributes below are the engine's, set in Engine.__init__.
+A collaborator the Engine makes and holds (Engine.cold): it is given the
+cache, the memos, the worker pool, the two stores, and the few answers it
+needs of the engine (a narrow PlanAnswers), and shares nothing else with it.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ import itertools
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Protocol, TypeVar
 
 import msgspec
 
-from perfd.engine import answer_store, parse_store
-from perfd.engine.cache import StatCache, StatKey
-from perfd.engine.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
-                                     SummaryAnswer, parse_many, stop_idle)
+from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue
+from perfd.engine.cache.parse_store import Loaded, ParseStore
+from perfd.engine.cache.cache import Inputs, StatCache
+from perfd.engine.cache.memo import Answers, FilesKey, Memo, Memos, StatusKey, SummaryKey
+from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
+                                           SummaryAnswer, WorkerPool)
+from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import NAMES, PlanFiles, PlanRef, Workspace
 
-if TYPE_CHECKING:
-    from perfd.engine.types import PlanDoc, PlanSummary
+K = TypeVar("K")
+V = TypeVar("V")
 
 # More cold plans than this, and a status parses them over worker processes.
 PARALLEL_MIN_PLANS = 40
@@ -29,46 +33,49 @@ PARALLEL_MIN_PLANS = 40
 ENTRIES_PER_PLAN = 64
 
 
-class ColdParse:
-    # The engine's, set in Engine.__init__ (declared here for the type checker).
-    root: str
-    config: dict[str, Any]
-    cache: StatCache[Any]
-    workspace: Workspace
-    parse_workers: int
-    parse_store_refusal: str
-    _memo: dict[tuple[Any, ...], Any]
-    _summary_memo: dict[tuple[Any, ...], Any]
-    _files_memo: dict[tuple[Any, ...], Any]
-    _room: int
-    _capacity_set: bool
-    memo_misses: int
-    _held_later: list[tuple[msgspec.Raw, msgspec.Raw]]
-    _interned: dict[str, str]
+class PlanAnswers(Protocol):
+    """What the cold start needs of the engine: a plan's memoised status line and files."""
 
-    if TYPE_CHECKING:
-        def plan_doc(self, plan: PlanRef) -> PlanDoc: ...
+    def plan_summary(self, plan: PlanRef) -> PlanSummary: ...
 
-        def _files(self, plan: PlanRef, doc: PlanDoc) -> PlanFiles: ...
+    def plan_files(self, plan: PlanRef) -> PlanFiles: ...
 
-        def _summary(self, plan: PlanRef) -> PlanSummary: ...
 
-        def _memoised(self, key: tuple[Any, ...], compute: Any, *, store: dict[tuple[Any, ...], Any] | None = None,
-                      capacity: int = 256) -> Any: ...
+class ColdStart:
+    """Parse what a status needs over worker processes; take what workers worked out; load and save
+    the two stores."""
+
+    def __init__(self, *, config: dict[str, object], cache: StatCache, workspace: Workspace,
+                 memos: Memos, answers: Answers, pool: WorkerPool, plans: PlanAnswers,
+                 parse_store: ParseStore, answer_store: AnswerStore, capacity_set: bool) -> None:
+        self.config = config
+        self.cache = cache
+        self.workspace = workspace
+        self.memos = memos
+        self.answers = answers
+        self.pool = pool
+        self.plans = plans
+        self.parse_store = parse_store
+        self.answer_store = answer_store
+        self.capacity_set = capacity_set  # [cache] capacity was set: fit_capacity leaves the cache's alone
+        self.parse_store_refusal = ""  # why the parse store was not used ("" when it was, or not read yet)
+        self._held_later: list[tuple[msgspec.Raw, msgspec.Raw]] = []  # packed by parse workers: see take_held
+        self._interned: dict[str, str] = {}
+
     # -- cold parse on every core ----------------------------------------------------
 
     def cold_plan_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
         """(kind, path) of the PLAN files that a status would have to parse now: not those of plans whose
         status line is memoised (worked out by a worker, or restored), which a status takes as it is."""
-        memo, fresh = self._summary_memo, self.cache.fresh
-        return [("plan", p.path) for p in plans if ("summary", p) not in memo and not fresh("plan", p.path)]
+        memo, fresh = self.memos.summary, self.cache.fresh
+        return [("plan", p.path) for p in plans if SummaryKey(p) not in memo and not fresh("plan", p.path)]
 
     def cold_work_files(self, plans: list[PlanRef]) -> list[tuple[str, str]]:
         """(kind, path) of the SUBPLAN, EXECUTION_TASK and parallel.json files a status would parse now."""
         out: list[tuple[str, str]] = []
         fresh = self.cache.fresh
         for plan in plans:
-            files = self._files(plan, self.plan_doc(plan))
+            files = self.plans.plan_files(plan)
             out += [("subplan", r.path) for r in files.subplans if not fresh("subplan", r.path)]
             out += [("execution", r.path) for r in files.executions if not fresh("execution", r.path)]
             if files.parallel and not fresh("parallel", files.parallel):
@@ -101,32 +108,28 @@ class ColdParse:
         cache's entries are those of the paths it looked up (a folder shared by loose
         plans stays listed from one plan to the next).
         """
-        cache = self.cache
-        self._summary_memo.clear()
-        self._files_memo.clear()
-        outer, cache.track = cache.track, []
-        try:
-            self._memoised(("summary", plan), lambda: self._summary(plan), store=self._summary_memo,
-                           capacity=self._room)
-            read = [path for path, _key in cache.track]
-        finally:
-            cache.track = outer
+        cache, memos = self.cache, self.memos
+        memos.summary.clear()
+        memos.files.clear()
+        with cache.recording() as rec:
+            self.plans.plan_summary(plan)
+        read = [path for path, _key in rec.inputs]
         parsed: list[Parsed] = []
         listed: list[Listed] = []
         for kind, path, key, racy, value in cache.held(read):
-            if kind in cache.packed:
+            if cache.held_packed(kind):
                 if not isinstance(value, bytes):
                     return PlanPart(plan)  # held unpacked (a name that is not UTF-8): the caller works it out
                 parsed.append(Parsed(kind, path, key, racy, msgspec.Raw(value)))
-            elif kind == NAMES:
+            elif kind == NAMES and isinstance(value, tuple):
                 names, outside = value
                 listed.append(Listed(path, key, racy, names, outside))
             # (the shared folders' listings, which the caller listed to find the plans, are not sent back)
-        files = [FilesAnswer(k[2], inputs, value) for k, (inputs, _t, value, _o, _p) in self._files_memo.items()]
+        files = [FilesAnswer(k.archive, e.inputs, e.value) for k, e in memos.files.items()]
         summary = None
-        for (inputs, _t, value, _o, _p) in self._summary_memo.values():
-            summary = SummaryAnswer(inputs, value)
-        return PlanPart(plan, parsed, listed, sorted(cache.links), files, summary)  # (links: a few, usually none)
+        for _k, e in memos.summary.items():
+            summary = SummaryAnswer(e.inputs, e.value)
+        return PlanPart(plan, parsed, listed, cache.links(), files, summary)  # (links: a few, usually none)
 
     def take_parts(self, parts: Iterable[PlanHead], *, stamped: float) -> None:
         """Hold what parse workers worked out (see plan_part): each plan's files and status line, memoised
@@ -137,15 +140,15 @@ class ColdParse:
         no watcher vouches for them, so the first use stat-checks each answer).
         A bare part adds nothing: its plan is worked out here when asked.
         """
-        cache = self.cache
+        cache, memos = self.cache, self.memos
         one = self._interned  # one string per path, however many entries and answers name it
         for part in parts:
             if part.links:
-                cache.links.update(part.links)
+                cache.note_links(part.links)
             for a in part.files:
-                self._take_answer(self._files_memo, ("files", part.plan, a.archive), a.inputs, a.value, stamped, one)
+                self._take_answer(memos.files, FilesKey(part.plan, a.archive), a.inputs, a.value, stamped, one)
             if part.summary is not None:
-                self._take_answer(self._summary_memo, ("summary", part.plan), part.summary.inputs,
+                self._take_answer(memos.summary, SummaryKey(part.plan), part.summary.inputs,
                                   part.summary.value, stamped, one)
             self._held_later.append((part.parsed, part.listed))
 
@@ -170,14 +173,10 @@ class ColdParse:
                                  racy_digest=f.racy)
         return n
 
-    def _take_answer(self, memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...],
-                     inputs: list[tuple[str, StatKey | None]], value: object, stamped: float,
+    def _take_answer(self, memo: Memo[K, V], key: K, inputs: Inputs, value: V, stamped: float,
                      one: dict[str, str]) -> None:
-        inputs = [(one.setdefault(path, path), k) for path, k in inputs]
-        if len(memo) >= self._room:
-            memo.pop(next(iter(memo)))
-        memo[key] = (inputs, stamped, value, None, frozenset([path for path, _k in inputs]))
-        self.memo_misses += 1  # worked out (in a worker), not found
+        self.answers.take(memo, key, [(one.setdefault(path, path), k) for path, k in inputs], value, stamped,
+                          worked_out=True)
 
     def likely_large(self) -> bool:
         """Whether the plans folder holds more than PARALLEL_MIN_PLANS entries (one listing, nothing read):
@@ -190,14 +189,14 @@ class ColdParse:
 
     def use_workers(self, cold_plans: int) -> bool:
         """Whether parsing this many cold plans (with their files) is worth worker processes."""
-        return self.parse_workers > 1 and cold_plans > PARALLEL_MIN_PLANS
+        return self.pool.size > 1 and cold_plans > PARALLEL_MIN_PLANS
 
     def warm(self, plans: list[PlanRef] | None = None) -> int:
         """Parse what a status needs over worker processes, when more than a few dozen plans are cold.
 
         Returns how many files the workers parsed (0: few enough to parse here, lazily).
         """
-        if self.parse_workers <= 1:
+        if self.pool.size <= 1:
             return 0
         plans = self.workspace.plans() if plans is None else plans
         self.fit_capacity(len(plans))
@@ -206,27 +205,25 @@ class ColdParse:
             return 0
         n = 0
         try:
-            for batch in parse_many(cold, workers=self.parse_workers, keep=True):  # the same workers, twice
+            for batch in self.pool.parse_many(cold, keep=True):  # the same workers, twice
                 n += self.store_parsed(batch)
-            for batch in parse_many(self.cold_work_files(plans), workers=self.parse_workers):
+            for batch in self.pool.parse_many(self.cold_work_files(plans)):
                 n += self.store_parsed(batch)
         finally:
-            stop_idle()
+            self.pool.stop_idle()
         return n
 
     def load_parsed(self, path: str, *, lazy: bool = False) -> str:
-        """Take the persistent parse store at `path` (see perfd.engine.parse_store): files whose stat key
+        """Take the persistent parse store at `path` (see perfd.engine.cache.parse_store): files whose stat key
         still holds are not parsed again. Returns why nothing was taken ("" when it was).
 
         lazy: read it only when a file is first looked for (the reason is then in parse_store_refusal).
         """
-        def load() -> parse_store.Loaded:
-            loaded, self.parse_store_refusal = parse_store.load(path, root=self.root)
+        def load() -> Loaded:
+            loaded, self.parse_store_refusal = self.parse_store.load(path)
             return loaded
 
-        self.cache.persisted_loader = load
-        if not lazy:
-            self.cache.take_persisted()
+        self.cache.load_persisted(load, lazy=lazy)
         return self.parse_store_refusal
 
     def save_parsed(self, path: str) -> int:
@@ -235,42 +232,46 @@ class ColdParse:
         Entries of the store read at start that no lookup has taken yet are kept (least recently used);
         a store never read (a restart answered from stored answers alone) is read first, for them.
         """
-        cache = self.cache
-        cache.take_persisted()
-        held = cache.packed_values()
-        in_cache = {(k, p) for k, p, _key, _v in held}
-        kept = [(k, p, key, v) for (k, p), (key, v) in cache.persisted.items() if (k, p) not in in_cache]
-        return parse_store.save(path, kept + held, root=self.root)
+        return self.parse_store.save(path, self.cache.to_persist())
 
     def load_answers(self, path: str) -> tuple[int, str]:
-        """Take the answers stored at `path` (see perfd.engine.answer_store) back into the memos.
+        """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.
 
         Each is stat-checked, input by input, before its first use. Returns how
         many were taken, and why none were ("" when some were).
         """
-        restored, why = answer_store.load(path, root=self.root, config=answer_store.config_digest(self.config))
+        restored, why = self.answer_store.load(path)
         now = time.monotonic()
-        stores = {"status": self._memo, "summary": self._summary_memo, "files": self._files_memo}
+        memos, take = self.memos, self.answers.take
         plans = 0
         for r in restored:
-            kind = str(r.key[0])
-            plans += kind == "summary"
-            stores[kind][r.key] = (r.inputs, now, r.value, None, frozenset([i[0] for i in r.inputs]))
+            key, value = r.key, r.value
+            if isinstance(key, SummaryKey) and isinstance(value, PlanSummary):
+                take(memos.summary, key, r.inputs, value, now)
+                plans += 1
+            elif isinstance(key, FilesKey) and isinstance(value, PlanFiles):
+                take(memos.files, key, r.inputs, value, now)
+            elif isinstance(key, StatusKey) and isinstance(value, WorkspaceStatus):
+                take(memos.status, key, r.inputs, value, now)
         self.fit_capacity(plans)
         return len(restored), why
 
+    def answers_to_store(self) -> list[tuple[AnswerKey, Inputs, AnswerValue]]:
+        """The memoised status, plan summaries and plan files, with their inputs: what save_answers writes."""
+        memos = self.memos
+        out: list[tuple[AnswerKey, Inputs, AnswerValue]] = []
+        out += [(k, e.inputs, e.value) for k, e in memos.status.items()]
+        out += [(k, e.inputs, e.value) for k, e in memos.summary.items()]
+        out += [(k, e.inputs, e.value) for k, e in memos.files.items()]
+        return out
+
     def save_answers(self, path: str) -> int:
         """Write the memoised status, plan summaries and plan files to `path`; returns the bytes written."""
-        answers: list[tuple[tuple[Any, ...], answer_store.Inputs, object]] = []
-        for memo in (self._memo, self._summary_memo, self._files_memo):
-            for key, (inputs, _t, value, _o, _p) in memo.items():
-                if key[0] in ("status", "summary", "files"):
-                    answers.append((key, inputs, value))
-        return answer_store.save(path, answers, root=self.root, config=answer_store.config_digest(self.config))
+        return self.answer_store.save(path, self.answers_to_store())
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""
-        self._room = max(self._room, 2 * plans)
-        if not self._capacity_set:
+        self.memos.fit(plans)
+        if not self.capacity_set:
             self.cache.capacity = max(self.cache.capacity, ENTRIES_PER_PLAN * plans)
 

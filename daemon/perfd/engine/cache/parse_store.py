@@ -4,9 +4,9 @@ Each entry is keyed by (kind, path) and holds the file's (mtime_ns, size,
 inode) when it was parsed; the whole file carries the parser's version (a
 digest of the parser's own source) and the workspace root. A loaded entry is
 used only when its file still has that stat key, and is not within the racy
-window (see perfd.engine.cache), exactly as the in-memory cache would.
+window (see perfd.engine.cache.cache), exactly as the in-memory cache would.
 
-Safety (perfd.engine.private_file): the file is read only when it is a
+Safety (perfd.engine.cache.private_file): the file is read only when it is a
 regular file of ours, not writable by group or others, no larger than the
 bound, and never through a symlink (O_NOFOLLOW); it is written to a private
 temporary file (O_EXCL|O_NOFOLLOW, 0600) and renamed into place. Anything else (damaged, foreign, another parser
@@ -19,13 +19,14 @@ import os
 
 import msgspec
 
-from perfd.engine.cache import StatKey
-from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.cache import StatKey
+from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 
 FORMAT = 1
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
 STORED_KINDS = frozenset({"plan", "subplan", "execution", "fix", "approved", "parallel"})
-_PARSER_MODULES = ("plan_parser", "plan_assembly", "docs_parser", "text", "types", "kinds", "parse_store")
+# The modules whose code decides what a parse gives, relative to the engine package.
+_PARSER_MODULES = ("plan_parser", "plan_assembly", "docs_parser", "text", "types", "kinds", "cache/parse_store")
 
 
 class Entry(msgspec.Struct, array_like=True):
@@ -55,12 +56,17 @@ Loaded = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat k
 _version: str | None = None
 
 
+def parser_sources() -> list[str]:
+    """The source files parser_version digests (every one of them must exist)."""
+    engine_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [os.path.join(engine_dir, *n.split("/")) + ".py" for n in _PARSER_MODULES]
+
+
 def parser_version() -> str:
     """A digest of the parser's source and msgspec's version: any change to either invalidates the store."""
     global _version
     if _version is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        _version = source_digest(os.path.join(here, n + ".py") for n in _PARSER_MODULES)
+        _version = source_digest(parser_sources())
     return _version
 
 
@@ -104,3 +110,18 @@ def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str
         data = msgspec.msgpack.encode(StoreFile(header, rows))
     write_private(path, data)
     return len(data)
+
+
+class ParseStore:
+    """The parse store of the workspace at `root`, as a service the engine's cold start is given."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def load(self, path: str) -> tuple[Loaded, Refusal]:
+        """The entries stored at `path`, or ({}, why not): see load()."""
+        return load(path, root=self.root)
+
+    def save(self, path: str, entries: list[tuple[str, str, StatKey, bytes]]) -> int:
+        """Write `entries` to `path`; the bytes written: see save()."""
+        return save(path, entries, root=self.root)

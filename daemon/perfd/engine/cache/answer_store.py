@@ -11,10 +11,10 @@ version (a digest of the engine's source: any change to how answers are
 worked out invalidates them), the workspace root and a digest of its
 configuration. Answers whose newest input was written within RACY_WINDOW_NS
 of the save are left out: a later same-tick rewrite could keep such a stat
-key (see perfd.engine.cache). Loaded answers are never trusted as they are:
+key (see perfd.engine.cache.cache). Loaded answers are never trusted as they are:
 the engine stat-checks every input before the first use.
 
-Safety as for the parse store (perfd.engine.private_file); anything else
+Safety as for the parse store (perfd.engine.cache.private_file); anything else
 (damaged, foreign, another version, root or configuration, too large) is
 ignored, and the next save rebuilds it.
 """
@@ -28,16 +28,18 @@ from typing import Literal
 
 import msgspec
 
-from perfd.engine.cache import RACY_WINDOW_NS, StatKey
+from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatKey
+from perfd.engine.cache.memo import FilesKey, StatusKey, SummaryKey
 from perfd.engine.ownership import PlanRef
-from perfd.engine.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 
 FORMAT = 1
 MAX_BYTES = 64 * 1024 * 1024  # far above what 1,500 plans take (about 10 MB): past it, nothing is stored
-Inputs = list[tuple[str, StatKey | None]]
 Kind = Literal["status", "summary", "files"]
+AnswerKey = StatusKey | SummaryKey | FilesKey  # the memo keys of the answers stored
+AnswerValue = WorkspaceStatus | PlanSummary | PlanFiles
 
 
 class Answer(msgspec.Struct, array_like=True):
@@ -68,21 +70,29 @@ class _HeaderOnly(msgspec.Struct):
 class Restored(msgspec.Struct, frozen=True):
     """One answer taken back: its memo key, inputs and value."""
 
-    key: tuple[object, ...]
+    key: AnswerKey
     inputs: Inputs
-    value: WorkspaceStatus | PlanSummary | PlanFiles
+    value: AnswerValue
 
 
 _version: str | None = None
 _VALUE_TYPES: dict[str, type] = {"status": WorkspaceStatus, "summary": PlanSummary, "files": PlanFiles}
 
 
+def engine_sources() -> list[str]:
+    """The source files engine_version digests: every module of the engine package and of engine/cache/."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for folder in (os.path.dirname(here), here):
+        out += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".py")]
+    return out
+
+
 def engine_version() -> str:
     """A digest of every engine module's source and msgspec's version."""
     global _version
     if _version is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        _version = source_digest(os.path.join(here, n) for n in sorted(os.listdir(here)) if n.endswith(".py"))
+        _version = source_digest(engine_sources())
     return _version
 
 
@@ -94,15 +104,15 @@ def config_digest(config: object) -> str:
         return ""
 
 
-def memo_key(a: Answer) -> tuple[object, ...] | None:
-    """The key Engine._memoised files the answer under (None: not a well-formed answer)."""
+def memo_key(a: Answer) -> AnswerKey | None:
+    """The key the engine memoises the answer under (None: not a well-formed answer)."""
     if a.kind == "status":
-        return ("status",)
+        return StatusKey()
     if a.plan is None:
         return None
     if a.kind == "summary":
-        return ("summary", a.plan)
-    return ("files", a.plan, a.archive)
+        return SummaryKey(a.plan)
+    return FilesKey(a.plan, a.archive)
 
 
 def load(path: str, *, root: str, config: str, max_bytes: int = MAX_BYTES) -> tuple[list[Restored], Refusal]:
@@ -130,14 +140,14 @@ def load(path: str, *, root: str, config: str, max_bytes: int = MAX_BYTES) -> tu
             key = memo_key(a)
             if key is None:
                 return [], "damaged"
-            value: WorkspaceStatus | PlanSummary | PlanFiles = msgspec.msgpack.decode(a.value, type=_VALUE_TYPES[a.kind])
+            value: AnswerValue = msgspec.msgpack.decode(a.value, type=_VALUE_TYPES[a.kind])
             out.append(Restored(key, [table[i] for i in a.inputs], value))
     except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
         return [], "damaged"
     return out, ""
 
 
-def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *, root: str, config: str,
+def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, root: str, config: str,
          max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> int:
     """Write `answers` ((memo key, inputs, value)) for `root` atomically; returns the bytes written (0: nothing).
 
@@ -155,15 +165,12 @@ def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *,
         kind: Kind
         plan: PlanRef | None = None
         archive: str | None = None
-        if key == ("status",):
+        if isinstance(key, StatusKey):
             kind = "status"
-        elif len(key) == 2 and key[0] == "summary" and isinstance(key[1], PlanRef):
-            kind, plan = "summary", key[1]
-        elif len(key) == 3 and key[0] == "files" and isinstance(key[1], PlanRef) and \
-                (key[2] is None or isinstance(key[2], str)):
-            kind, plan, archive = "files", key[1], key[2]
+        elif isinstance(key, SummaryKey):
+            kind, plan = "summary", key.plan
         else:
-            continue
+            kind, plan, archive = "files", key.plan, key.archive
         ids = [index.setdefault(i, len(index)) for i in inputs]
         rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
     data = msgspec.msgpack.encode(StoreFile(Header(FORMAT, engine_version(), root, config), list(index), rows))
@@ -171,3 +178,19 @@ def save(path: str, answers: list[tuple[tuple[object, ...], Inputs, object]], *,
         return 0
     write_private(path, data)
     return len(data)
+
+
+class AnswerStore:
+    """The answer store of the workspace at `root` with `config`, as a service the engine's cold start is given."""
+
+    def __init__(self, root: str, config: object) -> None:
+        self.root = root
+        self.config = config
+
+    def load(self, path: str) -> tuple[list[Restored], Refusal]:
+        """The answers stored at `path` for this root and configuration, or ([], why not): see load()."""
+        return load(path, root=self.root, config=config_digest(self.config))
+
+    def save(self, path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> int:
+        """Write `answers` to `path`; the bytes written (0: nothing): see save()."""
+        return save(path, answers, root=self.root, config=config_digest(self.config))

@@ -1,4 +1,4 @@
-"""A parse worker's entry point (`python -m perfd.engine.parse_worker`): see perfd.engine.parse_pool."""
+"""A parse worker's entry point (`python -m perfd.engine.cache.parse_worker`): see perfd.engine.cache.parse_pool."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import msgspec
 
-from perfd.engine.parse_pool import PlanJob, PlanPart, serve
+from perfd.engine.cache.parse_pool import PlanJob, PlanPart, serve
 
 _engines: dict[tuple[str, bytes], object] = {}  # (root, packed configuration) -> its Engine, made on the first job
 
@@ -24,7 +24,7 @@ def work_out(job: PlanJob) -> list[PlanPart]:
     parts = []
     for plan in job.plans:
         try:
-            parts.append(engine.plan_part(plan))
+            parts.append(engine.cold.plan_part(plan))
         except Exception:  # a plan this worker cannot work out is left to the engine, which reports its problem
             parts.append(PlanPart(plan))
     return parts

@@ -25,7 +25,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, cast
+from typing import TypeVar, cast
 
 import msgspec
 
@@ -55,10 +55,24 @@ def digest(data: bytes) -> bytes:
 DEFAULT_CAPACITY = 4096  # [cache] capacity
 DEFAULT_TTL_S = 3600.0  # [cache] ttl_s
 
-class _Entry(Generic[V]):
+Inputs = list[tuple[str, StatKey | None]]  # paths looked up, each with its stat key (None: missing)
+Persisted = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat key, packed value)
+
+
+class Recording:
+    """The inputs looked up while it is open (see StatCache.recording): each path with its stat key."""
+
+    __slots__ = ("inputs", "newest_mtime_ns")
+
+    def __init__(self) -> None:
+        self.inputs: Inputs = []
+        self.newest_mtime_ns = 0  # the newest mtime among the inputs stat'ed (not those a watcher vouched for)
+
+
+class _Entry:
     __slots__ = ("key", "value", "stored", "racy_digest", "checked")
 
-    def __init__(self, key: StatKey, value: V, stored: float, racy_digest: bytes | None) -> None:
+    def __init__(self, key: StatKey, value: object, stored: float, racy_digest: bytes | None) -> None:
         self.key = key
         self.value = value
         self.stored = stored
@@ -66,21 +80,21 @@ class _Entry(Generic[V]):
         self.checked = stored  # when its stat key was last seen to hold (see StatCache.trust)
 
 
-class StatCache(Generic[V]):
+class StatCache:
     """Values derived from files or folders, valid while their stat key holds."""
 
     def __init__(self, *, capacity: int = DEFAULT_CAPACITY, ttl_s: float = DEFAULT_TTL_S,
                  clock: Callable[[], float] = time.monotonic,
-                 packed: dict[str, Callable[[bytes], Any]] | None = None,
-                 pack: Callable[[Any], bytes] | None = None) -> None:
+                 packed: dict[str, Callable[[bytes], object]] | None = None,
+                 pack: Callable[[object], bytes] | None = None) -> None:
         if capacity < 1:
             raise ValueError("cache capacity must be at least 1")
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str], _Entry[Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         # Kinds held packed (bytes) and unpacked on each hit: kind -> unpack; and how to pack.
-        self.packed: dict[str, Callable[[bytes], Any]] = packed or {}
+        self._packed: dict[str, Callable[[bytes], object]] = packed or {}
         self._pack = pack
         self.hits = 0
         self.misses = 0
@@ -88,23 +102,22 @@ class StatCache(Generic[V]):
         self.expirations = 0
         self.invalidations = 0
         self._lat_ns = Window(_SAMPLES)
-        # While set, every path looked up is recorded with its stat key (None
-        # when missing): the engine memoises whole answers on that list.
-        self.track: list[tuple[str, StatKey | None]] | None = None
-        self.newest_mtime_ns = 0
-        # Trusting a watcher (see trust()): paths under `trusted_prefix`, outside every
-        # folder in `links`, checked since `trust_since`, are served without a stat.
-        self.trusted_prefix: str | None = None
-        self.trust_since = 0.0
-        self.links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
+        # While one is open (see recording()), every path looked up is recorded with its stat
+        # key (None when missing): the engine memoises whole answers on that list.
+        self._recording: Recording | None = None
+        # Trusting a watcher (see trust()): paths under `_trusted_prefix`, outside every
+        # folder in `_links`, checked since `_trust_since`, are served without a stat.
+        self._trusted_prefix: str | None = None
+        self._trust_since = 0.0
+        self._links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
         self.trusted_hits = 0
         self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
-        # Parsed values from the persistent store (perfd.engine.parse_store): used on a
+        # Parsed values from the persistent store (perfd.engine.cache.parse_store): used on a
         # miss when the file's stat key is still the stored one, instead of parsing.
-        self.persisted: dict[tuple[str, str], tuple[StatKey, Any]] = {}  # packed values
-        # When set, what fills `persisted`, called on the first miss or fresh() (a restart
+        self._persisted: Persisted = {}
+        # When set, what fills `_persisted`, called on the first miss or fresh() (a restart
         # that answers from stored answers never needs the parsed files).
-        self.persisted_loader: Callable[[], dict[tuple[str, str], tuple[StatKey, Any]]] | None = None
+        self._persisted_loader: Callable[[], Persisted] | None = None
         self.persisted_hits = 0
         self.folder_kinds: set[str] = set()  # kinds ever used with folder(): listed() looks them up
         self.kinds: set[str] = set()  # every kind ever stored: invalidate() looks them up
@@ -132,16 +145,16 @@ class StatCache(Generic[V]):
         t0 = time.perf_counter_ns()
         ck = (kind, path)
         entry = self._entries.get(ck)
-        if entry is not None and st is None and self.trusted_prefix is not None and self._vouched(entry, path):
+        if entry is not None and st is None and self._trusted_prefix is not None and self._vouched(entry, path):
             # A healthy watcher would have invalidated it: no stat.
             if self._clock() - entry.stored <= self.ttl_s:
                 self.trusted_hits += 1
                 self.hits += 1
                 self._entries.move_to_end(ck)
-                if self.track is not None:
-                    self.track.append((path, entry.key))
+                if self._recording is not None:
+                    self._recording.inputs.append((path, entry.key))
                 self._lat_ns.add(time.perf_counter_ns() - t0)
-                unpack = self.packed.get(kind)
+                unpack = self._packed.get(kind)
                 return cast(V, entry.value if unpack is None or not isinstance(entry.value, bytes)
                             else unpack(entry.value))
         if st is None:
@@ -158,30 +171,30 @@ class StatCache(Generic[V]):
                 entry.checked = self._clock()
                 self._entries.move_to_end(ck)
                 self._lat_ns.add(time.perf_counter_ns() - t0)
-                unpack = self.packed.get(kind)
+                unpack = self._packed.get(kind)
                 return cast(V, entry.value if unpack is None or not isinstance(entry.value, bytes)
                             else unpack(entry.value))
         self.misses += 1
         read_ns = time.time_ns()
-        unpack = self.packed.get(kind)
-        if self.persisted_loader is not None:
+        unpack = self._packed.get(kind)
+        if self._persisted_loader is not None:
             self.take_persisted()
-        if self.persisted and unpack is not None:
-            kept = self.persisted.pop(ck, None)
+        if self._persisted and unpack is not None:
+            kept = self._persisted.pop(ck, None)
             if kept is not None and kept[0] == key and read_ns - st.st_mtime_ns >= RACY_WINDOW_NS:
                 try:
-                    value = unpack(kept[1])
+                    value = cast(V, unpack(kept[1]))
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     pass  # not what this perfd would have parsed: parse it
                 else:
                     self.persisted_hits += 1
                     self._store(ck, _Entry(key, kept[1], self._clock(), None))
                     self._record(t0)
-                    return value  # type: ignore[no-any-return]
+                    return value
         material, raw = load(path)
         value = derive(material, path)
         racy = digest(raw) if read_ns - st.st_mtime_ns < RACY_WINDOW_NS else None
-        held: Any = value
+        held: object = value
         if unpack is not None and self._pack is not None:
             try:
                 held = self._pack(value)
@@ -191,18 +204,18 @@ class StatCache(Generic[V]):
         self._record(t0)
         return value
 
-    def _vouched(self, entry: _Entry[V], path: str) -> bool:
+    def _vouched(self, entry: _Entry, path: str) -> bool:
         """Whether the watcher vouches for `entry`: watched path, not behind a symlink, checked since it started."""
-        return entry.checked >= self.trust_since and self._watched(path)
+        return entry.checked >= self._trust_since and self.watched(path)
 
-    def _watched(self, path: str) -> bool:
+    def watched(self, path: str) -> bool:
         """Whether the trusted watcher sees changes to `path`: under its folder, not behind a symlink."""
-        prefix = self.trusted_prefix
+        prefix = self._trusted_prefix
         if prefix is None:
             return False
         if not path.startswith(prefix) and path != prefix[:-1]:
             return False
-        for link in self.links:
+        for link in self._links:
             if path == link or path.startswith(link + os.sep):
                 return False
         return True
@@ -215,21 +228,21 @@ class StatCache(Generic[V]):
         Valid as if parsed here: a later lookup compares the stat key (and, while
         racy, the digest) as for any entry. `kind` must be one held packed.
         """
-        if kind not in self.packed:
+        if kind not in self._packed:
             raise ValueError(f"{kind} values are not held packed")
         self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
 
-    def put_folder(self, kind: str, path: str, key: StatKey, value: Any, *, racy_digest: bytes | None = None) -> None:
+    def put_folder(self, kind: str, path: str, key: StatKey, value: object, *, racy_digest: bytes | None = None) -> None:
         """Hold a folder scan made elsewhere (a worker process) when the folder's stat key was `key`.
 
         Valid as if scanned here (see put); `kind` is then one of folder_kinds.
         """
-        if kind in self.packed:
+        if kind in self._packed:
             raise ValueError(f"{kind} values are files' values, held packed")
         self.folder_kinds.add(kind)
         self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
 
-    def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, Any]]:
+    def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, object]]:
         """(kind, path, stat key, racy digest, value as held) of every entry for `paths`, of any kind."""
         out = []
         entries = self._entries
@@ -247,11 +260,11 @@ class StatCache(Generic[V]):
         """
         ck = (kind, path)
         entry = self._entries.get(ck)
-        if self.persisted_loader is not None:
+        if self._persisted_loader is not None:
             self.take_persisted()
-        if entry is None and ck not in self.persisted:
+        if entry is None and ck not in self._persisted:
             return False
-        if entry is not None and self.trusted_prefix is not None and self._vouched(entry, path):
+        if entry is not None and self._trusted_prefix is not None and self._vouched(entry, path):
             return True
         try:
             st = os.stat(path)
@@ -260,24 +273,85 @@ class StatCache(Generic[V]):
         key = stat_key(st)
         if entry is not None:
             return entry.key == key and entry.racy_digest is None
-        kept = self.persisted.pop(ck)
-        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS or kind not in self.packed:
+        kept = self._persisted.pop(ck)
+        if kept[0] != key or time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS or kind not in self._packed:
             return False
         self.persisted_hits += 1
         self._store(ck, _Entry(key, kept[1], self._clock(), None))
         return True
 
     def take_persisted(self) -> None:
-        """Fill `persisted` now if its loading was deferred (see persisted_loader)."""
-        loader, self.persisted_loader = self.persisted_loader, None
+        """Fill the persisted values now if their loading was deferred (see load_persisted)."""
+        loader, self._persisted_loader = self._persisted_loader, None
         if loader is not None:
-            self.persisted = loader()
+            self._persisted = loader()
+
+    def load_persisted(self, loader: Callable[[], Persisted], *, lazy: bool) -> None:
+        """Take parsed values from the persistent store: `loader` gives them, now, or on the first miss or
+        fresh() when `lazy` (a restart that answers from stored answers never needs the parsed files).
+        Each is used on a miss while the file's stat key is still the stored one, instead of parsing."""
+        self._persisted_loader = loader
+        if not lazy:
+            self.take_persisted()
+
+    def persisted_pending(self) -> bool:
+        """Whether the persisted values were handed over lazily and not read yet."""
+        return self._persisted_loader is not None
+
+    def drop_persisted(self) -> None:
+        """Forget the persisted values no lookup has taken (not worth their memory once warm)."""
+        self._persisted = {}
+
+    def to_persist(self) -> list[tuple[str, str, StatKey, bytes]]:
+        """(kind, path, stat key, packed value) to write to the persistent store, least recently used first:
+        the persisted values no lookup has taken yet (read first if deferred), then those held."""
+        self.take_persisted()
+        held = self.packed_values()
+        in_cache = {(k, p) for k, p, _key, _v in held}
+        kept = [(k, p, key, v) for (k, p), (key, v) in self._persisted.items() if (k, p) not in in_cache]
+        return kept + held
+
+    def held_packed(self, kind: str) -> bool:
+        """Whether values of `kind` are held packed (bytes, unpacked on each hit)."""
+        return kind in self._packed
+
+    # -- what lookups read ------------------------------------------------------------
+
+    def recording(self) -> _Recorder:
+        """`with cache.recording() as rec:` records in `rec.inputs` every path looked up meanwhile, with its
+        stat key. Recordings nest: an inner one's inputs are also the outer one's."""
+        return _Recorder(self)
+
+    def note(self, inputs: Inputs) -> None:
+        """Add `inputs` (read by an answer taken from a memo) to the recording in progress, if any."""
+        if self._recording is not None:
+            self._recording.inputs.extend(inputs)
+
+    # -- symlinks, which a watcher may not see behind ---------------------------------
+
+    def note_links(self, paths: Iterable[str]) -> None:
+        """Symlinks met on the way: what lies behind them a watcher of the plans folder may not see."""
+        self._links.update(paths)
+
+    def links(self) -> list[str]:
+        """The symlinks noted (see note_links), sorted."""
+        return sorted(self._links)
 
     def packed_values(self) -> list[tuple[str, str, StatKey, bytes]]:
         """(kind, path, stat key, packed value) of every packed entry that is not racy (for the store),
         least recently used first."""
         return [(k, p, e.key, e.value) for (k, p), e in self._entries.items()
-                if k in self.packed and e.racy_digest is None and isinstance(e.value, bytes)]
+                if k in self._packed and e.racy_digest is None and isinstance(e.value, bytes)]
+
+    @property
+    def trusting(self) -> bool:
+        """Whether a watcher is trusted (see trust)."""
+        return self._trusted_prefix is not None
+
+    def watched_since(self, when: float) -> bool:
+        """Whether a trusted watcher has been watching since `when` (a clock reading): it would have
+        reported a change to what it watches made after that."""
+        return self._trusted_prefix is not None and when >= self._trust_since
 
     def trust(self, prefix: str | None) -> None:
         """Trust a watcher of the folder `prefix` (a real path) from now on; None: trust nothing.
@@ -286,8 +360,8 @@ class StatCache(Generic[V]):
         a stat until invalidated; older ones are stat-checked once first, since
         changes made before the watcher started were never reported.
         """
-        self.trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
-        self.trust_since = self._clock()
+        self._trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
+        self._trust_since = self._clock()
 
     def recheck(self) -> int:
         """Stat-check now every entry the trusted watcher does not vouch for yet (held from before it
@@ -298,16 +372,16 @@ class StatCache(Generic[V]):
         entries, and those outside the watched folder or behind a symlink, are
         left to their lookups.
         """
-        if self.trusted_prefix is None:
+        if self._trusted_prefix is None:
             return 0
-        since = self.trust_since
+        since = self._trust_since
         now = self._clock()
         stale = []
         n = 0
         for ck, entry in self._entries.items():
             if entry.checked >= since or entry.racy_digest is not None:
                 continue
-            if not self._watched(ck[1]):
+            if not self.watched(ck[1]):
                 continue
             n += 1
             try:
@@ -392,16 +466,17 @@ class StatCache(Generic[V]):
         try:
             st = os.stat(path)
         except OSError:
-            if self.track is not None:
-                self.track.append((path, None))
+            if self._recording is not None:
+                self._recording.inputs.append((path, None))
             raise
-        if self.track is not None:
-            self.track.append((path, stat_key(st)))
-            if st.st_mtime_ns > self.newest_mtime_ns:
-                self.newest_mtime_ns = st.st_mtime_ns
+        rec = self._recording
+        if rec is not None:
+            rec.inputs.append((path, stat_key(st)))
+            if st.st_mtime_ns > rec.newest_mtime_ns:
+                rec.newest_mtime_ns = st.st_mtime_ns
         return st
 
-    def _racy_ok(self, entry: _Entry[V], path: str, st: os.stat_result,
+    def _racy_ok(self, entry: _Entry, path: str, st: os.stat_result,
                  load: Callable[[str], tuple[object, bytes]]) -> bool:
         try:
             raw = load(path)[1]
@@ -413,7 +488,7 @@ class StatCache(Generic[V]):
             entry.racy_digest = None  # old enough now: stat alone can be trusted
         return True
 
-    def _store(self, ck: tuple[str, str], entry: _Entry[Any]) -> None:
+    def _store(self, ck: tuple[str, str], entry: _Entry) -> None:
         self.kinds.add(ck[0])
         self._entries[ck] = entry
         self._entries.move_to_end(ck)
@@ -433,3 +508,28 @@ def _file_material(path: str) -> tuple[bytes, bytes]:
 def _folder_material(path: str) -> tuple[list[str], bytes]:
     names = sorted(os.listdir(path))
     return names, "\0".join(names).encode("utf-8", "surrogateescape")
+
+
+class _Recorder:
+    """The context manager of StatCache.recording (a class: it opens on every answer computed)."""
+
+    __slots__ = ("_cache", "_rec", "_outer")
+
+    def __init__(self, cache: StatCache) -> None:
+        self._cache = cache
+        self._rec = Recording()
+        self._outer: Recording | None = None
+
+    def __enter__(self) -> Recording:
+        cache = self._cache
+        self._outer = cache._recording
+        cache._recording = self._rec
+        return self._rec
+
+    def __exit__(self, *exc: object) -> None:
+        rec, outer = self._rec, self._outer
+        self._cache._recording = outer
+        if outer is not None:
+            outer.inputs.extend(rec.inputs)
+            if rec.newest_mtime_ns > outer.newest_mtime_ns:
+                outer.newest_mtime_ns = rec.newest_mtime_ns

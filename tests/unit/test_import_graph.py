@@ -73,6 +73,11 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "engine": frozenset({"llm", "app", "daemon", "lsp", "cli", "wire"}),
     "llm": frozenset({"engine", "app", "daemon", "lsp", "cli"}),
     "wire": frozenset({"daemon", "cli", "app", "lsp"}),
+    # the two transports: the daemon may relay to an LSP session (by name, at run time); lsp never imports the daemon
+    "lsp": frozenset({"daemon", "cli"}),
+    # the shared leaves below every layer
+    "settings": frozenset({"engine", "llm", "app", "daemon", "lsp", "cli", "wire"}),
+    "runtime": frozenset({"app", "daemon", "lsp", "cli"}),
 }
 
 # The one module that may touch pygls's (and lsprotocol's) internals, relative to the package.
@@ -1235,7 +1240,12 @@ def test_no_module_reaches_into_another_modules_private_attributes() -> None:
 
 
 # (module, what) -> why a third-party internal is touched outside the adapter
-THIRD_PARTY_ALLOWED: dict[tuple[str, str], str] = {}
+THIRD_PARTY_ALLOWED: dict[tuple[str, str], str] = {
+    ("perfd.daemon.codecache", "imports attr._make, a private module"):
+        "the code cache's one hook into attrs: it shadows the global `compile` of attr._make during lsprotocol's "
+        "import, and fails safe (an attrs that stops calling it only misses the cache); "
+        "tests/unit/test_codecache.py shows attrs still calls it (methods are served from the file)",
+}
 
 
 def test_third_party_internals_only_in_the_adapter() -> None:

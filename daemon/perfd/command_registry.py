@@ -134,6 +134,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("daemon", "run the daemon here, or manage it: start, stop, status, restart, logs", OWN, (
         Option("action", kind=CHOICE, nargs="?", choices=("run", "start", "stop", "status", "restart", "logs")),
         Option("-n", "--lines", kind=INT, default=50, help="log lines to show (logs)"),
+        Option("--json", help="status as one JSON object (status)"),
     ), actions=("run", "start", "stop", "status", "restart", "logs")),
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from perfd.fsutil import read_regular
+from perfd.settings.sources import SettingsError
 
 # A settings file is a few lines; a larger one is a mistake or an attack, not read into memory.
 MAX_CONFIG_BYTES = 4 * 1048576
@@ -21,8 +22,8 @@ MAX_CONFIG_BYTES = 4 * 1048576
 DEFAULT_IDLE_TIMEOUT_S = 1800.0  # [daemon] idle_timeout_s
 
 
-class ConfigError(Exception):
-    """The workspace's configuration file exists but cannot be used."""
+# One error for settings that cannot be used, wherever they are read (perfd.settings).
+ConfigError = SettingsError
 
 
 def config_path(root: str) -> str | None:

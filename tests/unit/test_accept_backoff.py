@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from perfd.daemon.connections import Connections, Limits, limits_from
+from perfd.daemon.connections import Connections, Limits, limits_for
+from perfd.settings.schema import DaemonSettings
 from perfd.daemon.host import Subscribers
 from perfd.daemon.peer import Peer, PeerCheck
 from perfd.runtime.stats import Stats
@@ -84,6 +85,7 @@ async def test_emfile_and_enfile_back_off_then_accept_resumes(anyio_backend: str
 
 
 def test_the_cap_stays_under_the_open_file_limit() -> None:
-    assert limits_from({}, open_files=1024).max_connections == 1024 - 128
-    assert limits_from({"max_connections": 50}, open_files=1 << 20).max_connections == 50
-    assert limits_from({"max_connections": "junk"}, open_files=1 << 20).max_connections == Limits().max_connections
+    assert limits_for(DaemonSettings(), open_files=1024).max_connections == 1024 - 128
+    assert limits_for(DaemonSettings(max_connections=50), open_files=1 << 20).max_connections == 50
+    # a bad value never gets this far: the settings layer refuses it, naming the file and line
+    assert limits_for(DaemonSettings(), open_files=1 << 20).max_connections == Limits().max_connections

@@ -157,6 +157,19 @@ def _with_guess(exc: UsageError) -> UsageError:
     return exc if close is None else UsageError(exc.message, hint=f"did you mean {close!r}?")
 
 
+def engine_in_process(root: str) -> Engine:
+    """A cold engine for `root` with the settings in force; a UserError (one line, exit 1, as the daemon
+    answers it) when they cannot be used."""
+    from perfd.settings.resolve import load
+    from perfd.settings.sources import SettingsError
+
+    try:
+        settings = load(root)
+    except SettingsError as exc:
+        raise UserError(str(exc), code="settings") from None
+    return Engine(root, settings=settings)
+
+
 def command_help(name: str) -> str:
     """The help text of one command, as `perfd NAME --help` prints it."""
     out = parse([name, "--help"])
@@ -168,7 +181,9 @@ def user_error_output(exc: UserError) -> Output:
     msg = shown(exc.message.strip())  # names in it may hold anything (see perfd.safetext)
     text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
     if exc.hint:
-        text += f"hint: {shown_lines(exc.hint, indent='      ')}\n"
+        text += f"hint: {shown(exc.hint)}\n"
+    if exc.details:
+        text += "      " + shown_lines(exc.details, indent="      ") + "\n"
     return Output(stderr=text, code=exitcodes.USAGE if isinstance(exc, UsageError) else exitcodes.ERROR)
 
 
@@ -223,7 +238,7 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
         if args.command in ("config", "trust"):
             return _settings(args, cwd)
         root = known_root or resolve_root(args.root, cwd)
-        engine = engine_for(root) if engine_for else Engine(root)
+        engine = engine_for(root) if engine_for else engine_in_process(root)
         if args.command == "generate":
             return _generate(engine, args, cwd)
         return _status(engine, args, cwd)

@@ -222,7 +222,7 @@ def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine
 
     `parsed`: parse(argv), when the caller already has it (the daemon parses a long command line off its loop).
     """
-    from perfd.app.commands import Output, parse, resolve_root, user_error_output
+    from perfd.app.commands import Output, engine_in_process, parse, resolve_root, user_error_output
 
     if parsed is None:
         parsed = parse(argv)
@@ -232,7 +232,7 @@ def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine
         if parsed.command != "run":
             raise UsageError(f"expected a `run` command line, got {parsed.command!r}")
         root = resolve_root(parsed.root, cwd)
-        engine = engine_for(root) if engine_for is not None else Engine(root)
+        engine = engine_for(root) if engine_for is not None else engine_in_process(root)
         return parse_request(parsed, engine, cwd), engine
     except UserError as exc:
         return user_error_output(exc)
@@ -241,8 +241,9 @@ def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine
 def no_provider_error() -> UserError:
     from perfd.llm import HOW_TO_CONFIGURE
 
-    return UserError("no model is configured, so there is nothing to run",
-                     hint=HOW_TO_CONFIGURE.strip(), code="no-provider")
+    first, _, rest = HOW_TO_CONFIGURE.strip().partition("\n")
+    return UserError("no model is configured, so there is nothing to run", hint=first, details=rest,
+                     code="no-provider")
 
 
 def targets(engine: Engine, request: RunRequest, cwd: str) -> list[GenerateResult]:

@@ -29,12 +29,14 @@ if False:  # for type checkers only: importing nothing more at run time is the p
 from perfd import __version__, exitcodes
 from perfd.command_registry import HELP_FLAGS, LOCAL_COMMANDS
 from perfd.paths import find_workspace_root, holds_plans, is_workspace_root
-from perfd.wire.codes import VERSION_MISMATCH
+from perfd.wire.codes import SETTINGS_CHANGED, SETTINGS_DIFFER, VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
 from perfd.wire.rendezvous import StatePaths, connect, daemon_supported, read_frame, request_body, state_paths
 
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
+_SETTINGS_CHANGED = b'"code":%d' % SETTINGS_CHANGED
+_SETTINGS_DIFFER = b'"code":%d' % SETTINGS_DIFFER
 # forward()'s answer when no daemon runs and the workspace holds no plans: answered in-process, no notice.
 NO_PLANS = "the workspace holds no plans"
 # A daemon that is alive but has not answered yet (a first status of a large workspace) is
@@ -146,10 +148,18 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
     return (os.path.realpath(found) if found else None), command, no_daemon
 
 
+def settings_variables() -> dict[str, str]:
+    """This process's PERFD_* variables: its settings, which the daemon answers with (never a secret: keys
+    and passwords are named by these, and read by the daemon from its own environment)."""
+    return {k: v for k, v in os.environ.items()
+            if k[:6] == "PERFD_" and k != "PERFD_RUNTIME_DIR" and k != "PERFD_STATE_DIR"}
+
+
 def cli_request(argv: list[str], cwd: str, root: str) -> bytes:
     """The `cli` request for this command line in the workspace `root` found for it (UnicodeEncodeError for
     arguments that are not UTF-8)."""
-    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True, "root": root})
+    return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True, "root": root,
+                                "env": settings_variables()})
 
 
 def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:
@@ -168,13 +178,16 @@ def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | 
             return body
         if body[:4] == RAW_PREFIX:
             return parse_raw(body)
-        if _VERSION_MISMATCH in body and attempt == 0:
+        if (_VERSION_MISMATCH in body or _SETTINGS_CHANGED in body) and attempt == 0:
+            # Another version, or settings that shape the daemon changed: it stops; a new one answers.
             from perfd.cli.autostart import shutdown_old
 
             shutdown_old(paths)
             continue
+        if _SETTINGS_DIFFER in body:
+            return "your PERFD_* settings differ from the daemon's ([workspace] or [cache])"
         return "daemon error: " + body[:200].decode("utf-8", "replace")
-    return "daemon version mismatch persists"
+    return "the daemon was replaced, and its successor refused too"
 
 
 def _in_process(argv: list[str], cwd: str) -> int:

@@ -65,11 +65,12 @@ def start(root: str) -> tuple[int, str]:
 def _metrics(root: str) -> tuple[int, str]:
     """The /metrics endpoint's line: where it serves, or (exit 1: a configuration error) why it does not.
     The daemon serves its socket either way."""
-    from perfd.config import ConfigError, load_config, table
+    from perfd.settings.resolve import load
+    from perfd.settings.sources import SettingsError
 
     try:
-        wanted = table(load_config(root), "daemon").get("metrics_addr") is not None
-    except ConfigError:
+        wanted = load(root).daemon.metrics_addr is not None
+    except SettingsError:
         wanted = False
     if not wanted:
         return exitcodes.OK, ""
@@ -105,7 +106,9 @@ def stop(root: str, timeout: float = 5.0) -> tuple[int, str]:
     return exitcodes.OK, f"perfd: stopped the daemon for {root} (pid {pid})\n"
 
 
-def status(root: str) -> tuple[int, str]:
+def status(root: str, *, as_json: bool = False) -> tuple[int, str]:
+    """Whether root's daemon runs, and the settings it answers with (model, its server's host, the plans
+    folder, a digest of every setting, what waits for `perfd trust`); `as_json`: that, as one JSON object."""
     root = os.path.realpath(root)
     resp = request(root, "ping", timeout=2.0)
     if resp is None or "result" not in resp:
@@ -116,9 +119,24 @@ def status(root: str) -> tuple[int, str]:
                        f"(perfd daemon stop ends it)\n")
         return exitcodes.ERROR, f"perfd: no daemon running for {root}\n"
     r = resp["result"]
+    if as_json:
+        import json
+
+        return exitcodes.OK, json.dumps({**r, "socket": state_paths(root).sock}, sort_keys=True) + "\n"
     _, metrics = _metrics(root)  # running is exit 0, with or without /metrics
-    return exitcodes.OK, (f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)\n"
-               f"socket: {state_paths(root).sock}\n" + metrics)
+    from perfd.safetext import shown
+
+    model = r.get("model") or ""
+    lines = [f"perfd daemon {r['version']} running for {r['root']} (pid {r['pid']}, up {r['uptime_s']:.1f} s)",
+             f"socket: {state_paths(root).sock}",
+             f"model: {shown(model)} at {shown(r.get('model_host') or '')}" if model else "model: none configured",
+             f"plans: {shown(r.get('plans_dir') or '')}",
+             f"settings: {r.get('settings') or '?'} (perfd config shows each and where it comes from)"]
+    if r.get("waiting_for_trust"):
+        lines.append("waiting for `perfd trust`: " + shown(", ".join(r["waiting_for_trust"])))
+    if r.get("settings_error"):
+        lines.append("settings error: " + shown(r["settings_error"]))
+    return exitcodes.OK, "\n".join(lines) + "\n" + metrics
 
 
 def restart(root: str) -> tuple[int, str]:
@@ -159,8 +177,10 @@ def main(argv: list[str], cwd: str) -> int:
             try:
                 if action == "logs":
                     code, text = logs(root, parsed.lines)
+                elif action == "status":
+                    code, text = status(root, as_json=parsed.json)
                 else:
-                    code, text = {"start": start, "stop": stop, "status": status, "restart": restart}[action](root)
+                    code, text = {"start": start, "stop": stop, "restart": restart}[action](root)
             except UnsafeFolder as exc:
                 code, text = exitcodes.ERROR, f"perfd: {exc}\n"  # one line, never a traceback
             out = Output(stdout=text, code=code) if code == 0 else Output(stderr=text, code=code)

@@ -24,7 +24,8 @@ import os
 import sys
 
 from perfd import __version__, exitcodes
-from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR, TOO_BUSY,
+from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR,
+                              SETTINGS_CHANGED, SETTINGS_DIFFER, TOO_BUSY,
                               USER_ERROR, VERSION_MISMATCH)
 from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
 
@@ -33,7 +34,7 @@ from perfd.wire.rendezvous import Connection, daemon_supported, request_body, st
 # run: in-process it would only be reported a second time. Plan and argument errors come
 # back as a RunResult, printed like any run.)
 NOT_ACCEPTED = frozenset({NO_MODEL, VERSION_MISMATCH, PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND,
-                          INVALID_PARAMS, TOO_BUSY})
+                          INVALID_PARAMS, TOO_BUSY, SETTINGS_CHANGED, SETTINGS_DIFFER})
 
 
 def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
@@ -72,7 +73,10 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
     with conn:
         try:
             conn.sock.settimeout(None)  # a model call may take minutes
-            body = request_body("run", {"argv": list(argv), "cwd": cwd, "version": __version__, "tty": tty})
+            from perfd.cli.client import settings_variables
+
+            body = request_body("run", {"argv": list(argv), "cwd": cwd, "version": __version__, "tty": tty,
+                                        "env": settings_variables()})
             conn.send_body(body)
             sent = True
             while True:

@@ -28,7 +28,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -42,11 +41,11 @@ from perfd.daemon.methods import Context, ErrorData, Handler, RpcError, Served
 from perfd.daemon.peer import PeerCheck, peer_allowed
 from perfd.engine.errors import UserError
 from perfd.safetext import encode_json
+from perfd.settings.schema import DaemonSettings
 from perfd.wire import protocol as P
 from perfd.wire.ipc import MAX_FRAME, FrameDecoder, FrameTooLarge, frame
 
 log = logging.getLogger("perfd.daemon")
-N = TypeVar("N", int, float)
 _enc = msgspec.json.Encoder()
 _CLOSED = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 # Errors of a JSON body that is not JSON at all: msgspec raises DecodeError, but
@@ -102,30 +101,12 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_buffered_mb: float = 256.0
 
 
-def limits_from(cfg: Mapping[str, object], *, open_files: int) -> Limits:
-    """Limits from a [daemon] table and the environment, the cap kept under `open_files` less a reserve."""
-    d = Limits()
-
-    def setting(env: str, key: str, default: N, kind: type[N]) -> N:
-        raw = os.environ.get(env)
-        value = raw if raw else cfg.get(key, default)
-        try:
-            if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
-                raise TypeError
-            v = kind(value)
-            if v <= 0:
-                raise ValueError
-            return v
-        except (TypeError, ValueError):
-            log.warning("ignoring invalid %s=%r", key, value)
-            return default
-
-    cap = setting("PERFD_MAX_CONNECTIONS", "max_connections", d.max_connections, int)
-    return Limits(max_connections=max(1, min(cap, open_files - FD_RESERVE)),
-                  idle_s=setting("PERFD_CONNECTION_IDLE_S", "connection_idle_s", d.idle_s, float),
-                  max_pending=setting("PERFD_MAX_PENDING", "max_pending", d.max_pending, int),
-                  outbox_frames=d.outbox_frames,
-                  max_buffered_mb=setting("PERFD_MAX_BUFFERED_MB", "max_buffered_mb", d.max_buffered_mb, float))
+def limits_for(settings: DaemonSettings, *, open_files: int) -> Limits:
+    """Limits from the [daemon] settings in force (perfd.settings: validated, PERFD_* over the files),
+    the cap kept under `open_files` less a reserve."""
+    return Limits(max_connections=max(1, min(settings.max_connections, open_files - FD_RESERVE)),
+                  idle_s=settings.connection_idle_s, max_pending=settings.max_pending,
+                  outbox_frames=Limits().outbox_frames, max_buffered_mb=settings.max_buffered_mb)
 
 
 def raise_open_file_limit() -> int:
@@ -458,6 +439,7 @@ class Connections:
         notification = False
         out: bytes
         failed = False
+        handing_over = False  # SETTINGS_CHANGED answered: the daemon stops once it is out
         try:
             try:
                 req = _req_dec.decode(body)
@@ -492,6 +474,7 @@ class Connections:
         except RpcError as exc:
             failed = True
             out = error_body(rid, exc.code, exc.message, exc.data)
+            handing_over = exc.code == P.SETTINGS_CHANGED
         except UserError as exc:
             failed = True
             out = error_body(rid, P.USER_ERROR, exc.message,
@@ -507,11 +490,11 @@ class Connections:
         self.stats.record(method, time.perf_counter_ns() - t0, failed)
         if not notification:  # JSON-RPC: a notification is never answered, not even with an error
             await ctx.send(out)
-        if method == "shutdown" and not failed:
+        if (method == "shutdown" and not failed) or handing_over:
             if ctx.drain is not None:
                 with anyio.move_on_after(1.0):  # the answer out first (bounded: a client that never reads)
                     await ctx.drain()
-            self.stop.stop("shutdown requested")
+            self.stop.stop("shutdown requested" if not handing_over else "settings changed: a new daemon takes over")
 
     async def lsp(self, stream: anyio.abc.SocketStream, send: Callable[[bytes], Awaitable[None]], rid: int | str,
                   rest: bytes) -> None:

@@ -9,7 +9,7 @@ all can import it without a cycle.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,8 +25,11 @@ Send = Callable[[bytes], Awaitable[None]]
 ServeLsp = Callable[..., Awaitable[None]]
 # Serves one editor's LSP session with serve_lsp on a connection that upgraded (the bytes already read after it).
 ServeEditor = Callable[[ServeLsp, anyio.abc.ByteStream, bytes], Awaitable[None]]
-# The daemon's shared model client (None when no model is configured); LLMConfigError when misconfigured.
-ModelSource = Callable[[], "LLMClient | None"]
+class ModelSource(Protocol):
+    """The model client for the settings in force (the daemon's own, or a request's PERFD_* over them);
+    None when no model is configured; LLMConfigError when misconfigured."""
+
+    def __call__(self, variables: Mapping[str, str] | None = None) -> LLMClient | None: ...
 
 
 class StatsSink(Protocol):

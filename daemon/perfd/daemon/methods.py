@@ -16,7 +16,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import anyio
@@ -25,11 +26,16 @@ from anyio.streams.memory import MemoryObjectSendStream
 import msgspec
 
 import perfd
+from perfd import exitcodes
 from perfd.daemon.host import ModelSource, Send, StatsSource, StopSignal, Subscribers, WarmSignals
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
 from perfd.engine.types import GenerateResult, PlanStatus, WorkspaceStatus
-from perfd.safetext import encode_json
+from perfd.llm.errors import LLMError
+from perfd.safetext import encode_json, shown
+from perfd.settings.live import LiveSettings
+from perfd.settings.resolve import Settings
+from perfd.settings.sources import SettingsError
 from perfd.wire import protocol as P
 from perfd.wire.ipc import MAX_FRAME, raw_body
 
@@ -158,6 +164,12 @@ def check_version(version: str | None) -> None:
         raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__, "client": version})
 
 
+# The tables that shape the daemon itself (its engine, its limits): a change needs a new daemon.
+SHAPING = ("workspace", "cache", "daemon")
+# The tables that shape answers: a caller whose PERFD_* change them is answered in its own process.
+ANSWERS = ("workspace", "cache")
+
+
 class Methods:
     """The table of methods, over one daemon's engine, stats and shared model client.
 
@@ -167,8 +179,11 @@ class Methods:
     """
 
     def __init__(self, root: str, engine: Engine, *, stats: StatsSource, subscribers: Subscribers,
-                 warm: WarmSignals, stop: StopSignal, llm: ModelSource, watching: Callable[[], bool]) -> None:
+                 warm: WarmSignals, stop: StopSignal, llm: ModelSource, watching: Callable[[], bool],
+                 settings: LiveSettings | None = None, started_settings: str = "") -> None:
         self.root = root
+        self.settings = settings if settings is not None else LiveSettings(root)
+        self.started_settings = started_settings  # the fingerprint of the SHAPING tables the daemon started with
         self.engine = engine
         self.stats = stats
         self.subscribers = subscribers
@@ -207,6 +222,24 @@ class Methods:
             # stays everyone's.
             await anyio.sleep(min(1.0, 3 * (time.monotonic() - t0)))
         return got
+
+    def request_settings(self, variables: Mapping[str, str] | None) -> Settings:
+        """The settings a request is answered with, checked before it is: SettingsError when unusable (the
+        caller answers it, exit 1, as in-process); SETTINGS_CHANGED when what shapes this daemon changed
+        since it started (it stops once this is answered, and the client asks a new one: no request is
+        lost); SETTINGS_DIFFER when the caller's PERFD_* give other [workspace] or [cache] settings (that
+        call is worked in the client's process, and this daemon goes on serving everyone else)."""
+        own = self.settings.current()
+        if self.settings.fingerprint(own, *SHAPING) != self.started_settings:
+            self.stop.clear_state()  # the next client starts a new daemon, with the new settings
+            raise RpcError(P.SETTINGS_CHANGED, "the workspace's settings changed since this daemon started")
+        if variables is None:
+            return own
+        theirs = self.settings.for_request(variables)
+        if self.settings.fingerprint(theirs, *ANSWERS) != self.settings.fingerprint(own, *ANSWERS):
+            raise RpcError(P.SETTINGS_DIFFER, "your PERFD_* settings give other [workspace] or [cache] settings "
+                                              "than this daemon's")
+        return theirs
 
     def engine_for(self, root: str) -> Engine:
         """The daemon's engine, for a command line about its own root only (see own_root)."""
@@ -249,8 +282,22 @@ class Methods:
         raise RpcError(P.VERSION_MISMATCH, "version mismatch", {"daemon": perfd.__version__})
 
     async def cmd_ping(self, ctx: Context) -> P.PingResult:
-        return P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
+        ping = P.PingResult(pong=True, pid=os.getpid(), version=perfd.__version__, root=self.root,
                             uptime_s=self.stats.uptime())
+        try:
+            s = self.settings.current()
+        except SettingsError as exc:
+            ping.settings_error = str(exc)
+            return ping
+        ping.plans_dir, ping.settings, ping.waiting_for_trust = s.workspace.plans_dir, s.fingerprint(), list(s.waiting)
+        try:
+            llm = self.llm()
+        except LLMError as exc:
+            ping.settings_error = str(exc)
+        else:
+            if llm is not None:
+                ping.model, ping.model_host = llm.config.model, urlsplit(llm.config.base_url).netloc
+        return ping
 
     async def cmd_generate(self, p: P.GenerateParams, ctx: Context) -> GenerateResult:
         return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
@@ -286,13 +333,18 @@ class Methods:
     async def cmd_cli(self, p: P.CliParams, ctx: Context) -> Served:
         """A command line, in the root the client found (p.root: used as is, refused when not this daemon's)."""
         check_version(p.version)
-        from perfd.app.commands import run, user_error_output
+        from perfd.app.commands import Output, run, user_error_output
 
         if p.root is not None:
             try:
                 self.own_root(p.root)
             except UserError as exc:
                 return cli_answer(user_error_output(exc), p.raw)
+        try:
+            self.request_settings(p.env)
+        except SettingsError as exc:  # as in-process: one line, exit 1 (the daemon serves on; a fix is seen next)
+            return cli_answer(Output(stderr=f"perfd: {shown(str(exc))}\n", code=exitcodes.ERROR,
+                                     command=p.argv[0] if p.argv else ""), p.raw)
         asked_at = time.monotonic()
         async with self.warm.waiting(wants_every_plan(p.argv)):  # the warm-up is parsing every plan, on every core
             parsed = await self.parse_heavy(p.argv)
@@ -316,11 +368,15 @@ class Methods:
         from perfd.app.run_render import execute
         from perfd.llm import LLMError
 
+        try:
+            self.request_settings(p.env)
+        except SettingsError as exc:
+            raise UserError(str(exc), code="settings", hint="") from None
         prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv))
         llm = None
         if not isinstance(prepared, Output):
             try:
-                llm = self.llm()
+                llm = self.llm(p.env)
             except LLMError as exc:
                 raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
             key = llm.config.api_key_env if llm is not None else None

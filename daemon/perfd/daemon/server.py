@@ -35,16 +35,19 @@ import msgspec
 
 import perfd
 from perfd import exitcodes
-from perfd.config import DEFAULT_IDLE_TIMEOUT_S, table
 from perfd.runtime import heap
-from perfd.daemon.connections import Connections, limits_from, raise_open_file_limit
+from perfd.daemon.connections import Connections, limits_for, raise_open_file_limit
 from perfd.daemon.host import EditorSession, ServeLsp, Subscribers, WarmSignals
-from perfd.daemon.methods import Methods
+from perfd.daemon.methods import SHAPING, Methods
 from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.runtime.stats import Stats, rss_bytes, snapshot
 from perfd.daemon.warmup import WarmUp
 from perfd.engine.engine import Engine
+from perfd.settings.live import LiveSettings
+from perfd.settings.resolve import Settings
+from perfd.settings.schema import DaemonSettings
+from perfd.settings.sources import SettingsError
 from perfd.wire import protocol as P
 from perfd.wire.rendezvous import clear_start_failure, record_start_failure, state_paths
 
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from perfd.llm import LLMClient
 
 log = logging.getLogger("perfd.daemon")
+MAX_MODEL_CLIENTS = 4  # clients kept for distinct model settings (the daemon's own, and callers' PERFD_*)
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
 # A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
 OVERFLOW_BATCH = 4096
@@ -66,19 +70,6 @@ class NoPeerCheck(Exception):
     """This system cannot say who connects to a Unix socket: the daemon must not serve one."""
 
 
-def _float_setting(env: str, cfg: Mapping[str, object], key: str, default: float) -> float:
-    raw = os.environ.get(env)
-    value = raw if raw else cfg.get(key, default)
-    try:
-        if not isinstance(value, (int, float, str)):  # a table, a list, a date: not a number
-            raise TypeError
-        return float(value)
-    except (TypeError, ValueError):
-        where = f"{env} in the environment" if raw else f"[daemon] {key} in perfd.toml"
-        log.warning("ignoring %s = %r: not a number; using %g", where, value, default)
-        return default
-
-
 class Daemon:
     def __init__(self, root: str, *, peer_check: PeerCheck | None = None) -> None:
         if peer_check is None:
@@ -89,11 +80,21 @@ class Daemon:
         self.peer_check = peer_check
         self.root = os.path.realpath(root)
         self.paths = state_paths(self.root)
-        self.engine = Engine(self.root)
-        cfg = table(self.engine.config, "daemon")
-        self.idle_timeout_s = _float_setting("PERFD_IDLE_TIMEOUT_S", cfg, "idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S)
-        self.max_rss_mb = _float_setting("PERFD_MAX_RSS_MB", cfg, "max_rss_mb", 0.0)
-        self.metrics_setting: object = cfg.get("metrics_addr")  # opt-in /metrics; None: off
+        # The settings in force, seen again before every answer (perfd.settings.live): a model changed
+        # in perfd.toml (and trusted) is used by the next call; a change to what shapes the daemon
+        # itself ([workspace], [cache], [daemon]) makes it hand over to a new one (see Methods).
+        self.settings = LiveSettings(self.root)
+        try:
+            started: Settings | None = self.settings.current()
+        except SettingsError as exc:  # every request answers it (exit 1) until the file is fixed
+            log.error("settings: %s", exc)
+            started = None
+        self.started_settings = started.fingerprint(*SHAPING) if started is not None else ""
+        daemon_cfg = started.daemon if started is not None else DaemonSettings()
+        self.engine = Engine(self.root, settings=started) if started is not None else Engine(self.root, config={})
+        self.idle_timeout_s = daemon_cfg.idle_timeout_s
+        self.max_rss_mb = daemon_cfg.max_rss_mb
+        self.metrics_setting: object = daemon_cfg.metrics_addr  # opt-in /metrics; None: off (beyond loopback: trusted)
         self.metrics_addr: str | None = None  # where /metrics serves, once bound
         self.metrics_error: str | None = None  # why it does not (shown by perfd stats and logged)
         self.stats = Stats()
@@ -103,16 +104,19 @@ class Daemon:
         self.stop_reason = ""
         self._lock_fd = -1
         self._sock_id = (0, 0)
-        self._llm: LLMClient | None = None  # shared by every client of this daemon (see llm())
-        self._llm_loaded = False
+        self._llm: LLMClient | None = None  # the client of the daemon's own settings (its stats are shown)
+        # Model clients by the settings they were made for (see llm()): a few, each shared by every caller
+        # with those settings; one evicted is closed.
+        self._llms: dict[str, LLMClient | None] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop_event: anyio.Event | None = None
         self.signals = WarmSignals()  # set by the warm-up; requests and the watcher wait on them
         methods = Methods(self.root, self.engine, stats=self, subscribers=self.subscribers, warm=self.signals,
-                          stop=self, llm=self.llm, watching=lambda: self.watching)
+                          stop=self, llm=self.llm, watching=lambda: self.watching, settings=self.settings,
+                          started_settings=self.started_settings)
         self.serving = Connections(methods.table(), peer_check=peer_check, stats=self.stats,
                                    subscribers=self.subscribers, stop=self, serve_editor=self.serve_editor,
-                                   limits=limits_from(cfg, open_files=raise_open_file_limit()))
+                                   limits=limits_for(daemon_cfg, open_files=raise_open_file_limit()))
         store_path = os.path.join(os.path.dirname(self.paths.log), os.path.basename(self.paths.log)[:-4] + ".parse")
         self.warm_up = WarmUp(self.engine, store_path=store_path, answers_path=store_path[:-len(".parse")] + ".answers",
                               signals=self.signals, open_connections=lambda: self.serving.open)
@@ -328,24 +332,48 @@ class Daemon:
             with anyio.move_on_after(0.5):  # a slow Redis costs stats a little freshness, not the answer
                 await self._llm.refresh_team()
 
-    def llm(self) -> LLMClient | None:
-        """The workspace's LLMClient, created on first use from perfd.toml [llm] and the DAEMON's environment.
+    def llm(self, variables: Mapping[str, str] | None = None) -> LLMClient | None:
+        """The model client for the settings in force: the daemon's own, or a request's PERFD_* over them.
 
-        One per daemon: every `perfd run` and editor session shares its connection
-        pool, rate limit, breaker and response cache. None when no model is
-        configured. API keys are read from the environment the daemon was
-        started with, never from a client's.
+        Settings are seen again on every call (perfd.settings.live), so a model changed in
+        perfd.toml and trusted is used by the very next call, and `PERFD_LLM_MODEL=... perfd run`
+        by that run only. Every caller with the same settings shares one client (its pool, rate
+        limit, breaker and response cache). API keys are read from the environment the daemon was
+        started with, never from a caller's. None when no model is configured; LLMConfigError
+        for unusable settings.
         """
-        if not self._llm_loaded:
-            from perfd.llm import client_from_workspace
+        from perfd.llm import client_from_settings
+        from perfd.llm.errors import LLMConfigError
 
-            self._llm = client_from_workspace(self.root)  # LLMConfigError propagates (retried next call)
-            self._llm_loaded = True
-        return self._llm
+        try:
+            settings = self.settings.for_request(variables)
+        except SettingsError as exc:
+            raise LLMConfigError(str(exc)) from None
+        key = settings.fingerprint("llm", "team") + "\0" + settings.notice()
+        if key in self._llms:
+            client = self._llms.pop(key)
+            self._llms[key] = client  # the most recent last
+        else:
+            client = client_from_settings(self.root, settings, env=self.settings.env_for(variables))
+            self._llms[key] = client
+            while len(self._llms) > MAX_MODEL_CLIENTS:
+                old = self._llms.pop(next(iter(self._llms)))
+                if old is not None and old is not self._llm and self._tg is not None:
+                    self._tg.start_soon(old.aclose)
+        if variables is None or settings.fingerprint("llm", "team") == self._own_llm_settings():
+            self._llm = client
+        return client
+
+    def _own_llm_settings(self) -> str:
+        try:
+            return self.settings.current().fingerprint("llm", "team")
+        except SettingsError:
+            return ""
 
     async def close_llm(self) -> None:
-        llm, self._llm, self._llm_loaded = self._llm, None, False
-        if llm is not None:
+        clients = [c for c in self._llms.values() if c is not None]
+        self._llm, self._llms = None, {}
+        for llm in clients:
             with anyio.CancelScope(shield=True):
                 try:
                     await llm.aclose()

@@ -16,7 +16,9 @@ from typing import Any
 
 import msgspec
 
-from perfd.config import ConfigError, load_config, table
+from perfd.config import ConfigError, table
+from perfd.settings.resolve import Settings
+from perfd.settings.resolve import load as load_settings
 from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
 from perfd.engine.cache.answer_store import AnswerStore
 from perfd.engine.cache.cold_parse import ColdStart
@@ -66,16 +68,23 @@ class Engine:
     (`cold`: parsing on every core, and the parse and answer stores it is given).
     """
 
-    def __init__(self, root: str, *, config: dict[str, Any] | None = None, pool: WorkerPool | None = None) -> None:
+    def __init__(self, root: str, *, config: dict[str, Any] | None = None, settings: Settings | None = None,
+                 pool: WorkerPool | None = None) -> None:
+        """`settings`: the settings in force (perfd.settings; loaded here when neither they nor a raw
+        `config` are given, a bad file then being a problem of every answer). `config`: the raw tables,
+        as a parse worker receives them from its engine."""
         self.root = os.path.realpath(root)
         self.config_problems: list[Problem] = []
         if config is None:
-            try:
-                config = load_config(self.root)
-            except ConfigError as exc:
-                self.config_problems.append(Problem("config-invalid", str(exc), "error"))
-                config = {}
+            if settings is None:
+                try:
+                    settings = load_settings(self.root)
+                except ConfigError as exc:
+                    self.config_problems.append(Problem("config-invalid", str(exc), "error"))
+            # What shapes answers, as the workers and the answer store's digest see it.
+            config = {t: settings.table(t) for t in ("workspace", "cache")} if settings is not None else {}
         self.config = config
+        self.settings = settings
         cache_cfg = table(config, "cache")
         ws_cfg = table(config, "workspace")
         try:

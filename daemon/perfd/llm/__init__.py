@@ -190,6 +190,7 @@ __all__ = [
     "open_history",
     "run_jobs",
     "workspace_llm_config",
+    "client_from_settings",
 ]
 
 
@@ -201,12 +202,16 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
     `notice` says so in one line. Raises LLMConfigError for unusable settings, and when the
     only model configured is one that waits for trust.
     """
+    environ = env if env is not None else os.environ
+    return client_from_settings(root, _settings(root, environ), env=environ)
+
+
+def client_from_settings(root: str, settings: Settings, *, env: Mapping[str, str]) -> LLMClient | None:
+    """The client for `settings` (already loaded, as a daemon keeps them), keys read from `env`; or None."""
     from .client import LLMClient
     from .errors import LLMConfigError
     from .team_config import load_team_config
 
-    environ = env if env is not None else os.environ
-    settings = _settings(root, environ)
     config = _llm_config(root, settings)
     if config is None:
         return None
@@ -216,7 +221,7 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
         if not settings.waiting_in("team"):
             raise
         team = None  # the team's Redis waits for trust: local limits and cache meanwhile (the notice says so)
-    return LLMClient(config, env=environ, team=team, notice=settings.notice())
+    return LLMClient(config, env=env, team=team, notice=settings.notice())
 
 
 def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> LLMConfig | None:

@@ -67,6 +67,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted: bool  # those values are trusted (True when there are none)
     files: tuple[str, ...]  # the settings files read
 
+    def fingerprint(self, *tables: str) -> str:
+        """A short digest of the values in force in `tables` (the default: every table): equal settings,
+        equal digest. `perfd daemon status` shows it; the daemon compares it to know what changed."""
+        import hashlib
+        import json
+
+        names = tables or tuple(schema.TABLES)
+        text = json.dumps({t: self.values.get(t, {}) for t in names}, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def table(self, name: str) -> dict[str, object]:
         """The values in force that a source set in table `name` (defaults left to its Struct)."""
         return dict(self.values.get(name, {}))

@@ -48,6 +48,8 @@ from perfd.wire.codes import (  # re-exported: the daemon answers with them
     PARSE_ERROR as PARSE_ERROR,
     USER_ERROR as USER_ERROR,
     TOO_BUSY as TOO_BUSY,
+    SETTINGS_CHANGED as SETTINGS_CHANGED,
+    SETTINGS_DIFFER as SETTINGS_DIFFER,
     VERSION_MISMATCH as VERSION_MISMATCH,
 )
 
@@ -112,6 +114,14 @@ class PingResult(msgspec.Struct):
     version: str
     root: str
     uptime_s: float
+    # The settings in force (perfd daemon status): the model and its server's host ("" when none),
+    # the plans folder, a short digest of every setting, and what waits for `perfd trust`.
+    model: str = ""
+    model_host: str = ""
+    plans_dir: str = ""
+    settings: str = ""
+    waiting_for_trust: list[str] = []
+    settings_error: str = ""
 
 
 class GenerateParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -153,6 +163,8 @@ class CliParams(msgspec.Struct, forbid_unknown_fields=True):
     # The workspace root the client found (--root, or the walk up from cwd): the daemon uses it rather
     # than finding it again, and refuses a root other than its own (exit 1, naming both).
     root: str | None = None
+    # The caller's PERFD_* variables (settings, never secrets): the daemon answers with them in force.
+    env: dict[str, str] | None = None
 
 
 class CliResult(msgspec.Struct):
@@ -172,6 +184,9 @@ class RunParams(msgspec.Struct, forbid_unknown_fields=True):
     cwd: str
     version: str | None = None
     tty: bool = False  # the client's stderr is a terminal: live progress lines for --parallel
+    # The caller's PERFD_* variables (settings, never secrets): the model they name is the one called,
+    # with the daemon's own keys; one the daemon's environment has no key for is run by the client.
+    env: dict[str, str] | None = None
 
 
 class RunChunk(msgspec.Struct):

@@ -66,6 +66,10 @@ export interface CliParams {
   cwd: string;
   version?: string | null;
   raw?: boolean;
+  root?: string | null;
+  env?: {
+    [k: string]: string;
+  } | null;
 }
 export interface CliResult {
   stdout: string;
@@ -148,6 +152,12 @@ export interface PingResult {
   version: string;
   root: string;
   uptime_s: number;
+  model?: string;
+  model_host?: string;
+  plans_dir?: string;
+  settings?: string;
+  waiting_for_trust?: string[];
+  settings_error?: string;
 }
 /**
  * Params of the `planChanged` notification sent to subscribers.
@@ -264,6 +274,9 @@ export interface RunParams {
   cwd: string;
   version?: string | null;
   tty?: boolean;
+  env?: {
+    [k: string]: string;
+  } | null;
 }
 /**
  * The answer to `run`: the exit code of `perfd run`, each achievement's answer, and the summary.

@@ -32,7 +32,8 @@ from perfd.paths import find_workspace_root, holds_plans, is_workspace_root
 from perfd.wire.codes import SETTINGS_CHANGED, SETTINGS_DIFFER, VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
-from perfd.wire.rendezvous import StatePaths, connect, daemon_supported, read_frame, request_body, state_paths
+from perfd.wire.rendezvous import (StatePaths, connect, daemon_supported, read_frame, request_body,
+                                  settings_variables, state_paths)
 
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
 _SETTINGS_CHANGED = b'"code":%d' % SETTINGS_CHANGED
@@ -146,13 +147,6 @@ def read_line(argv: list[str], cwd: str) -> tuple[str | None, str | None, bool]:
         return (os.path.realpath(root) if is_workspace_root(root) else None), command, no_daemon
     found = find_workspace_root(cwd)
     return (os.path.realpath(found) if found else None), command, no_daemon
-
-
-def settings_variables() -> dict[str, str]:
-    """This process's PERFD_* variables: its settings, which the daemon answers with (never a secret: keys
-    and passwords are named by these, and read by the daemon from its own environment)."""
-    return {k: v for k, v in os.environ.items()
-            if k[:6] == "PERFD_" and k != "PERFD_RUNTIME_DIR" and k != "PERFD_STATE_DIR"}
 
 
 def cli_request(argv: list[str], cwd: str, root: str) -> bytes:

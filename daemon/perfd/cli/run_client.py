@@ -27,7 +27,7 @@ from perfd import __version__, exitcodes
 from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR,
                               SETTINGS_CHANGED, SETTINGS_DIFFER, TOO_BUSY,
                               USER_ERROR, VERSION_MISMATCH)
-from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
+from perfd.wire.rendezvous import Connection, daemon_supported, request_body, settings_variables, state_paths
 
 # Errors the daemon answers before it calls the model: the run may then go in-process.
 # (USER_ERROR, the [llm] configuration the daemon could not load, is said once and ends the
@@ -73,8 +73,6 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
     with conn:
         try:
             conn.sock.settimeout(None)  # a model call may take minutes
-            from perfd.cli.client import settings_variables
-
             body = request_body("run", {"argv": list(argv), "cwd": cwd, "version": __version__, "tty": tty,
                                         "env": settings_variables()})
             conn.send_body(body)

@@ -179,7 +179,8 @@ def command_help(name: str) -> str:
 def user_error_output(exc: UserError) -> Output:
     """A user error as perfd prints it: one line, a hint, exit 2 for usage and 1 otherwise."""
     msg = shown(exc.message.strip())  # names in it may hold anything (see perfd.safetext)
-    text = (f"perfd: {msg}\n" if msg and not msg.startswith("perfd") else (msg + "\n" if msg else ""))
+    said = msg.startswith(("perfd:", "perfd "))  # argparse's own "perfd daemon: ..." is already one
+    text = (f"perfd: {msg}\n" if msg and not said else (msg + "\n" if msg else ""))
     if exc.hint:
         text += f"hint: {shown(exc.hint)}\n"
     if exc.details:

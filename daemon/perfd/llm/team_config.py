@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
 
@@ -69,7 +69,7 @@ def _check(cfg: TeamConfig) -> None:
         raise LLMConfigError(f"invalid [team] redis_url {redact_url(cfg.redis_url)!r}: no host")
     if parts.scheme == "unix" and not parts.path:
         raise LLMConfigError(f"invalid [team] redis_url {redact_url(cfg.redis_url)!r}: no socket path")
-    if parts.password:
+    if parts.password or any(k.lower() in ("password", "pass", "auth") for k, _ in parse_qsl(parts.query)):
         raise LLMConfigError(
             "[team] redis_url holds a password: put it in an environment variable and set "
             "redis_password_env to that NAME, so it is never stored in perfd.toml"

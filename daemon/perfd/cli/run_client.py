@@ -1,8 +1,9 @@
 """`perfd run` from the command line: through the workspace's running daemon, else in-process.
 
-Through the daemon the model is called with the DAEMON's environment (its
-shared client, pool, rate limit and cache); the caller's PERFD_LLM_*
-variables and API key are never sent. When the daemon has no model or no
+Through the daemon the model is called on the daemon's shared client (pool,
+rate limit and cache) for the caller's settings: its PERFD_* variables go
+with the request, its API key never does (the daemon reads keys from its own
+environment). When the daemon has no model or no
 key, the run falls back to this process (with a notice when this
 environment has what the daemon lacks). A run never starts a daemon.
 

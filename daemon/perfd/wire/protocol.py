@@ -177,7 +177,7 @@ class RunParams(msgspec.Struct, forbid_unknown_fields=True):
     """`perfd run` through the daemon: the same argv as the command line (starting with "run").
 
     The daemon calls the model with ITS OWN environment (the one it was started
-    with): the caller's PERFD_LLM_* variables and API key are never sent.
+    with), for the caller's settings: `env` carries its PERFD_* variables, never its API key.
     """
 
     argv: list[str]

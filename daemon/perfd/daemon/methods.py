@@ -229,14 +229,11 @@ class Methods:
         since it started (it stops once this is answered, and the client asks a new one: no request is
         lost); SETTINGS_DIFFER when the caller's PERFD_* give other [workspace] or [cache] settings (that
         call is worked in the client's process, and this daemon goes on serving everyone else)."""
-        own = self.settings.current()
+        own, theirs = self.settings.both(variables)
         if self.settings.fingerprint(own, *SHAPING) != self.started_settings:
             self.stop.clear_state()  # the next client starts a new daemon, with the new settings
             raise RpcError(P.SETTINGS_CHANGED, "the workspace's settings changed since this daemon started")
-        if variables is None:
-            return own
-        theirs = self.settings.for_request(variables)
-        if self.settings.fingerprint(theirs, *ANSWERS) != self.settings.fingerprint(own, *ANSWERS):
+        if theirs is not own and self.settings.fingerprint(theirs, *ANSWERS) != self.settings.fingerprint(own, *ANSWERS):
             raise RpcError(P.SETTINGS_DIFFER, "your PERFD_* settings give other [workspace] or [cache] settings "
                                               "than this daemon's")
         return theirs

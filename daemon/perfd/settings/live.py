@@ -45,7 +45,9 @@ class LiveSettings:
         base = dict(os.environ if env is None else env)
         self._env = base
         # The process's own environment without its settings: a request's PERFD_* replace them.
-        self._bare = {k: v for k, v in base.items() if k not in settings_env(base)}
+        own = settings_env(base)
+        self._own_key = frozenset(own.items())
+        self._bare = {k: v for k, v in base.items() if k not in own}
         self._paths = [os.path.join(self.root, name) for name in (*WORKSPACE_FILES, PYPROJECT)]
         self._paths.append(user_file(base))
         try:
@@ -66,13 +68,15 @@ class LiveSettings:
             self._loaded.clear()
             self._prints.clear()
 
-    def _get(self, env: dict[str, str]) -> Settings:
-        self._fresh()
-        key = frozenset(settings_env(env).items())
+    def _get(self, key: frozenset[tuple[str, str]], variables: Mapping[str, str] | None, *,
+             look: bool = True) -> Settings:
+        """The settings for these PERFD_* variables (`key`), loaded once per change of the files."""
+        if look:
+            self._fresh()
         got = self._loaded.get(key)
         if got is None:
             try:
-                got = load(self.root, env)
+                got = load(self.root, self.env_for(variables))
             except SettingsError as exc:
                 got = exc
             if len(self._loaded) >= 16:  # a few callers' variables at most; an attacker's many are not kept
@@ -85,7 +89,7 @@ class LiveSettings:
 
     def current(self) -> Settings:
         """The settings in force with this process's environment (SettingsError when unusable)."""
-        return self._get(self._env)
+        return self._get(self._own_key, None)
 
     def env_for(self, variables: Mapping[str, str] | None) -> dict[str, str]:
         """This process's environment with a request's PERFD_* variables in place of its own (None: as is).
@@ -96,9 +100,18 @@ class LiveSettings:
         env.update(settings_env(variables))  # PERFD_TRUSTED_PATHS too: the caller's trust, not the daemon's
         return env
 
+    def both(self, variables: Mapping[str, str] | None) -> tuple[Settings, Settings]:
+        """(this process's settings, a request's) from one look at the files (SettingsError for either)."""
+        own = self.current()
+        if variables is None:
+            return own, own
+        return own, self._get(frozenset(settings_env(variables).items()), variables, look=False)
+
     def for_request(self, variables: Mapping[str, str] | None) -> Settings:
         """The settings for a request that carries its caller's PERFD_* variables (None: this process's)."""
-        return self._get(self.env_for(variables))
+        if variables is None:
+            return self.current()
+        return self._get(frozenset(settings_env(variables).items()), variables)
 
     def fingerprint(self, settings: Settings, *tables: str) -> str:
         """settings.fingerprint(*tables), worked out once per settings read (a request pays a dict lookup)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,6 +48,9 @@ def ws(tmp_path: Path, llm_server: FakeServer) -> str:
 async def client(ws: str, tmp_path: Path) -> AsyncIterator[LanguageClient]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
     env["PERFD_STATE_DIR"] = str(tmp_path / "state")
+    # the workspace names the stand-in model server: the user trusts it, as `perfd trust` records
+    subprocess.run([sys.executable, "-m", "perfd", "trust", "--root", ws], env=env, check=True,
+                   capture_output=True, timeout=30)
     c = await ClientServerConfig(server_command=[sys.executable, "-m", "perfd.lsp", "--root", ws],
                                  server_env=env).start()
     assert isinstance(c, LanguageClient)

@@ -146,6 +146,9 @@ async def test_perfd_run_through_the_relay_uses_the_daemons_shared_client(box: B
         with open(os.path.join(box.root, "perfd.toml"), "w") as f:
             f.write(f'[llm]\nbase_url = "{server.base_url}"\nmodel = "fake-model"\n')
         box.env = {k: v for k, v in box.env.items() if not k.startswith("PERFD_LLM_")}
+        # the workspace names the stand-in model server: the user trusts it, as `perfd trust` records
+        subprocess.run([sys.executable, "-m", "perfd", "trust", "--root", box.root], env=box.env, check=True,
+                       capture_output=True, timeout=30)
         c = await box.editor(lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True)))
         try:
             res = await c.workspace_execute_command_async(

@@ -24,11 +24,13 @@ def distance(a: str, b: str) -> int:
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice nearest to `word` (case ignored), if near enough: a third of its letters at most."""
-    best: tuple[int, str] | None = None
+    """The choice nearest to `word` (case ignored), if near enough: a third of its letters at most. A tie
+    goes to the choice of the same length ("stauts": "status", a swap, before "stats"), then the first."""
+    best: tuple[int, int, str] | None = None
     w = word.lower()
     for c in choices:
         d = distance(w, c.lower())
-        if d <= max(1, len(word) // 3) and (best is None or d < best[0]):
-            best = (d, c)
-    return best[1] if best else None
+        rank = (d, abs(len(c) - len(word)))
+        if d <= max(1, len(word) // 3) and (best is None or rank < best[:2]):
+            best = (*rank, c)
+    return best[2] if best else None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
+from perfd.suggest import closest
 from perfd.engine.cache.cache import StatCache
 from perfd.engine.errors import UserError
 from perfd.engine.types import Problem
@@ -363,8 +364,9 @@ class Workspace:
                 raise UserError(f"plan name @{name} is ambiguous: it matches {len(match)} plans",
                                 hint="did you mean: " + ", ".join("@" + n for n in names),
                                 code="ambiguous-plan", candidates=names)
-        raise UserError(f"unknown plan @{name}", hint=_list_hint(plans), code="unknown-plan",
-                        candidates=[p.name for p in plans])
+        close = closest(name, [p.name for p in plans])
+        raise UserError(f"unknown plan @{name}" + (f" (did you mean @{close}?)" if close else ""),
+                        hint=_list_hint(plans), code="unknown-plan", candidates=[p.name for p in plans])
 
     def _resolve_path(self, ref: str, plans: list[PlanRef], cwd: str) -> PlanRef:
         """A path names the plan that owns it: its PLAN file, its folder, or any file of it."""

@@ -28,8 +28,16 @@ def test_init_writes_every_setting_commented_and_never_overwrites(tmp_path: Path
     data = tomllib.loads(live)
     assert set(data["llm"]) == set(LLMConfig.__struct_fields__)
     msgspec.convert(data["llm"], LLMConfig)
-    assert data["cache"] == {"capacity": 4096, "ttl_s": 3600.0} and data["workspace"] == {"plans_dir": "work-space/plans"}
-    assert set(data["daemon"]) == {"idle_timeout_s", "max_rss_mb", "metrics_addr"}
+    from perfd.settings.schema import CacheSettings, DaemonSettings
+
+    assert set(data["cache"]) == set(CacheSettings.__struct_fields__) and data["cache"]["capacity"] == 4096
+    assert data["workspace"] == {"plans_dir": "work-space/plans"}
+    assert set(data["daemon"]) == set(DaemonSettings.__struct_fields__)  # every setting of the one schema
+    from perfd.settings.resolve import load
+
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / "perfd.toml").write_text(live)
+    load(str(tmp_path / "live"), {})  # the whole file, uncommented, is settings perfd accepts
     from perfd.llm.team_config import TeamConfig
 
     assert set(data["team"]) == set(TeamConfig.__struct_fields__)

@@ -2,8 +2,8 @@
 
 Every setting is written commented out, so the file changes nothing until a
 line is uncommented: perfd's defaults stay perfd's, and the file documents
-them. The `[llm]` table is built from LLMConfig's own fields and defaults, so
-it cannot drift from what perfd accepts (a test uncomments every line and
+them. Every table is built from the schema's own fields and defaults
+(perfd.settings.schema), so it cannot drift from what perfd accepts (a test uncomments every line and
 loads the result). Written atomically; an existing file is never replaced
 without --force.
 """
@@ -15,7 +15,6 @@ import os
 import msgspec
 
 from perfd.engine.errors import UserError
-from perfd.engine.workspace import DEFAULT_PLANS_DIR
 
 FILE_NAME = "perfd.toml"
 
@@ -58,6 +57,23 @@ LLM_NOTES: dict[str, str] = {
     "budget_usd_per_plan_per_day": "the same, per plan",
 }
 
+# One short line per setting of the tables above [llm]; a field missing here is still written.
+CACHE_NOTES: dict[str, str] = {
+    "capacity": "parsed files and folder listings kept (LRU)",
+    "ttl_s": "an entry is re-read after this long even if unchanged",
+    "parse_workers": "processes for a cold parse of many plans; 0: one per core, 1: in-process only",
+}
+WORKSPACE_NOTES: dict[str, str] = {"plans_dir": "where the plans live, from the workspace root"}
+DAEMON_NOTES: dict[str, str] = {
+    "idle_timeout_s": "the daemon stops after this long unused (0: never)",
+    "max_rss_mb": "the daemon stops above this memory, in MB (0: no cap)",
+    "metrics_addr": "serve /metrics for Prometheus here (beyond loopback: after perfd trust)",
+    "max_connections": "open at once (kept under the open-file limit)",
+    "connection_idle_s": "a connection with nothing in flight is closed after this long",
+    "max_pending": "requests in flight on one connection",
+    "max_buffered_mb": "incomplete frames held, all connections together",
+}
+
 # [team]: daemons of one model account share limits, cache, breaker and budget through Redis.
 TEAM_NOTES: dict[str, str] = {
     "redis_url": "redis://, rediss:// or unix://; no password in it (see redis_password_env)",
@@ -78,6 +94,7 @@ _EXAMPLES: dict[str, object] = {
     "price_prompt_per_1k": 0.00015, "price_completion_per_1k": 0.0006,
     "budget_usd_per_day": 20.0, "budget_usd_per_plan_per_day": 5.0,
     "redis_url": "redis://127.0.0.1:6379/0", "redis_password_env": "PERFD_REDIS_PASSWORD", "namespace": "my-team",
+    "parse_workers": 0, "metrics_addr": "127.0.0.1:9464",
 }
 
 
@@ -96,18 +113,6 @@ def _line(key: str, value: object, note: str) -> str:
     return f"{text:<44} # {note}" if note else text
 
 
-def _llm_lines() -> list[str]:
-    from perfd.llm.config import LLMConfig
-
-    return _struct_lines(LLMConfig, LLM_NOTES)
-
-
-def _team_lines() -> list[str]:
-    from perfd.llm.team_config import TeamConfig
-
-    return _struct_lines(TeamConfig, TEAM_NOTES)
-
-
 def _struct_lines(kind: type[msgspec.Struct], notes: dict[str, str]) -> list[str]:
     lines = []
     for field in msgspec.structs.fields(kind):
@@ -123,34 +128,32 @@ def _struct_lines(kind: type[msgspec.Struct], notes: dict[str, str]) -> list[str
 
 
 def template() -> str:
-    """The commented perfd.toml."""
-    from perfd.config import DEFAULT_IDLE_TIMEOUT_S
-    from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S
+    """The commented perfd.toml: every table of the one schema (perfd.settings.schema), every field with its
+    default (or an example where it has none)."""
+    from perfd.settings.schema import CacheSettings, DaemonSettings, LLMConfig, TeamConfig, WorkspaceSettings
 
     return "\n".join([
         "# perfd settings for this workspace. Every line is commented out: the value shown is",
-        "# the default. Uncomment a line to change it. PERFD_LLM_<KEY> variables override [llm].",
+        "# the default. Uncomment a line to change it. PERFD_<TABLE>_<KEY> variables override it, and",
+        "# settings that send data, read outside the workspace or spend money need `perfd trust`.",
         "",
         "[cache]",
-        _line("capacity", DEFAULT_CAPACITY, "parsed files and folder listings kept (LRU)"),
-        _line("ttl_s", DEFAULT_TTL_S, "an entry is re-read after this long even if unchanged"),
+        *_struct_lines(CacheSettings, CACHE_NOTES),
         "",
         "[workspace]",
-        _line("plans_dir", DEFAULT_PLANS_DIR, "where the plans live, from the workspace root"),
+        *_struct_lines(WorkspaceSettings, WORKSPACE_NOTES),
         "",
         "[daemon]",
-        _line("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S, "the daemon stops after this long unused"),
-        _line("max_rss_mb", 1024, "default: unset (no cap); the daemon stops above this memory, in MB"),
-        _line("metrics_addr", "127.0.0.1:9464", "default: unset (off); serve /metrics for Prometheus here"),
+        *_struct_lines(DaemonSettings, DAEMON_NOTES),
         "",
         "# A model for `perfd run`: uncomment the table and at least base_url and model.",
         "# [llm]",
-        *_llm_lines(),
+        *_struct_lines(LLMConfig, LLM_NOTES),
         "",
         "# A team sharing one model account: one rate limit, answer cache, breaker and budget",
         "# through Redis (PERFD_TEAM_<KEY> variables override [team]).",
         "# [team]",
-        *_team_lines(),
+        *_struct_lines(TeamConfig, TEAM_NOTES),
         "",
     ])
 

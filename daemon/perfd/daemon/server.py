@@ -229,10 +229,11 @@ class Daemon:
                 return
 
     async def _housekeeping(self) -> None:
-        period = max(0.05, min(1.0, self.idle_timeout_s / 4))
+        idle = self.idle_timeout_s  # 0: never stop for being idle
+        period = max(0.05, min(1.0, idle / 4)) if idle > 0 else 1.0
         while True:
             await anyio.sleep(period)
-            if self.serving.open == 0 and time.monotonic() - self.serving.last_activity > self.idle_timeout_s:
+            if idle > 0 and self.serving.open == 0 and time.monotonic() - self.serving.last_activity > idle:
                 self.stop(f"idle for {self.idle_timeout_s:g} s")
                 return
             if not os.path.isdir(self.root):

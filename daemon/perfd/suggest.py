@@ -25,12 +25,15 @@ def distance(a: str, b: str) -> int:
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice nearest to `word` (case ignored), if near enough: a third of its letters at most. A tie
-    goes to the choice of the same length ("stauts": "status", a swap, before "stats"), then the first."""
-    best: tuple[int, int, str] | None = None
+    goes to the longer common start ("bsh": "bash" before "zsh"), then the same length ("stauts":
+    "status", a swap, before "stats"), then the first."""
+    best: tuple[int, int, int, str] | None = None
     w = word.lower()
     for c in choices:
-        d = distance(w, c.lower())
-        rank = (d, abs(len(c) - len(word)))
-        if d <= max(1, len(word) // 3) and (best is None or rank < best[:2]):
+        lc = c.lower()
+        d = distance(w, lc)
+        start = next((i for i, (x, y) in enumerate(zip(w, lc)) if x != y), min(len(w), len(lc)))
+        rank = (d, -start, abs(len(c) - len(word)))
+        if d <= max(1, len(word) // 3) and (best is None or rank < best[:3]):
             best = (*rank, c)
-    return best[2] if best else None
+    return best[3] if best else None

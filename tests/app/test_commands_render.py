@@ -139,12 +139,13 @@ def test_status_of_an_empty_workspace(tmp_path: Path) -> None:
     assert (out.code, out.stdout, out.stderr) == (0, f"no plans under {w.root}\n", "")
 
 
-def test_workspace_problems_go_to_stderr(ws: Workspace) -> None:
+def test_a_bad_setting_goes_to_stderr_in_one_line_and_exit_1(ws: Workspace) -> None:
+    # The settings issue: a setting perfd cannot use is an error naming the file and line, never a
+    # warning beside answers computed with a default the user did not ask for.
     ws.write("perfd.toml", "[cache]\ncapacity = 0\n")
     out = ws.run("status")
-    assert out.code == 0
-    assert out.stdout.startswith("PLAN    DONE")
-    assert out.stderr == "perfd: error: [cache] capacity must be a positive integer and ttl_s a positive number\n"
+    assert (out.code, out.stdout) == (1, "")
+    assert out.stderr == "perfd: perfd.toml:2: [cache] capacity = 0: expected int >= 1\n"
 
 
 def test_status_of_one_plan(ws: Workspace) -> None:

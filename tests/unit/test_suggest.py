@@ -23,6 +23,7 @@ def test_closest_picks_the_nearest_and_nothing_far() -> None:
     commands = ["generate", "status", "run", "stats", "config", "trust"]
     assert closest("stauts", commands) == "status"  # difflib's ratio would say "stats"
     assert closest("stauts", ["stats", "status"]) == "status"  # a tie goes to the same length, not the order
+    assert closest("bsh", ["zsh", "bash", "fish"]) == "bash"  # ... after the longer common start
     assert closest("STATUS", commands) == "status"
     assert closest("xyz", commands) is None
     assert closest("confg", commands) == "config"

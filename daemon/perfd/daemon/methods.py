@@ -180,9 +180,15 @@ class Methods:
 
     def __init__(self, root: str, engine: Engine, *, stats: StatsSource, subscribers: Subscribers,
                  warm: WarmSignals, stop: StopSignal, llm: ModelSource, watching: Callable[[], bool],
-                 settings: LiveSettings | None = None, started_settings: str = "") -> None:
+                 settings: LiveSettings | None = None, started_settings: str | None = None) -> None:
         self.root = root
         self.settings = settings if settings is not None else LiveSettings(root)
+        if started_settings is None:  # the settings in force now are the ones this table starts with
+            try:
+                own = self.settings.current()
+                started_settings = self.settings.fingerprint(own, *SHAPING)
+            except SettingsError:
+                started_settings = ""
         self.started_settings = started_settings  # the fingerprint of the SHAPING tables the daemon started with
         self.engine = engine
         self.stats = stats

@@ -172,21 +172,23 @@ OPTIONAL_TABLES: dict[str, tuple[str, ...]] = {"llm": ("base_url", "model"), "te
 
 
 def _beyond_loopback(value: object) -> bool:
-    """metrics_addr needs trust only when it listens beyond loopback (or cannot be read)."""
+    """metrics_addr needs trust only when it would listen beyond loopback: an IP address that is not one
+    (the daemon accepts IP addresses and localhost only, and refuses anything else with an error)."""
     if not isinstance(value, str):
-        return True
-    text = value.strip()
-    if text.isdigit() or text.startswith(":"):
-        return False  # a bare port listens on loopback
-    host = text.rpartition(":")[0].strip("[]")
-    if host == "localhost":
         return False
+    raw = value.strip()
+    if raw.startswith("["):
+        host = raw[1:].partition("]")[0]
+    else:
+        host = raw.rpartition(":")[0] if ":" in raw else ""
+    if host in ("", "localhost"):
+        return False  # a bare port listens on loopback
     import ipaddress  # only for a workspace that sets metrics_addr: kept off every other import of the schema
 
     try:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return True
+        return False  # not an address: the daemon refuses it and listens nowhere
 
 
 def _always(value: object) -> bool:

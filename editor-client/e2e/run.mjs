@@ -156,6 +156,9 @@ for day, plan, hit in [(2, "API-CLIENT", False), (1, "API-CLIENT", True), (1, "D
                         cost_saved=0.0021 if hit else 0, workspace=sys.argv[1]))
 h.close()
 `, fs.realpathSync(wsA)], { stdio: 'inherit' });
+// ws-a's perfd.toml names a model server and a history file: the user trusts them, as `perfd trust`
+// records (until then perfd ignores them, and a run says so).
+execFileSync(python, ['-m', 'perfd', 'trust', '--root', wsA], { stdio: 'inherit' });
 // About two seconds of answer in 40 pieces: text must show before the run ends. The first piece
 // comes after E2E_MODEL_LATENCY_S (1 s, a hosted model's usual time to its first token): a stand-in
 // that answers at once lands its first piece while VS Code is still laying out the editor group the

@@ -34,8 +34,8 @@ def test_config_shows_each_value_with_its_source(ws: Path, monkeypatch: pytest.M
     assert "(ignored: waits for `perfd trust`)" in lines[2]
     assert lines[-1].startswith("perfd: ignoring [daemon] metrics_addr")
     every = [line.split() for line in run(["config", "--all"], str(ws)).stdout.splitlines()]
-    assert ["default:default", "[daemon]", "max_pending", "=", "256"] in every
-    assert ["default:default", "[cache]", "capacity", "=", "4096"] not in every  # set by the workspace
+    assert ["default", "[daemon]", "max_pending", "=", "256"] in every
+    assert ["default", "[cache]", "capacity", "=", "4096"] not in every  # set by the workspace
 
 
 def test_config_json(ws: Path) -> None:

@@ -74,11 +74,13 @@ def render_config(settings: Settings, *, with_defaults: bool, as_json: bool) -> 
         return msgspec.json.encode(view).decode() + "\n"
     if not table:
         return "every setting has its default (perfd config --all lists them)\n"
-    width = max(len(f"{r.source}:{r.where}") for r in table)
+    def origin(r: ConfigRow) -> str:
+        return r.source if r.source == DEFAULT else f"{r.source}:{r.where}"
+
+    width = max(len(origin(r)) for r in table)
     lines = []
     for r in table:
-        origin = f"{r.source}:{r.where}"
-        line = f"{shown(origin):<{width}}  [{r.table}] {r.key} = {shown(_toml(r.value))}"
+        line = f"{shown(origin(r)):<{width}}  [{r.table}] {r.key} = {shown(_toml(r.value))}"
         if r.ignored:
             line += f"  (ignored: {r.ignored})"
         lines.append(line)

@@ -196,6 +196,16 @@ def test_idle_timeout_from_perfd_toml(env: Env) -> None:
     env.wait_for(lambda: pid not in env.daemon_pids(), timeout=10, what="idle exit")
 
 
+def test_an_idle_timeout_of_0_means_never(env: Env) -> None:
+    with open(os.path.join(env.root, "perfd.toml"), "w") as f:
+        f.write("[daemon]\nidle_timeout_s = 0\n")
+    pid = _warm(env)
+    time.sleep(1.5)  # past a housekeeping round (1 s): a daemon that took 0 as "at once" would be gone
+    assert pid in env.daemon_pids()
+    with open(env.paths().log) as f:
+        assert "idle for" not in f.read()
+
+
 def test_memory_cap_exits_cleanly(env: Env) -> None:
     e = dict(env.environ, PERFD_MAX_RSS_MB="1")
     p = env.popen_daemon(env=e)

@@ -408,7 +408,8 @@ def daemon_cache_hits(base_url: str, n: int) -> dict[str, float]:
     with open(os.path.join(root, "perfd.toml"), "w") as f:
         f.write(f'[llm]\nbase_url = "{base_url}"\nmodel = "bench-model"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERFD_")}
-    env.update(PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"))
+    env.update(PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"),
+               PERFD_TRUSTED_PATHS=root)  # the workspace names the stand-in model: the user trusts it
     saved = dict(os.environ)
     os.environ.update(PERFD_RUNTIME_DIR=env["PERFD_RUNTIME_DIR"], PERFD_STATE_DIR=env["PERFD_STATE_DIR"])
     try:

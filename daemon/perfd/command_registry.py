@@ -5,14 +5,20 @@ routing (perfd.cli.client), the in-process and daemon paths' "served here"
 checks, help, and shell completion (perfd.app.completion) all read this table,
 so a command added here is parsed, routed, documented and completed at once.
 
-Imported by the thin client on every call, so it imports nothing and holds
-plain objects (see ../shared/PERF-NOTES.md): no dataclasses, enum or typing.
+Imported by the thin client on every call, so it imports nothing (see
+../shared/PERF-NOTES.md): the client reads SERVED, a literal, and the option
+table is built only when the parser, help or completion asks (commands()).
 """
 
 # Where a command is served (Command.served):
 DAEMON = "daemon"  # answered by perfd.app.commands, through the workspace's daemon when one can run
 LOCAL = "local"  # only in the caller's process: writes files in the caller's name, or needs no workspace
 OWN = "own"  # its own entry point in the client: `run` (streams), `lsp` (a relay), `daemon` (control)
+
+# Each command, in the order help lists it, and where it is served (kept in perfd/__init__.py, which the
+# thin client loads anyway: see there).
+from perfd import HELP_FLAGS as HELP_FLAGS
+from perfd import SERVED as SERVED
 
 # How an option takes its value (Option.kind):
 FLAG = "flag"  # no value (store_true)
@@ -55,102 +61,120 @@ class Command:
 
     __slots__ = ("name", "help", "served", "options", "takes_plan", "takes_achievement", "actions")
 
-    def __init__(self, name: str, help: str, served: str, options: tuple[Option, ...] = (), *,
+    def __init__(self, name: str, help: str, options: tuple[Option, ...] = (), *,
                  takes_plan: bool = False, takes_achievement: bool = False,
                  actions: tuple[str, ...] = ()) -> None:
         self.name = name
         self.help = help
-        self.served = served
+        self.served = SERVED[name]
         self.options = options
         self.takes_plan = takes_plan  # its first positional may be @PLAN (completion offers plan names)
         self.takes_achievement = takes_achievement  # and then an achievement number
         self.actions = actions  # `daemon start|stop|...`: the choices of its first positional
 
 
-_TRUST_PLAN = Option("--trust-plan", help="follow the plan's handoff when it disagrees")
-_JSON = Option("--json", help="print JSON")
+def _table() -> tuple[Command, ...]:
+    """Every command and its options, built on first use (the parser, help, completion: never the thin
+    client, which needs only SERVED)."""
+    _TRUST_PLAN = Option("--trust-plan", help="follow the plan's handoff when it disagrees")
+    _JSON = Option("--json", help="print JSON")
+    table = (
+        Command("generate", "print the prompt for the next step (or for one achievement)", (
+            Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]",
+                   help="the plan (@NAME or path to its PLAN file) and optionally an achievement number"),
+            Option("--next", help="the next step (the default without an achievement)"),
+            Option("--json", help="print a JSON object"),
+            _TRUST_PLAN,
+        ), takes_plan=True, takes_achievement=True),
+        Command("status", "every plan's progress, or every achievement of one plan", (
+            Option("plan", nargs="?", metavar="@PLAN|PATH"),
+            _JSON,
+            _TRUST_PLAN,
+        ), takes_plan=True),
+        Command("run", "send the prompt for the next step (or for one achievement) to the model", (
+            Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]"),
+            Option("--next", help="the next step (the default without an achievement)"),
+            Option("--parallel", help="run every achievement ready at the current dependency level, concurrently"),
+            Option("--concurrency", kind=INT, help="at most this many calls at once (--parallel)"),
+            Option("--write", help="save each answer to the file its state asks for"),
+            Option("--force", help="with --write: overwrite an existing file"),
+            Option("--no-cache", help="bypass the response cache"),
+            Option("--json", help="JSON lines: one object per achievement, then a summary object"),
+            _TRUST_PLAN,
+        ), takes_plan=True, takes_achievement=True),
+        Command("lsp", "the language server over stdio, relayed to the workspace's daemon", (
+            Option("--standalone", help="run everything in this process"),
+        )),
+        Command("stats", "the daemon's counters: cache, requests, latency, watcher, memory", (
+            Option("--json", help="print JSON", exclusive="format"),
+            Option("--prometheus", help="print the Prometheus text exposition format", exclusive="format"),
+            Option("--history", help="the model-call history instead (by plan, day, outcome and model), read without a daemon"),
+            Option("--all", help="every workspace's calls (default: this workspace's)", group="with --history"),
+            Option("--plan", kind=TEXT, metavar="@PLAN", help="only this plan's calls", group="with --history"),
+            Option("--model", kind=TEXT, help="only this model's calls", group="with --history"),
+            Option("--since", kind=TEXT, metavar="YYYY-MM-DD", help="only calls from this date (local time) on",
+                   group="with --history"),
+            Option("--days", kind=INT, default=30, metavar="N", help="days shown per day (default 30)",
+                   group="with --history"),
+            Option("--format", kind=CHOICE, choices=("text", "csv", "markdown", "json"),
+                   help="text (default, with per-day charts), csv, markdown or json (= --json)", group="with --history"),
+        )),
+        Command("config", "the settings in force and where each comes from (environment, workspace, user, default)", (
+                    Option("--json", help="print JSON"),
+                    Option("--all", help="list every setting, defaults too"),
+                )),
+        Command("trust", "allow the workspace's settings that send data, read outside it or spend money", (
+            Option("--show", help="list what it would allow, and whether it is allowed now", exclusive="trust"),
+            Option("--revoke", help="ignore those settings again", exclusive="trust"),
+        )),
+        Command("init", "write a commented perfd.toml with every setting and its default", (
+            Option("--force", help="replace an existing perfd.toml"),
+            Option("--stdout", help="print it instead of writing the file"),
+        )),
+        Command("completion", "print a shell completion script (bash, zsh or fish)", (
+            Option("shell", kind=CHOICE, choices=("bash", "zsh", "fish")),
+        )),
+        Command("schema", "write the protocol's JSON Schemas into schemas/", (
+            Option("--out", kind=TEXT, metavar="DIR", help="the folder (default: the repository's schemas/)"),
+            Option("--check", help="only report schemas that are out of date (exit 1)"),
+        )),
+        Command("daemon", "run the daemon here, or manage it: start, stop, status, restart, logs", (
+            Option("action", kind=CHOICE, nargs="?", choices=("run", "start", "stop", "status", "restart", "logs")),
+            Option("-n", "--lines", kind=INT, default=50, help="log lines to show (logs)"),
+            Option("--json", help="status as one JSON object (status)"),
+        ), actions=("run", "start", "stop", "status", "restart", "logs")),
+    )
+    if tuple(c.name for c in table) != tuple(SERVED):
+        raise AssertionError("command_registry: SERVED and the table name different commands")
+    return table
 
-COMMANDS: tuple[Command, ...] = (
-    Command("generate", "print the prompt for the next step (or for one achievement)", DAEMON, (
-        Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]",
-               help="the plan (@NAME or path to its PLAN file) and optionally an achievement number"),
-        Option("--next", help="the next step (the default without an achievement)"),
-        Option("--json", help="print a JSON object"),
-        _TRUST_PLAN,
-    ), takes_plan=True, takes_achievement=True),
-    Command("status", "every plan's progress, or every achievement of one plan", DAEMON, (
-        Option("plan", nargs="?", metavar="@PLAN|PATH"),
-        _JSON,
-        _TRUST_PLAN,
-    ), takes_plan=True),
-    Command("run", "send the prompt for the next step (or for one achievement) to the model", OWN, (
-        Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]"),
-        Option("--next", help="the next step (the default without an achievement)"),
-        Option("--parallel", help="run every achievement ready at the current dependency level, concurrently"),
-        Option("--concurrency", kind=INT, help="at most this many calls at once (--parallel)"),
-        Option("--write", help="save each answer to the file its state asks for"),
-        Option("--force", help="with --write: overwrite an existing file"),
-        Option("--no-cache", help="bypass the response cache"),
-        Option("--json", help="JSON lines: one object per achievement, then a summary object"),
-        _TRUST_PLAN,
-    ), takes_plan=True, takes_achievement=True),
-    Command("lsp", "the language server over stdio, relayed to the workspace's daemon", OWN, (
-        Option("--standalone", help="run everything in this process"),
-    )),
-    Command("stats", "the daemon's counters: cache, requests, latency, watcher, memory", DAEMON, (
-        Option("--json", help="print JSON", exclusive="format"),
-        Option("--prometheus", help="print the Prometheus text exposition format", exclusive="format"),
-        Option("--history", help="the model-call history instead (by plan, day, outcome and model), read without a daemon"),
-        Option("--all", help="every workspace's calls (default: this workspace's)", group="with --history"),
-        Option("--plan", kind=TEXT, metavar="@PLAN", help="only this plan's calls", group="with --history"),
-        Option("--model", kind=TEXT, help="only this model's calls", group="with --history"),
-        Option("--since", kind=TEXT, metavar="YYYY-MM-DD", help="only calls from this date (local time) on",
-               group="with --history"),
-        Option("--days", kind=INT, default=30, metavar="N", help="days shown per day (default 30)",
-               group="with --history"),
-        Option("--format", kind=CHOICE, choices=("text", "csv", "markdown", "json"),
-               help="text (default, with per-day charts), csv, markdown or json (= --json)", group="with --history"),
-    )),
-    Command("config", "the settings in force and where each comes from (environment, workspace, user, default)",
-            LOCAL, (
-                Option("--json", help="print JSON"),
-                Option("--all", help="list every setting, defaults too"),
-            )),
-    Command("trust", "allow the workspace's settings that send data, read outside it or spend money", LOCAL, (
-        Option("--show", help="list what it would allow, and whether it is allowed now", exclusive="trust"),
-        Option("--revoke", help="ignore those settings again", exclusive="trust"),
-    )),
-    Command("init", "write a commented perfd.toml with every setting and its default", LOCAL, (
-        Option("--force", help="replace an existing perfd.toml"),
-        Option("--stdout", help="print it instead of writing the file"),
-    )),
-    Command("completion", "print a shell completion script (bash, zsh or fish)", LOCAL, (
-        Option("shell", kind=CHOICE, choices=("bash", "zsh", "fish")),
-    )),
-    Command("schema", "write the protocol's JSON Schemas into schemas/", LOCAL, (
-        Option("--out", kind=TEXT, metavar="DIR", help="the folder (default: the repository's schemas/)"),
-        Option("--check", help="only report schemas that are out of date (exit 1)"),
-    )),
-    Command("daemon", "run the daemon here, or manage it: start, stop, status, restart, logs", OWN, (
-        Option("action", kind=CHOICE, nargs="?", choices=("run", "start", "stop", "status", "restart", "logs")),
-        Option("-n", "--lines", kind=INT, default=50, help="log lines to show (logs)"),
-        Option("--json", help="status as one JSON object (status)"),
-    ), actions=("run", "start", "stop", "status", "restart", "logs")),
-)
 
-# Options every command takes, before or after its name: the thin client honours --root anywhere
-# on the line (perfd.cli.client.read_line), and the parser does too.
-GLOBAL_OPTIONS: tuple[Option, ...] = (
-    Option("--root", kind=DIR, metavar="DIR", help="the workspace root (default: walk up from the current folder)"),
-    Option("--no-daemon", help="work in-process, without the daemon"),
-)
-# Options of `perfd` alone.
-TOP_OPTIONS: tuple[Option, ...] = (Option("--version", help="print the version"),)
-
-BY_NAME = {c.name: c for c in COMMANDS}
-NAMES = tuple(c.name for c in COMMANDS)
+NAMES = tuple(SERVED)
 # Served in the caller's process only (the thin client never forwards them).
-LOCAL_COMMANDS = frozenset(c.name for c in COMMANDS if c.served == LOCAL)
+LOCAL_COMMANDS = frozenset(name for name, where in SERVED.items() if where == LOCAL)
 # What the daemon answers through perfd.app.commands.
-DAEMON_COMMANDS = frozenset(c.name for c in COMMANDS if c.served == DAEMON)
-HELP_FLAGS = ("-h", "--help")
+DAEMON_COMMANDS = frozenset(name for name, where in SERVED.items() if where == DAEMON)
+_built: list[tuple[Command, ...]] = []
+
+
+def commands() -> tuple[Command, ...]:
+    """Every command, in the order help lists them, with its options (built once, on first use)."""
+    if not _built:
+        _built.append(_table())
+    return _built[0]
+
+
+def command(name: str) -> Command:
+    return next(c for c in commands() if c.name == name)
+
+
+def global_options() -> tuple[Option, ...]:
+    """Options every command takes, before or after its name: the thin client honours --root anywhere on
+    the line (perfd.cli.client.read_line), and the parser does too."""
+    return (Option("--root", kind=DIR, metavar="DIR", help="the workspace root (default: walk up from the current folder)"),
+            Option("--no-daemon", help="work in-process, without the daemon"))
+
+
+def top_options() -> tuple[Option, ...]:
+    """Options of `perfd` alone."""
+    return (Option("--version", help="print the version"),)

@@ -10,7 +10,6 @@ into: another local user could otherwise plant a symlink to a file of their
 choosing and have a root-run perfd overwrite it.
 """
 
-from __future__ import annotations
 
 import os
 import stat

@@ -16,8 +16,8 @@ from conftest import Env
 from perfd import command_registry as registry
 from perfd import exitcodes
 
-LINES = [[c.name, "--help"] for c in registry.COMMANDS] + [
-    ["daemon", a, "--help"] for a in registry.BY_NAME["daemon"].actions] + [
+LINES = [[c.name, "--help"] for c in registry.commands()] + [
+    ["daemon", a, "--help"] for a in registry.command("daemon").actions] + [
     ["lsp", "--standalone", "-h"], ["--help"], ["-h", "run", "--parallel"]]
 
 

@@ -54,14 +54,14 @@ def test_no_other_module_defines_an_exit_code() -> None:
 
 def test_the_parser_has_exactly_the_registry_commands_and_options(tmp_path: Path) -> None:
     p = build_parser()
-    for cmd in registry.COMMANDS:
+    for cmd in registry.commands():
         out = run([cmd.name, "--help"], str(tmp_path))
         assert out.code == exitcodes.OK and out.stdout.startswith(f"usage: perfd {cmd.name}"), cmd.name
         for opt in cmd.options:
             if not opt.positional:
                 assert all(f in out.stdout for f in opt.flags), (cmd.name, opt.flags)
     top = p.format_help()
-    for cmd in registry.COMMANDS:
+    for cmd in registry.commands():
         assert f"    {cmd.name}" in top and cmd.help.split()[0] in top
 
 
@@ -84,13 +84,15 @@ def test_local_commands_are_served_only_in_process(tmp_path: Path) -> None:
         assert out.code == exitcodes.USAGE and "is not available here" in out.stderr, name
     from perfd.cli import client
 
-    assert client.LOCAL_COMMANDS is registry.LOCAL_COMMANDS
+    assert client.SERVED is registry.SERVED  # the client routes by the registry's table, without importing it
+    assert tuple(registry.SERVED) == tuple(c.name for c in registry.commands())
+    assert all(where in (registry.DAEMON, registry.LOCAL, registry.OWN) for where in registry.SERVED.values())
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_offers_every_registry_command_and_option(shell: str) -> None:
     text = completion.script(shell)
-    for cmd in registry.COMMANDS:
+    for cmd in registry.commands():
         assert cmd.name in text
         for opt in cmd.options:
             if opt.positional:

@@ -94,10 +94,10 @@ def _add(parser: _Adds, opt: registry.Option, **extra: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The parser, built from perfd.command_registry (the one list of commands and options)."""
     p = _Parser(prog="perfd", description="What is next in a PLAN workspace, and what to tell the model.")
-    for opt in (*registry.TOP_OPTIONS, *registry.GLOBAL_OPTIONS):
+    for opt in (*registry.top_options(), *registry.global_options()):
         _add(p, opt)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for cmd in registry.COMMANDS:
+    for cmd in registry.commands():
         sp = sub.add_parser(cmd.name, help=cmd.help)
         groups: dict[str, _Adds] = {}
         exclusive: dict[str, _Adds] = {}
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                 target = sp
             _add(target, opt)
         # `perfd stats --json --root DIR` is the same call as `perfd --root DIR stats --json`.
-        for opt in registry.GLOBAL_OPTIONS:
+        for opt in registry.global_options():
             _add(sp, opt, default=argparse.SUPPRESS)
     return p
 

@@ -34,9 +34,9 @@ def _of(opts: Iterable[registry.Option]) -> tuple[list[str], dict[str, list[str]
 
 def _spec() -> Spec:
     """{subcommand: (options, {option: choices}, positional choices)}; "" is the top level."""
-    spec = {"": _of((*registry.TOP_OPTIONS, *registry.GLOBAL_OPTIONS))}
-    for cmd in registry.COMMANDS:
-        spec[cmd.name] = _of((*cmd.options, *registry.GLOBAL_OPTIONS))
+    spec = {"": _of((*registry.top_options(), *registry.global_options()))}
+    for cmd in registry.commands():
+        spec[cmd.name] = _of((*cmd.options, *registry.global_options()))
     return spec
 
 

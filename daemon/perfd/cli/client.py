@@ -26,8 +26,7 @@ import sys
 if False:  # for type checkers only: importing nothing more at run time is the point of this module
     import _socket
 
-from perfd import __version__, exitcodes
-from perfd.command_registry import HELP_FLAGS, LOCAL_COMMANDS
+from perfd import HELP_FLAGS, SERVED, __version__
 from perfd.paths import find_workspace_root, holds_plans, is_workspace_root
 from perfd.wire.codes import SETTINGS_CHANGED, SETTINGS_DIFFER, VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
@@ -208,13 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         if not daemon_supported():
             sys.stderr.write("perfd: no daemon on this system: it needs Unix sockets and fork, which Windows does not"
                              " have; every command works in-process, and editors use `perfd lsp --standalone`\n")
-            return exitcodes.ERROR
+            from perfd.exitcodes import ERROR  # only on this path: the warm call imports no more
+
+            return ERROR
         if _foreground(argv):
             from perfd.daemon.server import main as serve
 
             if root is None:
                 sys.stderr.write("perfd: no PLAN workspace at or above %s\nhint: pass --root DIR\n" % cwd)
-                return exitcodes.USAGE
+                from perfd.exitcodes import USAGE
+
+                return USAGE
             return serve(root)
         from perfd.cli.daemon_ctl import main as control
 
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         from perfd.cli.run_client import main as run_main
 
         return run_main(list(argv), cwd, root, no_daemon)
-    if no_daemon or root is None or command in LOCAL_COMMANDS or not daemon_supported() \
+    if no_daemon or root is None or SERVED.get(command or "") == "local" or not daemon_supported() \
             or (command == "stats" and "--history" in argv):
         # In-process: as if --no-daemon where this system has no daemon (Windows); the history
         # is a file to read, which needs no daemon.

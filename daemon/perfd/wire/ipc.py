@@ -22,7 +22,6 @@ Imported by the thin client on every call, so it imports nothing (no struct,
 socket or msgspec: int.to_bytes does the header).
 """
 
-from __future__ import annotations
 
 MAX_FRAME = 1 << 20
 RAW_PREFIX = b"RAW "

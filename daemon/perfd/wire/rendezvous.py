@@ -7,7 +7,6 @@ it imports only os (and the C module `_socket` when connecting); requests are
 written by a tiny JSON encoder (tests check it against msgspec's).
 """
 
-from __future__ import annotations
 
 import os
 
@@ -99,7 +98,7 @@ def daemon_supported() -> bool:
     return hasattr(_socket, "AF_UNIX") and hasattr(os, "fork")
 
 
-def connect(path: str, timeout: float | None) -> _socket.socket:
+def connect(path: str, timeout: float | None) -> "_socket.socket":
     """A blocking Unix-socket connection (OSError when nothing listens, or no Unix sockets here)."""
     import _socket
 
@@ -118,7 +117,7 @@ def connect(path: str, timeout: float | None) -> _socket.socket:
     return s
 
 
-def read_frame(s: _socket.socket, dec: FrameDecoder, ready: list[bytes]) -> bytes:
+def read_frame(s: "_socket.socket", dec: FrameDecoder, ready: list[bytes]) -> bytes:
     """The next body from `s`, keeping any further complete bodies in `ready`."""
     while not ready:
         chunk = s.recv(65536)
@@ -128,7 +127,7 @@ def read_frame(s: _socket.socket, dec: FrameDecoder, ready: list[bytes]) -> byte
     return ready.pop(0)
 
 
-def exchange(s: _socket.socket, body: bytes) -> bytes:
+def exchange(s: "_socket.socket", body: bytes) -> bytes:
     """Send one framed body and return the first framed body that comes back."""
     s.sendall(frame(body))
     return read_frame(s, FrameDecoder(), [])
@@ -215,7 +214,7 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> "Connection":
         return self
 
     def __exit__(self, *exc: object) -> None:

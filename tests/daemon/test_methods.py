@@ -115,3 +115,20 @@ async def test_the_root_sent_is_used_as_is(methods: Methods, tmp_path: str) -> N
     os.symlink(methods.root, via_link)  # the same folder by another name is not foreign
     got = await _cli(methods, P.CliParams(argv=["status", "@FEAT"], cwd=str(tmp_path), root=via_link))
     assert got.code == 0, got.stderr
+
+
+async def test_a_run_for_a_foreign_root_is_refused_in_one_line_naming_both(methods: Methods, tmp_path: str) -> None:
+    other = make_workspace(os.path.join(tmp_path, "elsewhere"))
+    sent: list[bytes] = []
+
+    async def record(body: bytes) -> None:
+        sent.append(body)
+
+    nowhere = os.path.join(tmp_path, "nowhere")
+    os.makedirs(nowhere)
+    # cwd outside any workspace: only the root the client found and sent names one (as for cli)
+    params = P.RunParams(argv=["run", "@FEAT"], cwd=nowhere, root=other)
+    served = await methods.table()["run"](msgspec.json.encode(params), Context(cid=2, send=record, post=record))
+    assert isinstance(served, Served) and isinstance(served.result, P.RunResult) and served.result.code == 1
+    said = [msgspec.json.decode(b)["params"]["text"] for b in sent]
+    assert said == [f"perfd: this daemon serves {methods.root}, not {other}\n"]

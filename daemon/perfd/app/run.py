@@ -217,10 +217,12 @@ def parse_request(args: argparse.Namespace, engine: Engine, cwd: str) -> RunRequ
 
 
 def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine] | None = None,
-            parsed: argparse.Namespace | Output | None = None) -> tuple[RunRequest, Engine] | Output:
+            parsed: argparse.Namespace | Output | None = None,
+            root: str | None = None) -> tuple[RunRequest, Engine] | Output:
     """Parse `run ...` and resolve its plan: (request, engine), or the Output that answers it already.
 
     `parsed`: parse(argv), when the caller already has it (the daemon parses a long command line off its loop).
+    `root`: the workspace root the client found (the daemon uses it as is, rather than finding it again).
     """
     from perfd.app.commands import Output, engine_in_process, parse, resolve_root, user_error_output
 
@@ -231,7 +233,7 @@ def prepare(argv: Sequence[str], cwd: str, *, engine_for: Callable[[str], Engine
     try:
         if parsed.command != "run":
             raise UsageError(f"expected a `run` command line, got {parsed.command!r}")
-        root = resolve_root(parsed.root, cwd)
+        root = root or resolve_root(parsed.root, cwd)
         engine = engine_for(root) if engine_for is not None else engine_in_process(root)
         return parse_request(parsed, engine, cwd), engine
     except UserError as exc:

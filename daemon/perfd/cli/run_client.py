@@ -75,7 +75,7 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
         try:
             conn.sock.settimeout(None)  # a model call may take minutes
             body = request_body("run", {"argv": list(argv), "cwd": cwd, "version": __version__, "tty": tty,
-                                        "env": settings_variables()})
+                                        "env": settings_variables(), "root": root})
             conn.send_body(body)
             sent = True
             while True:

@@ -375,7 +375,8 @@ class Methods:
             self.request_settings(p.env)
         except SettingsError as exc:
             raise UserError(str(exc), code="settings", hint="") from None
-        prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv))
+        prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv),
+                           root=p.root)  # engine_for refuses a root other than this daemon's, in one line
         llm = None
         if not isinstance(prepared, Output):
             try:

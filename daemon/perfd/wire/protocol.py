@@ -187,6 +187,8 @@ class RunParams(msgspec.Struct, forbid_unknown_fields=True):
     # The caller's PERFD_* variables (settings, never secrets): the model they name is the one called,
     # with the daemon's own keys; one the daemon's environment has no key for is run by the client.
     env: dict[str, str] | None = None
+    # The workspace root the client found: used as is, and refused when not this daemon's (as for `cli`).
+    root: str | None = None
 
 
 class RunChunk(msgspec.Struct):

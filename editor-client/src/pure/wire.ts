@@ -277,6 +277,7 @@ export interface RunParams {
   env?: {
     [k: string]: string;
   } | null;
+  root?: string | null;
 }
 /**
  * The answer to `run`: the exit code of `perfd run`, each achievement's answer, and the summary.

@@ -84,13 +84,12 @@ def test_read_regular_refuses_a_fifo_at_once_instead_of_waiting_for_a_writer(tmp
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 def test_a_settings_file_swapped_for_a_fifo_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
-    from perfd import config
+    from perfd.settings.sources import SettingsError, read_file
 
     os.mkfifo(tmp_path / "perfd.toml")
-    # the file was a regular one when it was looked for, and is a FIFO when it is read
-    monkeypatch.setattr(config, "config_path", lambda root: str(tmp_path / "perfd.toml"))
-    got = _in_a_thread(lambda: config.load_config(str(tmp_path)))
-    assert isinstance(got, config.ConfigError) and "perfd.toml: not a regular file" in str(got)
+    # the file was a regular one when it was looked for (workspace_file), and is a FIFO when it is read
+    got = _in_a_thread(lambda: read_file(str(tmp_path / "perfd.toml"), root=str(tmp_path)))
+    assert isinstance(got, SettingsError) and "perfd.toml: not a regular file" in str(got)
 
 
 def test_read_regular_reads_on_when_the_file_grew_after_fstat(tmp_path, monkeypatch):

@@ -4,9 +4,9 @@ Takes chat messages, returns text. Knows nothing of plans, the engine or the
 daemon's transports: callers pass labels (plan, achievement, state) for the
 history and get typed results back.
 
-    from perfd.llm import HOW_TO_CONFIGURE, ChatOptions, LLMClient, load_llm_config
+    from perfd.llm import HOW_TO_CONFIGURE, ChatOptions, LLMClient, workspace_llm_config
 
-    config = load_llm_config(table(load_config(root), "llm"), os.environ)
+    config = workspace_llm_config(root)  # the [llm] settings in force (perfd.settings), trust applied
     if config is None:
         print(HOW_TO_CONFIGURE)
     async with LLMClient(config) as llm:

@@ -95,7 +95,7 @@ def read_file(path: str, *, root: str | None) -> SourceFile:
     try:
         raw = read_regular(path, limit=MAX_SETTINGS_BYTES)
     except OSError as exc:
-        raise SettingsError(f"{shown}: cannot read it: {exc.strerror or exc}") from None
+        raise SettingsError(f"{shown}: {exc.strerror or exc}") from None
     if len(raw) > MAX_SETTINGS_BYTES:
         raise SettingsError(f"{shown}: larger than {MAX_SETTINGS_BYTES // 1048576} MiB; not read")
     try:

@@ -14,6 +14,9 @@ choosing and have a root-run perfd overwrite it.
 import os
 import stat
 
+if False:  # for type checkers only: the thin client imports this module on every call
+    from collections.abc import Mapping
+
 
 class UnsafeFolder(OSError):
     """A folder perfd would keep private files in cannot be trusted; str() is a one-line reason."""
@@ -163,6 +166,13 @@ def holds_plans(root: str, plans_dir: str = PLANS_DIR) -> bool:
             return any(True for _ in entries)
     except OSError:
         return False
+
+
+def settings_variables(env: "Mapping[str, str]") -> dict[str, str]:
+    """The variables of `env` that are settings (PERFD_*, but not these two, which say where perfd keeps its
+    files): what a client sends with a request, and what a daemon sets aside for a request's own."""
+    return {k: v for k, v in env.items()
+            if k[:6] == "PERFD_" and k != "PERFD_RUNTIME_DIR" and k != "PERFD_STATE_DIR"}
 
 
 def find_workspace_root(start: str, plans_dir: str = PLANS_DIR) -> str | None:

@@ -27,12 +27,12 @@ if False:  # for type checkers only: importing nothing more at run time is the p
     import _socket
 
 from perfd import HELP_FLAGS, SERVED, __version__
-from perfd.paths import find_workspace_root, holds_plans, is_workspace_root
+from perfd.paths import find_workspace_root, holds_plans, is_workspace_root, settings_variables
 from perfd.wire.codes import SETTINGS_CHANGED, SETTINGS_DIFFER, VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
 from perfd.wire.rendezvous import (StatePaths, connect, daemon_supported, read_frame, request_body,
-                                  settings_variables, state_paths)
+                                  state_paths)
 
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
 _SETTINGS_CHANGED = b'"code":%d' % SETTINGS_CHANGED
@@ -152,7 +152,7 @@ def cli_request(argv: list[str], cwd: str, root: str) -> bytes:
     """The `cli` request for this command line in the workspace `root` found for it (UnicodeEncodeError for
     arguments that are not UTF-8)."""
     return request_body("cli", {"argv": argv, "cwd": cwd, "version": __version__, "raw": True, "root": root,
-                                "env": settings_variables()})
+                                "env": settings_variables(os.environ)})
 
 
 def forward(root: str, argv: list[str], cwd: str) -> tuple[int, bytes, bytes] | str:

@@ -28,7 +28,8 @@ from perfd import __version__, exitcodes
 from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR,
                               SETTINGS_CHANGED, SETTINGS_DIFFER, TOO_BUSY,
                               USER_ERROR, VERSION_MISMATCH)
-from perfd.wire.rendezvous import Connection, daemon_supported, request_body, settings_variables, state_paths
+from perfd.paths import settings_variables
+from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
 
 # Errors the daemon answers before it calls the model: the run may then go in-process.
 # (USER_ERROR, the [llm] configuration the daemon could not load, is said once and ends the
@@ -75,7 +76,7 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
         try:
             conn.sock.settimeout(None)  # a model call may take minutes
             body = request_body("run", {"argv": list(argv), "cwd": cwd, "version": __version__, "tty": tty,
-                                        "env": settings_variables(), "root": root})
+                                        "env": settings_variables(os.environ), "root": root})
             conn.send_body(body)
             sent = True
             while True:

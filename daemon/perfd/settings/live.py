@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from perfd.paths import settings_variables
+
 from . import trust
-from .resolve import ENV_PREFIX, Settings, load
+from .resolve import Settings, load
 from .sources import PYPROJECT, WORKSPACE_FILES, SettingsError, user_file
 
 StatKey = tuple[int, int, int, int] | None
@@ -31,12 +33,6 @@ def _stat_key(path: str) -> StatKey:
     return st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns
 
 
-def settings_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The variables of `env` that are settings (PERFD_*, but not where perfd keeps its files)."""
-    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)
-            and k not in ("PERFD_RUNTIME_DIR", "PERFD_STATE_DIR")}
-
-
 class LiveSettings:
     """The settings of one workspace root, re-read when a file they come from changes."""
 
@@ -45,7 +41,7 @@ class LiveSettings:
         base = dict(os.environ if env is None else env)
         self._env = base
         # The process's own environment without its settings: a request's PERFD_* replace them.
-        own = settings_env(base)
+        own = settings_variables(base)
         self._own_key = frozenset(own.items())
         self._bare = {k: v for k, v in base.items() if k not in own}
         self._paths = [os.path.join(self.root, name) for name in (*WORKSPACE_FILES, PYPROJECT)]
@@ -97,7 +93,7 @@ class LiveSettings:
         if variables is None:
             return self._env
         env = dict(self._bare)
-        env.update(settings_env(variables))  # PERFD_TRUSTED_PATHS too: the caller's trust, not the daemon's
+        env.update(settings_variables(variables))  # PERFD_TRUSTED_PATHS too: the caller's trust, not the daemon's
         return env
 
     def both(self, variables: Mapping[str, str] | None) -> tuple[Settings, Settings]:
@@ -105,13 +101,13 @@ class LiveSettings:
         own = self.current()
         if variables is None:
             return own, own
-        return own, self._get(frozenset(settings_env(variables).items()), variables, look=False)
+        return own, self._get(frozenset(settings_variables(variables).items()), variables, look=False)
 
     def for_request(self, variables: Mapping[str, str] | None) -> Settings:
         """The settings for a request that carries its caller's PERFD_* variables (None: this process's)."""
         if variables is None:
             return self.current()
-        return self._get(frozenset(settings_env(variables).items()), variables)
+        return self._get(frozenset(settings_variables(variables).items()), variables)
 
     def fingerprint(self, settings: Settings, *tables: str) -> str:
         """settings.fingerprint(*tables), worked out once per settings read (a request pays a dict lookup)."""

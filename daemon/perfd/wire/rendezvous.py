@@ -167,13 +167,6 @@ def json_value(v: object) -> str:
     raise TypeError(f"cannot encode {type(v).__name__} as JSON here")
 
 
-def settings_variables() -> dict[str, str]:
-    """This process's PERFD_* variables: its settings, which the daemon answers with (never a secret: keys
-    and passwords are named by these, and read by the daemon from its own environment)."""
-    return {k: v for k, v in os.environ.items()
-            if k[:6] == "PERFD_" and k != "PERFD_RUNTIME_DIR" and k != "PERFD_STATE_DIR"}
-
-
 def request_body(method: str, params: object = None, id: int = 1) -> bytes:
     """One JSON-RPC 2.0 request, as bytes: the only place a client writes one."""
     body = '{"jsonrpc":"2.0","id":%d,"method":%s' % (id, json_value(method))

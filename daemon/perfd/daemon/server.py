@@ -347,10 +347,11 @@ class Daemon:
         from perfd.llm.errors import LLMConfigError
 
         try:
-            settings = self.settings.for_request(variables)
+            own, settings = self.settings.both(variables)
         except SettingsError as exc:
             raise LLMConfigError(str(exc)) from None
-        key = settings.fingerprint("llm", "team") + "\0" + settings.notice()
+        model = self.settings.fingerprint(settings, "llm", "team")
+        key = model + "\0" + settings.notice()
         if key in self._llms:
             client = self._llms.pop(key)
             self._llms[key] = client  # the most recent last
@@ -361,15 +362,9 @@ class Daemon:
                 old = self._llms.pop(next(iter(self._llms)))
                 if old is not None and old is not self._llm and self._tg is not None:
                     self._tg.start_soon(old.aclose)
-        if variables is None or settings.fingerprint("llm", "team") == self._own_llm_settings():
-            self._llm = client
+        if model == self.settings.fingerprint(own, "llm", "team"):
+            self._llm = client  # the daemon's own settings' client: the one its stats show
         return client
-
-    def _own_llm_settings(self) -> str:
-        try:
-            return self.settings.current().fingerprint("llm", "team")
-        except SettingsError:
-            return ""
 
     async def close_llm(self) -> None:
         clients = [c for c in self._llms.values() if c is not None]

@@ -18,11 +18,12 @@ import msgspec
 
 from perfd.config import ConfigError, table
 from perfd.settings.resolve import Settings
+from perfd.settings.schema import CacheSettings, WorkspaceSettings
 from perfd.settings.resolve import load as load_settings
 from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
 from perfd.engine.cache.answer_store import AnswerStore
 from perfd.engine.cache.cold_parse import ColdStart
-from perfd.engine.cache.cache import DEFAULT_CAPACITY, DEFAULT_TTL_S, StatCache
+from perfd.engine.cache.cache import StatCache
 from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
 from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
 from perfd.engine.cache.parse_store import ParseStore
@@ -33,7 +34,7 @@ from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
-from perfd.engine.workspace import DEFAULT_PLANS_DIR, PlanFiles, PlanRef, Workspace, display_path
+from perfd.engine.workspace import PlanFiles, PlanRef, Workspace, display_path
 from perfd.engine.types import (
     CacheStats,
     FeedbackDoc,
@@ -86,22 +87,19 @@ class Engine:
         self.config = config
         self.settings = settings
         cache_cfg = table(config, "cache")
-        ws_cfg = table(config, "workspace")
-        try:
-            capacity = int(cache_cfg.get("capacity", DEFAULT_CAPACITY))
-            ttl_s = float(cache_cfg.get("ttl_s", DEFAULT_TTL_S))
-            if capacity < 1 or ttl_s <= 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            self.config_problems.append(Problem("config-invalid",
-                                                "[cache] capacity must be a positive integer and ttl_s a positive number",
-                                                "error"))
-            capacity, ttl_s = DEFAULT_CAPACITY, DEFAULT_TTL_S
+        # The typed tables: from the settings in force, else the raw mapping read by the same schema.
+        if settings is not None:
+            cache_s, ws_s = settings.cache, settings.workspace
+        else:
+            try:
+                cache_s = msgspec.convert(cache_cfg, CacheSettings)
+                ws_s = msgspec.convert(table(config, "workspace"), WorkspaceSettings)
+            except msgspec.ValidationError as exc:
+                self.config_problems.append(Problem("config-invalid", f"settings: {exc}", "error"))
+                cache_s, ws_s = CacheSettings(), WorkspaceSettings()
         # Parsed files are held packed: a quarter of the memory of their objects (see perfd.engine.kinds).
-        self.cache = StatCache(capacity=capacity, ttl_s=ttl_s, packed=dict(UNPACK), pack=pack)
-        plans_dir = ws_cfg.get("plans_dir", DEFAULT_PLANS_DIR)
-        self.workspace = Workspace(self.root, self.cache,
-                                   plans_dir=plans_dir if isinstance(plans_dir, str) else DEFAULT_PLANS_DIR)
+        self.cache = StatCache(capacity=cache_s.capacity, ttl_s=cache_s.ttl_s, packed=dict(UNPACK), pack=pack)
+        self.workspace = Workspace(self.root, self.cache, plans_dir=ws_s.plans_dir)
         self.templates = Templates(self.root, lambda p: self.cache.file("template", p, _template),
                                    outside=lambda p: outside_problem(self.root, p, None))
         self.started = time.time()
@@ -110,7 +108,7 @@ class Engine:
         self.memos = Memos()
         self.answers = Answers(self.cache)
         self.trust_restarts = 0
-        self.pool = pool if pool is not None else WorkerPool(workers_wanted(cache_cfg.get("parse_workers")))
+        self.pool = pool if pool is not None else WorkerPool(workers_wanted(cache_s.parse_workers))
         self.cold = ColdStart(config=config, cache=self.cache, workspace=self.workspace,
                               memos=self.memos, answers=self.answers, pool=self.pool, plans=self,
                               parse_store=ParseStore(self.root), answer_store=AnswerStore(self.root, config),

@@ -32,6 +32,7 @@ import msgspec
 from perfd.engine.text import read_bytes as _read
 from perfd.latency import Window
 from perfd.engine.types import CacheStats
+from perfd.settings.schema import CacheSettings
 
 V = TypeVar("V")
 M = TypeVar("M")  # what a lookup reads: a file's bytes, a folder's sorted names
@@ -52,8 +53,8 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-DEFAULT_CAPACITY = 4096  # [cache] capacity
-DEFAULT_TTL_S = 3600.0  # [cache] ttl_s
+DEFAULT_CAPACITY = CacheSettings().capacity  # [cache] capacity: the schema's default, written once there
+DEFAULT_TTL_S = CacheSettings().ttl_s  # [cache] ttl_s
 
 Inputs = list[tuple[str, StatKey | None]]  # paths looked up, each with its stat key (None: missing)
 Persisted = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat key, packed value)

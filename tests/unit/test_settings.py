@@ -177,3 +177,16 @@ def test_the_users_environment_can_trust_workspace_roots(ws: Path, tmp_path: Pat
     assert load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS=str(ws))).trusted
     assert not load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS=str(ws) + "x")).trusted  # a prefix is not a folder
     assert not load(str(ws), env_for(tmp_path, PERFD_TRUSTED_PATHS="relative/ws")).trusted
+
+
+def test_a_workspace_settings_file_linked_outside_the_workspace_is_not_read(ws: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "users-own.toml"
+    outside.write_text('[daemon]\nmax_pending = 7\n')
+    (ws / "perfd.toml").symlink_to(outside)
+    with pytest.raises(SettingsError, match=r"^perfd.toml: a link leading outside the workspace; not read$"):
+        load(str(ws), env_for(tmp_path))
+    (ws / "perfd.toml").unlink()
+    (ws / ".perfd").mkdir()
+    (ws / "inside.toml").write_text('[daemon]\nmax_pending = 9\n')
+    (ws / ".perfd" / "perfd.toml").symlink_to(ws / "inside.toml")  # inside: read as usual
+    assert load(str(ws), env_for(tmp_path)).daemon.max_pending == 9

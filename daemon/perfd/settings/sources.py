@@ -92,6 +92,10 @@ def _lines(text: str, prefix: tuple[str, ...]) -> dict[tuple[str, ...], int]:
 def read_file(path: str, *, root: str | None) -> SourceFile:
     """A settings file's tables with where each value is; SettingsError when it cannot be read as TOML."""
     shown = shown_path(path, root)
+    if root is not None:  # the workspace's file: a symlink leading out of the workspace is not followed
+        real = os.path.realpath(path)
+        if not real.startswith(os.path.realpath(root) + os.sep):
+            raise SettingsError(f"{shown}: a link leading outside the workspace; not read")
     try:
         raw = read_regular(path, limit=MAX_SETTINGS_BYTES)
     except OSError as exc:

@@ -267,3 +267,10 @@ def test_no_help_and_no_settings_command_starts_a_daemon(clone: Clone) -> None:
     for args in (("config",), ("config", "--json"), ("trust", "--show")):
         assert clone.cli(*args).returncode == 0
     assert clone.daemon_pid() == 0
+
+
+@pytest.mark.parametrize("mode", MODES, ids=["in-process", "daemon"])
+def test_a_settings_name_with_control_characters_is_shown_escaped(clone: Clone, mode: tuple[str, ...]) -> None:
+    clone.toml('[llm]\n"mod\\u001b[31mel" = "x"\n')  # a quoted TOML key may hold an escape sequence
+    r = run(clone, mode)
+    assert r.returncode == exitcodes.ERROR and "\x1b" not in r.stderr and "mod\\e[31mel" in r.stderr, r.stderr

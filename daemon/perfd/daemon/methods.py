@@ -374,7 +374,7 @@ class Methods:
         try:
             self.request_settings(p.env)
         except SettingsError as exc:
-            raise UserError(str(exc), code="settings", hint="") from None
+            raise UserError(shown(str(exc)), code="settings", hint="") from None  # printed as is by the run client
         prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv),
                            root=p.root)  # engine_for refuses a root other than this daemon's, in one line
         llm = None
@@ -382,7 +382,7 @@ class Methods:
             try:
                 llm = self.llm(p.env)
             except LLMError as exc:
-                raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
+                raise UserError(shown(f"[llm] configuration: {exc}"), code="llm-config") from None
             key = llm.config.api_key_env if llm is not None else None
             if llm is None or (key and not os.environ.get(key, "").strip()):
                 raise RpcError(P.NO_MODEL, "the daemon's environment configures no model" if llm is None else

@@ -35,7 +35,7 @@ from perfd.engine.cache.private_file import Refusal, read_private, source_digest
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 
-FORMAT = 1
+FORMAT = 2  # 2: stat keys hold st_ctime_ns
 MAX_BYTES = 64 * 1024 * 1024  # far above what 1,500 plans take (about 10 MB): past it, nothing is stored
 Kind = Literal["status", "summary", "files"]
 AnswerKey = StatusKey | SummaryKey | FilesKey  # the memo keys of the answers stored

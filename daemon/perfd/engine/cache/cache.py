@@ -1,7 +1,7 @@
 """One cache type for parsed files and directory scans, keyed by what stat says.
 
-An entry is valid while the path's (st_mtime_ns, st_size, st_ino) are what
-they were when the value was computed, it is younger than the TTL, and it has
+An entry is valid while the path's (st_mtime_ns, st_size, st_ino, st_ctime_ns)
+are what they were when the value was computed, it is younger than the TTL, and it has
 not been pushed out by the LRU capacity.
 
 Same-tick rewrites. A file rewritten twice within one mtime tick keeps its
@@ -9,13 +9,11 @@ mtime, and if the size and inode stay the same stat cannot tell. Like git's
 "racily clean" index entries, an entry whose mtime is within RACY_WINDOW_NS of
 the moment it was read is not trusted on stat alone: each lookup re-reads the
 file and compares a BLAKE2 digest of the bytes until a lookup happens after
-the window has passed, when the entry becomes stable. Residual risk: a write
-made more than RACY_WINDOW_NS after the previous one always gets a newer
-mtime, so what remains is a tool that deliberately resets mtime (`touch -d`,
-`rsync -t`, tar) to the old value with the same size and inode; such tools
-claim the content is unchanged, and the watcher still invalidates the entry
-on the write event. Directories are treated the same way, comparing the
-sorted entry names instead of bytes.
+the window has passed, when the entry becomes stable. A write made more than
+RACY_WINDOW_NS after the previous one always gets a newer mtime, and a tool
+that resets mtime to the old value (`touch -d`, `rsync -t`, tar) still changes
+st_ctime_ns, which is part of the key. Directories are treated the same way,
+comparing the sorted entry names instead of bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from perfd.settings.schema import CacheSettings
 
 V = TypeVar("V")
 M = TypeVar("M")  # what a lookup reads: a file's bytes, a folder's sorted names
-StatKey = tuple[int, int, int]
+StatKey = tuple[int, int, int, int]  # (st_mtime_ns, st_size, st_ino, st_ctime_ns)
 
 # 2 s covers the coarsest common timestamp granularity (FAT's two seconds);
 # ext4, xfs, btrfs and tmpfs tick in milliseconds. Only entries written
@@ -46,7 +44,9 @@ _SAMPLES = 1024  # lookup latencies kept for percentiles
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    # st_ctime_ns: no tool can set it, so an edit whose mtime was put back (touch -d, rsync -t, tar, a
+    # restore made while the daemon was down) still changes the key.
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 def digest(data: bytes) -> bytes:

@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatCache
+from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatCache, stat_key
 from perfd.engine.ownership import PlanRef
 from perfd.engine.types import GenerateResult, PlanDoc, PlanStatus, PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
@@ -262,6 +262,6 @@ def _unchanged(inputs: Inputs) -> bool:
             if key is not None:
                 return False
             continue
-        if key is None or (st.st_mtime_ns, st.st_size, st.st_ino) != key:
+        if key is None or stat_key(st) != key:
             return False
     return True

@@ -55,7 +55,7 @@ class Parsed(msgspec.Struct, array_like=True, omit_defaults=True):
 
     kind: str
     path: str
-    key: StatKey | None = None  # (mtime_ns, size, inode) read before the bytes; None: could not read (no value)
+    key: StatKey | None = None  # (mtime_ns, size, inode, ctime_ns) read before the bytes; None: could not read (no value)
     racy: bytes | None = None  # digest of the bytes when they were written within the racy window
     value: msgspec.Raw = _NIL  # the parsed value, packed (the cache holds it so, unpacked on use)
 

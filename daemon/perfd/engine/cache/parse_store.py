@@ -1,7 +1,7 @@
 """The persistent parse cache: parsed files in one msgpack file, so a restarted daemon need not parse again.
 
 Each entry is keyed by (kind, path) and holds the file's (mtime_ns, size,
-inode) when it was parsed; the whole file carries the parser's version (a
+inode, ctime_ns) when it was parsed; the whole file carries the parser's version (a
 digest of the parser's own source) and the workspace root. A loaded entry is
 used only when its file still has that stat key, and is not within the racy
 window (see perfd.engine.cache.cache), exactly as the in-memory cache would.
@@ -22,7 +22,7 @@ import msgspec
 from perfd.engine.cache.cache import StatKey
 from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
 
-FORMAT = 1
+FORMAT = 2  # 2: stat keys hold st_ctime_ns
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
 STORED_KINDS = frozenset({"plan", "subplan", "execution", "fix", "approved", "parallel"})
 # The modules whose code decides what a parse gives, relative to the engine package.

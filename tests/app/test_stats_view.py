@@ -70,3 +70,21 @@ def test_text_labels_every_level_and_the_headline_rate() -> None:
     assert "tokens paid 150 (prompt 100, completion 50) · cost 0.0020" in text
     assert "cost saved 0.0010" in text and "(opened 1 time)" in text
     assert "metrics: http://127.0.0.1:9464/metrics" in text and "COMMAND" in text
+
+
+def test_validation_is_never_said_to_be_the_watchers_while_a_folder_is_unwatched() -> None:
+    from perfd.app.stats_view import validation_line
+    from perfd.wire.protocol import UnwatchedFolder, WatcherReport
+
+    healthy = WatcherReport(backend="inotify", synced=True, watched=12)
+    assert validation_line(healthy).startswith("validation: by the watcher (inotify, 12 folders)")
+    short = WatcherReport(backend="inotify", synced=True, watched=8, max_user_watches=8, watches_needed=4,
+                          unwatched=[UnwatchedFolder("work-space/plans/B", "the inotify watch limit is reached"),
+                                     UnwatchedFolder("work-space/plans/C", "the inotify watch limit is reached")])
+    line = validation_line(short)
+    assert "by stat under 2 folders" in line and "work-space/plans/B and 1 more" in line
+    assert "raise fs.inotify.max_user_watches from 8 to at least 12" in line
+    assert validation_line(None).startswith("validation: by stat of every input (no watcher)")
+    nfs = WatcherReport(backend="inotify", synced=False, no_events=["work-space/plans"])
+    assert "a file system without change events" in validation_line(nfs)
+    assert "cannot sync" in validation_line(WatcherReport(backend="watchfiles", synced=False))

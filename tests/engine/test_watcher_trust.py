@@ -53,7 +53,7 @@ def workspace(ws: WS, n: int = 6) -> WS:
 
 def trusted(ws: WS) -> Engine:
     eng = ws.engine()
-    eng.trust_watcher(True)
+    eng.trust_watcher(eng.watch_folders())
     return eng
 
 
@@ -80,12 +80,12 @@ def test_without_a_watcher_every_input_is_stat_checked_and_counted(ws: WS, stats
     eng.status()
     assert len(stats.calls) >= 6 * 3  # every plan's files and folders
     assert eng.memo_stat_checks == before + 1
-    eng.trust_watcher(True)
+    eng.trust_watcher(eng.watch_folders())
     eng.status()  # checked once by stat: what changed before the watcher started was never reported
     stats.calls.clear()
     eng.status()
     assert stats.calls == []
-    eng.trust_watcher(False)  # the watcher stopped (or overflowed)
+    eng.trust_watcher(None)  # the watcher stopped (or overflowed)
     eng.status()
     assert len(stats.calls) >= 6 * 3
 
@@ -108,8 +108,9 @@ def test_an_event_drops_exactly_what_it_touches(ws: WS, stats: Stats) -> None:
     assert inside and all(c.startswith(str(ws.folder("P0"))) for c in inside), inside
 
 
-def test_a_change_the_watcher_has_not_reported_yet_is_not_seen(ws: WS) -> None:
-    """What trusting a watcher means: the answer changes when its event arrives (tens of milliseconds)."""
+def test_a_change_the_watcher_has_not_reported_yet_is_not_seen_without_a_sync(ws: WS) -> None:
+    """What trusting a watcher without a sync means: the answer changes when its event arrives (the daemon's
+    watcher always has a sync: see test_freshness)."""
     workspace(ws)
     eng = trusted(ws)
     eng.status()
@@ -124,7 +125,7 @@ def test_changes_made_before_the_watcher_started_are_seen(ws: WS) -> None:
     eng = ws.engine()
     eng.status()
     ws.approved("P0", "1.1")  # nobody watching
-    eng.trust_watcher(True)
+    eng.trust_watcher(eng.watch_folders())
     assert {p.plan: p.done for p in eng.status().plans}["P0"] == 1
 
 
@@ -164,7 +165,7 @@ def test_the_watchers_word_is_counted_in_the_stats(ws: WS) -> None:
     eng.plan_status("@P1")
     checked = eng.cache.stats()
     assert checked.stat_checks > 0 and checked.trusted_hits == 0
-    eng.trust_watcher(True)
+    eng.trust_watcher(eng.watch_folders())
     eng.plan_status("@P1")
     eng.plan_status("@P1")
     assert eng.cache.stats().trusted_hits > 0
@@ -176,7 +177,7 @@ def test_after_a_change_a_status_recomputes_only_the_plans_it_touched(ws: WS, mo
     workspace(ws)
     for trust in (True, False):
         eng = ws.engine()
-        eng.trust_watcher(trust)
+        eng.trust_watcher(eng.watch_folders() if trust else None)
         decided: list[str] = []
         real = engine_mod.decide
 
@@ -230,7 +231,7 @@ def test_a_recheck_after_the_watcher_starts_vouches_for_what_held_and_drops_what
     sub = ws.folder("P0") / "subplans" / "SUBPLAN_P0_11.md"
     sub.write_text(sub.read_text().replace("In Progress", "✅ Complete"))
     os.utime(sub, (1_700_000_000, 1_700_000_000))  # changed, and out of the racy window
-    eng.trust_watcher(True)
+    eng.trust_watcher(eng.watch_folders())
     checked = eng.cache.recheck()
     assert checked >= 6 * 3
     assert eng.cache.recheck() == 0  # once

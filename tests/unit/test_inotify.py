@@ -346,3 +346,41 @@ async def test_a_missing_folder_is_not_watched(tmp_path: Path) -> None:
     seen = Seen()
     await watch(str(tmp_path / "none"), seen.changes, on_state=seen.states.append)
     assert seen.states == [] and seen.batches == []
+
+
+async def test_a_sync_takes_a_write_at_once_before_the_loop_sees_it(root: Path) -> None:
+    """Read-your-writes: the write's event is pending when the write returns; sync() takes it then and
+    there (no await between them: the watcher's loop cannot have run), and the loop still reports it."""
+    from perfd.runtime.watcher import Drained, Watcher
+
+    drained: list[Drained] = []
+    seen, stop = Seen(), anyio.Event()
+    watcher = Watcher([str(root)], on_drained=drained.append)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: watcher.run(seen.changes, stop_event=stop, on_state=seen.states.append))
+        await wait_until(lambda: watcher.synced)
+        for i in range(50):
+            path = root / "FEAT" / f"APPROVED_{i}.md"
+            path.write_text("x")
+            watcher.sync()
+            assert drained and str(path) in drained[-1].paths, i
+        await wait_until(lambda: str(root / "FEAT" / "APPROVED_49.md") in seen.all())
+        assert watcher.report().synced and watcher.report().backend == "inotify"
+        stop.set()
+    assert seen.states == [True, False]
+
+
+async def test_a_folder_on_a_file_system_without_events_is_not_synced(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from perfd.runtime import watcher as watcher_mod
+
+    monkeypatch.setattr(watcher_mod, "fs_type", lambda path: 0x6969)  # NFS
+    w = watcher_mod.Watcher([str(root)])
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: w.run(Seen().changes, stop_event=stop))
+        await wait_until(lambda: w.up)
+        assert not w.synced
+        report = w.report()
+        assert report.no_events == [str(root)] and not report.synced
+        stop.set()

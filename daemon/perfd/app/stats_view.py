@@ -9,10 +9,31 @@ import msgspec
 
 from perfd.llm.stats import LLMStats
 from perfd.safetext import shown
-from perfd.wire.protocol import StatsSnapshot
+from perfd.wire.protocol import StatsSnapshot, WatcherReport
 
 
 # --- renderings -------------------------------------------------------------------
+
+
+def validation_line(w: WatcherReport | None, *, trusting: bool = True) -> str:
+    """How answers are validated, in one line: never "by the watcher" while anything is left unwatched."""
+    if w is None or not trusting or not w.synced:
+        why = ("no watcher" if w is None or w.backend == "none"
+               else f"on {', '.join(shown(f) for f in w.no_events)}, a file system without change events"
+               if w.no_events else f"{w.backend} cannot sync before an answer")
+        return f"validation: by stat of every input ({why})"
+    line = (f"validation: by the watcher (inotify, {w.watched} folders), its pending events taken before each"
+            " answer")
+    if w.unwatched:
+        first = w.unwatched[0]
+        more = f" and {len(w.unwatched) - 1} more" if len(w.unwatched) > 1 else ""
+        line += (f"; by stat under {len(w.unwatched)} folder{'s' if len(w.unwatched) > 1 else ''} it could not"
+                 f" watch: {shown(first.path)}{more} ({shown(first.reason)})")
+        if w.watches_needed:
+            at_least = (f" from {w.max_user_watches} to at least {w.max_user_watches + w.watches_needed}"
+                        if w.max_user_watches else f" by at least {w.watches_needed}")
+            line += f"; raise fs.inotify.max_user_watches{at_least} (folders under these need watches too)"
+    return line
 
 
 def render_json(s: StatsSnapshot) -> str:
@@ -35,10 +56,15 @@ def render_text(s: StatsSnapshot) -> str:
         f" · evictions {c.evictions} · expirations {c.expirations} · invalidations {c.invalidations}",
         f"  answers: memo hits {s.memo_hits} · computed {s.memo_misses}",
         f"watcher: {s.watcher_events} events in {s.watcher_batches} batches",
-        f"validation: {'by the watcher' if c.trusting else 'by stat (no watcher)'} · trusted hits {c.trusted_hits}"
-        f" · stat-checked hits {c.stat_checks} · answers stat-checked {c.answers_stat_checked}"
-        f" · watcher (re)starts {c.trust_restarts} · from the parse store {c.persisted_hits}",
+        validation_line(s.watcher, trusting=c.trusting),
+        f"  trusted hits {c.trusted_hits} · stat-checked hits {c.stat_checks}"
+        f" · answers stat-checked {c.answers_stat_checked} · watcher (re)starts {c.trust_restarts}"
+        f" · from the parse store {c.persisted_hits}",
     ]
+    if s.watcher is not None and s.watcher.verify_interval_s > 0:
+        w = s.watcher
+        lines.append(f"  verification pass every {w.verify_interval_s:g} s: {w.verify_passes} passes,"
+                     f" {w.verify_found} changes no event reported, CPU {w.verify_cpu_share:.2%} of a core")
     if s.metrics_addr or s.metrics_error:
         lines.append(f"metrics: http://{s.metrics_addr}/metrics" if not s.metrics_error
                      else f"metrics: not served: {s.metrics_error}")

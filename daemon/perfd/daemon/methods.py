@@ -303,16 +303,18 @@ class Methods:
         return ping
 
     async def cmd_generate(self, p: P.GenerateParams, ctx: Context) -> GenerateResult:
-        return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
-                                    trust_plan=p.trust_plan)
+        with self.engine.synced(p.sync):
+            return self.engine.generate(p.plan, achievement=p.achievement, cwd=p.cwd or self.root,
+                                        trust_plan=p.trust_plan)
 
     async def cmd_status(self, p: P.StatusParams, ctx: Context) -> WorkspaceStatus | PlanStatus:
         if p.plan is None:
             asked_at = time.monotonic()
             async with self.warm.waiting():  # every plan: the warm-up is parsing them, on every core
-                with self.engine.answering(asked_at):
+                with self.engine.answering(asked_at), self.engine.synced(p.sync):
                     return self.engine.status()
-        return self.engine.plan_status(p.plan, cwd=p.cwd or self.root, trust_plan=p.trust_plan)
+        with self.engine.synced(p.sync):
+            return self.engine.plan_status(p.plan, cwd=p.cwd or self.root, trust_plan=p.trust_plan)
 
     async def cmd_stats(self, ctx: Context) -> P.StatsSnapshot:
         await self.stats.refresh_team()

@@ -42,7 +42,10 @@ from perfd.daemon.methods import SHAPING, Methods
 from perfd.daemon.peer import PeerCheck, choose
 from perfd.paths import UnsafeFolder, open_private, replace_private
 from perfd.runtime.stats import Stats, rss_bytes, snapshot
+from perfd.runtime.verify import Verifier
+from perfd.runtime.watcher import Drained, Watcher
 from perfd.daemon.warmup import WarmUp
+from perfd.app.stats_view import validation_line
 from perfd.engine.engine import Engine
 from perfd.settings.live import LiveSettings
 from perfd.settings.resolve import Settings
@@ -57,8 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("perfd.daemon")
 MAX_MODEL_CLIENTS = 4  # clients kept for distinct model settings (the daemon's own, and callers' PERFD_*)
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
-# A batch this large may mean the kernel's event queue overflowed (events lost): trust nothing unchecked.
-OVERFLOW_BATCH = 4096
 _enc = msgspec.json.Encoder()
 
 
@@ -101,6 +102,10 @@ class Daemon:
         self.subscribers = Subscribers()
         self.lsp_sessions: set[EditorSession] = set()  # one per editor connection (perfd.lsp.session adds it)
         self.watching = False
+        self.watcher: Watcher | None = None  # once the warm-up has read every file (see _watch)
+        # What raises no event (hard links written elsewhere, mmap, restored mtimes): a stat pass now and then.
+        self.verifier = Verifier(self.engine.verification, interval_s=daemon_cfg.verify_interval_s,
+                                 on_found=self.files_changed)
         self.stop_reason = ""
         self._lock_fd = -1
         self._sock_id = (0, 0)
@@ -179,6 +184,7 @@ class Daemon:
                 tg.start_soon(self._signals)
                 tg.start_soon(self._housekeeping)
                 tg.start_soon(self._watch)
+                tg.start_soon(self._verify)
                 tg.start_soon(self.serving.accept, listener, tg)
                 if self.metrics_setting is not None:
                     tg.start_soon(self._serve_metrics)
@@ -254,7 +260,8 @@ class Daemon:
     # -- file changes ----------------------------------------------------------------
 
     async def _watch(self) -> None:
-        """Watch the plans folder, once the warm-up has read every file (and answered those who waited for it).
+        """Watch the folders plans are read from, once the warm-up has read every file (and answered those
+        who waited for it).
 
         Not before: inotify reports every open and close of a watched file, and
         the watcher's thread woke for each of the tens of thousands the cold
@@ -262,31 +269,51 @@ class Daemon:
         slow as --no-daemon). What changes meanwhile is not missed: entries read
         before the watcher started are stat-checked once (Engine.trust_watcher).
         """
-        from perfd.runtime.watcher import watch
+        from perfd.runtime.watcher import Watcher
+
+        await self.signals.parsed.wait()
+        self.watcher = watcher = Watcher(self.engine.watch_folders(), on_drained=self.drained, root=self.root)
 
         def watching(on: bool) -> None:
             self.watching = on
-            self.engine.trust_watcher(on)  # see Engine.trust_watcher
+            self.trust_watcher()
             self.signals.watch_ready.set()
 
-        await self.signals.parsed.wait()
         try:
-            await watch(self.engine.workspace.plans_dir, self.files_changed, stop_event=self._stop_event,
-                        on_state=watching)
+            await watcher.run(self.files_changed, stop_event=self._stop_event, on_state=watching)
         finally:
             self.signals.watch_ready.set()
 
+    async def _verify(self) -> None:
+        await self.signals.watch_ready.wait()
+        await self.verifier.run()
+
+    def trust_watcher(self) -> None:
+        """Tell the engine what the watcher vouches for now: the folders it watches, less those it could not,
+        with its sync (read-your-writes); nothing at all when it cannot sync (see perfd.runtime.watcher)."""
+        w = self.watcher
+        if w is None or not w.synced:
+            self.engine.trust_watcher(None)
+            return
+        unwatched = w.unwatched()
+        self.engine.trust_watcher(w.watched_folders(), unwatched=unwatched, sync=w.sync)
+        if unwatched:
+            report = w.report()
+            log.warning("%s", validation_line(report))
+
+    def drained(self, d: Drained) -> None:
+        """What the watcher took (before an answer, or as it came): the engine forgets exactly what changed.
+        Synchronous: an answer that asked for the sync reads what this left."""
+        self.stats.watcher_events += len(d.paths)
+        if d.restart:  # an overflow, or the folders watched changed: every input is checked once more
+            self.trust_watcher()
+        if d.paths:
+            self.engine.changed(sorted(d.paths))  # exactly these files and their folders' listings
+
     async def files_changed(self, paths: set[str]) -> None:
-        """Invalidate exactly what changed, refresh the editors, tell subscribers which plans moved."""
+        """A debounced batch of what the watcher took: refresh the editors, tell subscribers which plans moved."""
         self.stats.watcher_batches += 1
-        self.stats.watcher_events += len(paths)
         engine = self.engine
-        if len(paths) >= OVERFLOW_BATCH:
-            # The kernel's queue may have overflowed and dropped events: check every input by stat once
-            # (counted in the stats as a watcher restart).
-            log.warning("%d changes in one batch: every input is checked by stat once more", len(paths))
-            engine.trust_watcher(self.watching)
-        engine.changed(sorted(paths))  # exactly these files and their folders' listings
         self.refresh_editors(paths)
         for plan, changed in engine.plans_affected_by(paths).values():
             try:
@@ -325,6 +352,7 @@ class Daemon:
         return snapshot(root=self.root, engine=self.engine, stats=self.stats, connections=self.serving.open,
                         subscribers=len(self.subscribers), sessions=len(self.lsp_sessions),
                         llm=self._llm.stats() if self._llm is not None else None,
+                        watcher=self.watcher.report(verify=self.verifier.report()) if self.watcher else None,
                         metrics_addr=self.metrics_addr, metrics_error=self.metrics_error)
 
     async def refresh_team(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -23,7 +23,7 @@ from perfd.settings.resolve import load as load_settings
 from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
 from perfd.engine.cache.answer_store import AnswerStore
 from perfd.engine.cache.cold_parse import ColdStart
-from perfd.engine.cache.cache import StatCache
+from perfd.engine.cache.cache import StatCache, StatKey, stat_key
 from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
 from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
 from perfd.engine.cache.parse_store import ParseStore
@@ -149,16 +149,52 @@ class Engine:
         """
         return self.answers.answering(asked_at)
 
-    def trust_watcher(self, on: bool) -> None:
-        """A watcher of the plans folder is healthy (on) or not (off): see StatCache.trust.
+    def watch_folders(self) -> list[str]:
+        """The folders plans are read from, each with what lies under it: what a watcher watches.
+        What a watcher does not cover is validated by stat, so this list is a matter of speed only."""
+        return [self.workspace.plans_dir]
 
-        While on, warm answers cost what changed: nothing is stat'ed that the
-        watcher vouches for, and changed() drops exactly what its events touch.
-        Each time it comes on, every input is stat-checked once more (what
+    def trust_watcher(self, folders: Iterable[str] | None, *, unwatched: Iterable[str] = (),
+                      sync: Callable[[], None] | None = None) -> None:
+        """A watcher of `folders` is healthy but for `unwatched` (folders under them it could not watch);
+        None: no watcher is (see StatCache.trust). `sync` takes its pending events: every answer calls it
+        first, so that an answer reflects every change made before it was asked (read-your-writes).
+
+        While it is trusted, warm answers cost what changed: nothing is stat'ed that
+        the watcher vouches for, and changed() drops exactly what its events touch.
+        Each time it is (re)trusted, every input is stat-checked once more (what
         changed while nobody watched was never reported).
         """
-        self.cache.trust(os.path.realpath(self.workspace.plans_dir) if on else None)
-        self.trust_restarts += on
+        self.cache.trust(folders, unwatched=unwatched)
+        self.cache.sync_with(sync if folders is not None else None)
+        self.trust_restarts += folders is not None
+
+    def verification(self, *, slice_size: int = 512) -> Iterator[list[str]]:
+        """One verification pass (see perfd.runtime.verify), a slice at a time: every file and folder that a
+        cached value or a memoised answer holds is stat'ed, and what changed (or went) is dropped as a
+        watcher's event would drop it. Each slice yields the paths it found changed."""
+        held: set[tuple[str, StatKey | None]] = set(self.cache.held_keys())
+        for inputs in self.memos.inputs():
+            held.update(inputs)
+        items = sorted(held, key=lambda item: item[0])
+        stat = os.stat
+        for i in range(0, len(items), slice_size):
+            changed: list[str] = []
+            for path, key in items[i:i + slice_size]:
+                try:
+                    now: StatKey | None = stat_key(stat(path))
+                except OSError:
+                    now = None
+                if now != key:
+                    changed.append(path)
+            if changed:
+                self.changed(changed)
+            yield changed
+
+    def synced(self, on: bool = True) -> AbstractContextManager[None]:
+        """Meanwhile (on=False), answers trust what the watcher reported so far without taking its pending
+        events: a benchmark's baseline, to measure what read-your-writes costs."""
+        return _SyncSwitch(self.cache, on)
 
     def cache_stats(self) -> CacheStats:
         """The cache's numbers, with how answers were validated (watcher or stat)."""
@@ -504,3 +540,15 @@ def _under(path: str, folders: set[str]) -> bool:
             return False
         d = up
 
+
+class _SyncSwitch:
+    """Engine.synced's context manager."""
+
+    def __init__(self, cache: StatCache, on: bool) -> None:
+        self.cache, self.on, self.was = cache, on, cache.sync_enabled
+
+    def __enter__(self) -> None:
+        self.was, self.cache.sync_enabled = self.cache.sync_enabled, self.on
+
+    def __exit__(self, *exc: object) -> None:
+        self.cache.sync_enabled = self.was

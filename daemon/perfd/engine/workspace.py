@@ -64,8 +64,11 @@ def _inside(root: str, path: str) -> bool:
 _PLAN_FILE_PREFIXES = ("SUBPLAN_", "EXECUTION_TASK_", "APPROVED_", "FIX_", "parallel.json")
 
 
-def _names_inside(root: str) -> Callable[[str, list[str]], tuple[list[str], list[str]]]:
+def _names_inside(root: str, note_links: Callable[[list[str]], None]) -> Callable[[str, list[str]],
+                                                                               tuple[list[str], list[str]]]:
     """A folder scan: (names that stay inside `root`, plan files that are symlinks leading out of it).
+    The symlinks kept (to a file or folder elsewhere in the workspace) go to `note_links`: a change behind one
+    raises no event in this folder, so what is read through it is checked by stat.
 
     Cached with the folder's listing: a symlink cannot be retargeted in place, so
     replacing one changes the folder, and the scan runs again.
@@ -73,11 +76,18 @@ def _names_inside(root: str) -> Callable[[str, list[str]], tuple[list[str], list
     def scan(path: str, names: list[str]) -> tuple[list[str], list[str]]:
         keep: list[str] = []
         outside: list[str] = []
+        links: list[str] = []
         for n in names:
-            if _inside(root, os.path.join(path, n)):
+            full = os.path.join(path, n)
+            if not os.path.islink(full):
                 keep.append(n)
+            elif _inside(root, full):
+                keep.append(n)
+                links.append(full)
             elif n.startswith(_PLAN_FILE_PREFIXES):
                 outside.append(n)
+        if links:
+            note_links(links)
         return keep, outside
     return scan
 
@@ -134,7 +144,7 @@ class Workspace:
         self.plans_dir = os.path.join(self.root, plans_dir)
         self.cache = cache
         self._last_index: PlanIndex | None = None
-        self._scan_names = _names_inside(self.root)
+        self._scan_names = _names_inside(self.root, cache.note_links)
         # Folders that discovery could not read, from the last plans() (status reports them).
         self.problems: list[Problem] = []
 

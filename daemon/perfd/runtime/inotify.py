@@ -131,6 +131,15 @@ def add_watch(fd: int, path: str, mask: int) -> int:
     return int(wd)
 
 
+def max_user_watches() -> int:
+    """fs.inotify.max_user_watches (the per-user watch limit), or 0 where it cannot be read."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches") as f:  # inotify is Linux's: so is this file
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _reason(code: int) -> str:
     if code == errno.ENOSPC:
         return "the inotify watch limit is reached (fs.inotify.max_user_watches)"

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from perfd.latency import Window
-from perfd.wire.protocol import CacheLevel, MethodStats, StatsSnapshot
+from perfd.wire.protocol import CacheLevel, MethodStats, StatsSnapshot, WatcherReport
 from perfd.engine.types import LatencyStats
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def cache_levels(*, memo_hits: int, memo_misses: int, file_hits: int, file_misse
 
 def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, subscribers: int = 0,
              sessions: int = 0, llm: LLMStats | None = None, metrics_addr: str | None = None,
-             metrics_error: str | None = None) -> StatsSnapshot:
+             metrics_error: str | None = None, watcher: WatcherReport | None = None) -> StatsSnapshot:
     """The one stats payload (`perfd stats`, the `stats` method, every editor's perfd/stats), daemon or standalone."""
     import perfd
 
@@ -112,4 +112,4 @@ def snapshot(*, root: str, engine: Engine, stats: Stats, connections: int = 0, s
         watcher_batches=stats.watcher_batches, cache=cache, memo_hits=engine.memo_hits,
         methods=methods, llm=llm, sessions=sessions, latency={m.method: m.latency for m in methods},
         levels=levels, hit_rate=hit_rate, memo_misses=engine.memo_misses, metrics_addr=metrics_addr,
-        metrics_error=metrics_error)
+        metrics_error=metrics_error, watcher=watcher)

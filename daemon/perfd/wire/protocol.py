@@ -129,12 +129,17 @@ class GenerateParams(msgspec.Struct, forbid_unknown_fields=True):
     achievement: str | None = None
     cwd: str | None = None
     trust_plan: bool = False
+    # false: answer from what the watcher has reported so far, without taking its pending events first
+    # (like watchman's sync_timeout 0): changes made just before may be missed. For measuring what the
+    # read-your-writes guarantee costs; leave it true.
+    sync: bool = True
 
 
 class StatusParams(msgspec.Struct, forbid_unknown_fields=True):
     plan: str | None = None
     cwd: str | None = None
     trust_plan: bool = False
+    sync: bool = True  # see GenerateParams.sync
 
 
 class InvalidateParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -278,6 +283,31 @@ class CacheLevel(msgspec.Struct, frozen=True):
     hit_rate: float  # hits / (hits + misses), 0.0 before the first lookup
 
 
+class UnwatchedFolder(msgspec.Struct):
+    """A folder the watcher could not watch (so neither what lies under it): answers check it by stat."""
+
+    path: str  # relative to the workspace root
+    reason: str
+
+
+class WatcherReport(msgspec.Struct):
+    """How answers are kept fresh: the watcher, what it covers, and what is checked by stat instead."""
+
+    backend: str  # "inotify" (perfd's own reader), "watchfiles", "polling", or "none" (not running)
+    synced: bool = False  # answers take its pending events first (read-your-writes); else they stat every input
+    folders: list[str] = []  # the folders watched, with what lies under them (relative to the root)
+    watched: int = 0  # folders holding a watch
+    unwatched: list[UnwatchedFolder] = []  # checked by stat until watched again
+    no_events: list[str] = []  # folders on a file system that raises no change events (checked by stat)
+    overflows: int = 0  # times the kernel dropped events (everything was checked again)
+    max_user_watches: int = 0  # fs.inotify.max_user_watches (0: unknown)
+    watches_needed: int = 0  # at least this many more watches would cover every folder (0: none missing)
+    verify_interval_s: float = 0.0  # the background verification pass (0: off)
+    verify_passes: int = 0
+    verify_found: int = 0  # changes it found that no event had reported
+    verify_cpu_share: float = 0.0  # CPU time of the passes over wall time since the first (one core = 1.0)
+
+
 class StatsSnapshot(msgspec.Struct):
     version: str
     pid: int
@@ -301,6 +331,7 @@ class StatsSnapshot(msgspec.Struct):
     # The opt-in /metrics HTTP endpoint ([daemon] metrics_addr): where it serves, or why it does not.
     metrics_addr: str | None = None
     metrics_error: str | None = None
+    watcher: WatcherReport | None = None  # None: a perfd that did not say (older)
 
 
 SCHEMA_TYPES: tuple[type, ...] = (

@@ -56,6 +56,9 @@ def digest(data: bytes) -> bytes:
 DEFAULT_CAPACITY = CacheSettings().capacity  # [cache] capacity: the schema's default, written once there
 DEFAULT_TTL_S = CacheSettings().ttl_s  # [cache] ttl_s
 
+# A value read elsewhere (a worker process) may predate an event this process has already taken: it is
+# stat-checked by its first lookup before a watcher vouches for it.
+_NEVER = float("-inf")
 Inputs = list[tuple[str, StatKey | None]]  # paths looked up, each with its stat key (None: missing)
 Persisted = dict[tuple[str, str], tuple[StatKey, bytes]]  # (kind, path) -> (stat key, packed value)
 
@@ -73,12 +76,13 @@ class Recording:
 class _Entry:
     __slots__ = ("key", "value", "stored", "racy_digest", "checked")
 
-    def __init__(self, key: StatKey, value: object, stored: float, racy_digest: bytes | None) -> None:
+    def __init__(self, key: StatKey, value: object, stored: float, racy_digest: bytes | None, *,
+                 checked: float | None = None) -> None:
         self.key = key
         self.value = value
         self.stored = stored
         self.racy_digest = racy_digest  # set while the entry is not yet trusted on stat alone
-        self.checked = stored  # when its stat key was last seen to hold (see StatCache.trust)
+        self.checked = stored if checked is None else checked  # when its stat key was last seen to hold (see trust)
 
 
 class StatCache:
@@ -106,11 +110,16 @@ class StatCache:
         # While one is open (see recording()), every path looked up is recorded with its stat
         # key (None when missing): the engine memoises whole answers on that list.
         self._recording: Recording | None = None
-        # Trusting a watcher (see trust()): paths under `_trusted_prefix`, outside every
-        # folder in `_links`, checked since `_trust_since`, are served without a stat.
-        self._trusted_prefix: str | None = None
+        # Trusting a watcher (see trust()): paths under one of `_trusted` (folders, each ending in a
+        # separator), outside every folder in `_unwatched` and every symlink in `_links`, checked since
+        # `_trust_since`, are served without a stat, once `_sync` has taken the watcher's pending events.
+        self._trusted: tuple[str, ...] | None = None
         self._trust_since = 0.0
-        self._links: set[str] = set()  # symlinked folders: their targets may lie outside the watched tree
+        self._unwatched: frozenset[str] = frozenset()  # folders the watcher could not watch: checked by stat
+        self._links: set[str] = set()  # symlinks (files or folders): what lies behind them is checked by stat
+        self._sync: Callable[[], None] | None = None
+        self._syncing = False
+        self.sync_enabled = True  # False: trust what the watcher reported so far (a benchmark's baseline)
         self.trusted_hits = 0
         self.stat_checks = 0  # lookups validated by stat (no watcher, or an entry it has not vouched for)
         # Parsed values from the persistent store (perfd.engine.cache.parse_store): used on a
@@ -146,8 +155,12 @@ class StatCache:
         t0 = time.perf_counter_ns()
         ck = (kind, path)
         entry = self._entries.get(ck)
-        if entry is not None and st is None and self._trusted_prefix is not None and self._vouched(entry, path):
-            # A healthy watcher would have invalidated it: no stat.
+        if entry is not None and st is None and self._trusted is not None and self._vouched(entry, path):
+            if self._recording is None and self._sync is not None:  # a lookup of its own: not within an answer
+                self.sync()
+                entry = self._entries.get(ck)
+        if entry is not None and st is None and self._trusted is not None and self._vouched(entry, path):
+            # A healthy watcher, its pending events taken, would have invalidated it: no stat.
             if self._clock() - entry.stored <= self.ttl_s:
                 self.trusted_hits += 1
                 self.hits += 1
@@ -210,15 +223,32 @@ class StatCache:
         return entry.checked >= self._trust_since and self.watched(path)
 
     def watched(self, path: str) -> bool:
-        """Whether the trusted watcher sees changes to `path`: under its folder, not behind a symlink."""
-        prefix = self._trusted_prefix
-        if prefix is None:
+        """Whether the trusted watcher sees changes to `path`: under one of its folders, in none it could not
+        watch, and not a symlink nor behind one (a change to a link's target raises no event where it is read)."""
+        roots = self._trusted
+        if roots is None:
             return False
-        if not path.startswith(prefix) and path != prefix[:-1]:
+        top = ""
+        for root in roots:  # one or a few
+            if path.startswith(root) or path == root[:-1]:
+                top = root
+                break
+        else:
             return False
-        for link in self._links:
-            if path == link or path.startswith(link + os.sep):
+        links, unwatched = self._links, self._unwatched
+        if not links and not unwatched:
+            return True
+        # A walk up from the path to its watched folder: a few set lookups, however many links or unwatched
+        # folders there are (thousands, once the watch limit is reached).
+        stop = len(top) - 1
+        d = path
+        while len(d) >= stop:
+            if d in links or d in unwatched:
                 return False
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
         return True
 
     # -- what others hand in ----------------------------------------------------------
@@ -231,7 +261,7 @@ class StatCache:
         """
         if kind not in self._packed:
             raise ValueError(f"{kind} values are not held packed")
-        self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest))
+        self._store((kind, path), _Entry(key, packed, self._clock(), racy_digest, checked=_NEVER))
 
     def put_folder(self, kind: str, path: str, key: StatKey, value: object, *, racy_digest: bytes | None = None) -> None:
         """Hold a folder scan made elsewhere (a worker process) when the folder's stat key was `key`.
@@ -241,7 +271,7 @@ class StatCache:
         if kind in self._packed:
             raise ValueError(f"{kind} values are files' values, held packed")
         self.folder_kinds.add(kind)
-        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest))
+        self._store((kind, path), _Entry(key, value, self._clock(), racy_digest, checked=_NEVER))
 
     def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, object]]:
         """(kind, path, stat key, racy digest, value as held) of every entry for `paths`, of any kind."""
@@ -265,8 +295,14 @@ class StatCache:
             self.take_persisted()
         if entry is None and ck not in self._persisted:
             return False
-        if entry is not None and self._trusted_prefix is not None and self._vouched(entry, path):
-            return True
+        if entry is not None and self._trusted is not None and self._vouched(entry, path):
+            if self._recording is None and self._sync is not None:
+                self.sync()
+                entry = self._entries.get(ck)
+            if entry is not None and self._vouched(entry, path):
+                return True
+            if entry is None and ck not in self._persisted:
+                return False
         try:
             st = os.stat(path)
         except OSError:
@@ -312,6 +348,10 @@ class StatCache:
         kept = [(k, p, key, v) for (k, p), (key, v) in self._persisted.items() if (k, p) not in in_cache]
         return kept + held
 
+    def held_keys(self) -> list[tuple[str, StatKey]]:
+        """(path, stat key) of every entry held (what a verification pass stats)."""
+        return [(ck[1], e.key) for ck, e in self._entries.items()]
+
     def held_packed(self, kind: str) -> bool:
         """Whether values of `kind` are held packed (bytes, unpacked on each hit)."""
         return kind in self._packed
@@ -347,22 +387,52 @@ class StatCache:
     @property
     def trusting(self) -> bool:
         """Whether a watcher is trusted (see trust)."""
-        return self._trusted_prefix is not None
+        return self._trusted is not None
+
+    @property
+    def unwatched(self) -> frozenset[str]:
+        """The folders under the trusted watcher's that it does not watch (checked by stat)."""
+        return self._unwatched
 
     def watched_since(self, when: float) -> bool:
         """Whether a trusted watcher has been watching since `when` (a clock reading): it would have
         reported a change to what it watches made after that."""
-        return self._trusted_prefix is not None and when >= self._trust_since
+        return self._trusted is not None and when >= self._trust_since
 
-    def trust(self, prefix: str | None) -> None:
-        """Trust a watcher of the folder `prefix` (a real path) from now on; None: trust nothing.
+    def trust(self, folders: Iterable[str] | None, *, unwatched: Iterable[str] = ()) -> None:
+        """Trust a watcher of `folders` (real paths) from now on, but for the folders under them it could
+        not watch (`unwatched`, each with what lies under it); None: trust nothing.
 
-        Entries checked or stored from now on under `prefix` are served without
-        a stat until invalidated; older ones are stat-checked once first, since
-        changes made before the watcher started were never reported.
+        Entries checked or stored from now on in a watched folder are served
+        without a stat until invalidated; older ones are stat-checked once first,
+        since changes made before the watcher started were never reported.
+        Called again (an overflow, a folder it could not watch), it starts over.
         """
-        self._trusted_prefix = None if prefix is None else prefix.rstrip(os.sep) + os.sep
+        self._trusted = None if folders is None else tuple(f.rstrip(os.sep) + os.sep for f in folders)
+        self._unwatched = frozenset(u.rstrip(os.sep) for u in unwatched)
         self._trust_since = self._clock()
+
+    def sync_with(self, sync: Callable[[], None] | None) -> None:
+        """How to bring the trusted watcher up to date: `sync` takes the events it has pending (changes made
+        before the call) and invalidates what they touch. Called before an answer relies on the watcher:
+        by the first lookup of an answer (see Answers.recall), or a lookup made on its own."""
+        self._sync = sync
+
+    def sync_for_answer(self) -> None:
+        """Before an answer is looked up: sync, unless it is part of an answer already being worked out
+        (synced when that one began)."""
+        if self._recording is None:
+            self.sync()
+
+    def sync(self) -> None:
+        """Take the trusted watcher's pending events now (see sync_with); not within a sync."""
+        if self._sync is None or self._syncing or not self.sync_enabled or self._trusted is None:
+            return
+        self._syncing = True
+        try:
+            self._sync()
+        finally:
+            self._syncing = False
 
     def recheck(self) -> int:
         """Stat-check now every entry the trusted watcher does not vouch for yet (held from before it
@@ -373,7 +443,7 @@ class StatCache:
         entries, and those outside the watched folder or behind a symlink, are
         left to their lookups.
         """
-        if self._trusted_prefix is None:
+        if self._trusted is None:
             return 0
         since = self._trust_since
         now = self._clock()

@@ -155,6 +155,12 @@ class Memos:
         self.summary.drop_touching(touched)
         self.files.drop_touching(touched)
 
+    def inputs(self) -> Iterator[Inputs]:
+        """What every memoised answer read (what a verification pass stats)."""
+        for memo in (self.status, self.generate, self.buffer, self.summary, self.files):
+            for _key, entry in memo.items():
+                yield entry.inputs
+
     def clear(self) -> None:
         self.status.clear()
         self.generate.clear()
@@ -183,6 +189,9 @@ class Answers:
         being computed adds its inputs to the outer one's.
         """
         cache = self.cache
+        # Read-your-writes: the watcher's pending events (every change made before this call) are taken
+        # before a memoised answer is trusted on its word.
+        cache.sync_for_answer()
         hit = memo.get(key)
         if hit is not None:
             stored = hit.stored
@@ -248,7 +257,8 @@ class Answers:
             self.asked_at = outer
 
     def unvouched(self, inputs: Inputs) -> Inputs:
-        """The inputs a trusted watcher does not vouch for: outside its folder, or behind a symlink."""
+        """The inputs a trusted watcher does not vouch for: outside its folders, in one it could not watch,
+        or behind a symlink."""
         watched = self.cache.watched
         return [item for item in inputs if not watched(item[0])]
 

@@ -62,6 +62,19 @@ describe('status bar', () => {
     expect(m.tooltip).toContain('Click for perfd stats');
   });
 
+  it('says which folders the watcher could not watch, and the limit to raise', () => {
+    const watcher = {
+      backend: 'inotify', synced: true, watched: 8, max_user_watches: 8, watches_needed: 3,
+      unwatched: [{ path: 'work-space/plans/B', reason: 'the inotify watch limit is reached' }],
+    };
+    const m = statusBarModel('running', { ...stats, watcher } as StatsPayload);
+    expect(m.text).toBe('perfd 94% · 0.3 ms $(eye-closed) unwatched');
+    expect(m.tooltip).toContain('not watched: work-space/plans/B (the inotify watch limit is reached): checked by stat');
+    expect(m.tooltip).toContain('raise fs.inotify.max_user_watches from 8 to at least 11');
+    const healthy = statusBarModel('running', { ...stats, watcher: { ...watcher, unwatched: [] } } as StatsPayload);
+    expect(healthy.text).toBe('perfd 94% · 0.3 ms');
+  });
+
   it('warns when the team\'s Redis is down', () => {
     const team = { redis: 'redis://cache:6379/0', state: 'down', fail: 'open' };
     const s = { ...stats, llm: { team } } as unknown as StatsPayload;

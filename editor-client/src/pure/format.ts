@@ -106,12 +106,37 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
   // --- team: the shared Redis is down (fail open: local limits; fail closed: calls refused) ---
   const teamDown = live ? teamDownLine(stats) : undefined;
   if (teamDown) text += ' $(warning) Redis down';
+  // --- folders the watcher could not watch: answers stay right (checked by stat), but say so ---
+  const unwatched = live ? unwatchedLine(stats) : undefined;
+  if (unwatched) text += ' $(eye-closed) unwatched';
   lines.push(`**perfd** language server: ${state === 'idle' ? 'not started' : state}`);
   if (teamDown) lines.push('', teamDown);
+  if (unwatched) lines.push('', unwatched);
   if (detail) lines.push('', detail);
   if (live) lines.push('', ...statsLines(stats));
   lines.push('', warning ? 'Click to restart perfd' : 'Click for perfd stats');
   return { text, tooltip: lines.join('\n'), warning: warning || teamDown !== undefined };
+}
+
+/**
+ * What the file watcher could not watch (those folders are checked by stat, so answers stay right),
+ * or undefined while it watches everything (or there is no report).
+ */
+export function unwatchedLine(stats: StatsPayload): string | undefined {
+  const w = stats.watcher;
+  if (!w || typeof w !== 'object') return undefined;
+  const folders = Array.isArray(w.unwatched) ? w.unwatched : [];
+  if (folders.length > 0) {
+    const first = folders[0];
+    const more = folders.length > 1 ? ` and ${folders.length - 1} more` : '';
+    const need = num(w.watches_needed) ?? 0;
+    const limit = num(w.max_user_watches) ?? 0;
+    const raise = need > 0 ? `; raise fs.inotify.max_user_watches${limit ? ` from ${limit} to at least ${limit + need}` : ''}` : '';
+    return `⚠ not watched: ${first.path}${more} (${first.reason}): checked by stat until watched${raise}`;
+  }
+  const noEvents = Array.isArray(w.no_events) ? w.no_events : [];
+  if (noEvents.length > 0) return `⚠ ${noEvents.join(', ')}: a file system without change events, checked by stat`;
+  return undefined;
 }
 
 /** The warning for a team whose Redis is unreachable, or undefined while it is up (or there is no team). */

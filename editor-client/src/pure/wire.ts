@@ -91,6 +91,7 @@ export interface GenerateParams {
   achievement?: string | null;
   cwd?: string | null;
   trust_plan?: boolean;
+  sync?: boolean;
 }
 export interface GenerateResult {
   plan: string;
@@ -330,6 +331,7 @@ export interface StatsSnapshot {
   memo_misses?: number;
   metrics_addr?: string | null;
   metrics_error?: string | null;
+  watcher?: WatcherReport | null;
 }
 export interface CacheStats {
   entries: number;
@@ -449,10 +451,36 @@ export interface CacheLevel {
   misses: number;
   hit_rate: number;
 }
+/**
+ * How answers are kept fresh: the watcher, what it covers, and what is checked by stat instead.
+ */
+export interface WatcherReport {
+  backend: string;
+  synced?: boolean;
+  folders?: string[];
+  watched?: number;
+  unwatched?: UnwatchedFolder[];
+  no_events?: string[];
+  overflows?: number;
+  max_user_watches?: number;
+  watches_needed?: number;
+  verify_interval_s?: number;
+  verify_passes?: number;
+  verify_found?: number;
+  verify_cpu_share?: number;
+}
+/**
+ * A folder the watcher could not watch (so neither what lies under it): answers check it by stat.
+ */
+export interface UnwatchedFolder {
+  path: string;
+  reason: string;
+}
 export interface StatusParams {
   plan?: string | null;
   cwd?: string | null;
   trust_plan?: boolean;
+  sync?: boolean;
 }
 export interface SubscribeResult {
   subscribed: boolean;

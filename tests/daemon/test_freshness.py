@@ -413,3 +413,20 @@ def test_the_verification_pass_reports_its_cost(verifying: Env) -> None:
     assert w["verify_interval_s"] == 1.0 and 0 <= w["verify_cpu_share"] < 0.5
     assert "verification pass every 1 s" in env.cli("stats").stdout
 
+
+
+def test_a_plans_folder_that_goes_and_comes_back_is_watched_again(env: Env, oracle: Oracle) -> None:
+    make_plans(env, 2)
+    away = plans_dir(env) + ".away"
+
+    def synced(c: Any) -> bool:
+        return bool((c.call("stats")["result"]["watcher"] or {}).get("synced"))
+
+    with warm_daemon(env) as c:
+        os.rename(plans_dir(env), away)  # a checkout of a branch without it, say
+        env.wait_for(lambda: not synced(c), what="the watcher to end")
+        assert normal("status", c.call("status")["result"]) == oracle.ask("status") == []
+        os.rename(away, plans_dir(env))
+        assert normal("status", c.call("status")["result"]) == oracle.ask("status")  # by stat meanwhile
+        env.wait_for(lambda: synced(c), timeout=15, what="the watcher back")
+    assert_fresh_under(env, oracle, "P1")

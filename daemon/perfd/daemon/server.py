@@ -61,6 +61,7 @@ log = logging.getLogger("perfd.daemon")
 MAX_MODEL_CLIENTS = 4  # clients kept for distinct model settings (the daemon's own, and callers' PERFD_*)
 STORE_EVERY_S = 300.0  # the parse store is rewritten at most this often (and at stop) when something was parsed
 _enc = msgspec.json.Encoder()
+RE_WATCH_S = 1.0  # how often a daemon with nothing to watch looks again
 
 
 class AlreadyRunning(Exception):
@@ -272,15 +273,25 @@ class Daemon:
         from perfd.runtime.watcher import Watcher
 
         await self.signals.parsed.wait()
-        self.watcher = watcher = Watcher(self.engine.watch_folders(), on_drained=self.drained, root=self.root)
 
         def watching(on: bool) -> None:
             self.watching = on
             self.trust_watcher()
             self.signals.watch_ready.set()
 
+        delay = RE_WATCH_S
         try:
-            await watcher.run(self.files_changed, stop_event=self._stop_event, on_state=watching)
+            while True:
+                self.watcher = watcher = Watcher(self.engine.watch_folders(), on_drained=self.drained,
+                                                 root=self.root)
+                await watcher.run(self.files_changed, stop_event=self._stop_event, on_state=watching)
+                self.signals.watch_ready.set()
+                if self._stop_event is None or self._stop_event.is_set():
+                    return
+                # Nothing to watch, or the watched folder went (a checkout, a move): meanwhile answers are
+                # checked by stat; watch again once it is back (less often while it keeps failing).
+                delay = RE_WATCH_S if watcher.came_up or not watcher.folders else min(60.0, delay * 2)
+                await anyio.sleep(delay)
         finally:
             self.signals.watch_ready.set()
 

@@ -84,6 +84,7 @@ class Watcher:
         self.backend = "none"
         self.trees: list[InotifyTree] = []
         self.up = False  # watching (the watches are in place)
+        self.came_up = False  # it was, at some time
         self.overflows = 0
         self._batch: set[str] = set()  # taken but not reported yet (the debounced callback)
         self._restart = False
@@ -179,6 +180,7 @@ class Watcher:
     def _set_up(self, up: bool, on_state: OnState | None) -> None:
         if up != self.up:
             self.up = up
+            self.came_up |= up
             if on_state is not None:
                 on_state(up)
 

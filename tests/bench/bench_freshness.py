@@ -63,25 +63,24 @@ def socket_side_by_side(sock: str, plan: str, rounds: int) -> dict[str, list[flo
 
 
 def push_latency(sock: str, root: str, plan_path: str, writes: int) -> list[float]:
-    """Seconds from an APPROVED file's write returning to the planChanged notification's arrival."""
+    """Seconds from a file's write in a plan's folder returning to the arrival of the planChanged notification
+    that names it (each write a file of its own, so that a late notification is never taken for another's)."""
     from perfd.wire.rendezvous import Connection
 
-    fb = os.path.join(os.path.dirname(plan_path), "execution", "feedbacks")
-    os.makedirs(fb, exist_ok=True)
-    path = os.path.join(fb, "APPROVED_99.md")
+    folder = os.path.join(os.path.dirname(plan_path), "notes")
+    os.makedirs(folder, exist_ok=True)
     out = []
     with Connection(sock, timeout=30) as c:
         c.call("subscribe")
         for i in range(writes):
-            if i % 2 == 0:
-                with open(path, "w") as f:
-                    f.write("# APPROVED\n")
-            else:
-                os.unlink(path)
+            path = os.path.join(folder, f"note-{i}.md")
+            with open(path, "w") as f:
+                f.write("a note\n")
             t1 = time.perf_counter()
             while True:
                 msg = c.recv()
-                if isinstance(msg, dict) and msg.get("method") == "planChanged":
+                if (isinstance(msg, dict) and msg.get("method") == "planChanged"
+                        and path in msg["params"].get("changed", [])):
                     out.append(time.perf_counter() - t1)
                     break
             time.sleep(0.06)  # past the debounce: each write its own batch

@@ -173,10 +173,14 @@ class Engine:
         """One verification pass (see perfd.runtime.verify), a slice at a time: every file and folder that a
         cached value or a memoised answer holds is stat'ed, and what changed (or went) is dropped as a
         watcher's event would drop it. Each slice yields the paths it found changed."""
-        held: set[tuple[str, StatKey | None]] = set(self.cache.held_keys())
+        # Each path once: the cache's key, else the first memoised answer's (an answer whose input changed
+        # since was dropped by the change; one that is not vouched for is stat-checked when used anyway).
+        held: dict[str, StatKey | None] = dict(self.cache.held_keys())
         for inputs in self.memos.inputs():
-            held.update(inputs)
-        items = sorted(held, key=lambda item: item[0])
+            for path, key in inputs:
+                if path not in held:
+                    held[path] = key
+        items = list(held.items())
         stat = os.stat
         for i in range(0, len(items), slice_size):
             changed: list[str] = []

@@ -7,10 +7,12 @@ sends no events: none reaches the watcher, but each changes what stat says
 folder an answer or a cached value holds, a slice at a time (the event loop
 serves requests between slices), and hands what changed to the engine.
 
-Its cost grows with the workspace (one stat per file held: about 30 ms of CPU
-at 1,500 plans), so the interval bounds its CPU share: 10 s keeps it under
-1% of one core there (see tests/bench/bench_freshness.py). A change that
-raises no event is seen within one interval and one pass.
+Its cost grows with the workspace: one stat per file and folder held (about
+45,000 at 1,500 plans: 0.1 to 0.2 s of CPU a pass). The interval bounds its
+CPU share (30 s: under 1% of one core at 1,500 plans; see
+tests/bench/bench_freshness.py), and so does MAX_SHARE at any size: the next
+pass waits at least its cost over MAX_SHARE. A change that raises no event is
+seen within max(interval, cost / MAX_SHARE) and one pass.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import NamedTuple
 
 log = logging.getLogger("perfd.daemon")
 MIN_INTERVAL_S = 1.0  # a setting below this (a cloned repository's, say) does not get to burn a core
+MAX_SHARE = 0.01  # of one core, whatever the workspace's size: a larger one is verified less often
 
 Pass = Callable[[], Iterator[list[str]]]
 """One verification pass, a slice at a time: each yield gives the paths found changed (already dropped)."""
@@ -69,8 +72,9 @@ class Verifier:
         if self.interval_s <= 0:
             return
         self._since = time.monotonic()
+        wait = self.interval_s
         while True:
-            await anyio.sleep(self.interval_s)
+            await anyio.sleep(wait)
             found: set[str] = set()
             cpu = 0.0
             slices = self.one_pass()
@@ -88,6 +92,7 @@ class Verifier:
                 found.update(changed)
                 await anyio.lowlevel.checkpoint()  # requests go first
             self._count(found, cpu)
+            wait = max(self.interval_s, cpu / MAX_SHARE)
             if found:
                 log.info("verification pass: %d changes no event reported (e.g. %s)", len(found), min(found))
                 if self.on_found is not None:

@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         from perfd.cli.relay import main as lsp_main
 
         return lsp_main(list(argv), root, no_daemon)
+    if command == "mcp":
+        from perfd.agent.cli import main as mcp_main
+
+        return mcp_main(list(argv), cwd, forward)
     if command == "run":
         from perfd.cli.run_client import main as run_main
 

@@ -128,6 +128,9 @@ def _table() -> tuple[Command, ...]:
             Option("--show", help="list what it would allow, and whether it is allowed now", exclusive="trust"),
             Option("--revoke", help="ignore those settings again", exclusive="trust"),
         )),
+        Command("doctor", "check the installation: perfd, workspace, settings, daemon, watcher, model server, Redis, editor", (
+            Option("--json", help="print JSON"),
+        )),
         Command("init", "write a commented perfd.toml with every setting and its default", (
             Option("--force", help="replace an existing perfd.toml"),
             Option("--stdout", help="print it instead of writing the file"),

@@ -38,7 +38,7 @@ async def client(env: Env, *args: str, cwd: str | None = None,
     list_roots: Any = None
     if roots is not None:
         async def list_roots(ctx: object) -> types.ListRootsResult:
-            return types.ListRootsResult(roots=[types.Root(uri=f"file://{r}") for r in roots])  # type: ignore[arg-type]
+            return types.ListRootsResult(roots=[types.Root(uri=f"file://{r}") for r in roots or ()])  # type: ignore[arg-type]
 
     async def handler(message: object) -> None:
         if on_message is not None:
@@ -141,9 +141,16 @@ async def test_no_workspace_is_the_clis_error(env: Env) -> None:
 async def test_the_clients_roots_name_the_workspace(env: Env) -> None:
     outside = os.path.join(env.base, "elsewhere")
     os.makedirs(outside)
-    async with client(env, "--no-daemon", cwd=outside, roots=[outside, env.root]) as s:
+    roots = [outside, env.root]
+    async with client(env, "--no-daemon", cwd=outside, roots=roots) as s:
         got = await s.call_tool("next_step", {"plan": "FEAT"})
         assert not got.isError and text(got) == env.cli("generate", "--next", "@FEAT").stdout
+        # the client's roots change: the next answer comes from the workspace they name now
+        other = make_workspace(os.path.join(env.base, "second"), name="SECOND")
+        roots[:] = [other]
+        await s.send_roots_list_changed()
+        got = await s.call_tool("status", {})
+        assert got.structuredContent is not None and got.structuredContent["root"] == other
 
 
 async def test_bad_root_option_is_the_clis_error(env: Env) -> None:

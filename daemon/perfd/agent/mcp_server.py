@@ -52,10 +52,13 @@ class McpService:
 
     def __init__(self, root_option: str | None, cwd: str, forward: Forward | None) -> None:
         root, self.bad_root = find_root(root_option, cwd)
+        self.cwd = cwd
         self.forward = forward
         self.answerer = Answerer(root, cwd, forward)
-        # The client's roots are asked only when neither --root nor the starting folder names a workspace.
-        self.ask_roots = root is None and root_option is None
+        # The client's roots are asked only when neither --root nor the starting folder names a workspace
+        # (and again when the client says its roots changed).
+        self.by_roots = root is None and root_option is None
+        self.ask_roots = self.by_roots
         self.session: ServerSession | None = None
         self.listed: tuple[tuple[str, str | None, str, int], ...] | None = None  # the prompts the client saw
         self.server: Server[object, object] = Server("perfd", version=__version__, instructions=INSTRUCTIONS)
@@ -101,10 +104,10 @@ class McpService:
                 return
 
     async def roots_changed(self, _: types.RootsListChangedNotification) -> None:
-        if self.answerer.root is None or self.answerer.cwd != self.answerer.root:
+        if not self.by_roots:
             return  # the workspace came from --root or the starting folder: the client's roots do not move it
         self.ask_roots = True
-        self.answerer = Answerer(None, self.answerer.cwd, self.forward)
+        self.answerer = Answerer(None, self.cwd, self.forward)
 
     # -- tools -----------------------------------------------------------------------------------
 

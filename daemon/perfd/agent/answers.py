@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
+
+if TYPE_CHECKING:  # the engine is loaded only to answer in this process (through the daemon, never)
+    from perfd.engine.engine import Engine
 
 
 # perfd.cli.client.forward, given by the client (importing it here would tie the client to this module

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # from this; it lives here because the thin client reads it on every call, and this module is loaded
 # already: one more module would cost the call about 0.2 ms (PERF-NOTES.md).
 SERVED = {
-    "generate": "daemon", "status": "daemon", "run": "own", "lsp": "own", "stats": "daemon", "config": "local",
-    "trust": "local", "init": "local", "completion": "local", "schema": "local", "daemon": "own",
+    "generate": "daemon", "status": "daemon", "run": "own", "lsp": "own", "mcp": "own", "stats": "daemon", "config": "local",
+    "trust": "local", "doctor": "local", "init": "local", "completion": "local", "schema": "local", "daemon": "own",
 }
 HELP_FLAGS = ("-h", "--help")

@@ -13,7 +13,7 @@ table is built only when the parser, help or completion asks (commands()).
 # Where a command is served (Command.served):
 DAEMON = "daemon"  # answered by perfd.app.commands, through the workspace's daemon when one can run
 LOCAL = "local"  # only in the caller's process: writes files in the caller's name, or needs no workspace
-OWN = "own"  # its own entry point in the client: `run` (streams), `lsp` (a relay), `daemon` (control)
+OWN = "own"  # its own entry point in the client: `run` (streams), `lsp` (a relay), `mcp`, `daemon` (control)
 
 # Each command, in the order help lists it, and where it is served (kept in perfd/__init__.py, which the
 # thin client loads anyway: see there).
@@ -105,6 +105,7 @@ def _table() -> tuple[Command, ...]:
         Command("lsp", "the language server over stdio, relayed to the workspace's daemon", (
             Option("--standalone", help="run everything in this process"),
         )),
+        Command("mcp", "an MCP server over stdio for coding agents: plans, next steps and their prompts (read only)"),
         Command("stats", "the daemon's counters: cache, requests, latency, watcher, memory", (
             Option("--json", help="print JSON", exclusive="format"),
             Option("--prometheus", help="print the Prometheus text exposition format", exclusive="format"),
@@ -126,6 +127,9 @@ def _table() -> tuple[Command, ...]:
         Command("trust", "allow the workspace's settings that send data, read outside it or spend money", (
             Option("--show", help="list what it would allow, and whether it is allowed now", exclusive="trust"),
             Option("--revoke", help="ignore those settings again", exclusive="trust"),
+        )),
+        Command("doctor", "check the installation: perfd, workspace, settings, daemon, watcher, model server, Redis, editor", (
+            Option("--json", help="print JSON"),
         )),
         Command("init", "write a commented perfd.toml with every setting and its default", (
             Option("--force", help="replace an existing perfd.toml"),

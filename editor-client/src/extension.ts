@@ -10,6 +10,8 @@ import type { LanguageClient } from 'vscode-languageclient/node';
 import type { PerfdApi } from './api';
 import { Commands, Host, NOT_RUNNING, Ui } from './commands';
 import { liveRun, RunHost } from './liveRun';
+import { registerMcpServers } from './mcp';
+import { mcpDefinitions } from './pure/mcp';
 import { ServerState, statsMarkdown, statusBarModel } from './pure/format';
 import { Dashboard } from './dashboard';
 import { historyCommand, INSTALL_HELP, isPlanFile, readSettings, resolveExecutable, RESTART_KEYS, serverCommand, Settings } from './pure/settings';
@@ -529,6 +531,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<PerfdE
   }));
   for (const d of vscode.workspace.textDocuments) serveFileFolder(d);
   context.subscriptions.push(vscode.workspace.onDidOpenTextDocument(serveFileFolder));
+  // `perfd mcp` for agent mode, per folder with plans (VS Code 1.101+; nothing in Restricted Mode).
+  const version = (context.extension?.packageJSON as { version?: string } | undefined)?.version ?? '';
+  context.subscriptions.push(...registerMcpServers(async () => {
+    const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file');
+    const found = await Promise.all(folders.map((f) => folderHasPlans(f)));
+    return mcpDefinitions(
+      folders.filter((_, i) => found[i]).map((f) => ({ name: f.name, path: f.uri.fsPath })),
+      (folder) => ext.settings(folder),
+      (cmd, cwd) => resolveExecutable(cmd, {
+        PATH: process.env.PATH, PATHEXT: process.env.PATHEXT, platform: process.platform, isExecutable, cwd, home: os.homedir(),
+      }),
+      vscode.workspace.isTrusted,
+      version,
+    );
+  }));
   return ext;
 }
 

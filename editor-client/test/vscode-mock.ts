@@ -156,6 +156,8 @@ export const state = {
   contexts: new Map<string, unknown>(),
   editorListeners: new EventEmitter<unknown>(),
   folderListeners: new EventEmitter<{ added: { uri: Uri; name: string; index: number }[]; removed: { uri: Uri; name: string; index: number }[] }>(),
+  /** MCP server definition providers, by id (vscode.lm.registerMcpServerDefinitionProvider). */
+  mcpProviders: new Map<string, unknown>(),
   /** VS Code's workspace trust (false: Restricted Mode). */
   trusted: true,
   trustListeners: new EventEmitter<void>(),
@@ -185,6 +187,7 @@ export function resetMock() {
   state.folderListeners = new EventEmitter();
   state.trusted = true;
   state.trustListeners = new EventEmitter();
+  state.mcpProviders = new Map();
 }
 
 function message(level: string) {
@@ -326,4 +329,23 @@ export const env = {
     readText: vi.fn(async () => state.clipboard),
   },
   openExternal: vi.fn(async () => true),
+};
+
+/** VS Code 1.101's MCP API: a stdio server definition, and the provider registry. */
+export class McpStdioServerDefinition {
+  cwd?: Uri;
+  constructor(
+    readonly label: string,
+    readonly command: string,
+    readonly args: string[] = [],
+    readonly env: Record<string, string | number | null> = {},
+    readonly version?: string,
+  ) {}
+}
+
+export const lm = {
+  registerMcpServerDefinitionProvider: vi.fn((id: string, provider: unknown) => {
+    state.mcpProviders.set(id, provider);
+    return { dispose: () => state.mcpProviders.delete(id) };
+  }),
 };

@@ -238,6 +238,12 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
             return _stats(args, cwd, stats_for, tty=tty, known_root=known_root)
         if args.command in ("config", "trust"):
             return _settings(args, cwd)
+        if args.command == "doctor":
+            from perfd.app.doctor import render, run_checks
+
+            report = run_checks(args.root, cwd, find_root=resolve_root, engine_for=engine_in_process)
+            text = encode_json(report).decode() + "\n" if args.json else render(report)
+            return Output(stdout=text, code=exitcodes.OK if report.ok else exitcodes.ERROR)
         root = known_root or resolve_root(args.root, cwd)
         engine = engine_for(root) if engine_for else engine_in_process(root)
         if args.command == "generate":

@@ -2,11 +2,16 @@
 
 Completes the subcommands, each one's options, and the fixed choices
 (`daemon start|stop|...`, `--format csv|...`, `completion bash|zsh|fish`);
-values such as paths fall back to the shell's file completion.
+values such as paths fall back to the shell's file completion. After a command
+that takes a plan (Command.takes_plan) it offers the workspace's `@PLAN` names,
+and after a plan, for a command that takes an achievement, its achievement
+numbers: the scripts ask `perfd __complete plans|achievements @PLAN [--root DIR]`
+(perfd.cli.client.complete), which asks the running daemon and never starts one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from perfd import command_registry as registry
@@ -44,6 +49,29 @@ def _commands(spec: Spec) -> list[str]:
     return [c for c in spec if c]
 
 
+def _names(what: str) -> tuple[str, ...]:
+    """The commands that take a plan ("plan") or an achievement after it ("achievement")."""
+    return tuple(c.name for c in registry.commands()
+                 if (c.takes_plan if what == "plan" else c.takes_achievement))
+
+
+def completion_words(kind: str, status_json: str) -> list[str]:
+    """`@PLAN` names ("plans", from `perfd status --json`) or achievement numbers ("achievements", from
+    `perfd status --json @PLAN`); a name a shell could not take as one word (white space, control
+    characters) is left out."""
+    try:
+        got = json.loads(status_json)
+    except ValueError:
+        return []
+    if not isinstance(got, dict):
+        return []
+    if kind == "plans":
+        words = ["@" + str(p.get("plan", "")) for p in got.get("plans", []) if isinstance(p, dict)]
+    else:
+        words = [str(a.get("number", "")) for a in got.get("achievements", []) if isinstance(a, dict)]
+    return [w for w in words if w.strip("@") and w.isprintable() and not any(c.isspace() for c in w)]
+
+
 def bash(spec: Spec) -> str:
     cases = []
     for name, (options, choices, positional) in spec.items():
@@ -52,13 +80,30 @@ def bash(spec: Spec) -> str:
         value_cases = "".join(f'            {opt}) COMPREPLY=($(compgen -W "{" ".join(vals)}" -- "$cur")); return;;\n'
                               for opt, vals in choices.items())
         words = " ".join(options + positional)
+        plans = ""
+        if name in _names("plan"):
+            # a plan's achievements once it is named (where the command takes one), else the plans
+            ach = (f'                [[ -n $plan ]] && {{ COMPREPLY=($(compgen -W "$(_perfd_words achievements "$plan")" '
+                   f'-- "$cur")); return; }}\n') if name in _names("achievement") else ""
+            plans = ("            if [[ $cur != -* ]]; then\n                local plan=\"\" w\n"
+                     "                for w in \"${COMP_WORDS[@]:1:COMP_CWORD-1}\"; do [[ $w == @* ]] && plan=$w; done\n"
+                     f"{ach}"
+                     "                if [[ -z $plan ]]; then\n"
+                     "                    COMPREPLY+=($(compgen -W \"$(_perfd_words plans)\" -- \"$cur\"))\n"
+                     "                    [[ $cur == @* ]] && return\n                fi\n            fi\n")
         cases.append(f"        {name})\n            case \"$prev\" in\n{value_cases}"
                      f"            --root) COMPREPLY=($(compgen -d -- \"$cur\")); return;;\n            esac\n"
-                     f"            COMPREPLY=($(compgen -W \"{words}\" -- \"$cur\"))\n"
+                     f"            COMPREPLY=()\n{plans}"
+                     f"            COMPREPLY+=($(compgen -W \"{words}\" -- \"$cur\"))\n"
                      f"            [[ $cur != -* ]] && COMPREPLY+=($(compgen -f -- \"$cur\"))\n            ;;\n")
     top = " ".join(_commands(spec) + spec[""][0])
     return f"""# perfd completion for bash: source it, or save it as
 # ~/.local/share/bash-completion/completions/perfd
+_perfd_words() {{
+    local root="" i
+    for ((i = 1; i < COMP_CWORD; i++)); do [[ ${{COMP_WORDS[i]}} == --root ]] && root=${{COMP_WORDS[i+1]}}; done
+    perfd __complete "$@" ${{root:+--root "$root"}} 2>/dev/null
+}}
 _perfd() {{
     local cur prev cmd i
     cur="${{COMP_WORDS[COMP_CWORD]}}"
@@ -89,12 +134,27 @@ def zsh(spec: Spec) -> str:
             continue
         words = " ".join(options + positional)
         value_cases = "".join(f"        {opt}) compadd -- {' '.join(vals)}; return;;\n" for opt, vals in choices.items())
+        plans = ""
+        if name in _names("plan"):
+            ach = ('        [[ -n $plan ]] && { found=(${(f)"$(_perfd_words achievements $plan)"}); '
+                   'compadd -- $found; return; }\n') if name in _names("achievement") else ""
+            plans = ("      if [[ $PREFIX != -* ]]; then\n        local plan=\"\" w; local -a found\n"
+                     "        for w in $words[2,CURRENT-1]; do [[ $w == @* ]] && plan=$w; done\n"
+                     f"{ach}"
+                     "        if [[ -z $plan ]]; then\n"
+                     "          found=(${(f)\"$(_perfd_words plans)\"}); compadd -- $found\n"
+                     "          [[ $PREFIX == @* ]] && return\n        fi\n      fi\n")
         cases.append(f"    {name})\n      case $words[CURRENT-1] in\n{value_cases}"
-                     f"        --root) _files -/; return;;\n      esac\n"
+                     f"        --root) _files -/; return;;\n      esac\n{plans}"
                      f"      compadd -- {words}; _files\n      ;;\n")
     top = " ".join(_commands(spec) + spec[""][0])
     return f"""#compdef perfd
 # perfd completion for zsh: save it as _perfd in a folder of your $fpath
+_perfd_words() {{
+  local root="" i
+  for ((i = 2; i < CURRENT; i++)); do [[ $words[i] == --root ]] && root=$words[i+1]; done
+  perfd __complete "$@" ${{root:+--root}} ${{root:+$root}} 2>/dev/null
+}}
 _perfd() {{
   local cmd="" i
   for ((i = 2; i < CURRENT; i++)); do
@@ -118,11 +178,35 @@ if [[ $zsh_eval_context[-1] == loadautofunc ]]; then _perfd "$@"; else compdef _
 def fish(spec: Spec) -> str:
     cmds = _commands(spec)
     lines = ["# perfd completion for fish: save it as ~/.config/fish/completions/perfd.fish",
+             "function __perfd_words",
+             "    set -l tokens (commandline -opc)",
+             "    set -l root",
+             "    for i in (seq (count $tokens))",
+             "        if test \"$tokens[$i]\" = --root; and test $i -lt (count $tokens)",
+             "            set root --root $tokens[(math $i + 1)]",
+             "        end",
+             "    end",
+             "    perfd __complete $argv $root 2>/dev/null",
+             "end",
+             "function __perfd_plan_given",
+             "    for t in (commandline -opc)[2..-1]",
+             "        if string match -q -- '@*' $t",
+             "            echo $t",
+             "            return 0",
+             "        end",
+             "    end",
+             "    return 1",
+             "end",
              "complete -c perfd -f"]
     none = f"not __fish_seen_subcommand_from {' '.join(cmds)}"
     lines.append(f"complete -c perfd -n '{none}' -a '{' '.join(cmds)}'")
     for opt in spec[""][0]:
         lines.append(f"complete -c perfd -n '{none}' -l {opt[2:]}" + (" -r -F" if opt == "--root" else ""))
+    takes_plan, takes_achievement = " ".join(_names("plan")), " ".join(_names("achievement"))
+    lines.append(f"complete -c perfd -n '__fish_seen_subcommand_from {takes_plan}; and not __perfd_plan_given >/dev/null'"
+                 " -a '(__perfd_words plans)'")
+    lines.append(f"complete -c perfd -n '__fish_seen_subcommand_from {takes_achievement}; and __perfd_plan_given >/dev/null'"
+                 " -a '(__perfd_words achievements (__perfd_plan_given))'")
     for name, (options, choices, positional) in spec.items():
         if not name:
             continue

@@ -31,7 +31,7 @@ from perfd.paths import find_workspace_root, holds_plans, is_workspace_root, set
 from perfd.wire.codes import SETTINGS_CHANGED, SETTINGS_DIFFER, VERSION_MISMATCH
 from perfd.wire.ipc import RAW_PREFIX, parse_raw
 from perfd.wire.ipc import FrameDecoder, frame
-from perfd.wire.rendezvous import (StatePaths, connect, daemon_supported, read_frame, request_body,
+from perfd.wire.rendezvous import (StatePaths, connect, daemon_supported, exchange, read_frame, request_body,
                                   state_paths)
 
 _VERSION_MISMATCH = b'"code":%d' % VERSION_MISMATCH
@@ -195,10 +195,48 @@ def _in_process(argv: list[str], cwd: str) -> int:
     return out.code
 
 
+def complete(argv: list[str], cwd: str) -> int:
+    """`perfd __complete plans|achievements @PLAN [--root DIR]`: the words the shell completion scripts
+    (perfd.app.completion) offer, one a line: the running daemon's (never starting one), else this
+    process's. Never an error: a shell shows nothing rather than a message."""
+    root, _, _ = read_line(argv, cwd)
+    kind = argv[0] if argv else ""
+    plan = argv[1] if kind == "achievements" and len(argv) > 1 and argv[1].startswith("@") else None
+    if root is None or kind not in ("plans", "achievements") or (kind == "achievements" and plan is None):
+        return 0
+    status = ["status", "--json"] + ([plan] if plan else [])
+    text = None
+    if daemon_supported():
+        try:
+            s = connect(state_paths(root).sock, 2.0)
+            try:
+                body = exchange(s, cli_request(status, cwd, root))
+            finally:
+                s.close()
+            if body[:4] == RAW_PREFIX:
+                code, out, _ = parse_raw(body)
+                text = out.decode("utf-8", "replace") if code == 0 else ""
+        except (OSError, UnicodeEncodeError):
+            pass  # no daemon (or not one that answers now): in-process
+    if text is None:
+        from perfd.app.commands import run
+
+        out_ = run(status, cwd, root=root)
+        text = out_.stdout if out_.code == 0 else ""
+    from perfd.app.completion import completion_words
+
+    words = completion_words(kind, text)
+    if words:
+        sys.stdout.write("\n".join(words) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     cwd = os.getcwd()
+    if argv[:1] == ["__complete"]:
+        return complete(argv[1:], cwd)
     root, command, no_daemon = read_line(argv, cwd)
     if wants_help(argv):
         # Help is printed by the one parser, in this process: it starts, relays or serves nothing.
@@ -226,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         from perfd.cli.relay import main as lsp_main
 
         return lsp_main(list(argv), root, no_daemon)
+    if command == "mcp":
+        from perfd.agent.cli import main as mcp_main
+
+        return mcp_main(list(argv), cwd, forward)
     if command == "run":
         from perfd.cli.run_client import main as run_main
 

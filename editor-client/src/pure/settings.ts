@@ -77,6 +77,15 @@ export function historyCommand(s: Settings): { command: string; args: string[] }
   return perfdCommand(s, ['stats', '--history', '--json', ...rootArgs(s)]);
 }
 
+/**
+ * The MCP server of one workspace folder, `perfd mcp --root FOLDER`, for VS Code's agent mode: kept
+ * off the shared daemon (`--no-daemon`) when the extra arguments keep the language server off it.
+ */
+export function mcpCommand(s: Settings, folder: string): { command: string; args: string[] } {
+  const alone = s.args.some((a) => a === '--standalone' || a === '--no-daemon');
+  return perfdCommand(s, ['mcp', '--root', folder, ...(alone ? ['--no-daemon'] : [])]);
+}
+
 /** Only `--root` of the extra arguments applies to the commands the extension runs beside the server. */
 function rootArgs(s: Settings): string[] {
   const root: string[] = [];

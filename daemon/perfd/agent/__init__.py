@@ -1,0 +1,1 @@
+"""perfd for coding agents: the MCP server (`perfd mcp`) and what it answers with."""

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 
 Status = Literal["pass", "fail", "skip"]
 MODELS_TIMEOUT_S = 5.0
-WATCH_LIMIT = "fs.inotify.max_user_watches"  # read with sysctl(8): Linux's inotify only
+WATCH_LIMIT = "fs.inotify.max_user_watches"  # Linux's inotify only
 # Where VS Code and its forks keep installed extensions, under the home folder.
 EXTENSION_DIRS = (".vscode/extensions", ".vscode-server/extensions", ".vscode-oss/extensions",
                   ".cursor/extensions", ".windsurf/extensions")
@@ -179,11 +178,11 @@ def check_watcher(ctx: Context) -> Check:
         return _skip("file watcher", "no workspace")
     if not sys.platform.startswith("linux"):
         return _skip("file watcher", f"no watch limit to check on {sys.platform}")
-    try:
-        got = subprocess.run(["sysctl", "-n", WATCH_LIMIT], capture_output=True, text=True, timeout=5)
-        limit = int(got.stdout.strip())
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        return _skip("file watcher", f"the watch limit cannot be read with sysctl ({shown(str(exc))})")
+    from perfd.runtime.inotify import max_user_watches
+
+    limit = max_user_watches()  # what the daemon's watcher reads too
+    if limit <= 0:
+        return _skip("file watcher", f"the watch limit ({WATCH_LIMIT}) cannot be read")
     folders = folders_to_watch(ctx.plans_dir)
     detail = f"{folders} folder{'s' * (folders != 1)} to watch, limit {limit} (fs.inotify.max_user_watches)"
     if folders >= limit:

@@ -38,6 +38,7 @@ from perfd import exitcodes
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.types import GenerateResult
+from perfd.engine.workspace import display_path
 from perfd.wire.protocol import RunAnswer
 
 from perfd.app.context import Inlined, self_contained
@@ -155,24 +156,29 @@ def no_provider_error() -> NoModel:
     return NoModel("no model is configured, so there is nothing to run", hint=first, details=rest, api_key_env=None)
 
 
-def check_writable(engine: Engine, result: GenerateResult, *, force: bool) -> str:
-    """The file `--write` would write for `result`, inside the workspace; a UserError when it cannot."""
-    if result.write_path is None:
-        raise UserError(f"achievement {result.achievement} is in state {result.state}, which asks for no new file",
-                        hint="run without --write and act on the answer yourself", code="nothing-to-write")
-    path = engine.workspace.check_inside(result.write_path)
-    if not force and os.path.lexists(path):
-        raise UserError(f"{os.path.relpath(path, engine.root)} exists; not overwritten",
-                        hint="pass --force to replace it", code="file-exists")
-    return path
-
-
 class WriteFailed(UserError):
     """The answer could not be written for another reason than "exists": one line naming the file and
     the OS error."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="write-failed")
+
+
+def check_writable(engine: Engine, result: GenerateResult, *, force: bool) -> str:
+    """The file `--write` would write for `result`, inside the workspace; a UserError when it cannot."""
+    if result.write_path is None:
+        raise UserError(f"achievement {result.achievement} is in state {result.state}, which asks for no new file",
+                        hint="run without --write and act on the answer yourself", code="nothing-to-write")
+    try:
+        path = engine.check_inside(result.write_path)
+        exists = not force and os.path.lexists(path)
+    except OSError as exc:  # a folder of the path swapped meanwhile: realpath met a link that went
+        raise WriteFailed(f"cannot write {display_path(engine.root, result.write_path)}: "
+                          f"{exc.strerror or exc}") from None
+    if exists:
+        raise UserError(f"{os.path.relpath(path, engine.root)} exists; not overwritten",
+                        hint="pass --force to replace it", code="file-exists")
+    return path
 
 
 def write_answer(engine: Engine, result: GenerateResult, text: str, *, force: bool) -> str:

@@ -64,7 +64,9 @@ def estimate_tokens(text: str) -> int:
 
 def _fence(text: str) -> str:
     """A backtick fence longer than any run of backticks in `text` (CommonMark: it cannot close early)."""
-    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
+    if "```" not in text:  # most files: no scan
+        return "```"
+    longest = max(len(m) for m in re.findall(r"`{3,}", text))
     return "`" * (longest + 1)
 
 

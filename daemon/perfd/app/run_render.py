@@ -274,9 +274,12 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         first = results[0]
         if request.options.write and not request.parallel:
             check_writable(engine, first, force=request.options.force)  # before paying for an answer
+        calls = [prepare_call(engine, llm, r, request.options) for r in results]
     except UserError as exc:
         return RunResult(code=_error(exc, err))
-    calls = [prepare_call(engine, llm, r, request.options) for r in results]
+    except OSError as exc:  # the plan's files changed while they were read (a folder swapped for a link)
+        return RunResult(code=_error(UserError(f"cannot read the plan's files: {exc}", code="unreadable",
+                                               hint="run again once they stay still"), err))
     if request.dry_run:
         for call in calls:
             d = dry_run(call, llm)

@@ -53,8 +53,12 @@ def write_atomic(path: str, text: str | bytes, *, force: bool = False) -> None:
             os.unlink(tmp)
 
 
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# POSIX. Windows lacks O_NOFOLLOW, O_DIRECTORY and dir_fd: write_under checks each folder by lstat there.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+_AT = bool(_NOFOLLOW and getattr(os, "O_DIRECTORY", 0)) and os.open in os.supports_dir_fd
 
 
 def open_folder(root: str, parts: Sequence[str], *, create: bool = False) -> int:
@@ -109,6 +113,10 @@ def write_under(root: str, relpath: str, text: str | bytes, *, force: bool = Fal
     parts = [p for p in relpath.split(os.sep) if p not in ("", ".")]
     if not parts or ".." in parts:
         raise OSError(errno.EINVAL, "not a path inside the folder", relpath)
+    if not _AT:
+        _check_folders(root, parts[:-1])
+        write_atomic(os.path.join(root, *parts), text, force=force)
+        return
     dfd = open_folder(root, parts[:-1], create=True)
     name = parts[-1]
     tmp = ""
@@ -147,6 +155,23 @@ def write_under(root: str, relpath: str, text: str | bytes, *, force: bool = Fal
             except OSError:
                 pass
         os.close(dfd)
+
+
+def _check_folders(root: str, parts: Sequence[str]) -> None:
+    """Without dir_fd (Windows): each folder made or checked to be a folder, not a link (best effort)."""
+    path = root
+    for name in parts:
+        path = os.path.join(path, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, "a symbolic link where a folder should be (not followed)",
+                          os.path.relpath(path, root))
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.path.relpath(path, root))
 
 
 def _lexists_at(name: str, dfd: int) -> bool:

@@ -133,7 +133,7 @@ def test_a_changed_referenced_file_is_a_new_call(ws: Path, server: FakeServer) -
 def test_dry_run_sends_nothing_and_shows_the_exact_request(ws: Path, server: FakeServer) -> None:
     code, out, err = run(ws, server, "@API-CLIENT", "1.2", "--dry-run")
     assert code == 0 and server.records == []
-    assert "dry run, nothing sent" in err and "prompt tokens of a budget of 32000" in err
+    assert "dry run, nothing sent" in err and "prompt tokens (4 bytes a token) of a budget of 32000" in err
     code, jout, _err = run(ws, server, "@API-CLIENT", "1.2", "--dry-run", "--json", PERFD_LLM_PRICE_PROMPT_PER_1K="1.0")
     assert code == 0 and server.records == []
     d = json.loads(jout)
@@ -163,3 +163,27 @@ def test_the_cut_is_deterministic_and_a_fence_cannot_be_closed_by_the_content() 
     assert "\n`````\n```\n# not a heading" in a.prompt  # a fence longer than any run of backticks inside
     small = inline("Do it.\n", [Source("a.md", "x" * 100_000)], 150)
     assert small.left_out == ["a.md"] and small.files == [] and "a.md (whole file)" in small.prompt
+
+
+def test_the_estimate_is_calibrated_from_the_servers_counts_in_steps(ws: Path, server: FakeServer) -> None:
+    from perfd.app.calibration import MIN_TOKENS, Sample, calibration, figure
+
+    assert figure(None) == 4.0 and figure(Sample(10_000, MIN_TOKENS - 1)) == 4.0
+    assert figure(Sample(2 * MIN_TOKENS, MIN_TOKENS)) == 2.0 and figure(Sample(int(2.2 * MIN_TOKENS), MIN_TOKENS)) == 2.0
+    assert figure(Sample(100 * MIN_TOKENS, MIN_TOKENS)) == 8.0  # within bounds whatever a server says
+    # A server that counts a token for every two bytes: the budget holds half the text it did.
+    cal = calibration()
+    assert cal is not None
+    cal.observe("fake-model", 2 * MIN_TOKENS, MIN_TOKENS)
+    assert cal.bytes_per_token("fake-model") == 2.0 and cal.bytes_per_token("another-model") == 4.0
+    subplan = ws / PLANS / "API-CLIENT" / "subplans" / "SUBPLAN_API-CLIENT_12.md"
+    subplan.write_text(subplan.read_text() + "- a line of the plan's own words\n" * 2000)
+    code, out, err = run(ws, server, "@API-CLIENT", "1.2", "--dry-run", "--json", PERFD_LLM_CONTEXT_TOKENS="3000")
+    d = json.loads(out)
+    assert code == 0 and d["bytes_per_token"] == 2.0 and server.records == []
+    assert len(d["messages"][0]["content"].encode()) <= 3000 * 2 < 3000 * 4 and d["cut"]
+    # What a real call's server counts is added (the stand-in counts a token per four characters).
+    code, _out, err = run(ws, server, "@API-CLIENT", "1.2")
+    assert code == 0, err
+    got = json.loads(Path(cal.path).read_text())["fake-model"]
+    assert got["tokens"] > MIN_TOKENS and got["bytes"] > 2 * MIN_TOKENS

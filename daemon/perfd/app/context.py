@@ -7,7 +7,8 @@ state's template names, in the order it first names them, each under its
 workspace-relative name as a heading.
 
 The budget is in estimated tokens (UTF-8 bytes / 4: no tokenizer to download;
-it errs on the generous side for English prose and code). What does not fit is
+once a model's server has counted enough prompts, the bytes per token its
+counts show: perfd.app.calibration). What does not fit is
 cut at a line boundary with a marked line, and the prompt ends saying what was
 left out. The cut depends only on the content and the budget, so the same files
 and model give the same prompt, and so the same response-cache key; a changed
@@ -52,14 +53,15 @@ class Inlined(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str
     tokens: int
     budget: int
+    bytes_per_token: float = BYTES_PER_TOKEN
     files: list[str]  # headings of the files inlined whole
     cut: list[str] = []  # "NAME (lines A-B of N left out)"
     left_out: list[str] = []  # headings of the files left out whole
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens `text` is taken to cost: its UTF-8 bytes / 4, rounded up (no tokenizer, no download)."""
-    return -(-len(text.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN)
+def estimate_tokens(text: str, bytes_per_token: float = BYTES_PER_TOKEN) -> int:
+    """Tokens `text` is taken to cost: its UTF-8 bytes / `bytes_per_token`, rounded up (no tokenizer)."""
+    return -int(-len(text.encode("utf-8", "surrogatepass")) // bytes_per_token)
 
 
 def _fence(text: str) -> str:
@@ -76,13 +78,13 @@ def _block(heading: str, text: str) -> str:
     return f"### {heading}\n\n{fence}\n{body}{fence}\n"
 
 
-def _cut(heading: str, text: str, room: int) -> tuple[str, str] | None:
+def _cut(heading: str, text: str, room: int, bpt: float) -> tuple[str, str] | None:
     """The block of `text` cut at a line boundary to fit `room` tokens, and what it left out; None when
     not even MIN_CUT_TOKENS of it fit."""
     lines = text.splitlines(keepends=True)
-    overhead = estimate_tokens(_block(heading, "") + CUT_MARK + "\n") + 8
-    allowed = (room - overhead) * BYTES_PER_TOKEN
-    if allowed < MIN_CUT_TOKENS * BYTES_PER_TOKEN:
+    overhead = estimate_tokens(_block(heading, "") + CUT_MARK + "\n", bpt) + 8
+    allowed = int((room - overhead) * bpt)
+    if allowed < MIN_CUT_TOKENS * bpt:
         return None
     used = kept = 0
     for line in lines:
@@ -100,27 +102,29 @@ def _cut(heading: str, text: str, room: int) -> tuple[str, str] | None:
     return _block(heading, head + CUT_MARK + f" ({note})\n"), f"{heading} ({note})"
 
 
-def inline(prompt: str, sources: Sequence[Source], budget: int) -> Inlined:
+def inline(prompt: str, sources: Sequence[Source], budget: int, bytes_per_token: float = BYTES_PER_TOKEN) -> Inlined:
     """`prompt` followed by every source, in order, within `budget` estimated tokens (see the module)."""
+    bpt = bytes_per_token
     if not sources:
-        return Inlined(prompt=prompt, tokens=estimate_tokens(prompt), budget=budget, files=[])
+        return Inlined(prompt=prompt, tokens=estimate_tokens(prompt, bpt), budget=budget, files=[],
+                       bytes_per_token=bpt)
     head = (prompt.rstrip("\n") + "\n\n## The files named above\n\n"
             "Their content follows, each under its name: you need not (and cannot) open them.\n\n")
     parts = [head]
-    room = budget - estimate_tokens(head) - NOTE_RESERVE
+    room = budget - estimate_tokens(head, bpt) - NOTE_RESERVE
     files: list[str] = []
     cut: list[str] = []
     left: list[str] = []
     for src in sources:
         block = _block(src.heading, src.text)
-        cost = estimate_tokens(block)
+        cost = estimate_tokens(block, bpt)
         if not cut and not left and cost <= room:
             parts.append(block + "\n")
             room -= cost
             files.append(src.heading)
             continue
         if not cut and not left:
-            got = _cut(src.heading, src.text, room)
+            got = _cut(src.heading, src.text, room, bpt)
             if got is not None:
                 parts.append(got[0] + "\n")
                 cut.append(got[1])
@@ -132,7 +136,8 @@ def inline(prompt: str, sources: Sequence[Source], budget: int) -> Inlined:
         parts.append(f"## Left out for the token budget ({budget} tokens)\n\n"
                      + "".join(f"- {w}\n" for w in what))
     text = "".join(parts).rstrip("\n") + "\n"
-    return Inlined(prompt=text, tokens=estimate_tokens(text), budget=budget, files=files, cut=cut, left_out=left)
+    return Inlined(prompt=text, tokens=estimate_tokens(text, bpt), budget=budget, files=files, cut=cut, left_out=left,
+                   bytes_per_token=bpt)
 
 
 # --- which files a state's prompt refers to ---------------------------------------------------------
@@ -200,6 +205,7 @@ def budget_of(settings: Settings | None) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else DEFAULT_CONTEXT_TOKENS
 
 
-def self_contained(engine: Engine, result: GenerateResult, budget: int) -> Inlined:
+def self_contained(engine: Engine, result: GenerateResult, budget: int,
+                   bytes_per_token: float = BYTES_PER_TOKEN) -> Inlined:
     """`result`'s prompt with the content of every file it refers to, within `budget` tokens."""
-    return inline(result.prompt, referenced(engine, result), budget)
+    return inline(result.prompt, referenced(engine, result), budget, bytes_per_token)

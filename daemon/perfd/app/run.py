@@ -215,7 +215,11 @@ def prepare_call(engine: Engine, llm: LLMClient, result: GenerateResult, options
     """The model call for one achievement: its prompt made self-contained (perfd.app.context), and how
     it is labelled in the history. The response cache's key covers the inlined text, so a changed
     referenced file means a new call."""
-    context = self_contained(engine, result, context_budget(llm))
+    from perfd.app.calibration import DEFAULT, calibration
+
+    cal = calibration()
+    context = self_contained(engine, result, context_budget(llm),
+                             cal.bytes_per_token(llm.config.model) if cal is not None else DEFAULT)
     return Call(result=result, messages=[{"role": "user", "content": context.prompt}], chat=ChatOptions(
         use_cache=options.use_cache, plan=result.plan, achievement=result.achievement, state=result.state,
         workspace=engine.root), context=context)
@@ -273,6 +277,13 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
         hear.finished(answer)
         return answer
     usage = done.usage if done is not None else None
+    if usage is not None and done is not None and not done.cached:  # what the server counted teaches the estimate
+        from perfd.app.calibration import calibration
+
+        cal = calibration()
+        if cal is not None:
+            cal.observe(llm.config.model, len(call.messages[0]["content"].encode("utf-8", "surrogatepass")),
+                        usage.prompt_tokens)
     written = write_error = write_kind = None
     kept = None
     if options.write:

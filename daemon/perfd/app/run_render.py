@@ -122,6 +122,7 @@ class DryRun(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[dict[str, str]]
     prompt_tokens_estimate: int
     budget: int
+    bytes_per_token: float  # the estimate's rule: 4 until the server's counts teach another
     cost_estimate: float | None  # the prompt's, at the configured prices; None when unpriced
     files: list[str]
     cut: list[str]
@@ -135,7 +136,7 @@ def dry_run(call: Call, llm: LLMClient) -> DryRun:
     ctx = call.context
     return DryRun(plan=call.result.plan, achievement=call.result.achievement, state=call.result.state,
                   model=cfg.model, url=cfg.chat_url, messages=call.messages, prompt_tokens_estimate=ctx.tokens,
-                  budget=ctx.budget, cost_estimate=cfg.cost(ctx.tokens, 0) if priced else None,
+                  budget=ctx.budget, bytes_per_token=ctx.bytes_per_token, cost_estimate=cfg.cost(ctx.tokens, 0) if priced else None,
                   files=ctx.files, cut=ctx.cut, left_out=ctx.left_out)
 
 
@@ -144,7 +145,8 @@ def render_dry_run(d: DryRun) -> str:
     cost = f" · cost about {d.cost_estimate:.4f} for the prompt" if d.cost_estimate is not None else ""
     lines = [f"perfd: dry run, nothing sent: @{shown(d.plan)} {d.achievement} ({d.state}) -> {shown(d.model)} "
              f"at {shown(d.url)}",
-             f"perfd: about {d.prompt_tokens_estimate} prompt tokens of a budget of {d.budget}{cost}; "
+             f"perfd: about {d.prompt_tokens_estimate} prompt tokens ({d.bytes_per_token:g} bytes a token) "
+             f"of a budget of {d.budget}{cost}; "
              f"{len(d.files)} file(s) inlined whole" + (f", {len(d.cut)} cut" if d.cut else "")
              + (f", {len(d.left_out)} left out" if d.left_out else "")]
     return "\n".join(lines) + "\n"

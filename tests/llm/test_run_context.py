@@ -82,6 +82,13 @@ def test_a_complete_achievement_sends_nothing_and_says_so(ws: Path, server: Fake
     assert got["nothing_to_do"] is True and got["state"] == "complete" and got["achievement"] == "1.1"
 
 
+def test_nothing_to_do_needs_no_model(ws: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "@API-CLIENT", "1.1"], str(ws), out=out, err=err,
+                env={"PERFD_STATE_DIR": os.environ["PERFD_STATE_DIR"]})
+    assert code == 0 and "nothing to do" in err.getvalue() and "no model" not in err.getvalue()
+
+
 def test_a_complete_plan_sends_nothing(ws: Path, server: FakeServer) -> None:
     code, out, err = run(ws, server, "@RELEASE-0.1", "--next", "--json")
     assert code == 0 and server.records == []

@@ -258,28 +258,45 @@ def _error(exc: UserError, err: TextSink) -> int:
     return out.code
 
 
-async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str, *, out: TextSink, err: TextSink,
-                  tty: bool = False) -> RunResult:
-    """The run itself, rendered (shared by the in-process path and the daemon's `run` method). The
-    caller opened `llm` with open_client (and, to send, require_key)."""
-    started = time.monotonic()
+def settle(request: RunRequest, engine: Engine, cwd: str, *, out: TextSink, err: TextSink) -> list[GenerateResult] | int:
+    """What the run sends, or its exit code when it ends before a model is needed: nothing to do (said
+    on stderr; `--json`: a NothingToDo object), a blocked achievement, a file `--write` may not write."""
     try:
-        if llm.notice:  # settings left out (waiting for `perfd trust`): which model is used, and why
-            err.write(f"perfd: {shown(llm.notice)} (using {shown(llm.config.model)})\n")
         chosen = select(engine, request, cwd)
         if isinstance(chosen, NothingToDo):
             if request.json:
                 out.write(msgspec.json.encode(chosen).decode() + "\n")
             err.write(f"perfd: @{shown(chosen.plan)}: {shown(chosen.reason)}; nothing to do, nothing sent\n")
-            return RunResult(code=exitcodes.OK)
-        results = chosen
-        first = results[0]
+            return exitcodes.OK
         if request.options.write and not request.parallel:
-            check_writable(engine, first, force=request.options.force)  # before paying for an answer
+            check_writable(engine, chosen[0], force=request.options.force)  # before paying for an answer
+        return chosen
+    except UserError as exc:
+        return _error(exc, err)
+    except OSError as exc:  # the plan's files changed while they were read (a folder swapped for a link)
+        return _error(UserError(f"cannot read the plan's files: {exc}", code="unreadable",
+                                hint="run again once they stay still"), err)
+
+
+async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str, *, out: TextSink, err: TextSink,
+                  tty: bool = False, results: Sequence[GenerateResult] | None = None) -> RunResult:
+    """The run itself, rendered (shared by the in-process path and the daemon's `run` method). The
+    caller opened `llm` with open_client (and, to send, require_key); `results`: what settle chose,
+    when the caller settled the run before opening the model client."""
+    started = time.monotonic()
+    if llm.notice:  # settings left out (waiting for `perfd trust`): which model is used, and why
+        err.write(f"perfd: {shown(llm.notice)} (using {shown(llm.config.model)})\n")
+    if results is None:
+        settled = settle(request, engine, cwd, out=out, err=err)
+        if isinstance(settled, int):
+            return RunResult(code=settled)
+        results = settled
+    first = results[0]
+    try:
         calls = [prepare_call(engine, llm, r, request.options) for r in results]
     except UserError as exc:
         return RunResult(code=_error(exc, err))
-    except OSError as exc:  # the plan's files changed while they were read (a folder swapped for a link)
+    except OSError as exc:  # as in settle
         return RunResult(code=_error(UserError(f"cannot read the plan's files: {exc}", code="unreadable",
                                                hint="run again once they stay still"), err))
     if request.dry_run:
@@ -347,6 +364,9 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
         err.write(prepared.stderr)
         return prepared.code
     request, eng = prepared
+    settled = settle(request, eng, cwd, out=out, err=err)  # nothing to do needs no model
+    if isinstance(settled, int):
+        return settled
     import anyio
 
     from perfd.llm import client_from_workspace
@@ -363,6 +383,6 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
                     require_key(llm)
                 except UserError as exc:
                     return _error(exc, err)
-            return (await execute(request, eng, llm, cwd, out=out, err=err, tty=tty)).code
+            return (await execute(request, eng, llm, cwd, out=out, err=err, tty=tty, results=settled)).code
 
     return anyio.run(go)

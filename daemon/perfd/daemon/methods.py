@@ -12,6 +12,7 @@ perfd.daemon.connections dispatches to the table and records the latency.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import math
 import os
@@ -368,7 +369,7 @@ class Methods:
         check_version(p.version)
         from perfd.app.commands import Output
         from perfd.app.run import NoModel, open_client, prepare, require_key
-        from perfd.app.run_render import execute
+        from perfd.app.run_render import execute, settle
 
         try:
             self.request_settings(p.env)
@@ -377,6 +378,14 @@ class Methods:
         prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv),
                            root=p.root)  # engine_for refuses a root other than this daemon's, in one line
         llm = None
+        settled: list[GenerateResult] | None = None
+        if not isinstance(prepared, Output):
+            early_out, early_err = io.StringIO(), io.StringIO()  # nothing to do, or refused: no model needed
+            got = settle(prepared[0], prepared[1], p.cwd, out=early_out, err=early_err)
+            if isinstance(got, int):
+                prepared = Output(stdout=early_out.getvalue(), stderr=early_err.getvalue(), code=got)
+            else:
+                settled = got
         if not isinstance(prepared, Output):
             try:
                 llm = open_client(lambda: self.llm(p.env))
@@ -413,7 +422,7 @@ class Methods:
                     err.write(prepared.stderr)
                 elif llm is not None:
                     request, engine = prepared
-                    result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
+                    result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty, results=settled)
         result = fit_run_result(result)
         return Served(result=result, command="run", failed=result.code != 0)
 

@@ -12,9 +12,10 @@ in-process and through the daemon; the LSP command renders them its own way.
 
 The rules of a run live here once, and every transport (the CLI in-process,
 the daemon's `run` method, the LSP's `perfd.run`) adapts only output and
-errors: open the model client or say why not (open_client, require_key);
-which achievements (select: nothing is sent for a complete one, a blocked one
-is refused unless asked for); the request built once per achievement, with
+errors: which achievements (select: nothing is sent for a complete one, a
+blocked one is refused unless asked for; settled before any model client is
+opened); open the model client or say why not (open_client, require_key);
+the request built once per achievement, with
 the files it refers to inlined (prepare_call, perfd.app.context); run; write
 (outside no folder, whatever is swapped meanwhile: perfd.fsutil); record.
 

@@ -7,7 +7,7 @@ model failure becomes an RunAnswer with `error` set; the others go on. What a
 person sees is rendered from those results by perfd.app.run_render, the same
 in-process and through the daemon; the LSP command renders them its own way.
 
-    perfd run @PLAN [--next | N.N] [--write [--force]] [--no-cache] [--json]
+    perfd run @PLAN [--next | N.N] [--write [--force]] [--no-cache] [--blocked-ok] [--dry-run] [--json]
     perfd run @PLAN --parallel [--concurrency N] [--write [--force]] [--json]
 
 The rules of a run live here once, and every transport (the CLI in-process,
@@ -15,9 +15,10 @@ the daemon's `run` method, the LSP's `perfd.run`) adapts only output and
 errors: which achievements (select: nothing is sent for a complete one, a
 blocked one is refused unless asked for; settled before any model client is
 opened); open the model client or say why not (open_client, require_key);
-the request built once per achievement, with
-the files it refers to inlined (prepare_call, perfd.app.context); run; write
-(outside no folder, whatever is swapped meanwhile: perfd.fsutil); record.
+the request built once per achievement, with the files it refers to inlined
+(prepare_call, perfd.app.context); run; write (outside no folder, whatever is
+swapped meanwhile: perfd.fsutil); record (an answer that could not be written
+is kept in the history).
 
 Exit codes (perfd.exitcodes): OK done (or nothing to do), ERROR (unknown plan, no provider
 configured, a blocked achievement, a file that exists without --force), USAGE, MODEL (a model
@@ -36,14 +37,13 @@ import anyio
 import msgspec
 
 from perfd import exitcodes
+from perfd.app.context import Inlined, self_contained
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UsageError, UserError
 from perfd.engine.types import GenerateResult
 from perfd.engine.workspace import display_path
-from perfd.wire.protocol import RunAnswer
-
-from perfd.app.context import Inlined, self_contained
 from perfd.llm.types import ChatOptions
+from perfd.wire.protocol import RunAnswer
 
 if TYPE_CHECKING:
     from perfd.app.commands import Output

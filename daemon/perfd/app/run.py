@@ -267,6 +267,13 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     try:
         if call is None:
             call = prepare_call(engine, llm, result, options)
+    except OSError as exc:  # the plan's files changed while they were read: nothing sent
+        answer = RunAnswer(plan=result.plan, achievement=number, state=result.state, ok=False,
+                           error=f"cannot read the plan's files: {exc}", error_kind="unreadable",
+                           seconds=time.monotonic() - started)
+        hear.finished(answer)
+        return answer
+    try:
         async with llm.stream(call.messages, call.chat) as stream:
             async for piece in stream:
                 hear.delta(number, piece)
@@ -333,8 +340,9 @@ def concurrency(llm: LLMClient, options: RunOptions) -> int:
 def exit_code(answers: Sequence[RunAnswer]) -> int:
     """MODEL when a model call failed; else WRITE when the OS refused to write an answer (it is printed
     and kept); else ERROR when the configuration or the budget stopped a call (refused before sending:
-    the user's limit rather than a failure) or an answer may not be written; else OK."""
-    if any(not a.ok and a.error_kind not in ("config", "budget") for a in answers):
+    the user's limit rather than a failure), the plan's files could not be read, or an answer may not be
+    written; else OK."""
+    if any(not a.ok and a.error_kind not in ("config", "budget", "unreadable") for a in answers):
         return exitcodes.MODEL
     if any(a.write_error_kind == "os" for a in answers):
         return exitcodes.WRITE

@@ -168,6 +168,8 @@ def test_the_cut_is_deterministic_and_a_fence_cannot_be_closed_by_the_content() 
     b = inline("Do it.\n", [Source("a.md", nasty), Source("b.md", "b\n" * 5000)], 1000)
     assert a == b and a.tokens <= 1000 and a.files == ["a.md"] and len(a.cut) == 1 and a.cut[0].startswith("b.md")
     assert "\n`````\n```\n# not a heading" in a.prompt  # a fence longer than any run of backticks inside
+    named = inline("Do it.\n", [Source("a\n### b.md", "text\n")], 1000)
+    assert "### a\\n### b.md\n" in named.prompt and "\n### b.md" not in named.prompt
     small = inline("Do it.\n", [Source("a.md", "x" * 100_000)], 150)
     assert small.left_out == ["a.md"] and small.files == [] and "a.md (whole file)" in small.prompt
 

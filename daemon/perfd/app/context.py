@@ -72,7 +72,13 @@ def _fence(text: str) -> str:
     return "`" * (longest + 1)
 
 
+def _one_line(name: str) -> str:
+    """A file name as a heading: a newline in it (names may hold anything) cannot start a heading of its own."""
+    return name.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _block(heading: str, text: str) -> str:
+    heading = _one_line(heading)
     fence = _fence(text)
     body = text if text.endswith("\n") or not text else text + "\n"
     return f"### {heading}\n\n{fence}\n{body}{fence}\n"
@@ -99,7 +105,7 @@ def _cut(heading: str, text: str, room: int, bpt: float) -> tuple[str, str] | No
     if not head.endswith("\n"):
         head += "\n"
     note = f"lines {kept + 1}-{len(lines)} of {len(lines)} left out"
-    return _block(heading, head + CUT_MARK + f" ({note})\n"), f"{heading} ({note})"
+    return _block(heading, head + CUT_MARK + f" ({note})\n"), f"{_one_line(heading)} ({note})"
 
 
 def inline(prompt: str, sources: Sequence[Source], budget: int, bytes_per_token: float = BYTES_PER_TOKEN) -> Inlined:
@@ -132,7 +138,7 @@ def inline(prompt: str, sources: Sequence[Source], budget: int, bytes_per_token:
                 continue
         left.append(src.heading)
     if cut or left:
-        what = [*cut, *(f"{h} (whole file)" for h in left)]
+        what = [*cut, *(f"{_one_line(h)} (whole file)" for h in left)]
         parts.append(f"## Left out for the token budget ({budget} tokens)\n\n"
                      + "".join(f"- {w}\n" for w in what))
     text = "".join(parts).rstrip("\n") + "\n"

@@ -84,6 +84,7 @@ def _table() -> tuple[Command, ...]:
                    help="the plan (@NAME or path to its PLAN file) and optionally an achievement number"),
             Option("--next", help="the next step (the default without an achievement)"),
             Option("--json", help="print a JSON object"),
+            Option("--inline", help="the prompt `run` sends: the content of every file it names, inlined"),
             _TRUST_PLAN,
         ), takes_plan=True, takes_achievement=True),
         Command("status", "every plan's progress, or every achievement of one plan", (
@@ -99,6 +100,8 @@ def _table() -> tuple[Command, ...]:
             Option("--write", help="save each answer to the file its state asks for"),
             Option("--force", help="with --write: overwrite an existing file"),
             Option("--no-cache", help="bypass the response cache"),
+            Option("--dry-run", help="print the exact request (files inlined, tokens, cost) and send nothing"),
+            Option("--blocked-ok", help="send an achievement even while its dependencies are not complete"),
             Option("--json", help="JSON lines: one object per achievement, then a summary object"),
             _TRUST_PLAN,
         ), takes_plan=True, takes_achievement=True),
@@ -119,6 +122,9 @@ def _table() -> tuple[Command, ...]:
                    group="with --history"),
             Option("--format", kind=CHOICE, choices=("text", "csv", "markdown", "json"),
                    help="text (default, with per-day charts), csv, markdown or json (= --json)", group="with --history"),
+            Option("--answer", kind=INT, metavar="ID",
+                   help="print again the answer `run --write` could not write (its id is in the run's last line)",
+                   group="with --history"),
         )),
         Command("config", "the settings in force and where each comes from (environment, workspace, user, default)", (
                     Option("--json", help="print JSON"),

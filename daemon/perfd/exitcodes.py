@@ -15,6 +15,9 @@ USAGE = 2
 MODEL = 3
 # `perfd daemon run`: another daemon already serves this workspace (it is left running).
 ALREADY_RUNNING = 4
+# `perfd run --write`: an answer was paid for but the file could not be written (the OS refused: a file
+# where a folder should be, a link, no space, no permission). The answer is printed and kept in the history.
+WRITE = 5
 # Interrupted (Ctrl-C): 128 + SIGINT, as shells report it.
 INTERRUPTED = 130
 
@@ -25,5 +28,7 @@ MEANINGS = (
     (USAGE, "the command line is wrong (unknown command or option, bad value)"),
     (MODEL, "`perfd run`: a model call failed (after its retries)"),
     (ALREADY_RUNNING, "`perfd daemon run`: a daemon already serves this workspace"),
+    (WRITE, "`perfd run --write`: an answer could not be written; it is printed and kept "
+            "(`perfd stats --history --answer ID`)"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )

@@ -148,6 +148,34 @@ def test_write_and_errors_through_the_daemon(dws: DaemonWs, server: FakeServer) 
     assert code == 2
 
 
+def test_through_the_daemon_nothing_is_sent_for_nothing_and_a_blocked_one_is_refused(
+        dws: DaemonWs, server: FakeServer) -> None:
+    dws.start()
+    code, out, err = dws.run("run", "@DOCS-SITE", "1.1", "--json")
+    assert code == 0 and '"nothing_to_do":true' in out and "nothing to do" in err, err
+    code, out, err = dws.run("run", "@DOCS-SITE", "3.1")
+    assert code == 1 and "waits on" in err and "--blocked-ok" in err and "running in-process" not in err
+    code, out, err = dws.run("run", "@DOCS-SITE", "2.1", "--dry-run")
+    assert code == 0 and "dry run, nothing sent" in err and "(achievement 2.1's section)" in out
+    assert server.records == []
+
+
+def test_a_failed_write_through_the_daemon_is_one_line_exit_write_and_the_answer_kept(
+        dws: DaemonWs, server: FakeServer) -> None:
+    dws.start()
+    folder = Path(dws.root) / "work-space" / "plans" / "a_real-use-cases" / "DOCS-SITE" / "subplans"
+    shutil.rmtree(folder)
+    folder.write_text("not a folder\n")
+    code, out, err = dws.run("run", "@DOCS-SITE", "2.1", "--write")
+    assert code == 5 and out.startswith("reply#") and len(server.records) == 1, err
+    last = err.splitlines()[-1]
+    assert last.startswith("perfd: cannot write work-space/plans/a_real-use-cases/DOCS-SITE/subplans/"
+                           "SUBPLAN_DOCS-SITE_21.md: Not a directory (")
+    assert "internal error" not in err and "running in-process" not in err
+    code, again, err = dws.run("stats", "--history", "--answer", last.rsplit("--answer ", 1)[1])
+    assert code == 0 and again == out.rstrip("\n"), err
+
+
 def test_the_daemon_answers_run_with_notifications_then_a_summary(dws: DaemonWs, server: FakeServer) -> None:
     import perfd
     from perfd.wire.rendezvous import Connection

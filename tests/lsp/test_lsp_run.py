@@ -112,6 +112,26 @@ async def test_run_of_an_unknown_plan_is_an_error(client: LanguageClient) -> Non
     assert isinstance(err.data, dict) and "traceback" not in err.data and err.data["code"] == "unknown-plan"
 
 
+async def test_run_follows_the_run_services_rules(client: LanguageClient, llm_server: FakeServer) -> None:
+    """The same rules as `perfd run`: a complete achievement sends nothing, a blocked one is refused
+    unless {"blockedOk": true}, and the prompt carries the files it names."""
+    from pygls.exceptions import JsonRpcException
+
+    before = len(llm_server.records)
+    done = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "1.1"]))
+    assert done["achievement"] is None and done["nothing_to_do"] is True and done["state"] == "complete"
+    with pytest.raises(JsonRpcException, match="waits on") as info:
+        await client.workspace_execute_command_async(
+            lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "3.1"]))
+    assert isinstance(info.value.data, dict) and info.value.data["code"] == "blocked"
+    assert len(llm_server.records) == before
+    sent = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="perfd.run", arguments=["@DOCS-SITE", "3.1", {"blockedOk": True}]))
+    assert sent["achievement"] == "3.1" and len(llm_server.records) == before + 1
+    assert "(achievement 3.1's section)" in llm_server.records[-1].body["messages"][0]["content"]
+
+
 @pytest.fixture
 async def bare_client(setup: Setup) -> AsyncIterator[LanguageClient]:
     c = await _editor(setup.bare, setup.env)

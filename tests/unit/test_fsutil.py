@@ -1,5 +1,7 @@
+import errno
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,32 @@ def test_read_regular_reads_on_when_the_file_grew_after_fstat(tmp_path, monkeypa
     monkeypatch.setattr(fsutil.os, "fstat", lambda fd: Small(real_fstat(fd)))
     assert read_regular(str(p), limit=1 << 20) == b"y" * 300_000
     assert read_regular(str(p), limit=1000) == b"y" * 1001  # still only one past the limit
+
+
+@pytest.mark.parametrize("at", [True, False], ids=["dir_fd", "no_dir_fd"])
+def test_write_under_makes_folders_and_never_follows_a_link_out(tmp_path: Path, at: bool,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import perfd.fsutil as fsutil
+    from perfd.fsutil import write_under
+
+    monkeypatch.setattr(fsutil, "_AT", at and fsutil._AT)
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    write_under(str(root), os.path.join("a", "b", "c.md"), "one\n")
+    assert (root / "a" / "b" / "c.md").read_text() == "one\n"
+    with pytest.raises(FileExists):
+        write_under(str(root), os.path.join("a", "b", "c.md"), "two\n")
+    write_under(str(root), os.path.join("a", "b", "c.md"), "two\n", force=True)
+    assert (root / "a" / "b" / "c.md").read_text() == "two\n"
+    (root / "link").symlink_to(outside)
+    with pytest.raises(OSError, match="a symbolic link where a folder should be") as info:
+        write_under(str(root), os.path.join("link", "x", "c.md"), "out\n")
+    assert info.value.filename == "link"
+    (root / "a" / "file").write_text("")
+    with pytest.raises(OSError) as info:
+        write_under(str(root), os.path.join("a", "file", "c.md"), "in\n")
+    assert info.value.errno == errno.ENOTDIR and info.value.filename == os.path.join("a", "file")
+    assert list(outside.iterdir()) == [] and not list(root.rglob(".perfd-*"))
+    with pytest.raises(OSError):
+        write_under(str(root), os.path.join("..", "outside", "c.md"), "out\n")

@@ -286,7 +286,7 @@ def _stats(args: argparse.Namespace, cwd: str, stats_for: Callable[[str], StatsS
     from perfd.app import stats_view
 
     history_only = {"--all": args.all, "--plan": args.plan, "--model": args.model, "--since": args.since,
-                    "--format": args.format, "--days": args.days != 30}
+                    "--format": args.format, "--days": args.days != 30, "--answer": args.answer is not None}
     if args.history:
         return _history(args, cwd, tty=tty)
     given = [flag for flag, value in history_only.items() if value]
@@ -315,6 +315,8 @@ def _history(args: argparse.Namespace, cwd: str, *, tty: bool) -> Output:
     if args.json and args.format not in (None, "json"):
         raise UsageError(f"--json and --format {args.format} disagree", hint="give one of them")
     fmt = "json" if args.json else (args.format or "text")
+    if args.answer is not None:
+        return _kept_answer(args, cwd)
     since = history_view.parse_since(args.since) if args.since is not None else None
     days = history_view.parse_days(args.days)
     try:
@@ -326,6 +328,34 @@ def _history(args: argparse.Namespace, cwd: str, *, tty: bool) -> Output:
     q = history_view.HistoryQuery(path=path, workspace=workspace, plan=args.plan, model=args.model, since=since,
                                   days=days, format=fmt)
     return Output(stdout=history_view.render(q, tty=tty))
+
+
+def _kept_answer(args: argparse.Namespace, cwd: str) -> Output:
+    """`stats --history --answer ID`: the answer `run --write` could not write, as it came (raw text)."""
+    from perfd.config import ConfigError
+    from perfd.llm import LLMError, history_path, open_history
+
+    try:
+        root = resolve_root(args.root, cwd) if args.root else find_root(cwd)
+        path = history_path(root)
+    except (ConfigError, LLMError) as exc:
+        raise UserError(str(getattr(exc, "message", exc))) from None
+    if not os.path.exists(path):
+        raise UserError(f"no answer kept under {args.answer}: there is no model-call history yet")
+    history = open_history(path)
+    try:
+        kept = history.kept(args.answer)
+    except Exception as exc:  # sqlite3.Error, OSError: an unreadable file is one line
+        raise UserError(f"cannot read the model-call history {shown(path)}: {exc}") from None
+    finally:
+        history.close()
+    if kept is None:
+        raise UserError(f"no answer kept under {args.answer}", hint="its id is in the last line of the run that kept it")
+    if args.json:
+        return Output(stdout=encode_json(kept).decode() + "\n")
+    return Output(stdout=kept.text, stderr=f"perfd: answer {kept.id} of @{shown(kept.plan or '?')} "
+                  f"{shown(kept.achievement or '?')} from {shown(kept.model)}, meant for "
+                  f"{shown(kept.path or '?')} ({shown(kept.error or '')})\n")
 
 
 def resolve_init_root(option: str | None, cwd: str) -> str:
@@ -366,6 +396,11 @@ def resolve_root(option: str | None, cwd: str) -> str:
 def _generate(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     result = engine.generate(plan_ref, achievement=achievement, cwd=cwd, trust_plan=args.trust_plan)
+    if args.inline:  # what `run` sends: self-contained, for pasting into a chat window
+        from perfd.app.context import budget_of, self_contained
+
+        result = msgspec.structs.replace(result, prompt=self_contained(engine, result,
+                                                                       budget_of(engine.settings)).prompt)
     if args.json:
         return Output(stdout=encode_json(result).decode() + "\n")
     return Output(stdout=result.prompt, stderr=_generate_banner(result, engine.root))

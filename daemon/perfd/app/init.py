@@ -27,6 +27,7 @@ LLM_NOTES: dict[str, str] = {
     "tpm": "tokens per window; unset: no client-side limit",
     "window_s": "the rate window, seconds",
     "completion_tokens_estimate": "tokens reserved against tpm when a call sets no max_tokens",
+    "context_tokens": "the prompt run sends, files inlined (UTF-8 bytes / 4); the rest is cut",
     "max_connections": "pooled connections to the server",
     "max_keepalive_connections": "idle connections kept (unset: max_connections)",
     "keepalive_expiry_s": "an idle connection is closed after this long",

@@ -12,6 +12,10 @@ whether its stderr is a terminal). So a run prints the same bytes either way.
 - The summary (stderr): per achievement, sent or from cache, tokens, cost
   where prices are configured (or what the cache saved), seconds, the file
   written or why not; then one total line, which every run ends with.
+- Nothing to do (a complete achievement or plan): one line on stderr, nothing
+  sent; `--json`: one NothingToDo object.
+- `--dry-run`: the exact request on stdout (the prompt with its files inlined,
+  the token estimate and the estimated cost), nothing sent.
 """
 
 from __future__ import annotations
@@ -24,14 +28,20 @@ import msgspec
 
 from perfd import exitcodes
 from perfd.app.run import (
+    Call,
+    NothingToDo,
     RunListener,
     RunRequest,
+    check_writable,
     concurrency,
     exit_code,
-    no_provider_error,
+    open_client,
+    prepare_call,
+    require_key,
     run_one,
     run_parallel,
-    targets,
+    select,
+    served_from_cache,
 )
 from perfd.engine.engine import Engine
 from perfd.engine.errors import UserError
@@ -92,6 +102,54 @@ def summary_line(a: RunAnswer, root: str) -> str:
     elif a.write_error:
         line += f" (not written: {shown(a.write_error)})"
     return line
+
+
+def write_failed_line(a: RunAnswer) -> str:
+    """The one line a write the OS refused ends with: the file, the error, and how to see the answer again."""
+    again = (f"; the answer is printed above and kept: perfd stats --history --answer {a.kept}"
+             if a.kept is not None else "; the answer is printed above")
+    return f"perfd: {shown(a.write_error or '')}{again}"
+
+
+class DryRun(msgspec.Struct, frozen=True, kw_only=True):
+    """`perfd run --dry-run --json`: the request that would be sent, per achievement; nothing is."""
+
+    plan: str
+    achievement: str | None
+    state: str
+    model: str
+    url: str
+    messages: list[dict[str, str]]
+    prompt_tokens_estimate: int
+    budget: int
+    bytes_per_token: float  # the estimate's rule: 4 until the server's counts teach another
+    cost_estimate: float | None  # the prompt's, at the configured prices; None when unpriced
+    files: list[str]
+    cut: list[str]
+    left_out: list[str]
+    dry_run: bool = True
+
+
+def dry_run(call: Call, llm: LLMClient) -> DryRun:
+    cfg = llm.config
+    priced = cfg.price_prompt_per_1k is not None or cfg.price_completion_per_1k is not None
+    ctx = call.context
+    return DryRun(plan=call.result.plan, achievement=call.result.achievement, state=call.result.state,
+                  model=cfg.model, url=cfg.chat_url, messages=call.messages, prompt_tokens_estimate=ctx.tokens,
+                  budget=ctx.budget, bytes_per_token=ctx.bytes_per_token, cost_estimate=cfg.cost(ctx.tokens, 0) if priced else None,
+                  files=ctx.files, cut=ctx.cut, left_out=ctx.left_out)
+
+
+def render_dry_run(d: DryRun) -> str:
+    """The request as a person reads it: where it would go, what it would cost, then the prompt itself."""
+    cost = f" · cost about {d.cost_estimate:.4f} for the prompt" if d.cost_estimate is not None else ""
+    lines = [f"perfd: dry run, nothing sent: @{shown(d.plan)} {d.achievement} ({d.state}) -> {shown(d.model)} "
+             f"at {shown(d.url)}",
+             f"perfd: about {d.prompt_tokens_estimate} prompt tokens ({d.bytes_per_token:g} bytes a token) "
+             f"of a budget of {d.budget}{cost}; "
+             f"{len(d.files)} file(s) inlined whole" + (f", {len(d.cut)} cut" if d.cut else "")
+             + (f", {len(d.left_out)} left out" if d.left_out else "")]
+    return "\n".join(lines) + "\n"
 
 
 def summarize(answers: Sequence[RunAnswer], plan: str, seconds: float) -> RunSummary:
@@ -200,58 +258,79 @@ def _error(exc: UserError, err: TextSink) -> int:
     return out.code
 
 
-async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str, *, out: TextSink, err: TextSink,
-                  tty: bool = False) -> RunResult:
-    """The run itself, rendered (shared by the in-process path and the daemon's `run` method)."""
-    started = time.monotonic()
+def settle(request: RunRequest, engine: Engine, cwd: str, *, out: TextSink, err: TextSink) -> list[GenerateResult] | int:
+    """What the run sends, or its exit code when it ends before a model is needed: nothing to do (said
+    on stderr; `--json`: a NothingToDo object), a blocked achievement, a file `--write` may not write."""
     try:
-        from perfd.llm import LLMError
-
-        try:
-            llm.check_key()
-        except LLMError as exc:
-            raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
-        except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder
-            raise UserError(f"cannot open the model client: {exc}", code="state-folder",
-                            hint="check XDG_STATE_HOME / PERFD_STATE_DIR") from None
-        if llm.notice:  # settings left out (waiting for `perfd trust`): which model is used, and why
-            err.write(f"perfd: {shown(llm.notice)} (using {shown(llm.config.model)})\n")
-        results = targets(engine, request, cwd)
-        first = results[0]
-        if first.achievement is None:
-            err.write(f"perfd: @{shown(first.plan)}: {first.state}; nothing to send\n")
-            if not request.json:
-                out.write(first.prompt)
-            return RunResult(code=exitcodes.OK)
+        chosen = select(engine, request, cwd)
+        if isinstance(chosen, NothingToDo):
+            if request.json:
+                out.write(msgspec.json.encode(chosen).decode() + "\n")
+            err.write(f"perfd: @{shown(chosen.plan)}: {shown(chosen.reason)}; nothing to do, nothing sent\n")
+            return exitcodes.OK
         if request.options.write and not request.parallel:
-            from perfd.app.run import check_writable
+            check_writable(engine, chosen[0], force=request.options.force)  # before paying for an answer
+        return chosen
+    except UserError as exc:
+        return _error(exc, err)
+    except OSError as exc:  # the plan's files changed while they were read (a folder swapped for a link)
+        return _error(UserError(f"cannot read the plan's files: {exc}", code="unreadable",
+                                hint="run again once they stay still"), err)
 
-            check_writable(engine, first, force=request.options.force)  # before paying for an answer
+
+async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str, *, out: TextSink, err: TextSink,
+                  tty: bool = False, results: Sequence[GenerateResult] | None = None) -> RunResult:
+    """The run itself, rendered (shared by the in-process path and the daemon's `run` method). The
+    caller opened `llm` with open_client (and, to send, require_key); `results`: what settle chose,
+    when the caller settled the run before opening the model client."""
+    started = time.monotonic()
+    if llm.notice:  # settings left out (waiting for `perfd trust`): which model is used, and why
+        err.write(f"perfd: {shown(llm.notice)} (using {shown(llm.config.model)})\n")
+    if results is None:
+        settled = settle(request, engine, cwd, out=out, err=err)
+        if isinstance(settled, int):
+            return RunResult(code=settled)
+        results = settled
+    first = results[0]
+    try:
+        calls = [prepare_call(engine, llm, r, request.options) for r in results]
     except UserError as exc:
         return RunResult(code=_error(exc, err))
+    except OSError as exc:  # as in settle
+        return RunResult(code=_error(UserError(f"cannot read the plan's files: {exc}", code="unreadable",
+                                               hint="run again once they stay still"), err))
+    if request.dry_run:
+        for call in calls:
+            d = dry_run(call, llm)
+            if request.json:
+                out.write(msgspec.json.encode(d).decode() + "\n")
+            else:
+                err.write(render_dry_run(d))
+                out.write(call.messages[0]["content"])
+        out.flush()
+        err.flush()
+        return RunResult(code=exitcodes.OK)
     numbers = [r.achievement or "?" for r in results]
     if request.parallel:
-        from perfd.app.run import served_from_cache
-
-        hits = sum([await served_from_cache(engine, llm, r, request.options) for r in results])
+        hits = sum([await served_from_cache(llm, c) for c in calls])
         cached = f" ({hits} from the response cache, not sent)" if hits else ""
         err.write(f"perfd: @{shown(first.plan)}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
                   f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
-                                     RunListener() if request.json else Progress(err, numbers, tty=tty))
+                                     RunListener() if request.json else Progress(err, numbers, tty=tty), calls)
     else:
-        from perfd.app.run import served_from_cache
-
-        if await served_from_cache(engine, llm, first, request.options):
+        if await served_from_cache(llm, calls[0]):
             err.write(f"perfd: @{shown(first.plan)}: achievement {first.achievement} ({first.state}): "
                       f"answer from the response cache ({llm.config.model}; nothing sent, nothing paid)\n")
         else:
+            left = calls[0].context.cut + calls[0].context.left_out
             err.write(f"perfd: @{shown(first.plan)}: sending achievement {first.achievement} ({first.state}) "
-                      f"to {llm.config.model}\n")
+                      f"to {llm.config.model}" + (f" (left out for the token budget: {shown(', '.join(left))})"
+                                                  if left else "") + "\n")
         err.flush()
         listener = RunListener() if request.json else StreamToOut(out)
-        answers = [await run_one(engine, llm, first, request.options, listener)]
+        answers = [await run_one(engine, llm, first, request.options, listener, calls[0])]
         if not request.json and answers[0].ok and not answers[0].text.endswith("\n"):
             out.write("\n")
     summary = summarize(answers, first.plan, time.monotonic() - started)
@@ -266,6 +345,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     for a in answers:
         if not a.ok and not request.parallel:
             lines.insert(0, f"perfd: the model call failed: {shown(a.error or '')}")
+    lines += [write_failed_line(a) for a in answers if a.write_error_kind == "os"]
     err.write("\n".join(lines) + "\n")
     err.flush()
     return RunResult(code=summary.code, answers=answers, summary=summary)
@@ -284,25 +364,25 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
         err.write(prepared.stderr)
         return prepared.code
     request, eng = prepared
+    settled = settle(request, eng, cwd, out=out, err=err)  # nothing to do needs no model
+    if isinstance(settled, int):
+        return settled
     import anyio
 
-    from perfd.llm import LLMError, client_from_workspace
+    from perfd.llm import client_from_workspace
 
     try:
-        try:
-            llm = client_from_workspace(eng.root, env=env)
-        except LLMError as exc:
-            raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
-        except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder
-            raise UserError(f"cannot open the model client: {exc}", code="state-folder",
-                            hint="check XDG_STATE_HOME / PERFD_STATE_DIR") from None
-        if llm is None:
-            raise no_provider_error()
+        llm = open_client(lambda: client_from_workspace(eng.root, env=env))
     except UserError as exc:
         return _error(exc, err)
 
     async def go() -> int:
         async with llm:
-            return (await execute(request, eng, llm, cwd, out=out, err=err, tty=tty)).code
+            if not request.dry_run:  # a dry run sends nothing: it needs no key
+                try:
+                    require_key(llm)
+                except UserError as exc:
+                    return _error(exc, err)
+            return (await execute(request, eng, llm, cwd, out=out, err=err, tty=tty, results=settled)).code
 
     return anyio.run(go)

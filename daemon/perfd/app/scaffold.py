@@ -68,11 +68,13 @@ def subplan_scaffold(engine: Engine, plan: str, number: str, *, today: datetime.
 
 def create_subplan(engine: Engine, plan: str, number: str) -> str:
     """Write the SUBPLAN scaffold of `number`; its path. Never overwrites (a UserError says so)."""
-    from perfd.fsutil import FileExists, write_atomic
+    from perfd.fsutil import FileExists, write_under
 
     scaffold = subplan_scaffold(engine, plan, number)
     try:
-        write_atomic(scaffold.path, scaffold.text, force=False)
+        # Every folder opened without following links: a folder swapped for one meanwhile fails the write.
+        write_under(engine.root, os.path.relpath(engine.check_inside(scaffold.path), engine.root), scaffold.text,
+                    force=False)
     except FileExists:  # it appeared since the check: still never overwritten
         raise UserError(f"{display_path(engine.root, scaffold.path)} exists; not overwritten",
                         code="file-exists") from None

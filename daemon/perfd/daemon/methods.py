@@ -12,6 +12,7 @@ perfd.daemon.connections dispatches to the table and records the latency.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import math
 import os
@@ -369,9 +370,8 @@ class Methods:
         """
         check_version(p.version)
         from perfd.app.commands import Output
-        from perfd.app.run import prepare
-        from perfd.app.run_render import execute
-        from perfd.llm import LLMError
+        from perfd.app.run import NoModel, open_client, prepare, require_key
+        from perfd.app.run_render import execute, settle
 
         try:
             self.request_settings(p.env)
@@ -380,15 +380,25 @@ class Methods:
         prepared = prepare(p.argv, p.cwd, engine_for=self.engine_for, parsed=await self.parse_heavy(p.argv),
                            root=p.root)  # engine_for refuses a root other than this daemon's, in one line
         llm = None
+        settled: list[GenerateResult] | None = None
+        if not isinstance(prepared, Output):
+            early_out, early_err = io.StringIO(), io.StringIO()  # nothing to do, or refused: no model needed
+            got = settle(prepared[0], prepared[1], p.cwd, out=early_out, err=early_err)
+            if isinstance(got, int):
+                prepared = Output(stdout=early_out.getvalue(), stderr=early_err.getvalue(), code=got)
+            else:
+                settled = got
         if not isinstance(prepared, Output):
             try:
-                llm = self.llm(p.env)
-            except LLMError as exc:
-                raise UserError(shown(f"[llm] configuration: {exc}"), code="llm-config") from None
-            key = llm.config.api_key_env if llm is not None else None
-            if llm is None or (key and not os.environ.get(key, "").strip()):
-                raise RpcError(P.NO_MODEL, "the daemon's environment configures no model" if llm is None else
-                               f"the daemon's environment has no {key}", {"api_key_env": key})
+                llm = open_client(lambda: self.llm(p.env))
+                if not prepared[0].dry_run:  # a dry run sends nothing: it needs no key
+                    require_key(llm)
+            except NoModel as exc:  # the client may have what the daemon lacks: it runs the request itself
+                key = exc.api_key_env
+                raise RpcError(P.NO_MODEL, f"the daemon's environment has no {key}" if key else
+                               "the daemon's environment configures no model", {"api_key_env": key}) from None
+            except UserError as exc:
+                raise UserError(shown(exc.message), code=exc.code, hint=exc.hint) from None
         # Created only once the run is accepted: nothing is left unclosed when it is refused above.
         tx, rx = anyio.create_memory_object_stream[tuple[Literal["out", "err"], str]](math.inf)
         out, err = _Sink(tx, "out"), _Sink(tx, "err")
@@ -414,7 +424,7 @@ class Methods:
                     err.write(prepared.stderr)
                 elif llm is not None:
                     request, engine = prepared
-                    result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty)
+                    result = await execute(request, engine, llm, p.cwd, out=out, err=err, tty=p.tty, results=settled)
         result = fit_run_result(result)
         return Served(result=result, command="run", failed=result.code != 0)
 

@@ -57,7 +57,10 @@ def _inside(root: str, path: str) -> bool:
     """Whether `path` stays under `root` once symlinks are resolved."""
     if not os.path.islink(path):
         return True  # its parent was already checked
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except OSError:  # the link changed while it was read (EINVAL, ENOENT): not followed
+        return False
     return real == root or real.startswith(root + os.sep)
 
 

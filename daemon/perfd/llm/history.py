@@ -3,8 +3,9 @@
 One row per call (cache hits and failures included) in SQLite with indexes
 that match the three questions asked of it: per plan, per day, per outcome.
 Rows are written by the store's writer thread in batches; the table is kept
-to `max_rows` by dropping the oldest rows. Prompts, answers and API keys are
-never stored: only who asked, how it went and what it cost.
+to `max_rows` by dropping the oldest rows. Prompts and API keys are never
+stored, nor answers, but for one case: an answer paid for that `run --write`
+could not write is kept (table `kept`), so that it is never lost.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_plan ON calls(plan, ts);
 CREATE INDEX IF NOT EXISTS calls_day ON calls(day, outcome);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls(outcome, ts);
+CREATE TABLE IF NOT EXISTS kept (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    plan TEXT,
+    achievement TEXT,
+    path TEXT,
+    error TEXT,
+    text TEXT NOT NULL
+);
 """
 
 # Columns added since format 1, added in place to an older file (its rows are kept:
@@ -104,6 +115,22 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     cost_saved: float = 0.0
 
 
+class KeptAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """An answer that could not be written where it was meant to go, kept to be printed again."""
+
+    ts: float
+    model: str
+    text: str
+    plan: str | None = None
+    achievement: str | None = None
+    path: str | None = None  # where it was to be written
+    error: str | None = None  # why it was not
+    id: int | None = None
+
+
+_KEPT = ("ts", "model", "plan", "achievement", "path", "error", "text")
+
+
 class Filter(msgspec.Struct, frozen=True, kw_only=True):
     """Which calls a query counts; every field may be left out (None: no condition)."""
 
@@ -148,6 +175,31 @@ class History:
             conn.execute("DELETE FROM calls WHERE id <= ?", ((cur.lastrowid or 0) - keep,))
 
         self._store.submit(write)
+
+    def keep(self, answer: KeptAnswer) -> int:
+        """Keep `answer` now (blocking, a few ms): its id, for kept()."""
+        row = tuple(getattr(answer, c) for c in _KEPT)
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(f"INSERT INTO kept({', '.join(_KEPT)}) VALUES ({', '.join('?' * len(_KEPT))})", row)
+            return int(cur.lastrowid or 0)
+
+        return self._store.run(write)
+
+    def kept(self, answer_id: int) -> KeptAnswer | None:
+        """The answer kept under `answer_id`, or None (none, or a history from before answers were kept)."""
+        def read(conn: sqlite3.Connection) -> tuple[object, ...] | None:
+            try:
+                got: tuple[object, ...] | None = conn.execute(
+                    f"SELECT id, {', '.join(_KEPT)} FROM kept WHERE id = ?", (answer_id,)).fetchone()
+            except sqlite3.OperationalError:  # no such table: an older file opened read-only
+                return None
+            return got
+
+        row = self._store.run(read)
+        if row is None:
+            return None
+        return msgspec.convert(dict(zip(("id", *_KEPT), row)), KeptAnswer, strict=False)
 
     async def flush(self) -> None:
         await self._store.flush()

@@ -10,7 +10,8 @@ import msgspec
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
-from perfd.app.run import RunListener, RunOptions, run_one
+from perfd.app.run import (NoModel, RunListener, RunOptions, check_not_blocked, nothing_to_do, open_client, require_key,
+                           run_one)
 from perfd.engine.errors import UserError
 from perfd.lsp.binding import Args, JSONObject, async_command, plan_arg, str_arg, to_json
 from perfd.lsp.state import Session
@@ -71,25 +72,26 @@ async def run(s: Session, args: Args) -> JSONObject:
     The partial text goes out as work-done progress reports (throttled) and, when
     the third argument is {"stream": ID}, as a perfd/runChunk notification per piece
     as it arrives. $/cancelRequest or cancelling the progress cancels the model call.
+    The rules of a run are perfd.app.run's: nothing is sent for a complete achievement, and a blocked
+    one is refused unless the options say {"blockedOk": true}.
     """
     number = str_arg(args, 1)
     options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
     stream = options.get("stream")
     stream_id = stream if isinstance(stream, str) else None
     plan = plan_arg(args)
-    from perfd.llm import HOW_TO_CONFIGURE, LLMError
-
     try:
-        llm = s.llm()
-    except LLMError as exc:
-        raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
-    if llm is None:
-        raise UserError("no model is configured, so there is nothing to run. " + " ".join(
-            HOW_TO_CONFIGURE.split()), code="no-provider")
+        llm = open_client(s.llm)
+        require_key(llm)
+    except NoModel as exc:  # an editor shows one message: how to configure a model goes in it
+        raise UserError(" ".join(f"{exc.message}. {exc.hint} {exc.details}".split()), code=exc.code) from None
     result = s.engine.generate(plan, achievement=number)
-    if result.achievement is None:
+    idle = nothing_to_do(result)
+    if idle is not None:  # nothing is sent for a complete achievement or plan ("achievement": null says so)
         return {"plan": result.plan, "achievement": None, "state": result.state, "text": "", "tokens": 0,
-                "cached": False, "prompt": result.prompt}
+                "cached": False, "prompt": result.prompt, "nothing_to_do": True, "reason": idle.reason}
+    run_options = RunOptions(blocked_ok=options.get("blockedOk") is True)
+    check_not_blocked(s.engine, result, run_options)
     server = s.server
     request_id = server.protocol.msg_id
     token = f"perfd.run/{id(result)}/{request_id}"
@@ -106,7 +108,7 @@ async def run(s: Session, args: Args) -> JSONObject:
             cancellable=True))
     reporter = ProgressReporter(server, token if progress else None, stream_id)
     # The call runs in a task of its own, so a cancel stops it and this handler still answers.
-    call = asyncio.ensure_future(run_one(s.engine, llm, result, RunOptions(), reporter))
+    call = asyncio.ensure_future(run_one(s.engine, llm, result, run_options, reporter))
     keys: list[object] = [token] + ([request_id] if request_id is not None else [])
     for key in keys:
         s.runs[key] = call

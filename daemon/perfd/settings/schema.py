@@ -22,6 +22,10 @@ _PosF = Annotated[float, msgspec.Meta(gt=0)]
 _NonNegF = Annotated[float, msgspec.Meta(ge=0)]
 
 
+# `[llm] context_tokens`: the prompt budget of `run` (about 128 KB of text; fits every common model).
+DEFAULT_CONTEXT_TOKENS = 32_000
+
+
 class WorkspaceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`[workspace]`: where the plans are. Plan-format settings: no trust needed."""
 
@@ -68,6 +72,9 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Completion tokens reserved against `tpm` when a call sets no max_tokens;
     # reconciled with the server's `usage` once the answer arrives.
     completion_tokens_estimate: _Pos = 1024
+    # The prompt `run` sends, with the files it refers to inlined, in estimated tokens (UTF-8 bytes / 4):
+    # what does not fit is cut at a marked point (perfd.app.context). Raising it needs trust.
+    context_tokens: _Pos = DEFAULT_CONTEXT_TOKENS
 
     max_connections: _Pos = 8
     max_keepalive_connections: _Pos | None = None  # default: max_connections
@@ -199,6 +206,11 @@ def _always(value: object) -> bool:
     return True
 
 
+def _above_default_context(value: object) -> bool:
+    # A larger prompt costs more: a cloned repository may lower the budget, not raise it.
+    return not isinstance(value, int) or value > DEFAULT_CONTEXT_TOKENS
+
+
 # (table, key) -> when a value of it from a workspace file needs the user's trust.
 TRUST: dict[tuple[str, str], Callable[[object], bool]] = {
     ("daemon", "metrics_addr"): _beyond_loopback,
@@ -206,6 +218,7 @@ TRUST: dict[tuple[str, str], Callable[[object], bool]] = {
     **{("llm", key): _always for key in ("base_url", "api_key_env", "model", "price_prompt_per_1k",
                                          "price_completion_per_1k", "budget_usd_per_day",
                                          "budget_usd_per_plan_per_day")},
+    ("llm", "context_tokens"): _above_default_context,
     # files perfd reads answers from and writes history to
     **{("llm", key): _always for key in ("cache_path", "history_path")},
     # the team's Redis, its password's variable, and whose shared answers are read

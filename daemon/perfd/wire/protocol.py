@@ -220,6 +220,8 @@ class RunAnswer(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
     written: str | None = None  # the file written (--write)
     write_error: str | None = None  # why the answer was not written (it is still printed)
+    write_error_kind: str | None = None  # "exists" (not overwritten), "refused" (no file to write) or "os"
+    kept: int | None = None  # the history's id of the answer kept when it could not be written
     error: str | None = None  # why there is no answer
     error_kind: str | None = None
 

@@ -254,6 +254,8 @@ export interface RunAnswer {
   seconds?: number;
   written?: string | null;
   write_error?: string | null;
+  write_error_kind?: string | null;
+  kept?: number | null;
   error?: string | null;
   error_kind?: string | null;
 }

@@ -58,6 +58,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     options: RunOptions
     json: bool = False
     trust_plan: bool = False
+    model: str | None = None  # a [models.NAME] (-m NAME); None: [llm]
 
 
 class RunListener:
@@ -154,6 +155,7 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     cached = bool(done and done.cached)
     answer = RunAnswer(
         plan=result.plan, achievement=number, state=result.state, ok=True, text=text, cached=cached,
+        model=done.model if done is not None else None,
         cost_saved=(llm.config.cost(usage.prompt_tokens, usage.completion_tokens) if cached and usage else 0.0)
         if _priced(llm) else None,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
@@ -211,7 +213,7 @@ def parse_request(args: argparse.Namespace, engine: Engine, cwd: str) -> RunRequ
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     plan = plan_ref if isinstance(plan_ref, str) else plan_ref.path  # (a request crosses the socket)
     return RunRequest(root=engine.root, plan=plan, achievement=achievement, parallel=args.parallel,
-                      json=args.json, trust_plan=args.trust_plan,
+                      json=args.json, trust_plan=args.trust_plan, model=args.model,
                       options=RunOptions(use_cache=not args.no_cache, write=args.write, force=args.force,
                                          concurrency=args.concurrency))
 

@@ -290,7 +290,7 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
 
     try:
         try:
-            llm = client_from_workspace(eng.root, env=env)
+            llm = client_from_workspace(eng.root, env=env, model=request.model)
         except LLMError as exc:
             raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
         except OSError as exc:  # the state folder (cache, history) cannot be used: perfd.paths.UnsafeFolder

@@ -380,7 +380,7 @@ class Methods:
         llm = None
         if not isinstance(prepared, Output):
             try:
-                llm = self.llm(p.env)
+                llm = self.llm(p.env, model=prepared[0].model)
             except LLMError as exc:
                 raise UserError(shown(f"[llm] configuration: {exc}"), code="llm-config") from None
             key = llm.config.api_key_env if llm is not None else None

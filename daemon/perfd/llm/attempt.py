@@ -33,6 +33,7 @@ from .breaker import CircuitBreaker, Health
 from .config import LLMConfig
 from .errors import LLMConnectionError, LLMError, LLMHTTPError, LLMTimeout
 from .parsing import BadAnswer, error_message
+from .providers import wire_for
 from .gate import Gate, LocalGate, Ticket
 from .ratelimit import RateLimiter
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
@@ -158,7 +159,8 @@ class Attempts:
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
             timeout=self._default_timeout,
-            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
+            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json", **config.headers,
+                     **wire_for(config).fixed_headers(config)},
             follow_redirects=False,
         )
         # A Semaphore, not a CapacityLimiter: a stream may be closed from another

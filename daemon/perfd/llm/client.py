@@ -38,11 +38,12 @@ from .cache import ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
 from .errors import LLMError, LLMRequestError
 from .history import History
+from .providers import RESERVED, wire_for
 from .parsing import check_messages, content_chars, read_completion
 from .ratelimit import estimate_tokens
 from .recorder import CallRecorder
 from .stats import Counters, LLMStats, TeamStats
-from .stream import ChatStream
+from .stream import ChatStream, falls_back
 from .team_config import TeamConfig, namespace_for
 from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest
 
@@ -75,13 +76,20 @@ class LLMClient:
         rng: random.Random | None = None,
         team: TeamConfig | None = None,
         notice: str = "",
+        name: str = "",
+        fallbacks: Sequence[LLMClient] = (),
     ) -> None:
         self.config = config
+        self.name = name  # of its [models.NAME] table; "" for [llm]
+        # The clients of [llm] fallback, in order: each serves a call this one failed before any byte.
+        self.fallbacks = list(fallbacks)
         # One line for the user when settings were left out (the workspace's that wait for
         # `perfd trust`): a run prints it, so a model used instead of another is never silent.
         self.notice = notice
         environ = env if env is not None else os.environ
-        self._key = ApiKey(config.api_key_env, environ)
+        self._wire = wire_for(config)
+        self._key = ApiKey(config.api_key_env, environ, header=self._wire.key_header, prefix=self._wire.key_prefix,
+                           secret_headers=config.headers_env)
         self._counters = Counters()
         self._attempts = Attempts(config, key=self._key, counters=self._counters, transport=transport, rng=rng)
         base = state_dir
@@ -138,8 +146,12 @@ class LLMClient:
 
     # -- public calls ------------------------------------------------------
 
-    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
-        """Ask the model and wait for the whole answer (options: see ChatOptions)."""
+    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
+                       fallbacks: Sequence[LLMClient] | None = None) -> Completion:
+        """Ask the model and wait for the whole answer (options: see ChatOptions).
+
+        `fallbacks`: the models that serve the call if this one fails before any answer (default: [llm] fallback's)."""
+        fallbacks = self.fallbacks if fallbacks is None else fallbacks
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
         call = self._recorder.begin(request, stream=False)
         try:
@@ -151,9 +163,16 @@ class LLMClient:
             result = await self._call_plain(request, call.started)
             call.finished(result)
             return result
+        except LLMError as exc:
+            call.failed(exc)
+            if not fallbacks or not falls_back(exc):
+                raise
         except BaseException as exc:
             call.failed(exc)
             raise
+        # The call failed before any answer: the next model serves it, the rest of the list behind it.
+        first, *rest = fallbacks
+        return await first.complete(messages, options, fallbacks=rest)
 
     def check_key(self) -> None:
         """LLMConfigError when `api_key_env` names a variable that is unset or empty: a configuration
@@ -168,7 +187,8 @@ class LLMClient:
             return False
         return await self._cache.get(request.key) is not None
 
-    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
+    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
+               fallbacks: Sequence[LLMClient] | None = None) -> ChatStream:
         """Ask the model and receive the answer as it is generated:
 
             async with client.stream(messages) as s:
@@ -183,7 +203,15 @@ class LLMClient:
         `timeout_s` bounds the wait for the response and for each chunk.
         """
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=True)
-        return ChatStream(request, self._recorder, self._attempts)
+        fallbacks = self.fallbacks if fallbacks is None else fallbacks
+        fallback = None
+        if fallbacks:
+            first, *rest = fallbacks
+
+            def fallback() -> ChatStream:
+                return first.stream(messages, options, fallbacks=rest)
+
+        return ChatStream(request, self._recorder, self._attempts, fallback=fallback)
 
     def stats(self) -> LLMStats:
         c = self._counters
@@ -250,6 +278,8 @@ class LLMClient:
 
     async def flush(self) -> None:
         """Wait until cache and history writes queued so far are on disk."""
+        for other in self.fallbacks:
+            await other.flush()
         if self._cache is not None:
             await self._cache.flush()
         if self._history is not None:
@@ -260,6 +290,8 @@ class LLMClient:
         if self._closed:
             return
         self._closed = True
+        for other in self.fallbacks:
+            await other.aclose()
         await self._attempts.aclose()
         if self._cache is not None and self._cache.shared is not None:
             with anyio.move_on_after(2.0):  # answers other daemons could reuse, if Redis takes them now
@@ -312,7 +344,7 @@ class LLMClient:
         if options.response_format is not None:
             params["response_format"] = dict(options.response_format)
         for name, value in (options.extra or {}).items():
-            if name in ("model", "messages", "stream", "stream_options"):
+            if name in RESERVED:
                 raise LLMRequestError(f"extra may not set {name!r}: perfd controls it")
             params[name] = value
 
@@ -321,13 +353,11 @@ class LLMClient:
             and self._cache is not None
             and (cfg.cache_temperature_above_zero or params.get("temperature") == 0.0)
         )
-        key = cache_key(base_url=cfg.base_url, model=cfg.model, messages=msgs, params=params) if cacheable else None
+        # The URL keys Azure's deployment and tells protocols apart; OpenAI's keys stay as they were.
+        where = cfg.base_url if cfg.provider == "openai" else cfg.chat_url
+        key = cache_key(base_url=where, model=cfg.model, messages=msgs, params=params) if cacheable else None
 
-        payload: JSONObject = {"model": cfg.model, "messages": msgs, **params}
-        if stream:
-            payload["stream"] = True
-            if cfg.stream_usage:
-                payload["stream_options"] = {"include_usage": True}
+        payload = self._wire.payload(cfg, msgs, params, stream=stream)
 
         chars = sum(content_chars(m.get("content")) for m in msgs)
         if options.tools is not None:
@@ -355,3 +385,4 @@ class LLMClient:
                     return result
             except AttemptFailed as failed:
                 await self._attempts.retry_or_raise(failed, number, deadline=request.deadline)
+

@@ -118,8 +118,26 @@ def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLM
         if key:
             raise LLMConfigError(f"invalid [llm] {key} = {merged.get(key)!r}: {_PATH.sub('', message)}") from None
         raise LLMConfigError(f"invalid [llm] table: {message}") from None
+    cfg = with_listed_prices(cfg)
     _check(cfg, source)
     return cfg
+
+
+def with_listed_prices(cfg: LLMConfig) -> LLMConfig:
+    """`cfg` with the price table's prices where the settings set none (perfd.llm.prices)."""
+    if cfg.priced:
+        return cfg
+    from .prices import price_of
+
+    listed = price_of(cfg.model if cfg.provider != "azure" else cfg.model)
+    if listed is None:
+        return cfg
+    per_1k = {"price_prompt_per_1k": listed.prompt / 1000.0, "price_completion_per_1k": listed.completion / 1000.0}
+    if cfg.price_cache_read_per_1k is None and listed.cache_read is not None:
+        per_1k["price_cache_read_per_1k"] = listed.cache_read / 1000.0
+    if cfg.price_cache_write_per_1k is None and listed.cache_write is not None:
+        per_1k["price_cache_write_per_1k"] = listed.cache_write / 1000.0
+    return msgspec.structs.replace(cfg, **per_1k)
 
 
 def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
@@ -146,15 +164,36 @@ def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
         )
     if cfg.retry_base_s > cfg.retry_max_s:
         raise LLMConfigError(f"invalid {where('retry_base_s')}: larger than retry_max_s")
-    if cfg.has_budget and cfg.price_prompt_per_1k is None and cfg.price_completion_per_1k is None:
+    if cfg.has_budget and not cfg.priced:
         raise LLMConfigError(
-            "a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices: set "
-            "[llm] price_prompt_per_1k and price_completion_per_1k"
+            f"a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices, and "
+            f"none is known for {cfg.model!r}: set [llm] price_prompt_per_1k and price_completion_per_1k"
         )
+    for table, key in (("headers", "headers"), ("headers_env", "headers_env")):
+        for header, value in getattr(cfg, key).items():
+            if not _TOKEN.fullmatch(header) or any(c in value for c in "\r\n\0"):
+                raise LLMConfigError(f"invalid {where(key)}: {header!r} is not a header name, or its value "
+                                     "holds a line break")
+    for header in cfg.headers:
+        if header.lower() in _SECRET_HEADERS:
+            raise LLMConfigError(
+                f"invalid {where('headers')}: {header} carries a secret; name the variable that holds it in "
+                "[llm] api_key_env (or headers_env), never the value itself")
+    for name in cfg.headers_env.values():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise LLMConfigError(f"invalid {where('headers_env')}: {name!r} must be the NAME of an environment "
+                                 "variable, never the value itself")
+    if cfg.provider == "azure" and "/openai/deployments/" in cfg.base_url:
+        raise LLMConfigError(f"invalid {where('base_url')}: with provider = \"azure\" give the resource's URL "
+                             "(https://NAME.openai.azure.com) and the deployment in [llm] deployment")
     for key in ("timeout_s", "total_timeout_s", "window_s", "cache_ttl_s", "budget_usd_per_day", "budget_usd_per_plan_per_day"):
         value = getattr(cfg, key)
         if value is not None and not math.isfinite(value):
             raise LLMConfigError(f"invalid {where(key)}: must be a finite number")
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
 
 
 def _unknown(where: str, key: str) -> str:

@@ -21,6 +21,7 @@ from typing import Protocol
 from .breaker import Health
 from .config import LLMConfig
 from .errors import LLMBudgetExceeded
+from .parsing import cost_of
 from .ratelimit import RateLimiter, Reservation
 from .types import PreparedRequest, Usage
 
@@ -138,7 +139,7 @@ class LocalGate:
             if usage is not None:
                 self.limiter.reconcile(ticket.local, usage.total_tokens)
         if self.budget is not None:
-            actual = self.config.cost(usage.prompt_tokens, usage.completion_tokens) if usage is not None else 0.0
+            actual = cost_of(self.config, usage) if usage is not None else 0.0
             self.budget.settle(ticket.day, actual - ticket.cost_reserved, ticket.plan)
 
     async def pause(self, seconds: float) -> None:

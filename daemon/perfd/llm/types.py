@@ -43,8 +43,10 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, those the provider's prompt cache read or wrote included
     completion_tokens: int = 0
+    cache_read_tokens: int = 0  # Anthropic's cache_read_input_tokens, OpenAI's cached_tokens
+    cache_write_tokens: int = 0  # Anthropic's cache_creation_input_tokens
 
     @property
     def total_tokens(self) -> int:

@@ -217,6 +217,7 @@ class RunAnswer(msgspec.Struct, frozen=True, kw_only=True):
     write_error: str | None = None  # why the answer was not written (it is still printed)
     error: str | None = None  # why there is no answer
     error_kind: str | None = None
+    model: str | None = None  # the model that answered (a fallback's when the first one failed)
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -37,6 +37,7 @@ from .attempt import AttemptFailed, Attempts
 from .cache import ResponseCache, cache_key
 from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
 from .errors import LLMError, LLMRequestError
+from .gate import LocalGate
 from .history import History
 from .providers import RESERVED, wire_for
 from .parsing import check_messages, content_chars, read_completion
@@ -103,7 +104,6 @@ class LLMClient:
         shared = None
         if team is not None:
             from .team import SharedCache, TeamGate, TeamLink
-            from .gate import LocalGate
 
             self._link = TeamLink(team, namespace=namespace_for(team, base_url=config.base_url, model=config.model),
                                   env=environ)
@@ -128,6 +128,10 @@ class LLMClient:
                 config.history_path or os.path.join(base or "", HISTORY_FILE),
                 max_rows=config.history_max_rows,
             )
+        local_gate = self._attempts.gate
+        if self._history is not None and isinstance(local_gate, LocalGate) and local_gate.budget is not None:
+            # The day's spending from the history's ledger: every process of the user, every workspace.
+            local_gate.budget.ledger = self._history
         self._recorder = CallRecorder(config, self._counters, cache=self._cache, history=self._history,
                                       redact=self._key.redact)
         self._closed = False

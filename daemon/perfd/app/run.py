@@ -73,6 +73,9 @@ class RunListener:
     def finished(self, answer: RunAnswer) -> None:
         pass
 
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        """The call waits before it goes on: a rate limit, a Retry-After, a retry's back-off."""
+
 
 def _priced(llm: LLMClient) -> bool:
     cfg = llm.config
@@ -104,13 +107,16 @@ def write_answer(engine: Engine, result: GenerateResult, text: str, *, force: bo
     return path
 
 
-def chat_request(engine: Engine, result: GenerateResult, options: RunOptions) -> tuple[list[Message], ChatOptions]:
-    """The model call for one achievement: what is sent, and how it is labelled in the history."""
+def chat_request(engine: Engine, result: GenerateResult, options: RunOptions, *,
+                 on_wait: Callable[[float, str], None] | None = None,
+                 batch: bool = False) -> tuple[list[Message], ChatOptions]:
+    """The model call for one achievement: what is sent, and how it is labelled in the history.
+    A batch's calls (--parallel) let an interactive one go first under the rate limit."""
     from perfd.llm import ChatOptions
 
     return [{"role": "user", "content": result.prompt}], ChatOptions(
         use_cache=options.use_cache, plan=result.plan, achievement=result.achievement, state=result.state,
-        workspace=engine.root)
+        workspace=engine.root, on_wait=on_wait, priority="batch" if batch else "interactive")
 
 
 async def served_from_cache(engine: Engine, llm: LLMClient, result: GenerateResult, options: RunOptions) -> bool:
@@ -122,7 +128,7 @@ async def served_from_cache(engine: Engine, llm: LLMClient, result: GenerateResu
 
 
 async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, options: RunOptions,
-                  listener: RunListener | None = None) -> RunAnswer:
+                  listener: RunListener | None = None, *, batch: bool = False) -> RunAnswer:
     """Stream one achievement's answer (told to `listener` as it arrives); write it when asked.
 
     A failed model call is an RunAnswer with `error` set, not an exception; a
@@ -135,7 +141,8 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     hear.started(result)
     started = time.monotonic()
     try:
-        messages, chat = chat_request(engine, result, options)
+        messages, chat = chat_request(engine, result, options, batch=batch,
+                                      on_wait=lambda seconds, reason: hear.waiting(number, seconds, reason))
         async with llm.stream(messages, chat) as stream:
             async for piece in stream:
                 hear.delta(number, piece)
@@ -174,7 +181,7 @@ async def run_parallel(engine: Engine, llm: LLMClient, results: Sequence[Generat
 
     async def one(i: int) -> None:
         async with limit:
-            answers[i] = await run_one(engine, llm, results[i], options, listener)
+            answers[i] = await run_one(engine, llm, results[i], options, listener, batch=len(results) > 1)
 
     async with anyio.create_task_group() as tg:
         for i in range(len(results)):

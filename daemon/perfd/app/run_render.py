@@ -117,10 +117,22 @@ def total_line(s: RunSummary) -> str:
     return (f"perfd: @{shown(s.plan)}: {', '.join(parts)} · {s.tokens} tokens paid{money}{saved} · {s.seconds:.1f} s")
 
 
-class StreamToOut(RunListener):
+class SaysWaits(RunListener):
+    """A wait before a call goes on, said on stderr ("waiting 1.0 s: rate limited")."""
+
+    def __init__(self, err: TextSink) -> None:
+        self.err = err
+
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        self.err.write(f"perfd: {shown(achievement)}: waiting {seconds:.1f} s: {shown(reason)}\n")
+        self.err.flush()
+
+
+class StreamToOut(SaysWaits):
     """One achievement on a person's screen: tokens to stdout as they arrive."""
 
-    def __init__(self, out: TextSink) -> None:
+    def __init__(self, out: TextSink, err: TextSink) -> None:
+        super().__init__(err)
         self.out = out
         self.last = ""
 
@@ -130,12 +142,12 @@ class StreamToOut(RunListener):
         self.last = text
 
 
-class Progress(RunListener):
+class Progress(SaysWaits):
     """Parallel runs: a live line per achievement on a terminal, a line per finished one elsewhere."""
 
     def __init__(self, err: TextSink, numbers: Sequence[str], *, tty: bool,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.err = err
+        super().__init__(err)
         self.tty = tty
         self.clock = clock
         self.numbers = list(numbers)
@@ -172,6 +184,13 @@ class Progress(RunListener):
                     else f"failed: {shown(answer.error or '')}")
             self.err.write(f"perfd: [{self.done}/{len(self.numbers)}] {n} {what}\n")
             self.err.flush()
+
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        if not self.tty:
+            super().waiting(achievement, seconds, reason)
+            return
+        self.state[achievement] = f"waiting {seconds:.1f} s: {reason}"
+        self.draw(force=True)
 
     def line(self, n: str) -> str:
         now = self.clock()
@@ -239,7 +258,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
                   f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
-                                     RunListener() if request.json else Progress(err, numbers, tty=tty))
+                                     SaysWaits(err) if request.json else Progress(err, numbers, tty=tty))
     else:
         from perfd.app.run import served_from_cache
 
@@ -250,7 +269,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
             err.write(f"perfd: @{shown(first.plan)}: sending achievement {first.achievement} ({first.state}) "
                       f"to {llm.config.model}\n")
         err.flush()
-        listener = RunListener() if request.json else StreamToOut(out)
+        listener = SaysWaits(err) if request.json else StreamToOut(out, err)
         answers = [await run_one(engine, llm, first, request.options, listener)]
         if not request.json and answers[0].ok and not answers[0].text.endswith("\n"):
             out.write("\n")

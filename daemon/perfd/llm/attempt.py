@@ -21,7 +21,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 import anyio
 import httpx
@@ -240,7 +240,8 @@ class Attempts:
         return LLMTimeout(f"no answer within total_timeout_s={self.config.total_timeout_s:g} "
                           f"({attempts} attempt{'s' if attempts != 1 else ''})")
 
-    async def retry_or_raise(self, failed: AttemptFailed, attempt: int, *, deadline: float | None = None) -> None:
+    async def retry_or_raise(self, failed: AttemptFailed, attempt: int, *, deadline: float | None = None,
+                             on_wait: Callable[[float, str], None] | None = None) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
         if failed.status == 429:
@@ -267,6 +268,10 @@ class Attempts:
             raise failed.error
         self._counters.retries += 1
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
+        if on_wait is not None:
+            on_wait(delay, "rate limited (HTTP 429)" if failed.status == 429 else
+                    f"retrying: {failed.status and f'HTTP {failed.status}' or failed.error.kind}"
+                    + (" (the server's Retry-After)" if failed.delay is not None and failed.status != 429 else ""))
         await anyio.sleep(delay)
 
     # -- tokens --------------------------------------------------------------

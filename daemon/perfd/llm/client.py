@@ -187,9 +187,9 @@ class LLMClient:
         """Whether the response cache holds this call's answer now (counts nothing; a run says
         "from the cache" rather than "sending" before it starts)."""
         request = self._prepare(messages, options or ChatOptions(), stream=True)
-        if request.key is None or self._cache is None:
+        if request.key is None or self._cache is None or not request.options.use_cache:
             return False
-        return await self._cache.get(request.key) is not None
+        return await self._cache.get(request.key, count=False) is not None
 
     def stream(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
                fallbacks: Sequence[LLMClient] | None = None) -> ChatStream:
@@ -250,6 +250,7 @@ class LLMClient:
             latency_p99_ms=p99,
             cache_hits_by_level=dict(self._cache.hits_by_level) if self._cache else {},
             budget_used_usd=self._budget_used(),
+            priced=self.config.priced,
             team=self._team_stats(),
         )
 
@@ -352,9 +353,8 @@ class LLMClient:
                 raise LLMRequestError(f"extra may not set {name!r}: perfd controls it")
             params[name] = value
 
-        cacheable = (
-            options.use_cache
-            and self._cache is not None
+        cacheable = (  # keyed even with use_cache=False: the answer replaces the cached one
+            self._cache is not None
             and (cfg.cache_temperature_above_zero or params.get("temperature") == 0.0)
         )
         # The URL keys Azure's deployment and tells protocols apart; OpenAI's keys stay as they were.
@@ -388,5 +388,6 @@ class LLMClient:
                     attempt.succeeded(result.usage)
                     return result
             except AttemptFailed as failed:
-                await self._attempts.retry_or_raise(failed, number, deadline=request.deadline)
+                await self._attempts.retry_or_raise(failed, number, deadline=request.deadline,
+                                                    on_wait=request.options.on_wait)
 

@@ -26,6 +26,7 @@ from .ratelimit import RateLimiter, Reservation
 from .types import PreparedRequest, Usage
 
 _DAY_S = 86400
+PRIORITY = {"interactive": 0, "batch": 1}  # lower goes first under one rate limit
 
 
 class Ticket:
@@ -168,7 +169,9 @@ class LocalGate:
         plan = request.options.plan
         day, row = await self.budget.reserve_shared(cost, plan) if self.budget is not None else (0, None)
         try:
-            reservation = await self.limiter.acquire(request.tokens)
+            options = request.options
+            reservation = await self.limiter.acquire(request.tokens, priority=PRIORITY[options.priority],
+                                                     on_wait=options.on_wait)
         except BaseException:
             if self.budget is not None:
                 await self.budget.settle_shared(day, row, cost, 0.0, plan)

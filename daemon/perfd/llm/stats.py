@@ -71,6 +71,7 @@ class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
     # --- team (issue: shared limits through Redis) ---
     # Response cache hits per level: "memory", "disk", "shared" (the team's Redis).
     cache_hits_by_level: dict[str, int] = msgspec.field(default_factory=dict)
+    priced: bool = True  # a price is known for the model (else its cost is unknown, not 0)
     budget_used_usd: float | None = None  # today (UTC); the team's with [team]
     team: TeamStats | None = None  # None without a [team] table
 

@@ -123,7 +123,8 @@ class ChatStream:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await attempts.retry_or_raise(failed, number, deadline=request.deadline)
+                    await attempts.retry_or_raise(failed, number, deadline=request.deadline,
+                                                  on_wait=request.options.on_wait)
             assert self.completion is not None
             call.finished(self.completion, chunks=list(self._parts))
         except BaseException as exc:

@@ -6,7 +6,9 @@ the HTTP stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
 import msgspec
 
 # {"role": "user", "content": "..."} and friends: read as they are (check_messages), sent as given.
@@ -40,6 +42,8 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     achievement: str | None = None
     state: str | None = None
     workspace: str | None = None  # the workspace root: `perfd stats --history` shows one workspace's calls
+    on_wait: Callable[[float, str], None] | None = None
+    priority: Literal["interactive", "batch"] = "interactive"
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):

@@ -140,6 +140,39 @@ def test_a_primary_failing_with_500_falls_back_and_json_names_the_fallback(ws: P
         # and the plain output prints the fallback's answer
         code, out, err = run(ws, {}, "@API-CLIENT", "--next", "--no-cache")
         assert code == 0 and out.startswith("reply#"), err
+        assert "1.2: answered by backup-model ([llm] fallback: primary failed before any answer)" in err
+
+
+def test_fallback_stats_history_and_cache_name_the_model_that_answered(state_dir: str) -> None:
+    import anyio
+
+    from llm_helpers import make_config, user
+    from perfd.llm import History, LLMClient
+
+    with FakeServer(max_lifetime_s=60) as down, FakeServer(max_lifetime_s=60) as up:
+        down.script(*[{"status": 500}] * 10)
+
+        async def go() -> tuple[dict[str, int], list[tuple[str, str]], bool, str]:
+            backup = LLMClient(make_config(up.base_url, model="backup-model"))
+            async with LLMClient(make_config(down.base_url, model="primary", max_retries=0),
+                                 fallbacks=[backup]) as llm:
+                async with llm.stream(user("q")) as s:
+                    text = "".join([d async for d in s])
+                assert s.answered_by == "backup-model" and s.completion is not None
+                again = await llm.complete(user("q"))  # the primary fails again; the backup's cache answers
+                await llm.flush()
+                history = llm.history
+                assert history is not None
+                rows = [(r.model, r.outcome) for r in reversed(history.calls(limit=10))]
+                return llm.stats().served_by_fallback, rows, again.cached, text
+
+        served, rows, cached, text = anyio.run(go)
+    assert text.startswith("reply#")
+    assert served == {"backup-model": 2}
+    # (two writers, one file: the order of their rows is not fixed)
+    assert sorted(rows) == sorted([("primary", "http_5xx"), ("backup-model", "ok"), ("primary", "http_5xx"),
+                                   ("backup-model", "ok")])
+    assert cached and len(up.records) == 1  # cached under the model that answered; paid once
 
 
 def test_the_price_table_knows_common_models_and_settings_override_it() -> None:

@@ -148,6 +148,7 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
                 hear.delta(number, piece)
             done = stream.completion
             text = stream.text
+            model = stream.answered_by
     except LLMError as exc:
         answer = RunAnswer(plan=result.plan, achievement=number, state=result.state, ok=False, error=str(exc), error_kind=exc.kind, seconds=time.monotonic() - started)
         hear.finished(answer)
@@ -162,7 +163,7 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     cached = bool(done and done.cached)
     answer = RunAnswer(
         plan=result.plan, achievement=number, state=result.state, ok=True, text=text, cached=cached,
-        model=done.model if done is not None else None,
+        model=model,
         cost_saved=(llm.config.cost(usage.prompt_tokens, usage.completion_tokens) if cached and usage else 0.0)
         if _priced(llm) else None,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,

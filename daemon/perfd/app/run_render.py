@@ -285,6 +285,9 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     for a in answers:
         if not a.ok and not request.parallel:
             lines.insert(0, f"perfd: the model call failed: {shown(a.error or '')}")
+        if a.ok and a.model and a.model != llm.config.model:
+            lines.insert(0, f"perfd: {a.achievement}: answered by {shown(a.model)} ([llm] fallback: "
+                            f"{shown(llm.config.model)} failed before any answer)")
     err.write("\n".join(lines) + "\n")
     err.flush()
     return RunResult(code=summary.code, answers=answers, summary=summary)

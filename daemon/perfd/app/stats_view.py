@@ -57,6 +57,9 @@ def render_text(s: StatsSnapshot) -> str:
             f"  response cache: hits {llm.cache_hits} · misses {llm.cache_misses} · tokens saved {llm.tokens_saved}"
             + (f" · cost saved {llm.cost_saved:.4f}" if llm.priced else ""),
         ]
+        if llm.served_by_fallback:
+            lines.append("  answered by [llm] fallback: " + " · ".join(
+                f"{shown(m)} {n}" for m, n in sorted(llm.served_by_fallback.items())))
         lines += team_lines(llm)  # --- team (shared limits through Redis) ---
     if s.methods:
         rows = [["COMMAND", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]

@@ -176,7 +176,9 @@ class LLMClient:
             raise
         # The call failed before any answer: the next model serves it, the rest of the list behind it.
         first, *rest = fallbacks
-        return await first.complete(messages, options, fallbacks=rest)
+        result = await first.complete(messages, options, fallbacks=rest)
+        self._counters.served_by_fallback[first.config.model] += 1
+        return result
 
     def check_key(self) -> None:
         """LLMConfigError when `api_key_env` names a variable that is unset or empty: a configuration
@@ -251,6 +253,7 @@ class LLMClient:
             cache_hits_by_level=dict(self._cache.hits_by_level) if self._cache else {},
             budget_used_usd=self._budget_used(),
             priced=self.config.priced,
+            served_by_fallback=dict(c.served_by_fallback),
             team=self._team_stats(),
         )
 

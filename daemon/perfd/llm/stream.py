@@ -38,6 +38,7 @@ class ChatStream:
         # The next model's stream for the same call: used when this one fails before any byte arrived.
         self._fallback = fallback
         self.fell_back: list[str] = []  # the errors of the models that failed before the one that answered
+        self.answered_by = recorder.config.model  # the configured model of the client that answered
         self._gen: AsyncGenerator[str, None] | None = None
         self._entered = False
         self._parts: list[str] = []
@@ -97,6 +98,8 @@ class ChatStream:
                 yield delta
             self.completion = other.completion
             self.fell_back = [failed, *other.fell_back]
+            self.answered_by = other.answered_by
+            self._recorder.counters.served_by_fallback[other.answered_by] += 1
 
     async def _own(self) -> AsyncGenerator[str, None]:
         request, attempts = self._request, self._attempts

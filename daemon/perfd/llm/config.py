@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import msgspec
@@ -47,36 +47,29 @@ FIELDS: tuple[str, ...] = LLMConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 
-def read_env(env: Mapping[str, str], *, prefix: str, kind: type[msgspec.Struct], fields: Sequence[str],
-             required: Mapping[str, str], unknown: Callable[[str, str], str],
-             hidden: frozenset[str] = frozenset()) -> tuple[dict[str, object], dict[str, str]]:
-    """The settings `prefix`<KEY> variables give: (key -> value, converted; key -> the variable's name).
+def environment_table(table: str, env: Mapping[str, str], source: dict[str, str]) -> dict[str, object]:
+    """[table]'s values from PERFD_<TABLE>_* in `env`, read by perfd.settings (LLMConfigError for a bad one);
+    each variable seen, set or emptied, is named in `source`."""
+    if not env:
+        return {}
+    from perfd.settings.resolve import ENV_PREFIX as PREFIX
+    from perfd.settings.resolve import read_environment
+    from perfd.settings.sources import SettingsError
 
-    Every variable seen is named (an empty one unsets the file's value, and gives no value).
-    Strings are converted leniently ("60" -> 60, "true" -> True), one key at a time, with
-    `required`'s placeholders, so an error names the variable; `hidden` keys' values are not shown.
-    """
-    values: dict[str, object] = {}
-    seen: dict[str, str] = {}
-    for name, raw in env.items():
-        if not name.startswith(prefix):
-            continue
-        key = name[len(prefix):].lower()
-        if key not in fields:
-            raise LLMConfigError(unknown(name, key))
-        seen[key] = name
-        if raw.strip() == "":
-            continue
-        try:
-            one = msgspec.convert({**required, key: raw.strip()}, kind, strict=False)
-        except msgspec.ValidationError as exc:
-            shown = "(hidden)" if key in hidden else repr(raw)
-            raise LLMConfigError(f"invalid {name}={shown}: {_PATH.sub('', str(exc))}") from None
-        values[key] = getattr(one, key)
-    return values, seen
+    prefix = f"{PREFIX}{table.upper()}_"
+    mine = {name: value for name, value in env.items() if name.startswith(prefix)}
+    try:
+        values, unset = read_environment(mine)
+    except SettingsError as exc:
+        raise LLMConfigError(str(exc)) from None
+    for t, key in unset:
+        source[key] = f"{prefix}{key.upper()}"
+    out = {key: raw.value for key, raw in values.get(table, {}).items()}
+    source.update({key: raw.where for key, raw in values.get(table, {}).items()})
+    return out
 
 
-def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLMConfig | None:
+def load_llm_config(config: Mapping[str, object], env: Mapping[str, str] | None = None) -> LLMConfig | None:
     """The provider configured by the `[llm]` table `config` and PERFD_LLM_* in `env`.
 
     Returns None when neither names a provider (no base_url and no model);
@@ -91,14 +84,12 @@ def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLM
         values[key] = value
         source[key] = f"[llm] {key}"
 
-    # Environment strings are converted leniently ("60" -> 60, "true" -> True)
-    # one key at a time so an error names the variable; file values stay
-    # strict (a TOML string where a number belongs is a mistake).
-    env_values, seen = read_env(env, prefix=ENV_PREFIX, kind=LLMConfig, fields=FIELDS,
-                                required={"base_url": "x", "model": "x"}, unknown=_unknown)
-    for key, name in seen.items():
-        source[key] = name
-        values.pop(key, None)  # an empty variable unsets the file's value
+    # PERFD_LLM_* as the settings layer reads them (leniently converted, each error naming the
+    # variable); product callers pass the settings in force, the environment merged in already.
+    env_values = environment_table("llm", env or {}, source)
+    for key in source:
+        if source[key].startswith(ENV_PREFIX):
+            values.pop(key, None)  # an empty variable unsets the file's value
 
     merged = values | env_values
     if not merged.get("base_url") and not merged.get("model"):

@@ -178,6 +178,11 @@ def _check_model(name: str, raw: Raw) -> dict[str, object]:
     return out
 
 
+# What people try to set where a variable's NAME belongs.
+_SECRETS = {("llm", "api_key"): "api_key_env", ("llm", "key"): "api_key_env", ("llm", "token"): "api_key_env",
+            ("team", "password"): "redis_password_env", ("team", "redis_password"): "redis_password_env"}
+
+
 def read_environment(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Raw]], set[tuple[str, str]]]:
     """PERFD_<TABLE>_<KEY> (and the older names of schema.ENV_ALIASES): (values, keys unset by "")."""
     values: dict[str, dict[str, Raw]] = {}
@@ -192,6 +197,9 @@ def read_environment(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Raw]],
             if table is None:
                 continue  # PERFD_STATE_DIR and the like: not settings
             key = name[len(ENV_PREFIX) + len(table) + 1:].lower()
+            if (table, key) in _SECRETS:
+                raise SettingsError(f"{name} is not a setting: perfd never takes a secret itself. Put it in a "
+                                    f"variable of your own and set [{table}] {_SECRETS[(table, key)]} to its NAME")
             if key not in schema.fields(table):
                 known = [f"{ENV_PREFIX}{table.upper()}_{k.upper()}" for k in schema.fields(table)]
                 raise SettingsError(f"unknown setting {name} in the environment{_did_you_mean(name, known)}")

@@ -186,3 +186,75 @@ def test_the_price_table_knows_common_models_and_settings_override_it() -> None:
     assert unknown is not None and not unknown.priced
     with pytest.raises(LLMConfigError, match="none is known for 'my-local-llama'"):
         load_llm_config({"base_url": "http://h/v1", "model": "my-local-llama", "budget_usd_per_day": 1.0}, {})
+
+
+def test_plain_calls_of_each_protocol(server: FakeServer, state_dir: str) -> None:
+    import anyio
+
+    from llm_helpers import make_config, user
+    from perfd.llm import LLMClient
+
+    async def go() -> list[tuple[str, int, int, str]]:
+        out = []
+        for cfg in (make_config(origin(server), provider="anthropic", model="claude-3-5-haiku-latest"),
+                    make_config(origin(server), provider="azure", model="gpt-4o-mini", deployment="d")):
+            async with LLMClient(cfg) as llm:
+                got = await llm.complete([{"role": "system", "content": "be brief"}, *user("q")])
+                out.append((got.text, got.usage.prompt_tokens, got.usage.completion_tokens, str(got.cost > 0)))
+        return out
+
+    server.script({"reply": "from anthropic"}, {"reply": "from azure"})
+    (a_text, a_prompt, _, a_priced), (z_text, _, _, z_priced) = anyio.run(go)
+    first, second = server.records[-2], server.records[-1]
+    assert first.path == "/v1/messages" and first.body["system"] == "be brief"
+    assert [m["role"] for m in first.body["messages"]] == ["user"] and not first.stream
+    assert a_text == "from anthropic" and a_prompt == first.prompt_tokens and a_priced == "True"
+    assert second.path == "/openai/deployments/d/chat/completions" and z_text == "from azure" and z_priced == "True"
+
+
+def test_m_and_fallback_through_the_daemon(server: FakeServer) -> None:
+    import tempfile
+
+    from test_run_daemon import DaemonWs
+
+    base = tempfile.mkdtemp(prefix="pm", dir="/tmp")  # short: a socket path must fit in 108 bytes
+    w = DaemonWs(base, server)
+    try:
+        with FakeServer(max_lifetime_s=60) as down:
+            down.script(*[{"status": 500}] * 10)
+            with open(os.path.join(w.root, "perfd.toml"), "w") as f:
+                f.write(f'[llm]\nbase_url = "{down.base_url}"\nmodel = "primary"\nmax_retries = 0\n'
+                        f'fallback = ["backup"]\n'
+                        f'[models.backup]\nbase_url = "{server.base_url}"\nmodel = "backup-model"\n')
+            w.trust()
+            w.start()
+            code, out, err = w.run("run", "@DOCS-SITE", "2.1", "--json")
+            assert code == 0, err
+            assert json.loads(out.splitlines()[0])["model"] == "backup-model" and len(down.records) == 1
+            code, out, err = w.run("run", "@DOCS-SITE", "2.2", "-m", "backup")
+            assert code == 0 and out.startswith("reply#"), err
+            assert server.records[-1].body["model"] == "backup-model" and len(down.records) == 1
+            code, text, _ = w.run("stats")
+            assert "answered by [llm] fallback: backup-model 1" in text
+    finally:
+        w.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_anthropic_usage_counts_the_prompt_caches_tokens_at_their_prices() -> None:
+    from perfd.llm.parsing import cost_of, usage_of
+    from perfd.llm.types import ChatOptions, PreparedRequest
+
+    request = PreparedRequest(payload={}, body=b"", key=None, tokens=10, prompt_estimate=5, completion_reserved=5,
+                              timeout_s=1.0, options=ChatOptions())
+    usage = usage_of({"input_tokens": 100, "output_tokens": 50, "cache_read_input_tokens": 1000,
+                      "cache_creation_input_tokens": 200}, request, "")
+    assert (usage.prompt_tokens, usage.completion_tokens) == (1300, 50)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (1000, 200)
+    cfg = load_llm_config({"base_url": "http://h", "model": "claude-sonnet-4-5", "provider": "anthropic"}, {})
+    assert cfg is not None
+    # $3 / M input, $0.30 / M cache read, $3.75 / M cache write, $15 / M output
+    assert cost_of(cfg, usage) == pytest.approx((100 * 3 + 1000 * 0.3 + 200 * 3.75 + 50 * 15) / 1e6)
+    openai = usage_of({"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 60}},
+                      request, "")
+    assert openai.prompt_tokens == 100 and openai.cache_read_tokens == 60

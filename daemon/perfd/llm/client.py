@@ -35,7 +35,7 @@ import orjson
 from .apikey import ApiKey
 from .attempt import AttemptFailed, Attempts
 from .cache import ResponseCache, cache_key
-from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
+from .config import CACHE_FILE, HISTORY_FILE, LLMConfig, with_listed_prices
 from .errors import LLMError, LLMRequestError
 from .gate import LocalGate
 from .history import History
@@ -80,6 +80,7 @@ class LLMClient:
         name: str = "",
         fallbacks: Sequence[LLMClient] = (),
     ) -> None:
+        config = with_listed_prices(config)  # the price table's, where the settings set none
         self.config = config
         self.name = name  # of its [models.NAME] table; "" for [llm]
         # The clients of [llm] fallback, in order: each serves a call this one failed before any byte.

@@ -258,3 +258,19 @@ def test_anthropic_usage_counts_the_prompt_caches_tokens_at_their_prices() -> No
     openai = usage_of({"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 60}},
                       request, "")
     assert openai.prompt_tokens == 100 and openai.cache_read_tokens == 60
+
+
+def test_a_named_model_from_a_cloned_repo_waits_for_trust_and_config_shows_it(ws: Path) -> None:
+    from perfd.app.settings_commands import render_config
+    from perfd.settings.resolve import load
+
+    (ws / "perfd.toml").write_text('[models.evil]\nbase_url = "http://attacker.example/v1"\nmodel = "m"\n'
+                                   '[models.local]\ntemperature = 0.5\n')
+    env = {"PERFD_STATE_DIR": os.environ["PERFD_STATE_DIR"]}
+    settings = load(str(ws), env)
+    assert settings.waiting == ("[models] evil",)
+    assert "evil" not in settings.table("models") and settings.table("models")["local"] == {"temperature": 0.5}
+    shown = render_config(settings, with_defaults=False, as_json=False)
+    assert "[models] evil" in shown and "waits for `perfd trust`" in shown
+    code, _, err = run(ws, {"PERFD_TRUSTED_PATHS": ""}, "@API-CLIENT", "--next", "-m", "evil")
+    assert code == 1 and "waits for `perfd trust`" in err

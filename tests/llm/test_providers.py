@@ -274,3 +274,17 @@ def test_a_named_model_from_a_cloned_repo_waits_for_trust_and_config_shows_it(ws
     assert "[models] evil" in shown and "waits for `perfd trust`" in shown
     code, _, err = run(ws, {"PERFD_TRUSTED_PATHS": ""}, "@API-CLIENT", "--next", "-m", "evil")
     assert code == 1 and "waits for `perfd trust`" in err
+
+
+def test_when_the_fallback_fails_too_the_error_says_what_each_model_said(ws: Path) -> None:
+    with FakeServer(max_lifetime_s=60) as down, FakeServer(max_lifetime_s=60) as also_down:
+        down.script(*[{"status": 500}] * 5)
+        also_down.script(*[{"status": 503}] * 5)
+        (ws / "perfd.toml").write_text(
+            f'[llm]\nbase_url = "{down.base_url}"\nmodel = "primary"\nmax_retries = 0\nfallback = ["backup"]\n'
+            f'[models.backup]\nbase_url = "{also_down.base_url}"\nmodel = "backup-model"\nmax_retries = 0\n')
+        code, out, err = run(ws, {}, "@API-CLIENT", "--next")
+        assert code == 3 and out == ""
+        failed = next(line for line in err.splitlines() if line.startswith("perfd: the model call failed"))
+        assert "HTTP 503" in failed and "before it, primary:" in failed and "HTTP 500" in failed
+        assert len(down.records) == 1 and len(also_down.records) == 1

@@ -270,7 +270,7 @@ class Attempts:
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
         if on_wait is not None:
             on_wait(delay, "rate limited (HTTP 429)" if failed.status == 429 else
-                    f"retrying: {failed.status and f'HTTP {failed.status}' or failed.error.kind}"
+                    f"retrying after {f'HTTP {failed.status}' if failed.status else failed.error.kind.replace('_', ' ') + ' error'}"
                     + (" (the server's Retry-After)" if failed.delay is not None and failed.status != 429 else ""))
         await anyio.sleep(delay)
 

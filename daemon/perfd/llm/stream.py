@@ -90,12 +90,17 @@ class ChatStream:
                 raise
             failed = f"{self._recorder.config.model}: {exc}"
         # Nothing of an answer arrived and nothing was paid: the next model serves the call.
-        async with self._fallback() as other:
-            async for delta in other:
-                if self.first_token_s is None:
-                    self.first_token_s = other.first_token_s
-                self._parts.append(delta)
-                yield delta
+        try:
+            async with self._fallback() as other:
+                async for delta in other:
+                    if self.first_token_s is None:
+                        self.first_token_s = other.first_token_s
+                    self._parts.append(delta)
+                    yield delta
+        except LLMError as exc:
+            exc.args = (f"{exc} (the [llm] fallback; before it, {failed})",)  # what every model said
+            raise
+        else:
             self.completion = other.completion
             self.fell_back = [failed, *other.fell_back]
             self.answered_by = other.answered_by

@@ -14,9 +14,13 @@ was sent at all, what it said about the provider's health).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Protocol
+
+import anyio
+import anyio.to_thread
 
 from .breaker import Health
 from .config import LLMConfig
@@ -105,10 +109,6 @@ class LocalBudget:
         ledger = self.ledger
         if ledger is None:
             return self.reserve(cost, plan), None
-        import functools
-
-        import anyio.to_thread
-
         day = self._today()
         row, spent, on_plan = await anyio.to_thread.run_sync(functools.partial(
             ledger.reserve, day=day, cost=cost, plan=plan, per_day=self.per_day, per_plan=self.per_plan))
@@ -126,9 +126,6 @@ class LocalBudget:
         if row is None or self.ledger is None:
             self.settle(day, actual - reserved, plan)
             return
-        import anyio
-        import anyio.to_thread
-
         with anyio.CancelScope(shield=True):  # a cancelled call still settles what it reserved
             await anyio.to_thread.run_sync(self.ledger.settle, row, actual)
         if day == self._today():

@@ -76,11 +76,13 @@ async def run(s: Session, args: Args) -> JSONObject:
     options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
     stream = options.get("stream")
     stream_id = stream if isinstance(stream, str) else None
+    named = options.get("model")  # {"model": NAME}: a [models.NAME] instead of [llm]
+    model = named if isinstance(named, str) and named else None
     plan = plan_arg(args)
     from perfd.llm import HOW_TO_CONFIGURE, LLMError
 
     try:
-        llm = s.llm()
+        llm = s.llm(model=model)
     except LLMError as exc:
         raise UserError(f"[llm] configuration: {exc}", code="llm-config") from None
     if llm is None:

@@ -229,6 +229,111 @@ async def overhead_cpu(n: int) -> dict[str, float]:
     return result
 
 
+async def overhead_providers(server: Server, n: int) -> dict[str, dict[str, float]]:
+    """The overhead per call of each provider's path (OpenAI, Anthropic's Messages API, Azure) against a
+    bare httpx call of the same protocol to the same stand-in: median of paired differences, random order."""
+    server.reset()
+    origin = f"http://127.0.0.1:{server.port}"
+    env = {"BENCH_KEY": "bench-secret"}
+    cases: dict[str, tuple[str, dict[str, str], Callable[[int], dict[str, Any]], Callable[[bytes], str],
+                           LLMConfig]] = {
+        "openai": (server.base_url + "/chat/completions", {"authorization": "Bearer bench-secret"},
+                   lambda i: {"model": "bench-model", "messages": msgs(f"bare {i}"), "temperature": 0.0},
+                   lambda b: orjson.loads(b)["choices"][0]["message"]["content"],
+                   config(server.base_url, api_key_env="BENCH_KEY")),
+        "anthropic": (origin + "/v1/messages", {"x-api-key": "bench-secret", "anthropic-version": "2023-06-01"},
+                      lambda i: {"model": "bench-model", "messages": msgs(f"bare {i}"), "max_tokens": 4096,
+                                 "temperature": 0.0},
+                      lambda b: orjson.loads(b)["content"][0]["text"],
+                      config(origin, provider="anthropic", api_key_env="BENCH_KEY")),
+        "azure": (origin + "/openai/deployments/bench/chat/completions?api-version=2024-10-21",
+                  {"api-key": "bench-secret"},
+                  lambda i: {"model": "bench-model", "messages": msgs(f"bare {i}"), "temperature": 0.0},
+                  lambda b: orjson.loads(b)["choices"][0]["message"]["content"],
+                  config(origin, provider="azure", deployment="bench", api_key_env="BENCH_KEY")),
+    }
+    rng = random.Random(11)
+    out: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=8)) as bare:
+        clients = {name: (LLMClient(c[4], env=env), LLMClient(msgspec.structs.replace(c[4], cache=False,
+                                                                                       history=False), env=env))
+                   for name, c in cases.items()}
+        try:
+            diffs: dict[str, list[float]] = {f"{p}/{k}": [] for p in cases for k in ("perfd", "lean")}
+            bare_ms: dict[str, list[float]] = {p: [] for p in cases}
+            for i in range(-30, n):
+                for name, (url, headers, body, read, _) in cases.items():
+                    llm, lean = clients[name]
+
+                    async def run_bare(i: int = i, url: str = url, headers: dict[str, str] = headers,
+                                       body: Callable[[int], dict[str, Any]] = body,
+                                       read: Callable[[bytes], str] = read) -> None:
+                        response = await bare.post(url, content=orjson.dumps(body(i)),
+                                                   headers={"content-type": "application/json", **headers})
+                        response.raise_for_status()
+                        read(response.content)
+
+                    # prompts of their own: a cache miss each, whatever ran before in this state folder
+                    async def run_perfd(i: int = i, llm: LLMClient = llm, name: str = name) -> None:
+                        await llm.complete(msgs(f"{name} perfd {i}"))
+
+                    async def run_lean(i: int = i, lean: LLMClient = lean, name: str = name) -> None:
+                        await lean.complete(msgs(f"{name} lean {i}"))
+
+                    order = [("bare", run_bare), ("perfd", run_perfd), ("lean", run_lean)]
+                    rng.shuffle(order)
+                    took: dict[str, float] = {}
+                    for kind, fn in order:
+                        t = time.perf_counter()
+                        await fn()
+                        took[kind] = time.perf_counter() - t
+                    if i >= 0:
+                        bare_ms[name].append(took["bare"])
+                        diffs[f"{name}/perfd"].append(took["perfd"] - took["bare"])
+                        diffs[f"{name}/lean"].append(took["lean"] - took["bare"])
+        finally:
+            for llm, lean in clients.values():
+                await llm.aclose()
+                await lean.aclose()
+    med = statistics.median
+    for name in cases:
+        out[name] = {"bare_ms": med(bare_ms[name]) * 1e3, "overhead_ms": med(diffs[f"{name}/perfd"]) * 1e3,
+                     "overhead_lean_ms": med(diffs[f"{name}/lean"]) * 1e3}
+    return out
+
+
+async def interactive_under_batch(server: Server, *, rpm: int, window: float, batch: int) -> dict[str, float]:
+    """The wait of one interactive call (an editor's, a single run) while a --parallel batch of `batch`
+    calls saturates `rpm`, against the same call with no batch; and the same call queued FIFO behind
+    the batch (as without priorities), for reference."""
+    server.reset()
+    cfg = config(server.base_url, rpm=rpm, window_s=window, cache=False, history=False, max_connections=16)
+
+    async def one_case(with_batch: bool, interactive: bool) -> float:
+        async with LLMClient(cfg) as llm:
+            took = 0.0
+
+            async def ask() -> None:
+                nonlocal took
+                t = time.perf_counter()
+                await llm.complete(msgs("interactive"), ChatOptions(
+                    priority="interactive" if interactive else "batch"))
+                took = time.perf_counter() - t
+
+            async with anyio.create_task_group() as tg:
+                if with_batch:
+                    for i in range(batch):
+                        tg.start_soon(llm.complete, msgs(f"batch {i}"), ChatOptions(priority="batch"))
+                    await anyio.sleep(0.05)  # the batch has taken the window and queued the rest
+                tg.start_soon(ask)
+            return took
+
+    alone = await one_case(False, True)
+    under = await one_case(True, True)
+    fifo = await one_case(True, False)
+    return {"alone_s": alone, "under_batch_s": under, "fifo_s": fifo}
+
+
 # -- 3. pooling -------------------------------------------------------------------------------
 
 
@@ -303,9 +408,35 @@ async def cache_hits(server: Server, n: int) -> dict[str, float]:
 # -- main -----------------------------------------------------------------------------------
 
 
-async def main(quick: bool) -> list[Row]:
+async def provider_rows(server: Server, quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    per = await overhead_providers(server, 150 if quick else 400)
+    for name, ov in per.items():
+        rows.append((
+            f"overhead per call vs bare httpx, {name} protocol, same local stand-in (cache miss + history)",
+            f"{ov['overhead_ms']:+.3f} ms  (bare call {ov['bare_ms']:.2f} ms; cache and history off: "
+            f"{ov['overhead_lean_ms']:+.3f} ms)",
+            "<= 0.3 ms", verdict(0.0 <= ov["overhead_ms"] <= 0.3),
+        ))
+    window = 1.0
+    pr = await interactive_under_batch(server, rpm=6, window=window, batch=12)
+    rows.append((
+        "interactive call's wait while a 12-call --parallel batch saturates rpm=6 per 1 s window",
+        f"{pr['under_batch_s']:.2f} s  (no batch: {pr['alone_s']:.3f} s; queued behind the batch, "
+        f"no priority: {pr['fifo_s']:.2f} s)",
+        "<= one window", verdict(pr["under_batch_s"] <= window + 0.1),
+    ))
+    return rows
+
+
+async def main(quick: bool, only: str = "") -> list[Row]:
     server = Server()
     rows: list[Row] = []
+    if only == "providers":
+        try:
+            return await provider_rows(server, quick)
+        finally:
+            server.close()
     try:
         windows = 3 if quick else 6
         sat_r = await saturate(server, rpm=100, tpm=None, window=1.0, windows=windows)
@@ -382,6 +513,7 @@ async def main(quick: bool) -> list[Row]:
             f"(client round trip p50 {at_daemon['client_p50_ms']:.3f} ms)",
             "<= 1 ms", verdict(at_daemon["p50_ms"] <= 1.0),
         ))
+        rows += await provider_rows(server, quick)
     finally:
         server.close()
     return rows
@@ -466,6 +598,8 @@ def print_table(rows: list[Row]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer windows and calls")
+    parser.add_argument("--only", choices=("providers",), default="",
+                        help="only the per-provider overhead and the interactive-before-batch rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="perfd-bench-") as state:
         os.environ["PERFD_STATE_DIR"] = state
@@ -475,4 +609,4 @@ if __name__ == "__main__":
         # each attempt searches sys.path again (~0.4 ms per request here).
         sniffio = "installed" if importlib.util.find_spec("sniffio") else "MISSING (httpcore pays for it per request)"
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, httpx {httpx.__version__}, sniffio {sniffio}\n")
-        print_table(anyio.run(main, args.quick))
+        print_table(anyio.run(main, args.quick, args.only))

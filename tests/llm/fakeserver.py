@@ -50,6 +50,8 @@ class Record:
     status: int = 200
     action: str = "ok"
     first_chunk_wall: float | None = None  # time.time() once the first content chunk is handed to the socket
+    headers: dict[str, str] = field(default_factory=dict)  # as received, names lower-cased
+    query: str = ""  # after the "?" of the request line
 
     @property
     def tokens(self) -> int:
@@ -230,7 +232,9 @@ class FakeServer:
                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: int) -> bool:
         if path.startswith("/_"):
             return await self._control(method, path, body, writer)
-        if not path.rstrip("/").endswith("/chat/completions") or method != "POST":
+        path, _, query = path.partition("?")
+        anthropic = path.rstrip("/").endswith("/v1/messages")  # Anthropic's Messages API
+        if not (path.rstrip("/").endswith("/chat/completions") or anthropic) or method != "POST":
             await self._send_json(writer, 404, {"error": {"message": f"no route {method} {path}"}})
             return True
         try:
@@ -246,7 +250,8 @@ class FakeServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         record = Record(seq=seq, arrival=time.monotonic(), conn=conn, path=path, body=payload,
-                        authorization=headers.get("authorization"), stream=bool(payload.get("stream")))
+                        authorization=headers.get("authorization"), stream=bool(payload.get("stream")),
+                        headers=dict(headers), query=query)
         with self._lock:
             self.records.append(record)
         try:
@@ -298,6 +303,8 @@ class FakeServer:
                  "total_tokens": record.tokens}
         extra_headers = {**settings.rate_headers, **action.get("headers", {})}
         model = payload.get("model", "fake")
+        if record.path.rstrip("/").endswith("/v1/messages"):
+            return await self._answer_anthropic(record, model, reply, action, settings, writer, extra_headers)
         if not record.stream:
             await self._send_json(writer, 200, {
                 "id": f"cmpl-{record.seq}", "object": "chat.completion", "model": model,
@@ -342,6 +349,44 @@ class FakeServer:
         if settings.include_usage and (payload.get("stream_options") or {}).get("include_usage"):
             writer.write(self._chunk(b"data: " + orjson.dumps({"choices": [], "usage": usage, "model": model}) + b"\n\n"))
         writer.write(self._chunk(b"data: [DONE]\n\n"))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async def _answer_anthropic(self, record: Record, model: str, reply: str, action: dict[str, Any],
+                                settings: Settings, writer: asyncio.StreamWriter,
+                                extra_headers: dict[str, str]) -> bool:
+        """The answer as Anthropic's Messages API gives it (plain, or its streaming events)."""
+        cache_read = int(action.get("cache_read", 0))
+        usage = {"input_tokens": record.prompt_tokens - cache_read, "output_tokens": record.completion_tokens,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": cache_read}
+        if not record.stream:
+            await self._send_json(writer, 200, {
+                "id": f"msg_{record.seq}", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": reply}], "stop_reason": "end_turn", "usage": usage,
+            }, extra_headers)
+            return True
+        writer.write(self._head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked",
+                                      "cache-control": "no-cache", **extra_headers}))
+
+        def event(name: str, data: dict[str, Any]) -> bytes:
+            return self._chunk(f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n")
+
+        start_usage = {**usage, "output_tokens": 1}
+        writer.write(event("message_start", {"message": {"id": f"msg_{record.seq}", "type": "message",
+                                                          "role": "assistant", "model": model, "content": [],
+                                                          "usage": start_usage}}))
+        writer.write(event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+        writer.write(event("ping", {}))
+        n = max(1, int(action.get("chunks", settings.chunks)))
+        size = max(1, math.ceil(len(reply) / n))
+        for i in range(0, len(reply), size):
+            writer.write(event("content_block_delta", {"index": 0,
+                                                       "delta": {"type": "text_delta", "text": reply[i:i + size]}}))
+        writer.write(event("content_block_stop", {"index": 0}))
+        writer.write(event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                             "usage": {"output_tokens": record.completion_tokens}}))
+        writer.write(event("message_stop", {}))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True

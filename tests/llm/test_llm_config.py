@@ -65,7 +65,7 @@ def test_empty_environment_value_unsets_the_file_value() -> None:
         ({"base_url": "http://x/v1"}, {}, "[llm] model is required"),
         ({"model": "m"}, {}, "base_url is required"),
         ({**BASE, "rmp": 5}, {}, "did you mean 'rpm'"),
-        (BASE, {"PERFD_LLM_MODLE": "x"}, "did you mean 'model'"),
+        (BASE, {"PERFD_LLM_MODLE": "x"}, "did you mean PERFD_LLM_MODEL"),
         ({**BASE, "api_key_env": "sk-abc def"}, {}, "NAME of an environment variable"),
         ({**BASE, "max_connections": 2, "max_keepalive_connections": 4}, {}, "larger than max_connections"),
     ],

@@ -448,9 +448,13 @@ async def test_cacheability_rules_and_bypass() -> None:
         assert (await llm.complete(user("warm"), ChatOptions(temperature=0.7))).cached
 
 
-async def test_use_cache_false_does_not_write_the_cache_either() -> None:
+async def test_use_cache_false_does_not_read_the_cache_and_its_answer_replaces_the_cached_one() -> None:
+    # (`perfd run --no-cache` refreshes a stale answer: the next cached call gets the new one)
     rec = Recorder(lambda r: httpx.Response(200, json=completion_body(f"answer {len(rec.requests)}")))
     async with client_for(rec) as llm:
-        await llm.complete(user("q"), ChatOptions(use_cache=False))
-        assert not (await llm.complete(user("q"))).cached
+        first = await llm.complete(user("q"))
+        fresh = await llm.complete(user("q"), ChatOptions(use_cache=False))
+        assert not fresh.cached and fresh.text != first.text and len(rec.requests) == 2
+        again = await llm.complete(user("q"))
+        assert again.cached and again.text == fresh.text
         assert len(rec.requests) == 2

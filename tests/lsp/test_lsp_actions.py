@@ -40,7 +40,8 @@ def llm_server() -> Iterator[FakeServer]:
 def ws(tmp_path: Path, llm_server: FakeServer) -> str:
     root = tmp_path / "ws"
     shutil.copytree(EXAMPLE, root)
-    (root / "perfd.toml").write_text(f'[llm]\nbase_url = "{llm_server.base_url}"\nmodel = "fake-model"\n')
+    (root / "perfd.toml").write_text(f'[llm]\nbase_url = "{llm_server.base_url}"\nmodel = "fake-model"\n'
+                                     f'[models.other]\nbase_url = "{llm_server.base_url}"\nmodel = "other-model"\n')
     return str(root)
 
 
@@ -186,6 +187,15 @@ async def test_run_streams_chunks_before_it_answers(client: LanguageClient, llm_
     (reports,) = [r for t, r in client.progress_reports.items() if str(t).startswith("perfd.run/")]
     counts = [r.message for r in reports if isinstance(r, lsp.WorkDoneProgressReport)]
     assert counts and counts[-1] == f"{len(result['text'])} characters"
+
+
+async def test_run_takes_a_named_model(client: LanguageClient, llm_server: FakeServer) -> None:
+    result = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+        command="perfd.run", arguments=["@DOCS-SITE", "2.2", {"model": "other"}]))
+    assert result["text"].startswith("reply#") and llm_server.records[-1].body["model"] == "other-model"
+    with pytest.raises(Exception, match="no model named 'nope'"):
+        await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+            command="perfd.run", arguments=["@DOCS-SITE", "2.2", {"model": "nope"}]))
 
 
 async def test_write_answer_follows_the_write_rules(client: LanguageClient, ws: str) -> None:

@@ -20,7 +20,15 @@ FILE_NAME = "perfd.toml"
 
 # One short line per [llm] setting; a field missing here is still written (with no comment).
 LLM_NOTES: dict[str, str] = {
-    "base_url": "any OpenAI-compatible server (required to use a model)",
+    "base_url": "the server (required to use a model); Anthropic: https://api.anthropic.com",
+    "provider": "\"openai\" (any compatible server), \"anthropic\" (Messages API), \"azure\"",
+    "api_version": "Azure's api-version; Anthropic's anthropic-version (unset: a current one)",
+    "deployment": "Azure: the deployment (unset: model)",
+    "headers": "extra request headers with plain values (no secrets here)",
+    "headers_env": "header -> the NAME of the variable holding its value",
+    "fallback": "[models.NAME] tables that serve a call this model failed, in order",
+    "price_cache_read_per_1k": "unset: the price table's, else the prompt price",
+    "price_cache_write_per_1k": "unset: the price table's, else the prompt price",
     "model": "the model name the server knows (required)",
     "api_key_env": "the NAME of the variable holding the key; the key itself is never stored",
     "rpm": "requests per window (per minute); unset: no client-side limit",
@@ -92,7 +100,9 @@ _EXAMPLES: dict[str, object] = {
     "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY",
     "rpm": 500, "tpm": 200000, "max_keepalive_connections": 8, "max_concurrency": 8, "max_tokens": 4096,
     "cache_path": ".perfd/llm-cache.sqlite3", "history_path": ".perfd/llm-history.sqlite3",
-    "price_prompt_per_1k": 0.00015, "price_completion_per_1k": 0.0006,
+    "price_prompt_per_1k": 0.00015, "price_completion_per_1k": 0.0006, "price_cache_read_per_1k": 0.000075,
+    "price_cache_write_per_1k": 0.00015, "api_version": "2024-10-21", "deployment": "my-deployment",
+    "headers": {"X-Team": "perf"}, "headers_env": {"X-Gateway-Token": "GATEWAY_TOKEN"},
     "budget_usd_per_day": 20.0, "budget_usd_per_plan_per_day": 5.0,
     "redis_url": "redis://127.0.0.1:6379/0", "redis_password_env": "PERFD_REDIS_PASSWORD", "namespace": "my-team",
     "parse_workers": 0, "metrics_addr": "127.0.0.1:9464",
@@ -106,6 +116,10 @@ def _toml(value: object) -> str:
         return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + "}"
     raise TypeError(value)
 
 
@@ -118,7 +132,9 @@ def _struct_lines(kind: type[msgspec.Struct], notes: dict[str, str]) -> list[str
     lines = []
     for field in msgspec.structs.fields(kind):
         note = notes.get(field.name, "")
-        if field.default is msgspec.NODEFAULT:
+        if field.default_factory is not msgspec.NODEFAULT:  # an empty table or list
+            lines.append(_line(field.name, _EXAMPLES.get(field.name, field.default_factory()), note))
+        elif field.default is msgspec.NODEFAULT:
             lines.append(_line(field.name, _EXAMPLES[field.name], note))
         elif field.default is None:
             unset = "default: unset" + (f"; {note}" if note else "")

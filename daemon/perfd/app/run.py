@@ -74,6 +74,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     json: bool = False
     trust_plan: bool = False
     dry_run: bool = False
+    model: str | None = None  # a [models.NAME] (-m NAME); None: [llm]
 
 
 class NothingToDo(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +117,9 @@ class RunListener:
 
     def finished(self, answer: RunAnswer) -> None:
         pass
+
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        """The call waits before it goes on: a rate limit, a Retry-After, a retry's back-off."""
 
 
 def _priced(llm: LLMClient) -> bool:
@@ -251,7 +255,8 @@ async def keep_answer(llm: LLMClient, result: GenerateResult, text: str, path: s
 
 
 async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, options: RunOptions,
-                  listener: RunListener | None = None, call: Call | None = None) -> RunAnswer:
+                  listener: RunListener | None = None, call: Call | None = None, *,
+                  batch: bool = False) -> RunAnswer:
     """Stream one achievement's answer (told to `listener` as it arrives); write it when asked.
 
     `call`: the request prepare_call built, when the caller has it already. A failed model call is a
@@ -274,11 +279,16 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
         hear.finished(answer)
         return answer
     try:
-        async with llm.stream(call.messages, call.chat) as stream:
+        # A batch's calls (--parallel) let an interactive one go first under the rate limit; a wait for
+        # the limit is told to the listener.
+        chat = msgspec.structs.replace(call.chat, priority="batch" if batch else "interactive",
+                                       on_wait=lambda seconds, reason: hear.waiting(number, seconds, reason))
+        async with llm.stream(call.messages, chat) as stream:
             async for piece in stream:
                 hear.delta(number, piece)
             done = stream.completion
             text = stream.text
+            model = stream.answered_by
     except LLMError as exc:
         answer = RunAnswer(plan=result.plan, achievement=number, state=result.state, ok=False, error=str(exc),
                            error_kind=exc.kind, seconds=time.monotonic() - started)
@@ -305,6 +315,7 @@ async def run_one(engine: Engine, llm: LLMClient, result: GenerateResult, option
     cached = bool(done and done.cached)
     answer = RunAnswer(
         plan=result.plan, achievement=number, state=result.state, ok=True, text=text, cached=cached,
+        model=model,
         cost_saved=(llm.config.cost(usage.prompt_tokens, usage.completion_tokens) if cached and usage else 0.0)
         if _priced(llm) else None,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
@@ -325,7 +336,8 @@ async def run_parallel(engine: Engine, llm: LLMClient, results: Sequence[Generat
 
     async def one(i: int) -> None:
         async with limit:
-            answers[i] = await run_one(engine, llm, results[i], options, listener, calls[i] if calls else None)
+            answers[i] = await run_one(engine, llm, results[i], options, listener, calls[i] if calls else None,
+                                       batch=len(results) > 1)
 
     async with anyio.create_task_group() as tg:
         for i in range(len(results)):
@@ -370,7 +382,7 @@ def parse_request(args: argparse.Namespace, engine: Engine, cwd: str) -> RunRequ
     plan_ref, achievement = plan_and_achievement(engine, args.target, args.next, cwd)
     plan = plan_ref if isinstance(plan_ref, str) else plan_ref.path  # (a request crosses the socket)
     return RunRequest(root=engine.root, plan=plan, achievement=achievement, parallel=args.parallel,
-                      json=args.json, trust_plan=args.trust_plan, dry_run=args.dry_run,
+                      json=args.json, trust_plan=args.trust_plan, dry_run=args.dry_run, model=args.model,
                       options=RunOptions(use_cache=not args.no_cache, write=args.write, force=args.force,
                                          concurrency=args.concurrency, blocked_ok=args.blocked_ok))
 

@@ -175,10 +175,22 @@ def total_line(s: RunSummary) -> str:
     return (f"perfd: @{shown(s.plan)}: {', '.join(parts)} · {s.tokens} tokens paid{money}{saved} · {s.seconds:.1f} s")
 
 
-class StreamToOut(RunListener):
+class SaysWaits(RunListener):
+    """A wait before a call goes on, said on stderr ("waiting 1.0 s: rate limited")."""
+
+    def __init__(self, err: TextSink) -> None:
+        self.err = err
+
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        self.err.write(f"perfd: {shown(achievement)}: waiting {seconds:.1f} s: {shown(reason)}\n")
+        self.err.flush()
+
+
+class StreamToOut(SaysWaits):
     """One achievement on a person's screen: tokens to stdout as they arrive."""
 
-    def __init__(self, out: TextSink) -> None:
+    def __init__(self, out: TextSink, err: TextSink) -> None:
+        super().__init__(err)
         self.out = out
         self.last = ""
 
@@ -188,12 +200,12 @@ class StreamToOut(RunListener):
         self.last = text
 
 
-class Progress(RunListener):
+class Progress(SaysWaits):
     """Parallel runs: a live line per achievement on a terminal, a line per finished one elsewhere."""
 
     def __init__(self, err: TextSink, numbers: Sequence[str], *, tty: bool,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.err = err
+        super().__init__(err)
         self.tty = tty
         self.clock = clock
         self.numbers = list(numbers)
@@ -230,6 +242,13 @@ class Progress(RunListener):
                     else f"failed: {shown(answer.error or '')}")
             self.err.write(f"perfd: [{self.done}/{len(self.numbers)}] {n} {what}\n")
             self.err.flush()
+
+    def waiting(self, achievement: str, seconds: float, reason: str) -> None:
+        if not self.tty:
+            super().waiting(achievement, seconds, reason)
+            return
+        self.state[achievement] = f"waiting {seconds:.1f} s: {reason}"
+        self.draw(force=True)
 
     def line(self, n: str) -> str:
         now = self.clock()
@@ -318,7 +337,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
                   f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
-                                     RunListener() if request.json else Progress(err, numbers, tty=tty), calls)
+                                     SaysWaits(err) if request.json else Progress(err, numbers, tty=tty), calls)
     else:
         if await served_from_cache(llm, calls[0]):
             err.write(f"perfd: @{shown(first.plan)}: achievement {first.achievement} ({first.state}): "
@@ -329,7 +348,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
                       f"to {llm.config.model}" + (f" (left out for the token budget: {shown(', '.join(left))})"
                                                   if left else "") + "\n")
         err.flush()
-        listener = RunListener() if request.json else StreamToOut(out)
+        listener = SaysWaits(err) if request.json else StreamToOut(out, err)
         answers = [await run_one(engine, llm, first, request.options, listener, calls[0])]
         if not request.json and answers[0].ok and not answers[0].text.endswith("\n"):
             out.write("\n")
@@ -345,6 +364,9 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
     for a in answers:
         if not a.ok and not request.parallel:
             lines.insert(0, f"perfd: the model call failed: {shown(a.error or '')}")
+        if a.ok and a.model and a.model != llm.config.model:
+            lines.insert(0, f"perfd: {a.achievement}: answered by {shown(a.model)} ([llm] fallback: "
+                            f"{shown(llm.config.model)} failed before any answer)")
     lines += [write_failed_line(a) for a in answers if a.write_error_kind == "os"]
     err.write("\n".join(lines) + "\n")
     err.flush()
@@ -372,7 +394,7 @@ def main(argv: list[str], cwd: str, *, out: TextSink, err: TextSink, tty: bool =
     from perfd.llm import client_from_workspace
 
     try:
-        llm = open_client(lambda: client_from_workspace(eng.root, env=env))
+        llm = open_client(lambda: client_from_workspace(eng.root, env=env, model=request.model))
     except UserError as exc:
         return _error(exc, err)
 

@@ -40,6 +40,8 @@ class ConfigView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _value(table: str, key: str, value: object) -> object:
+    if table == schema.MODELS and isinstance(value, dict):  # a named model's keys are [llm]'s
+        return {k: _value("llm", k, v) for k, v in value.items()}
     return "(hidden)" if (table, key) in schema.HIDDEN else value
 
 
@@ -63,7 +65,8 @@ def rows(settings: Settings, *, with_defaults: bool) -> list[ConfigRow]:
                                          source=DEFAULT, where="default"))
     order = {t: i for i, t in enumerate(schema.TABLES)}
     fields = {t: {k: i for i, k in enumerate(schema.fields(t))} for t in schema.TABLES}
-    return sorted(out, key=lambda r: (order[r.table], fields[r.table][r.key], bool(r.ignored)))
+    return sorted(out, key=lambda r: (order.get(r.table, len(order)), fields.get(r.table, {}).get(r.key, 0), r.key,
+                                      bool(r.ignored)))
 
 
 def render_config(settings: Settings, *, with_defaults: bool, as_json: bool) -> str:

@@ -77,11 +77,15 @@ def render_text(s: StatsSnapshot) -> str:
             f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
             f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
             f"  latency {llm_lat} · tokens paid {llm.prompt_tokens + llm.completion_tokens}"
-            f" (prompt {llm.prompt_tokens}, completion {llm.completion_tokens}) · cost {llm.cost:.4f}",
+            f" (prompt {llm.prompt_tokens}, completion {llm.completion_tokens}) · "
+            + (f"cost {llm.cost:.4f}" if llm.priced else "cost unknown (no price known for the model)"),
             f"  rate window: {llm.window_requests} requests, {llm.window_tokens} tokens · waited {llm.rate_limit_wait_s:.1f} s",
             f"  response cache: hits {llm.cache_hits} · misses {llm.cache_misses} · tokens saved {llm.tokens_saved}"
-            f" · cost saved {llm.cost_saved:.4f}",
+            + (f" · cost saved {llm.cost_saved:.4f}" if llm.priced else ""),
         ]
+        if llm.served_by_fallback:
+            lines.append("  answered by [llm] fallback: " + " · ".join(
+                f"{shown(m)} {n}" for m, n in sorted(llm.served_by_fallback.items())))
         lines += team_lines(llm)  # --- team (shared limits through Redis) ---
     if s.methods:
         rows = [["COMMAND", "REQUESTS", "ERRORS", "P50 ms", "P95 ms", "P99 ms", "MAX ms"]]
@@ -209,7 +213,7 @@ def team_lines(llm: LLMStats) -> list[str]:
     t = llm.team
     if t is None:
         if llm.budget_used_usd is not None:
-            lines.append(f"  budget: ${llm.budget_used_usd:.4f} used today (UTC, this daemon)")
+            lines.append(f"  budget: ${llm.budget_used_usd:.4f} used today (UTC, all your runs)")
         return lines
     state = t.state.upper() if t.state == "down" else t.state
     lines.append(f"team: redis {shown(t.redis)} namespace {shown(t.namespace)} · {state}"

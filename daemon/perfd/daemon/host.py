@@ -29,7 +29,8 @@ class ModelSource(Protocol):
     """The model client for the settings in force (the daemon's own, or a request's PERFD_* over them);
     None when no model is configured; LLMConfigError when misconfigured."""
 
-    def __call__(self, variables: Mapping[str, str] | None = None) -> LLMClient | None: ...
+    def __call__(self, variables: Mapping[str, str] | None = None, *,
+                 model: str | None = None) -> LLMClient | None: ...
 
 
 class StatsSink(Protocol):

@@ -390,7 +390,7 @@ class Methods:
                 settled = got
         if not isinstance(prepared, Output):
             try:
-                llm = open_client(lambda: self.llm(p.env))
+                llm = open_client(lambda: self.llm(p.env, model=prepared[0].model))
                 if not prepared[0].dry_run:  # a dry run sends nothing: it needs no key
                     require_key(llm)
             except NoModel as exc:  # the client may have what the daemon lacks: it runs the request itself

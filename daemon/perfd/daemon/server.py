@@ -372,7 +372,7 @@ class Daemon:
             with anyio.move_on_after(0.5):  # a slow Redis costs stats a little freshness, not the answer
                 await self._llm.refresh_team()
 
-    def llm(self, variables: Mapping[str, str] | None = None) -> LLMClient | None:
+    def llm(self, variables: Mapping[str, str] | None = None, *, model: str | None = None) -> LLMClient | None:
         """The model client for the settings in force: the daemon's own, or a request's PERFD_* over them.
 
         Settings are seen again on every call (perfd.settings.live), so a model changed in
@@ -389,19 +389,19 @@ class Daemon:
             own, settings = self.settings.both(variables)
         except SettingsError as exc:
             raise LLMConfigError(str(exc)) from None
-        model = self.settings.fingerprint(settings, "llm", "team")
-        key = model + "\0" + settings.notice()
+        tables = ("llm", "team", "models")
+        key = self.settings.fingerprint(settings, *tables) + "\0" + settings.notice() + "\0" + (model or "")
         if key in self._llms:
             client = self._llms.pop(key)
             self._llms[key] = client  # the most recent last
         else:
-            client = client_from_settings(self.root, settings, env=self.settings.env_for(variables))
+            client = client_from_settings(self.root, settings, env=self.settings.env_for(variables), model=model)
             self._llms[key] = client
             while len(self._llms) > MAX_MODEL_CLIENTS:
                 old = self._llms.pop(next(iter(self._llms)))
                 if old is not None and old is not self._llm and self._tg is not None:
                     self._tg.start_soon(old.aclose)
-        if model == self.settings.fingerprint(own, "llm", "team"):
+        if model is None and self.settings.fingerprint(settings, *tables) == self.settings.fingerprint(own, *tables):
             self._llm = client  # the daemon's own settings' client: the one its stats show
         return client
 

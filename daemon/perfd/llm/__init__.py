@@ -194,7 +194,8 @@ __all__ = [
 ]
 
 
-def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) -> LLMClient | None:
+def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None,
+                          model: str | None = None) -> LLMClient | None:
     """The client configured for the workspace at `root`, or None (show HOW_TO_CONFIGURE).
 
     Settings come from perfd.settings (environment, workspace file, user config), with the
@@ -203,16 +204,27 @@ def client_from_workspace(root: str, *, env: Mapping[str, str] | None = None) ->
     only model configured is one that waits for trust.
     """
     environ = env if env is not None else os.environ
-    return client_from_settings(root, _settings(root, environ), env=environ)
+    return client_from_settings(root, _settings(root, environ), env=environ, model=model)
 
 
-def client_from_settings(root: str, settings: Settings, *, env: Mapping[str, str]) -> LLMClient | None:
-    """The client for `settings` (already loaded, as a daemon keeps them), keys read from `env`; or None."""
+def client_from_settings(root: str, settings: Settings, *, env: Mapping[str, str],
+                         model: str | None = None) -> LLMClient | None:
+    """The client for `settings` (already loaded, as a daemon keeps them), keys read from `env`; or None.
+
+    `model`: a `[models.NAME]` to use instead of [llm] (`perfd run -m NAME`). The client's fallbacks are
+    the clients of its `fallback` names, each without fallbacks of its own (no loops, no surprises)."""
     from .client import LLMClient
     from .errors import LLMConfigError
     from .team_config import load_team_config
 
-    config = _llm_config(root, settings)
+    notices = [settings.notice()]
+    if model is None:
+        config = _llm_config(root, settings)
+        if config is None:
+            config, said = _standard_variables(root, settings, env)
+            notices.append(said)
+    else:
+        config = _named_config(root, settings, model)
     if config is None:
         return None
     try:
@@ -221,12 +233,78 @@ def client_from_settings(root: str, settings: Settings, *, env: Mapping[str, str
         if not settings.waiting_in("team"):
             raise
         team = None  # the team's Redis waits for trust: local limits and cache meanwhile (the notice says so)
-    return LLMClient(config, env=env, team=team, notice=settings.notice())
+    fallbacks = []
+    for name in config.fallback:
+        other = _named_config(root, settings, name, inherit=config)
+        if other is not None:
+            fallbacks.append(LLMClient(other, env=env, team=team, name=name))
+    return LLMClient(config, env=env, team=team, notice="; ".join(n for n in notices if n), name=model or "",
+                     fallbacks=fallbacks)
 
 
 def workspace_llm_config(root: str, *, env: Mapping[str, str] | None = None) -> LLMConfig | None:
     """The `[llm]` settings in force for the workspace at `root` (see client_from_workspace), or None."""
     return _llm_config(root, _settings(root, env if env is not None else os.environ))
+
+
+# The standard variables, tried in this order when no model is configured anywhere.
+STANDARD_VARIABLES = (
+    ("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", "gpt-4o-mini"),
+    ("anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "claude-sonnet-4-5"),
+)
+# [llm] keys a named model takes from [llm] when it sets none: the user's limits hold whichever model answers.
+_INHERITED = ("budget_usd_per_day", "budget_usd_per_plan_per_day", "cache_path", "history_path")
+
+
+def _standard_variables(root: str, settings: Settings, env: Mapping[str, str]) -> tuple[LLMConfig | None, str]:
+    """No model configured anywhere: the provider the standard variables name (the last source), and one line
+    saying so; (None, "") when they name none. [llm] keys other than the provider's (limits, budget) still apply."""
+    from .config import load_llm_config
+
+    for provider, key_var, url_var, url, model in STANDARD_VARIABLES:
+        key = env.get(key_var, "").strip()
+        base = env.get(url_var, "").strip()
+        if not key and not (provider == "openai" and base):
+            continue
+        table = {**settings.table("llm"), "provider": provider, "base_url": base or url,
+                 "api_key_env": key_var if key else None}
+        table.setdefault("model", model)
+        config = load_llm_config(table, {})
+        if config is None:
+            return None, ""
+        named = f"{key_var}{' and ' + url_var if base else ''}"
+        return _with_paths(root, settings, config), (
+            f"no model configured: using {named} from the environment ({provider}, model {config.model})")
+    return None, ""
+
+
+def _named_config(root: str, settings: Settings, name: str, *, inherit: LLMConfig | None = None) -> LLMConfig:
+    """`[models.NAME]` as an LLMConfig (LLMConfigError naming the known names when there is none)."""
+    from perfd.settings.schema import MODELS
+
+    from .config import load_llm_config
+    from .errors import LLMConfigError
+
+    models = settings.table(MODELS)
+    table = models.get(name)
+    if not isinstance(table, dict):
+        known = ", ".join(sorted(models)) or "none is configured"
+        waits = f"; [models] {name} waits for `perfd trust`" if f"[{MODELS}] {name}" in settings.waiting else ""
+        raise LLMConfigError(f"no model named {name!r} ([models.{name}]): known: {known}{waits}")
+    values = dict(table)
+    base = settings.table("llm") if inherit is None else {k: getattr(inherit, k) for k in _INHERITED}
+    for key in _INHERITED:
+        if key not in values and base.get(key) is not None:
+            values[key] = base[key]
+    if inherit is not None:
+        values.pop("fallback", None)  # a fallback's own list is not followed
+    try:
+        config = load_llm_config(values, {})
+    except LLMConfigError as exc:
+        raise LLMConfigError(f"[models.{name}]: {exc}") from None
+    if config is None:
+        raise LLMConfigError(f"[models.{name}] needs base_url and model")
+    return _with_paths(root, settings, config, table=MODELS, key=name)
 
 
 def _settings(root: str | None, environ: Mapping[str, str]) -> Settings:
@@ -262,12 +340,22 @@ def _llm_config(root: str, settings: Settings) -> LLMConfig | None:
         if waiting:
             raise LLMConfigError(settings.notice())
         return None
-    fixed = {key: _in_root(root, value) for key in ("cache_path", "history_path")
-             if (value := getattr(config, key)) and not os.path.isabs(value)}
-    for key in ("cache_path", "history_path"):
-        value = fixed.get(key) or getattr(config, key)
-        if value and settings.origin("llm", key).source == WORKSPACE:
-            _check_file_setting(root, key, value)
+    return _with_paths(root, settings, config)
+
+
+def _with_paths(root: str, settings: Settings, config: LLMConfig, *, table: str = "llm",
+                key: str | None = None) -> LLMConfig:
+    """`config` with relative file paths taken from the workspace root; a workspace's own paths checked."""
+    import msgspec
+
+    from perfd.settings.resolve import WORKSPACE
+
+    fixed = {name: _in_root(root, value) for name in ("cache_path", "history_path")
+             if (value := getattr(config, name)) and not os.path.isabs(value)}
+    for name in ("cache_path", "history_path"):
+        value = fixed.get(name) or getattr(config, name)
+        if value and settings.origin(table, name if key is None else key).source == WORKSPACE:
+            _check_file_setting(root, name, value)
     return msgspec.structs.replace(config, **fixed) if fixed else config
 
 

@@ -21,7 +21,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 import anyio
 import httpx
@@ -33,6 +33,7 @@ from .breaker import CircuitBreaker, Health
 from .config import LLMConfig
 from .errors import LLMConnectionError, LLMError, LLMHTTPError, LLMTimeout
 from .parsing import BadAnswer, error_message
+from .providers import wire_for
 from .gate import Gate, LocalGate, Ticket
 from .ratelimit import RateLimiter
 from .retry import backoff, exception_is_retryable, server_delay, status_is_retryable
@@ -158,7 +159,8 @@ class Attempts:
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
             timeout=self._default_timeout,
-            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json"},
+            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json", **config.headers,
+                     **wire_for(config).fixed_headers(config)},
             follow_redirects=False,
         )
         # A Semaphore, not a CapacityLimiter: a stream may be closed from another
@@ -238,7 +240,8 @@ class Attempts:
         return LLMTimeout(f"no answer within total_timeout_s={self.config.total_timeout_s:g} "
                           f"({attempts} attempt{'s' if attempts != 1 else ''})")
 
-    async def retry_or_raise(self, failed: AttemptFailed, attempt: int, *, deadline: float | None = None) -> None:
+    async def retry_or_raise(self, failed: AttemptFailed, attempt: int, *, deadline: float | None = None,
+                             on_wait: Callable[[float, str], None] | None = None) -> None:
         """Sleep before the next attempt, or raise the failure's error if none is due."""
         cfg = self.config
         if failed.status == 429:
@@ -265,6 +268,10 @@ class Attempts:
             raise failed.error
         self._counters.retries += 1
         log.debug("LLM attempt %d failed (%s); retrying in %.3fs", attempt, failed.error.kind, delay)
+        if on_wait is not None:
+            on_wait(delay, "rate limited (HTTP 429)" if failed.status == 429 else
+                    f"retrying after {f'HTTP {failed.status}' if failed.status else failed.error.kind.replace('_', ' ') + ' error'}"
+                    + (" (the server's Retry-After)" if failed.delay is not None and failed.status != 429 else ""))
         await anyio.sleep(delay)
 
     # -- tokens --------------------------------------------------------------

@@ -139,25 +139,27 @@ class ResponseCache:
         """How many times a corrupt cache file was set aside and rebuilt."""
         return self._store.rebuilt if self._store else 0
 
-    async def get(self, key: str) -> CachedResponse | None:
+    async def get(self, key: str, *, count: bool = True) -> CachedResponse | None:
+        """The answer cached under `key`, or None; `count=False` looks without counting a hit (a run
+        says "from the cache" before the call that then counts it once)."""
         now = self._clock()
         hit = self._memory.get(key)
         if hit is not None:
             if hit[0] > now:
                 self._memory.move_to_end(key)
-                self.hits_by_level["memory"] += 1
+                self.hits_by_level["memory"] += count
                 return hit[1]
             del self._memory[key]
         response = await self._get_disk(key, now)
         if response is not None:
-            self.hits_by_level["disk"] += 1
+            self.hits_by_level["disk"] += count
             return response
         if self.shared is None:
             return None
         response = await self.shared.get(key)
         if response is None:
             return None
-        self.hits_by_level["shared"] += 1
+        self.hits_by_level["shared"] += count
         self._put_local(key, response, now)  # the next hit is local
         return response
 

@@ -35,14 +35,16 @@ import orjson
 from .apikey import ApiKey
 from .attempt import AttemptFailed, Attempts
 from .cache import ResponseCache, cache_key
-from .config import CACHE_FILE, HISTORY_FILE, LLMConfig
+from .config import CACHE_FILE, HISTORY_FILE, LLMConfig, with_listed_prices
 from .errors import LLMError, LLMRequestError
+from .gate import LocalGate
 from .history import History
+from .providers import RESERVED, wire_for
 from .parsing import check_messages, content_chars, read_completion
 from .ratelimit import estimate_tokens
 from .recorder import CallRecorder
 from .stats import Counters, LLMStats, TeamStats
-from .stream import ChatStream
+from .stream import ChatStream, falls_back
 from .team_config import TeamConfig, namespace_for
 from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest
 
@@ -75,13 +77,21 @@ class LLMClient:
         rng: random.Random | None = None,
         team: TeamConfig | None = None,
         notice: str = "",
+        name: str = "",
+        fallbacks: Sequence[LLMClient] = (),
     ) -> None:
+        config = with_listed_prices(config)  # the price table's, where the settings set none
         self.config = config
+        self.name = name  # of its [models.NAME] table; "" for [llm]
+        # The clients of [llm] fallback, in order: each serves a call this one failed before any byte.
+        self.fallbacks = list(fallbacks)
         # One line for the user when settings were left out (the workspace's that wait for
         # `perfd trust`): a run prints it, so a model used instead of another is never silent.
         self.notice = notice
         environ = env if env is not None else os.environ
-        self._key = ApiKey(config.api_key_env, environ)
+        self._wire = wire_for(config)
+        self._key = ApiKey(config.api_key_env, environ, header=self._wire.key_header, prefix=self._wire.key_prefix,
+                           secret_headers=config.headers_env)
         self._counters = Counters()
         self._attempts = Attempts(config, key=self._key, counters=self._counters, transport=transport, rng=rng)
         base = state_dir
@@ -95,7 +105,6 @@ class LLMClient:
         shared = None
         if team is not None:
             from .team import SharedCache, TeamGate, TeamLink
-            from .gate import LocalGate
 
             self._link = TeamLink(team, namespace=namespace_for(team, base_url=config.base_url, model=config.model),
                                   env=environ)
@@ -120,6 +129,10 @@ class LLMClient:
                 config.history_path or os.path.join(base or "", HISTORY_FILE),
                 max_rows=config.history_max_rows,
             )
+        local_gate = self._attempts.gate
+        if self._history is not None and isinstance(local_gate, LocalGate) and local_gate.budget is not None:
+            # The day's spending from the history's ledger: every process of the user, every workspace.
+            local_gate.budget.ledger = self._history
         self._recorder = CallRecorder(config, self._counters, cache=self._cache, history=self._history,
                                       redact=self._key.redact)
         self._closed = False
@@ -138,8 +151,12 @@ class LLMClient:
 
     # -- public calls ------------------------------------------------------
 
-    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None) -> Completion:
-        """Ask the model and wait for the whole answer (options: see ChatOptions)."""
+    async def complete(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
+                       fallbacks: Sequence[LLMClient] | None = None) -> Completion:
+        """Ask the model and wait for the whole answer (options: see ChatOptions).
+
+        `fallbacks`: the models that serve the call if this one fails before any answer (default: [llm] fallback's)."""
+        fallbacks = self.fallbacks if fallbacks is None else fallbacks
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=False)
         call = self._recorder.begin(request, stream=False)
         try:
@@ -151,9 +168,18 @@ class LLMClient:
             result = await self._call_plain(request, call.started)
             call.finished(result)
             return result
+        except LLMError as exc:
+            call.failed(exc)
+            if not fallbacks or not falls_back(exc):
+                raise
         except BaseException as exc:
             call.failed(exc)
             raise
+        # The call failed before any answer: the next model serves it, the rest of the list behind it.
+        first, *rest = fallbacks
+        result = await first.complete(messages, options, fallbacks=rest)
+        self._counters.served_by_fallback[first.config.model] += 1
+        return result
 
     def check_key(self) -> None:
         """LLMConfigError when `api_key_env` names a variable that is unset or empty: a configuration
@@ -164,11 +190,12 @@ class LLMClient:
         """Whether the response cache holds this call's answer now (counts nothing; a run says
         "from the cache" rather than "sending" before it starts)."""
         request = self._prepare(messages, options or ChatOptions(), stream=True)
-        if request.key is None or self._cache is None:
+        if request.key is None or self._cache is None or not request.options.use_cache:
             return False
-        return await self._cache.get(request.key) is not None
+        return await self._cache.get(request.key, count=False) is not None
 
-    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
+    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
+               fallbacks: Sequence[LLMClient] | None = None) -> ChatStream:
         """Ask the model and receive the answer as it is generated:
 
             async with client.stream(messages) as s:
@@ -183,7 +210,15 @@ class LLMClient:
         `timeout_s` bounds the wait for the response and for each chunk.
         """
         request = self._prepare(messages, _DEFAULTS if options is None else options, stream=True)
-        return ChatStream(request, self._recorder, self._attempts)
+        fallbacks = self.fallbacks if fallbacks is None else fallbacks
+        fallback = None
+        if fallbacks:
+            first, *rest = fallbacks
+
+            def fallback() -> ChatStream:
+                return first.stream(messages, options, fallbacks=rest)
+
+        return ChatStream(request, self._recorder, self._attempts, fallback=fallback)
 
     def stats(self) -> LLMStats:
         c = self._counters
@@ -218,6 +253,8 @@ class LLMClient:
             latency_p99_ms=p99,
             cache_hits_by_level=dict(self._cache.hits_by_level) if self._cache else {},
             budget_used_usd=self._budget_used(),
+            priced=self.config.priced,
+            served_by_fallback=dict(c.served_by_fallback),
             team=self._team_stats(),
         )
 
@@ -250,6 +287,8 @@ class LLMClient:
 
     async def flush(self) -> None:
         """Wait until cache and history writes queued so far are on disk."""
+        for other in self.fallbacks:
+            await other.flush()
         if self._cache is not None:
             await self._cache.flush()
         if self._history is not None:
@@ -260,6 +299,8 @@ class LLMClient:
         if self._closed:
             return
         self._closed = True
+        for other in self.fallbacks:
+            await other.aclose()
         await self._attempts.aclose()
         if self._cache is not None and self._cache.shared is not None:
             with anyio.move_on_after(2.0):  # answers other daemons could reuse, if Redis takes them now
@@ -312,22 +353,19 @@ class LLMClient:
         if options.response_format is not None:
             params["response_format"] = dict(options.response_format)
         for name, value in (options.extra or {}).items():
-            if name in ("model", "messages", "stream", "stream_options"):
+            if name in RESERVED:
                 raise LLMRequestError(f"extra may not set {name!r}: perfd controls it")
             params[name] = value
 
-        cacheable = (
-            options.use_cache
-            and self._cache is not None
+        cacheable = (  # keyed even with use_cache=False: the answer replaces the cached one
+            self._cache is not None
             and (cfg.cache_temperature_above_zero or params.get("temperature") == 0.0)
         )
-        key = cache_key(base_url=cfg.base_url, model=cfg.model, messages=msgs, params=params) if cacheable else None
+        # The URL keys Azure's deployment and tells protocols apart; OpenAI's keys stay as they were.
+        where = cfg.base_url if cfg.provider == "openai" else cfg.chat_url
+        key = cache_key(base_url=where, model=cfg.model, messages=msgs, params=params) if cacheable else None
 
-        payload: JSONObject = {"model": cfg.model, "messages": msgs, **params}
-        if stream:
-            payload["stream"] = True
-            if cfg.stream_usage:
-                payload["stream_options"] = {"include_usage": True}
+        payload = self._wire.payload(cfg, msgs, params, stream=stream)
 
         chars = sum(content_chars(m.get("content")) for m in msgs)
         if options.tools is not None:
@@ -354,4 +392,6 @@ class LLMClient:
                     attempt.succeeded(result.usage)
                     return result
             except AttemptFailed as failed:
-                await self._attempts.retry_or_raise(failed, number, deadline=request.deadline)
+                await self._attempts.retry_or_raise(failed, number, deadline=request.deadline,
+                                                    on_wait=request.options.on_wait)
+

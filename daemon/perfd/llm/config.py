@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import msgspec
@@ -47,36 +47,29 @@ FIELDS: tuple[str, ...] = LLMConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 
-def read_env(env: Mapping[str, str], *, prefix: str, kind: type[msgspec.Struct], fields: Sequence[str],
-             required: Mapping[str, str], unknown: Callable[[str, str], str],
-             hidden: frozenset[str] = frozenset()) -> tuple[dict[str, object], dict[str, str]]:
-    """The settings `prefix`<KEY> variables give: (key -> value, converted; key -> the variable's name).
+def environment_table(table: str, env: Mapping[str, str], source: dict[str, str]) -> dict[str, object]:
+    """[table]'s values from PERFD_<TABLE>_* in `env`, read by perfd.settings (LLMConfigError for a bad one);
+    each variable seen, set or emptied, is named in `source`."""
+    if not env:
+        return {}
+    from perfd.settings.resolve import ENV_PREFIX as PREFIX
+    from perfd.settings.resolve import read_environment
+    from perfd.settings.sources import SettingsError
 
-    Every variable seen is named (an empty one unsets the file's value, and gives no value).
-    Strings are converted leniently ("60" -> 60, "true" -> True), one key at a time, with
-    `required`'s placeholders, so an error names the variable; `hidden` keys' values are not shown.
-    """
-    values: dict[str, object] = {}
-    seen: dict[str, str] = {}
-    for name, raw in env.items():
-        if not name.startswith(prefix):
-            continue
-        key = name[len(prefix):].lower()
-        if key not in fields:
-            raise LLMConfigError(unknown(name, key))
-        seen[key] = name
-        if raw.strip() == "":
-            continue
-        try:
-            one = msgspec.convert({**required, key: raw.strip()}, kind, strict=False)
-        except msgspec.ValidationError as exc:
-            shown = "(hidden)" if key in hidden else repr(raw)
-            raise LLMConfigError(f"invalid {name}={shown}: {_PATH.sub('', str(exc))}") from None
-        values[key] = getattr(one, key)
-    return values, seen
+    prefix = f"{PREFIX}{table.upper()}_"
+    mine = {name: value for name, value in env.items() if name.startswith(prefix)}
+    try:
+        values, unset = read_environment(mine)
+    except SettingsError as exc:
+        raise LLMConfigError(str(exc)) from None
+    for t, key in unset:
+        source[key] = f"{prefix}{key.upper()}"
+    out = {key: raw.value for key, raw in values.get(table, {}).items()}
+    source.update({key: raw.where for key, raw in values.get(table, {}).items()})
+    return out
 
 
-def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLMConfig | None:
+def load_llm_config(config: Mapping[str, object], env: Mapping[str, str] | None = None) -> LLMConfig | None:
     """The provider configured by the `[llm]` table `config` and PERFD_LLM_* in `env`.
 
     Returns None when neither names a provider (no base_url and no model);
@@ -91,14 +84,12 @@ def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLM
         values[key] = value
         source[key] = f"[llm] {key}"
 
-    # Environment strings are converted leniently ("60" -> 60, "true" -> True)
-    # one key at a time so an error names the variable; file values stay
-    # strict (a TOML string where a number belongs is a mistake).
-    env_values, seen = read_env(env, prefix=ENV_PREFIX, kind=LLMConfig, fields=FIELDS,
-                                required={"base_url": "x", "model": "x"}, unknown=_unknown)
-    for key, name in seen.items():
-        source[key] = name
-        values.pop(key, None)  # an empty variable unsets the file's value
+    # PERFD_LLM_* as the settings layer reads them (leniently converted, each error naming the
+    # variable); product callers pass the settings in force, the environment merged in already.
+    env_values = environment_table("llm", env or {}, source)
+    for key in source:
+        if source[key].startswith(ENV_PREFIX):
+            values.pop(key, None)  # an empty variable unsets the file's value
 
     merged = values | env_values
     if not merged.get("base_url") and not merged.get("model"):
@@ -118,8 +109,26 @@ def load_llm_config(config: Mapping[str, object], env: Mapping[str, str]) -> LLM
         if key:
             raise LLMConfigError(f"invalid [llm] {key} = {merged.get(key)!r}: {_PATH.sub('', message)}") from None
         raise LLMConfigError(f"invalid [llm] table: {message}") from None
+    cfg = with_listed_prices(cfg)
     _check(cfg, source)
     return cfg
+
+
+def with_listed_prices(cfg: LLMConfig) -> LLMConfig:
+    """`cfg` with the price table's prices where the settings set none (perfd.llm.prices)."""
+    if cfg.priced:
+        return cfg
+    from .prices import price_of
+
+    listed = price_of(cfg.model if cfg.provider != "azure" else cfg.model)
+    if listed is None:
+        return cfg
+    per_1k = {"price_prompt_per_1k": listed.prompt / 1000.0, "price_completion_per_1k": listed.completion / 1000.0}
+    if cfg.price_cache_read_per_1k is None and listed.cache_read is not None:
+        per_1k["price_cache_read_per_1k"] = listed.cache_read / 1000.0
+    if cfg.price_cache_write_per_1k is None and listed.cache_write is not None:
+        per_1k["price_cache_write_per_1k"] = listed.cache_write / 1000.0
+    return msgspec.structs.replace(cfg, **per_1k)
 
 
 def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
@@ -146,15 +155,36 @@ def _check(cfg: LLMConfig, source: Mapping[str, str]) -> None:
         )
     if cfg.retry_base_s > cfg.retry_max_s:
         raise LLMConfigError(f"invalid {where('retry_base_s')}: larger than retry_max_s")
-    if cfg.has_budget and cfg.price_prompt_per_1k is None and cfg.price_completion_per_1k is None:
+    if cfg.has_budget and not cfg.priced:
         raise LLMConfigError(
-            "a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices: set "
-            "[llm] price_prompt_per_1k and price_completion_per_1k"
+            f"a budget (budget_usd_per_day / budget_usd_per_plan_per_day) needs the model's prices, and "
+            f"none is known for {cfg.model!r}: set [llm] price_prompt_per_1k and price_completion_per_1k"
         )
+    for table, key in (("headers", "headers"), ("headers_env", "headers_env")):
+        for header, value in getattr(cfg, key).items():
+            if not _TOKEN.fullmatch(header) or any(c in value for c in "\r\n\0"):
+                raise LLMConfigError(f"invalid {where(key)}: {header!r} is not a header name, or its value "
+                                     "holds a line break")
+    for header in cfg.headers:
+        if header.lower() in _SECRET_HEADERS:
+            raise LLMConfigError(
+                f"invalid {where('headers')}: {header} carries a secret; name the variable that holds it in "
+                "[llm] api_key_env (or headers_env), never the value itself")
+    for name in cfg.headers_env.values():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise LLMConfigError(f"invalid {where('headers_env')}: {name!r} must be the NAME of an environment "
+                                 "variable, never the value itself")
+    if cfg.provider == "azure" and "/openai/deployments/" in cfg.base_url:
+        raise LLMConfigError(f"invalid {where('base_url')}: with provider = \"azure\" give the resource's URL "
+                             "(https://NAME.openai.azure.com) and the deployment in [llm] deployment")
     for key in ("timeout_s", "total_timeout_s", "window_s", "cache_ttl_s", "budget_usd_per_day", "budget_usd_per_plan_per_day"):
         value = getattr(cfg, key)
         if value is not None and not math.isfinite(value):
             raise LLMConfigError(f"invalid {where(key)}: must be a finite number")
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
 
 
 def _unknown(where: str, key: str) -> str:

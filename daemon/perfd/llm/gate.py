@@ -14,26 +14,33 @@ was sent at all, what it said about the provider's health).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Protocol
 
+import anyio
+import anyio.to_thread
+
 from .breaker import Health
 from .config import LLMConfig
 from .errors import LLMBudgetExceeded
+from .parsing import cost_of
 from .ratelimit import RateLimiter, Reservation
 from .types import PreparedRequest, Usage
 
 _DAY_S = 86400
+PRIORITY = {"interactive": 0, "batch": 1}  # lower goes first under one rate limit
 
 
 class Ticket:
     """One admitted attempt (an opaque handle for the gate that issued it)."""
 
-    __slots__ = ("tokens", "cost_reserved", "plan", "local", "shared_id", "day", "sent_marked")
+    __slots__ = ("tokens", "cost_reserved", "plan", "local", "shared_id", "day", "sent_marked", "ledger_row")
 
     def __init__(self, *, tokens: int, cost_reserved: float, plan: str | None,
-                 local: Reservation | None = None, shared_id: str | None = None, day: int = 0) -> None:
+                 local: Reservation | None = None, shared_id: str | None = None, day: int = 0,
+                 ledger_row: int | None = None) -> None:
         self.tokens = tokens
         self.cost_reserved = cost_reserved
         self.plan = plan
@@ -41,6 +48,7 @@ class Ticket:
         self.shared_id = shared_id  # admitted by the team's Redis
         self.day = day  # the budget day (UTC) its cost was charged to
         self.sent_marked = False
+        self.ledger_row = ledger_row  # its reservation in the history's spend table
 
 
 class Gate(Protocol):
@@ -62,19 +70,30 @@ def estimated_cost(config: LLMConfig, request: PreparedRequest) -> float:
 
 
 def budget_message(*, scope: str, spent: float, budget: float, cost: float, team: bool) -> str:
-    who = "the team's" if team else "this daemon's"
+    who = "the team's" if team else "your"
     setting = "budget_usd_per_plan_per_day" if scope == "plan" else "budget_usd_per_day"
     what = f"{who} daily model budget{' for this plan' if scope == 'plan' else ''}"
     return (f"{what} would be exceeded: ${spent:.4f} of ${budget:.4f} spent today (UTC) and this call may cost "
             f"up to ${cost:.4f}; it was not sent. Raise [llm] {setting} or wait for 00:00 UTC")
 
 
-class LocalBudget:
-    """The daily budget counted in this process (no team, or Redis down with fail = "open")."""
+class Ledger(Protocol):
+    """Where every process of the user counts the day's spending (perfd.llm.history.History)."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def reserve(self, *, day: int, cost: float, plan: str | None, per_day: float | None,
+                per_plan: float | None) -> tuple[int | None, float, float]: ...
+
+    def settle(self, reservation: int, amount: float) -> None: ...
+
+
+class LocalBudget:
+    """The daily budget without a team: counted in the history's ledger when there is one (so it holds
+    across restarts, the idle timeout, --no-daemon runs and two runs at once), else in this process."""
+
+    def __init__(self, config: LLMConfig, ledger: Ledger | None = None) -> None:
         self.per_day = config.budget_usd_per_day
         self.per_plan = config.budget_usd_per_plan_per_day
+        self.ledger = ledger
         self._day = -1
         self.spent = 0.0
         self._plans: dict[str, float] = {}
@@ -84,6 +103,33 @@ class LocalBudget:
         if day != self._day:
             self._day, self.spent, self._plans = day, 0.0, {}
         return day
+
+    async def reserve_shared(self, cost: float, plan: str | None) -> tuple[int, int | None]:
+        """(day, ledger row): the reservation made in the ledger, or in this process without one."""
+        ledger = self.ledger
+        if ledger is None:
+            return self.reserve(cost, plan), None
+        day = self._today()
+        row, spent, on_plan = await anyio.to_thread.run_sync(functools.partial(
+            ledger.reserve, day=day, cost=cost, plan=plan, per_day=self.per_day, per_plan=self.per_plan))
+        self.spent = spent + (cost if row is not None else 0.0)
+        if row is None:
+            if self.per_day is not None and spent + cost > self.per_day:
+                raise LLMBudgetExceeded(budget_message(scope="day", spent=spent, budget=self.per_day,
+                                                       cost=cost, team=False))
+            raise LLMBudgetExceeded(budget_message(scope="plan", spent=on_plan, budget=self.per_plan or 0.0,
+                                                   cost=cost, team=False))
+        return day, row
+
+    async def settle_shared(self, day: int, row: int | None, reserved: float, actual: float,
+                            plan: str | None) -> None:
+        if row is None or self.ledger is None:
+            self.settle(day, actual - reserved, plan)
+            return
+        with anyio.CancelScope(shield=True):  # a cancelled call still settles what it reserved
+            await anyio.to_thread.run_sync(self.ledger.settle, row, actual)
+        if day == self._today():
+            self.spent += actual - reserved
 
     def reserve(self, cost: float, plan: str | None) -> int:
         day = self._today()
@@ -118,14 +164,16 @@ class LocalGate:
     async def admit(self, request: PreparedRequest) -> Ticket:
         cost = estimated_cost(self.config, request) if self.budget is not None else 0.0
         plan = request.options.plan
-        day = self.budget.reserve(cost, plan) if self.budget is not None else 0
+        day, row = await self.budget.reserve_shared(cost, plan) if self.budget is not None else (0, None)
         try:
-            reservation = await self.limiter.acquire(request.tokens)
+            options = request.options
+            reservation = await self.limiter.acquire(request.tokens, priority=PRIORITY[options.priority],
+                                                     on_wait=options.on_wait)
         except BaseException:
             if self.budget is not None:
-                self.budget.settle(day, -cost, plan)
+                await self.budget.settle_shared(day, row, cost, 0.0, plan)
             raise
-        return Ticket(tokens=request.tokens, cost_reserved=cost, plan=plan, local=reservation, day=day)
+        return Ticket(tokens=request.tokens, cost_reserved=cost, plan=plan, local=reservation, day=day, ledger_row=row)
 
     async def sent(self, ticket: Ticket) -> None:
         ticket.sent_marked = True
@@ -138,8 +186,8 @@ class LocalGate:
             if usage is not None:
                 self.limiter.reconcile(ticket.local, usage.total_tokens)
         if self.budget is not None:
-            actual = self.config.cost(usage.prompt_tokens, usage.completion_tokens) if usage is not None else 0.0
-            self.budget.settle(ticket.day, actual - ticket.cost_reserved, ticket.plan)
+            actual = cost_of(self.config, usage) if usage is not None else 0.0
+            await self.budget.settle_shared(ticket.day, ticket.ledger_row, ticket.cost_reserved, actual, ticket.plan)
 
     async def pause(self, seconds: float) -> None:
         self.limiter.pause(seconds)

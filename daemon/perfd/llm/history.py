@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS kept (
     error TEXT,
     text TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS spend (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    day INTEGER NOT NULL,
+    plan TEXT,
+    amount REAL NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS spend_day ON spend(day, plan);
 """
 
 # Columns added since format 1, added in place to an older file (its rows are kept:
@@ -203,6 +212,51 @@ class History:
 
     async def flush(self) -> None:
         await self._store.flush()
+
+    # -- the day's spending (the budget), shared by every process of the user --------
+
+    def reserve(self, *, day: int, cost: float, plan: str | None, per_day: float | None,
+                per_plan: float | None) -> tuple[int | None, float, float]:
+        """In one transaction, what the day (and the plan) spent so far, counting the reservations of calls
+        still under way in any process; if `cost` fits both limits, a reservation of it.
+
+        (reservation id or None when it does not fit, spent today, spent today on `plan`). Blocking."""
+
+        def go(conn: sqlite3.Connection) -> tuple[int | None, float, float]:
+            conn.execute("BEGIN IMMEDIATE")  # one process at a time: two runs at once cannot both fit
+            try:
+                spent = conn.execute("SELECT coalesce(sum(amount), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]
+                on_plan = 0.0
+                if plan and per_plan is not None:
+                    on_plan = conn.execute("SELECT coalesce(sum(amount), 0) FROM spend WHERE day = ? AND plan = ?",
+                                           (day, plan)).fetchone()[0]
+                fits = ((per_day is None or spent + cost <= per_day)
+                        and (per_plan is None or not plan or on_plan + cost <= per_plan))
+                row: int | None = None
+                if fits:
+                    cur = conn.execute("INSERT INTO spend (ts, day, plan, amount) VALUES (?, ?, ?, ?)",
+                                       (time.time(), day, plan, cost))
+                    row = cur.lastrowid
+                    conn.execute("DELETE FROM spend WHERE day < ?", (day - 2,))  # older days count for nothing
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return row, float(spent), float(on_plan)
+
+        return self._store.run(go)
+
+    def settle(self, reservation: int, amount: float) -> None:
+        """The call ended: its reservation becomes what it cost (0 when nothing was sent). Blocking."""
+
+        def go(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE spend SET amount = ?, settled = 1 WHERE id = ?", (amount, reservation))
+
+        self._store.run(go)
+
+    def spent(self, day: int) -> float:
+        return float(self._store.run(lambda conn: conn.execute(
+            "SELECT coalesce(sum(amount), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]))
 
     def close(self) -> None:
         self._store.close()

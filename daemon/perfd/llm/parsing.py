@@ -8,6 +8,7 @@ import orjson
 
 from .config import LLMConfig
 from .errors import LLMRequestError, LLMResponseError
+from .providers import read_answer, text_of
 from .ratelimit import estimate_tokens
 from .types import Completion, JSONObject, Message, PreparedRequest, Usage
 
@@ -43,16 +44,6 @@ def describe(error: object) -> str:
     return str(error)[:300]
 
 
-def text_of(content: object) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return str(content)
-
-
 def check_messages(messages: Sequence[Message]) -> list[JSONObject]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise LLMRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} mappings")
@@ -76,36 +67,48 @@ def content_chars(content: object) -> int:
 
 def read_completion(content: bytes, request: PreparedRequest, config: LLMConfig, redact: Callable[[str], str], *,
                     started: float, attempts: int) -> Completion:
-    """The answer in a plain (not streamed) chat-completion body; BadAnswer if it is none."""
+    """The answer in a plain (not streamed) answer body of the configured protocol; BadAnswer if it is none."""
     try:
         data = orjson.loads(content)
-        if isinstance(data, dict) and "error" in data and "choices" not in data:
+        if isinstance(data, dict) and "error" in data and "choices" not in data and "content" not in data:
             raise BadAnswer(LLMResponseError(f"{config.base_url} returned an error: {redact(describe(data['error']))}"))
-        choice = data["choices"][0]
-        message = choice.get("message") or {}
-        text = text_of(message.get("content"))
-        tool_calls = message.get("tool_calls") or None
-        finish_reason = choice.get("finish_reason")
-        model = str(data.get("model") or config.model)
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        answer = read_answer(data, config)
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, AssertionError) as exc:
         snippet = redact(content[:200].decode("utf-8", "replace"))
+        what = "a Messages API answer" if config.provider == "anthropic" else "a chat completion"
         raise BadAnswer(LLMResponseError(
-            f"{config.base_url} did not return a chat completion ({type(exc).__name__}): {snippet!r}"
+            f"{config.base_url} did not return {what} ({type(exc).__name__}): {snippet!r}"
         )) from None
-    usage = usage_of(data.get("usage"), request, text)
+    usage = usage_of(answer.usage, request, answer.text)
     return Completion(
-        text=text, model=model, finish_reason=finish_reason, usage=usage, attempts=attempts,
-        latency_s=time.perf_counter() - started, cost=config.cost(usage.prompt_tokens, usage.completion_tokens),
-        tool_calls=tool_calls,
+        text=answer.text, model=answer.model, finish_reason=answer.finish_reason, usage=usage, attempts=attempts,
+        latency_s=time.perf_counter() - started, cost=cost_of(config, usage), tool_calls=answer.tool_calls,
     )
 
 
+def cost_of(config: LLMConfig, usage: Usage) -> float:
+    return config.cost(usage.prompt_tokens, usage.completion_tokens, cache_read_tokens=usage.cache_read_tokens,
+                       cache_write_tokens=usage.cache_write_tokens)
+
+
+def _count(raw: Mapping[str, object], key: str) -> int:
+    value = raw.get(key)
+    return int(value) if isinstance(value, (int, float, str)) and value != "" else 0
+
+
 def usage_of(raw: object, request: PreparedRequest, text: str) -> Usage:
-    """The server's `usage`, or the estimate when it sent none (or nonsense)."""
+    """The server's `usage` (OpenAI's or Anthropic's shape), or the estimate when it sent none (or nonsense)."""
     if isinstance(raw, Mapping):
         try:
-            return Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0),
-                         completion_tokens=int(raw.get("completion_tokens") or 0))
+            if "input_tokens" in raw or "output_tokens" in raw:  # Anthropic: input excludes the cache's tokens
+                read, write = _count(raw, "cache_read_input_tokens"), _count(raw, "cache_creation_input_tokens")
+                return Usage(prompt_tokens=_count(raw, "input_tokens") + read + write,
+                             completion_tokens=_count(raw, "output_tokens"),
+                             cache_read_tokens=read, cache_write_tokens=write)
+            details = raw.get("prompt_tokens_details")
+            cached = _count(details, "cached_tokens") if isinstance(details, Mapping) else 0
+            return Usage(prompt_tokens=_count(raw, "prompt_tokens"), completion_tokens=_count(raw, "completion_tokens"),
+                         cache_read_tokens=cached)
         except (TypeError, ValueError):
             pass
     # No usage from the server: fall back to the estimate.

@@ -70,35 +70,55 @@ class RateLimiter:
         self._tokens = 0
         self._pause_until = 0.0
         self._waiters = 0
-        self._lock = anyio.Lock()
+        self._line: list[tuple[int, int]] = []  # (priority, arrival) of the callers waiting, a heap
         self._changed = anyio.Event()
         self.waited_s = 0.0  # total time callers spent waiting for capacity
 
     # -- admission ----------------------------------------------------------
 
-    async def acquire(self, tokens: int) -> Reservation:
-        """Wait until one request of `tokens` fits, then admit it."""
+    async def acquire(self, tokens: int, *, priority: int = 0,
+                      on_wait: Callable[[float, str], None] | None = None) -> Reservation:
+        """Wait until one request of `tokens` fits, then admit it.
+
+        Waiters are served in order of `priority` (lower first: an interactive call before a batch's),
+        then of arrival, and only the first in line is admitted: big requests are not starved by small
+        ones. `on_wait(seconds, reason)` hears once that the call waits, and about how long."""
         if self.tpm is not None and tokens > self.tpm:
             raise LLMRequestTooLarge(
                 f"request needs ~{tokens} tokens but the limit is tpm={self.tpm} per "
                 f"{self.window_s:g}s; shorten the prompt or lower max_tokens"
             )
-        # Fast path without a checkpoint: nobody queued and capacity is free.
         reservation = self.try_acquire(tokens)
         if reservation is not None:
             return reservation
+        me = (priority, next(self._seq))
+        heapq.heappush(self._line, me)
         self._waiters += 1
         started = self._clock()
+        told = on_wait is None
         try:
-            async with self._lock:  # FIFO: big requests are not starved by small ones
-                while True:
-                    delay = self._delay(self._clock(), tokens)
+            while True:
+                now = self._clock()
+                delay = self._delay(now, tokens)
+                if self._line[0] == me:
                     if delay == 0.0:
+                        heapq.heappop(self._line)
+                        self._notify()  # the next in line looks again
                         return self._admit(tokens)
-                    changed = self._changed
-                    with anyio.move_on_after(delay if math.isfinite(delay) else None):
-                        await changed.wait()
+                    wait = delay
+                else:
+                    wait = math.inf  # the first in line is woken by the window; then it wakes us
+                if not told and on_wait is not None and math.isfinite(delay) and delay > 0:
+                    told = True
+                    on_wait(delay, "rate limited" if now < self._pause_until else "rate limit (rpm/tpm) reached")
+                changed = self._changed
+                with anyio.move_on_after(wait if math.isfinite(wait) else None):
+                    await changed.wait()
         finally:
+            if me in self._line:  # cancelled while in line
+                self._line.remove(me)
+                heapq.heapify(self._line)
+                self._notify()
             self._waiters -= 1
             self.waited_s += self._clock() - started
 

@@ -54,8 +54,8 @@ class Call:
     async def lookup(self) -> CachedResponse | None:
         """The cached answer, if the call is cacheable and the cache holds it (a miss is counted)."""
         cache, key = self.recorder.cache, self.request.key
-        if key is None or cache is None:
-            return None
+        if key is None or cache is None or not self.request.options.use_cache:
+            return None  # (with use_cache=False the answer still replaces the cached one)
         hit = await cache.get(key)
         if hit is None:
             self.recorder.counters.cache_misses += 1

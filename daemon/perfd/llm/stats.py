@@ -71,6 +71,8 @@ class LLMStats(msgspec.Struct, frozen=True, kw_only=True):
     # --- team (issue: shared limits through Redis) ---
     # Response cache hits per level: "memory", "disk", "shared" (the team's Redis).
     cache_hits_by_level: dict[str, int] = msgspec.field(default_factory=dict)
+    served_by_fallback: dict[str, int] = msgspec.field(default_factory=dict)  # [llm] fallback model -> calls
+    priced: bool = True  # a price is known for the model (else its cost is unknown, not 0)
     budget_used_usd: float | None = None  # today (UTC); the team's with [team]
     team: TeamStats | None = None  # None without a [team] table
 
@@ -95,6 +97,7 @@ class Counters:
         self.connections_opened = 0
         self.in_flight = 0
         self.latencies_ms = Window(latency_window)
+        self.served_by_fallback: Counter[str] = Counter()  # model -> calls it served after this one failed
 
     def percentiles(self) -> tuple[float | None, float | None, float | None]:
         if not self.latencies_ms:

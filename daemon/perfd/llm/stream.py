@@ -17,7 +17,8 @@ import orjson
 
 from .attempt import AttemptFailed, Attempts
 from .errors import LLMError, LLMResponseError, LLMStreamInterrupted
-from .parsing import BadAnswer, describe, read_completion, text_of, usage_of
+from .parsing import BadAnswer, cost_of, describe, read_completion, usage_of
+from .providers import text_of
 from .recorder import Call, CallRecorder
 from .sse import iter_events
 from .types import Completion, JSONObject, PreparedRequest
@@ -29,10 +30,15 @@ _DRAIN_AFTER_DONE_S = 1.0
 class ChatStream:
     """A streamed answer; see `LLMClient.stream`. Iterate it inside `async with`."""
 
-    def __init__(self, request: PreparedRequest, recorder: CallRecorder, attempts: Attempts) -> None:
+    def __init__(self, request: PreparedRequest, recorder: CallRecorder, attempts: Attempts, *,
+                 fallback: Callable[[], ChatStream] | None = None) -> None:
         self._request = request
         self._recorder = recorder
         self._attempts = attempts
+        # The next model's stream for the same call: used when this one fails before any byte arrived.
+        self._fallback = fallback
+        self.fell_back: list[str] = []  # the errors of the models that failed before the one that answered
+        self.answered_by = recorder.config.model  # the configured model of the client that answered
         self._gen: AsyncGenerator[str, None] | None = None
         self._entered = False
         self._parts: list[str] = []
@@ -74,6 +80,33 @@ class ChatStream:
         return self.completion
 
     async def _run(self) -> AsyncGenerator[str, None]:
+        try:
+            async with aclosing(self._own()) as own:
+                async for delta in own:
+                    yield delta
+            return
+        except LLMError as exc:
+            if self._fallback is None or self._parts or not falls_back(exc):
+                raise
+            failed = f"{self._recorder.config.model}: {exc}"
+        # Nothing of an answer arrived and nothing was paid: the next model serves the call.
+        try:
+            async with self._fallback() as other:
+                async for delta in other:
+                    if self.first_token_s is None:
+                        self.first_token_s = other.first_token_s
+                    self._parts.append(delta)
+                    yield delta
+        except LLMError as exc:
+            exc.args = (f"{exc} (the [llm] fallback; before it, {failed})",)  # what every model said
+            raise
+        else:
+            self.completion = other.completion
+            self.fell_back = [failed, *other.fell_back]
+            self.answered_by = other.answered_by
+            self._recorder.counters.served_by_fallback[other.answered_by] += 1
+
+    async def _own(self) -> AsyncGenerator[str, None]:
         request, attempts = self._request, self._attempts
         call = self._recorder.begin(request, stream=True)
         number = 0
@@ -98,7 +131,8 @@ class ChatStream:
                             yield delta
                     break
                 except AttemptFailed as failed:
-                    await attempts.retry_or_raise(failed, number, deadline=request.deadline)
+                    await attempts.retry_or_raise(failed, number, deadline=request.deadline,
+                                                  on_wait=request.options.on_wait)
             assert self.completion is not None
             call.finished(self.completion, chunks=list(self._parts))
         except BaseException as exc:
@@ -123,6 +157,7 @@ class ChatStream:
                         yield result.text
                     return
                 acc = StreamState(model=cfg.model)
+                read = read_anthropic_event if cfg.provider == "anthropic" else read_chunk
                 async with aclosing(iter_events(response.aiter_lines())) as events:
                     async for event in events:
                         if event.data.strip() == "[DONE]":
@@ -130,7 +165,9 @@ class ChatStream:
                             break
                         if request.deadline is not None and time.monotonic() > request.deadline:
                             raise attempts.total_timeout(number)  # a server trickling forever
-                        delta = read_chunk(event.event, event.data, acc, cfg.base_url, redact)
+                        delta = read(event.event, event.data, acc, cfg.base_url, redact)
+                        if acc.done:  # Anthropic's message_stop
+                            break
                         if delta:
                             if self.first_token_s is None:
                                 self.first_token_s = time.perf_counter() - started
@@ -152,7 +189,7 @@ class ChatStream:
                 self.completion = Completion(
                     text=text, model=acc.model, finish_reason=acc.finish_reason, usage=usage, attempts=number,
                     latency_s=time.perf_counter() - started,
-                    cost=cfg.cost(usage.prompt_tokens, usage.completion_tokens),
+                    cost=cost_of(cfg, usage),
                     tool_calls=acc.tool_list(),
                 )
         except AttemptFailed as failed:
@@ -164,6 +201,15 @@ class ChatStream:
         return LLMStreamInterrupted(
             f"the stream broke after {len(self._parts)} chunks: {error}", partial_text="".join(self._parts)
         )
+
+
+# Failures the next model cannot mend (the caller's request, settings or budget) or that came too late.
+_NO_FALLBACK = frozenset({"config", "bad_request", "too_large", "budget", "stream_interrupted", "closed"})
+
+
+def falls_back(error: LLMError) -> bool:
+    """Whether a call that failed with `error` (before any byte of an answer) goes to the next model."""
+    return error.kind not in _NO_FALLBACK
 
 
 class ToolCallParts:
@@ -246,3 +292,55 @@ def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Call
         if choice.get("finish_reason"):
             acc.finish_reason = str(choice["finish_reason"])
     return delta_text
+
+
+def _event_object(data: str, where: str, redact: Callable[[str], str]) -> dict[str, object]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadAnswer(LLMResponseError(
+            f"{where} sent a stream event that is not JSON: {redact(data[:200])!r}"
+        ), retryable=False) from None
+    if not isinstance(chunk, dict):
+        raise BadAnswer(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
+    return chunk
+
+
+def read_anthropic_event(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:
+    """Fold one event of an Anthropic Messages stream into `acc`; return its text delta ("" if none).
+
+    message_start carries the model and the input usage (cache tokens included), content_block_delta
+    the text, message_delta the stop reason and output tokens, message_stop the end."""
+    chunk = _event_object(data, where, redact)
+    kind = chunk.get("type") or event
+    if kind == "error" or event == "error":
+        said = redact(describe(chunk.get("error", chunk)))
+        raise BadAnswer(LLMResponseError(f"{where} reported an error mid-stream: {said}", kind="stream_error"),
+                        retryable=True)
+    usage = acc.usage if isinstance(acc.usage, dict) else {}
+    if kind == "message_start":
+        message = chunk.get("message")
+        if isinstance(message, Mapping):
+            if message.get("model"):
+                acc.model = str(message["model"])
+            if isinstance(message.get("usage"), Mapping):
+                usage.update(message["usage"])
+                acc.usage = usage
+        return ""
+    if kind == "content_block_delta":
+        delta = chunk.get("delta")
+        if isinstance(delta, Mapping) and delta.get("type", "text_delta") == "text_delta":
+            return str(delta.get("text") or "")
+        return ""
+    if kind == "message_delta":
+        delta = chunk.get("delta")
+        if isinstance(delta, Mapping) and delta.get("stop_reason"):
+            acc.finish_reason = str(delta["stop_reason"])
+        more = chunk.get("usage")
+        if isinstance(more, Mapping):
+            usage.update({k: v for k, v in more.items() if v is not None})
+            acc.usage = usage
+        return ""
+    if kind == "message_stop":
+        acc.done = True
+    return ""  # ping, content_block_start/stop

@@ -19,7 +19,7 @@ import msgspec
 
 from perfd.settings.schema import TeamConfig as TeamConfig  # the [team] table's schema (moved there)
 
-from .config import read_env
+from .config import environment_table
 from .errors import LLMConfigError
 
 ENV_PREFIX = "PERFD_TEAM_"
@@ -31,16 +31,15 @@ FIELDS: tuple[str, ...] = TeamConfig.__struct_fields__
 _PATH = re.compile(r" - at `\$\.(\w+)`")
 
 
-def load_team_config(config: Mapping[str, object], env: Mapping[str, str]) -> TeamConfig | None:
+def load_team_config(config: Mapping[str, object], env: Mapping[str, str] | None = None) -> TeamConfig | None:
     """The `[team]` table `config` with PERFD_TEAM_* from `env` over it; None when no redis_url is set."""
     values: dict[str, object] = {}
     for key, value in config.items():
         if key not in FIELDS:
             raise LLMConfigError(_unknown(f"[team] {key}", key))
         values[key] = value
-    from_env, seen = read_env(env, prefix=ENV_PREFIX, kind=TeamConfig, fields=FIELDS,
-                              required={"redis_url": "redis://x"}, unknown=_unknown,
-                              hidden=frozenset({"redis_url"}))  # a URL may carry credentials
+    seen: dict[str, str] = {}
+    from_env = environment_table("team", env or {}, seen)
     for key in seen:
         values.pop(key, None)  # an empty variable unsets the file's value
     values.update(from_env)

@@ -6,7 +6,9 @@ the HTTP stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
 import msgspec
 
 # {"role": "user", "content": "..."} and friends: read as they are (check_messages), sent as given.
@@ -40,11 +42,15 @@ class ChatOptions(msgspec.Struct, frozen=True, kw_only=True):
     achievement: str | None = None
     state: str | None = None
     workspace: str | None = None  # the workspace root: `perfd stats --history` shows one workspace's calls
+    on_wait: Callable[[float, str], None] | None = None
+    priority: Literal["interactive", "batch"] = "interactive"
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, those the provider's prompt cache read or wrote included
     completion_tokens: int = 0
+    cache_read_tokens: int = 0  # Anthropic's cache_read_input_tokens, OpenAI's cached_tokens
+    cache_write_tokens: int = 0  # Anthropic's cache_creation_input_tokens
 
     @property
     def total_tokens(self) -> int:

@@ -79,9 +79,11 @@ async def run(s: Session, args: Args) -> JSONObject:
     options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
     stream = options.get("stream")
     stream_id = stream if isinstance(stream, str) else None
+    named = options.get("model")  # {"model": NAME}: a [models.NAME] instead of [llm]
+    model = named if isinstance(named, str) and named else None
     plan = plan_arg(args)
     try:
-        llm = open_client(s.llm)
+        llm = open_client(lambda: s.llm(model=model))
         require_key(llm)
     except NoModel as exc:  # an editor shows one message: how to configure a model goes in it
         raise UserError(" ".join(f"{exc.message}. {exc.hint} {exc.details}".split()), code=exc.code) from None

@@ -12,23 +12,19 @@ One factory call per editor connection, each with its own protocol object
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from perfd.engine.engine import Engine
 from perfd.lsp import commands, handlers, run
-from perfd.lsp.state import Session
+from perfd.lsp.state import ModelFor, Session
 from perfd.runtime import heap
 from perfd.wire.protocol import StatsSnapshot
-
-if TYPE_CHECKING:
-    from perfd.llm import LLMClient
 
 COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run",
             "perfd.createSubplan", "perfd.openFile", "perfd.writeAnswer")
 
 
 def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = None,
-                 watch: bool = False, llm: Callable[[], LLMClient | None] | None = None) -> Session:
+                 watch: bool = False, llm: ModelFor | None = None) -> Session:
     """A new session (server + state) over `engine`, with every feature registered.
 
     `watch`: start a file watcher when the client is initialized (standalone mode).

@@ -14,7 +14,6 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -23,11 +22,8 @@ from pygls.io_ import run_async
 
 from perfd.engine.engine import Engine
 from perfd.lsp.server import build_server
-from perfd.lsp.state import Session
+from perfd.lsp.state import ModelFor, Session
 from perfd.wire.protocol import StatsSnapshot
-
-if TYPE_CHECKING:
-    from perfd.llm import LLMClient
 
 log = logging.getLogger("perfd.lsp")
 MAX_HEADER_LINE = 65536
@@ -74,7 +70,7 @@ async def serve_lsp(stream: anyio.abc.ByteStream, leftover: bytes, engine: Engin
                     stats: Callable[[], StatsSnapshot] | None = None,
                     record: Callable[[str, int, bool], None] | None = None,
                     registry: set[Session] | None = None,
-                    llm: Callable[[], LLMClient | None] | None = None) -> None:
+                    llm: ModelFor | None = None) -> None:
     """Serve LSP on `stream` until the editor exits or disconnects; other sessions are untouched."""
     buffered = BufferedByteReceiveStream(stream)
     if leftover:

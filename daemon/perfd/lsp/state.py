@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 import msgspec
 from lsprotocol import types as lsp
@@ -71,16 +71,23 @@ class _Buffer:
         self.memo = memo  # the chunks of the last parse, kept across versions: an edit re-reads only its own
 
 
+class ModelFor(Protocol):
+    """The model client for perfd.run: [llm]'s, or a [models.NAME]'s; None when none is configured."""
+
+    def __call__(self, *, model: str | None = None) -> LLMClient | None: ...
+
+
 class Session:
     """Per-connection state: the server, its documents' parses, the stats throttle."""
 
     def __init__(self, engine: Engine, stats: Callable[[], StatsSnapshot] | None,
-                 llm: Callable[[], LLMClient | None] | None = None) -> None:
+                 llm: ModelFor | None = None) -> None:
         self.engine = engine
         # The model client for perfd.run: the daemon's shared one, else this session's own (lazily).
         self._own_llm: LLMClient | None = None
         self._own_llm_loaded = False
-        self.llm: Callable[[], LLMClient | None] = llm or self._standalone_llm
+        self.llm: ModelFor = llm or self._standalone_llm
+        self._named: dict[str, LLMClient | None] = {}  # standalone: the [models.NAME] clients made
         # Standalone, the session keeps its own counters; in the daemon `stats` is the daemon's.
         self.own_stats = Stats()
         self.stats: Callable[[], StatsSnapshot] = stats or (
@@ -107,7 +114,13 @@ class Session:
         """Columns as this client and the server agreed at initialize (see perfd.lsp.positions)."""
         return Units(self.server.workspace.position_encoding)
 
-    def _standalone_llm(self) -> LLMClient | None:
+    def _standalone_llm(self, *, model: str | None = None) -> LLMClient | None:
+        if model is not None:
+            if model not in self._named:
+                from perfd.llm import client_from_workspace
+
+                self._named[model] = client_from_workspace(self.engine.root, model=model)
+            return self._named[model]
         if not self._own_llm_loaded:
             from perfd.llm import client_from_workspace
 
@@ -119,8 +132,10 @@ class Session:
         """Close the model client this session made for itself, if any (standalone); a later run makes a
         new one. The daemon's shared client is the daemon's to close."""
         own, self._own_llm, self._own_llm_loaded = self._own_llm, None, False
-        if own is not None:
-            await own.aclose()  # commits the queued cache and history writes
+        named, self._named = list(self._named.values()), {}
+        for client in (own, *named):
+            if client is not None:
+                await client.aclose()  # commits the queued cache and history writes
 
     # -- documents ----------------------------------------------------------------
 

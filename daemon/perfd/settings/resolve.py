@@ -73,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         import hashlib
         import json
 
-        names = tables or tuple(schema.TABLES)
+        names = tables or (*schema.TABLES, schema.MODELS)
         text = json.dumps({t: self.values.get(t, {}) for t in names}, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -138,6 +138,9 @@ def check_file(src: SourceFile) -> dict[str, dict[str, Raw]]:
                             "settings live in tables such as [daemon] or [llm]")
     out: dict[str, dict[str, Raw]] = {}
     for table, values in src.tables.items():
+        if table == schema.MODELS:
+            out[table] = {name: Raw(_check_model(name, raw), raw.where) for name, raw in values.items()}
+            continue
         if table not in schema.TABLES:
             close = closest(table, schema.TABLES)
             hint = f" (did you mean [{close}]?)" if close else ""
@@ -157,6 +160,29 @@ def check_file(src: SourceFile) -> dict[str, dict[str, Raw]]:
     return out
 
 
+def _check_model(name: str, raw: Raw) -> dict[str, object]:
+    """One `[models.NAME]` table, each key checked as the same key of [llm]."""
+    if not re.fullmatch(schema.MODEL_NAME, name):
+        raise SettingsError(f"{raw.where}: [models.{name!r}]: a model's name is letters, digits, '_', '-', '.'")
+    if not isinstance(raw.value, dict):
+        raise SettingsError(f"{raw.where}: models.{name} must be a table of [llm] keys, such as [models.{name}]")
+    known = list(schema.fields("llm"))
+    out: dict[str, object] = {}
+    for key, value in raw.value.items():
+        if key not in known:
+            raise SettingsError(f"{raw.where}: unknown setting [models.{name}] {key}{_did_you_mean(key, known)}")
+        try:
+            out[key] = _convert_one("llm", key, value, strict=True)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"{raw.where}: " + _type_error(f"[models.{name}] {key}", value, exc)) from None
+    return out
+
+
+# What people try to set where a variable's NAME belongs.
+_SECRETS = {("llm", "api_key"): "api_key_env", ("llm", "key"): "api_key_env", ("llm", "token"): "api_key_env",
+            ("team", "password"): "redis_password_env", ("team", "redis_password"): "redis_password_env"}
+
+
 def read_environment(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Raw]], set[tuple[str, str]]]:
     """PERFD_<TABLE>_<KEY> (and the older names of schema.ENV_ALIASES): (values, keys unset by "")."""
     values: dict[str, dict[str, Raw]] = {}
@@ -171,6 +197,9 @@ def read_environment(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Raw]],
             if table is None:
                 continue  # PERFD_STATE_DIR and the like: not settings
             key = name[len(ENV_PREFIX) + len(table) + 1:].lower()
+            if (table, key) in _SECRETS:
+                raise SettingsError(f"{name} is not a setting: perfd never takes a secret itself. Put it in a "
+                                    f"variable of your own and set [{table}] {_SECRETS[(table, key)]} to its NAME")
             if key not in schema.fields(table):
                 known = [f"{ENV_PREFIX}{table.upper()}_{k.upper()}" for k in schema.fields(table)]
                 raise SettingsError(f"unknown setting {name} in the environment{_did_you_mean(name, known)}")
@@ -258,6 +287,25 @@ def load(root: str | None, env: Mapping[str, str] | None = None, *, user: bool =
                     chosen = origin
                     merged[table][key] = raw.value
                     origins[(table, key)] = origin
+    # Named models: each [models.NAME] whole, the workspace's over the user's (the environment sets none).
+    merged[schema.MODELS] = {}
+    for name in sorted({*ws_tables.get(schema.MODELS, {}), *user_tables.get(schema.MODELS, {})}):
+        chosen = None
+        for source, raw in ((WORKSPACE, ws_tables.get(schema.MODELS, {}).get(name)),
+                            (USER, user_tables.get(schema.MODELS, {}).get(name))):
+            if raw is None:
+                continue
+            ignored = ""
+            if chosen is not None:
+                ignored = f"overridden by {chosen.where}"
+            elif source == WORKSPACE and not trusted and f"[{schema.MODELS}] {name}" in needing:
+                ignored = "waits for `perfd trust`"
+                waiting.append(f"[{schema.MODELS}] {name}")
+            origin = Origin(source, raw.where)
+            entries.append(Entry(table=schema.MODELS, key=name, value=raw.value, origin=origin, ignored=ignored))
+            if not ignored:
+                chosen = origin
+                merged[schema.MODELS][name] = raw.value
     ws = msgspec.convert(merged["workspace"], WorkspaceSettings)
     _check_values(ws, origins.get(("workspace", "plans_dir"), Origin(DEFAULT, "default")))
     return Settings(root=root, workspace=ws, cache=msgspec.convert(merged["cache"], CacheSettings),

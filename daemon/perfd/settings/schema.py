@@ -56,13 +56,33 @@ class DaemonSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_buffered_mb: _PosF = 256.0
 
 
+Provider = Literal["openai", "anthropic", "azure"]
+ANTHROPIC_VERSION = "2023-06-01"
+AZURE_API_VERSION = "2024-10-21"
+# Anthropic's Messages API requires max_tokens; sent when neither the call nor the settings give one.
+ANTHROPIC_MAX_TOKENS = 4096
+
+
 class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One OpenAI-compatible chat-completions provider and how to call it."""
+    """One model provider and how to call it: `[llm]`, and each `[models.NAME]`."""
 
     base_url: str
     model: str
+    # The wire protocol: "openai" (any OpenAI-compatible chat-completions server), "anthropic"
+    # (the Messages API), "azure" (Azure OpenAI: `model` or `deployment` in the URL path).
+    provider: Provider = "openai"
     # Name of the environment variable holding the key (None: no auth header).
     api_key_env: str | None = None
+    # Azure's api-version query parameter; Anthropic's anthropic-version header.
+    api_version: str | None = None
+    deployment: str | None = None  # Azure: the deployment's name (default: model)
+    # Extra request headers with plain values (no secrets: the settings file may be shared) ...
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # ... and header -> NAME of the environment variable holding its value (read at call time).
+    headers_env: dict[str, str] = msgspec.field(default_factory=dict)
+    # Named models ([models.NAME]) that serve a call when this one fails after its retries
+    # or its breaker is open, before any byte of an answer arrived; tried in order.
+    fallback: list[str] = msgspec.field(default_factory=list)
 
     # Rate limits over a sliding window of `window_s` seconds (60 = per minute;
     # tests and benchmarks shorten it). None = no client-side limit.
@@ -116,9 +136,12 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     history_max_rows: _Pos = 100_000
     history_path: str | None = None  # default: <state_dir>/llm-history.sqlite3
 
-    # Optional prices (currency per 1000 tokens) for cost and cost-saved stats.
+    # Prices (USD per 1000 tokens) for cost, cost-saved and the budget; unset: perfd.llm.prices'
+    # table for known models, else the cost is unknown. Cache prices default to the prompt price.
     price_prompt_per_1k: _NonNegF | None = None
     price_completion_per_1k: _NonNegF | None = None
+    price_cache_read_per_1k: _NonNegF | None = None
+    price_cache_write_per_1k: _NonNegF | None = None
     # Spending limits per UTC day (currency of the prices above, USD by
     # convention). A call that could go over is refused before it is sent.
     # With a [team] table they are the team's, counted in Redis.
@@ -139,11 +162,33 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     @property
     def chat_url(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
+        base = self.base_url.rstrip("/")
+        if self.provider == "anthropic":
+            return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        if self.provider == "azure":
+            from urllib.parse import quote
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """Cost of the given usage at the configured prices (0 when unpriced)."""
-        return (prompt_tokens * (self.price_prompt_per_1k or 0.0)
+            deployment = quote(self.deployment or self.model, safe="")
+            return (f"{base}/openai/deployments/{deployment}/chat/completions"
+                    f"?api-version={quote(self.api_version or AZURE_API_VERSION, safe='')}")
+        return base + "/chat/completions"
+
+    @property
+    def priced(self) -> bool:
+        """Whether a price is known (set, or filled in from the price table when loaded)."""
+        return self.price_prompt_per_1k is not None or self.price_completion_per_1k is not None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, *, cache_read_tokens: int = 0,
+             cache_write_tokens: int = 0) -> float:
+        """Cost of the given usage at the configured prices (0 when unpriced: see `priced`).
+
+        `prompt_tokens` counts every input token, those read from or written to the provider's
+        prompt cache included; those are charged at their own prices when known."""
+        prompt = self.price_prompt_per_1k or 0.0
+        read = prompt if self.price_cache_read_per_1k is None else self.price_cache_read_per_1k
+        write = prompt if self.price_cache_write_per_1k is None else self.price_cache_write_per_1k
+        plain = max(prompt_tokens - cache_read_tokens - cache_write_tokens, 0)
+        return (plain * prompt + cache_read_tokens * read + cache_write_tokens * write
                 + completion_tokens * (self.price_completion_per_1k or 0.0)) / 1000.0
 
 
@@ -217,7 +262,11 @@ TRUST: dict[tuple[str, str], Callable[[object], bool]] = {
     # where prompts go and which secret goes with them; which model is paid; what it costs and may cost
     **{("llm", key): _always for key in ("base_url", "api_key_env", "model", "price_prompt_per_1k",
                                          "price_completion_per_1k", "budget_usd_per_day",
-                                         "budget_usd_per_plan_per_day")},
+                                         "budget_usd_per_plan_per_day", "provider", "deployment",
+                                         "price_cache_read_per_1k", "price_cache_write_per_1k", "fallback")},
+    # headers go where prompts go: a cloned repo must not add one (nor name a variable whose
+    # secret a header would carry) without the user's say-so
+    **{("llm", key): _always for key in ("headers", "headers_env")},
     ("llm", "context_tokens"): _above_default_context,
     # files perfd reads answers from and writes history to
     **{("llm", key): _always for key in ("cache_path", "history_path")},
@@ -237,10 +286,17 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 # Keys whose values are never shown (header values, anything secret-bearing).
-HIDDEN: frozenset[tuple[str, str]] = frozenset()
+HIDDEN: frozenset[tuple[str, str]] = frozenset({("llm", "headers")})
+
+
+# `[models.NAME]`: named models, each table with the keys of [llm] (`perfd run -m NAME`, [llm] fallback).
+MODELS = "models"
+MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
 
 
 def needs_trust(table: str, key: str, value: object) -> bool:
+    if table == MODELS:  # a named model needs trust for whatever its keys would need in [llm]
+        return isinstance(value, dict) and any(needs_trust("llm", k, v) for k, v in value.items())
     rule = TRUST.get((table, key))
     return rule is not None and rule(value)
 

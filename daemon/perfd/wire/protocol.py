@@ -224,6 +224,7 @@ class RunAnswer(msgspec.Struct, frozen=True, kw_only=True):
     kept: int | None = None  # the history's id of the answer kept when it could not be written
     error: str | None = None  # why there is no answer
     error_kind: str | None = None
+    model: str | None = None  # the model that answered (a fallback's when the first one failed)
 
 
 class RunSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -258,6 +258,7 @@ export interface RunAnswer {
   kept?: number | null;
   error?: string | null;
   error_kind?: string | null;
+  model?: string | null;
 }
 /**
  * Params of the `runChunk` notification: output of a `run` in progress, in order.
@@ -411,6 +412,10 @@ export interface LLMStats {
   cache_hits_by_level?: {
     [k: string]: number;
   };
+  served_by_fallback?: {
+    [k: string]: number;
+  };
+  priced?: boolean;
   budget_used_usd?: number | null;
   team?: TeamStats | null;
 }

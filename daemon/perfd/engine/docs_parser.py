@@ -17,6 +17,12 @@ from perfd.engine.types import FeedbackDoc, ParallelAchievement, ParallelGraph, 
 _ACH_META_RE = re.compile(
     r"^\*\*Achievement(?:\*\*:|:\*\*)[ \t]*(?:Achievement[ \t]+|#)?(?P<v>\d+\.\d+(?:\.\d+)?)(?![\d.]*\d)", re.M
 )
+# `**Achievement Addressed**: Achievement 1.2 (Title)`: a SUBPLAN numbered in creation order names its
+# achievement so; it wins over the file's number and over the title.
+_ADDRESSED_RE = re.compile(
+    r"^\*\*Achievements?[ \t]+Addressed(?:\*\*:|:\*\*)[ \t]*(?:\*\*)?(?:Achievement[ \t]+|#)?"
+    r"(?P<v>\d+\.\d+(?:\.\d+)?)(?![\d.]*\d)", re.M | re.I
+)
 _STATUS_RE = re.compile(r"^\*\*Status(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
 _TITLE_ACH_RE = re.compile(r"Achievement[ \t]+(?P<v>\d+\.\d+(?:\.\d+)?)")
 # A row of the table under the `## 🔄 Active EXECUTION_TASKs` heading: `| 01_01 |`,
@@ -47,6 +53,16 @@ _NOT_STARTED_WORDS = re.compile(
     r"\b(?:not[ \t]+started|pending|planning|design|ready|todo|draft|planned)\b", re.I
 )
 _HEAD = 6000  # metadata sits at the top; templates later in a file repeat "**Status**:"
+# A template's placeholder is not a status: `**Status**: [In Progress / Complete]`, `<status>`, `{status}`.
+_PLACEHOLDER_RE = re.compile(r"^(?:\*\*)?[ \t]*(?:\[[^\]]*\]|<[^>]*>|\{[^}]*\})[ \t]*(?:\*\*)?$")
+_FENCE_RE = re.compile(r"^[ \t]*(?:```|~~~)[^\n]*$", re.M)
+# Later evidence in an EXECUTION_TASK that it is finished: a completion date (`**Completed**: 2025-11-14`)
+# or a heading that says so (`## ✅ Execution Complete`; not `## ✅ Completion Checklist`).
+_COMPLETED_DATE_RE = re.compile(
+    r"^\*\*(?:Completed|Completion[ \t]+Date|Date[ \t]+Completed|Finished)(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*)$",
+    re.M | re.I)
+_DONE_HEADING_RE = re.compile(
+    r"^#{1,6}[ \t][^\n]*?\b(?:complete|completed|done)\b[ \t]*[.!]?[ \t]*(?:✅)?[ \t]*$", re.M | re.I)
 
 
 def normalise_status(text: str) -> WorkStatus:
@@ -76,7 +92,8 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
     head = text[:_HEAD]
     title = _title(head)
     achievement: str | None = None
-    m = _ACH_META_RE.search(head)
+    am = _ADDRESSED_RE.search(head)
+    m = am or _ACH_META_RE.search(head)
     if m:
         achievement = m.group("v")
     else:
@@ -86,10 +103,14 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
     status_text = ""
     status_line: int | None = None
     sm = _STATUS_RE.search(head)
-    if sm and len(sm.group("v")) <= MAX_LINE:
+    if sm and len(sm.group("v")) <= MAX_LINE and not _PLACEHOLDER_RE.match(sm.group("v").strip()):
         status_text = sm.group("v").strip()
         status_line = head.count("\n", 0, sm.start()) + 1
-    else:
+    if kind == "execution":
+        # The first status line is often the one written at the start ("Starting Execution"); a
+        # later real one (a status footer) or a completion section says where the work stands.
+        status_text, status_line = _last_status(text, status_text, status_line)
+    if status_line is None:
         problems.append(Problem("no-status", "no `**Status**:` line near the top", "info", path))
     planned: list[str] = []
     if kind == "subplan":
@@ -114,6 +135,49 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
         planned_executions=planned,
         problems=problems,
     )
+
+
+def _outside_fences(text: str) -> list[tuple[int, int]]:
+    """The spans of `text` outside fenced code blocks (a template shown in a fence says nothing)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    inside = False
+    for m in _FENCE_RE.finditer(text):
+        if not inside:
+            spans.append((start, m.start()))
+        else:
+            start = m.end()
+        inside = not inside
+    if not inside:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _last_status(text: str, status_text: str, status_line: int | None) -> tuple[str, int | None]:
+    """An EXECUTION_TASK's status: its last real `**Status**:` line, or a completion section after it.
+
+    Only statuses of work begun or done count once the first is read: a "Ready to Execute" after
+    a "✅ Complete" is a footer copied from a template (work once started is not unstarted).
+    """
+    best: tuple[int, str] | None = None  # (offset, status text) of the last evidence of progress
+    for a, b in _outside_fences(text):
+        for sm in _STATUS_RE.finditer(text, a, b):
+            v = sm.group("v").strip()
+            if v and len(v) <= MAX_LINE and not _PLACEHOLDER_RE.match(v) and normalise_status(v) != "not_started":
+                best = (sm.start(), v)
+        for dm in _COMPLETED_DATE_RE.finditer(text, a, b):
+            v = dm.group("v").strip()
+            if any(ch.isdigit() for ch in v) and not _PLACEHOLDER_RE.match(v) and "YYYY" not in v.upper() \
+                    and (best is None or dm.start() > best[0]):
+                best = (dm.start(), "✅ Complete (" + v + ")")
+        for hm in _DONE_HEADING_RE.finditer(text, a, b):
+            h = hm.group(0).lstrip("#").strip()
+            said = "✅" in h or h.rstrip(" .!✅").endswith(("COMPLETE", "COMPLETED", "DONE"))
+            if said and normalise_status(h) == "complete" and (best is None or hm.start() > best[0]):
+                best = (hm.start(), h)
+    if best is None:
+        return status_text, status_line
+    return best[1], text.count("\n", 0, best[0]) + 1
 
 
 # A fix prompt quotes the review; this bounds what one review can put in it.

@@ -148,6 +148,7 @@ class AchievementStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     index_line: int | None = None
     body_line: int | None = None
     body_end: int | None = None
+    decided_by: str = ""  # the file or mark that decided its state (`status --explain`)
 
 
 class PlanStatus(msgspec.Struct, frozen=True, omit_defaults=True):

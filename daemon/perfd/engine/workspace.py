@@ -436,8 +436,10 @@ class Workspace:
             fb_ok = "execution" in names and self._inside(os.path.join(folder, "execution")) \
                 and self._inside(fb)
             fb_names = self._listed(fb, outside) if fb_ok else None
-            if fb_names is not None:  # an empty feedbacks folder too: review files are the source
-                has_feedback = True
+            if fb_names is not None:
+                # A folder set up for reviews (empty, or review files only) says the plan keeps them;
+                # one holding only other documents (an `EXECUTION_ANALYSIS_...-REVIEW.md`) does not.
+                has_feedback = all(n.startswith(("APPROVED_", "FIX_")) or n.startswith(".") for n in fb_names)
                 take(fb, fb_names, False)
             archives = [os.path.join(folder, n) for n in names
                         if n.lower().endswith("-archive") and self._inside(os.path.join(folder, n))]

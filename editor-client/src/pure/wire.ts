@@ -60,6 +60,7 @@ export interface AchievementStatus {
   index_line?: number | null;
   body_line?: number | null;
   body_end?: number | null;
+  decided_by?: string;
 }
 export interface CliParams {
   argv: string[];

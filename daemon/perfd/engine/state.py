@@ -111,6 +111,12 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
                                         "warning", ref.path))
                 continue
             into.setdefault(num, ref.path)
+    # A FIX answered by its resolution (`FIX_31_RESOLUTION.md` beside `FIX_31.md`) is no longer pending:
+    # the achievement goes on as its files say (awaiting the next review).
+    answered = set(inp.files.resolutions)
+    resolved = {num: path for num, path in fixes.items() if path[:-3] + "_RESOLUTION.md" in answered}
+    for num in resolved:
+        del fixes[num]
 
     # SUBPLANs and EXECUTION_TASKs: trust the achievement the file names.
     def owner(ref: FileRef, doc: WorkDoc, code: str) -> str | None:
@@ -153,7 +159,7 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
         for num, (_ref, doc) in subplan_of.items():
             if doc.status == "complete":
                 mark_of.setdefault(num, DoneMark(num, "subplan", doc.status_line or 1))
-    reviewed = set(approved) | set(fixes)
+    reviewed = set(approved) | set(fixes) | set(resolved)
 
     # Dependencies from parallel.json.
     deps: dict[str, list[str]] = {}
@@ -288,4 +294,5 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
         awaiting_review=awaiting,
         handoff_next=hn,
         problems=problems,
+        not_plan=plan.not_plan,
     )

@@ -90,6 +90,7 @@ def _table() -> tuple[Command, ...]:
             Option("plan", nargs="?", metavar="@PLAN|PATH"),
             _JSON,
             _TRUST_PLAN,
+            Option("--explain", help="with @PLAN: say, for each achievement, which file or mark decided its state"),
         ), takes_plan=True),
         Command("run", "send the prompt for the next step (or for one achievement) to the model", (
             Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]"),

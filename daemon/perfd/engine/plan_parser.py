@@ -74,6 +74,10 @@ _NUMBERED_RE = re.compile(rf"^(?P<num>\d+(?:\.\d+){{0,2}})(?:\.|:|[ \t]+[-–—
 _EFFORT_DASH_RE = re.compile(
     r"[ \t]+[-–—][ \t]+(?P<e>\d+(?:\.\d+)?(?:[ \t]*[-–][ \t]*\d+(?:\.\d+)?)?[ \t]*(?:h|hrs?|hours?))[ \t]*$", re.I)
 
+# A document named PLAN_ that says it is something else: a summary's own words in its title or name.
+_NOT_PLAN_WORDS_RE = re.compile(
+    r"\b(?:summary|summaries|report|retrospective|post-?mortem|lessons[ \t_-]+learned|changelog|recap)\b", re.I)
+
 _TIME_KEYS = {"time": "time", "estimated time": "time", "effort": "time", "estimate": "time",
               "actual": "actual", "actual time": "actual",
               # In an achievement's body these say it is done (read by plan_assembly.body_marks).
@@ -282,7 +286,10 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
 
     if not title:
         problems.append(Problem("no-title", "no `# PLAN: <title>` line", "info", path, 1 if n else None))
-    if not achievements and n:
+    not_plan = ""
+    if not achievements and not marks and not priorities and all_done_line is None and n:
+        not_plan = _not_a_plan(title, path, sections)
+    if not achievements and n and not not_plan:
         problems.append(Problem("no-achievements", "no achievements found in the plan", "warning", path))
 
     return PlanDoc(
@@ -299,7 +306,27 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
         all_done_line=all_done_line,
         line_count=n,
         problems=problems,
+        not_plan=not_plan,
     )
+
+
+def _not_a_plan(title: str, path: str, sections: list[Section]) -> str:
+    """Why a PLAN_ document with no achievement structure at all is no plan ("" when nothing says so).
+
+    Positive evidence only: its title or its file name calls it a summary, a report, a retrospective
+    (`PLAN_X_COMPLETION_SUMMARY.md`, `# Completion Summary: X`). A new plan with no achievements yet
+    says none of this, and stays a plan.
+    """
+    if any("achievement" in s.key or "index" == s.key for s in sections):
+        return ""
+    m = _NOT_PLAN_WORDS_RE.search(title)
+    if m:
+        return f"its title calls it a {m.group(0).lower()} and it lists no achievements"
+    stem = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    m = _NOT_PLAN_WORDS_RE.search(stem.replace("_", " ").removesuffix(".md"))
+    if m:
+        return f"its name calls it a {m.group(0).lower()} and it lists no achievements"
+    return ""
 
 
 def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
@@ -576,3 +603,22 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
     for mention in _MENTION_RE.finditer(s):
         for num in _NUM_RE.findall(mention.group("nums")):
             marks.append(DoneMark(num, kind, lineno))
+
+
+def no_achievements_message(title: str, shown_path: str, not_plan: str = "") -> str:
+    """What perfd looked for in a plan where it read no achievement, with an example to copy."""
+    if not_plan:
+        return f"{shown_path} is not a plan: {not_plan}.\n"
+    return (
+        f"perfd read no achievements in plan \"{title}\" ({shown_path}).\n"
+        "It looks for an index under a `## ... Achievement Index` heading, one line per achievement,\n"
+        "and for bodies under an `## ... Achievements` heading, for example:\n\n"
+        "    ## 📋 Achievement Index\n\n"
+        "    - Achievement 1.1: Set up the project\n"
+        "    - Achievement 1.2: Write the parser\n\n"
+        "    ## 📋 Achievements\n\n"
+        "    **Achievement 1.1**: Set up the project\n\n"
+        "    What to do, and how to know it is done.\n\n"
+        "(`### Achievement 1.1: Title` and `### 1. Title - 3h` under the achievements heading are read too;\n"
+        "docs/PLAN-FORMAT.md lists every form, and `perfd new NAME` starts a plan from a template.)\n"
+    )

@@ -196,6 +196,7 @@ export interface PlanStatus {
   awaiting_review?: string[];
   handoff_next?: string | null;
   problems?: Problem[];
+  not_plan?: string;
 }
 export interface PlanSummary {
   plan: string;
@@ -219,6 +220,8 @@ export interface PlanSummary {
   parallel_options?: string[];
   problem_count?: number;
   group?: string;
+  not_plan?: string;
+  label?: string;
 }
 export interface Request {
   jsonrpc: '2.0';

@@ -132,6 +132,10 @@ def _table() -> tuple[Command, ...]:
             Option("--force", help="replace an existing perfd.toml"),
             Option("--stdout", help="print it instead of writing the file"),
         )),
+        Command("new", "start a plan from a template: its PLAN file, its folders, a first achievement", (
+            Option("name", metavar="NAME"),
+            Option("--title", kind=TEXT, help="the plan's title (default: from its name)"),
+        )),
         Command("completion", "print a shell completion script (bash, zsh or fish)", (
             Option("shell", kind=CHOICE, choices=("bash", "zsh", "fish")),
         )),

@@ -230,6 +230,13 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
             if args.stdout:
                 return Output(stdout=init.template())
             return Output(stdout=f"wrote {init.init(resolve_init_root(args.root, cwd), force=args.force)}\n")
+        if args.command == "new":
+            from perfd.app.new_plan import new_plan
+
+            root = known_root or resolve_init_root(args.root, cwd)
+            path = new_plan(root, engine_in_process(root).plans_dir, args.name, title=args.title)
+            return Output(stdout=f"wrote {shown(display_path(root, path))}\n"
+                                 f"next: perfd generate @{shown(os.path.basename(os.path.dirname(path)))}\n")
         if args.command == "completion":
             from perfd.app.completion import script
 

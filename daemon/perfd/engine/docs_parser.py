@@ -6,6 +6,7 @@ All parsers are total: they return a document plus problems, never raise.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from typing import Literal
 
@@ -58,6 +59,7 @@ _HEAD = 6000  # metadata sits at the top; templates later in a file repeat "**St
 _PLACEHOLDER_RE = re.compile(r"^(?:\*\*)?[ \t]*(?:\[[^\]]*\]|<[^>]*>|\{[^}]*\})[ \t]*(?:\*\*)?$")
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and the same few statuses recur across thousands of files
 def normalise_status(text: str) -> WorkStatus:
     """complete / in_progress / not_started from a free-text status."""
     if not text.strip():
@@ -167,7 +169,9 @@ def _last_status(text: str, status_text: str, status_line: int | None) -> tuple[
     in fenced blocks (a template shown as an example) say nothing.
     """
     found: list[tuple[int, str]] = []  # (offset, status text) of each piece of evidence of progress
-    for m in _ANY_STATUS_RE.finditer(text):
+    # One status line that the head gave already says nothing new (a count is cheaper than a search).
+    lines = _ANY_STATUS_RE.finditer(text) if text.count("**Status") > 1 or status_line is None else ()
+    for m in lines:
         at = m.start()
         v = m.group("v").strip()
         if (at == 0 or text[at - 1] == "\n") and v and len(v) <= MAX_LINE and not _PLACEHOLDER_RE.match(v) \
@@ -180,7 +184,7 @@ def _last_status(text: str, status_text: str, status_line: int | None) -> tuple[
             if (at == 0 or text[at - 1] == "\n") and any(ch.isdigit() for ch in v) \
                     and not _PLACEHOLDER_RE.match(v) and "YYYY" not in v.upper():
                 found.append((at, "✅ Complete (" + v + ")"))
-        for m in _DONE_HEADING_RE.finditer(text):
+        for m in _DONE_HEADING_RE.finditer(text) if "✅" in text or "COMPLETE" in text or "DONE" in text else ():
             h = m.group("h").lstrip("#").strip()
             said = "✅" in h or h.rstrip(" .!✅").endswith(("COMPLETE", "COMPLETED", "DONE"))
             if said and normalise_status(h) == "complete":

@@ -242,3 +242,15 @@ def test_a_root_plan_and_its_archived_copy(tmp_path: Path) -> None:
     assert "@./LAY" in out and "@archive/LAY" in out
     with pytest.raises(UserError):
         eng.resolve("@nowhere/LAY")
+
+
+def test_a_resolution_answers_only_the_fix_it_follows(tmp_path: Path) -> None:
+    lay = build(tmp_path, "folder", [5, 0, 0], review_mode=True)  # 1.1: a FIX pending
+    eng = Engine(str(tmp_path))
+    fix = lay.review("FIX", "11")
+    resolution = write(fix.parent / "FIX_11_RESOLUTION.md", "# Resolution\n")
+    t = fix.stat().st_mtime
+    os.utime(resolution, (t - 3600, t - 3600))  # a previous round's: the FIX came after it
+    assert Engine(str(tmp_path)).plan_status("@" + NAME).achievements[0].state == "fix_pending"
+    os.utime(resolution, (t + 1, t + 1))
+    assert eng.plan_status("@" + NAME).achievements[0].state == "subplan_no_execution"

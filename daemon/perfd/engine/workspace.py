@@ -532,7 +532,8 @@ class Workspace:
                     m = FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
                     if m is None and plan.loose:  # beside a loose plan, with its name (kept by loose_owner)
                         m = NAMED_FEEDBACK_RE.match(name)
-                    if m is None and name.endswith("_RESOLUTION.md") and name.startswith("FIX_"):
+                    if m is None and name.endswith("_RESOLUTION.md") and name.startswith("FIX_") and \
+                            _answers(path, name, names):
                         resolutions.append(os.path.join(path, name))
                     if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
@@ -631,6 +632,18 @@ class Workspace:
             full = os.path.join(folder, n)
             if not n.startswith(".") and "." not in n and os.path.isdir(full) and self._inside(full):
                 self._walk_archive(full, take, depth - 1)
+
+
+def _answers(folder: str, resolution: str, names: list[str]) -> bool:
+    """Whether a FIX resolution answers the FIX beside it: written after it (a FIX written again after
+    its resolution is a new review round, pending again). Resolutions are few: two stats each."""
+    fix = resolution[: -len("_RESOLUTION.md")] + ".md"
+    if fix not in names:
+        return True
+    try:
+        return os.stat(os.path.join(folder, resolution)).st_mtime_ns >= os.stat(os.path.join(folder, fix)).st_mtime_ns
+    except OSError:
+        return False
 
 
 def _carries(name: str, feature: str) -> bool:

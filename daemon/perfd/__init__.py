@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 # already: one more module would cost the call about 0.2 ms (PERF-NOTES.md).
 SERVED = {
     "generate": "daemon", "status": "daemon", "run": "own", "lsp": "own", "mcp": "own", "stats": "daemon", "config": "local",
-    "trust": "local", "doctor": "local", "init": "local", "completion": "local", "schema": "local", "daemon": "own",
+    "trust": "local", "doctor": "local", "init": "local", "new": "local", "completion": "local", "schema": "local", "daemon": "own",
 }
 HELP_FLAGS = ("-h", "--help")

@@ -91,6 +91,7 @@ def _table() -> tuple[Command, ...]:
             Option("plan", nargs="?", metavar="@PLAN|PATH"),
             _JSON,
             _TRUST_PLAN,
+            Option("--explain", help="with @PLAN: say, for each achievement, which file or mark decided its state"),
         ), takes_plan=True),
         Command("run", "send the prompt for the next step (or for one achievement) to the model", (
             Option("target", nargs="*", metavar="@PLAN|PATH [ACHIEVEMENT]"),
@@ -141,6 +142,10 @@ def _table() -> tuple[Command, ...]:
         Command("init", "write a commented perfd.toml with every setting and its default", (
             Option("--force", help="replace an existing perfd.toml"),
             Option("--stdout", help="print it instead of writing the file"),
+        )),
+        Command("new", "start a plan from a template: its PLAN file, its folders, a first achievement", (
+            Option("name", metavar="NAME"),
+            Option("--title", kind=TEXT, help="the plan's title (default: from its name)"),
         )),
         Command("completion", "print a shell completion script (bash, zsh or fish)", (
             Option("shell", kind=CHOICE, choices=("bash", "zsh", "fish")),

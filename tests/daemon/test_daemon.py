@@ -346,8 +346,9 @@ def test_engine_methods_over_the_socket(env: Env) -> None:
         assert c.call("status", {"plan": "@FEAT"})["result"]["total"] == 3  # reads the plan's folder again
         entries = c.call("stats")["result"]["cache"]["entries"]
         assert entries >= 1
-        # every entry a status reads is under the plans folder: invalidating it drops them all, once
-        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == entries
+        # every entry a status reads is under the plans folder, but the workspace root's own listing (plans
+        # may be kept at the root): invalidating the plans folder drops all the others, once
+        assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == entries - 1
         assert c.call("invalidate", {"path": "work-space/plans"})["result"]["invalidated"] == 0
         r = c.call("cli", {"argv": ["status"], "cwd": env.root})["result"]
         assert r["code"] == 0 and "@FEAT" in r["stdout"]

@@ -430,3 +430,23 @@ def test_a_plans_folder_that_goes_and_comes_back_is_watched_again(env: Env, orac
         assert normal("status", c.call("status")["result"]) == oracle.ask("status")  # by stat meanwhile
         env.wait_for(lambda: synced(c), timeout=15, what="the watcher back")
     assert_fresh_under(env, oracle, "P1")
+
+
+def test_a_plan_kept_at_the_workspace_root_is_watched_and_fresh(env: Env, oracle: Oracle) -> None:
+    """The root is watched for its own entries (a plan kept there, its files flat beside it), not its tree."""
+    make_plans(env, 2)
+    plan = write(os.path.join(env.root, "PLAN_ROOTY.md"), plan_text("ROOTY"))
+    old = time.time() - 3600
+    os.utime(plan, (old, old))
+    os.utime(env.root, (old, old))
+    with warm_daemon(env) as c:
+        w = c.call("stats")["result"]["watcher"]
+        assert "." in w["folders"] and os.path.join("work-space", "plans") in w["folders"]
+        for i in range(40):
+            tmp = plan + ".tmp"
+            write(tmp, plan_text("ROOTY", ("1.1",) if i % 2 == 0 else ()))
+            os.replace(tmp, plan)
+            assert (normal("generate", c.call("generate", {"plan": "@ROOTY"})["result"])
+                    == oracle.ask("generate", "@ROOTY"))
+            assert normal("status", c.call("status")["result"]) == oracle.ask("status")
+        assert c.call("stats")["result"]["cache"]["trusting"]

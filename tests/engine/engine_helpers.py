@@ -20,7 +20,9 @@ from perfd.engine import engine as engine_mod
 from perfd.engine.engine import Engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = os.path.join(str(REPO_ROOT), "..", "shared", "fixtures", "context-manager")
+# SHARED_FIXTURES names the shared fixtures folder for a checkout that does not sit beside it (a worktree).
+FIXTURES = os.path.join(os.environ.get("SHARED_FIXTURES") or os.path.join(str(REPO_ROOT), "..", "shared", "fixtures"),
+                        "context-manager")
 
 Ach = tuple[str, str]  # (number, title)
 

@@ -425,14 +425,20 @@ def test_source_review_files_with_an_empty_feedbacks_folder(demo: WS) -> None:
     assert status(demo).source == "review files"
 
 
-def test_source_review_files_ignores_plan_marks(ws: WS) -> None:
-    ws.plan(NAME, plan_text(["1.1", "1.2"], done_index=["1.1"], extra="ALL ACHIEVEMENTS DONE"))
+def test_review_files_decide_the_achievements_they_name_and_marks_the_rest(ws: WS) -> None:
+    # Per achievement (issue 24): 1.1, which no review file names, is decided by its ✅; 1.3's
+    # FIX wins over its ✅; the plan-wide "all done" line is not read in a plan that keeps reviews.
+    ws.plan(NAME, plan_text(["1.1", "1.2", "1.3", "1.4"], done_index=["1.1", "1.3"],
+                            extra="ALL ACHIEVEMENTS DONE"))
     ws.approved(NAME, "1.2")
+    ws.fix(NAME, "1.3")
     st = status(ws)
     assert st.source == "review files"
-    assert states(st) == {"1.1": "no_subplan", "1.2": "complete"}
+    assert states(st) == {"1.1": "complete", "1.2": "complete", "1.3": "fix_pending", "1.4": "no_subplan"}
     p = next(p for p in st.problems if p.code == "marked-done-not-approved")
     assert "1.1" in p.message and p.severity == "info"
+    by = {a.number: a.decided_by for a in st.achievements}
+    assert by["1.2"] == "APPROVED_12.md" and by["1.3"] == "FIX_13.md" and "index line" in by["1.1"]
 
 
 def test_source_plan_marks_without_review_files(ws: WS) -> None:
@@ -444,12 +450,21 @@ def test_source_plan_marks_without_review_files(ws: WS) -> None:
     assert g.source == "plan marks" and g.achievement == "1.2"
 
 
-def test_a_single_review_file_makes_it_review_files(ws: WS) -> None:
+def test_a_single_review_file_decides_only_its_achievement(ws: WS) -> None:
     ws.plan(NAME, plan_text(["1.1", "1.2"], done_index=["1.1"]))
     ws.fix(NAME, "1.2")
     st = status(ws)
     assert st.source == "review files"
-    assert states(st) == {"1.1": "no_subplan", "1.2": "fix_pending"}
+    assert states(st) == {"1.1": "complete", "1.2": "fix_pending"}
+
+
+def test_a_stray_review_named_otherwise_does_not_flip_the_plan(ws: WS) -> None:
+    ws.plan(NAME, plan_text(["1.1", "1.2"], done_index=["1.1"]))
+    ws.write(ws.feedbacks(NAME) / f"EXECUTION_ANALYSIS_{NAME}-REVIEW.md", "# Review of the execution\n")
+    st = status(ws)
+    assert st.source == "plan marks"
+    assert states(st) == {"1.1": "complete", "1.2": "no_subplan"}
+    assert not [p for p in st.problems if p.code == "marked-done-not-approved"]
 
 
 def test_review_file_naming_an_unknown_achievement_in_its_title_is_reported(demo: WS) -> None:

@@ -51,6 +51,10 @@ def workspace(ws: WS, n: int = 6) -> WS:
     return ws
 
 
+def beyond_plans_folder(ws: WS) -> set[str]:
+    return {str(ws.root), str(ws.root / "work-space" / "archive")}
+
+
 def trusted(ws: WS) -> Engine:
     eng = ws.engine()
     eng.trust_watcher(eng.watch_folders())
@@ -64,7 +68,9 @@ def test_warm_answers_stat_nothing_while_the_watcher_is_healthy(ws: WS, stats: S
     eng.generate("@P3")
     stats.calls.clear()
     assert eng.status() == first
-    assert stats.calls == []
+    # Only the folders discovery reads beyond the plans folder (Workspace.watched_folders: the root's own
+    # listing, where plans may be kept; the archive beside the plans folder), which its watcher does not see.
+    assert set(stats.calls) <= beyond_plans_folder(ws), stats.calls
     eng.generate("@P3")
     # Only what no watcher of the plans folder sees: the prompt templates.
     assert stats.calls and not [c for c in stats.calls if c.startswith(str(ws.plans))], stats.calls
@@ -84,7 +90,7 @@ def test_without_a_watcher_every_input_is_stat_checked_and_counted(ws: WS, stats
     eng.status()  # checked once by stat: what changed before the watcher started was never reported
     stats.calls.clear()
     eng.status()
-    assert stats.calls == []
+    assert set(stats.calls) <= beyond_plans_folder(ws), stats.calls
     eng.trust_watcher(None)  # the watcher stopped (or overflowed)
     eng.status()
     assert len(stats.calls) >= 6 * 3
@@ -237,6 +243,6 @@ def test_a_recheck_after_the_watcher_starts_vouches_for_what_held_and_drops_what
     assert eng.cache.recheck() == 0  # once
     stats.calls.clear()
     doc = eng.plan_doc(eng.resolve("@P3"))  # held from before the watcher: vouched for now, not stat'ed
-    assert doc.achievements and stats.calls == []
+    assert doc.achievements and set(stats.calls) <= beyond_plans_folder(ws), stats.calls
     assert eng.cache.stats().invalidations >= 1  # the changed SUBPLAN's entry went
     assert eng.plan_status("@P0") == ws.engine().plan_status("@P0")

@@ -92,9 +92,12 @@ def test_write_saves_the_file_the_state_asks_for_and_the_state_moves_on(ws: Path
 
 
 def test_write_refuses_to_overwrite_without_force(ws: Path, server: FakeServer) -> None:
-    # A fix asks for FIX_12_RESOLUTION.md, which does not change the state when it exists.
+    # A fix asks for FIX_12_RESOLUTION.md; one older than the FIX (a previous review round's) does not answer
+    # it, so the state still asks for that file, and the old one is not overwritten without --force.
     target = ws / "work-space" / "plans" / "API-CLIENT" / "execution" / "feedbacks" / "FIX_12_RESOLUTION.md"
     target.write_text("my own notes\n")
+    fix_mtime = (target.parent / "FIX_12.md").stat().st_mtime
+    os.utime(target, (fix_mtime - 3600, fix_mtime - 3600))
     code, _, err = run(ws, server, "@API-CLIENT", "--next", "--write")
     assert code == 1 and "exists; not overwritten" in err and "--force" in err
     assert target.read_text() == "my own notes\n"

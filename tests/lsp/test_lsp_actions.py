@@ -204,13 +204,17 @@ async def test_write_answer_follows_the_write_rules(client: LanguageClient, ws: 
         command="perfd.writeAnswer", arguments=["@DOCS-SITE", "2.1", "# SUBPLAN: from the model"]))
     assert os.path.realpath(got["path"]) == os.path.realpath(target)
     assert target.read_text(encoding="utf-8") == "# SUBPLAN: from the model\n"
-    # API-CLIENT 1.2 has a FIX pending: its answer goes to FIX_12_RESOLUTION.md, which exists here
+    # API-CLIENT 1.2 has a FIX pending: its answer goes to FIX_12_RESOLUTION.md. A resolution there answers
+    # the FIX (the state moves on); a link of that name leading out of the workspace is not read, so the
+    # FIX stays pending, and writing through the link is refused: it is neither followed nor replaced.
     other = Path(ws, "work-space", "plans", "API-CLIENT", "execution", "feedbacks", "FIX_12_RESOLUTION.md")
-    other.write_text("theirs\n", encoding="utf-8")
-    with pytest.raises(Exception, match="exists; not overwritten"):
+    theirs = Path(ws).parent / "theirs-outside.md"
+    theirs.write_text("theirs\n", encoding="utf-8")
+    other.symlink_to(theirs)
+    with pytest.raises(Exception, match="is outside the workspace"):
         await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
             command="perfd.writeAnswer", arguments=["@API-CLIENT", "1.2", "mine"]))
-    assert other.read_text(encoding="utf-8") == "theirs\n"
+    assert other.is_symlink() and theirs.read_text(encoding="utf-8") == "theirs\n"
 
 
 @pytest.mark.parametrize("how", ["$/cancelRequest", "window/workDoneProgress/cancel"])

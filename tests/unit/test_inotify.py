@@ -267,8 +267,8 @@ async def test_the_watcher_is_not_trusted_while_a_folder_is_unwatched(
     new = str(root / "NEW")
 
     class Failing(InotifyTree):
-        def __init__(self, folder: str) -> None:
-            super().__init__(folder, add=fail_for({new}))
+        def __init__(self, folder: str, *, recursive: bool = True) -> None:
+            super().__init__(folder, add=fail_for({new}), recursive=recursive)
 
     monkeypatch.setattr(inotify, "InotifyTree", Failing)
     seen, stop = Seen(), anyio.Event()
@@ -287,8 +287,8 @@ async def test_a_folder_unwatched_from_the_start_is_said_at_once(root: Path, mon
     feat = str(root / "FEAT")
 
     class Failing(InotifyTree):
-        def __init__(self, folder: str) -> None:
-            super().__init__(folder, add=fail_for({feat}))
+        def __init__(self, folder: str, *, recursive: bool = True) -> None:
+            super().__init__(folder, add=fail_for({feat}), recursive=recursive)
 
     monkeypatch.setattr(inotify, "InotifyTree", Failing)
     seen, stop = Seen(), anyio.Event()
@@ -313,8 +313,8 @@ async def test_an_overflow_restarts_the_watchers_word(root: Path, monkeypatch: p
         return data
 
     class Overflowing(InotifyTree):
-        def __init__(self, folder: str) -> None:
-            super().__init__(folder, read=read)
+        def __init__(self, folder: str, *, recursive: bool = True) -> None:
+            super().__init__(folder, read=read, recursive=recursive)
 
     monkeypatch.setattr(inotify, "InotifyTree", Overflowing)
     seen, stop = Seen(), anyio.Event()

@@ -76,10 +76,10 @@ def test_a_registry_option_is_parsed_as_its_kind(tmp_path: Path) -> None:
 
 
 def test_local_commands_are_served_only_in_process(tmp_path: Path) -> None:
-    assert registry.LOCAL_COMMANDS == {"init", "completion", "schema", "config", "trust", "doctor"}
+    assert registry.LOCAL_COMMANDS == {"init", "new", "completion", "schema", "config", "trust", "doctor"}
     assert registry.DAEMON_COMMANDS == {"generate", "status", "stats"}
     for name in registry.LOCAL_COMMANDS:
-        argv = [name, "bash"] if name == "completion" else [name]
+        argv = [name, "bash"] if name == "completion" else [name, "X"] if name == "new" else [name]
         out = run(argv, str(tmp_path), in_daemon=True)
         assert out.code == exitcodes.USAGE and "is not available here" in out.stderr, name
     from perfd.cli import client

@@ -230,6 +230,13 @@ def _run(args: argparse.Namespace, cwd: str, *, engine_for: Callable[[str], Engi
             if args.stdout:
                 return Output(stdout=init.template())
             return Output(stdout=f"wrote {init.init(resolve_init_root(args.root, cwd), force=args.force)}\n")
+        if args.command == "new":
+            from perfd.app.new_plan import new_plan
+
+            root = known_root or resolve_init_root(args.root, cwd)
+            path = new_plan(root, engine_in_process(root).plans_dir, args.name, title=args.title)
+            return Output(stdout=f"wrote {shown(display_path(root, path))}\n"
+                                 f"next: perfd generate @{shown(os.path.basename(os.path.dirname(path)))}\n")
         if args.command == "completion":
             from perfd.app.completion import script
 
@@ -468,7 +475,8 @@ def _status(engine: Engine, args: argparse.Namespace, cwd: str) -> Output:
         st = engine.plan_status(args.plan, cwd=cwd, trust_plan=args.trust_plan)
         if args.json:
             return Output(stdout=encode_json(st).decode() + "\n")
-        return Output(stdout=_render_plan(st, engine.root), stderr=_stderr_problems(st.problems, engine.root))
+        return Output(stdout=_render_plan(st, engine.root, explain=args.explain),
+                      stderr=_stderr_problems(st.problems, engine.root))
     ws = engine.status()
     if args.json:
         return Output(stdout=encode_json(ws).decode() + "\n")
@@ -495,28 +503,42 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _render_workspace(ws: WorkspaceStatus) -> str:
-    if not ws.plans:
+    plans = [p for p in ws.plans if not p.not_plan]
+    others = [p for p in ws.plans if p.not_plan]
+    if not plans and not others:
         return f"no plans under {shown(ws.root)}\n"
-    grouped = any(p.group for p in ws.plans)  # the GROUP column only where plans are grouped
+    grouped = any(p.group for p in plans)  # the GROUP column only where plans are grouped
     rows = [["PLAN", "DONE", "NEXT", "STATE", "PENDING FIXES", "PARALLEL", "SOURCE"] + (["GROUP"] if grouped else [])]
-    for p in ws.plans:
+    for p in plans:
         rows.append([
-            "@" + p.plan, f"{p.done}/{p.total}", p.next or "-", p.state,
+            "@" + (p.label or p.plan), f"{p.done}/{p.total}", p.next or "-", p.state,
             ", ".join(p.pending_fixes) or "-", ", ".join(p.parallel_options) or "-", p.source,
         ] + ([p.group or "-"] if grouped else []))
-    return _table(rows)
+    out = _table(rows) if plans else f"no plans under {shown(ws.root)}\n"
+    for p in plans:
+        if not p.total:
+            out += (f"warning: @{shown(p.label or p.plan)}: no achievements read "
+                    f"(`perfd generate @{shown(p.label or p.plan)}` says what perfd looks for)\n")
+    for p in others:
+        out += f"not a plan: {shown(display_path(ws.root, p.path))}: {shown(p.not_plan)}\n"
+    return out
 
 
-def _render_plan(st: PlanStatus, root: str) -> str:
+def _render_plan(st: PlanStatus, root: str, *, explain: bool = False) -> str:
     head = (f"@{shown(st.plan)}: {shown(st.title)}\n{shown(display_path(root, st.path))}\n"
             f"{st.done}/{st.total} complete · next: {st.next or '-'} ({st.state}) · source: {st.source}\n")
     if st.parallel_options:
         head += "parallel options: " + ", ".join(st.parallel_options) + "\n"
     if st.handoff_next and st.handoff_next != st.next:
         head += f"handoff says next: {st.handoff_next}\n"
-    rows = [["", "ACH", "STATE", "TITLE", "FILES"]]
+    if st.not_plan:
+        head += f"not a plan: {shown(st.not_plan)}\n"
+    elif not st.achievements:
+        head += "warning: no achievements read (`perfd generate` says what perfd looks for)\n"
+    rows = [["", "ACH", "STATE", "TITLE", "DECIDED BY" if explain else "FILES"]]
     for a in st.achievements:
         files = a.active_execution or a.fix or a.subplan or ""
+        last = a.decided_by if explain else (display_path(root, files) if files else "")
         rows.append([_ICON.get(a.state, " "), a.number, a.state + ("" if a.ready else " (blocked)"),
-                     a.title[:48], display_path(root, files) if files else ""])
+                     a.title[:48], last])
     return head + "\n" + _table(rows)

@@ -5,6 +5,8 @@ All parsers are total: they return a document plus problems, never raise.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from typing import Literal
 
@@ -16,6 +18,12 @@ from perfd.engine.types import FeedbackDoc, ParallelAchievement, ParallelGraph, 
 # `**Achievement**: 3.1`, also `**Achievement:** 3.1` and `**Achievement**: Achievement 3.1 - Title`.
 _ACH_META_RE = re.compile(
     r"^\*\*Achievement(?:\*\*:|:\*\*)[ \t]*(?:Achievement[ \t]+|#)?(?P<v>\d+\.\d+(?:\.\d+)?)(?![\d.]*\d)", re.M
+)
+# `**Achievement Addressed**: Achievement 1.2 (Title)`: a SUBPLAN numbered in creation order names its
+# achievement so; it wins over the file's number and over the title.
+_ADDRESSED_RE = re.compile(
+    r"^\*\*Achievements?[ \t]+Addressed(?:\*\*:|:\*\*)[ \t]*(?:\*\*)?(?:Achievement[ \t]+|#)?"
+    r"(?P<v>\d+\.\d+(?:\.\d+)?)(?![\d.]*\d)", re.M | re.I
 )
 _STATUS_RE = re.compile(r"^\*\*Status(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
 _TITLE_ACH_RE = re.compile(r"Achievement[ \t]+(?P<v>\d+\.\d+(?:\.\d+)?)")
@@ -47,8 +55,11 @@ _NOT_STARTED_WORDS = re.compile(
     r"\b(?:not[ \t]+started|pending|planning|design|ready|todo|draft|planned)\b", re.I
 )
 _HEAD = 6000  # metadata sits at the top; templates later in a file repeat "**Status**:"
+# A template's placeholder is not a status: `**Status**: [In Progress / Complete]`, `<status>`, `{status}`.
+_PLACEHOLDER_RE = re.compile(r"^(?:\*\*)?[ \t]*(?:\[[^\]]*\]|<[^>]*>|\{[^}]*\})[ \t]*(?:\*\*)?$")
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and the same few statuses recur across thousands of files
 def normalise_status(text: str) -> WorkStatus:
     """complete / in_progress / not_started from a free-text status."""
     if not text.strip():
@@ -76,7 +87,8 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
     head = text[:_HEAD]
     title = _title(head)
     achievement: str | None = None
-    m = _ACH_META_RE.search(head)
+    am = _ADDRESSED_RE.search(head) if "ddressed" in head or "DDRESSED" in head else None
+    m = am or _ACH_META_RE.search(head)
     if m:
         achievement = m.group("v")
     else:
@@ -86,10 +98,14 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
     status_text = ""
     status_line: int | None = None
     sm = _STATUS_RE.search(head)
-    if sm and len(sm.group("v")) <= MAX_LINE:
+    if sm and len(sm.group("v")) <= MAX_LINE and not _PLACEHOLDER_RE.match(sm.group("v").strip()):
         status_text = sm.group("v").strip()
         status_line = head.count("\n", 0, sm.start()) + 1
-    else:
+    if kind == "execution":
+        # The first status line is often the one written at the start ("Starting Execution"); a
+        # later real one (a status footer) or a completion section says where the work stands.
+        status_text, status_line = _last_status(text, status_text, status_line)
+    if status_line is None:
         problems.append(Problem("no-status", "no `**Status**:` line near the top", "info", path))
     planned: list[str] = []
     if kind == "subplan":
@@ -114,6 +130,77 @@ def parse_work(data: bytes, path: str, kind: Literal["subplan", "execution"]) ->
         planned_executions=planned,
         problems=problems,
     )
+
+
+# What _last_status looks for in an EXECUTION_TASK: fence lines, status lines, and later evidence that it
+# is finished: a completion date (`**Completed**: 2025-11-14`) or a heading that says so
+# (`## ✅ Execution Complete`; not `## ✅ Completion Checklist`). Each pattern starts with a literal, which
+# the regex engine finds fast: a `^`-anchored one is tried at every character (ten times slower).
+_ANY_STATUS_RE = re.compile(r"\*\*Status(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*?)[ \t]*$", re.M)
+_COMPLETED_RE = re.compile(
+    r"\*\*(?:Completed|Completion[ \t]+Date|Date[ \t]+Completed|Finished)(?:\*\*:|:\*\*)[ \t]*(?P<v>[^\n]*)$",
+    re.M | re.I)
+_DONE_HEADING_RE = re.compile(
+    r"\n(?P<h>#{1,6}[ \t][^\n]*?\b(?:complete|completed|done)\b[ \t]*[.!]?[ \t]*(?:✅)?[ \t]*)$", re.M | re.I)
+
+
+def _fence_lines(text: str) -> list[int]:
+    """Offsets of the lines that open or close a fenced block (str.find: fences are few, lines many)."""
+    out: list[int] = []
+    for mark in ("```", "~~~"):
+        i = text.find(mark)
+        while i >= 0:
+            start = text.rfind("\n", 0, i) + 1
+            if not text[start:i].strip(" \t"):
+                out.append(start)
+            end = text.find("\n", i)
+            if end < 0:
+                break
+            i = text.find(mark, end)
+    out.sort()
+    return out
+
+
+def _last_status(text: str, status_text: str, status_line: int | None) -> tuple[str, int | None]:
+    """An EXECUTION_TASK's status: its last real `**Status**:` line, or a completion section after it.
+
+    Only statuses of work begun or done count once the first is read: a "Ready to Execute" after
+    a "✅ Complete" is a footer copied from a template (work once started is not unstarted). Lines
+    in fenced blocks (a template shown as an example) say nothing.
+    """
+    found: list[tuple[int, str]] = []  # (offset, status text) of each piece of evidence of progress
+    # One status line that the head gave already says nothing new (a count is cheaper than a search).
+    lines = _ANY_STATUS_RE.finditer(text) if text.count("**Status") > 1 or status_line is None else ()
+    for m in lines:
+        at = m.start()
+        v = m.group("v").strip()
+        if (at == 0 or text[at - 1] == "\n") and v and len(v) <= MAX_LINE and not _PLACEHOLDER_RE.match(v) \
+                and normalise_status(v) != "not_started":
+            found.append((at, v))
+    if "omplet" in text or "inished" in text or "OMPLET" in text:
+        for m in _COMPLETED_RE.finditer(text):
+            at = m.start()
+            v = m.group("v").strip()
+            if (at == 0 or text[at - 1] == "\n") and any(ch.isdigit() for ch in v) \
+                    and not _PLACEHOLDER_RE.match(v) and "YYYY" not in v.upper():
+                found.append((at, "✅ Complete (" + v + ")"))
+        for m in _DONE_HEADING_RE.finditer(text) if "✅" in text or "COMPLETE" in text or "DONE" in text else ():
+            h = m.group("h").lstrip("#").strip()
+            said = "✅" in h or h.rstrip(" .!✅").endswith(("COMPLETE", "COMPLETED", "DONE"))
+            if said and normalise_status(h) == "complete":
+                found.append((m.start() + 1, h))
+    if not found:
+        return status_text, status_line
+    first = min((i for i in (text.find("```"), text.find("~~~")) if i >= 0), default=len(text))
+    # Evidence before the first fence is outside every fence (the status at the top, most often).
+    fences = _fence_lines(text) if any(at > first for at, _v in found) else []
+    best: tuple[int, str] | None = None
+    for at, v in sorted(found):
+        if bisect.bisect_right(fences, at) % 2 == 0:  # an even number of fence lines before it: outside
+            best = (at, v)
+    if best is None:
+        return status_text, status_line
+    return best[1], text.count("\n", 0, best[0]) + 1
 
 
 # A fix prompt quotes the review; this bounds what one review can put in it.

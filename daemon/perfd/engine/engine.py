@@ -30,7 +30,7 @@ from perfd.engine.cache.parse_store import ParseStore
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
-from perfd.engine.plan_parser import PlanMemo, parse_plan, parse_plan_text
+from perfd.engine.plan_parser import PlanMemo, no_achievements_message, parse_plan, parse_plan_text
 from perfd.engine.prompts import PromptContext, Templates, build_prompt
 from perfd.engine.state import Inputs, decide
 from perfd.engine.text import decode
@@ -149,12 +149,13 @@ class Engine:
         """
         return self.answers.answering(asked_at)
 
-    def watch_folders(self) -> list[str]:
-        """The folders plans are read from, each with what lies under it: what a watcher watches.
-        What a watcher does not cover is validated by stat, so this list is a matter of speed only."""
-        return [self.workspace.plans_dir]
+    def watch_folders(self) -> list[tuple[str, bool]]:
+        """The folders plans are read from (Workspace.watched_folders), each with whether its whole tree is:
+        what a watcher watches. What a watcher does not cover is validated by stat, so this list is a
+        matter of speed only."""
+        return [(f.path, f.recursive) for f in self.workspace.watched_folders()]
 
-    def trust_watcher(self, folders: Iterable[str] | None, *, unwatched: Iterable[str] = (),
+    def trust_watcher(self, folders: Iterable[str | tuple[str, bool]] | None, *, unwatched: Iterable[str] = (),
                       sync: Callable[[], None] | None = None) -> None:
         """A watcher of `folders` is healthy but for `unwatched` (folders under them it could not watch);
         None: no watcher is (see StatCache.trust). `sync` takes its pending events: every answer calls it
@@ -416,6 +417,9 @@ class Engine:
         self.cold.warm(plans)
         # One memoised summary per plan: after a change, a status recomputes the plans it touched.
         summaries = [self.plan_summary(plan) for plan in plans]
+        labels = self.workspace.refs(plans, plans)  # plans of one name told apart by where they are
+        summaries = [s if lab == s.plan else msgspec.structs.replace(s, label=lab)
+                     for s, lab in zip(summaries, labels)]
         return WorkspaceStatus(root=self.root, plans=summaries,
                                problems=list(self.config_problems) + self.workspace.problems,
                                plans_dir=self.workspace.plans_dir)
@@ -430,6 +434,7 @@ class Engine:
             plan=st.plan, path=st.path, title=st.title, state=st.state, next=st.next, done=st.done,
             total=st.total, source=st.source, pending_fixes=st.pending_fixes, parallel_options=st.parallel_options,
             problem_count=sum(1 for p in st.problems if p.severity != "info"), group=plan.group,
+            not_plan=st.not_plan,
         )
 
     def generate(self, ref: str | PlanRef, *, achievement: str | None = None, cwd: str | None = None,
@@ -465,8 +470,8 @@ class Engine:
         active_doc = None
         if ach is not None and ach.active_execution:
             active_doc = self._work("execution", ach.active_execution, [])
-        ctx = PromptContext(self.root, st, ach if state_name != "complete" else None, os.path.dirname(plan.path),
-                            fix_doc, active_doc)
+        ctx = PromptContext(self.root, st, ach if state_name != "complete" else None, plan.folder,
+                            fix_doc, active_doc, flat=plan.loose)
         if state_name == "complete" and ach is not None:
             prompt = (f"Achievement {ach.number} ({ach.title}) of plan \"{st.title or st.plan}\" is complete "
                       f"({os.path.relpath(ach.approved, self.root) if ach.approved else 'plan marks'}); "
@@ -474,7 +479,9 @@ class Engine:
             tmpl_problems: list[Problem] = []
         else:
             prompt, tmpl_problems = build_prompt(self.templates, ctx)
-        if ach is None and st.state != "plan_complete":
+        if ach is None and st.state != "plan_complete" and not st.achievements:
+            prompt = no_achievements_message(st.title or st.plan, display_path(self.root, st.path), st.not_plan)
+        elif ach is None and st.state != "plan_complete":
             # Nothing actionable (everything left awaits review or waits on dependencies).
             prompt = (f"Nothing to do next in plan \"{st.title or st.plan}\": "
                       + (f"awaiting review: {', '.join(st.awaiting_review)}" if st.awaiting_review

@@ -12,9 +12,11 @@ import re
 
 import msgspec
 
-from perfd.engine.types import Achievement, Problem, Section
+from perfd.engine.docs_parser import normalise_status
+from perfd.engine.types import Achievement, DoneMark, Problem, Section
 
 _KEY_STRIP_RE = re.compile(r"[^a-z0-9&]+")
+_PRIORITY_NUM_RE = re.compile(r"Priority[ \t]+(\d+)\b", re.I)
 
 
 def section_key(title: str) -> str:
@@ -154,3 +156,50 @@ def attach_time_fields(achievements: list[Achievement], fields: list[tuple[int, 
             found.setdefault(spans[k][2], {}).setdefault(key, value)
     for idx, kv in found.items():
         achievements[idx] = msgspec.structs.replace(achievements[idx], time=kv.get("time"), actual=kv.get("actual"))
+
+
+def body_marks(achievements: list[Achievement], fields: list[tuple[int, str, str]]) -> list[DoneMark]:
+    """Done marks from an achievement's own body: `**Status**: ✅ Complete`, `**Completed**: 2025-11-10`.
+
+    A date says it is done only when it is one (a digit, no `YYYY` placeholder); a status only when it
+    says the work is complete (normalise_status, as for a SUBPLAN's).
+    """
+    wanted = [f for f in fields if f[1] == "status" or f[1] == "completed"]
+    if not wanted:
+        return []
+    spans = sorted((a.body_line, a.body_end, a.number) for a in achievements
+                   if a.body_line is not None and a.body_end is not None)
+    starts = [sp[0] for sp in spans]
+    out: list[DoneMark] = []
+    for line, key, value in wanted:
+        k = bisect.bisect_right(starts, line) - 1
+        if k < 0 or line > spans[k][1]:
+            continue
+        v = value.strip()
+        if key == "completed":
+            done = any(ch.isdigit() for ch in v) and "YYYY" not in v.upper() and not v.startswith("[")
+        else:
+            done = not v.startswith("[") and normalise_status(v) == "complete"
+        if done:
+            out.append(DoneMark(spans[k][2], "date" if key == "completed" else "status", line))
+    return out
+
+
+def priority_marks(achievements: list[Achievement], done: list[tuple[str, int]]) -> list[DoneMark]:
+    """`✅ Priority 0: 3/3 achievements` marks each achievement of that priority done.
+
+    An achievement is of priority P when the bold priority line it is listed under says `Priority P`,
+    or, in a plan with no such lines, when its number starts with `P.`.
+    """
+    out: list[DoneMark] = []
+    grouped = any(a.priority for a in achievements)
+    for p, line in done:
+        for a in achievements:
+            if grouped:
+                pm = _PRIORITY_NUM_RE.match(a.priority or "")
+                mine = pm is not None and pm.group(1) == p
+            else:
+                mine = a.number.split(".", 1)[0] == p and "." in a.number
+            if mine:
+                out.append(DoneMark(a.number, "priority", line))
+    return out

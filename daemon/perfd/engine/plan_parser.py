@@ -12,7 +12,7 @@ import re
 
 import msgspec
 
-from perfd.engine.plan_assembly import Header, assemble, attach_time_fields, section_key
+from perfd.engine.plan_assembly import Header, assemble, attach_time_fields, body_marks, priority_marks, section_key
 from perfd.engine.text import MAX_BYTES, MAX_LINE, decode
 from perfd.engine.types import DoneMark, PlanDoc, Problem, Section
 
@@ -59,14 +59,35 @@ _NEXT_ACH_RE = re.compile(rf"\bnext[ \t]+achievement\b[^0-9\n]{{0,12}}?(?P<num>{
 _BACKTICK_RE = re.compile(r"`([^`]+)`")
 _MARKUP_START = frozenset("#*-+`~|⏳✅")
 _COMPLETE_SUFFIX_RE = re.compile(r"\bCOMPLETE\b[ \t]*$")
+# `Achievement 0.1 complete (...)`, `**Status**: Achievement 0.1 Complete`, `- Achievement 0.1 done - ...`:
+# the number, then at once the word that says it is finished, then the end, a bracket or a dash
+# (not a sentence: "Achievement 0.1 is complete, says the prose" is no mark).
+_NAMED_DONE_RE = re.compile(
+    rf"^(?:[-*+][ \t]+)?(?:\*\*Status(?:\*\*:|:\*\*)[ \t]*)?(?:✅[ \t]*)?(?:\*\*)?Achievement[ \t]+(?P<num>{NUM})"
+    rf"(?![\d.]*\d)(?:\*\*)?:?[ \t]+(?:✅[ \t]*)?(?:\*\*)?(?:complete|completed|done|finished)\b(?:\*\*)?"
+    r"(?=[ \t]*(?:$|\(|[-–—:✅!.]))", re.I)
+# `✅ Priority 0: 3/3 achievements`: every achievement of that priority is done (when the counts agree).
+_PRIORITY_DONE_RE = re.compile(
+    r"✅[ \t]*(?:\*\*)?Priority[ \t]+(?P<p>\d+)\b[^/\n]*?(?P<a>\d+)[ \t]*/[ \t]*(?P<b>\d+)[ \t]*achievements", re.I)
+# `### 1. Title - 3h` (or `### 1.2 Title`) under an achievements heading: an achievement without the word.
+_NUMBERED_RE = re.compile(rf"^(?P<num>\d+(?:\.\d+){{0,2}})(?:\.|:|[ \t]+[-–—])?[ \t]+(?P<rest>\S.*)$")
+_EFFORT_DASH_RE = re.compile(
+    r"[ \t]+[-–—][ \t]+(?P<e>\d+(?:\.\d+)?(?:[ \t]*[-–][ \t]*\d+(?:\.\d+)?)?[ \t]*(?:h|hrs?|hours?))[ \t]*$", re.I)
+
+# A document named PLAN_ that says it is something else: a summary's own words in its title or name.
+_NOT_PLAN_WORDS_RE = re.compile(
+    r"\b(?:summary|summaries|report|retrospective|post-?mortem|lessons[ \t_-]+learned|changelog|recap)\b", re.I)
 
 _TIME_KEYS = {"time": "time", "estimated time": "time", "effort": "time", "estimate": "time",
-              "actual": "actual", "actual time": "actual"}
+              "actual": "actual", "actual time": "actual",
+              # In an achievement's body these say it is done (read by plan_assembly.body_marks).
+              "status": "status", "completed": "completed", "completion date": "completed",
+              "date completed": "completed"}
 
 
 def nn_of(number: str) -> str:
-    """The `<NN>` used in file names: 3.1 -> 31, 0.2 -> 02, 3.5.1 -> 351."""
-    return number.replace(".", "")
+    """The `<NN>` used in file names: 3.1 -> 31, 0.2 -> 02, 3.5.1 -> 351; a plain 1 (`### 1. Title`) -> 01."""
+    return number.replace(".", "") if "." in number else number.zfill(2)
 
 
 def _clean_title(text: str) -> tuple[str, str | None]:
@@ -95,23 +116,28 @@ def _clean_title(text: str) -> tuple[str, str | None]:
     text = text.strip()
     if "COMPLETE" in text:
         text = _COMPLETE_SUFFIX_RE.sub("", text)
+    if text[-1:] in ("h", "s", "H", "S") and ("-" in text or "–" in text or "—" in text):
+        m = _EFFORT_DASH_RE.search(text)  # `Title - 3h`
+        if m:
+            effort = effort or m.group("e")
+            text = text[: m.start()]
     return text.strip(" \t-–—:").rstrip(" \t-–—:(|["), effort
 
 
 # What a chunk of lines needs to know of the lines before it, and tells the
 # lines after it: (in_fence, fence, in_index, in_handoff, in_archive, priority,
-# `## ` sections opened so far, counted up to 2). Nothing else carries from one
+# `## ` sections opened so far, counted up to 2, in an achievements section). Nothing else carries from one
 # line to the next. Metadata and priorities outside the index are read until a
 # second section opens: the first section may still hold them.
-_State = tuple[bool, str, bool, bool, bool, "str | None", int]
-_START: _State = (False, "", False, False, False, None, 0)
+_State = tuple[bool, str, bool, bool, bool, "str | None", int, bool]
+_START: _State = (False, "", False, False, False, None, 0, False)
 
 
 class _Chunk:
     """What one chunk of lines says, with line numbers counted from the chunk's first line."""
 
     __slots__ = ("lines", "exit", "rare", "title", "metadata", "sections", "headers", "priorities", "marks",
-                 "all_done", "time_fields", "next_candidates", "archive", "problems")
+                 "all_done", "time_fields", "next_candidates", "archive", "problems", "priority_done")
 
     def __init__(self) -> None:
         self.lines = 0
@@ -130,6 +156,7 @@ class _Chunk:
         self.next_candidates: list[tuple[int, str, bool, bool]] = []  # (line, number, in handoff, after "next")
         self.archive: str | None = None
         self.problems: list[Problem] = []
+        self.priority_done: list[tuple[str, int]] = []  # (priority number, line) of `✅ Priority 0: 3/3 achievements`
 
 
 class PlanMemo:
@@ -182,6 +209,7 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
     time_fields: list[tuple[int, str, str]] = []
     next_candidates: list[tuple[int, str, bool, bool]] = []
     archive: str | None = None
+    priority_done: list[tuple[str, int]] = []
 
     old = memo.chunks if memo is not None else {}
     kept: dict[tuple[str, _State], _Chunk] = {}
@@ -212,6 +240,8 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
                 priorities.extend([(name, line + off) for name, line in ch.priorities])
             if ch.next_candidates:
                 next_candidates.extend([(line + off, num, h, a) for line, num, h, a in ch.next_candidates])
+            if ch.priority_done:
+                priority_done.extend([(p, line + off) for p, line in ch.priority_done])
             if ch.problems:
                 problems.extend([msgspec.structs.replace(p, line=p.line + off) if p.line is not None else p
                                  for p in ch.problems])
@@ -239,6 +269,10 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
     achievements, body_problems = assemble(headers, sections, n, path)
     problems.extend(body_problems)
     attach_time_fields(achievements, time_fields)
+    if time_fields:
+        marks.extend(body_marks(achievements, time_fields))
+    if priority_done:
+        marks.extend(priority_marks(achievements, priority_done))
 
     handoff_next = None
     handoff_line = None
@@ -252,7 +286,10 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
 
     if not title:
         problems.append(Problem("no-title", "no `# PLAN: <title>` line", "info", path, 1 if n else None))
-    if not achievements and n:
+    not_plan = ""
+    if not achievements and not marks and not priorities and all_done_line is None and n:
+        not_plan = _not_a_plan(title, path, sections)
+    if not achievements and n and not not_plan:
         problems.append(Problem("no-achievements", "no achievements found in the plan", "warning", path))
 
     return PlanDoc(
@@ -269,14 +306,34 @@ def _parse(text: str, problems: list[Problem], path: str, memo: PlanMemo | None)
         all_done_line=all_done_line,
         line_count=n,
         problems=problems,
+        not_plan=not_plan,
     )
+
+
+def _not_a_plan(title: str, path: str, sections: list[Section]) -> str:
+    """Why a PLAN_ document with no achievement structure at all is no plan ("" when nothing says so).
+
+    Positive evidence only: its title or its file name calls it a summary, a report, a retrospective
+    (`PLAN_X_COMPLETION_SUMMARY.md`, `# Completion Summary: X`). A new plan with no achievements yet
+    says none of this, and stays a plan.
+    """
+    if any("achievement" in s.key or "index" == s.key for s in sections):
+        return ""
+    m = _NOT_PLAN_WORDS_RE.search(title)
+    if m:
+        return f"its title calls it a {m.group(0).lower()} and it lists no achievements"
+    stem = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    m = _NOT_PLAN_WORDS_RE.search(stem.replace("_", " ").removesuffix(".md"))
+    if m:
+        return f"its name calls it a {m.group(0).lower()} and it lists no achievements"
+    return ""
 
 
 def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
     """One pass over a chunk's lines, numbered from 1, starting in `state`."""
     ch = _Chunk()
     ch.lines = len(lines)
-    in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened = state
+    in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened, in_achs = state
     sec_index = -1  # sections opened in this chunk, less one
     headers = ch.headers
     marks = ch.marks
@@ -339,7 +396,19 @@ def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
                 in_index = "achievement index" in sec_key or sec_key in ("index", "achievements index")
                 in_handoff = "handoff" in sec_key
                 in_archive = "archive location" in sec_key
+                in_achs = "achievement" in sec_key and not in_index and "tracking" not in sec_key \
+                    and "progress" not in sec_key and "summary" not in sec_key
                 current_priority = None
+                continue
+            if in_achs and "Achievement" not in htext and "0" <= htext[:1] <= "9":
+                nm = _NUMBERED_RE.match(htext)
+                if nm:
+                    title, effort = _clean_title(nm.group("rest"))
+                    done = "✅" in nm.group("rest")
+                    headers.append(Header(lineno, nm.group("num"), title, effort, "numbered", done, False,
+                                          sec_index, current_priority))
+                    if done:
+                        marks.append(DoneMark(nm.group("num"), "body", lineno))
                 continue
             if "Achievement" in htext:
                 if in_handoff:
@@ -362,6 +431,10 @@ def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
                     ch.metadata.append((mm.group("key").strip(), mm.group("value").strip()))
                     continue
         has_ach = low and "Achievement" in s
+        if plural and "✅" in s and "Priority" in s:
+            pd = _PRIORITY_DONE_RE.search(s)
+            if pd and pd.group("a") == pd.group("b") and int(pd.group("b")) > 0:
+                ch.priority_done.append((pd.group("p"), lineno))
         if not has_ach and not plural:
             if c == "*" and s.startswith("**"):
                 mm = _META_RE.match(s) or _META_INNER_RE.match(s)
@@ -393,9 +466,9 @@ def _scan(lines: list[str], state: _State, path: str) -> _Chunk:
         _header_line(s, lineno, in_index, sec_index, headers, marks, "line",
                      current_priority, problems, path)
 
-    ch.exit = (in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened)
+    ch.exit = (in_fence, fence, in_index, in_handoff, in_archive, current_priority, opened, in_achs)
     ch.rare = bool(ch.title or ch.metadata or ch.all_done or ch.archive or ch.priorities or ch.next_candidates
-                     or ch.problems)
+                     or ch.problems or ch.priority_done)
 
     return ch
 
@@ -504,6 +577,11 @@ def _header_line(s: str, lineno: int, in_index: bool, section: int, headers: lis
 def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None = None,
                bullet_done: bool = False) -> None:
     """Done marks on tracking and log lines that are not headers."""
+    if kind is None and ("omplete" in s or "OMPLETE" in s or "one" in s or "ONE" in s or "inished" in s):
+        nd = _NAMED_DONE_RE.match(s)
+        if nd:
+            marks.append(DoneMark(nd.group("num"), "named", lineno))
+            return
     if kind is None:
         stripped = s.lstrip("-*+ \t")
         if not (s[:1] in "-*+" and s[1:2] in (" ", "\t")):
@@ -525,3 +603,22 @@ def _mark_line(s: str, lineno: int, marks: list[DoneMark], *, kind: str | None =
     for mention in _MENTION_RE.finditer(s):
         for num in _NUM_RE.findall(mention.group("nums")):
             marks.append(DoneMark(num, kind, lineno))
+
+
+def no_achievements_message(title: str, shown_path: str, not_plan: str = "") -> str:
+    """What perfd looked for in a plan where it read no achievement, with an example to copy."""
+    if not_plan:
+        return f"{shown_path} is not a plan: {not_plan}.\n"
+    return (
+        f"perfd read no achievements in plan \"{title}\" ({shown_path}).\n"
+        "It looks for an index under a `## ... Achievement Index` heading, one line per achievement,\n"
+        "and for bodies under an `## ... Achievements` heading, for example:\n\n"
+        "    ## 📋 Achievement Index\n\n"
+        "    - Achievement 1.1: Set up the project\n"
+        "    - Achievement 1.2: Write the parser\n\n"
+        "    ## 📋 Achievements\n\n"
+        "    **Achievement 1.1**: Set up the project\n\n"
+        "    What to do, and how to know it is done.\n\n"
+        "(`### Achievement 1.1: Title` and `### 1. Title - 3h` under the achievements heading are read too;\n"
+        "docs/PLAN-FORMAT.md lists every form, and `perfd new NAME` starts a plan from a template.)\n"
+    )

@@ -95,8 +95,11 @@ class PromptContext:
     """What a template may refer to, computed for one achievement."""
 
     def __init__(self, root: str, status: PlanStatus, ach: AchievementStatus | None, plan_folder: str,
-                 fix_doc: FeedbackDoc | None, active_doc: WorkDoc | None) -> None:
+                 fix_doc: FeedbackDoc | None, active_doc: WorkDoc | None, *, flat: bool = False) -> None:
         self.root = root
+        # A loose plan (in a folder it shares) keeps its files flat beside it, carrying its name: write
+        # them there, where perfd looks, not in subplans/ and execution/ folders it never reads.
+        self.flat = flat
         self.status = status
         self.ach = ach
         self.plan_folder = plan_folder
@@ -110,12 +113,24 @@ class PromptContext:
         feature = self.status.plan
         nn = nn_of(a.number)
         if a.state == "no_subplan":
-            return os.path.join(self.plan_folder, "subplans", f"SUBPLAN_{feature}_{nn}.md")
+            return os.path.join(self._sub("subplans"), f"SUBPLAN_{feature}_{nn}.md")
         if a.state in ("subplan_no_execution", "create_next_execution"):
-            return os.path.join(self.plan_folder, "execution", f"EXECUTION_TASK_{feature}_{nn}_{self._next_mm()}.md")
+            return os.path.join(self._sub("execution"), f"EXECUTION_TASK_{feature}_{nn}_{self._next_mm()}.md")
         if a.state == "fix_pending":
-            return os.path.join(self.plan_folder, "execution", "feedbacks", f"FIX_{nn}_RESOLUTION.md")
+            return self._resolution()
         return None
+
+    def _sub(self, folder: str) -> str:
+        return self.plan_folder if self.flat else os.path.join(self.plan_folder, folder)
+
+    def _resolution(self) -> str:
+        """The FIX's resolution: beside the FIX file it answers, named after it (`FIX_31_RESOLUTION.md`)."""
+        a = self.ach
+        assert a is not None
+        if a.fix:
+            return a.fix[: -len(".md")] + "_RESOLUTION.md" if a.fix.endswith(".md") else a.fix + "_RESOLUTION.md"
+        feedbacks = self.plan_folder if self.flat else os.path.join(self.plan_folder, "execution", "feedbacks")
+        return os.path.join(feedbacks, f"FIX_{nn_of(a.number)}_RESOLUTION.md")
 
     def _next_mm(self) -> str:
         a = self.ach
@@ -144,7 +159,7 @@ class PromptContext:
             v["archive_line"] = ""
             return v
         nn = nn_of(a.number)
-        feedbacks = os.path.join(self.plan_folder, "execution", "feedbacks")
+        feedbacks = self.plan_folder if self.flat else os.path.join(self.plan_folder, "execution", "feedbacks")
         body = f"{a.body_line}-{a.body_end}" if a.body_line else (
             f"{a.index_line} (index entry; no body section)" if a.index_line else "(not found)")
         deps = ", ".join(a.dependencies)
@@ -160,7 +175,7 @@ class PromptContext:
             "active_execution": _rel(self.root, a.active_execution),
             "active_status": (self.active_doc.status_text or self.active_doc.status) if self.active_doc else "(unknown)",
             "fix": _rel(self.root, a.fix),
-            "fix_resolution": _rel(self.root, os.path.join(feedbacks, f"FIX_{nn}_RESOLUTION.md")),
+            "fix_resolution": _rel(self.root, self._resolution()),
             "fix_file": _rel(self.root, os.path.join(feedbacks, f"FIX_{nn}.md")),
             "approved": _rel(self.root, os.path.join(feedbacks, f"APPROVED_{nn}.md")),
             "critical": _bullets(self.fix_doc.critical) if self.fix_doc else "(none listed)",

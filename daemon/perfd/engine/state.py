@@ -21,6 +21,7 @@ from perfd.engine.workspace import FileRef, PlanFiles
 from perfd.engine.types import (
     AchievementStateName,
     AchievementStatus,
+    DoneMark,
     FeedbackDoc,
     ParallelGraph,
     PlanDoc,
@@ -63,6 +64,32 @@ def _resolve_nn(nn: str, by_nn: dict[str, list[str]], named: str | None) -> str 
     return None
 
 
+_MARK_WORDS = {"index": "✅ on its index line", "body": "✅ on its body header", "checked": "a checked item",
+               "tracking": "a tracking line saying complete", "log": "a ✅ log line", "named": "a line saying it is complete",
+               "status": "its body's status line", "date": "its body's completion date",
+               "priority": "a ✅ priority line counting it", "all-done": "a line saying all achievements are done"}
+
+
+def _base(path: str) -> str:
+    return os.path.basename(path)
+
+
+def _mark_words(mark: DoneMark | None, plan_path: str,
+                subplan_of: dict[str, tuple[FileRef, WorkDoc]]) -> str:
+    """Which plan mark decided an achievement complete, as a person reads it."""
+    if mark is None:
+        return "plan marks"
+    if mark.kind == "subplan":
+        sp = subplan_of.get(mark.number)
+        return _status_words(sp[0].path, sp[1]) if sp else "its SUBPLAN's status"
+    return f"plan mark: {_MARK_WORDS.get(mark.kind, mark.kind)} ({_base(plan_path)} line {mark.line})"
+
+
+def _status_words(path: str, doc: WorkDoc) -> str:
+    where = f" line {doc.status_line}" if doc.status_line else ""
+    return f"{_base(path)}{where}: {doc.status_text or doc.status}"
+
+
 def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
     plan = inp.plan
     problems: list[Problem] = list(plan.problems)
@@ -84,6 +111,12 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
                                         "warning", ref.path))
                 continue
             into.setdefault(num, ref.path)
+    # A FIX answered by its resolution (`FIX_31_RESOLUTION.md` beside `FIX_31.md`) is no longer pending:
+    # the achievement goes on as its files say (awaiting the next review).
+    answered = set(inp.files.resolutions)
+    resolved = {num: path for num, path in fixes.items() if path[:-3] + "_RESOLUTION.md" in answered}
+    for num in resolved:
+        del fixes[num]
 
     # SUBPLANs and EXECUTION_TASKs: trust the achievement the file names.
     def owner(ref: FileRef, doc: WorkDoc, code: str) -> str | None:
@@ -110,14 +143,23 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
     for lst in execs_of.values():
         lst.sort(key=lambda e: (e[0].archived, e[0].mm, e[0].path))
 
+    # Review files decide the achievements they name (APPROVED, FIX); the plan's own marks decide the
+    # others, so one stray file cannot switch a whole plan. A plan that keeps review files (or a
+    # feedbacks folder set up for them) is labelled "review files"; there a SUBPLAN's own status
+    # is not a mark (it is awaiting review), and a mark is reported as not reviewed.
     source: Source = "review files" if inp.files.has_feedback_folder else "plan marks"
-    marked: set[str] = {m.number for m in plan.done_marks if m.number in known}
+    mark_of: dict[str, DoneMark] = {}
+    for m in plan.done_marks:
+        if m.number in known:
+            mark_of.setdefault(m.number, m)
+    if plan.all_done_line is not None and source == "plan marks":
+        for num in numbers:
+            mark_of.setdefault(num, DoneMark(num, "all-done", plan.all_done_line))
     if source == "plan marks":
-        if plan.all_done_line is not None:
-            marked = set(known)
         for num, (_ref, doc) in subplan_of.items():
             if doc.status == "complete":
-                marked.add(num)
+                mark_of.setdefault(num, DoneMark(num, "subplan", doc.status_line or 1))
+    reviewed = set(approved) | set(fixes) | set(resolved)
 
     # Dependencies from parallel.json.
     deps: dict[str, list[str]] = {}
@@ -137,32 +179,44 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
         sp = subplan_of.get(num)
         ex = execs_of.get(num, [])
         planned = (len(sp[1].planned_executions) or None) if sp else None
-        is_complete = num in approved if source == "review files" else num in marked
+        mark = mark_of.get(num) if num not in reviewed else None
+        is_complete = num in approved or mark is not None
         active: str | None = None
         state: AchievementStateName
+        decided_by: str
         if is_complete:
             state = "complete"
             complete.add(num)
+            decided_by = _base(approved[num]) if num in approved else _mark_words(mark, plan.path, subplan_of)
         elif num in fixes:
             state = "fix_pending"
+            decided_by = _base(fixes[num])
         elif sp is None:
             state = "no_subplan"
+            decided_by = "no SUBPLAN names it"
         elif sp[1].status == "complete":
             state = "subplan_complete"
+            decided_by = _status_words(sp[0].path, sp[1])
         elif not ex:
             state = "subplan_no_execution"
+            decided_by = _base(sp[0].path) + ", no EXECUTION_TASK"
         else:
             pending = [e for e in ex if e[1].status != "complete"]
             if pending:
                 state = "active_execution"
                 active = pending[0][0].path
+                decided_by = _status_words(pending[0][0].path, pending[0][1])
             elif len(ex) < (planned or len(ex)):
                 state = "create_next_execution"
+                decided_by = f"{len(ex)} of {planned} planned executions complete ({_base(sp[0].path)})"
             else:
                 state = "subplan_all_executed"
-        if source == "review files" and a.marked_done and not is_complete:
+                decided_by = f"all {len(ex)} executions complete"
+        if source == "review files" and num not in approved and (a.marked_done or mark is not None):
             problems.append(Problem("marked-done-not-approved",
-                                    f"achievement {num} is marked ✅ in the plan but has no APPROVED_{nn_of(num)}.md",
+                                    f"achievement {num} is marked done in the plan but has no APPROVED_{nn_of(num)}.md"
+                                    + (" (the plan's mark decides: no review file names it)" if mark is not None
+                                       else ""),
                                     "info", plan.path, a.index_line or a.body_line))
         statuses.append(AchievementStatus(
             number=num, title=a.title, state=state, priority=a.priority,
@@ -173,6 +227,7 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
             fix=fixes.get(num), approved=approved.get(num),
             dependencies=deps.get(num, []),
             index_line=a.index_line, body_line=a.body_line, body_end=a.body_end,
+            decided_by=decided_by,
         ))
 
     for st_i, st in enumerate(statuses):
@@ -239,4 +294,5 @@ def decide(inp: Inputs, *, trust_plan: bool = False) -> PlanStatus:
         awaiting_review=awaiting,
         handoff_next=hn,
         problems=problems,
+        not_plan=plan.not_plan,
     )

@@ -88,6 +88,7 @@ class PlanDoc(msgspec.Struct, frozen=True, omit_defaults=True):
     all_done_line: int | None = None
     line_count: int = 0
     problems: list[Problem] = []
+    not_plan: str = ""  # why a document named PLAN_ is no plan (a completion summary), when it says so
 
 
 class WorkDoc(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -148,6 +149,7 @@ class AchievementStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     index_line: int | None = None
     body_line: int | None = None
     body_end: int | None = None
+    decided_by: str = ""  # the file or mark that decided its state (`status --explain`)
 
 
 class PlanStatus(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -165,6 +167,7 @@ class PlanStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     awaiting_review: list[str] = []
     handoff_next: str | None = None
     problems: list[Problem] = []
+    not_plan: str = ""  # see PlanDoc.not_plan
 
 
 class GenerateResult(msgspec.Struct, frozen=True):
@@ -192,6 +195,8 @@ class PlanSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     parallel_options: list[str] = []
     problem_count: int = 0  # problems other than info-level ones (PlanStatus lists them)
     group: str = ""  # the grouping folders it sits in under the plans folder ("a_paused"), "/"-joined
+    not_plan: str = ""  # see PlanDoc.not_plan: listed as "not a plan: why", never as a plan
+    label: str = ""  # how to name it when another plan has the same name (`@archive/NAME`); "" when unique
 
 
 class WorkspaceStatus(msgspec.Struct, frozen=True):

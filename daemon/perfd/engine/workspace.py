@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import msgspec
 
@@ -27,6 +28,20 @@ MAX_REF = 4096  # PATH_MAX: the longest plan reference (a name or a path) worth 
 # deep enough for real workspaces, and a bound on how far a stray tree is walked.
 MAX_GROUP_DEPTH = 4
 NAMES = "names"  # the cache's kind for a plan folder's listing (names inside the workspace, links leading out)
+# Archived plans and plan files beside the plans folder (`work-space/archive/` for `work-space/plans/`):
+# `archive/<FEATURE>/planning/PLAN_<FEATURE>.md` with sibling `subplans/`, `execution/`, `summary/`,
+# or only the SUBPLANs and EXECUTION_TASKs of a plan still in use.
+ARCHIVE_DIR = "archive"
+ROOT_GROUP = "(root)"  # the group of a plan kept at the workspace root
+ARCHIVE_GROUP = "(archive)"  # the group of a plan found in the archive folder
+PLANNING_DIR = "planning"  # an archived plan's own folder: `<FEATURE>/planning/PLAN_<FEATURE>.md`
+
+
+class WatchedFolder(NamedTuple):
+    """A folder plan discovery reads: what a watcher must watch for perfd to see every change."""
+
+    path: str
+    recursive: bool  # the whole tree (the plans folder, the archive) or only its own entries (the root)
 
 class FileRef(msgspec.Struct, frozen=True):
     path: str
@@ -46,6 +61,8 @@ class PlanFiles(msgspec.Struct, frozen=True):
     # Plan files (SUBPLAN, EXECUTION_TASK, APPROVED, FIX, parallel.json) that are
     # symlinks leading out of the workspace: never read, reported as problems.
     outside: list[str] = []
+    # FIX_<NN>_RESOLUTION.md files (paths): a FIX answered by one waits on the next review, not on a fix.
+    resolutions: list[str] = []
 
 
 def find_root(start: str, plans_dir: str = DEFAULT_PLANS_DIR) -> str | None:
@@ -150,6 +167,19 @@ class Workspace:
         self._scan_names = _names_inside(self.root, cache.note_links)
         # Folders that discovery could not read, from the last plans() (status reports them).
         self.problems: list[Problem] = []
+        self.archive_dir = os.path.join(os.path.dirname(self.plans_dir), ARCHIVE_DIR)
+        # Archive folders outside every watched folder that a plan's "Archive Location" named.
+        self._named_archives: set[str] = set()
+
+    def watched_folders(self) -> tuple[WatchedFolder, ...]:
+        """Every folder perfd reads plans and plan files from: the plans folder and the archive
+        beside it (whole trees), the workspace root (its own entries: plans kept there, with
+        their files flat beside them), and archive folders named by plans elsewhere."""
+        out = [WatchedFolder(self.plans_dir, True), WatchedFolder(self.root, False)]
+        if self._archive_listing() is not None:
+            out.append(WatchedFolder(self.archive_dir, True))
+        out.extend(WatchedFolder(p, True) for p in sorted(self._named_archives))
+        return tuple(out)
 
     # -- discovery ----------------------------------------------------------------
 
@@ -182,7 +212,19 @@ class Workspace:
         found: list[PlanRef] = []
         self.problems = []
         real = os.path.realpath(self.plans_dir)
-        self._discover(self.plans_dir, real, "", 0, found, seen={real})
+        seen = {real}
+        self._discover(self.plans_dir, real, "", 0, found, seen=seen)
+        # Plans kept at the workspace root (their files flat beside them), and the archive.
+        try:
+            at_root = self._listing(self.root).plans
+        except OSError:
+            at_root = []
+        found.extend(PlanRef(name, self.root, p, loose=True, group=ROOT_GROUP) for name, p in at_root)
+        arch_real = os.path.realpath(self.archive_dir)
+        if arch_real not in seen and self._archive_listing() is not None and \
+                (arch_real == self.root or arch_real.startswith(self.root + os.sep)):
+            seen.add(arch_real)
+            self._discover(self.archive_dir, arch_real, ARCHIVE_GROUP, 0, found, seen=seen)
         found.sort(key=lambda r: (r.name.lower(), r.group, r.path))
         return found
 
@@ -242,7 +284,28 @@ class Workspace:
         if len(others) == 1 and not (may_group and self._holds_plan_folders(folder, MAX_GROUP_DEPTH - depth)):
             # A folder whose single PLAN file is named differently still is that plan.
             return PlanRef(others[0][5:-3], folder, os.path.join(folder, others[0]))
+        if not others:
+            return self._planning_plan(folder)
         return None
+
+    def _planning_plan(self, folder: str) -> PlanRef | None:
+        """An archived plan kept as `<FEATURE>/planning/PLAN_<FEATURE>.md`: `<FEATURE>/` is its folder
+        (its `subplans/`, `execution/` sit beside `planning/`)."""
+        planning = os.path.join(folder, PLANNING_DIR)
+        try:
+            if planning not in self._listing(folder).folders:  # (cached: no stat while a watcher vouches)
+                return None
+        except OSError:
+            return None
+        try:
+            _own, files = self._own_plan(planning)  # (its own would be PLAN_planning.md)
+        except OSError:
+            return None
+        name = os.path.basename(folder)
+        pick = f"PLAN_{name}.md" if f"PLAN_{name}.md" in files else (files[0] if len(files) == 1 else None)
+        if pick is None:
+            return None
+        return PlanRef(pick[5:-3], folder, os.path.join(planning, pick))
 
     def _holds_plan_folders(self, folder: str, levels: int) -> bool:
         """Whether a plan folder (one with its own PLAN_<folder>.md) sits in `folder`, or in grouping
@@ -335,7 +398,7 @@ class Workspace:
         if len(plans) == 1:
             return plans[0]
         raise UserError("which plan? name one with @NAME",
-                        hint="available plans: " + ", ".join("@" + p.name for p in plans) if plans else
+                        hint=_list_hint(plans, self.refs(plans, plans)) if plans else
                         "no plans found under work-space/plans/")
 
     # -- naming -------------------------------------------------------------------
@@ -357,12 +420,14 @@ class Workspace:
         if not ref.startswith("@") and (os.sep in ref or ref.endswith(".md")):
             return self._resolve_path(ref, plans, cwd or os.getcwd())
         name = ref[1:] if ref.startswith("@") else ref
+        if "/" in name:
+            return self._resolve_suffix(name, plans)
         if name.startswith("PLAN_"):
             name = name[5:]
         if name.endswith(".md"):
             name = name[:-3]
         if not name:
-            raise UserError("empty plan name", hint=_list_hint(plans), code="unknown-plan",
+            raise UserError("empty plan name", hint=_list_hint(plans, self.refs(plans, plans)), code="unknown-plan",
                             candidates=[p.name for p in plans])
         for match in (
             [p for p in plans if p.name == name],
@@ -373,24 +438,70 @@ class Workspace:
             if len(match) == 1:
                 return match[0]
             if len(match) > 1:
-                names = [p.name for p in match]
+                names = list(dict.fromkeys(self.refs(match, plans)))
                 raise UserError(f"plan name @{name} is ambiguous: it matches {len(match)} plans",
                                 hint="did you mean: " + ", ".join("@" + n for n in names),
                                 code="ambiguous-plan", candidates=names)
         close = closest(name, [p.name for p in plans])
         raise UserError(f"unknown plan @{name}" + (f" (did you mean @{close}?)" if close else ""),
-                        hint=_list_hint(plans), code="unknown-plan", candidates=[p.name for p in plans])
+                        hint=_list_hint(plans, self.refs(plans, plans)), code="unknown-plan",
+                        candidates=[p.name for p in plans])
+
+    def _resolve_suffix(self, ref: str, plans: list[PlanRef]) -> PlanRef:
+        """`@archive/NAME`, `@./NAME`, `@a_paused/NAME`: a plan named NAME whose place the folders
+        before it name (`.` the workspace root; otherwise folders its path holds, in that order)."""
+        parts = [p for p in ref.split("/") if p] or [""]
+        where, name = parts[:-1], parts[-1]
+        name = name[5:] if name.startswith("PLAN_") else name
+        name = name[:-3] if name.endswith(".md") else name
+        named = [p for p in plans if p.name == name] or [p for p in plans if p.name.lower() == name.lower()]
+        match = [p for p in named if _placed(self.root, p, where)]
+        if len(match) == 1:
+            return match[0]
+        shown_ref = "@" + ref
+        if not match:
+            raise UserError(f"unknown plan {shown_ref}", hint=_list_hint(plans, self.refs(plans, plans)),
+                            code="unknown-plan", candidates=self.refs(plans, plans))
+        names = self.refs(match, plans)
+        raise UserError(f"plan name {shown_ref} is ambiguous: it matches {len(match)} plans",
+                        hint="did you mean: " + ", ".join("@" + n for n in names),
+                        code="ambiguous-plan", candidates=names)
+
+    def refs(self, some: list[PlanRef], plans: list[PlanRef]) -> list[str]:
+        """How to name each of `some` among `plans`: its name, or where another plan has the same name,
+        the name after the first folder of its path that tells it apart (`archive/NAME`, `./NAME` at the
+        workspace root)."""
+        count: dict[str, int] = {}
+        for p in plans:
+            count[p.name] = count.get(p.name, 0) + 1
+        return [self.label(p, plans) or p.name if count.get(p.name, 0) > 1 else p.name for p in some]
+
+    def label(self, plan: PlanRef, plans: list[PlanRef]) -> str:
+        """`plan`'s name with the folder that tells it apart, when another plan has its name; else ""."""
+        twins = [p for p in plans if p.name == plan.name and p.path != plan.path]
+        if not twins:
+            return ""
+        parts = _place(self.root, plan)
+        if not parts:
+            return f"./{plan.name}"
+        # The first folder that tells it apart, past the folders every plan shares (`work-space`) and
+        # the plan's own (its name, `planning`): `archive/NAME`, `a_paused/NAME`.
+        shared = set(os.path.relpath(os.path.dirname(self.plans_dir), self.root).split(os.sep))
+        for part in sorted(parts, key=lambda p: p in shared or p in (plan.name, PLANNING_DIR)):
+            if not any(_placed(self.root, t, [part]) for t in twins):
+                return f"{part}/{plan.name}"
+        return "/".join(parts) + "/" + plan.name
 
     def _resolve_path(self, ref: str, plans: list[PlanRef], cwd: str) -> PlanRef:
         """A path names the plan that owns it: its PLAN file, its folder, or any file of it."""
         full = os.path.realpath(os.path.join(cwd, ref))
         self.check_inside(full, shown=ref)
         if not os.path.exists(full):
-            raise UserError(f"no such file: {ref}", hint=_list_hint(plans), code="unknown-plan")
+            raise UserError(f"no such file: {ref}", hint=_list_hint(plans, self.refs(plans, plans)), code="unknown-plan")
         owner = self._index(plans).owner(full)  # (`full` is a real path already)
         if owner is not None:
             return owner
-        raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans), code="unknown-plan",
+        raise UserError(f"{ref} is not a plan of this workspace", hint=_list_hint(plans, self.refs(plans, plans)), code="unknown-plan",
                         candidates=[p.name for p in plans])
 
     def check_inside(self, path: str, *, shown: str | None = None) -> str:
@@ -410,12 +521,17 @@ class Workspace:
         executions: list[FileRef] = []
         approved: list[FileRef] = []
         fixes: list[FileRef] = []
+        resolutions: list[str] = []
         parallel: str | None = None
         has_feedback = False
         outside: list[str] = []
 
-        def take(path: str, names: list[str], archived: bool) -> None:
+        def take(path: str, names: list[str], archived: bool, only: str | None = None) -> None:
+            # `only`: a folder other plans may share (an archive outside the feature folder): only
+            # the files that carry this plan's name.
             for name in names:
+                if only is not None and not _carries(name, only):
+                    continue
                 if name.startswith("SUBPLAN_"):
                     m = SUBPLAN_RE.match(name)
                     if m:
@@ -429,6 +545,9 @@ class Workspace:
                     m = FEEDBACK_RE.match(name)  # FIX_31_RESOLUTION.md is not a new FIX
                     if m is None and plan.loose:  # beside a loose plan, with its name (kept by loose_owner)
                         m = NAMED_FEEDBACK_RE.match(name)
+                    if m is None and name.endswith("_RESOLUTION.md") and name.startswith("FIX_") and \
+                            _answers(path, name, names):
+                        resolutions.append(os.path.join(path, name))
                     if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
                         (approved if m.group("kind") == "APPROVED" else fixes).append(ref)
@@ -449,8 +568,10 @@ class Workspace:
             fb_ok = "execution" in names and self._inside(os.path.join(folder, "execution")) \
                 and self._inside(fb)
             fb_names = self._listed(fb, outside) if fb_ok else None
-            if fb_names is not None:  # an empty feedbacks folder too: review files are the source
-                has_feedback = True
+            if fb_names is not None:
+                # A folder set up for reviews (empty, or review files only) says the plan keeps them;
+                # one holding only other documents (an `EXECUTION_ANALYSIS_...-REVIEW.md`) does not.
+                has_feedback = all(n.startswith(("APPROVED_", "FIX_")) or n.startswith(".") for n in fb_names)
                 take(fb, fb_names, False)
             archives = [os.path.join(folder, n) for n in names
                         if n.lower().endswith("-archive") and self._inside(os.path.join(folder, n))]
@@ -461,11 +582,43 @@ class Workspace:
                     archives.append(loc)
             for arch in archives:
                 self._walk_archive(arch, take, depth=3)
+        # Archived away from the plan: `archive/<NAME>/` (when it is no plan of its own), or an
+        # "Archive Location" elsewhere in the workspace; only files carrying the plan's name.
+        for arch in self._away_archives(plan, archive_location):
+            self._walk_archive(arch, lambda p, n, a: take(p, n, a, plan.name), depth=3)
         if plan.loose and outside:
             sharing = self._loose_names(folder)
             outside = [p for p in outside if loose_owner(os.path.basename(p), sharing) == plan.name]
         return PlanFiles(subplans, executions, approved, fixes, parallel, has_feedback or bool(approved or fixes),
-                         outside)
+                         outside, resolutions)
+
+    def _archive_listing(self) -> Listing | None:
+        """The archive folder's listing (through the cache), None when there is none."""
+        try:
+            return self._listing(self.archive_dir)
+        except OSError:
+            return None
+
+    def _away_archives(self, plan: PlanRef, archive_location: str | None) -> list[str]:
+        """Archive folders of `plan` outside its own folder (see files)."""
+        out: list[str] = []
+        mine = os.path.join(self.archive_dir, plan.name)
+        arch = self._archive_listing()
+        if arch is not None and mine in arch.folders and not plan.path.startswith(mine + os.sep) \
+                and self._inside(self.archive_dir) and self._plan_in(mine, may_group=False) is None:
+            out.append(mine)
+        if archive_location:
+            loc = os.path.normpath(os.path.join(os.path.dirname(plan.path), archive_location))
+            real = os.path.realpath(loc)
+            shared = {os.path.realpath(p) for p in (self.root, self.plans_dir, plan.folder)}
+            if real.startswith(self.root + os.sep) and real not in shared and loc not in out and \
+                    not (not plan.loose and loc.startswith(plan.folder + os.sep)) and os.path.isdir(loc) and \
+                    self._index().owner(real) in (None, plan):  # another plan's folder holds its own files
+                out.append(loc)
+                if not real.startswith(os.path.realpath(self.plans_dir) + os.sep) and \
+                        not real.startswith(os.path.realpath(self.archive_dir) + os.sep):
+                    self._named_archives.add(real)
+        return out
 
     def _names(self, folder: str, outside: list[str] | None = None) -> list[str]:
         """The names in `folder` that stay inside the workspace; plan files that leave it go to `outside`."""
@@ -494,6 +647,27 @@ class Workspace:
                 self._walk_archive(full, take, depth - 1)
 
 
+def _answers(folder: str, resolution: str, names: list[str]) -> bool:
+    """Whether a FIX resolution answers the FIX beside it: written after it (a FIX written again after
+    its resolution is a new review round, pending again). Resolutions are few: two stats each."""
+    fix = resolution[: -len("_RESOLUTION.md")] + ".md"
+    if fix not in names:
+        return True
+    try:
+        return os.stat(os.path.join(folder, resolution)).st_mtime_ns >= os.stat(os.path.join(folder, fix)).st_mtime_ns
+    except OSError:
+        return False
+
+
+def _carries(name: str, feature: str) -> bool:
+    """Whether a plan file's name carries `feature` (`SUBPLAN_<feature>_01.md`, ...)."""
+    for rx in (SUBPLAN_RE, EXECUTION_RE, NAMED_FEEDBACK_RE):
+        m = rx.match(name)
+        if m is not None:
+            return m.group("feat") == feature
+    return False
+
+
 def display_path(root: str, path: str) -> str:
     """`path` as people should read it: relative to the workspace root, absolute when outside it."""
     try:
@@ -503,7 +677,24 @@ def display_path(root: str, path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _list_hint(plans: list[PlanRef]) -> str:
+def _place(root: str, plan: PlanRef) -> list[str]:
+    """The folders from the workspace root to the plan's PLAN file."""
+    rel = os.path.relpath(os.path.dirname(plan.path), root)
+    return [] if rel == "." else rel.split(os.sep)
+
+
+def _placed(root: str, plan: PlanRef, where: list[str]) -> bool:
+    """Whether the folders `where` name the plan's place: `.` the workspace root, otherwise folders its
+    path holds one after the other."""
+    parts = _place(root, plan)
+    if where == ["."]:
+        return not parts
+    k = len(where)
+    return any(parts[i : i + k] == where for i in range(len(parts) - k + 1)) if k else True
+
+
+def _list_hint(plans: list[PlanRef], refs: list[str] | None = None) -> str:
     if not plans:
         return "no plans found under work-space/plans/ (use --root to choose the workspace)"
-    return "available plans: " + ", ".join("@" + p.name for p in plans)
+    names = refs if refs is not None else [p.name for p in plans]
+    return "available plans: " + ", ".join("@" + n for n in dict.fromkeys(names))

@@ -164,8 +164,10 @@ class InotifyTree:
     folders that could not be watched, and why. Not thread-safe: one owner.
     """
 
-    def __init__(self, root: str, *, add: AddWatch | None = None, read: Read | None = None) -> None:
+    def __init__(self, root: str, *, add: AddWatch | None = None, read: Read | None = None,
+                 recursive: bool = True) -> None:
         self.root = os.path.realpath(root)
+        self.recursive = recursive  # False: the root's own entries only (its sub-folders are not watched)
         lib = _lib()
         fd = lib.init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
@@ -275,8 +277,9 @@ class InotifyTree:
         if mask & IN_ISDIR and name:
             if mask & (IN_CREATE | IN_MOVED_TO):
                 out.append(Event(path, mask))
-                # What was created in it before its watch was added raised no event: the scan reports it.
-                self._add_tree(path, out)
+                if self.recursive:
+                    # What was created in it before its watch was added raised no event: the scan reports it.
+                    self._add_tree(path, out)
                 return
             if mask & (IN_MOVED_FROM | IN_DELETE):
                 self._moved_from(path)
@@ -303,7 +306,7 @@ class InotifyTree:
                             is_dir = entry.is_dir(follow_symlinks=False)
                         except OSError:
                             is_dir = False
-                        if is_dir:
+                        if is_dir and self.recursive:
                             stack.append(entry.path)
                         if found is not None:
                             found.append(Event(entry.path, IN_CREATE | (IN_ISDIR if is_dir else 0)))

@@ -73,11 +73,20 @@ class Watcher:
     add-watch seam (tests make it fail).
     """
 
-    def __init__(self, folders: Sequence[str], *, on_drained: OnDrained | None = None,
+    def __init__(self, folders: Sequence[str | tuple[str, bool]], *, on_drained: OnDrained | None = None,
                  add: AddWatch | None = None, root: str | None = None) -> None:
-        real = sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)})
-        # A folder inside another one's tree is watched with it.
-        self.folders = [f for f in real if not any(f != o and f.startswith(o + os.sep) for o in real)]
+        """`folders`: each a path (its whole tree) or (path, recursive): recursive False watches the folder's
+        own entries only (a workspace root holding plans, whose other sub-folders are none of perfd's)."""
+        wanted: dict[str, bool] = {}
+        for f in folders:
+            path, recursive = (f, True) if isinstance(f, str) else f
+            if os.path.isdir(path):
+                real = os.path.realpath(path)
+                wanted[real] = wanted.get(real, False) or recursive
+        # A folder inside another one's whole tree is watched with it.
+        trees = [f for f, rec in wanted.items() if rec]
+        self.folders = sorted(f for f in wanted if not any(f != o and f.startswith(o + os.sep) for o in trees))
+        self.recursive = {f: wanted[f] for f in self.folders}
         self.root = os.path.realpath(root) if root is not None else None  # for the report's relative paths
         self.on_drained = on_drained
         self._add = add
@@ -100,9 +109,9 @@ class Watcher:
         system without events): only then may answers trust it."""
         return self.up and self.backend == "inotify" and not self.no_events
 
-    def watched_folders(self) -> list[str]:
-        """The roots of the trees being watched now (real paths)."""
-        return [t.root for t in self.trees if t.root_watched]
+    def watched_folders(self) -> list[tuple[str, bool]]:
+        """The folders being watched now (real paths), each with whether its whole tree is."""
+        return [(t.root, t.recursive) for t in self.trees if t.root_watched]
 
     def unwatched(self) -> dict[str, Unwatched]:
         """Folders under the watched ones that hold no watch, with why (checked by stat meanwhile)."""
@@ -162,7 +171,10 @@ class Watcher:
 
             try:
                 for f in self.folders:
-                    self.trees.append(inotify.InotifyTree(f) if self._add is None else inotify.InotifyTree(f, add=self._add))
+                    if self._add is None:
+                        self.trees.append(inotify.InotifyTree(f, recursive=self.recursive[f]))
+                    else:
+                        self.trees.append(inotify.InotifyTree(f, add=self._add, recursive=self.recursive[f]))
             except OSError as exc:
                 for t in self.trees:
                     t.close()
@@ -269,7 +281,12 @@ class Watcher:
         self.backend = "polling" if polling else "watchfiles"
         try:
             # yield_on_timeout: the first (empty) batch says the watches are in place.
-            async for changes in watchfiles.awatch(*self.folders, watch_filter=None, stop_event=stop,
+            # Whole trees only: watchfiles cannot watch a folder's own entries alone (a workspace root's
+            # sub-folders are none of perfd's). What is not watched here is checked by stat all the same.
+            trees = [f for f in self.folders if self.recursive[f]]
+            if not trees:
+                return
+            async for changes in watchfiles.awatch(*trees, watch_filter=None, stop_event=stop,
                                                    debounce=DEBOUNCE_MS, step=STEP_MS, rust_timeout=TIMEOUT_MS,
                                                    yield_on_timeout=True, force_polling=polling, recursive=True,
                                                    ignore_permission_denied=True):

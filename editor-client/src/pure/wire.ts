@@ -60,6 +60,7 @@ export interface AchievementStatus {
   index_line?: number | null;
   body_line?: number | null;
   body_end?: number | null;
+  decided_by?: string;
 }
 export interface CliParams {
   argv: string[];
@@ -196,6 +197,7 @@ export interface PlanStatus {
   awaiting_review?: string[];
   handoff_next?: string | null;
   problems?: Problem[];
+  not_plan?: string;
 }
 export interface PlanSummary {
   plan: string;
@@ -219,6 +221,8 @@ export interface PlanSummary {
   parallel_options?: string[];
   problem_count?: number;
   group?: string;
+  not_plan?: string;
+  label?: string;
 }
 export interface Request {
   jsonrpc: '2.0';

@@ -114,6 +114,8 @@ class StatCache:
         # separator), outside every folder in `_unwatched` and every symlink in `_links`, checked since
         # `_trust_since`, are served without a stat, once `_sync` has taken the watcher's pending events.
         self._trusted: tuple[str, ...] | None = None
+        self._flat: frozenset[str] = frozenset()  # trusted folders watched for their own entries only
+        self._listed_folders: set[str] = set()  # every folder ever listed: in a flat one, not vouched for
         self._trust_since = 0.0
         self._unwatched: frozenset[str] = frozenset()  # folders the watcher could not watch: checked by stat
         self._links: set[str] = set()  # symlinks (files or folders): what lies behind them is checked by stat
@@ -147,6 +149,7 @@ class StatCache:
                st: os.stat_result | None = None) -> V:
         """A value computed from a folder's entry names (for example the plan files in it)."""
         self.folder_kinds.add(kind)
+        self._listed_folders.add(path)
         return self._get(kind, path, st, _folder_material, lambda names, p: scan(p, names))
 
     def _get(self, kind: str, path: str, st: os.stat_result | None, load: Callable[[str], tuple[M, bytes]],
@@ -234,6 +237,11 @@ class StatCache:
                 top = root
                 break
         else:
+            # A folder watched for its own entries: its listing, and the files in it (a sub-folder's
+            # listing changes raise no event there).
+            if self._flat and (path in self._flat or (os.path.dirname(path) in self._flat
+                                                      and path not in self._listed_folders)):
+                return path not in self._links
             return False
         links, unwatched = self._links, self._unwatched
         if not links and not unwatched:
@@ -271,6 +279,7 @@ class StatCache:
         if kind in self._packed:
             raise ValueError(f"{kind} values are files' values, held packed")
         self.folder_kinds.add(kind)
+        self._listed_folders.add(path)
         self._store((kind, path), _Entry(key, value, self._clock(), racy_digest, checked=_NEVER))
 
     def held(self, paths: Iterable[str]) -> list[tuple[str, str, StatKey, bytes | None, object]]:
@@ -399,16 +408,19 @@ class StatCache:
         reported a change to what it watches made after that."""
         return self._trusted is not None and when >= self._trust_since
 
-    def trust(self, folders: Iterable[str] | None, *, unwatched: Iterable[str] = ()) -> None:
-        """Trust a watcher of `folders` (real paths) from now on, but for the folders under them it could
-        not watch (`unwatched`, each with what lies under it); None: trust nothing.
+    def trust(self, folders: Iterable[str | tuple[str, bool]] | None, *, unwatched: Iterable[str] = ()) -> None:
+        """Trust a watcher of `folders` (real paths, each its whole tree, or (path, recursive): False for a
+        folder watched for its own entries only) from now on, but for the folders under them it could not
+        watch (`unwatched`, each with what lies under it); None: trust nothing.
 
         Entries checked or stored from now on in a watched folder are served
         without a stat until invalidated; older ones are stat-checked once first,
         since changes made before the watcher started were never reported.
         Called again (an overflow, a folder it could not watch), it starts over.
         """
-        self._trusted = None if folders is None else tuple(f.rstrip(os.sep) + os.sep for f in folders)
+        given = [(f, True) if isinstance(f, str) else f for f in folders] if folders is not None else None
+        self._trusted = None if given is None else tuple(f.rstrip(os.sep) + os.sep for f, rec in given if rec)
+        self._flat = frozenset(f.rstrip(os.sep) for f, rec in given or () if not rec)
         self._unwatched = frozenset(u.rstrip(os.sep) for u in unwatched)
         self._trust_since = self._clock()
 

@@ -14,6 +14,14 @@ the terminal. `shown` escapes all of them, the same way everywhere:
 
 `json_safe` applies it to the strings of a value that msgspec cannot encode
 (lone surrogates), so a JSON answer is produced whatever the names are.
+
+One rule per kind of output, and every writer of that kind uses it:
+
+- a terminal line: `shown`; several lines (hints): `shown_lines`;
+- a model's answer on a terminal: `answer_text` (keeps newlines and tabs, escapes every other control);
+- Prometheus text: `prometheus_label` for a label value (the format's escapes, after `shown`);
+- Markdown: `markdown_text` (no HTML, link, image, comment or emphasis survives as markup);
+- CSV: `csv_cell` (a formula trigger, even after whitespace or in its full-width form, is quoted away).
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ def shown_lines(text: str, *, indent: str = "") -> str:
     prints as lines, and still no control character reaches the terminal."""
     lines = [shown(line) for line in text.strip("\n").split("\n")]
     return ("\n" + indent).join(lines)
+
+
+def prometheus_label(text: str) -> str:
+    """A label value for the Prometheus text format, between its double quotes. The format has three escapes
+    (backslash, double quote, line feed); every other unsafe character (a CR, ESC, bidi control, a byte that
+    was not UTF-8) is shown as `shown` shows it, its backslash escaped, so it reads back as that text."""
+    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if _UNSAFE_RE.search(out) is None:
+        return out
+    return _UNSAFE_RE.sub(lambda m: "\\" + _escape(m), out)
 
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 import msgspec
 
 from perfd.llm.stats import LLMStats
-from perfd.safetext import shown
+from perfd.safetext import prometheus_label, shown
 from perfd.wire.protocol import StatsSnapshot
+from perfd.wire.rendezvous import root_hash
 
 
 # --- renderings -------------------------------------------------------------------
@@ -71,10 +73,6 @@ def render_text(s: StatsSnapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _num(v: float) -> str:
     if isinstance(v, bool):
         return str(int(v))
@@ -94,11 +92,13 @@ def render_prometheus(s: StatsSnapshot) -> str:
             out.append(f"perfd_{name}{suffix_labels} {_num(value)}")
 
     def lab(**kv: str) -> str:
-        return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items()) + "}"
+        return "{" + ",".join(f'{k}="{prometheus_label(v)}"' for k, v in kv.items()) + "}"
 
     c = s.cache
-    metric("info", "gauge", "Always 1; the daemon's version and workspace as labels.",
-           [(lab(version=s.version, root=s.root), 1)])
+    # The workspace by its folder's name and the hash that names its daemon's socket: never its path.
+    metric("info", "gauge", "Always 1; the daemon's version and workspace (folder name and id) as labels.",
+           [(lab(version=s.version, workspace=os.path.basename(s.root.rstrip("/")) or "/",
+                 workspace_id=root_hash(s.root)), 1)])
     metric("uptime_seconds", "gauge", "Seconds since the daemon started.", [("", s.uptime_s)])
     metric("resident_memory_bytes", "gauge", "Resident set size.", [("", s.rss_bytes)])
     metric("connections", "gauge", "Open connections.", [("", s.connections)])
@@ -210,7 +210,7 @@ def team_lines(llm: LLMStats) -> list[str]:
 
 def team_metrics(llm: LLMStats, metric: Callable[[str, str, str, list[tuple[str, float]]], None]) -> None:
     metric("llm_cache_hits_by_level_total", "counter", "Response cache hits per level.",
-           [(f'{{level="{_esc(k)}"}}', v) for k, v in llm.cache_hits_by_level.items()])
+           [(f'{{level="{prometheus_label(k)}"}}', v) for k, v in llm.cache_hits_by_level.items()])
     if llm.budget_used_usd is not None:
         metric("llm_budget_used_usd", "gauge", "Spent today (UTC).", [("", llm.budget_used_usd)])
     t = llm.team

@@ -236,7 +236,7 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         hits = sum([await served_from_cache(engine, llm, r, request.options) for r in results])
         cached = f" ({hits} from the response cache, not sent)" if hits else ""
         err.write(f"perfd: @{shown(first.plan)}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
-                  f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
+                  f"at most {concurrency(llm, request.options)} at once, on {shown(llm.config.model)}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
                                      RunListener() if request.json else Progress(err, numbers, tty=tty))
@@ -245,10 +245,10 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
 
         if await served_from_cache(engine, llm, first, request.options):
             err.write(f"perfd: @{shown(first.plan)}: achievement {first.achievement} ({first.state}): "
-                      f"answer from the response cache ({llm.config.model}; nothing sent, nothing paid)\n")
+                      f"answer from the response cache ({shown(llm.config.model)}; nothing sent, nothing paid)\n")
         else:
             err.write(f"perfd: @{shown(first.plan)}: sending achievement {first.achievement} ({first.state}) "
-                      f"to {llm.config.model}\n")
+                      f"to {shown(llm.config.model)}\n")
         err.flush()
         listener = RunListener() if request.json else StreamToOut(out)
         answers = [await run_one(engine, llm, first, request.options, listener)]

@@ -29,7 +29,7 @@ def render_text(s: StatsSnapshot) -> str:
     c = s.cache
     levels = " · ".join(f"{lv.name} {lv.hits}/{lv.hits + lv.misses} ({_pct(lv.hit_rate)})" for lv in s.levels)
     lines = [
-        f"perfd {s.version} daemon pid {s.pid} for {s.root}",
+        f"perfd {s.version} daemon pid {s.pid} for {shown(s.root)}",
         f"uptime {s.uptime_s:.1f} s · rss {s.rss_bytes / 1048576:.1f} MiB · connections {s.connections}"
         f" · subscribers {s.subscribers} · editor sessions {s.sessions}",
         f"cache hit rate {_pct(s.hit_rate)} (hits over lookups, every level) · {levels}",
@@ -42,14 +42,14 @@ def render_text(s: StatsSnapshot) -> str:
         f" · watcher (re)starts {c.trust_restarts} · from the parse store {c.persisted_hits}",
     ]
     if s.metrics_addr or s.metrics_error:
-        lines.append(f"metrics: http://{s.metrics_addr}/metrics" if not s.metrics_error
-                     else f"metrics: not served: {s.metrics_error}")
+        lines.append(f"metrics: http://{shown(s.metrics_addr or '')}/metrics" if not s.metrics_error
+                     else f"metrics: not served: {shown(s.metrics_error)}")
     if s.llm is not None:
         llm = s.llm
         llm_lat = (f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms or 0:.0f} ms"
                    if llm.latency_p50_ms is not None else "no calls answered")
         lines += [
-            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
+            f"model: {shown(llm.model)} at {shown(llm.base_url)} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
             f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
             f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
             f"  latency {llm_lat} · tokens paid {llm.prompt_tokens + llm.completion_tokens}"

@@ -81,3 +81,45 @@ def test_an_answer_on_a_terminal_keeps_lines_and_tabs_and_no_other_control_in_bo
     server.script({"reply": ANSWER})
     code, out, err = dws.run("run", "@DOCS-SITE", "2.1", "--no-cache")
     assert code == 0 and out.startswith(ANSWER.replace("\r", "\n")), err  # (text mode reads a CR as a newline)
+
+
+def _terminal_stdout(w: DaemonWs, *args: str) -> str:
+    """stdout of a perfd command on a pseudo-terminal."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "perfd", *args], cwd=w.root, env=w.environ, stdout=slave,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    got = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    p.wait(30)
+    os.close(master)
+    return got.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_a_plans_text_reaches_a_terminal_without_its_escapes_and_a_pipe_as_it_is(
+        dws: DaemonWs, server: FakeServer) -> None:  # noqa: F811
+    plan = os.path.join(dws.root, "work-space", "plans", "a_real-use-cases", "DOCS-SITE", "PLAN_DOCS-SITE.md")
+    with open(plan, encoding="utf-8") as f:
+        text = f.read()
+    with open(plan, "w", encoding="utf-8") as f:
+        f.write(text.replace("# PLAN: Documentation Site", "# PLAN: Docs\x1b]52;c;aGk=\x07\x1b[2J — “site”\u202e"))
+    for mode in ("in-process", "daemon"):
+        extra = ("--no-daemon",) if mode == "in-process" else ()
+        if mode == "daemon":
+            dws.start()
+        screen = _terminal_stdout(dws, "generate", "@DOCS-SITE", "--next", *extra)
+        assert "Docs\\e]52;c;aGk=\\x07\\e[2J — “site”\\u202e" in screen, (mode, screen[:2000])
+        assert "\x1b" not in screen and "\x07" not in screen and "\u202e" not in screen
+        piped = subprocess.run([sys.executable, "-m", "perfd", "generate", "@DOCS-SITE", "--next", *extra],
+                               cwd=dws.root, env=dws.environ, capture_output=True, timeout=30)
+        assert b"Docs\x1b]52;c;aGk=\x07\x1b[2J" in piped.stdout  # piped: the prompt as the plan wrote it

@@ -187,9 +187,15 @@ def _in_process(argv: list[str], cwd: str) -> int:
     from perfd.app.commands import run
     from perfd.cli.daemon_ctl import fetch_stats
 
-    out = run(argv, cwd, stats_for=fetch_stats, tty=sys.stdout.isatty())
+    tty = sys.stdout.isatty()
+    out = run(argv, cwd, stats_for=fetch_stats, tty=tty)
     if out.stdout:
-        sys.stdout.write(out.stdout)
+        if tty and not _json(argv):
+            from perfd.safetext import answer_text
+
+            sys.stdout.write(answer_text(out.stdout))  # a plan's text on a terminal: lines and tabs, no escapes
+        else:
+            sys.stdout.write(out.stdout)
     if out.stderr:
         sys.stderr.write(out.stderr)
     return out.code
@@ -242,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)
     code, out, err = got
+    if out and _unsafe_on_terminal(out) and not _json(argv) and sys.stdout.isatty():
+        from perfd.safetext import answer_text  # only now: the warm call imports nothing more
+
+        out = answer_text(out.decode("utf-8", "surrogateescape")).encode("utf-8")
     if out:
         sys.stdout.flush()
         sys.stdout.buffer.write(out)
@@ -251,6 +261,36 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.buffer.write(err)
         sys.stderr.buffer.flush()
     return code
+
+
+# C0 controls but tab and line feed, and DEL: what a terminal would act on (C1 controls and bidi
+# overrides are two and three bytes in UTF-8, looked for below).
+_TERMINAL_CONTROLS = bytes(c for c in range(0x20) if c not in (0x09, 0x0A)) + b"\x7f"
+
+
+def _unsafe_on_terminal(data: bytes) -> bool:
+    """Whether an answer holds a byte sequence safetext.answer_text would escape (a control, a bidi
+    override, a byte that is not UTF-8). A byte scan without `re`: the warm call stays as light as it was."""
+    if len(data.translate(None, _TERMINAL_CONTROLS)) != len(data):
+        return True
+    if data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    for lead, low, high in ((b"\xc2", 0x80, 0x9F), (b"\xe2\x80", 0xAA, 0xAE), (b"\xe2\x81", 0xA6, 0xA9)):
+        i = data.find(lead)
+        while i >= 0:
+            if low <= data[i + len(lead)] <= high:  # valid UTF-8: a lead byte is never the last one
+                return True
+            i = data.find(lead, i + 1)
+    return False
+
+
+def _json(argv: list[str]) -> bool:
+    """JSON output goes out as it is, terminal or not (its encoder escapes every C0 control)."""
+    return "--json" in argv or "json" in argv and "--format" in argv
 
 
 def _foreground(argv: list[str]) -> bool:

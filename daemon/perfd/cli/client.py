@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)
     code, out, err = got
-    if out and _unsafe_on_terminal(out) and not _json(argv) and sys.stdout.isatty():
+    if out and sys.stdout.isatty() and not _json(argv) and _unsafe_on_terminal(out):
         from perfd.safetext import answer_text  # only now: the warm call imports nothing more
 
         out = answer_text(out.decode("utf-8", "surrogateescape")).encode("utf-8")

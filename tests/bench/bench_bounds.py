@@ -258,6 +258,17 @@ def warm_pieces(base: str, server: FakeServer, rounds: int) -> None:
                 b.append(await memory_hits(bounded, 2000))
         return a, b
 
+    from perfd.cli.client import unsafe_on_terminal
+
+    prompt = (("Create the SUBPLAN for achievement 2.1 — “API Reference” of plan \"Docs\".\n\t- read it\n" * 60)
+              .encode("utf-8"))
+
+    def old_prompt() -> None:
+        pass
+
+    def new_prompt() -> None:
+        unsafe_on_terminal(prompt)
+
     a, b = asyncio.run(hits())
     wa, wb = asyncio.run(warm_runs(base, server, rounds))
     side_by_side({
@@ -266,6 +277,7 @@ def warm_pieces(base: str, server: FakeServer, rounds: int) -> None:
         "answer to a terminal, 40-char chunks": (old_out, new_out, 2000),
         "Markdown export cells (23 names)": (old_md, new_md, 2000),
         "CSV export cells (23 names)": (old_csv, new_csv, 2000),
+        f"a {len(prompt) // 1000} KB prompt's terminal check (thin client)": (old_prompt, new_prompt, 2000),
     }, rounds)
     ma, mb = statistics.median(a), statistics.median(b)
     spread = statistics.median([abs(x - y) for x, y in zip(a[1:], a[:-1])])

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)
     code, out, err = got
-    if out and sys.stdout.isatty() and not _json(argv) and _unsafe_on_terminal(out):
+    if out and sys.stdout.isatty() and not _json(argv) and unsafe_on_terminal(out):
         from perfd.safetext import answer_text  # only now: the warm call imports nothing more
 
         out = answer_text(out.decode("utf-8", "surrogateescape")).encode("utf-8")
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 _TERMINAL_CONTROLS = bytes(c for c in range(0x20) if c not in (0x09, 0x0A)) + b"\x7f"
 
 
-def _unsafe_on_terminal(data: bytes) -> bool:
+def unsafe_on_terminal(data: bytes) -> bool:
     """Whether an answer holds a byte sequence safetext.answer_text would escape (a control, a bidi
     override, a byte that is not UTF-8). A byte scan without `re`: the warm call stays as light as it was."""
     if len(data.translate(None, _TERMINAL_CONTROLS)) != len(data):

@@ -133,6 +133,8 @@ def test_scrapes_are_answered_beside_slow_clients_at_four_times_the_cap(how: str
         for t in threads:
             t.join(10)
         close()
+    print(f"/metrics beside {4 * slots.limit} {how} slow clients: {answered} of 24 scrapes answered; "
+          f"{slots.dropped} slow connections dropped, {slots.refused} refused")
     assert held[0] > 4 * slots.limit  # the slow clients did hold connections and were dropped
     assert slots.dropped > 0
     assert answered >= 23, f"{answered} of 24 scrapes answered"

@@ -263,9 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-# C0 controls but tab and line feed, and DEL: what a terminal would act on (C1 controls and bidi
-# overrides are two and three bytes in UTF-8, looked for below).
-_TERMINAL_CONTROLS = bytes(c for c in range(0x20) if c not in (0x09, 0x0A)) + b"\x7f"
+# What a terminal would act on, as literals (nothing computed when the thin client loads): C0 controls
+# but tab and line feed, and DEL, as bytes; C1 controls and bidi overrides, looked for once decoded.
+_TERMINAL_CONTROLS = (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f")
+_TERMINAL_WIDE = ("\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f"
+                  "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # C1 controls and bidi overrides
 
 
 def unsafe_on_terminal(data: bytes) -> bool:
@@ -276,16 +278,10 @@ def unsafe_on_terminal(data: bytes) -> bool:
     if data.isascii():
         return False
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return True
-    for lead, low, high in ((b"\xc2", 0x80, 0x9F), (b"\xe2\x80", 0xAA, 0xAE), (b"\xe2\x81", 0xA6, 0xA9)):
-        i = data.find(lead)
-        while i >= 0:
-            if low <= data[i + len(lead)] <= high:  # valid UTF-8: a lead byte is never the last one
-                return True
-            i = data.find(lead, i + 1)
-    return False
+    return any(ch in text for ch in _TERMINAL_WIDE)  # 41 scans of a str: a fifth of a loop over its bytes
 
 
 def _json(argv: list[str]) -> bool:

@@ -286,7 +286,8 @@ def unsafe_on_terminal(data: bytes) -> bool:
 
 def _json(argv: list[str]) -> bool:
     """JSON output goes out as it is, terminal or not (its encoder escapes every C0 control)."""
-    return "--json" in argv or "json" in argv and "--format" in argv
+    return (any(a.startswith("--js") for a in argv)  # --json, or a prefix argparse takes for it
+            or "--format=json" in argv or ("json" in argv and "--format" in argv))
 
 
 def _foreground(argv: list[str]) -> bool:

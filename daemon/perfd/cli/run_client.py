@@ -46,7 +46,7 @@ NOT_ACCEPTED = frozenset({NO_MODEL, VERSION_MISMATCH, PARSE_ERROR, INVALID_REQUE
 def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
     tty = sys.stderr.isatty()
     out: TextIO | TerminalText = sys.stdout
-    if "--json" not in argv and sys.stdout.isatty():  # piped or --json: the answer as it is
+    if not any(a.startswith("--js") for a in argv) and sys.stdout.isatty():  # piped or --json: as it is
         from perfd.safetext import TerminalText
 
         out = TerminalText(sys.stdout)  # on a terminal: lines and tabs, never an escape sequence

@@ -88,3 +88,27 @@ def test_validation_is_never_said_to_be_the_watchers_while_a_folder_is_unwatched
     nfs = WatcherReport(backend="inotify", synced=False, no_events=["work-space/plans"])
     assert "a file system without change events" in validation_line(nfs)
     assert "cannot sync" in validation_line(WatcherReport(backend="watchfiles", synced=False))
+
+
+def test_prometheus_names_the_workspace_by_folder_and_hash_never_its_path() -> None:
+    from perfd.wire.rendezvous import root_hash
+
+    s = _full()
+    prom = render_prometheus(s)
+    assert str(EXAMPLE) not in prom and str(EXAMPLE.parent) not in prom
+    assert f'workspace="example",workspace_id="{root_hash(str(EXAMPLE))}"' in prom
+
+
+def test_a_model_name_with_cr_and_escapes_keeps_the_prometheus_text_valid() -> None:
+    import msgspec
+
+    s = _full()
+    assert s.llm is not None
+    llm = msgspec.structs.replace(s.llm, model="m\r# TYPE x counter\x1b]52;c;aGk=\x07\n\u202e")
+    prom = render_prometheus(msgspec.structs.replace(s, llm=llm))
+    assert "\r" not in prom and "\x1b" not in prom and "\x07" not in prom and "\u202e" not in prom
+    assert 'model="m\\\\r# TYPE x counter\\\\e]52;c;aGk=\\\\x07\\n\\\\u202e"' in prom
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        p = subprocess.run([promtool, "check", "metrics"], input=prom, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), p.stdout + p.stderr

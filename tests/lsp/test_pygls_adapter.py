@@ -14,8 +14,11 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import json
+import logging
 
 import orjson
+import pytest
+import pygls.io_
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
@@ -80,6 +83,12 @@ def test_the_private_methods_it_overrides_are_there_with_their_signatures() -> N
     for sender in (JsonRPCProtocol._send_response, JsonRPCProtocol.notify, JsonRPCProtocol.send_request):
         assert "self._send_data(" in inspect.getsource(sender), sender.__name__
     assert "self._handle_cancel_notification(" in inspect.getsource(JsonRPCProtocol._handle_notification)
+    # Answering every request: the message reader, the result sender and what structure_message reads.
+    assert _params(JsonRPCProtocol.structure_message) == ["self", "data"]
+    assert _params(JsonRPCProtocol.handle_message) == ["self", "message"]
+    assert _params(JsonRPCProtocol._send_handler_result) == ["self", "future", "msg_id"]
+    assert "self._send_handler_result" in inspect.getsource(JsonRPCProtocol._handle_request)
+    assert "object_hook=protocol.structure_message" in inspect.getsource(pygls.io_)
 
 
 def test_the_private_attributes_it_reads_are_there() -> None:
@@ -87,6 +96,8 @@ def test_the_private_attributes_it_reads_are_there() -> None:
     assert proto._shutdown is False
     assert isinstance(proto._include_headers, bool)
     assert isinstance(proto._server, LanguageServer)
+    assert isinstance(proto._result_types, dict) and isinstance(proto._request_futures, dict)
+    assert proto._converter is not None
     assert proto.shutdown_requested is False
 
 
@@ -159,3 +170,29 @@ def test_no_other_lsp_module_touches_a_private_name_of_another_object() -> None:
                     and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
                 found.append(f"{path.name}:{node.lineno}: .{node.attr}")
     assert found == []
+
+
+@pytest.mark.parametrize("params", [None, [], "x", {"textDocument": {"uri": "file:///a"}},
+                                    {"textDocument": {"uri": "file:///a"}, "position": {"line": -1, "character": 0}},
+                                    {"textDocument": {"uri": "file:///a"}, "position": {"line": 0, "character": 2**31}}])
+def test_a_request_pygls_cannot_read_is_answered_invalid_params_without_a_traceback(
+        params: object, caplog: pytest.LogCaptureFixture) -> None:
+    proto, sink = _protocol()
+    with caplog.at_level(logging.DEBUG):
+        _handle(proto, {"jsonrpc": "2.0", "id": 9, "method": "textDocument/hover", "params": params})
+    reply = orjson.loads(sink.out[-1])
+    assert reply["id"] == 9 and reply["error"]["code"] == -32602
+    assert "textDocument/hover" in reply["error"]["message"] and "\n" not in reply["error"]["message"]
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+def test_a_request_with_an_unusable_id_is_an_invalid_request_and_a_bad_notification_one_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    proto, sink = _protocol()
+    with caplog.at_level(logging.DEBUG):
+        _handle(proto, {"jsonrpc": "2.0", "id": {"x": 1}, "method": "textDocument/hover", "params": None})
+        _handle(proto, {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": None})
+    assert orjson.loads(sink.out[-1]) == {"jsonrpc": "2.0", "id": None,
+                                          "error": {"code": -32600, "message": "invalid request id"}}
+    assert len(sink.out) == 1 and "ignored notification textDocument/didOpen" in caplog.text
+    assert not any(r.exc_info for r in caplog.records)

@@ -20,6 +20,7 @@ import msgspec
 from perfd.app.columns import printable, table
 from perfd.engine.errors import UsageError, UserError
 from perfd.llm.history import Summary
+from perfd.safetext import csv_cell, markdown_text
 
 FORMATS = ("text", "csv", "markdown", "json")
 GROUPINGS = (("by_plan", "plan"), ("by_day", "day"), ("by_outcome", "outcome"), ("by_model", "model"))
@@ -223,11 +224,6 @@ def render_text(r: HistoryReport, *, tty: bool = False, width: int = CHART_WIDTH
 # --- CSV and Markdown ---------------------------------------------------------------
 
 
-def _csv_safe(cell: str) -> str:
-    """A spreadsheet must not take a plan name for a formula (CSV injection)."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
-
-
 def render_csv(r: HistoryReport) -> str:
     """One header row, then one row per group; `grouping` says which question the row answers."""
     buf = io.StringIO()
@@ -236,7 +232,7 @@ def render_csv(r: HistoryReport) -> str:
                 "tokens_saved", "cost", "cost_saved", "avg_latency_ms", "first_call", "last_call"])
     for key, label in GROUPINGS:
         for g in getattr(r, key):
-            w.writerow([label, _csv_safe(printable(_name(g))), g.calls, g.cache_hits, g.errors, g.prompt_tokens,
+            w.writerow([label, csv_cell(_name(g)), g.calls, g.cache_hits, g.errors, g.prompt_tokens,
                         g.completion_tokens, g.tokens_saved, f"{g.cost:.6f}", f"{g.cost_saved:.6f}",
                         f"{g.avg_latency_ms:.1f}", _iso(g.first_ts), _iso(g.last_ts)])
     return buf.getvalue()
@@ -246,20 +242,16 @@ def _iso(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
 
 
-def _md(cell: str) -> str:
-    return printable(cell).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-
-
 def render_markdown(r: HistoryReport) -> str:
     """Markdown tables, one per question, to paste into a pull request."""
     total = sum(g.calls for g in r.by_outcome)
-    out = [f"**perfd model calls**: {total} ({_md(_scope(r))})", ""]
+    out = [f"**perfd model calls**: {total} ({markdown_text(_scope(r))})", ""]
     for key, label in GROUPINGS:
         groups = getattr(r, key)
         if not groups:
             continue
         out.append(f"| {label} | " + " | ".join(_COLUMNS) + " |")
         out.append("| --- |" + " ---: |" * len(_COLUMNS))
-        out += [f"| {_md(_name(g))} | " + " | ".join(_cells(g)) + " |" for g in groups]
+        out += [f"| {markdown_text(_name(g))} | " + " | ".join(_cells(g)) + " |" for g in groups]
         out.append("")
     return "\n".join(out)

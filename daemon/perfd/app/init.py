@@ -56,6 +56,7 @@ LLM_NOTES: dict[str, str] = {
     "cache_ttl_s": "",
     "cache_memory_entries": "",
     "cache_max_entries": "",
+    "cache_max_answer_bytes": "larger answers are not cached; a larger value read back is a miss",
     "cache_path": "unset: the user's state folder; relative: from the workspace root",
     "history": "record every call (no prompts, no answers, no keys) for perfd stats --history",
     "history_max_rows": "",

@@ -334,18 +334,18 @@ async def execute(request: RunRequest, engine: Engine, llm: LLMClient, cwd: str,
         hits = sum([await served_from_cache(llm, c) for c in calls])
         cached = f" ({hits} from the response cache, not sent)" if hits else ""
         err.write(f"perfd: @{shown(first.plan)}: running {len(results)} achievements ({', '.join(numbers)}){cached}, "
-                  f"at most {concurrency(llm, request.options)} at once, on {llm.config.model}\n")
+                  f"at most {concurrency(llm, request.options)} at once, on {shown(llm.config.model)}\n")
         err.flush()
         answers = await run_parallel(engine, llm, results, request.options,
                                      SaysWaits(err) if request.json else Progress(err, numbers, tty=tty), calls)
     else:
         if await served_from_cache(llm, calls[0]):
             err.write(f"perfd: @{shown(first.plan)}: achievement {first.achievement} ({first.state}): "
-                      f"answer from the response cache ({llm.config.model}; nothing sent, nothing paid)\n")
+                      f"answer from the response cache ({shown(llm.config.model)}; nothing sent, nothing paid)\n")
         else:
             left = calls[0].context.cut + calls[0].context.left_out
             err.write(f"perfd: @{shown(first.plan)}: sending achievement {first.achievement} ({first.state}) "
-                      f"to {llm.config.model}" + (f" (left out for the token budget: {shown(', '.join(left))})"
+                      f"to {shown(llm.config.model)}" + (f" (left out for the token budget: {shown(', '.join(left))})"
                                                   if left else "") + "\n")
         err.flush()
         listener = SaysWaits(err) if request.json else StreamToOut(out, err)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 import msgspec
 
 from perfd.llm.stats import LLMStats
-from perfd.safetext import shown
+from perfd.safetext import prometheus_label, shown
 from perfd.wire.protocol import StatsSnapshot, WatcherReport
+from perfd.wire.rendezvous import root_hash
 
 
 # --- renderings -------------------------------------------------------------------
@@ -48,7 +50,7 @@ def render_text(s: StatsSnapshot) -> str:
     c = s.cache
     levels = " · ".join(f"{lv.name} {lv.hits}/{lv.hits + lv.misses} ({_pct(lv.hit_rate)})" for lv in s.levels)
     lines = [
-        f"perfd {s.version} daemon pid {s.pid} for {s.root}",
+        f"perfd {s.version} daemon pid {s.pid} for {shown(s.root)}",
         f"uptime {s.uptime_s:.1f} s · rss {s.rss_bytes / 1048576:.1f} MiB · connections {s.connections}"
         f" · subscribers {s.subscribers} · editor sessions {s.sessions}",
         f"cache hit rate {_pct(s.hit_rate)} (hits over lookups, every level) · {levels}",
@@ -66,14 +68,14 @@ def render_text(s: StatsSnapshot) -> str:
         lines.append(f"  verification pass every {w.verify_interval_s:g} s: {w.verify_passes} passes,"
                      f" {w.verify_found} changes no event reported, CPU {w.verify_cpu_share:.2%} of a core")
     if s.metrics_addr or s.metrics_error:
-        lines.append(f"metrics: http://{s.metrics_addr}/metrics" if not s.metrics_error
-                     else f"metrics: not served: {s.metrics_error}")
+        lines.append(f"metrics: http://{shown(s.metrics_addr or '')}/metrics" if not s.metrics_error
+                     else f"metrics: not served: {shown(s.metrics_error)}")
     if s.llm is not None:
         llm = s.llm
         llm_lat = (f"p50 {llm.latency_p50_ms:.0f} ms · p95 {llm.latency_p95_ms or 0:.0f} ms"
                    if llm.latency_p50_ms is not None else "no calls answered")
         lines += [
-            f"model: {llm.model} at {llm.base_url} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
+            f"model: {shown(llm.model)} at {shown(llm.base_url)} · breaker {llm.breaker_state} (opened {llm.breaker_opened} time{'' if llm.breaker_opened == 1 else 's'})",
             f"  calls {llm.calls} · requests {llm.requests} · retries {llm.retries} · 429s {llm.rate_limited}"
             f" · errors {sum(llm.errors.values())} · in flight {llm.in_flight} · connections opened {llm.connections_opened}",
             f"  latency {llm_lat} · tokens paid {llm.prompt_tokens + llm.completion_tokens}"
@@ -101,10 +103,6 @@ def render_text(s: StatsSnapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _num(v: float) -> str:
     if isinstance(v, bool):
         return str(int(v))
@@ -124,11 +122,13 @@ def render_prometheus(s: StatsSnapshot) -> str:
             out.append(f"perfd_{name}{suffix_labels} {_num(value)}")
 
     def lab(**kv: str) -> str:
-        return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items()) + "}"
+        return "{" + ",".join(f'{k}="{prometheus_label(v)}"' for k, v in kv.items()) + "}"
 
     c = s.cache
-    metric("info", "gauge", "Always 1; the daemon's version and workspace as labels.",
-           [(lab(version=s.version, root=s.root), 1)])
+    # The workspace by its folder's name and the hash that names its daemon's socket: never its path.
+    metric("info", "gauge", "Always 1; the daemon's version and workspace (folder name and id) as labels.",
+           [(lab(version=s.version, workspace=os.path.basename(s.root.rstrip("/")) or "/",
+                 workspace_id=root_hash(s.root)), 1)])
     metric("uptime_seconds", "gauge", "Seconds since the daemon started.", [("", s.uptime_s)])
     metric("resident_memory_bytes", "gauge", "Resident set size.", [("", s.rss_bytes)])
     metric("connections", "gauge", "Open connections.", [("", s.connections)])
@@ -240,7 +240,7 @@ def team_lines(llm: LLMStats) -> list[str]:
 
 def team_metrics(llm: LLMStats, metric: Callable[[str, str, str, list[tuple[str, float]]], None]) -> None:
     metric("llm_cache_hits_by_level_total", "counter", "Response cache hits per level.",
-           [(f'{{level="{_esc(k)}"}}', v) for k, v in llm.cache_hits_by_level.items()])
+           [(f'{{level="{prometheus_label(k)}"}}', v) for k, v in llm.cache_hits_by_level.items()])
     if llm.budget_used_usd is not None:
         metric("llm_budget_used_usd", "gauge", "Spent today (UTC).", [("", llm.budget_used_usd)])
     t = llm.team

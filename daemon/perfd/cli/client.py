@@ -187,9 +187,15 @@ def _in_process(argv: list[str], cwd: str) -> int:
     from perfd.app.commands import run
     from perfd.cli.daemon_ctl import fetch_stats
 
-    out = run(argv, cwd, stats_for=fetch_stats, tty=sys.stdout.isatty())
+    tty = sys.stdout.isatty()
+    out = run(argv, cwd, stats_for=fetch_stats, tty=tty)
     if out.stdout:
-        sys.stdout.write(out.stdout)
+        if tty and not _json(argv):
+            from perfd.safetext import answer_text
+
+            sys.stdout.write(answer_text(out.stdout))  # a plan's text on a terminal: lines and tabs, no escapes
+        else:
+            sys.stdout.write(out.stdout)
     if out.stderr:
         sys.stderr.write(out.stderr)
     return out.code
@@ -284,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("perfd: %s; working in-process\n" % got)
         return _in_process(argv, cwd)
     code, out, err = got
+    if out and sys.stdout.isatty() and not _json(argv) and unsafe_on_terminal(out):
+        from perfd.safetext import answer_text  # only now: the warm call imports nothing more
+
+        out = answer_text(out.decode("utf-8", "surrogateescape")).encode("utf-8")
     if out:
         sys.stdout.flush()
         sys.stdout.buffer.write(out)
@@ -293,6 +303,33 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.buffer.write(err)
         sys.stderr.buffer.flush()
     return code
+
+
+# What a terminal would act on, as literals (nothing computed when the thin client loads): C0 controls
+# but tab and line feed, and DEL, as bytes; C1 controls and bidi overrides, looked for once decoded.
+_TERMINAL_CONTROLS = (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f")
+_TERMINAL_WIDE = ("\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f"
+                  "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # C1 controls and bidi overrides
+
+
+def unsafe_on_terminal(data: bytes) -> bool:
+    """Whether an answer holds a byte sequence safetext.answer_text would escape (a control, a bidi
+    override, a byte that is not UTF-8). A byte scan without `re`: the warm call stays as light as it was."""
+    if len(data.translate(None, _TERMINAL_CONTROLS)) != len(data):
+        return True
+    if data.isascii():
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return any(ch in text for ch in _TERMINAL_WIDE)  # 41 scans of a str: a fifth of a loop over its bytes
+
+
+def _json(argv: list[str]) -> bool:
+    """JSON output goes out as it is, terminal or not (its encoder escapes every C0 control)."""
+    return (any(a.startswith("--js") for a in argv)  # --json, or a prefix argparse takes for it
+            or "--format=json" in argv or ("json" in argv and "--format" in argv))
 
 
 def _foreground(argv: list[str]) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from perfd import __version__, exitcodes
 from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR,
@@ -30,6 +31,9 @@ from perfd.wire.codes import (INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
                               USER_ERROR, VERSION_MISMATCH)
 from perfd.paths import settings_variables
 from perfd.wire.rendezvous import Connection, daemon_supported, request_body, state_paths
+
+if TYPE_CHECKING:
+    from perfd.safetext import TerminalText
 
 # Errors the daemon answers before it calls the model: the run may then go in-process.
 # (USER_ERROR, the [llm] configuration the daemon could not load, is said once and ends the
@@ -41,16 +45,21 @@ NOT_ACCEPTED = frozenset({NO_MODEL, VERSION_MISMATCH, PARSE_ERROR, INVALID_REQUE
 
 def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
     tty = sys.stderr.isatty()
+    out: TextIO | TerminalText = sys.stdout
+    if not any(a.startswith("--js") for a in argv) and sys.stdout.isatty():  # piped or --json: as it is
+        from perfd.safetext import TerminalText
+
+        out = TerminalText(sys.stdout)  # on a terminal: lines and tabs, never an escape sequence
     try:
         if not no_daemon and root is not None and daemon_supported():
-            got = via_daemon(argv, cwd, root, tty=tty)
+            got = via_daemon(argv, cwd, root, tty=tty, out=out)
             if isinstance(got, int):
                 return got
             if got:
                 sys.stderr.write(f"perfd: {got}; running in-process\n")
         from perfd.app.run_render import main as run_here
 
-        return run_here(argv, cwd, out=sys.stdout, err=sys.stderr, tty=tty)
+        return run_here(argv, cwd, out=out, err=sys.stderr, tty=tty)
     except KeyboardInterrupt:
         try:
             sys.stdout.flush()
@@ -60,7 +69,8 @@ def main(argv: list[str], cwd: str, root: str | None, no_daemon: bool) -> int:
         return exitcodes.INTERRUPTED
 
 
-def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> int | str | None:
+def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False,
+               out: TextIO | TerminalText | None = None) -> int | str | None:
     """The exit code of a run through the daemon; else why not (str: say so; None: fall back quietly)."""
     try:
         sock = state_paths(root).sock
@@ -70,7 +80,7 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
         conn = Connection(sock, 2.0)
     except OSError:
         return None  # no daemon: in-process as before
-    out, err = sys.stdout, sys.stderr
+    stdout, err = out or sys.stdout, sys.stderr
     sent = False
     with conn:
         try:
@@ -82,7 +92,7 @@ def via_daemon(argv: list[str], cwd: str, root: str, *, tty: bool = False) -> in
             while True:
                 msg = read_message(conn.recv_body())
                 if isinstance(msg, RunChunk):
-                    target = err if msg.stream == "err" else out
+                    target = err if msg.stream == "err" else stdout
                     target.write(msg.text)
                     target.flush()
                     continue

@@ -1,16 +1,26 @@
 """The opt-in `/metrics` endpoint: `[daemon] metrics_addr` serves `perfd stats --prometheus` over HTTP.
 
 Read-only and secret-free (the same text `perfd stats --prometheus` prints:
-counters, no prompts, no keys). Loopback unless the user names another
+counters, no prompts, no keys, no paths). Loopback unless the user names another
 address. A deliberately small HTTP/1.1 server: one GET per connection, a
-bounded request head read under a deadline, a cap on connections at once, so
-a slow or hostile scraper can neither stall the daemon nor grow its memory.
+bounded request head read under a per-client deadline, a small cap on
+connections at once, so a slow or hostile scraper can neither stall the daemon
+nor grow its memory.
+
+Any local user can connect, so the cap must not be something a few slow clients
+can hold: when it is reached, a new connection takes the slot of the connection
+that has waited longest without sending its request head (a scraper sends its
+head at once; only a slow client is ever waiting). A client that reconnects as
+soon as it is dropped only drops another slow client. Only when every slot is
+answering a request is a new connection refused (503).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 import anyio
@@ -21,8 +31,9 @@ log = logging.getLogger("perfd.daemon")
 DEFAULT_HOST = "127.0.0.1"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_HEAD = 8192  # bytes of request line and headers read at most
-READ_TIMEOUT_S = 5.0
-MAX_CONNECTIONS = 16
+HEAD_DEADLINE_S = 2.0  # a client has this long from its connection to send its request head
+SEND_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 8
 
 
 class AddressError(ValueError):
@@ -73,18 +84,17 @@ def _response(status: str, body: bytes, *, content_type: str = "text/plain; char
 
 
 async def _read_head(stream: anyio.abc.ByteStream) -> bytes | None:
+    """The request head, or None when it is too large or the client left (the caller bounds the time)."""
     buf = b""
-    with anyio.move_on_after(READ_TIMEOUT_S):
-        while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
-            if len(buf) > MAX_HEAD:
-                return None
-            try:
-                chunk = await stream.receive(4096)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                return buf or None
-            buf += chunk
-        return buf
-    return None
+    while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
+        if len(buf) > MAX_HEAD:
+            return None
+        try:
+            chunk = await stream.receive(4096)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            return buf or None
+        buf += chunk
+    return buf
 
 
 def answer(head: bytes | None, render: Callable[[], str]) -> bytes:
@@ -103,26 +113,72 @@ def answer(head: bytes | None, render: Callable[[], str]) -> bytes:
     return _response("200 OK", render().encode("utf-8"), content_type=CONTENT_TYPE, head=method == b"HEAD")
 
 
-async def serve(listener: anyio.abc.Listener[anyio.abc.SocketStream], render: Callable[[], str]) -> None:
+class Slots:
+    """Connections being served (at most `limit`), and those still waiting for their head, oldest first."""
+
+    def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
+        self.limit = limit
+        self.holding: set[int] = set()
+        self.waiting: OrderedDict[int, anyio.CancelScope] = OrderedDict()
+        self.dropped = 0  # slow clients dropped to make room
+        self.refused = 0  # connections refused with every slot answering
+
+    def take(self, ident: int, scope: anyio.CancelScope) -> bool:
+        """A slot for a new connection: a free one, or the one of the longest-waiting slow client."""
+        if len(self.holding) >= self.limit:
+            if not self.waiting:
+                self.refused += 1
+                return False
+            oldest, its_scope = self.waiting.popitem(last=False)
+            its_scope.cancel()  # its slot is free from now: it only closes its socket
+            self.holding.discard(oldest)
+            self.dropped += 1
+        self.holding.add(ident)
+        self.waiting[ident] = scope
+        return True
+
+    def headed(self, ident: int) -> bool:
+        """The connection sent its head (or gave up): False when it was dropped meanwhile."""
+        self.waiting.pop(ident, None)
+        return ident in self.holding
+
+    def release(self, ident: int) -> None:
+        self.waiting.pop(ident, None)
+        self.holding.discard(ident)
+
+
+async def serve(listener: anyio.abc.Listener[anyio.abc.SocketStream], render: Callable[[], str],
+                slots: Slots | None = None) -> None:
     """Answer scrapes on `listener` until cancelled; `render()` is the Prometheus text of the moment."""
-    limit = anyio.CapacityLimiter(MAX_CONNECTIONS)
+    room = slots or Slots()
+    idents = itertools.count()
 
     async def one(stream: anyio.abc.SocketStream) -> None:
-        if limit.available_tokens < 1:  # busy: refuse at once rather than hold a socket open waiting
+        ident = next(idents)
+        scope = anyio.CancelScope(deadline=anyio.current_time() + HEAD_DEADLINE_S)
+        if not room.take(ident, scope):  # every slot answering: refuse at once rather than queue
             async with stream:
                 with anyio.move_on_after(1.0):
                     await stream.send(_response("503 Service Unavailable", b"busy\n", extra="Retry-After: 1\r\n"))
             return
-        async with limit, stream:
-            try:
-                head = await _read_head(stream)
+        try:
+            async with stream:
+                head: bytes | None = None
+                with scope:
+                    head = await _read_head(stream)
+                if not room.headed(ident):
+                    return  # dropped: another connection has its slot; close without a word
+                if scope.cancelled_caught:
+                    head = None  # the head deadline passed
                 body = answer(head, render)
-                with anyio.move_on_after(READ_TIMEOUT_S):
+                with anyio.move_on_after(SEND_TIMEOUT_S):
                     await stream.send(body)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # the scraper left
-            except Exception:  # a bug here must not end the daemon
-                log.exception("serving /metrics")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the scraper left
+        except Exception:  # a bug here must not end the daemon
+            log.exception("serving /metrics")
+        finally:
+            room.release(ident)
 
     async with listener:
         await listener.serve(one)

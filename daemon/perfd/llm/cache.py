@@ -117,8 +117,11 @@ class ResponseCache:
         max_entries: int = 20_000,
         clock: Callable[[], float] = time.time,
         shared: SharedLevel | None = None,
+        max_answer_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._ttl = ttl_s
+        # One bound for every level: an answer larger than this (encoded) is neither kept nor read back.
+        self.max_answer_bytes = max_answer_bytes
         self.shared = shared
         self.hits_by_level: dict[str, int] = {"memory": 0, "disk": 0, "shared": 0}
         self._memory_cap = memory_entries
@@ -169,8 +172,9 @@ class ResponseCache:
         known = self._on_disk if self._on_disk is not None else await self._load_keys()
         if key not in known:
             return None
+        limit = self.max_answer_bytes
         try:
-            entry = await self._store.arun(lambda conn: _read(conn, key, now))
+            entry = await self._store.arun(lambda conn: _read(conn, key, now, limit))
         except sqlite3.Error as exc:
             log.warning("response cache read failed (%s); treating as a miss", exc)
             return None
@@ -185,16 +189,20 @@ class ResponseCache:
     def put(self, key: str, response: CachedResponse) -> None:
         """Store a complete answer (memory now, disk and the shared level in the background)."""
         now = self._clock()
+        body = _encoder.encode(response)
+        if len(body) > self.max_answer_bytes:
+            return  # past the bound no level keeps it
         if self.shared is not None:
             self.shared.put(key, response, ttl_s=self._ttl)
-        self._put_local(key, response, now)
+        self._put_local(key, response, now, body)
 
-    def _put_local(self, key: str, response: CachedResponse, now: float) -> None:
+    def _put_local(self, key: str, response: CachedResponse, now: float, body: bytes | None = None) -> None:
         expires = now + self._ttl
         self._remember(key, expires, response)
         if self._store is None or self._broken:
             return
-        body = _encoder.encode(response)
+        if body is None:
+            body = _encoder.encode(response)
         if self._on_disk is not None:
             self._on_disk.add(key)
             over = len(self._on_disk) - self._max_entries
@@ -273,10 +281,13 @@ def _load(conn: sqlite3.Connection, now: float) -> set[str]:
     return {row[0] for row in conn.execute("SELECT key FROM responses")}
 
 
-def _read(conn: sqlite3.Connection, key: str, now: float) -> tuple[float, CachedResponse] | None:
-    row = conn.execute("SELECT expires, body FROM responses WHERE key = ?", (key,)).fetchone()
+def _read(conn: sqlite3.Connection, key: str, now: float, limit: int) -> tuple[float, CachedResponse] | None:
+    row = conn.execute("SELECT expires, CASE WHEN length(body) <= ? THEN body END FROM responses WHERE key = ?",
+                       (limit, key)).fetchone()
     if row is None or row[0] <= now:
         return None
+    if row[1] is None:
+        return None  # larger than any level keeps (written before the bound was lowered, or by hand): a miss
     try:
         return float(row[0]), _decoder.decode(row[1])
     except msgspec.DecodeError:

@@ -113,7 +113,8 @@ class LLMClient:
             self._team = TeamGate(config, self._link, local)
             self._attempts.gate = self._team
             if config.cache:
-                shared = SharedCache(self._link, ttl_s=team.cache_ttl_s, compress_min_bytes=team.compress_min_bytes)
+                shared = SharedCache(self._link, ttl_s=team.cache_ttl_s, compress_min_bytes=team.compress_min_bytes,
+                                     max_bytes=config.cache_max_answer_bytes)
         self._cache: ResponseCache | None = None
         if config.cache:
             self._cache = ResponseCache(
@@ -121,6 +122,7 @@ class LLMClient:
                 ttl_s=config.cache_ttl_s,
                 memory_entries=config.cache_memory_entries,
                 max_entries=config.cache_max_entries,
+                max_answer_bytes=config.cache_max_answer_bytes,
                 shared=shared,
             )
         self._history: History | None = None
@@ -273,7 +275,7 @@ class LLMClient:
         shared = self._cache.shared if self._cache is not None else None
         hits = getattr(shared, "hits", 0)
         misses = getattr(shared, "misses", 0)
-        return self._team.stats(cache_hits=hits, cache_misses=misses)
+        return self._team.stats(cache_hits=hits, cache_misses=misses, cache_rejected=getattr(shared, "rejected", 0))
 
     @property
     def team(self) -> TeamGate | None:

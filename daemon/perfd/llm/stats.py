@@ -37,6 +37,7 @@ class TeamStats(msgspec.Struct, frozen=True, kw_only=True):
     fallbacks: int  # attempts admitted by local limits while Redis was down
     refused: int  # attempts refused while Redis was down (fail = "closed")
     waited_s: float  # time callers waited for the team's capacity
+    cache_rejected: int = 0  # shared values refused as too large or malformed (each also a miss)
 
 
 class LLMStats(msgspec.Struct, frozen=True, kw_only=True):

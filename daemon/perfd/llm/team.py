@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
+import anyio.to_thread
 import msgspec
 
 from perfd.latency import Window
@@ -126,6 +127,22 @@ class TeamLink:
     async def get(self, suffix: str) -> bytes | None:
         value = await self._op(self._client().get(self.prefix + suffix))
         return value if isinstance(value, bytes) else None
+
+    async def get_head(self, suffix: str, limit: int) -> bytes | None:
+        """At most `limit` + 1 bytes of a string value (GETRANGE), so a value planted larger is never read whole;
+        None when the key is missing or holds another type (another program's key: not Redis failing)."""
+        from redis.exceptions import ResponseError
+
+        redis = self._client()
+
+        async def head() -> object:
+            try:
+                return await redis.getrange(self.prefix + suffix, 0, limit)
+            except ResponseError:  # WRONGTYPE: Redis answered, the link is fine
+                return None
+
+        value = await self._op(head())
+        return value if isinstance(value, bytes) and value else None
 
     async def set(self, suffix: str, value: bytes, *, ttl_s: float) -> None:
         await self._op(self._client().set(self.prefix + suffix, value, px=max(int(ttl_s * 1000), 1)))
@@ -341,7 +358,7 @@ class TeamGate:
             return
         self._saw(int(result[0]), int(result[1]), int(result[2]), int(result[3]))
 
-    def stats(self, *, cache_hits: int, cache_misses: int) -> TeamStats:
+    def stats(self, *, cache_hits: int, cache_misses: int, cache_rejected: int = 0) -> TeamStats:
         link, cfg = self.link, self.config
         rtt = link.rtt_ms.percentiles(0.5, 0.95) if len(link.rtt_ms) else (None, None)
         left = (max(cfg.budget_usd_per_day - self.spent_usd, 0.0)
@@ -358,6 +375,7 @@ class TeamGate:
             redis_ops=link.ops, redis_errors=link.errors,
             redis_rtt_p50_ms=rtt[0], redis_rtt_p95_ms=rtt[1],
             fallbacks=self.fallbacks, refused=self.refused, waited_s=round(self.waited_s, 6),
+            cache_rejected=cache_rejected,
         )
 
 
@@ -368,35 +386,64 @@ def _plan_tag(plan: str) -> str:
 
 
 class SharedCache:
-    """The response cache's shared level: one Redis string per answer, with a TTL, large ones compressed."""
+    """The response cache's shared level: one Redis string per answer, with a TTL, large ones compressed.
 
-    def __init__(self, link: TeamLink, *, ttl_s: float, compress_min_bytes: int) -> None:
+    Whoever can write to the team's Redis can plant any value under a key, so nothing read back is trusted
+    for size or shape: at most `max_bytes` (plus zlib's worst-case overhead) is fetched, a compressed value
+    is inflated to at most `max_bytes`, large values are decoded off the event loop, and a value that is
+    too large or does not decode as an answer is a miss, counted (`rejected`) and logged.
+    """
+
+    def __init__(self, link: TeamLink, *, ttl_s: float, compress_min_bytes: int,
+                 max_bytes: int = 4 * 1024 * 1024) -> None:
         self.link = link
         self.ttl_s = ttl_s
         self.compress_min = compress_min_bytes
+        self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
+        self.rejected = 0
+        self._logged_at = -_LOG_EVERY_S
         self._pending: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> CachedResponse | None:
         if not self.link.usable():
             return None
         try:
-            raw = await self.link.get("c:" + key)
+            raw = await self.link.get_head("c:" + key, _stored_limit(self.max_bytes))
         except TeamDown:
             return None
-        response = _decode(raw) if raw else None
+        response: CachedResponse | None = None
+        if raw:
+            if len(raw) <= _INLINE_BYTES:
+                decoded = decode_value(raw, self.max_bytes)
+            else:  # up to a few MB to inflate and decode: a thread's work, not the loop's
+                decoded = await anyio.to_thread.run_sync(decode_value, raw, self.max_bytes)
+            if isinstance(decoded, str):
+                self._reject(key, decoded)
+            else:
+                response = decoded
         if response is None:
             self.misses += 1
         else:
             self.hits += 1
         return response
 
+    def _reject(self, key: str, why: str) -> None:
+        self.rejected += 1
+        now = time.monotonic()
+        if now - self._logged_at >= _LOG_EVERY_S:  # one line a minute at most, whatever is planted
+            self._logged_at = now
+            log.warning("team Redis %s: shared answer %s… ignored (%s); %d ignored so far, each a cache miss",
+                        self.link.where, key[:12], why, self.rejected)
+
     def put(self, key: str, response: CachedResponse, *, ttl_s: float | None = None) -> None:
         """Store in the background; a failure only costs the other daemons a miss."""
         if not self.link.usable():
             return
         body = _encoder.encode(response)
+        if len(body) > self.max_bytes:
+            return  # no daemon would read it back
         value = _ZLIB + zlib.compress(body, 6) if len(body) >= self.compress_min else _RAW + body
         ttl = min(self.ttl_s, ttl_s) if ttl_s is not None else self.ttl_s
         task = asyncio.get_running_loop().create_task(self._set(key, value, ttl))
@@ -414,12 +461,37 @@ class SharedCache:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
-def _decode(raw: bytes) -> CachedResponse | None:
+_INLINE_BYTES = 64 * 1024  # values up to this size are decoded on the loop (well under a millisecond)
+_LOG_EVERY_S = 60.0
+
+
+def _stored_limit(max_bytes: int) -> int:
+    """The largest stored value an answer of `max_bytes` can make: a marker byte and zlib's worst case."""
+    return 1 + max_bytes + max_bytes // 1000 + 64
+
+
+def decode_value(raw: bytes, max_bytes: int) -> CachedResponse | str:
+    """The answer stored in `raw`, or why it is refused: larger than `max_bytes` (stored or once inflated),
+    not one of our formats, or not an answer. Never inflates more than `max_bytes` + 1 bytes."""
+    if len(raw) > _stored_limit(max_bytes):
+        return "too large"
+    tag, data = raw[:1], raw[1:]
     try:
-        if raw[:1] == _ZLIB:
-            return _decoder.decode(zlib.decompress(raw[1:]))
-        if raw[:1] == _RAW:
-            return _decoder.decode(raw[1:])
-    except (msgspec.DecodeError, zlib.error):
-        pass
-    return None  # written by another format or damaged: a miss, overwritten on the next put
+        if tag == _ZLIB:
+            inflater = zlib.decompressobj()
+            body = inflater.decompress(data, max_bytes + 1)
+            if len(body) > max_bytes or inflater.unconsumed_tail:
+                return "too large once inflated"
+            if not inflater.eof:
+                return "truncated"
+        elif tag == _RAW:
+            body = data
+            if len(body) > max_bytes:
+                return "too large"
+        else:
+            return "unknown format"
+        return _decoder.decode(body)
+    except zlib.error:
+        return "not zlib data"
+    except msgspec.DecodeError:
+        return "not an answer"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from perfd.engine.errors import UserError
 from perfd.lsp import pygls_adapter
@@ -58,15 +58,30 @@ class CommandFailed(JsonRpcException):
     CODE = -32803  # LSP RequestFailed: the request was valid, the work failed
 
 
+def refused(exc: UserError | OSError) -> JsonRpcException:
+    """A request whose params name something unusable (not a file URI, a document that cannot be read) is
+    InvalidParams; any other one-line failure of perfd's is RequestFailed. Never a traceback."""
+    if isinstance(exc, OSError):
+        return JsonRpcInvalidParams(f"cannot read the document: {exc.strerror or type(exc).__name__}")
+    if exc.code in ("bad-uri", "bad-params"):
+        return JsonRpcInvalidParams(exc.message)
+    return CommandFailed(exc.message, data={"code": exc.code, "hint": exc.hint})
+
+
 def feature(s: Session, method: str, handler: Callable[[Session, _P], _R], options: object = None, *,
             timed: str | None = None) -> None:
     """Answer `method` with handler(s, params); `timed`: recorded under lsp/<timed> in the stats."""
-    if timed is None:
-        def run(params: _P) -> _R:
+    def answer(params: _P) -> _R:
+        try:
             return handler(s, params)
+        except (UserError, OSError) as exc:
+            raise refused(exc) from None
+
+    if timed is None:
+        run = answer
     else:
         def run(params: _P) -> _R:
-            return s.timed(timed, lambda: handler(s, params))
+            return s.timed(timed, lambda: answer(params))
 
     run.__name__ = handler.__name__
     s.server.feature(method, options)(run)
@@ -74,7 +89,10 @@ def feature(s: Session, method: str, handler: Callable[[Session, _P], _R], optio
 
 def async_feature(s: Session, method: str, handler: Callable[[Session, _P], Awaitable[_R]]) -> None:
     async def run(params: _P) -> _R:
-        return await handler(s, params)
+        try:
+            return await handler(s, params)
+        except (UserError, OSError) as exc:
+            raise refused(exc) from None
 
     run.__name__ = handler.__name__
     s.server.feature(method)(run)

@@ -130,6 +130,9 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     cache_ttl_s: _PosF = 30 * 24 * 3600.0
     cache_memory_entries: _NonNeg = 512
     cache_max_entries: _Pos = 20_000
+    # The largest answer any cache level keeps or reads back (memory, disk, the team's Redis): a larger or
+    # malformed value is a miss. It also bounds decompressing a value planted in a shared Redis.
+    cache_max_answer_bytes: _Pos = 4 * 1024 * 1024
     cache_path: str | None = None  # default: <state_dir>/llm-cache.sqlite3
 
     history: bool = True

@@ -452,6 +452,7 @@ export interface TeamStats {
   fallbacks: number;
   refused: number;
   waited_s: number;
+  cache_rejected?: number;
 }
 /**
  * One level of perfd's caches: whole answers, file parses, or model responses.

@@ -106,3 +106,18 @@ def test_the_verification_pass_finds_what_raised_no_event(ws: WS) -> None:
     found = [p for changed in eng.verification() for p in changed]
     assert str(execution.resolve()) in found
     assert eng.generate("@P0").state != before
+
+
+def test_a_fix_rewritten_in_place_after_its_resolution_is_pending_again_without_a_watcher(ws: WS) -> None:
+    """Which of a FIX and its resolution came last is read from their stats: inputs of the answer, so a FIX
+    rewritten in place (no folder listing changes) is seen when answers are validated by stat."""
+    workspace(ws)
+    fix = ws.fix("P0", "1.1")
+    resolution = fix.with_name("FIX_11_RESOLUTION.md")
+    resolution.write_text("Fixed.\n")
+    ws.age()  # both an hour old (the resolution not older than its FIX): answered; out of the racy window
+    eng = ws.engine()
+    assert not eng.plan_status("@P0").pending_fixes
+    eng.generate("@P0")
+    os.utime(fix)  # written again (the same review, a new round), after the resolution: no listing changes
+    assert eng.plan_status("@P0").pending_fixes

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import msgspec
 
 from perfd.suggest import closest
-from perfd.engine.cache.cache import StatCache
+from perfd.engine.cache.cache import Inputs, StatCache, stat_key
 from perfd.engine.errors import UserError
 from perfd.engine.types import Problem
 from perfd.engine.ownership import (EXECUTION_RE, FEEDBACK_RE, NAMED_FEEDBACK_RE, SUBPLAN_RE, PlanIndex,
@@ -546,7 +546,7 @@ class Workspace:
                     if m is None and plan.loose:  # beside a loose plan, with its name (kept by loose_owner)
                         m = NAMED_FEEDBACK_RE.match(name)
                     if m is None and name.endswith("_RESOLUTION.md") and name.startswith("FIX_") and \
-                            _answers(path, name, names):
+                            _answers(path, name, names, self.cache.note):
                         resolutions.append(os.path.join(path, name))
                     if m:
                         ref = FileRef(os.path.join(path, name), m.group("nn"))
@@ -647,16 +647,23 @@ class Workspace:
                 self._walk_archive(full, take, depth - 1)
 
 
-def _answers(folder: str, resolution: str, names: list[str]) -> bool:
+def _answers(folder: str, resolution: str, names: list[str], note: Callable[[Inputs], None]) -> bool:
     """Whether a FIX resolution answers the FIX beside it: written after it (a FIX written again after
-    its resolution is a new review round, pending again). Resolutions are few: two stats each."""
+    its resolution is a new review round, pending again). Resolutions are few: two stats each, noted as
+    inputs of the answer being worked out (a FIX rewritten in place changes no folder listing)."""
     fix = resolution[: -len("_RESOLUTION.md")] + ".md"
     if fix not in names:
         return True
-    try:
-        return os.stat(os.path.join(folder, resolution)).st_mtime_ns >= os.stat(os.path.join(folder, fix)).st_mtime_ns
-    except OSError:
-        return False
+    stats = []
+    for path in (os.path.join(folder, resolution), os.path.join(folder, fix)):
+        try:
+            st: os.stat_result | None = os.stat(path)
+        except OSError:
+            st = None
+        stats.append(st)
+        note([(path, stat_key(st) if st is not None else None)])
+    res_st, fix_st = stats
+    return res_st is not None and fix_st is not None and res_st.st_mtime_ns >= fix_st.st_mtime_ns
 
 
 def _carries(name: str, feature: str) -> bool:

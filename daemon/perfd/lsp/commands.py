@@ -2,8 +2,8 @@
 stats, clearCache, createSubplan, openFile, writeAnswer), as plain functions of (session, arguments);
 perfd.run is perfd.lsp.run's.
 
-Each command is a thin call into perfd.app or the engine; a failure of the first five is answered
-in one line (perfd.lsp.binding.CommandFailed), never with a Python traceback.
+Each command is a thin call into perfd.app or the engine; a failure is answered in one line
+(perfd.lsp.binding.CommandFailed), never with a Python traceback.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ log = logging.getLogger("perfd.lsp")
 
 
 def register(s: Session) -> None:
-    # createSubplan, openFile and writeAnswer answer a failure as pygls does (its message, with
-    # pygls's traceback as data), as they have since they were written.
     command(s, "perfd.generateNext", generate_next, clear_errors=True)
     command(s, "perfd.generate", generate, clear_errors=True)
     command(s, "perfd.status", status, clear_errors=True)
     command(s, "perfd.stats", stats, clear_errors=True)
     command(s, "perfd.clearCache", clear_cache, clear_errors=True)
-    async_command(s, "perfd.createSubplan", create_subplan, clear_errors=False)
-    async_command(s, "perfd.openFile", open_file, clear_errors=False)
-    command(s, "perfd.writeAnswer", write_answer, clear_errors=False)
+    # A refusal (a path outside the workspace) is one line too: a traceback logged or sent for an
+    # editor's bad argument is noise at best, and names the server's files.
+    async_command(s, "perfd.createSubplan", create_subplan, clear_errors=True)
+    async_command(s, "perfd.openFile", open_file, clear_errors=True)
+    command(s, "perfd.writeAnswer", write_answer, clear_errors=True)
 
 
 def generate_next(s: Session, args: Args) -> JSONObject:

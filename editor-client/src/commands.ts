@@ -4,13 +4,16 @@ import type { PerfdApi } from './api';
 import {
   achievementMessage,
   achievementPickItems,
+  basename,
   errorMessage,
   generatedMessage,
+  notPlanText,
   PickItem,
   planPickItems,
   planStatusMarkdown,
   promptDocName,
   ServerState,
+  splitPlans,
   statsMarkdown,
   workspaceStatusMarkdown,
 } from './pure/format';
@@ -112,12 +115,14 @@ export class Commands {
   /** The workspace's only plan, else the user's pick: its PLAN file's path. */
   private async pickPlan(api: PerfdApi): Promise<string | undefined> {
     const st = await api.status();
-    if (!st.plans.length) {
-      void this.ui.warn(`perfd: no plans found under ${st.root}.`);
+    const { plans, notPlans } = splitPlans(st.plans);
+    if (!plans.length) {
+      const others = notPlans.length ? ` (${notPlans.length} document${notPlans.length === 1 ? '' : 's'} named PLAN_ ${notPlans.length === 1 ? 'says it is' : 'say they are'} not a plan)` : '';
+      void this.ui.warn(`perfd: no plans found under ${st.root}${others}.`);
       return undefined;
     }
-    if (st.plans.length === 1) return st.plans[0].path;
-    const picked = await this.ui.pick(planPickItems(st.plans), 'Which plan?');
+    if (plans.length === 1) return plans[0].path;
+    const picked = await this.ui.pick(planPickItems(plans), 'Which plan?');
     return picked?.path;
   }
 
@@ -164,6 +169,10 @@ export class Commands {
     return this.withApi(async (api) => {
       const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
       if (!st) return undefined;
+      if (st.not_plan) {
+        void this.ui.warn(`perfd: ${basename(st.path)} is ${notPlanText(st)}.`);
+        return undefined;
+      }
       const items = achievementPickItems(st);
       if (!items.length) {
         void this.ui.warn(`perfd: @${st.plan} has no achievements.`);

@@ -339,3 +339,40 @@ describe('code lens commands', () => {
     expect(ui.docs.get('API-CLIENT status.md')).toContain('# @API-CLIENT — API client');
   });
 });
+
+describe('documents named PLAN_ that are not plans', () => {
+  const done = {
+    plan: 'API-CLIENT_COMPLETE', path: '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT_COMPLETE.md', title: 'API client: done',
+    state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks', not_plan: 'a completion summary',
+  } as const;
+
+  it('are never offered as a plan: the only plan is taken without asking, and the warning says why none', async () => {
+    server.sendRequest = async (_m, p) => ((p as Call).command === 'perfd.status' ? { ...status, plans: [done, status.plans[1]] } : gen('DOCS', null));
+    ui.active = '/w/README.md';
+    await cmds.generateNextPrompt();
+    expect(ui.picks).toEqual([]);
+    expect(ui.docs.has('DOCS next prompt.md')).toBe(true);
+
+    server.sendRequest = async () => ({ root: '/w', plans: [done], problems: [] });
+    expect(await cmds.generateNextPrompt()).toBeUndefined();
+    expect(ui.log.at(-1)).toBe('warn: perfd: no plans found under /w (1 document named PLAN_ says it is not a plan).');
+  });
+
+  it('have no achievements to pick: the warning says it is not a plan, and why', async () => {
+    server.sendRequest = async () => ({ ...done, achievements: [] });
+    ui.active = done.path;
+    expect(await cmds.generateForAchievement()).toBeUndefined();
+    expect(ui.picks).toEqual([]);
+    expect(ui.log).toEqual(['warn: perfd: PLAN_API-CLIENT_COMPLETE.md is not a plan: a completion summary.']);
+  });
+
+  it('the status document lists them apart, and names a plan by its label', async () => {
+    const archived = { ...status.plans[1], label: 'archive/DOCS' };
+    server.sendRequest = async () => ({ ...status, plans: [status.plans[0], archived, done] });
+    await cmds.showStatus();
+    const md = ui.docs.get('perfd status.md') ?? '';
+    expect(md).toContain('| @archive/DOCS | Docs |');
+    expect(md).not.toContain('API-CLIENT_COMPLETE |');
+    expect(md).toContain('- `work-space/plans/API-CLIENT/PLAN_API-CLIENT_COMPLETE.md`: not a plan: a completion summary');
+  });
+});

@@ -212,6 +212,24 @@ describe('the Plans view', () => {
     expect(state.messages).toEqual([]);
   });
 
+  it('a plan shows its label; a document that is not a plan is a row of its own saying why, opening the file', async () => {
+    plans[B] = [
+      plan(B, 'DOCS', { label: 'archive/DOCS' }),
+      plan(B, 'DOCS_DONE', { path: `${B}/work-space/plans/DOCS/PLAN_DOCS_DONE.md`, next: null, total: 0, not_plan: 'a completion summary' }),
+    ];
+    await activate();
+    const t = tree();
+    await vi.waitFor(() => expect(describeTree(t.provider.getChildren())).toEqual(['a — 1 plan', 'b — 1 plan']));
+    const rows = t.provider.getChildren(t.provider.getChildren()[1]);
+    // the summary sits in the plan's own folder: listed beside the plan, not under a group of that name
+    expect(describeTree(rows)).toEqual(['@archive/DOCS — 0/2 · next 1.1 · no_subplan', 'PLAN_DOCS_DONE.md — not a plan: a completion summary']);
+    const item = t.provider.getTreeItem(rows[1]);
+    expect(item.contextValue).toBe('notPlan'); // none of the plan's inline actions (generate, run)
+    expect(item.collapsibleState).toBe(vscode.TreeItemCollapsibleState.None);
+    expect(item.command?.command).toBe('vscode.open');
+    expect(String((item.command?.arguments?.[0] as vscode.Uri).fsPath)).toBe(`${B}/work-space/plans/DOCS/PLAN_DOCS_DONE.md`);
+  });
+
   it('the filter shows only matching plans', async () => {
     await activate();
     const t = tree();

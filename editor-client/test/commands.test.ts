@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { PerfdApi } from '../src/api';
 import { Commands, Host, NOT_RUNNING, RUN_NOT_AVAILABLE, Ui } from '../src/commands';
 import type { PickItem, ServerState } from '../src/pure/format';
-import { DEFAULTS, Settings } from '../src/pure/settings';
+import { DEFAULTS, RESTRICTED_MESSAGE, Settings } from '../src/pure/settings';
 import type { GenerateResult, PlanStatus, StatsPayload, WorkspaceStatus } from '../src/pure/types';
 
 const ROOT = '/w';
@@ -62,6 +62,8 @@ class FakeServer {
         return { cleared: 7 };
       case 'perfd.run':
         return { answer: 'done' };
+      case 'perfd.models':
+        return { models: ['cheap', 'other'], waiting: ['third'] };
     }
     throw new Error(`unknown command ${p.command}`);
   }
@@ -77,9 +79,13 @@ class FakeUi implements Ui {
   picks: string[][] = [];
   config: Settings = { ...DEFAULTS };
   opened: string[] = [];
-  async pick<T>(items: PickItem<T>[]): Promise<T | undefined> {
+  placeholders: string[] = [];
+  runLive?: Ui['runLive'];
+  input?: Ui['input'];
+  async pick<T>(items: PickItem<T>[], placeholder = ''): Promise<T | undefined> {
     const labels = items.map((i) => i.label);
     this.picks.push(labels);
+    this.placeholders.push(placeholder);
     const i = this.pickWith(labels);
     return i === undefined ? undefined : items[i].value;
   }
@@ -100,8 +106,9 @@ class FakeHost implements Host {
   restarted = 0;
   outputShown = 0;
   stats: StatsPayload | undefined;
+  restricted = false; // VS Code's Restricted Mode
   constructor(public server: FakeServer, public serverCommands = ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache']) {}
-  api() { return this.running ? new PerfdApi(this.server, this.serverCommands) : undefined; }
+  api() { return this.running ? new PerfdApi(this.server, this.serverCommands, () => this.restricted) : undefined; }
   state(): ServerState { return this.running ? 'running' : 'stopped'; }
   lastStats() { return this.stats; }
   async restart() { this.restarted++; }
@@ -290,6 +297,72 @@ describe('Run Next With Model', () => {
     expect(await cmds.runNext()).toBeUndefined();
     expect(ui.picks).toEqual([]);
     expect(ui.log).toEqual(['error: perfd: the model call failed: 500']);
+  });
+});
+
+describe('named models', () => {
+  const PLAN = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+  const runs = () => server.calls.filter((c) => c.command === 'perfd.run').map((c) => c.arguments);
+  beforeEach(() => {
+    host.serverCommands = [...host.serverCommands, 'perfd.run'];
+    ui.active = PLAN;
+  });
+
+  it('every run takes the perfd.model setting; none named, [llm] (no model option sent)', async () => {
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    expect(runs()).toEqual([[PLAN], [PLAN, '1.3'], [PLAN, null, { model: 'other' }], [PLAN, '1.3', { model: 'other' }]]);
+  });
+
+  it('a live run is handed the model too', async () => {
+    const live: [string, string | null, string][] = [];
+    ui.runLive = async (_api: unknown, plan: string, achievement: string | null, model: string) => void live.push([plan, achievement, model]);
+    ui.config = { ...DEFAULTS, model: 'cheap' };
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    expect(live).toEqual([[PLAN, null, 'cheap'], [PLAN, '1.3', 'cheap']]);
+  });
+
+  it('Run with Model… offers the names the server tells, [llm] first, and runs the next step with the one picked', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.models'];
+    ui.pickWith = (labels) => labels.indexOf('cheap');
+    await cmds.runWithModel();
+    expect(ui.picks).toEqual([['[llm]', 'cheap', 'other']]);
+    expect(ui.placeholders[0]).toContain('third waits for `perfd trust`');
+    ui.pickWith = (labels) => labels.indexOf('[llm]');
+    await cmds.runWithModel();
+    ui.pickWith = () => undefined; // dismissed: no run
+    await cmds.runWithModel();
+    expect(runs()).toEqual([[PLAN, null, { model: 'cheap' }], [PLAN]]);
+  });
+
+  it('Run with Model… asks for a name when the server cannot tell them', async () => {
+    const asked: [string, string][] = [];
+    let typed: string | undefined = ' mine ';
+    ui.input = async (prompt: string, value: string) => (asked.push([prompt, value]), typed);
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runWithModel();
+    typed = undefined; // dismissed
+    await cmds.runWithModel();
+    expect(asked.map(([, v]) => v)).toEqual(['other', 'other']); // the setting, to keep or change
+    expect(runs()).toEqual([[PLAN, null, { model: 'mine' }]]);
+    expect(server.calls.map((c) => c.command)).not.toContain('perfd.models');
+  });
+
+  it('Restricted Mode: Run with Model… refuses before asking anything, and no run is sent', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.models'];
+    host.restricted = true;
+    ui.input = async () => 'other';
+    await cmds.runWithModel();
+    expect(ui.picks).toEqual([]);
+    expect(server.calls).toEqual([]);
+    expect(ui.log).toEqual([`error: ${RESTRICTED_MESSAGE}`]);
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runNext();
+    expect(runs()).toEqual([]);
   });
 });
 

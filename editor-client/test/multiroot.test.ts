@@ -335,4 +335,23 @@ describe('code actions and live runs', () => {
     expect(state.untitled.map((d) => d.text)).toEqual(['Hel', 'Hello']);
     expect(state.messages.map((m) => m.text)).toEqual(['perfd: 1.2 (fix_pending) answered.']);
   });
+
+  it('the perfd.model setting goes with every streamed run; "Run with Model…" asks for one', async () => {
+    await activate();
+    const planPath = `${A}/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md`;
+    const sent: unknown[] = [];
+    const prev = FakeClient.handler!;
+    FakeClient.handler = async (c, command, args) => {
+      if (command !== 'perfd.run') return prev(c, command, args);
+      sent.push(args[2]);
+      return { plan: 'API-CLIENT', achievement: '1.2', state: 'fix_pending', ok: true, text: 'Hi', write_path: null };
+    };
+    await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
+    state.config['perfd.model'] = 'other';
+    await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
+    state.inputAnswer = 'cheap'; // this server does not offer perfd.models: an input box asks
+    await vscode.commands.executeCommand('perfd.runWithModel', planPath);
+    expect(sent.map((o) => ({ ...(o as object), stream: typeof (o as { stream: unknown }).stream }))).toEqual([
+      { stream: 'string' }, { stream: 'string', model: 'other' }, { stream: 'string', model: 'cheap' }]);
+  });
 });

@@ -5,6 +5,7 @@ import type {
   ClearCacheResult,
   FileResult,
   GenerateResult,
+  ModelNames,
   PlanStatus,
   RunResult,
   StatsPayload,
@@ -41,8 +42,13 @@ export class PerfdApi {
     return this.serverCommands.includes(command);
   }
 
+  /** Whether `command` is refused here before it is sent (one that runs a model or writes, in Restricted Mode). */
+  refuses(command: string): boolean {
+    return NEEDS_WORKSPACE_TRUST.has(command) && this.restricted();
+  }
+
   async execute<T>(command: string, args: unknown[] = [], token?: CancellationToken): Promise<T> {
-    if (NEEDS_WORKSPACE_TRUST.has(command) && this.restricted()) throw new Error(RESTRICTED_MESSAGE);
+    if (this.refuses(command)) throw new Error(RESTRICTED_MESSAGE);
     const r = await this.conn.sendRequest(EXECUTE_COMMAND, { command, arguments: args }, token);
     if (r === null || r === undefined) throw new Error(`perfd answered nothing to ${command}`);
     return r as T;
@@ -75,16 +81,25 @@ export class PerfdApi {
     return this.execute<ClearCacheResult>('perfd.clearCache');
   }
 
-  run(plan: string): Promise<unknown> {
-    return this.execute<unknown>('perfd.run', [plan]);
+  /** perfd.run of (plan, achievement or the next); `model`: a `[models.NAME]` instead of `[llm]` ('' or none: `[llm]`). */
+  run(plan: string, achievement: string | null = null, model?: string): Promise<unknown> {
+    const args = model ? [plan, achievement, runOptions({ model })] : achievement === null ? [plan] : [plan, achievement];
+    return this.execute<unknown>('perfd.run', args);
   }
 
   /**
    * perfd.run of (plan, achievement or the next), its answer streamed as perfd/runChunk
-   * notifications carrying `streamId`; cancelling `token` cancels the model call.
+   * notifications carrying `streamId`; cancelling `token` cancels the model call. `model` as for run.
    */
-  runStreamed(plan: string, achievement: string | null, streamId: string, token?: CancellationToken): Promise<RunResult> {
-    return this.execute<RunResult>('perfd.run', [plan, achievement, { stream: streamId }], token);
+  runStreamed(plan: string, achievement: string | null, streamId: string, token?: CancellationToken, model?: string): Promise<RunResult> {
+    return this.execute<RunResult>('perfd.run', [plan, achievement, runOptions({ stream: streamId, model })], token);
+  }
+
+  /** perfd.models: the `[models.NAME]` a run can take, and those waiting for `perfd trust`. */
+  async models(): Promise<ModelNames> {
+    const r = await this.execute<ModelNames>('perfd.models');
+    const names = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    return { models: names(r?.models), waiting: names(r?.waiting) };
   }
 
   /** Write the SUBPLAN scaffold of an achievement (never over a file); the server opens it. */
@@ -96,6 +111,14 @@ export class PerfdApi {
   writeAnswer(plan: string, achievement: string, text: string): Promise<FileResult> {
     return this.execute<FileResult>('perfd.writeAnswer', [plan, achievement, text]);
   }
+}
+
+/** perfd.run's options (its third argument): the stream id, and the model only when one is named. */
+export function runOptions(o: { stream?: string; model?: string }): { stream?: string; model?: string } {
+  const out: { stream?: string; model?: string } = {};
+  if (o.stream) out.stream = o.stream;
+  if (o.model) out.model = o.model;
+  return out;
 }
 
 function checkGenerate(r: GenerateResult): GenerateResult {

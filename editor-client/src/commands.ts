@@ -4,17 +4,20 @@ import type { PerfdApi } from './api';
 import {
   achievementMessage,
   achievementPickItems,
+  basename,
   errorMessage,
   generatedMessage,
+  notPlanText,
   PickItem,
   planPickItems,
   planStatusMarkdown,
   promptDocName,
   ServerState,
+  splitPlans,
   statsMarkdown,
   workspaceStatusMarkdown,
 } from './pure/format';
-import { isPlanFile } from './pure/settings';
+import { isPlanFile, RESTRICTED_MESSAGE } from './pure/settings';
 import type { Settings } from './pure/settings';
 import type { GenerateResult, StatsPayload } from './pure/types';
 
@@ -32,8 +35,10 @@ export interface Ui {
   settings(): Settings;
   /** Runs while a request is in flight (progress in the status bar / notification). */
   progress<T>(title: string, task: () => Promise<T>): Promise<T>;
-  /** Stream a run's answer into an editor (extension.ts: liveRun); without it the answer is shown whole. */
-  runLive?(api: PerfdApi, plan: string, achievement: string | null): Promise<void>;
+  /** Stream a run's answer into an editor (extension.ts: liveRun); without it the answer is shown whole. `model`: '' for [llm]. */
+  runLive?(api: PerfdApi, plan: string, achievement: string | null, model: string): Promise<void>;
+  /** Ask for a line of text (an input box); undefined when dismissed. */
+  input?(prompt: string, value: string): Promise<string | undefined>;
 }
 
 export interface Host {
@@ -55,6 +60,11 @@ export interface Host {
 
 export const NOT_RUNNING =
   'perfd: the language server is not running. See the perfd output channel, or run "perfd: Restart Daemon".';
+/** How a run's model is named in messages: '' is [llm]. */
+export function modelName(model: string): string {
+  return model ? `the model ${model}` : 'the model';
+}
+
 export const RUN_NOT_AVAILABLE =
   'perfd: "Run Next With Model" is not available yet in this perfd: the server does not offer perfd.run. Update perfd to a version with model runs.';
 
@@ -112,12 +122,14 @@ export class Commands {
   /** The workspace's only plan, else the user's pick: its PLAN file's path. */
   private async pickPlan(api: PerfdApi): Promise<string | undefined> {
     const st = await api.status();
-    if (!st.plans.length) {
-      void this.ui.warn(`perfd: no plans found under ${st.root}.`);
+    const { plans, notPlans } = splitPlans(st.plans);
+    if (!plans.length) {
+      const others = notPlans.length ? ` (${notPlans.length} document${notPlans.length === 1 ? '' : 's'} named PLAN_ ${notPlans.length === 1 ? 'says it is' : 'say they are'} not a plan)` : '';
+      void this.ui.warn(`perfd: no plans found under ${st.root}${others}.`);
       return undefined;
     }
-    if (st.plans.length === 1) return st.plans[0].path;
-    const picked = await this.ui.pick(planPickItems(st.plans), 'Which plan?');
+    if (plans.length === 1) return plans[0].path;
+    const picked = await this.ui.pick(planPickItems(plans), 'Which plan?');
     return picked?.path;
   }
 
@@ -164,6 +176,10 @@ export class Commands {
     return this.withApi(async (api) => {
       const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
       if (!st) return undefined;
+      if (st.not_plan) {
+        void this.ui.warn(`perfd: ${basename(st.path)} is ${notPlanText(st)}.`);
+        return undefined;
+      }
       const items = achievementPickItems(st);
       if (!items.length) {
         void this.ui.warn(`perfd: @${st.plan} has no achievements.`);
@@ -177,37 +193,78 @@ export class Commands {
     }, file);
   }
 
-  /** perfd: Run Next With Model (needs a server that offers perfd.run). */
-  runNext(file?: string): Promise<unknown> {
+  /**
+   * perfd: Run Next With Model (needs a server that offers perfd.run). `model`: a `[models.NAME]`, ''
+   * for [llm]; none: the perfd.model setting.
+   */
+  runNext(file?: string, model?: string): Promise<unknown> {
     return this.withApi(async (api) => {
       if (!api.hasCommand('perfd.run')) {
         void this.ui.info(RUN_NOT_AVAILABLE);
         return undefined;
       }
-      // The plan first (a question), then the run: a failed model call is never retried on another plan.
-      const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
-      if (!st) return undefined;
-      if (this.ui.runLive) {
-        await this.ui.runLive(api, st.path, null);
-        return undefined;
-      }
-      const r = await this.ui.progress('perfd: running the next step with the model…', () => api.run(st.path));
-      const text = typeof r === 'string' ? r : '```json\n' + JSON.stringify(r, null, 2) + '\n```\n';
-      await this.ui.showDocument('perfd run.md', text);
-      return r;
+      return this.runNextOn(api, file, model ?? this.ui.settings().model);
     }, file);
   }
 
-  /** Run one achievement (the code action "Run N.N with the model", the view's Run). */
+  private async runNextOn(api: PerfdApi, file: string | undefined, model: string): Promise<unknown> {
+    // The plan first (a question), then the run: a failed model call is never retried on another plan.
+    const st = await this.askAboutPlan(api, file, (plan) => api.planStatus(plan));
+    if (!st) return undefined;
+    if (this.ui.runLive) {
+      await this.ui.runLive(api, st.path, null, model);
+      return undefined;
+    }
+    const r = await this.ui.progress(`perfd: running the next step with ${modelName(model)}…`, () => api.run(st.path, null, model));
+    const text = typeof r === 'string' ? r : '```json\n' + JSON.stringify(r, null, 2) + '\n```\n';
+    await this.ui.showDocument('perfd run.md', text);
+    return r;
+  }
+
+  /** perfd: Run with Model…: the next step of the plan, with a model picked now (the server's names when it can tell them). */
+  runWithModel(file?: string): Promise<unknown> {
+    return this.withApi(async (api) => {
+      if (!api.hasCommand('perfd.run')) {
+        void this.ui.info(RUN_NOT_AVAILABLE);
+        return undefined;
+      }
+      if (api.refuses('perfd.run')) {
+        void this.ui.error(RESTRICTED_MESSAGE); // asked before the pick: no choice to make for a run that cannot happen
+        return undefined;
+      }
+      const model = await this.askModel(api);
+      return model === undefined ? undefined : this.runNextOn(api, file, model);
+    }, file);
+  }
+
+  /** The model for a run: '' for [llm], a [models.NAME], undefined when the question is dismissed. */
+  private async askModel(api: PerfdApi): Promise<string | undefined> {
+    const current = this.ui.settings().model;
+    if (!api.hasCommand('perfd.models')) {
+      if (!this.ui.input) return current;
+      const typed = await this.ui.input('Model to run with: the NAME of a [models.NAME] of perfd.toml (empty: [llm])', current);
+      return typed === undefined ? undefined : typed.trim();
+    }
+    const { models, waiting } = await api.models();
+    const items: PickItem<string>[] = [
+      { label: '[llm]', description: `the default model${current ? '' : ' · the perfd.model setting'}`, value: '' },
+      ...models.map((n) => ({ label: n, description: `[models.${n}]${n === current ? ' · the perfd.model setting' : ''}`, value: n })),
+    ];
+    const waits = waiting.length ? ` (${waiting.join(', ')} wait${waiting.length === 1 ? 's' : ''} for \`perfd trust\`)` : '';
+    return this.ui.pick(items, `Model to run the next step with${waits}`);
+  }
+
+  /** Run one achievement (the code action "Run N.N with the model", the view's Run), with the perfd.model setting's model. */
   runAchievement(plan: string, achievement: string | null): Promise<void> {
     return this.withApi(async (api) => {
       if (!api.hasCommand('perfd.run')) {
         void this.ui.info(RUN_NOT_AVAILABLE);
         return;
       }
-      if (this.ui.runLive) return this.ui.runLive(api, plan, achievement);
-      const r = await this.ui.progress(`perfd: running ${achievement ?? 'the next step'} with the model…`, () =>
-        api.execute<unknown>('perfd.run', [plan, achievement]),
+      const model = this.ui.settings().model;
+      if (this.ui.runLive) return this.ui.runLive(api, plan, achievement, model);
+      const r = await this.ui.progress(`perfd: running ${achievement ?? 'the next step'} with ${modelName(model)}…`, () =>
+        api.run(plan, achievement, model),
       );
       await this.ui.showDocument('perfd run.md', '```json\n' + JSON.stringify(r, null, 2) + '\n```\n');
     }, plan);

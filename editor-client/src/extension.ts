@@ -342,7 +342,8 @@ export class PerfdExtension implements Host, SessionHost, ViewHost, RunHost, vsc
       settings: () => this.settings(this.current()?.path),
       progress: (title, task) =>
         Promise.resolve(vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, task)),
-      runLive: (api, plan, achievement) => liveRun(this, api, plan, achievement),
+      runLive: (api, plan, achievement, model) => liveRun(this, api, plan, achievement, model),
+      input: (prompt, value) => Promise.resolve(vscode.window.showInputBox({ prompt, value, ignoreFocusOut: true })),
     };
   }
 
@@ -387,6 +388,7 @@ export function commandHandlers(ext: PerfdExtension): Record<string, (...args: u
     'perfd.generateNextPrompt': (arg) => c.generateNextPrompt(fileArg(arg)),
     'perfd.generatePromptForAchievement': (arg) => c.generateForAchievement(fileArg(arg)),
     'perfd.runNext': (arg) => c.runNext(fileArg(arg)),
+    'perfd.runWithModel': (arg) => c.runWithModel(fileArg(arg)),
     'perfd.showStatus': () => c.showStatus(),
     'perfd.showStats': () => c.showStats(),
     'perfd.showDashboard': () => ext.dashboard.show(),

@@ -18,7 +18,8 @@ export interface RunHost {
 
 let seq = 0;
 
-export async function liveRun(host: RunHost, api: PerfdApi, plan: string, achievement: string | null): Promise<void> {
+/** `model`: a `[models.NAME]` to run with, '' for `[llm]`. */
+export async function liveRun(host: RunHost, api: PerfdApi, plan: string, achievement: string | null, model = ''): Promise<void> {
   const id = `run-${process.pid}-${Date.now()}-${++seq}`;
   const started = Date.now();
   let doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: '' });
@@ -52,8 +53,8 @@ export async function liveRun(host: RunHost, api: PerfdApi, plan: string, achiev
           cancelled = true;
           buffer.close();
         });
-        progress.report({ message: 'asking the model…' });
-        return api.runStreamed(plan, achievement, id, token);
+        progress.report({ message: model ? `asking ${model}…` : 'asking the model…' });
+        return api.runStreamed(plan, achievement, id, token, model);
       },
     );
     await buffer.drain();

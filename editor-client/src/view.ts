@@ -4,7 +4,7 @@
 // is live without polling.
 import * as vscode from 'vscode';
 import type { PerfdApi } from './api';
-import { errorMessage, stateLabel } from './pure/format';
+import { errorMessage, notPlanText, planRef, stateLabel } from './pure/format';
 import { achievementDescription, Filter, filterLabel, Node, planDescription, stateIcon, TreeModel } from './pure/tree';
 
 export interface ViewHost {
@@ -156,11 +156,11 @@ export class PlansView implements vscode.TreeDataProvider<Node>, vscode.Disposab
         break;
       case 'plan': {
         const p = node.plan;
-        item = new vscode.TreeItem(`@${p.plan}`, collapsible(this.model.isExpanded(node.id)));
+        item = new vscode.TreeItem(planRef(p), collapsible(this.model.isExpanded(node.id)));
         item.description = planDescription(p);
         item.iconPath = new vscode.ThemeIcon(stateIcon(p.state));
         const tip = new vscode.MarkdownString(
-          `**${p.title || p.plan}** (@${p.plan})\n\n${p.done}/${p.total} approved · state \`${p.state}\` (${stateLabel(p.state)})` +
+          `**${p.title || p.plan}** (${planRef(p)})\n\n${p.done}/${p.total} approved · state \`${p.state}\` (${stateLabel(p.state)})` +
             (p.next ? ` · next **${p.next}**` : '') +
             ((p.pending_fixes ?? []).length ? `\n\npending fixes: ${(p.pending_fixes ?? []).join(', ')}` : '') +
             ((p.parallel_options ?? []).length ? `\n\nparallel options: ${(p.parallel_options ?? []).join(', ')}` : ''),
@@ -170,6 +170,15 @@ export class PlansView implements vscode.TreeDataProvider<Node>, vscode.Disposab
         item.resourceUri = vscode.Uri.file(p.path);
         break;
       }
+      case 'notPlan':
+        item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
+        item.description = notPlanText({ not_plan: node.reason });
+        item.tooltip = `${node.path}\n\n${notPlanText({ not_plan: node.reason })} (perfd does not count it)`;
+        item.iconPath = new vscode.ThemeIcon('circle-slash');
+        item.contextValue = 'notPlan';
+        item.resourceUri = vscode.Uri.file(node.path);
+        item.command = { command: 'vscode.open', title: 'Open the document', arguments: [vscode.Uri.file(node.path)] };
+        break;
       case 'achievement': {
         const a = node.achievement;
         item = new vscode.TreeItem(`${a.number} ${a.title}`, vscode.TreeItemCollapsibleState.None);

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { PerfdApi } from '../src/api';
 import { Commands, Host, NOT_RUNNING, RUN_NOT_AVAILABLE, Ui } from '../src/commands';
 import type { PickItem, ServerState } from '../src/pure/format';
-import { DEFAULTS, Settings } from '../src/pure/settings';
+import { DEFAULTS, RESTRICTED_MESSAGE, Settings } from '../src/pure/settings';
 import type { GenerateResult, PlanStatus, StatsPayload, WorkspaceStatus } from '../src/pure/types';
 
 const ROOT = '/w';
@@ -62,6 +62,8 @@ class FakeServer {
         return { cleared: 7 };
       case 'perfd.run':
         return { answer: 'done' };
+      case 'perfd.models':
+        return { models: ['cheap', 'other'], waiting: ['third'] };
     }
     throw new Error(`unknown command ${p.command}`);
   }
@@ -77,9 +79,13 @@ class FakeUi implements Ui {
   picks: string[][] = [];
   config: Settings = { ...DEFAULTS };
   opened: string[] = [];
-  async pick<T>(items: PickItem<T>[]): Promise<T | undefined> {
+  placeholders: string[] = [];
+  runLive?: Ui['runLive'];
+  input?: Ui['input'];
+  async pick<T>(items: PickItem<T>[], placeholder = ''): Promise<T | undefined> {
     const labels = items.map((i) => i.label);
     this.picks.push(labels);
+    this.placeholders.push(placeholder);
     const i = this.pickWith(labels);
     return i === undefined ? undefined : items[i].value;
   }
@@ -100,8 +106,9 @@ class FakeHost implements Host {
   restarted = 0;
   outputShown = 0;
   stats: StatsPayload | undefined;
+  restricted = false; // VS Code's Restricted Mode
   constructor(public server: FakeServer, public serverCommands = ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache']) {}
-  api() { return this.running ? new PerfdApi(this.server, this.serverCommands) : undefined; }
+  api() { return this.running ? new PerfdApi(this.server, this.serverCommands, () => this.restricted) : undefined; }
   state(): ServerState { return this.running ? 'running' : 'stopped'; }
   lastStats() { return this.stats; }
   async restart() { this.restarted++; }
@@ -293,6 +300,72 @@ describe('Run Next With Model', () => {
   });
 });
 
+describe('named models', () => {
+  const PLAN = '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md';
+  const runs = () => server.calls.filter((c) => c.command === 'perfd.run').map((c) => c.arguments);
+  beforeEach(() => {
+    host.serverCommands = [...host.serverCommands, 'perfd.run'];
+    ui.active = PLAN;
+  });
+
+  it('every run takes the perfd.model setting; none named, [llm] (no model option sent)', async () => {
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    expect(runs()).toEqual([[PLAN], [PLAN, '1.3'], [PLAN, null, { model: 'other' }], [PLAN, '1.3', { model: 'other' }]]);
+  });
+
+  it('a live run is handed the model too', async () => {
+    const live: [string, string | null, string][] = [];
+    ui.runLive = async (_api: unknown, plan: string, achievement: string | null, model: string) => void live.push([plan, achievement, model]);
+    ui.config = { ...DEFAULTS, model: 'cheap' };
+    await cmds.runNext();
+    await cmds.runAchievement(PLAN, '1.3');
+    expect(live).toEqual([[PLAN, null, 'cheap'], [PLAN, '1.3', 'cheap']]);
+  });
+
+  it('Run with Model… offers the names the server tells, [llm] first, and runs the next step with the one picked', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.models'];
+    ui.pickWith = (labels) => labels.indexOf('cheap');
+    await cmds.runWithModel();
+    expect(ui.picks).toEqual([['[llm]', 'cheap', 'other']]);
+    expect(ui.placeholders[0]).toContain('third waits for `perfd trust`');
+    ui.pickWith = (labels) => labels.indexOf('[llm]');
+    await cmds.runWithModel();
+    ui.pickWith = () => undefined; // dismissed: no run
+    await cmds.runWithModel();
+    expect(runs()).toEqual([[PLAN, null, { model: 'cheap' }], [PLAN]]);
+  });
+
+  it('Run with Model… asks for a name when the server cannot tell them', async () => {
+    const asked: [string, string][] = [];
+    let typed: string | undefined = ' mine ';
+    ui.input = async (prompt: string, value: string) => (asked.push([prompt, value]), typed);
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runWithModel();
+    typed = undefined; // dismissed
+    await cmds.runWithModel();
+    expect(asked.map(([, v]) => v)).toEqual(['other', 'other']); // the setting, to keep or change
+    expect(runs()).toEqual([[PLAN, null, { model: 'mine' }]]);
+    expect(server.calls.map((c) => c.command)).not.toContain('perfd.models');
+  });
+
+  it('Restricted Mode: Run with Model… refuses before asking anything, and no run is sent', async () => {
+    host.serverCommands = [...host.serverCommands, 'perfd.models'];
+    host.restricted = true;
+    ui.input = async () => 'other';
+    await cmds.runWithModel();
+    expect(ui.picks).toEqual([]);
+    expect(server.calls).toEqual([]);
+    expect(ui.log).toEqual([`error: ${RESTRICTED_MESSAGE}`]);
+    ui.config = { ...DEFAULTS, model: 'other' };
+    await cmds.runNext();
+    expect(runs()).toEqual([]);
+  });
+});
+
 describe('status, stats, cache', () => {
   it('shows the status of all plans', async () => {
     await cmds.showStatus();
@@ -337,5 +410,42 @@ describe('code lens commands', () => {
   it('plan state lens: the plan status document', async () => {
     await cmds.lensStatus(planPath);
     expect(ui.docs.get('API-CLIENT status.md')).toContain('# @API-CLIENT — API client');
+  });
+});
+
+describe('documents named PLAN_ that are not plans', () => {
+  const done = {
+    plan: 'API-CLIENT_COMPLETE', path: '/w/work-space/plans/API-CLIENT/PLAN_API-CLIENT_COMPLETE.md', title: 'API client: done',
+    state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks', not_plan: 'a completion summary',
+  } as const;
+
+  it('are never offered as a plan: the only plan is taken without asking, and the warning says why none', async () => {
+    server.sendRequest = async (_m, p) => ((p as Call).command === 'perfd.status' ? { ...status, plans: [done, status.plans[1]] } : gen('DOCS', null));
+    ui.active = '/w/README.md';
+    await cmds.generateNextPrompt();
+    expect(ui.picks).toEqual([]);
+    expect(ui.docs.has('DOCS next prompt.md')).toBe(true);
+
+    server.sendRequest = async () => ({ root: '/w', plans: [done], problems: [] });
+    expect(await cmds.generateNextPrompt()).toBeUndefined();
+    expect(ui.log.at(-1)).toBe('warn: perfd: no plans found under /w (1 document named PLAN_ says it is not a plan).');
+  });
+
+  it('have no achievements to pick: the warning says it is not a plan, and why', async () => {
+    server.sendRequest = async () => ({ ...done, achievements: [] });
+    ui.active = done.path;
+    expect(await cmds.generateForAchievement()).toBeUndefined();
+    expect(ui.picks).toEqual([]);
+    expect(ui.log).toEqual(['warn: perfd: PLAN_API-CLIENT_COMPLETE.md is not a plan: a completion summary.']);
+  });
+
+  it('the status document lists them apart, and names a plan by its label', async () => {
+    const archived = { ...status.plans[1], label: 'archive/DOCS' };
+    server.sendRequest = async () => ({ ...status, plans: [status.plans[0], archived, done] });
+    await cmds.showStatus();
+    const md = ui.docs.get('perfd status.md') ?? '';
+    expect(md).toContain('| @archive/DOCS | Docs |');
+    expect(md).not.toContain('API-CLIENT_COMPLETE |');
+    expect(md).toContain('- `work-space/plans/API-CLIENT/PLAN_API-CLIENT_COMPLETE.md`: not a plan: a completion summary');
   });
 });

@@ -286,7 +286,7 @@ esac
 
   it('declares limited support for Restricted Mode, with perfd.path and perfd.args from user settings only', () => {
     expect(pkg.capabilities.untrustedWorkspaces.supported).toBe('limited');
-    expect(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations).toEqual(['perfd.path', 'perfd.args']);
+    expect(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations).toEqual(['perfd.path', 'perfd.args', 'perfd.model']);
   });
 
   it('in Restricted Mode runs no model and writes no file, and asks perfd nothing about its settings', async () => {

@@ -208,6 +208,37 @@ describe('documents', () => {
     expect(row(undefined)).toBe('| @API | Api | 📄 no SUBPLAN yet | 1.2 | 1/4 |  |'); // omitted when 0
   });
 
+  it('workspace status lists documents that are not plans apart, with why, and names plans by their label', () => {
+    const md = workspaceStatusMarkdown({
+      root: '/r/',
+      plans: [
+        { plan: 'API', path: '/r/plans/API/PLAN_API.md', title: 'Api', state: 'no_subplan', next: '1.1', done: 0, total: 2, source: 'plan marks', label: '' },
+        { plan: 'API', path: '/r/plans/archive/API/PLAN_API.md', title: 'Old api', state: 'plan_complete', next: null, done: 2, total: 2, source: 'plan marks', label: 'archive/API' },
+        { plan: 'NOTES', path: '/r/plans/NOTES/PLAN_NOTES.md', title: 'Notes', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks' },
+        { plan: 'API_DONE', path: '/r/plans/API/PLAN_API_DONE.md', title: 'Done', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks', not_plan: 'a completion summary | final' },
+      ],
+      problems: [],
+    });
+    const rows = md.split('\n').filter((l) => l.startsWith('| @'));
+    expect(rows.map((r) => r.split(' | ')[0])).toEqual(['| @API', '| @archive/API', '| @NOTES']);
+    expect(rows[2]).toContain('| 0/0 | no achievements read |'); // a plan read without achievements, as the CLI warns
+    expect(rows.join('\n')).not.toContain('API_DONE');
+    expect(md.indexOf('## Not plans')).toBeGreaterThan(md.indexOf('| @NOTES'));
+    expect(md).toContain('- `plans/API/PLAN_API_DONE.md`: not a plan: a completion summary \\| final');
+    // only documents that are not plans: no table, and the list
+    const only = workspaceStatusMarkdown({ root: '/r', plans: [{ plan: 'X', path: '/elsewhere/PLAN_X.md', title: 'X', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks', not_plan: 'done' }], problems: [] });
+    expect(only).toContain('No plans found.');
+    expect(only).not.toContain('| Plan |');
+    expect(only).toContain('- `/elsewhere/PLAN_X.md`: not a plan: done');
+  });
+
+  it('plan status of a document that is not a plan says so, and why, without a state', () => {
+    const md = planStatusMarkdown({ ...plan, path: '/r/PLAN_API-CLIENT_DONE.md', achievements: [], not_plan: 'a completion summary' });
+    expect(md.split('\n')[0]).toBe('# PLAN_API-CLIENT_DONE.md — not a plan');
+    expect(md).toContain('not a plan: a completion summary');
+    expect(md).not.toContain('State:');
+  });
+
   it('plan status marks the next achievement', () => {
     const md = planStatusMarkdown(plan);
     expect(md).toContain('| 1.2 ⬅ next | Second | ▶ active execution | yes |');
@@ -250,6 +281,15 @@ describe('quick picks', () => {
     expect(items.map((i) => i.label)).toEqual(['@A', '@B']);
     expect(items[0].description).toBe('next 2.1 · 0/5');
     expect(items[1].description).toBe('✅ plan complete · 2/2');
+  });
+
+  it('plan items name a plan by its label, and leave out documents that are not plans', () => {
+    const items = planPickItems([
+      { plan: 'A', path: '/p/archive/A/PLAN_A.md', title: 'Old', state: 'plan_complete', next: null, done: 1, total: 1, source: 'plan marks', label: 'archive/A' },
+      { plan: 'A', path: '/p/A/PLAN_A.md', title: 'Ay', state: 'no_subplan', next: '1.1', done: 0, total: 1, source: 'plan marks', label: '' },
+      { plan: 'A_DONE', path: '/p/A/PLAN_A_DONE.md', title: 'Done', state: 'no_subplan', next: null, done: 0, total: 0, source: 'plan marks', not_plan: 'a completion summary' },
+    ]);
+    expect(items.map((i) => i.label)).toEqual(['@A', '@archive/A']);
   });
 });
 

@@ -212,6 +212,24 @@ describe('the Plans view', () => {
     expect(state.messages).toEqual([]);
   });
 
+  it('a plan shows its label; a document that is not a plan is a row of its own saying why, opening the file', async () => {
+    plans[B] = [
+      plan(B, 'DOCS', { label: 'archive/DOCS' }),
+      plan(B, 'DOCS_DONE', { path: `${B}/work-space/plans/DOCS/PLAN_DOCS_DONE.md`, next: null, total: 0, not_plan: 'a completion summary' }),
+    ];
+    await activate();
+    const t = tree();
+    await vi.waitFor(() => expect(describeTree(t.provider.getChildren())).toEqual(['a — 1 plan', 'b — 1 plan']));
+    const rows = t.provider.getChildren(t.provider.getChildren()[1]);
+    // the summary sits in the plan's own folder: listed beside the plan, not under a group of that name
+    expect(describeTree(rows)).toEqual(['@archive/DOCS — 0/2 · next 1.1 · no_subplan', 'PLAN_DOCS_DONE.md — not a plan: a completion summary']);
+    const item = t.provider.getTreeItem(rows[1]);
+    expect(item.contextValue).toBe('notPlan'); // none of the plan's inline actions (generate, run)
+    expect(item.collapsibleState).toBe(vscode.TreeItemCollapsibleState.None);
+    expect(item.command?.command).toBe('vscode.open');
+    expect(String((item.command?.arguments?.[0] as vscode.Uri).fsPath)).toBe(`${B}/work-space/plans/DOCS/PLAN_DOCS_DONE.md`);
+  });
+
   it('the filter shows only matching plans', async () => {
     await activate();
     const t = tree();
@@ -316,5 +334,24 @@ describe('code actions and live runs', () => {
     await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
     expect(state.untitled.map((d) => d.text)).toEqual(['Hel', 'Hello']);
     expect(state.messages.map((m) => m.text)).toEqual(['perfd: 1.2 (fix_pending) answered.']);
+  });
+
+  it('the perfd.model setting goes with every streamed run; "Run with Model…" asks for one', async () => {
+    await activate();
+    const planPath = `${A}/work-space/plans/API-CLIENT/PLAN_API-CLIENT.md`;
+    const sent: unknown[] = [];
+    const prev = FakeClient.handler!;
+    FakeClient.handler = async (c, command, args) => {
+      if (command !== 'perfd.run') return prev(c, command, args);
+      sent.push(args[2]);
+      return { plan: 'API-CLIENT', achievement: '1.2', state: 'fix_pending', ok: true, text: 'Hi', write_path: null };
+    };
+    await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
+    state.config['perfd.model'] = 'other';
+    await vscode.commands.executeCommand('perfd.lens.run', planPath, '1.2');
+    state.inputAnswer = 'cheap'; // this server does not offer perfd.models: an input box asks
+    await vscode.commands.executeCommand('perfd.runWithModel', planPath);
+    expect(sent.map((o) => ({ ...(o as object), stream: typeof (o as { stream: unknown }).stream }))).toEqual([
+      { stream: 'string' }, { stream: 'string', model: 'other' }, { stream: 'string', model: 'cheap' }]);
   });
 });

@@ -26,6 +26,7 @@ describe('settings', () => {
     expect(props['perfd.args'].default).toEqual(DEFAULTS.args);
     expect(props['perfd.trace.server'].default).toBe(DEFAULTS.trace);
     expect(props['perfd.copyToClipboard'].default).toBe(DEFAULTS.copyToClipboard);
+    expect(props['perfd.model'].default).toBe(DEFAULTS.model);
     expect(readSettings(() => undefined)).toEqual(DEFAULTS);
   });
 
@@ -35,14 +36,16 @@ describe('settings', () => {
       args: ['--root', '${workspaceFolder}/sub', 3, null],
       'trace.server': 'verbose',
       copyToClipboard: false,
+      model: ' cheap ',
     };
     expect(readSettings((k) => cfg[k], { home: '/home/u', workspaceFolder: '/ws' })).toEqual({
       path: '/home/u/venv/bin/perfd',
       args: ['--root', '/ws/sub'],
       trace: 'verbose',
       copyToClipboard: false,
+      model: 'cheap',
     });
-    const bad: Record<string, unknown> = { path: '', args: 'x', 'trace.server': 'loud', copyToClipboard: 'yes' };
+    const bad: Record<string, unknown> = { path: '', args: 'x', 'trace.server': 'loud', copyToClipboard: 'yes', model: 3 };
     expect(readSettings((k) => bad[k])).toEqual(DEFAULTS);
     expect(expand('${userHome}/x', { home: '/h' })).toBe('/h/x');
     expect(expand('~user/x', { home: '/h' })).toBe('~user/x');
@@ -165,7 +168,7 @@ describe('package.json', () => {
       for (const m of items) expect(ids.has(m.command), m.command).toBe(true);
     }
     for (const server of ['perfd.generateNext', 'perfd.generate', 'perfd.status', 'perfd.stats', 'perfd.clearCache', 'perfd.run',
-      'perfd.createSubplan', 'perfd.openFile', 'perfd.writeAnswer']) {
+      'perfd.createSubplan', 'perfd.openFile', 'perfd.writeAnswer', 'perfd.models']) {
       expect(ids.has(server), server).toBe(false);
     }
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { groupsOf, matchesFilter, nextStepFile, orderPlans, planDescription, planId, TreeModel } from '../src/pure/tree';
 import type { Node } from '../src/pure/tree';
+import { planRef } from '../src/pure/format';
 import type { AchievementStatus, PlanStatus, PlanSummary, WorkspaceStatus } from '../src/pure/types';
 
 const DIR = '/a/work-space/plans';
@@ -97,6 +98,46 @@ describe('plans and achievements', () => {
     expect(nextStepFile(ach('1.2', 'active_execution', { active_execution: '/E', subplan: '/S' }))).toBe('/E');
     expect(nextStepFile(ach('1.2', 'subplan_no_execution', { subplan: '/S' }))).toBe('/S');
     expect(nextStepFile(ach('1.2', 'no_subplan'))).toBeUndefined();
+  });
+});
+
+describe('documents named PLAN_ that are not plans', () => {
+  const DONE = plan('API-CLIENT_DONE', 'PLAN_API-CLIENT_DONE.md', { next: null, done: 0, total: 0, not_plan: 'a completion summary' });
+  const DONE2 = plan('DOCS-SITE_DONE', 'a_real-use-cases/PLAN_DOCS-SITE_DONE.md', { next: null, done: 0, total: 0, not_plan: 'says it is done' });
+
+  it('are listed after the plans of their level, by file name, saying "not a plan: why", not as plans', () => {
+    const m = new TreeModel();
+    m.setFolders([{ key: 'k', name: 'a' }]);
+    m.setStatus('k', ws([DONE, REL, API, DONE2, DOCS]));
+    const top = m.children();
+    expect(labels(top)).toEqual(['a_real-use-cases', '@API-CLIENT', '@RELEASE-0.1', 'PLAN_API-CLIENT_DONE.md']);
+    const last = top[3];
+    expect(last.kind).toBe('notPlan');
+    expect(last.kind === 'notPlan' && [last.path, last.reason]).toEqual([DONE.path, 'a completion summary']);
+    expect(labels(m.children(top[0]))).toEqual(['@DOCS-SITE', 'PLAN_DOCS-SITE_DONE.md']);
+    expect(m.children(last)).toEqual([]); // nothing under it: no status is asked for
+    expect(planDescription(DONE)).toBe('not a plan: a completion summary');
+  });
+
+  it('a plan is named by its label when another plan has the same name', () => {
+    const m = new TreeModel();
+    m.setFolders([{ key: 'k', name: 'a' }]);
+    m.setStatus('k', ws([API, plan('API-CLIENT', 'archive/API-CLIENT/PLAN_API-CLIENT.md', { label: 'archive/API-CLIENT' })]));
+    const [archive, api] = m.children();
+    const old = m.children(archive)[0];
+    expect([api, old].map((n) => n.kind === 'plan' && planRef(n.plan))).toEqual(['@API-CLIENT', '@archive/API-CLIENT']);
+  });
+
+  it('show only with every plan, and are not counted as plans', () => {
+    expect(matchesFilter(DONE, 'all')).toBe(true);
+    for (const f of ['inProgress', 'needsFixes', 'complete'] as const) expect(matchesFilter(DONE, f)).toBe(false);
+    const m = new TreeModel();
+    m.setFolders([{ key: 'k1', name: 'one' }, { key: 'k2', name: 'two' }]);
+    m.setStatus('k1', ws([API, DONE]));
+    m.setStatus('k2', ws([DONE2]));
+    expect(m.children().map((n) => (n.kind === 'folder' ? n.description : ''))).toEqual(['1 plan', '0 plans']);
+    m.filter = 'inProgress';
+    expect(labels(m.children(m.children()[0]))).toEqual(['@API-CLIENT']);
   });
 });
 

@@ -142,6 +142,8 @@ export const state = {
   /** Answers for show*Message, by a substring of the message. */
   answers: [] as { match: string; answer: string | undefined }[],
   pickAnswer: undefined as undefined | ((items: { label: string }[]) => { label: string } | undefined),
+  /** What showInputBox answers (undefined: dismissed). */
+  inputAnswer: undefined as string | undefined,
   shown: [] as FakeDoc[],
   clipboard: '',
   statusBar: undefined as undefined | Record<string, unknown>,
@@ -170,6 +172,7 @@ export function resetMock() {
   state.messages = [];
   state.answers = [];
   state.pickAnswer = undefined;
+  state.inputAnswer = undefined;
   state.shown = [];
   state.clipboard = '';
   state.statusBar = undefined;
@@ -221,6 +224,7 @@ export const window = {
   showWarningMessage: vi.fn(message('warning')),
   showErrorMessage: vi.fn(message('error')),
   showQuickPick: vi.fn(async (items: { label: string }[]) => state.pickAnswer?.(items)),
+  showInputBox: vi.fn(async () => state.inputAnswer),
   showTextDocument: vi.fn(async (doc: FakeDoc | Uri) => {
     if (doc instanceof Uri) doc = { uri: doc, languageId: 'markdown', getText: () => '' };
     state.shown.push(doc);

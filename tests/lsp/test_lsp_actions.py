@@ -198,6 +198,16 @@ async def test_run_takes_a_named_model(client: LanguageClient, llm_server: FakeS
             command="perfd.run", arguments=["@DOCS-SITE", "2.2", {"model": "nope"}]))
 
 
+async def test_models_names_what_perfd_run_takes(client: LanguageClient, ws: str) -> None:
+    got = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="perfd.models"))
+    assert got == {"models": ["other"], "waiting": []}
+    # A model the workspace adds after the user's trust waits for `perfd trust`: named apart, not offered.
+    with open(os.path.join(ws, "perfd.toml"), "a", encoding="utf-8") as f:
+        f.write('[models.third]\nbase_url = "http://127.0.0.1:9"\nmodel = "third-model"\n')
+    got = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(command="perfd.models"))
+    assert "third" in got["waiting"] and "third" not in got["models"]
+
+
 async def test_write_answer_follows_the_write_rules(client: LanguageClient, ws: str) -> None:
     target = Path(ws, DOCS, "subplans", "SUBPLAN_DOCS-SITE_21.md")
     got = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(

@@ -59,11 +59,12 @@ class CommandFailed(JsonRpcException):
 
 
 def refused(exc: UserError | OSError) -> JsonRpcException:
-    """A request whose params name something unusable (not a file URI, a document that cannot be read) is
-    InvalidParams; any other one-line failure of perfd's is RequestFailed. Never a traceback."""
+    """A request whose params name something unusable (not a file URI, a document that cannot be read or that
+    lies outside the workspace) is InvalidParams; any other one-line failure of perfd's is RequestFailed.
+    Never a traceback."""
     if isinstance(exc, OSError):
         return JsonRpcInvalidParams(f"cannot read the document: {exc.strerror or type(exc).__name__}")
-    if exc.code in ("bad-uri", "bad-params"):
+    if exc.code in ("bad-uri", "bad-params", "outside-workspace"):
         return JsonRpcInvalidParams(exc.message)
     return CommandFailed(exc.message, data={"code": exc.code, "hint": exc.hint})
 

@@ -1,9 +1,9 @@
 """The perfd.* commands of a language-server session that read and write the plans (generate, status,
-stats, clearCache, createSubplan, openFile, writeAnswer), as plain functions of (session, arguments);
-perfd.run is perfd.lsp.run's.
+stats, clearCache, createSubplan, openFile, writeAnswer) and name the models perfd.run can take (models),
+as plain functions of (session, arguments); perfd.run is perfd.lsp.run's.
 
-Each command is a thin call into perfd.app or the engine; a failure of the first five is answered
-in one line (perfd.lsp.binding.CommandFailed), never with a Python traceback.
+Each command is a thin call into perfd.app or the engine; a failure is answered in one line
+(perfd.lsp.binding.CommandFailed), never with a Python traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
+import msgspec
 from lsprotocol import types as lsp
 
 from perfd.app.run import write_answer as save_answer
@@ -24,16 +25,17 @@ log = logging.getLogger("perfd.lsp")
 
 
 def register(s: Session) -> None:
-    # createSubplan, openFile and writeAnswer answer a failure as pygls does (its message, with
-    # pygls's traceback as data), as they have since they were written.
     command(s, "perfd.generateNext", generate_next, clear_errors=True)
     command(s, "perfd.generate", generate, clear_errors=True)
     command(s, "perfd.status", status, clear_errors=True)
     command(s, "perfd.stats", stats, clear_errors=True)
     command(s, "perfd.clearCache", clear_cache, clear_errors=True)
-    async_command(s, "perfd.createSubplan", create_subplan, clear_errors=False)
-    async_command(s, "perfd.openFile", open_file, clear_errors=False)
-    command(s, "perfd.writeAnswer", write_answer, clear_errors=False)
+    command(s, "perfd.models", models, clear_errors=True)
+    # A refusal (a path outside the workspace) is one line too: a traceback logged or sent for an
+    # editor's bad argument is noise at best, and names the server's files.
+    async_command(s, "perfd.createSubplan", create_subplan, clear_errors=True)
+    async_command(s, "perfd.openFile", open_file, clear_errors=True)
+    command(s, "perfd.writeAnswer", write_answer, clear_errors=True)
 
 
 def generate_next(s: Session, args: Args) -> JSONObject:
@@ -58,6 +60,30 @@ def clear_cache(s: Session, args: Args) -> JSONObject:
     n = s.engine.invalidate()
     s.refresh()
     return {"cleared": n}
+
+
+class ModelNames(msgspec.Struct, frozen=True):
+    """perfd.models: the `[models.NAME]` names perfd.run takes ({"model": NAME}; none: [llm]), and those the
+    workspace's settings name that wait for `perfd trust` (not usable until then)."""
+
+    models: list[str]
+    waiting: list[str]
+
+
+def models(s: Session, args: Args) -> JSONObject:
+    """The named models of the settings in force (read again each time: an editor asks before a pick)."""
+    from perfd.settings.resolve import load
+    from perfd.settings.schema import MODELS
+    from perfd.settings.sources import SettingsError
+
+    try:
+        settings = load(s.engine.root, os.environ)
+    except SettingsError as exc:
+        raise UserError(str(exc), code="bad-settings") from None
+    prefix = f"[{MODELS}] "
+    waiting = sorted({w[len(prefix):] for w in settings.waiting_in(MODELS)})
+    named = sorted(n for n, table in settings.table(MODELS).items() if isinstance(table, dict))
+    return to_json(ModelNames(models=named, waiting=[n for n in waiting if n not in named]))
 
 
 async def show(s: Session, path: str) -> bool:

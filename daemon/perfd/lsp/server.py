@@ -20,7 +20,7 @@ from perfd.runtime import heap
 from perfd.wire.protocol import StatsSnapshot
 
 COMMANDS = ("perfd.generateNext", "perfd.generate", "perfd.status", "perfd.stats", "perfd.clearCache", "perfd.run",
-            "perfd.createSubplan", "perfd.openFile", "perfd.writeAnswer")
+            "perfd.createSubplan", "perfd.openFile", "perfd.writeAnswer", "perfd.models")
 
 
 def build_server(engine: Engine, *, stats: Callable[[], StatsSnapshot] | None = None,

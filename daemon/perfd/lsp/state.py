@@ -145,33 +145,46 @@ class Session:
             raise UserError(f"not a file URI: {uri}", code="bad-uri")
         return doc.path
 
-    def _buffer(self, uri: str) -> tuple[TextDocument, _Buffer]:
-        """The document and what was derived from its current version (reset when the version moves).
+    def _buffer(self, uri: str) -> tuple[TextDocument, str, _Buffer]:
+        """The document's text and what was derived from its current version (reset when the version moves).
 
-        A document that is not open (version None) is read from disk by pygls each
-        time and nothing is kept for it.
+        A document that is not open is read from disk each time (see _disk_text) and nothing
+        is kept for it.
         """
         td = self.server.workspace.get_text_document(uri)
-        buf = self.buffers.get(uri)
         if td.version is None:
-            return td, _Buffer(None, PlanMemo())
+            return td, _disk_text(self._disk_path(uri)), _Buffer(None, PlanMemo())
+        buf = self.buffers.get(uri)
         if buf is None:
             buf = self.buffers[uri] = _Buffer(td.version, PlanMemo())
         elif buf.version != td.version:
             buf.version, buf.lines, buf.doc = td.version, None, None
-        return td, buf
+        return td, td.source, buf
+
+    def _disk_path(self, uri: str) -> str:
+        """The real path of a document that is not open, which is read from disk: only inside the workspace,
+        symlinks resolved (a UserError otherwise, answered as InvalidParams), never read before that."""
+        return self.engine.check_inside(self.path_of(uri))
 
     def lines(self, uri: str) -> list[str]:
-        td, buf = self._buffer(uri)
+        _, text, buf = self._buffer(uri)
         if buf.lines is None:
-            buf.lines = td.source.split("\n")
+            buf.lines = text.split("\n")
         return buf.lines
 
     def parsed(self, uri: str) -> PlanDoc:
-        td, buf = self._buffer(uri)
+        td, text, buf = self._buffer(uri)
         if buf.doc is None:
-            buf.doc = self.engine.parse_text(td.path, td.source, memo=buf.memo)
+            buf.doc = self.engine.parse_text(td.path, text, memo=buf.memo)
         return buf.doc
+
+    def _file_lines(self, path: str) -> list[str]:
+        """Lines of another file of a plan, for its diagnostics' ranges: none when it is unreadable or has
+        come to lead out of the workspace (a file swapped for a symlink since the engine read it)."""
+        try:
+            return _disk_text(self.engine.check_inside(path)).split("\n")
+        except (UserError, OSError):
+            return []
 
     def plan_status(self, uri: str) -> DocumentPlan | None:
         """Status of the plan this document belongs to; a PLAN buffer is parsed from memory."""
@@ -237,7 +250,8 @@ class Session:
                 problems = list(got.status.problems)
                 if got.doc is not None:  # the PLAN itself: also its review files, SUBPLANs, parallel.json
                     for other, probs in F.related_diagnostics(got.status).items():
-                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, _file_lines(other), units=self.units)
+                        related[F.path_to_uri(other)] = F.diagnostics(probs, other, self._file_lines(other),
+                                                                      units=self.units)
             diags = F.diagnostics(problems, path, lines, units=self.units)
         except UserError:
             diags = []
@@ -275,12 +289,10 @@ class Session:
             task.cancel()
 
 
-def _file_lines(path: str) -> list[str]:
-    """Lines of a file on disk, decoded as the parsers decode it (so line numbers agree), for diagnostic ranges."""
-    try:
-        return decode(read_bytes(path), path)[0].split("\n")
-    except OSError:
-        return []
+def _disk_text(path: str) -> str:
+    """A file's text, decoded as the parsers decode it (so line numbers agree); OSError for anything that is
+    not a regular file (a FIFO named like a plan must not hang the session)."""
+    return decode(read_bytes(path), path)[0]
 
 
 def _is_plan_name(path: str) -> bool:

@@ -250,15 +250,35 @@ function esc(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
+/** How a plan is named: `@NAME`, or its label (`@archive/NAME`) when another plan has the same name. */
+export function planRef(p: { plan: string; label?: string }): string {
+  return `@${p.label || p.plan}`;
+}
+
+/** The plans, and apart from them the documents named PLAN_ that are not plans (`not_plan` says why). */
+export function splitPlans<T extends PlanSummary>(plans: T[]): { plans: T[]; notPlans: T[] } {
+  return { plans: plans.filter((p) => !p.not_plan), notPlans: plans.filter((p) => p.not_plan) };
+}
+
+/** `path` relative to `root` when it is under it (as the CLI shows paths), else as it is. */
+export function shownPath(root: string, path: string): string {
+  const base = root.replace(/[\\/]+$/, '');
+  return path.startsWith(base + '/') || path.startsWith(base + '\\') ? path.slice(base.length + 1) : path;
+}
+
+/** "not a plan: why", as the CLI lists such a document. */
+export function notPlanText(p: { not_plan?: string }): string {
+  return `not a plan: ${p.not_plan ?? ''}`;
+}
+
 export function workspaceStatusMarkdown(st: WorkspaceStatus): string {
   const out = ['# perfd status', '', `Root: \`${st.root}\``, ''];
-  if (!st.plans.length) {
-    out.push('No plans found.');
-    return out.join('\n') + '\n';
-  }
-  out.push('| Plan | Title | State | Next | Done | Notes |', '| --- | --- | --- | --- | --- | --- |');
-  for (const p of sortPlans(st.plans)) {
+  const { plans, notPlans } = splitPlans(st.plans);
+  if (!plans.length) out.push('No plans found.');
+  else out.push('| Plan | Title | State | Next | Done | Notes |', '| --- | --- | --- | --- | --- | --- |');
+  for (const p of sortPlans(plans)) {
     const notes: string[] = [];
+    if (!p.total) notes.push('no achievements read');
     if (p.pending_fixes?.length) notes.push(`fixes: ${p.pending_fixes.join(', ')}`);
     // The options beside `next` (older servers listed `next` among them): one is worth showing too.
     const parallel = (p.parallel_options ?? []).filter((n) => n !== p.next);
@@ -266,13 +286,18 @@ export function workspaceStatusMarkdown(st: WorkspaceStatus): string {
     const problems = p.problem_count ?? 0; // omitted when 0; PlanStatus lists them
     if (problems) notes.push(`${problems} problem${problems === 1 ? '' : 's'}`);
     out.push(
-      `| @${esc(p.plan)} | ${esc(p.title)} | ${stateLabel(p.state)} | ${p.next ?? '—'} | ${p.done}/${p.total} | ${esc(notes.join('; '))} |`,
+      `| ${esc(planRef(p))} | ${esc(p.title)} | ${stateLabel(p.state)} | ${p.next ?? '—'} | ${p.done}/${p.total} | ${esc(notes.join('; '))} |`,
     );
+  }
+  if (notPlans.length) {
+    out.push('', '## Not plans', '', 'Documents named PLAN_ that say they are not plans (perfd does not count them):', '');
+    for (const p of notPlans) out.push(`- \`${shownPath(st.root, p.path)}\`: ${esc(notPlanText(p))}`);
   }
   return out.join('\n') + '\n';
 }
 
 export function planStatusMarkdown(p: PlanStatus): string {
+  if (p.not_plan) return [`# ${basename(p.path)} — not a plan`, '', `\`${p.path}\``, '', esc(notPlanText(p))].join('\n') + '\n';
   const out = [`# @${p.plan} — ${p.title}`, '', `\`${p.path}\``, ''];
   out.push(`State: **${stateLabel(p.state)}** · next: **${p.next ?? '—'}** · ${p.done}/${p.total} done`, '');
   const achs = p.achievements ?? [];
@@ -299,9 +324,10 @@ export interface PickItem<T> {
   value: T;
 }
 
+/** The plans to choose from (a document that is not a plan is not one of them). */
 export function planPickItems(plans: PlanSummary[]): PickItem<PlanSummary>[] {
-  return sortPlans(plans).map((p) => ({
-    label: `@${p.plan}`,
+  return sortPlans(splitPlans(plans).plans).map((p) => ({
+    label: planRef(p),
     description: `${p.next ? `next ${p.next}` : stateLabel(p.state)} · ${p.done}/${p.total}`,
     detail: p.title,
     value: p,

@@ -9,9 +9,11 @@ export interface Settings {
   args: string[];
   trace: Trace;
   copyToClipboard: boolean;
+  /** The `[models.NAME]` of perfd's settings every run uses; '' for `[llm]`. */
+  model: string;
 }
 
-export const DEFAULTS: Settings = { path: 'perfd', args: [], trace: 'off', copyToClipboard: true };
+export const DEFAULTS: Settings = { path: 'perfd', args: [], trace: 'off', copyToClipboard: true, model: '' };
 
 /** Keys that need the language server to be restarted when they change. */
 export const RESTART_KEYS = ['perfd.path', 'perfd.args'];
@@ -36,11 +38,13 @@ export function readSettings(get: (key: string) => unknown, vars: Vars = {}): Se
   const args = get('args');
   const trace = get('trace.server');
   const copy = get('copyToClipboard');
+  const model = get('model');
   return {
     path: typeof p === 'string' && p.trim() ? expand(p.trim(), vars) : DEFAULTS.path,
     args: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string').map((a) => expand(a, vars)) : [],
     trace: trace === 'messages' || trace === 'verbose' ? trace : 'off',
     copyToClipboard: typeof copy === 'boolean' ? copy : DEFAULTS.copyToClipboard,
+    model: typeof model === 'string' ? model.trim() : DEFAULTS.model,
   };
 }
 

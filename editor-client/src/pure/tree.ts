@@ -3,6 +3,7 @@
 // pending fixes, parallel options and achievements. Pure: src/view.ts turns nodes into
 // TreeItems. Node ids are stable across updates (VS Code keeps expansion by id), and the model
 // remembers which nodes are expanded so a live update re-reads exactly the plans on show.
+import { basename, notPlanText, splitPlans } from './format';
 import type { AchievementStatus, PlanStatus, PlanSummary, WorkspaceStatus } from './types';
 
 export type Filter = 'all' | 'inProgress' | 'needsFixes' | 'complete';
@@ -31,6 +32,8 @@ export type Node =
   | { kind: 'folder'; id: string; folder: string; label: string; description?: string }
   | { kind: 'group'; id: string; folder: string; label: string; rel: string }
   | { kind: 'plan'; id: string; folder: string; plan: PlanSummary }
+  /** A document named PLAN_ that says it is not a plan (a completion summary): listed apart, with why. */
+  | { kind: 'notPlan'; id: string; folder: string; path: string; label: string; reason: string }
   | { kind: 'info'; id: string; folder: string; label: string; description: string; icon: string; plan: string }
   | { kind: 'achievement'; id: string; folder: string; plan: string; achievement: AchievementStatus; next: boolean }
   | { kind: 'message'; id: string; folder?: string; label: string; description?: string };
@@ -53,6 +56,7 @@ export function stateIcon(state: string): string {
 }
 
 export function matchesFilter(p: PlanSummary, filter: Filter): boolean {
+  if (p.not_plan) return filter === 'all'; // no state to filter on: shown only with every plan
   switch (filter) {
     case 'all':
       return true;
@@ -65,8 +69,9 @@ export function matchesFilter(p: PlanSummary, filter: Filter): boolean {
   }
 }
 
-/** "1/3 · next 1.2 · fix_pending": what a plan's row says after its name. */
+/** "1/3 · next 1.2 · fix_pending": what a plan's row says after its name ("not a plan: why" for a document that is none). */
 export function planDescription(p: PlanSummary): string {
+  if (p.not_plan) return notPlanText(p);
   const parts = [`${p.done}/${p.total}`];
   if (p.next) parts.push(`next ${p.next}`);
   parts.push(p.state);
@@ -76,6 +81,10 @@ export function planDescription(p: PlanSummary): string {
 
 export function achievementDescription(a: AchievementStatus): string {
   return a.state + (a.ready === false ? ' (blocked)' : '');
+}
+
+function dirOf(p: string): string {
+  return p.replace(/[\\/]+[^\\/]*$/, '');
 }
 
 function splitPath(p: string): string[] {
@@ -171,7 +180,7 @@ export class TreeModel {
     if (list.length === 1) return this.folderContents(list[0]);
     const out: Node[] = [];
     for (const f of list) {
-      const shown = f.status?.plans.filter((p) => matchesFilter(p, this.filter)).length;
+      const shown = f.status?.plans.filter((p) => !p.not_plan && matchesFilter(p, this.filter)).length;
       out.push({
         kind: 'folder',
         id: `folder:${f.key}`,
@@ -212,13 +221,21 @@ export class TreeModel {
     return got;
   }
 
-  /** Grouping folders (alphabetical), then plans (actionable first, as the CLI lists them), at one level. */
+  /**
+   * Grouping folders (alphabetical), then plans (actionable first, as the CLI lists them), then the
+   * documents named PLAN_ that are not plans (by name), at one level.
+   */
   private level(f: FolderData, prefix: string[]): Node[] {
-    const plans = (f.status?.plans ?? []).filter((p) => matchesFilter(p, this.filter));
+    const all = f.status?.plans ?? [];
+    const plans = all.filter((p) => matchesFilter(p, this.filter));
+    // A document that is not a plan, in a plan's own folder (a completion summary beside its PLAN), is
+    // listed beside that plan, not under a group of the folder's name.
+    const planFolders = new Set(all.filter((p) => !p.not_plan).map((p) => dirOf(p.path)));
     const groups = new Set<string>();
     const here: PlanSummary[] = [];
     for (const p of plans) {
-      const g = groupsOf(p, f.status?.plans_dir);
+      let g = groupsOf(p, f.status?.plans_dir);
+      if (p.not_plan && g.length && planFolders.has(dirOf(p.path))) g = g.slice(0, -1);
       if (g.length < prefix.length || prefix.some((seg, i) => g[i] !== seg)) continue;
       if (g.length === prefix.length) here.push(p);
       else groups.add(g[prefix.length]);
@@ -227,7 +244,11 @@ export class TreeModel {
       const rel = [...prefix, name].join('/');
       return { kind: 'group' as const, id: `group:${f.key}:${rel}`, folder: f.key, label: name, rel };
     });
-    for (const p of orderPlans(here)) out.push({ kind: 'plan', id: planId(f.key, p.path), folder: f.key, plan: p });
+    const { plans: real, notPlans } = splitPlans(here);
+    for (const p of orderPlans(real)) out.push({ kind: 'plan', id: planId(f.key, p.path), folder: f.key, plan: p });
+    for (const p of [...notPlans].sort((a, b) => a.path.localeCompare(b.path))) {
+      out.push({ kind: 'notPlan', id: `notplan:${f.key}:${p.path}`, folder: f.key, path: p.path, label: basename(p.path), reason: p.not_plan ?? '' });
+    }
     return out;
   }
 

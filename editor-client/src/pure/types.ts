@@ -63,3 +63,9 @@ export interface FileResult {
 export interface ClearCacheResult {
   cleared: number;
 }
+
+/** perfd.models' answer: the `[models.NAME]` names perfd.run takes, and those waiting for `perfd trust`. */
+export interface ModelNames {
+  models: string[];
+  waiting: string[];
+}

@@ -53,6 +53,7 @@ def test_the_dry_runs_request_is_what_a_run_sends_and_names_its_secrets(tmp_path
         if name not in (key_header, "x-gateway-token"):
             assert got.headers.get(name) == value, name
     assert set(got.headers) <= set(shown["headers"]) | {"host"}
+    assert got.headers["content-type"] == "application/json"  # JSON bytes, said so (httpx would not)
     if provider == "anthropic":
         assert shown["body"]["max_tokens"] == 700 and "stream_options" not in shown["body"]
     else:

@@ -45,9 +45,9 @@ def _record(path: str, *rows: CallRecord) -> None:
     history.close()
 
 
-def _call(model: str, cost: float | None, *, cache_hit: bool = False) -> CallRecord:
+def _call(model: str, cost: float | None, *, cache_hit: bool = False, cost_saved: float | None = 0.0) -> CallRecord:
     return CallRecord(ts=time.time(), model=model, latency_ms=1, outcome="ok", plan="P", prompt_tokens=10,
-                      completion_tokens=5, cost=cost, workspace="/w", cache_hit=cache_hit)
+                      completion_tokens=5, cost=cost, workspace="/w", cache_hit=cache_hit, cost_saved=cost_saved)
 
 
 def test_an_old_file_is_migrated_in_place_and_its_rows_stay_as_they_were(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_an_old_file_is_migrated_in_place_and_its_rows_stay_as_they_were(tmp_pat
     _record(path, _call("free-local", None))
     conn = sqlite3.connect(path)
     notnull = {row[1]: row[3] for row in conn.execute("PRAGMA table_info(calls)")}
-    assert notnull["cost"] == 0 and notnull["model"] == 1
+    assert notnull["cost"] == 0 and notnull["cost_saved"] == 0 and notnull["model"] == 1
     rows = conn.execute("SELECT id, model, cost FROM calls ORDER BY id").fetchall()
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
@@ -77,32 +77,37 @@ def test_an_old_file_is_migrated_in_place_and_its_rows_stay_as_they_were(tmp_pat
 def test_every_history_format_says_unknown(tmp_path: Path) -> None:
     path = str(tmp_path / "h.sqlite3")
     _record(path, _call("free-local", None), _call("free-local", None), _call("priced", 0.25),
-            _call("priced", 0.0, cache_hit=True))
+            _call("priced", 0.0, cache_hit=True, cost_saved=0.25), _call("free-local", 0.0, cache_hit=True,
+                                                                          cost_saved=None))
     q = hv.HistoryQuery(path=path, workspace="/w")
 
     data = json.loads(hv.render(msgspec_replace(q, format="json")))
     models = {g["group"]: g for g in data["by_model"]}
     assert models["free-local"]["cost"] is None and models["free-local"]["unknown_cost_calls"] == 2
+    assert models["free-local"]["cost_saved"] is None and models["free-local"]["unknown_saved_calls"] == 1
     assert models["priced"]["cost"] == 0.25 and models["priced"]["unknown_cost_calls"] == 0
+    assert models["priced"]["cost_saved"] == 0.25 and models["priced"]["unknown_saved_calls"] == 0
     plan = data["by_plan"][0]  # the total over both models: the known part, and how many are unknown
     assert plan["cost"] == 0.25 and plan["unknown_cost_calls"] == 2
+    assert plan["cost_saved"] == 0.25 and plan["unknown_saved_calls"] == 1
 
     text = hv.render(q)
     lines = text.splitlines()
     free = next(line for line in lines if line.startswith("free-local"))
-    assert "unknown" in free and "0.0000" not in free.split()[6:7]
+    assert free.split()[1:8] == ["3", "1", "0", "30", "15", "unknown", "unknown"]
     total = next(line for line in lines if line.startswith("P "))
-    assert "≥ 0.2500 (2 calls of unknown cost)" in total
+    assert "≥ 0.2500 (2 calls of unknown cost)" in total and "≥ 0.2500 (1 call of unknown cost)" in total
     chart = next(line for line in lines if line.startswith("cost "))
     assert chart.endswith("sum ≥ 0.2500 (2 calls of unknown cost)")
 
     md = hv.render(msgspec_replace(q, format="markdown"))
-    assert "| free-local | 2 | 0 | 0 | 30 | 0 | unknown |" in md
+    assert "| free-local | 3 | 1 | 0 | 30 | 15 | unknown | unknown |" in md
     assert "≥ 0.2500 (2 calls of unknown cost)" in md
 
     rows = list(csv.DictReader(io.StringIO(hv.render(msgspec_replace(q, format="csv")))))
     free_row = next(r for r in rows if r["grouping"] == "model" and r["group"] == "free-local")
     assert free_row["cost"] == "unknown" and free_row["unknown_cost_calls"] == "2"
+    assert free_row["cost_saved"] == "unknown" and free_row["unknown_saved_calls"] == "1"
     plan_row = next(r for r in rows if r["grouping"] == "plan")
     assert plan_row["cost"] == "0.250000" and plan_row["unknown_cost_calls"] == "2"
 
@@ -136,5 +141,6 @@ def test_a_run_of_an_unpriced_model_records_unknown_and_a_priced_one_its_cost(tm
     h = History(os.path.join(os.environ["PERFD_STATE_DIR"], "llm-history.sqlite3"), read_only=True)
     calls = h.calls(limit=3)
     h.close()
-    assert [(c.cache_hit, c.cost is None) for c in reversed(calls)] == [(False, True), (True, False), (False, False)]
+    assert [(c.cache_hit, c.cost is None, c.cost_saved is None) for c in reversed(calls)] == [
+        (False, True, False), (True, False, True), (False, False, False)]  # the unpriced hit saved what is unknown
     assert calls[0].cost is not None and calls[0].cost > 0

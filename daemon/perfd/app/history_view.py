@@ -118,12 +118,14 @@ _COLUMNS = ("calls", "hits", "errors", "tokens", "saved tok", "cost", "saved cos
 
 def _cells(g: Summary) -> list[str]:
     return [str(g.calls), str(g.cache_hits), str(g.errors), str(g.prompt_tokens + g.completion_tokens),
-            str(g.tokens_saved), cost_text(g.cost, g.unknown_cost_calls), f"{g.cost_saved:.4f}",
+            str(g.tokens_saved), cost_text(g.cost, g.unknown_cost_calls),
+            cost_text(g.cost_saved, g.unknown_saved_calls),
             f"{g.avg_latency_ms:.1f}"]
 
 
 def cost_text(cost: float | None, unknown: int, digits: int = 4) -> str:
-    """A cost some of whose calls had no known price says so: "unknown", or "≥ X (N calls of unknown cost)"."""
+    """A cost (or a cost saved) some of whose calls had no known price says so: "unknown", or
+    "≥ X (N calls of unknown cost)"."""
     if cost is None:
         return "unknown"
     if unknown:
@@ -246,13 +248,13 @@ def render_csv(r: HistoryReport) -> str:
     w = csv.writer(buf, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
     w.writerow(["grouping", "group", "calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens",
                 "tokens_saved", "cost", "cost_saved", "avg_latency_ms", "first_call", "last_call",
-                "unknown_cost_calls"])
+                "unknown_cost_calls", "unknown_saved_calls"])
     for key, label in GROUPINGS:
         for g in getattr(r, key):
             w.writerow([label, csv_cell(_name(g)), g.calls, g.cache_hits, g.errors, g.prompt_tokens,
                         g.completion_tokens, g.tokens_saved, "unknown" if g.cost is None else f"{g.cost:.6f}",
-                        f"{g.cost_saved:.6f}", f"{g.avg_latency_ms:.1f}", _iso(g.first_ts), _iso(g.last_ts),
-                        g.unknown_cost_calls])
+                        "unknown" if g.cost_saved is None else f"{g.cost_saved:.6f}", f"{g.avg_latency_ms:.1f}",
+                        _iso(g.first_ts), _iso(g.last_ts), g.unknown_cost_calls, g.unknown_saved_calls])
     return buf.getvalue()
 
 

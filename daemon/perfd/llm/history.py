@@ -20,7 +20,7 @@ from .store import SQLiteStore
 
 HISTORY_FORMAT = 1
 
-# `cost` is NULL when no price was known for the model (unknown, not free).
+# `cost` (and a cache hit's `cost_saved`) is NULL when no price was known for the model (unknown, not free).
 _CALLS = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS calls (
     attempts INTEGER NOT NULL,
     stream INTEGER NOT NULL,
     workspace TEXT,
-    cost_saved REAL NOT NULL DEFAULT 0
+    cost_saved REAL DEFAULT 0
 );
 """
 _CALLS_INDEXES = """
@@ -86,11 +86,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def _cost_required(conn: sqlite3.Connection) -> bool:
-    return any(row[1] == "cost" and row[3] for row in conn.execute("PRAGMA table_info(calls)"))
+    return any(row[1] in ("cost", "cost_saved") and row[3] for row in conn.execute("PRAGMA table_info(calls)"))
 
 
 def _allow_unknown_cost(conn: sqlite3.Connection) -> None:
-    """A file from before unknown costs were NULL: its `cost NOT NULL` dropped. SQLite cannot alter a
+    """A file from before unknown costs were NULL: its `cost`'s and `cost_saved`'s NOT NULL dropped. SQLite cannot alter a
     column's constraint, so the table is copied into one without it (ids and rows as they were)."""
     conn.execute("BEGIN IMMEDIATE")  # one process migrates; another that waited finds it done
     try:
@@ -128,7 +128,7 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 1
     stream: bool = False
     workspace: str | None = None  # the workspace root the call was made for
-    cost_saved: float = 0.0  # a cache hit: what the call would have cost at the configured prices
+    cost_saved: float | None = 0.0  # a cache hit: what the call would have cost at the configured prices (None: unknown)
 
     @property
     def day(self) -> str:
@@ -155,8 +155,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     first_ts: float
     last_ts: float
     tokens_saved: int = 0
-    cost_saved: float = 0.0
+    cost_saved: float | None = 0.0  # None: every cache hit of the group is of unknown cost
     unknown_cost_calls: int = 0  # calls of no known price: `cost` is what the others cost (None: no other)
+    unknown_saved_calls: int = 0  # cache hits of no known price: `cost_saved` is what the others saved
 
 
 class KeptAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +193,7 @@ _AGG = ("count(*), sum(cache_hit), sum(outcome NOT IN ('ok', 'cancelled')), "
         "sum(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END), "
         "sum(CASE WHEN cache_hit THEN 0 ELSE completion_tokens END), sum(cost), avg(latency_ms), min(ts), max(ts), "
         "sum(CASE WHEN cache_hit THEN prompt_tokens + completion_tokens ELSE 0 END), sum(cost_saved), "
-        "sum(cost IS NULL)")
+        "sum(cost IS NULL), sum(cache_hit AND cost_saved IS NULL)")
 
 
 class History:
@@ -353,15 +354,17 @@ class History:
         rows = self._store.run(lambda conn: conn.execute(sql, args).fetchall())
         return [
             Summary(group=r[0], calls=r[1], cache_hits=r[2] or 0, errors=r[3] or 0, prompt_tokens=r[4] or 0,
-                    completion_tokens=r[5] or 0, cost=_known_cost(r[6], r[12] or 0, r[1]),
+                    completion_tokens=r[5] or 0, cost=_known_cost(r[6], r[12] or 0, r[1] - (r[2] or 0)),
                     avg_latency_ms=r[7] or 0.0, first_ts=r[8], last_ts=r[9], tokens_saved=r[10] or 0,
-                    cost_saved=r[11] or 0.0, unknown_cost_calls=r[12] or 0)
+                    cost_saved=_known_cost(r[11], r[13] or 0, r[2] or 0), unknown_cost_calls=r[12] or 0,
+                    unknown_saved_calls=r[13] or 0)
             for r in rows
         ]
 
 
 def _known_cost(total: float | None, unknown: int, calls: int) -> float | None:
-    """The sum of the known costs; None when every call's cost is unknown."""
+    """The sum of the known costs; None when every one of the `calls` is of unknown cost (a cache hit
+    is not one of them: it cost nothing, and what it saved is counted apart)."""
     if unknown and unknown >= calls:
         return None
     return float(total or 0.0)

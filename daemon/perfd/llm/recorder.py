@@ -103,8 +103,8 @@ class Call:
             # a cache hit cost nothing; an answer of a model with no known price cost what is unknown, not 0
             cost=result.cost if result.cached or config.priced else None,
             cache_hit=result.cached, attempts=result.attempts, stream=self.stream,
-            cost_saved=config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
-            if result.cached else 0.0,
+            cost_saved=(config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
+                        if config.priced else None) if result.cached else 0.0,
         ))
 
     def failed(self, exc: BaseException) -> None:

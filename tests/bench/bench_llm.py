@@ -10,6 +10,7 @@ prints one table. Each goal is reported as met or MISSED, as measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -302,15 +303,27 @@ async def overhead_providers(server: Server, n: int) -> dict[str, dict[str, floa
     return out
 
 
-async def interactive_under_batch(server: Server, *, rpm: int, window: float, batch: int) -> dict[str, float]:
+async def interactive_under_batch(server: Server, *, rpm: int, window: float, batch: int,
+                                  team_url: str | None = None) -> dict[str, float]:
     """The wait of one interactive call (an editor's, a single run) while a --parallel batch of `batch`
     calls saturates `rpm`, against the same call with no batch; and the same call queued FIFO behind
-    the batch (as without priorities), for reference."""
+    the batch (as without priorities), for reference. With `team_url`, the limit is the team's in Redis
+    (a fresh namespace per case, so no case inherits another's window)."""
+    from perfd.llm import TeamConfig
+
     server.reset()
     cfg = config(server.base_url, rpm=rpm, window_s=window, cache=False, history=False, max_connections=16)
+    cases = iter(range(1000))
 
     async def one_case(with_batch: bool, interactive: bool) -> float:
-        async with LLMClient(cfg) as llm:
+        team = (TeamConfig(redis_url=team_url, namespace=f"bench-priority-{os.getpid()}-{next(cases)}")
+                if team_url else None)
+        with tempfile.TemporaryDirectory() as state:
+            return await run_case(LLMClient(cfg, state_dir=state, team=team) if team else LLMClient(cfg),
+                                  with_batch, interactive)
+
+    async def run_case(client: LLMClient, with_batch: bool, interactive: bool) -> float:
+        async with client as llm:
             took = 0.0
 
             async def ask() -> None:
@@ -418,6 +431,12 @@ async def provider_rows(server: Server, quick: bool) -> list[Row]:
             f"{ov['overhead_lean_ms']:+.3f} ms)",
             "<= 0.3 ms", verdict(0.0 <= ov["overhead_ms"] <= 0.3),
         ))
+    return rows + await priority_rows(server)
+
+
+async def priority_rows(server: Server) -> list[Row]:
+    """Interactive before batch: under the local limiter and under [team]'s, side by side."""
+    rows: list[Row] = []
     window = 1.0
     pr = await interactive_under_batch(server, rpm=6, window=window, batch=12)
     rows.append((
@@ -426,15 +445,47 @@ async def provider_rows(server: Server, quick: bool) -> list[Row]:
         f"no priority: {pr['fifo_s']:.2f} s)",
         "<= one window", verdict(pr["under_batch_s"] <= window + 0.1),
     ))
+    with team_redis() as url:
+        if url is None:
+            rows.append(("the same with [team] (the shared Redis limit)", "skipped: redis-server not found", "",
+                         "SKIP"))
+            return rows
+        tr = await interactive_under_batch(server, rpm=6, window=window, batch=12, team_url=url)
+    rows.append((
+        "the same with [team] (rpm=6 held in Redis; this daemon's queue serves interactive first)",
+        f"{tr['under_batch_s']:.2f} s  (no batch: {tr['alone_s']:.3f} s; no priority: {tr['fifo_s']:.2f} s; "
+        f"without [team]: {pr['under_batch_s']:.2f} s)",
+        "<= one window", verdict(tr["under_batch_s"] <= window + 0.1),
+    ))
     return rows
+
+
+@contextlib.contextmanager
+def team_redis() -> Iterator[str | None]:
+    """A real redis-server on a Unix socket for the [team] rows (None when it is not installed)."""
+    import shutil
+
+    from redis_helpers import RedisServer, redis_server_binary
+
+    binary = redis_server_binary()
+    if binary is None:
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="perfd-bench-redis-", dir="/tmp")  # short: a socket path has ~107 bytes
+    redis_server = RedisServer(folder, binary=binary).start()
+    try:
+        yield redis_server.url
+    finally:
+        redis_server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def main(quick: bool, only: str = "") -> list[Row]:
     server = Server()
     rows: list[Row] = []
-    if only == "providers":
+    if only in ("providers", "priority"):
         try:
-            return await provider_rows(server, quick)
+            return await (provider_rows(server, quick) if only == "providers" else priority_rows(server))
         finally:
             server.close()
     try:
@@ -598,8 +649,9 @@ def print_table(rows: list[Row]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer windows and calls")
-    parser.add_argument("--only", choices=("providers",), default="",
-                        help="only the per-provider overhead and the interactive-before-batch rows")
+    parser.add_argument("--only", choices=("providers", "priority"), default="",
+                        help="only the per-provider overhead and the interactive-before-batch rows (providers), "
+                             "or only the interactive-before-batch rows, with and without [team] (priority)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="perfd-bench-") as state:
         os.environ["PERFD_STATE_DIR"] = state

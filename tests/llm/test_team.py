@@ -503,3 +503,35 @@ def test_two_real_daemons_running_perfd_run_parallel_hold_the_team_rpm(redis_ser
                 d.kill()
                 d.wait(5)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- interactive before batch -------------------------------------------------------------
+
+
+async def test_an_interactive_call_goes_ahead_of_a_batchs_queued_calls_under_the_team_limit(
+        tmp_path: Path, redis_server: RedisServer, server: FakeServer) -> None:
+    """The team's window is full; three batch calls queue in this daemon, then an interactive one: it is sent
+    next, and the batch keeps its order after it."""
+    from perfd.llm.team import Line
+
+    waits: list[tuple[float, str]] = []
+    llm = client(server, redis_server.url, tmp_path / "a", rpm=1, window_s=0.3, cache=False)
+    async with llm:
+        await llm.complete(ask("first"))  # takes the window
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(llm.complete, ask(f"batch{i}"), ChatOptions(priority="batch"))
+                await anyio.sleep(0.02)
+            tg.start_soon(llm.complete, ask("interactive"), ChatOptions(
+                priority="interactive", on_wait=lambda s, why: waits.append((s, why))))
+    sent = [r.body["messages"][-1]["content"] for r in server.records]
+    assert sent == ["first", "interactive", "batch0", "batch1", "batch2"]
+    assert len(waits) == 1 and "team's rate limit" in waits[0][1]  # the wait is heard, once
+    # Without priorities (all batch) the order is arrival: the line only reorders by priority.
+    line = Line()
+    a, b, c = line.join(1), line.join(1), line.join(0)
+    assert line.first(c)
+    line.leave(c)
+    assert line.first(a)
+    line.leave(a)
+    assert line.first(b)

@@ -118,7 +118,19 @@ _COLUMNS = ("calls", "hits", "errors", "tokens", "saved tok", "cost", "saved cos
 
 def _cells(g: Summary) -> list[str]:
     return [str(g.calls), str(g.cache_hits), str(g.errors), str(g.prompt_tokens + g.completion_tokens),
-            str(g.tokens_saved), f"{g.cost:.4f}", f"{g.cost_saved:.4f}", f"{g.avg_latency_ms:.1f}"]
+            str(g.tokens_saved), cost_text(g.cost, g.unknown_cost_calls),
+            cost_text(g.cost_saved, g.unknown_saved_calls),
+            f"{g.avg_latency_ms:.1f}"]
+
+
+def cost_text(cost: float | None, unknown: int, digits: int = 4) -> str:
+    """A cost (or a cost saved) some of whose calls had no known price says so: "unknown", or
+    "≥ X (N calls of unknown cost)"."""
+    if cost is None:
+        return "unknown"
+    if unknown:
+        return f"≥ {cost:.{digits}f} ({unknown} call{'s' if unknown != 1 else ''} of unknown cost)"
+    return f"{cost:.{digits}f}"
 
 
 def _name(g: Summary) -> str:
@@ -179,6 +191,8 @@ def charts(by_day: Sequence[Summary], days: int, *, tty: bool, width: int = CHAR
                 out.append(float(g.prompt_tokens + g.completion_tokens))
             elif attr == "hit rate":
                 out.append(g.cache_hits / g.calls if g.calls else 0.0)
+            elif attr == "cost":
+                out.append(g.cost or 0.0)  # unknown: drawn as nothing, said in the tail
             else:
                 out.append(float(getattr(g, attr)))
         return out
@@ -194,6 +208,10 @@ def charts(by_day: Sequence[Summary], days: int, *, tty: bool, width: int = CHAR
             calls = sum(g.calls for _, g in series if g is not None)
             hits = sum(g.cache_hits for _, g in series if g is not None)
             tail = f"{hits / calls:.0%} overall" if calls else "no calls"
+        elif attr == "cost":
+            unknown = sum(g.unknown_cost_calls for _, g in series if g is not None)
+            known = any(g.cost is not None for _, g in series if g is not None)
+            tail = f"max {fmt.format(max(values))} · sum {cost_text(total if known or not unknown else None, unknown)}"
         else:
             tail = f"max {fmt.format(max(values))} · sum {fmt.format(total)}"
         bar = spark(values, tty=tty, top=1.0 if attr == "hit rate" else None)  # a rate's scale is 0..100%
@@ -229,12 +247,14 @@ def render_csv(r: HistoryReport) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")  # RFC 4180, what spreadsheets expect
     w.writerow(["grouping", "group", "calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens",
-                "tokens_saved", "cost", "cost_saved", "avg_latency_ms", "first_call", "last_call"])
+                "tokens_saved", "cost", "cost_saved", "avg_latency_ms", "first_call", "last_call",
+                "unknown_cost_calls", "unknown_saved_calls"])
     for key, label in GROUPINGS:
         for g in getattr(r, key):
             w.writerow([label, csv_cell(_name(g)), g.calls, g.cache_hits, g.errors, g.prompt_tokens,
-                        g.completion_tokens, g.tokens_saved, f"{g.cost:.6f}", f"{g.cost_saved:.6f}",
-                        f"{g.avg_latency_ms:.1f}", _iso(g.first_ts), _iso(g.last_ts)])
+                        g.completion_tokens, g.tokens_saved, "unknown" if g.cost is None else f"{g.cost:.6f}",
+                        "unknown" if g.cost_saved is None else f"{g.cost_saved:.6f}", f"{g.avg_latency_ms:.1f}",
+                        _iso(g.first_ts), _iso(g.last_ts), g.unknown_cost_calls, g.unknown_saved_calls])
     return buf.getvalue()
 
 

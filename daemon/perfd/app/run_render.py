@@ -14,8 +14,10 @@ whether its stderr is a terminal). So a run prints the same bytes either way.
   written or why not; then one total line, which every run ends with.
 - Nothing to do (a complete achievement or plan): one line on stderr, nothing
   sent; `--json`: one NothingToDo object.
-- `--dry-run`: the exact request on stdout (the prompt with its files inlined,
-  the token estimate and the estimated cost), nothing sent.
+- `--dry-run`: the exact request, nothing sent: the prompt with its files inlined on
+  stdout; on stderr the token estimate, the estimated cost, and the HTTP request as the
+  provider would get it (URL, headers with secrets named not shown, body with each
+  message's text elided: it is the prompt printed on stdout). `--json`: all of it in one object.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from perfd.engine.types import GenerateResult
 from perfd.engine.workspace import display_path
 from perfd.safetext import shown
 from perfd.wire.protocol import RunAnswer, RunResult, RunSummary
+
+from perfd.llm.types import RequestPreview
 
 if TYPE_CHECKING:
     from perfd.llm import LLMClient
@@ -127,6 +131,7 @@ class DryRun(msgspec.Struct, frozen=True, kw_only=True):
     files: list[str]
     cut: list[str]
     left_out: list[str]
+    request: RequestPreview  # the HTTP request as sent: body whole, secrets named in the headers, never shown
     dry_run: bool = True
 
 
@@ -137,7 +142,8 @@ def dry_run(call: Call, llm: LLMClient) -> DryRun:
     return DryRun(plan=call.result.plan, achievement=call.result.achievement, state=call.result.state,
                   model=cfg.model, url=cfg.chat_url, messages=call.messages, prompt_tokens_estimate=ctx.tokens,
                   budget=ctx.budget, bytes_per_token=ctx.bytes_per_token, cost_estimate=cfg.cost(ctx.tokens, 0) if priced else None,
-                  files=ctx.files, cut=ctx.cut, left_out=ctx.left_out)
+                  files=ctx.files, cut=ctx.cut, left_out=ctx.left_out,
+                  request=llm.preview(call.messages, call.chat, stream=True))
 
 
 def render_dry_run(d: DryRun) -> str:
@@ -149,7 +155,24 @@ def render_dry_run(d: DryRun) -> str:
              f"of a budget of {d.budget}{cost}; "
              f"{len(d.files)} file(s) inlined whole" + (f", {len(d.cut)} cut" if d.cut else "")
              + (f", {len(d.left_out)} left out" if d.left_out else "")]
+    r = d.request
+    lines.append(f"perfd: {r.method} {shown(r.url)}")
+    lines += [f"perfd:   {shown(name)}: {shown(value)}" for name, value in r.headers.items()]
+    lines.append(f"perfd: body {shown(_elided_body(r.body))}")
     return "\n".join(lines) + "\n"
+
+
+def _elided_body(body: dict[str, object]) -> str:
+    """The body as JSON, each message's text replaced by its size (the text is the prompt on stdout)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body = {**body, "messages": [
+            {**m, "content": f"<{len(str(m.get('content', '')).encode('utf-8', 'surrogatepass'))} bytes: the prompt "
+                             "on stdout>"} if isinstance(m, dict) else m for m in messages]}
+    system = body.get("system")
+    if isinstance(system, str):
+        body = {**body, "system": f"<{len(system.encode('utf-8', 'surrogatepass'))} bytes>"}
+    return msgspec.json.encode(body).decode()
 
 
 def summarize(answers: Sequence[RunAnswer], plan: str, seconds: float) -> RunSummary:

@@ -104,6 +104,7 @@ _LAZY: dict[str, Callable[[], ModuleType]] = {
     "TeamConfig": _team_config, "load_team_config": _team_config,
     "ChatStream": _stream,
     "ChatOptions": _types, "Completion": _types, "Message": _types, "Usage": _types,
+    "RequestPreview": _types,
 }
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ if TYPE_CHECKING:
     from .stats import LLMStats, TeamStats
     from .team_config import TeamConfig, load_team_config
     from .stream import ChatStream
-    from .types import ChatOptions, Completion, Message, Usage
+    from .types import ChatOptions, Completion, Message, RequestPreview, Usage
 
 
 def __getattr__(name: str) -> object:
@@ -180,6 +181,7 @@ __all__ = [
     "Message",
     "PromptJob",
     "RateLimiter",
+    "RequestPreview",
     "ResponseCache",
     "Summary",
     "Usage",

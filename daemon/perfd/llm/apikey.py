@@ -45,6 +45,14 @@ class ApiKey:
         out[self._header] = f"{self._prefix}{key.strip()}"
         return out
 
+    def masked_headers(self) -> dict[str, str]:
+        """The headers headers() sends, each value replaced by the variable it is read from: the
+        variables are never read, so a preview shows no secret and needs none set."""
+        out = {header: f"[${variable}]" for header, variable in self._secret_headers.items()}
+        if self.env_name is not None:
+            out[self._header] = f"{self._prefix}[${self.env_name}]"
+        return out
+
     def redact(self, text: str) -> str:
         """Remove the API key (and secret header values) from server-provided text (some servers echo them)."""
         names = [self.env_name, *self._secret_headers.values()]

@@ -159,7 +159,9 @@ class Attempts:
             # Pool waits are unbounded on purpose: the concurrency slot below
             # never lets more requests out than there are connections.
             timeout=self._default_timeout,
-            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json", **config.headers,
+            # The body is JSON bytes, which httpx sends with no content-type: say it (Anthropic's API requires it).
+            headers={"user-agent": f"perfd/{__version__}", "accept": "application/json",
+                     "content-type": "application/json", **config.headers,
                      **wire_for(config).fixed_headers(config)},
             follow_redirects=False,
         )

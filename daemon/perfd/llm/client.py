@@ -46,7 +46,7 @@ from .recorder import CallRecorder
 from .stats import Counters, LLMStats, TeamStats
 from .stream import ChatStream, falls_back
 from .team_config import TeamConfig, namespace_for
-from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest
+from .types import ChatOptions, Completion, JSONObject, Message, PreparedRequest, RequestPreview
 
 if TYPE_CHECKING:
     from .team import TeamGate, TeamLink
@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 # every server; counting them keeps the tpm estimate on the safe side.
 _PER_MESSAGE_TOKENS = 4
 _DEFAULTS = ChatOptions()
+_SECRET_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "session")
+
+
+def _looks_secret(header: str) -> bool:
+    name = header.lower()
+    return any(word in name for word in _SECRET_WORDS)
 
 
 class LLMClient:
@@ -221,6 +227,23 @@ class LLMClient:
                 return first.stream(messages, options, fallbacks=rest)
 
         return ChatStream(request, self._recorder, self._attempts, fallback=fallback)
+
+    def preview(self, messages: Sequence[Message], options: ChatOptions | None = None, *,
+                stream: bool = True) -> RequestPreview:
+        """The HTTP request `stream` (or `complete`, with stream=False) would send for these messages, built
+        as they build it and not sent: nothing counted, cached or recorded, no secret read (the API key and
+        `headers_env` values are named, not shown; a `headers` value whose name looks secret is hidden)."""
+        request = self._prepare(messages, _DEFAULTS if options is None else options, stream=stream)
+        named = self._key.masked_headers()
+        headers = {**named, "accept": "text/event-stream"} if stream else named
+        built = self._attempts.http.build_request("POST", self.config.chat_url, content=request.body, headers=headers)
+        ours = {name.lower() for name in named}
+        shown = {name: value if name in ours or not _looks_secret(name) else "[hidden]"
+                 for name, value in built.headers.items()}
+        url = str(built.url)
+        if built.url.userinfo:  # credentials in base_url: shown as hidden, not as they are
+            url = url.replace(built.url.userinfo.decode("ascii") + "@", "[hidden]@", 1)
+        return RequestPreview(method=built.method, url=url, headers=shown, body=request.payload)
 
     def stats(self) -> LLMStats:
         c = self._counters

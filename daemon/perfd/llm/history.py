@@ -20,7 +20,8 @@ from .store import SQLiteStore
 
 HISTORY_FORMAT = 1
 
-_SCHEMA = """
+# `cost` (and a cache hit's `cost_saved`) is NULL when no price was known for the model (unknown, not free).
+_CALLS = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -32,16 +33,22 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_ms REAL NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    cost REAL NOT NULL,
+    cost REAL,
     cache_hit INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     error TEXT,
     attempts INTEGER NOT NULL,
-    stream INTEGER NOT NULL
+    stream INTEGER NOT NULL,
+    workspace TEXT,
+    cost_saved REAL DEFAULT 0
 );
+"""
+_CALLS_INDEXES = """
 CREATE INDEX IF NOT EXISTS calls_plan ON calls(plan, ts);
 CREATE INDEX IF NOT EXISTS calls_day ON calls(day, outcome);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls(outcome, ts);
+"""
+_SCHEMA = _CALLS + _CALLS_INDEXES + """
 CREATE TABLE IF NOT EXISTS kept (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -73,7 +80,34 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for name, decl in _ADDED:
         if name not in have:
             conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
+    if _cost_required(conn):
+        _allow_unknown_cost(conn)
     conn.execute("CREATE INDEX IF NOT EXISTS calls_workspace ON calls(workspace, ts)")
+
+
+def _cost_required(conn: sqlite3.Connection) -> bool:
+    return any(row[1] in ("cost", "cost_saved") and row[3] for row in conn.execute("PRAGMA table_info(calls)"))
+
+
+def _allow_unknown_cost(conn: sqlite3.Connection) -> None:
+    """A file from before unknown costs were NULL: its `cost`'s and `cost_saved`'s NOT NULL dropped. SQLite cannot alter a
+    column's constraint, so the table is copied into one without it (ids and rows as they were)."""
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; another that waited finds it done
+    try:
+        if _cost_required(conn):
+            conn.execute("DROP TABLE IF EXISTS calls_migrating")
+            conn.execute(_CALLS.replace("IF NOT EXISTS calls (", "calls_migrating (", 1))
+            conn.execute(f"INSERT INTO calls_migrating (id, {', '.join(_COLUMNS)}) "
+                         f"SELECT id, {', '.join(_COLUMNS)} FROM calls")
+            conn.execute("DROP TABLE calls")  # its indexes go with it; made again below
+            conn.execute("ALTER TABLE calls_migrating RENAME TO calls")
+            for statement in _CALLS_INDEXES.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,13 +122,13 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     state: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float = 0.0
+    cost: float | None = 0.0  # None: no price known for the model (unknown, not free)
     cache_hit: bool = False
     error: str | None = None
     attempts: int = 1
     stream: bool = False
     workspace: str | None = None  # the workspace root the call was made for
-    cost_saved: float = 0.0  # a cache hit: what the call would have cost at the configured prices
+    cost_saved: float | None = 0.0  # a cache hit: what the call would have cost at the configured prices (None: unknown)
 
     @property
     def day(self) -> str:
@@ -116,12 +150,14 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     errors: int
     prompt_tokens: int
     completion_tokens: int
-    cost: float
+    cost: float | None  # None: every call of the group is of unknown cost
     avg_latency_ms: float
     first_ts: float
     last_ts: float
     tokens_saved: int = 0
-    cost_saved: float = 0.0
+    cost_saved: float | None = 0.0  # None: every cache hit of the group is of unknown cost
+    unknown_cost_calls: int = 0  # calls of no known price: `cost` is what the others cost (None: no other)
+    unknown_saved_calls: int = 0  # cache hits of no known price: `cost_saved` is what the others saved
 
 
 class KeptAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,7 +192,8 @@ _INSERT = f"INSERT INTO calls({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * le
 _AGG = ("count(*), sum(cache_hit), sum(outcome NOT IN ('ok', 'cancelled')), "
         "sum(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END), "
         "sum(CASE WHEN cache_hit THEN 0 ELSE completion_tokens END), sum(cost), avg(latency_ms), min(ts), max(ts), "
-        "sum(CASE WHEN cache_hit THEN prompt_tokens + completion_tokens ELSE 0 END), sum(cost_saved)")
+        "sum(CASE WHEN cache_hit THEN prompt_tokens + completion_tokens ELSE 0 END), sum(cost_saved), "
+        "sum(cost IS NULL), sum(cache_hit AND cost_saved IS NULL)")
 
 
 class History:
@@ -317,10 +354,20 @@ class History:
         rows = self._store.run(lambda conn: conn.execute(sql, args).fetchall())
         return [
             Summary(group=r[0], calls=r[1], cache_hits=r[2] or 0, errors=r[3] or 0, prompt_tokens=r[4] or 0,
-                    completion_tokens=r[5] or 0, cost=r[6] or 0.0, avg_latency_ms=r[7] or 0.0,
-                    first_ts=r[8], last_ts=r[9], tokens_saved=r[10] or 0, cost_saved=r[11] or 0.0)
+                    completion_tokens=r[5] or 0, cost=_known_cost(r[6], r[12] or 0, r[1] - (r[2] or 0)),
+                    avg_latency_ms=r[7] or 0.0, first_ts=r[8], last_ts=r[9], tokens_saved=r[10] or 0,
+                    cost_saved=_known_cost(r[11], r[13] or 0, r[2] or 0), unknown_cost_calls=r[12] or 0,
+                    unknown_saved_calls=r[13] or 0)
             for r in rows
         ]
+
+
+def _known_cost(total: float | None, unknown: int, calls: int) -> float | None:
+    """The sum of the known costs; None when every one of the `calls` is of unknown cost (a cache hit
+    is not one of them: it cost nothing, and what it saved is counted apart)."""
+    if unknown and unknown >= calls:
+        return None
+    return float(total or 0.0)
 
 
 def _set(**fields: object) -> dict[str, object]:

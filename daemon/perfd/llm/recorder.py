@@ -100,9 +100,11 @@ class Call:
             ts=self.wall, model=result.model, latency_ms=result.latency_s * 1000.0, outcome="ok",
             plan=labels.plan, achievement=labels.achievement, state=labels.state, workspace=labels.workspace,
             prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
-            cost=result.cost, cache_hit=result.cached, attempts=result.attempts, stream=self.stream,
-            cost_saved=config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
-            if result.cached else 0.0,
+            # a cache hit cost nothing; an answer of a model with no known price cost what is unknown, not 0
+            cost=result.cost if result.cached or config.priced else None,
+            cache_hit=result.cached, attempts=result.attempts, stream=self.stream,
+            cost_saved=(config.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
+                        if config.priced else None) if result.cached else 0.0,
         ))
 
     def failed(self, exc: BaseException) -> None:

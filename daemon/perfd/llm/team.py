@@ -20,6 +20,7 @@ connection is made; it is never logged, stored or shown (URLs are redacted).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 import os
@@ -41,7 +42,7 @@ from .breaker import Health
 from .cache import CachedResponse
 from .config import LLMConfig
 from .errors import LLMBudgetExceeded, LLMCircuitOpen, LLMConfigError, LLMRequestTooLarge, LLMTeamUnavailable
-from .gate import LocalGate, Ticket, budget_message, estimated_cost
+from .gate import PRIORITY, LocalGate, Ticket, budget_message, estimated_cost
 from .ratelimit import parse_reset
 from .stats import TeamStats
 from .team_config import TeamConfig, redact_url
@@ -204,7 +205,7 @@ class TeamGate:
         self.local = local
         self.member = member or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._ids = itertools.count()
-        self._lock = anyio.Lock()  # one poller per daemon; FIFO among its callers
+        self._line = Line()  # one poller per daemon: interactive callers first, then by arrival
         self._window_us = int(config.window_s * _MICRO)
         self._cooldown_us = int(config.breaker_cooldown_s * _MICRO)
         self.waited_s = 0.0
@@ -268,32 +269,43 @@ class TeamGate:
             round((cfg.budget_usd_per_plan_per_day or 0) * _MICRO), plan_tag,
         ]
         started = time.monotonic()
+        line = self._line
+        me = line.join(PRIORITY[request.options.priority])
+        on_wait, told = request.options.on_wait, False
         try:
-            async with self._lock:
-                while True:
-                    result = await self.link.run("admit", args)
-                    status = int(result[0])
-                    if status == 1:
-                        self._saw(int(result[1]), int(result[2]), int(result[3]), int(result[4]))
-                        return Ticket(tokens=request.tokens, cost_reserved=cost, plan=plan_tag or None,
-                                      shared_id=ident, day=int(result[5]))
-                    if status in (0, -3):
-                        if status == 0:
-                            self.seen_requests, self.seen_tokens = int(result[2]), int(result[3])
-                        await anyio.sleep(int(result[1]) / _MICRO)
-                        continue
-                    if status == -1:
-                        retry_in = int(result[1]) / _MICRO
-                        raise LLMCircuitOpen(
-                            f"LLM provider {cfg.base_url} is failing for the team (another daemon saw "
-                            f"{cfg.breaker_failures} consecutive failures); circuit open, failing fast: retrying in "
-                            f"{retry_in:.1f}s", retry_in_s=retry_in)
-                    spent, budget = int(result[1]) / _MICRO, int(result[2]) / _MICRO
-                    if int(result[3]) == 1:
-                        self.spent_usd = spent
-                    raise LLMBudgetExceeded(budget_message(scope="plan" if int(result[3]) == 2 else "day",
-                                                           spent=spent, budget=budget, cost=cost, team=True))
+            while True:
+                if not line.first(me):
+                    await line.changed(None)  # the first in line asks Redis; when it leaves, the next does
+                    continue
+                result = await self.link.run("admit", args)
+                status = int(result[0])
+                if status == 1:
+                    self._saw(int(result[1]), int(result[2]), int(result[3]), int(result[4]))
+                    return Ticket(tokens=request.tokens, cost_reserved=cost, plan=plan_tag or None,
+                                  shared_id=ident, day=int(result[5]))
+                if status in (0, -3):
+                    if status == 0:
+                        self.seen_requests, self.seen_tokens = int(result[2]), int(result[3])
+                    delay = int(result[1]) / _MICRO
+                    if on_wait is not None and not told and status == 0 and delay >= _TELL_S:
+                        told = True
+                        on_wait(delay, "the team's rate limit (rpm/tpm) reached")
+                    # Cut short when a caller of higher priority joins the line: it asks Redis next.
+                    await line.changed(delay)
+                    continue
+                if status == -1:
+                    retry_in = int(result[1]) / _MICRO
+                    raise LLMCircuitOpen(
+                        f"LLM provider {cfg.base_url} is failing for the team (another daemon saw "
+                        f"{cfg.breaker_failures} consecutive failures); circuit open, failing fast: retrying in "
+                        f"{retry_in:.1f}s", retry_in_s=retry_in)
+                spent, budget = int(result[1]) / _MICRO, int(result[2]) / _MICRO
+                if int(result[3]) == 1:
+                    self.spent_usd = spent
+                raise LLMBudgetExceeded(budget_message(scope="plan" if int(result[3]) == 2 else "day",
+                                                       spent=spent, budget=budget, cost=cost, team=True))
         finally:
+            line.leave(me)
             self.waited_s += time.monotonic() - started
 
     def _saw(self, requests: int, tokens: int, peers: int, spent_micro: int) -> None:
@@ -377,6 +389,47 @@ class TeamGate:
             fallbacks=self.fallbacks, refused=self.refused, waited_s=round(self.waited_s, 6),
             cache_rejected=cache_rejected,
         )
+
+
+_TELL_S = 0.05  # a shorter wait for the team's window is not worth a line on the terminal
+
+
+class Line:
+    """The callers of one daemon waiting for the team's limit: lower priority first (an interactive call before
+    a batch's), then by arrival. Only the first asks Redis, so the shared protocol is unchanged and a daemon
+    adds one poller, not one per caller."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+        self._changed = anyio.Event()
+
+    def join(self, priority: int) -> tuple[int, int]:
+        me = (priority, next(self._seq))
+        heapq.heappush(self._heap, me)
+        if self._heap[0] == me:  # ahead of whoever was first: wake it so it yields
+            self._notify()
+        return me
+
+    def first(self, me: tuple[int, int]) -> bool:
+        return self._heap[0] == me
+
+    def leave(self, me: tuple[int, int]) -> None:
+        was_first = self._heap[0] == me
+        self._heap.remove(me)
+        heapq.heapify(self._heap)
+        if was_first:
+            self._notify()
+
+    async def changed(self, timeout: float | None) -> None:
+        """Wait until the first in line changes (or `timeout` seconds pass)."""
+        event = self._changed
+        with anyio.move_on_after(timeout):
+            await event.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
 
 def _plan_tag(plan: str) -> str:

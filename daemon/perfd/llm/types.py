@@ -86,3 +86,13 @@ class PreparedRequest(msgspec.Struct, kw_only=True):
     # time.monotonic() by which the whole call ends (total_timeout_s): each attempt's
     # timeout is clipped to what is left, and no retry starts past it.
     deadline: float | None = None
+
+
+class RequestPreview(msgspec.Struct, frozen=True, kw_only=True):
+    """The HTTP request a call would send (LLMClient.preview), without any secret in it: the body as sent;
+    every header as sent, but a secret's value replaced by where it is read from ("[$NAME]")."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: JSONObject

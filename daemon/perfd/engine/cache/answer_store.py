@@ -154,30 +154,49 @@ def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, roo
     Answers with an input written within the racy window are left out; with no
     configuration digest, or past `max_bytes`, nothing is written.
     """
-    if not config:
-        return 0
-    limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
-    index: dict[tuple[str, StatKey | None], int] = {}
-    rows = []
-    for key, inputs, value in answers:
-        if any(k is not None and k[0] > limit for _p, k in inputs):
-            continue
-        kind: Kind
-        plan: PlanRef | None = None
-        archive: str | None = None
-        if isinstance(key, StatusKey):
-            kind = "status"
-        elif isinstance(key, SummaryKey):
-            kind, plan = "summary", key.plan
-        else:
-            kind, plan, archive = "files", key.plan, key.archive
-        ids = [index.setdefault(i, len(index)) for i in inputs]
-        rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
-    data = msgspec.msgpack.encode(StoreFile(Header(FORMAT, engine_version(), root, config), list(index), rows))
-    if len(data) > max_bytes:
-        return 0
-    write_private(path, data)
-    return len(data)
+    packer = Packer(root=root, config=config, max_bytes=max_bytes, now_ns=now_ns)
+    packer.add(answers)
+    return packer.write(path)
+
+
+class Packer:
+    """save() in steps, for a daemon that keeps answering meanwhile: `add` packs answers (it reads the
+    engine's values: on the engine's loop, a slice at a time), `write` makes the file from the packer's
+    own rows alone (safe in a thread)."""
+
+    def __init__(self, *, root: str, config: str, max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> None:
+        self.header = Header(FORMAT, engine_version(), root, config)
+        self.max_bytes = max_bytes
+        self.limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
+        self.index: dict[tuple[str, StatKey | None], int] = {}
+        self.rows: list[Answer] = []
+
+    def add(self, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> None:
+        limit, index = self.limit, self.index
+        for key, inputs, value in answers:
+            if any(k is not None and k[0] > limit for _p, k in inputs):
+                continue
+            kind: Kind
+            plan: PlanRef | None = None
+            archive: str | None = None
+            if isinstance(key, StatusKey):
+                kind = "status"
+            elif isinstance(key, SummaryKey):
+                kind, plan = "summary", key.plan
+            else:
+                kind, plan, archive = "files", key.plan, key.archive
+            ids = [index.setdefault(i, len(index)) for i in inputs]
+            self.rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
+
+    def write(self, path: str) -> int:
+        """Write what was added to `path` atomically; the bytes written (0: nothing, see save)."""
+        if not self.header.config:
+            return 0
+        data = msgspec.msgpack.encode(StoreFile(self.header, list(self.index), self.rows))
+        if len(data) > self.max_bytes:
+            return 0
+        write_private(path, data)
+        return len(data)
 
 
 class AnswerStore:
@@ -194,3 +213,7 @@ class AnswerStore:
     def save(self, path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> int:
         """Write `answers` to `path`; the bytes written (0: nothing): see save()."""
         return save(path, answers, root=self.root, config=config_digest(self.config))
+
+    def packer(self) -> Packer:
+        """A save() in steps (see Packer)."""
+        return Packer(root=self.root, config=config_digest(self.config))

@@ -101,15 +101,22 @@ def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str
 
     Returns the bytes written. Past `max_bytes`, the least recently used
     entries are left out. OSError when the folder cannot take the file.
+    Reads nothing but `entries` (immutable): the daemon calls it in a thread.
     """
+    data = pack(entries, root=root, max_bytes=max_bytes)
+    write_private(path, data)
+    return len(data)
+
+
+def pack(entries: list[tuple[str, str, StatKey, bytes]], *, root: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """The store file's bytes for `entries` (see save)."""
     rows = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in entries if kind in STORED_KINDS]
     header = Header(FORMAT, parser_version(), root)
     data = msgspec.msgpack.encode(StoreFile(header, rows))
     while len(data) > max_bytes and rows:
         rows = rows[len(rows) // 4 + 1:]  # keep the most recently used three quarters
         data = msgspec.msgpack.encode(StoreFile(header, rows))
-    write_private(path, data)
-    return len(data)
+    return data
 
 
 class ParseStore:

@@ -66,10 +66,17 @@ def completion_words(kind: str, status_json: str) -> list[str]:
     if not isinstance(got, dict):
         return []
     if kind == "plans":
-        words = ["@" + str(p.get("plan", "")) for p in got.get("plans", []) if isinstance(p, dict)]
+        words = [str(p.get("plan", "")) for p in got.get("plans", []) if isinstance(p, dict)]
     else:
         words = [str(a.get("number", "")) for a in got.get("achievements", []) if isinstance(a, dict)]
-    return [w for w in words if w.strip("@") and w.isprintable() and not any(c.isspace() for c in w)]
+    return shell_words(words, plans=kind == "plans")
+
+
+def shell_words(words: list[str], *, plans: bool) -> list[str]:
+    """`words` as completion offers them (plan names as `@NAME`), but those a shell could not take as one
+    word (empty, white space, control characters)."""
+    return [("@" + w if plans else w) for w in words
+            if w.strip("@") and w.isprintable() and not any(c.isspace() for c in w)]
 
 
 def bash(spec: Spec) -> str:

@@ -43,10 +43,14 @@ def test_answers_packed_in_slices_make_the_same_file_as_one_save(ws: WS, store: 
     for i in range(0, len(answers), 2):  # as the daemon packs them, a slice at a time
         packer.add(answers[i:i + 2])
     assert len(answers) > 2
+    with open(store, "rb") as f:
+        stored = f.read()
+    assert packer.data() == stored  # at once
+    assert sum(packer.steps(3)) > 3  # then in slices of rows
     again = store + ".sliced"
-    assert packer.write(again) > 0
-    with open(store, "rb") as a, open(again, "rb") as b:
-        assert a.read() == b.read()
+    assert packer.write(again) == len(stored)
+    with open(again, "rb") as f:
+        assert f.read() == stored
 
 
 class Work:

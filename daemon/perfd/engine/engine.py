@@ -26,7 +26,7 @@ from perfd.engine.cache.cold_parse import ColdStart
 from perfd.engine.cache.cache import Inputs as ReadInputs, StatCache, StatKey, stat_key
 from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
 from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
-from perfd.engine.cache.parse_store import ParseStore
+from perfd.engine.cache.parse_store import Packing as ParsePacking, ParseStore
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
@@ -272,8 +272,8 @@ class Engine:
     def parsed_to_store(self) -> list[tuple[str, str, StatKey, bytes]]:
         return self.cache.to_persist()
 
-    def write_parsed(self, path: str, entries: list[tuple[str, str, StatKey, bytes]]) -> int:
-        return self.cold.write_parsed(path, entries)
+    def parse_packing(self, entries: list[tuple[str, str, StatKey, bytes]]) -> ParsePacking:
+        return self.cold.parse_packing(entries)
 
     def answers_to_store(self) -> list[tuple[AnswerKey, ReadInputs, AnswerValue]]:
         return self.cold.answers_to_store()

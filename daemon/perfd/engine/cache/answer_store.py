@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
@@ -31,7 +32,8 @@ import msgspec
 from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatKey
 from perfd.engine.cache.memo import FilesKey, StatusKey, SummaryKey
 from perfd.engine.ownership import PlanRef
-from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.private_file import (Refusal, msgpack_array_header, packed_items, read_private, source_digest,
+                                             write_private)
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 
@@ -161,8 +163,8 @@ def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, roo
 
 class Packer:
     """save() in steps, for a daemon that keeps answering meanwhile: `add` packs answers (it reads the
-    engine's values: on the engine's loop, a slice at a time), `write` makes the file from the packer's
-    own rows alone (safe in a thread)."""
+    engine's values: on the engine's loop, a slice at a time), `steps` packs the file a slice at a time
+    from the packer's own rows alone, and `data` is its bytes (written in a thread)."""
 
     def __init__(self, *, root: str, config: str, max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> None:
         self.header = Header(FORMAT, engine_version(), root, config)
@@ -170,6 +172,7 @@ class Packer:
         self.limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
         self.index: dict[tuple[str, StatKey | None], int] = {}
         self.rows: list[Answer] = []
+        self._parts: list[bytes] = []  # the file, packed in steps
 
     def add(self, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> None:
         limit, index = self.limit, self.index
@@ -188,14 +191,39 @@ class Packer:
             ids = [index.setdefault(i, len(index)) for i in inputs]
             self.rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
 
+    def steps(self, step: int = 2000) -> Iterator[int]:
+        """Once every answer is added, pack the file a slice of `step` rows a step (requests may be served
+        between two); yields how many. Without them, `data` packs it at once, to the same bytes."""
+        table: list[object] = list(self.index)
+        rows: list[object] = list(self.rows)
+        # (the table and the answers are the last two fields: ... "table" [] "answers" [])
+        answers_key = msgspec.msgpack.encode("answers")
+        head = msgspec.msgpack.encode(StoreFile(self.header, [], []))
+        if not head.endswith(b"\x90" + answers_key + b"\x90"):
+            return  # (another layout: `data` packs it at once)
+        parts = [head[:-len(answers_key) - 2]]
+        for items, key in ((table, b""), (rows, answers_key)):
+            parts += [key, msgpack_array_header(len(items))]
+            for i in range(0, len(items), step):
+                parts.append(packed_items(items[i:i + step]))
+                yield len(items[i:i + step])
+        self._parts = parts
+
+    def data(self) -> bytes:
+        """The file's bytes (b"": nothing to write, see save)."""
+        if not self.header.config:
+            return b""
+        if self._parts:
+            data = b"".join(self._parts)
+        else:
+            data = msgspec.msgpack.encode(StoreFile(self.header, list(self.index), self.rows))
+        return b"" if len(data) > self.max_bytes else data
+
     def write(self, path: str) -> int:
         """Write what was added to `path` atomically; the bytes written (0: nothing, see save)."""
-        if not self.header.config:
-            return 0
-        data = msgspec.msgpack.encode(StoreFile(self.header, list(self.index), self.rows))
-        if len(data) > self.max_bytes:
-            return 0
-        write_private(path, data)
+        data = self.data()
+        if data:
+            write_private(path, data)
         return len(data)
 
 

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 import msgspec
 
 from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue, Packer
-from perfd.engine.cache.parse_store import Loaded, ParseStore
+from perfd.engine.cache.parse_store import Loaded, Packing, ParseStore
 from perfd.engine.cache.cache import Inputs, StatCache, StatKey
 from perfd.engine.cache.memo import Answers, FilesKey, Memo, Memos, StatusKey, SummaryKey
 from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
@@ -239,10 +239,10 @@ class ColdStart:
         """
         return self.parse_store.save(path, self.cache.to_persist())
 
-    def write_parsed(self, path: str, entries: list[tuple[str, str, StatKey, bytes]]) -> int:
-        """Write `entries` (StatCache.to_persist, taken earlier) to the persistent store at `path`; returns its
-        size. Reads nothing of the engine's: a daemon calls it in a thread."""
-        return self.parse_store.save(path, entries)
+    def parse_packing(self, entries: list[tuple[str, str, StatKey, bytes]]) -> Packing:
+        """save_parsed in slices: the store file's bytes for `entries` (StatCache.to_persist, taken earlier),
+        packed a slice at a time (see parse_store.Packing)."""
+        return self.parse_store.packing(entries)
 
     def load_answers(self, path: str) -> tuple[int, str]:
         """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.

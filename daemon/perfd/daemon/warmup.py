@@ -27,6 +27,7 @@ from perfd.engine.engine import Engine
 from perfd.engine.cache.memo import StatusKey
 from perfd.engine.ownership import PlanRef
 from perfd.engine.cache.parse_pool import Parsed, PlanHead, parse_one
+from perfd.engine.cache.private_file import write_private
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
@@ -34,7 +35,7 @@ WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before a
 SLICE_S = 0.02  # how long a step of the warm-up's end may hold the loop
 RECHECK_STEP = 1000  # entries stat-checked between two turns of serving requests (a few ms)
 SUMMARY_STEP = 64  # plans' status lines worked out between two turns of serving requests
-SAVE_STEP = 500  # answers packed for the answer store between two turns of serving requests
+SAVE_STEP = 500  # entries or answers packed for the stores between two turns of serving requests
 
 
 class WarmUp:
@@ -228,9 +229,9 @@ class WarmUp:
 
     async def save_stores(self) -> None:
         """Write the persistent parse and answer stores when the cache has parsed something since the last
-        write, while requests keep being answered: what is written is taken from the engine here, on its
-        loop (the answers packed a slice at a time), and the files are made and written in a thread
-        (at 1,500 plans that took a few tenths of a second on the loop)."""
+        write, while requests keep being answered: at 1,500 plans packing them took a few tenths of a second.
+        What is written is taken from the engine, and the files packed, on the loop a slice at a time (a
+        thread packing them would hold the interpreter as long); only the writes are done in a thread."""
         self.saved_at = time.monotonic()
         engine = self.engine
         misses = engine.cache.misses + engine.memo_misses
@@ -238,20 +239,26 @@ class WarmUp:
             return
         self._saving = True
         try:
-            entries = engine.parsed_to_store()  # (immutable: packed bytes, stat keys)
+            packing = engine.parse_packing(engine.parsed_to_store())  # (immutable: packed bytes, stat keys)
+            for _n in packing.steps(SAVE_STEP):
+                await anyio.lowlevel.checkpoint()
+            data = packing.data()
+            del packing
             try:
-                size = await anyio.to_thread.run_sync(engine.write_parsed, self.store_path, entries)
+                await anyio.to_thread.run_sync(write_private, self.store_path, data)
                 self._saved_misses = misses
-                log.info("parse store: %d bytes written to %s", size, self.store_path)
+                log.info("parse store: %d bytes written to %s", len(data), self.store_path)
             except OSError as exc:
                 log.warning("cannot write the parse store %s: %s", self.store_path, exc)
-            del entries
+            del data
             packer = engine.answer_packer()
             answers = engine.answers_to_store()
             for i in range(0, len(answers), SAVE_STEP):
                 await anyio.lowlevel.checkpoint()
                 packer.add(answers[i:i + SAVE_STEP])
             del answers
+            for _n in packer.steps(SAVE_STEP):
+                await anyio.lowlevel.checkpoint()
             try:
                 size = await anyio.to_thread.run_sync(packer.write, self.answers_path)
                 log.info("answer store: %d bytes written to %s", size, self.answers_path)

@@ -132,13 +132,13 @@ class Packing:
 
     def steps(self, step: int = 2000) -> Iterator[int]:
         """Pack `step` rows a step; yields how many."""
-        rows: list[object] = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in self.entries
-                              if kind in STORED_KINDS]
+        stored = [e for e in self.entries if e[0] in STORED_KINDS]
         head = msgspec.msgpack.encode(StoreFile(Header(FORMAT, parser_version(), self.root), []))
-        self._parts = [head[:-1], msgpack_array_header(len(rows))]  # (the rows are the last field)
-        for i in range(0, len(rows), step):
-            self._parts.append(packed_items(rows[i:i + step]))
-            yield len(rows[i:i + step])
+        self._parts = [head[:-1], msgpack_array_header(len(stored))]  # (the rows are the last field)
+        for i in range(0, len(stored), step):
+            rows: list[object] = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in stored[i:i + step]]
+            self._parts.append(packed_items(rows))
+            yield len(rows)
 
     def data(self) -> bytes:
         data = b"".join(self._parts)

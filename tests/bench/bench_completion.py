@@ -27,6 +27,30 @@ from synthetic import write_scale_workspace  # noqa: E402
 
 GOAL_MS = 100.0
 
+# `perfd __complete plans` as a shell runs it, and the same words asked the former way (a whole `status --json`
+# from the daemon, decoded for its plan names): the same interpreter start, the same daemon, alternating.
+NAMES = "import os; from perfd.cli.client import complete; complete(['plans'], os.getcwd())"
+FORMER = ("import os, sys; from perfd.cli.client import cli_request; from perfd.paths import find_workspace_root; "
+          "from perfd.wire.ipc import RAW_PREFIX, parse_raw; from perfd.wire.rendezvous import connect, exchange, "
+          "state_paths; root = os.path.realpath(find_workspace_root(os.getcwd())); "
+          "s = connect(state_paths(root).sock, 2.0); body = exchange(s, cli_request(['status', '--json'], os.getcwd(), "
+          "root)); s.close(); from perfd.app.completion import completion_words; "
+          "w = completion_words('plans', parse_raw(body)[1].decode()); sys.stdout.write(chr(10).join(w) + chr(10))")
+
+
+def names_side_by_side(root: str, env: dict[str, str], rounds: int) -> tuple[float, float, int, int]:
+    """(median ms of `perfd __complete plans` through `names`, of the former way, words each printed)."""
+    times: dict[str, list[float]] = {"names": [], "former": []}
+    words = {}
+    for _ in range(rounds):
+        for k, code in (("names", NAMES), ("former", FORMER)):
+            t = time.perf_counter()
+            got = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+            times[k].append(time.perf_counter() - t)
+            words[k] = len(got.stdout.split())
+    return (statistics.median(times["names"]) * 1000, statistics.median(times["former"]) * 1000, words["names"],
+            words["former"])
+
 
 def environ(base: str) -> dict[str, str]:
     env = dict(os.environ, PERFD_RUNTIME_DIR=os.path.join(base, "r"), PERFD_STATE_DIR=os.path.join(base, "s"))
@@ -60,6 +84,7 @@ def main() -> int:
         print("no `perfd` on PATH: pip install -e . first")
         return 1
     rows = []
+    direct = []
     for size in (int(s) for s in args.sizes.split(",")):
         base = tempfile.mkdtemp(prefix="pdcomp", dir="/tmp")
         root = os.path.join(base, "ws")
@@ -78,6 +103,7 @@ def main() -> int:
             subprocess.run(["perfd", "daemon", "start"], cwd=root, env=env, capture_output=True, check=True)
             subprocess.run(["perfd", "status"], cwd=root, env=env, capture_output=True, check=True)
             warm = {w: tab_ms(script, ["perfd", "generate", *w], root, env, args.rounds) for w in (("@",), (plan, ""))}
+            direct.append((size, *names_side_by_side(root, env, 3 * args.rounds)))
         finally:
             subprocess.run(["perfd", "daemon", "stop"], cwd=root, env=env, capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
@@ -98,6 +124,13 @@ def main() -> int:
         missed += verdict == "MISSED"
         print(f"{size:6d} {what:28} {n:6d} {w_ms:10.1f} {c_ms:11.1f} {floor:13.1f} {w_ms / GOAL_MS:11.2f}x  {verdict}")
     print()
+    print()
+    print(f"{'plans':>6} {'__complete plans ms':>20} {'former way ms':>14} {'ratio':>6}   (python -c, warm daemon, alternating,"
+          f" median of {3 * args.rounds})")
+    for size, new_ms, old_ms, n_new, n_old in direct:
+        print(f"{size:6d} {new_ms:20.1f} {old_ms:14.1f} {new_ms / old_ms:5.2f}x" + (
+            "" if n_new == n_old else f"   words differ: {n_new} vs {n_old}"))
+    print("former way: the whole `status --json` from the daemon, decoded for its plan names (the path before `names`)")
     print("--version: bash running `perfd --version`, in the same rounds: the floor of any perfd call here now")
     print(f"goal: within {GOAL_MS:.0f} ms warm (with the daemon); goals missed: {missed}")
     return 0

@@ -101,10 +101,15 @@ def test_plans_come_from_the_running_daemon(env: Env, shell: str) -> None:
     assert offered(got, PLANS, "@") == PLANS
     after = json.loads(env.cli("stats", "--json").stdout)
 
-    def statuses(s: dict[str, list[dict[str, int]]]) -> int:
-        return next((m["requests"] for m in s["methods"] if m["method"] == "status"), 0)
+    def asked(s: dict[str, list[dict[str, int]]], method: str) -> int:
+        return next((m["requests"] for m in s["methods"] if m["method"] == method), 0)
 
-    assert statuses(after) == statuses(before) + 1  # asked once, of the daemon
+    # asked once, of the daemon, for the names alone (not a whole status)
+    assert asked(after, "names") == asked(before, "names") + 1
+    assert asked(after, "status") == asked(before, "status")
+    got = complete(env, shell, ["perfd", "--root", env.root, "generate", "@FEAT", ""], cwd=env.base)
+    assert [w for w in got if w[0].isdigit()] == ACHIEVEMENTS
+    assert asked(json.loads(env.cli("stats", "--json").stdout), "names") == asked(after, "names") + 1
 
 
 def test_outside_a_workspace_nothing_is_offered(env: Env) -> None:

@@ -17,7 +17,8 @@ from conftest import make_workspace
 from perfd.daemon.host import Subscribers, WarmSignals
 from perfd.daemon.methods import Context, Methods, RpcError, Served
 from perfd.engine.engine import Engine
-from perfd.engine.types import PlanStatus
+from perfd.engine.errors import UserError
+from perfd.engine.types import PlanStatus, WorkspaceStatus
 from perfd.wire import protocol as P
 
 
@@ -87,6 +88,21 @@ async def test_the_handler_gets_its_params_struct(methods: Methods) -> None:
     assert isinstance(got, PlanStatus) and got.plan == "FEAT" and got.next == "1.1"
     ping = await table["ping"](b"[1, 2]", CTX)  # a method without params reads none
     assert isinstance(ping, P.PingResult) and ping.uptime_s == 1.5 and ping.root == methods.root
+
+
+async def test_names_are_the_status_plan_names_and_a_plans_achievement_numbers(methods: Methods) -> None:
+    table = methods.table()
+    status = await table["status"](b"{}", CTX)
+    names = await table["names"](b"{}", CTX)
+    assert isinstance(status, WorkspaceStatus) and isinstance(names, P.NamesResult)
+    assert names.plans == [s.plan for s in status.plans] and "FEAT" in names.plans and names.achievements == []
+    plan = await table["status"](b'{"plan":"@FEAT"}', CTX)
+    names = await table["names"](b'{"plan":"@FEAT"}', CTX)
+    assert isinstance(plan, PlanStatus) and isinstance(names, P.NamesResult)
+    assert names.achievements == [a.number for a in plan.achievements] and "1.1" in names.achievements
+    assert names.plans == []
+    with pytest.raises(UserError):
+        await table["names"](b'{"plan":"@NOPE"}', CTX)
 
 
 async def _cli(methods: Methods, params: P.CliParams) -> P.CliResult:

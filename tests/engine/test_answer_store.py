@@ -35,6 +35,24 @@ def saved(ws: WS, store: str) -> Engine:
     return eng
 
 
+def test_answers_packed_in_slices_make_the_same_file_as_one_save(ws: WS, store: str) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    answers = eng.answers_to_store()
+    packer = eng.answer_packer()
+    for i in range(0, len(answers), 2):  # as the daemon packs them, a slice at a time
+        packer.add(answers[i:i + 2])
+    assert len(answers) > 2
+    with open(store, "rb") as f:
+        stored = f.read()
+    assert packer.data() == stored  # at once
+    assert sum(packer.steps(3)) > 3  # then in slices of rows
+    again = store + ".sliced"
+    assert packer.write(again) == len(stored)
+    with open(again, "rb") as f:
+        assert f.read() == stored
+
+
 class Work:
     """What an engine reads and works out: parses, folder listings, plan decisions."""
 

@@ -44,6 +44,17 @@ def test_a_new_engine_answers_from_the_store_without_parsing(ws: WS, store: str,
     assert again.plan_status("@ALPHA") == first.plan_status("@ALPHA")
 
 
+def test_entries_taken_first_and_packed_in_slices_make_the_same_file_as_one_save(ws: WS, store: str) -> None:
+    workspace(ws)
+    eng = saved(ws, store)
+    entries = eng.parsed_to_store()  # as the daemon takes them on its loop
+    packing = eng.parse_packing(entries)
+    assert sum(packing.steps(3)) == len(entries) >= 8  # several slices
+    with open(store, "rb") as f:
+        assert packing.data() == f.read()
+    assert parse_store.Packing([], root=str(ws.root)).data() == parse_store.pack([], root=str(ws.root))
+
+
 def test_a_file_changed_since_is_parsed_again(ws: WS, store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     workspace(ws)
     saved(ws, store)

@@ -246,3 +246,28 @@ def test_a_recheck_after_the_watcher_starts_vouches_for_what_held_and_drops_what
     assert doc.achievements and set(stats.calls) <= beyond_plans_folder(ws), stats.calls
     assert eng.cache.stats().invalidations >= 1  # the changed SUBPLAN's entry went
     assert eng.plan_status("@P0") == ws.engine().plan_status("@P0")
+
+
+def test_a_recheck_in_slices_with_requests_between_them_checks_each_entry_once_as_in_one_go(
+        ws: WS, stats: Stats) -> None:
+    workspace(ws)
+    whole, sliced = ws.engine(), ws.engine()
+    whole.status()
+    sliced.status()
+    sub = ws.folder("P0") / "subplans" / "SUBPLAN_P0_11.md"
+    sub.write_text(sub.read_text().replace("In Progress", "✅ Complete"))
+    os.utime(sub, (1_700_000_000, 1_700_000_000))  # changed, and out of the racy window
+    for eng in (whole, sliced):
+        eng.trust_watcher(eng.watch_folders())
+    checked = whole.cache.recheck()
+    slices = []
+    for n in sliced.cache.rechecking(step=5):
+        slices.append(n)
+        sliced.plan_status("@P0")  # a request between two slices: it checks (and drops) what it reads itself
+    assert len(slices) > 1 and sum(slices) <= checked
+    assert sliced.cache.recheck() == 0  # every entry checked, by a slice or by the request
+    assert sliced.plan_status("@P0") == whole.plan_status("@P0") == ws.engine().plan_status("@P0")
+    assert sliced.status() == whole.status()
+    stats.calls.clear()
+    sliced.plan_doc(sliced.resolve("@P3"))  # vouched for now, not stat'ed
+    assert set(stats.calls) <= beyond_plans_folder(ws), stats.calls

@@ -11,11 +11,13 @@ numbers: the scripts ask `perfd __complete plans|achievements @PLAN [--root DIR]
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from perfd import command_registry as registry
-from perfd.engine.errors import UsageError
+# The registry (and json) are imported where the scripts are built: `perfd __complete` imports this module
+# for shell_words alone, on every <TAB>.
+if TYPE_CHECKING:
+    from perfd import command_registry as registry
 
 Spec = dict[str, tuple[list[str], dict[str, list[str]], list[str]]]
 
@@ -39,6 +41,8 @@ def _of(opts: Iterable[registry.Option]) -> tuple[list[str], dict[str, list[str]
 
 def _spec() -> Spec:
     """{subcommand: (options, {option: choices}, positional choices)}; "" is the top level."""
+    from perfd import command_registry as registry
+
     spec = {"": _of((*registry.top_options(), *registry.global_options()))}
     for cmd in registry.commands():
         spec[cmd.name] = _of((*cmd.options, *registry.global_options()))
@@ -51,6 +55,8 @@ def _commands(spec: Spec) -> list[str]:
 
 def _names(what: str) -> tuple[str, ...]:
     """The commands that take a plan ("plan") or an achievement after it ("achievement")."""
+    from perfd import command_registry as registry
+
     return tuple(c.name for c in registry.commands()
                  if (c.takes_plan if what == "plan" else c.takes_achievement))
 
@@ -59,6 +65,8 @@ def completion_words(kind: str, status_json: str) -> list[str]:
     """`@PLAN` names ("plans", from `perfd status --json`) or achievement numbers ("achievements", from
     `perfd status --json @PLAN`); a name a shell could not take as one word (white space, control
     characters) is left out."""
+    import json
+
     try:
         got = json.loads(status_json)
     except ValueError:
@@ -66,10 +74,17 @@ def completion_words(kind: str, status_json: str) -> list[str]:
     if not isinstance(got, dict):
         return []
     if kind == "plans":
-        words = ["@" + str(p.get("plan", "")) for p in got.get("plans", []) if isinstance(p, dict)]
+        words = [str(p.get("plan", "")) for p in got.get("plans", []) if isinstance(p, dict)]
     else:
         words = [str(a.get("number", "")) for a in got.get("achievements", []) if isinstance(a, dict)]
-    return [w for w in words if w.strip("@") and w.isprintable() and not any(c.isspace() for c in w)]
+    return shell_words(words, plans=kind == "plans")
+
+
+def shell_words(words: list[str], *, plans: bool) -> list[str]:
+    """`words` as completion offers them (plan names as `@NAME`), but those a shell could not take as one
+    word (empty, white space, control characters)."""
+    return [("@" + w if plans else w) for w in words
+            if w.strip("@") and w.isprintable() and not any(c.isspace() for c in w)]
 
 
 def bash(spec: Spec) -> str:
@@ -224,6 +239,8 @@ def fish(spec: Spec) -> str:
 
 
 def script(shell: str) -> str:
+    from perfd.engine.errors import UsageError
+
     spec = _spec()
     if shell == "bash":
         return bash(spec)

@@ -271,6 +271,7 @@ class Methods:
             "status": typed(P.StatusParams, self.cmd_status),
             "stats": bare(self.cmd_stats),
             "invalidate": typed(P.InvalidateParams, self.cmd_invalidate),
+            "names": typed(P.NamesParams, self.cmd_names),
             "subscribe": bare(self.cmd_subscribe),
             "shutdown": bare(self.cmd_shutdown),
             "cli": typed(P.CliParams, self.cmd_cli),
@@ -320,6 +321,22 @@ class Methods:
     async def cmd_stats(self, ctx: Context) -> P.StatsSnapshot:
         await self.stats.refresh_team()
         return self.stats.snapshot()
+
+    async def cmd_names(self, p: P.NamesParams, ctx: Context) -> P.NamesResult:
+        """Every plan's name, or a plan's achievement numbers: shell completion's words, taken from the
+        memoised status (or the plan's), without sending the whole of it."""
+        try:
+            self.request_settings(p.env)
+        except SettingsError:
+            return P.NamesResult()  # (in-process it would fail too: nothing to offer)
+        if p.plan is None:
+            asked_at = time.monotonic()
+            async with self.warm.waiting():  # as `status`: every plan
+                with self.engine.answering(asked_at), self.engine.synced(p.sync):
+                    return P.NamesResult(plans=[s.plan for s in self.engine.status().plans])
+        with self.engine.synced(p.sync):
+            st = self.engine.plan_status(p.plan, cwd=p.cwd or self.root)
+        return P.NamesResult(achievements=[a.number for a in st.achievements])
 
     async def cmd_invalidate(self, p: P.InvalidateParams, ctx: Context) -> P.InvalidateResult:
         root = self.root

@@ -192,7 +192,7 @@ class Daemon:
                 tg.start_soon(self.warm_up.run)
         finally:
             self.clear_state()
-            self.warm_up.save_stores()
+            self.warm_up.save_stores_now()
             await self.close_llm()
             log.info("stopped (%s)", self.stop_reason or "cancelled")
 
@@ -256,7 +256,7 @@ class Daemon:
                 return
             heap.settle_if_grown()  # after a lazy import (pygls, httpx): see perfd.runtime.heap
             if self.signals.warmed.is_set() and time.monotonic() - self.warm_up.saved_at > STORE_EVERY_S:
-                self.warm_up.save_stores()
+                await self.warm_up.save_stores()
 
     # -- file changes ----------------------------------------------------------------
 

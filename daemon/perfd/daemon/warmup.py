@@ -4,7 +4,7 @@ persistent parse and answer stores it reads first and writes back.
 A task object of its own: the daemon gives it the engine, where the stores live,
 the signals it sets (perfd.daemon.host.WarmSignals: the requests and the watcher
 wait on them) and a count of the open connections (it yields to their requests);
-the daemon runs `run` as a task and calls `save_stores` (periodically and at stop).
+the daemon runs `run` as a task, awaits `save_stores` periodically and calls `save_stores_now` at stop.
 """
 
 from __future__ import annotations
@@ -24,12 +24,18 @@ import anyio.to_thread
 
 from perfd.daemon.host import WarmSignals
 from perfd.engine.engine import Engine
+from perfd.engine.cache.memo import StatusKey
 from perfd.engine.ownership import PlanRef
 from perfd.engine.cache.parse_pool import Parsed, PlanHead, parse_one
+from perfd.engine.cache.private_file import write_private
 
 log = logging.getLogger("perfd.daemon")
 REQUESTS_FIRST_S = 1.0  # after a restart's first answer, how long the rest of the warm-up waits for clients to go
 WATCH_START_WAIT_S = 10.0  # how long the warm-up waits for the watcher before answering without it
+SLICE_S = 0.02  # how long a step of the warm-up's end may hold the loop
+RECHECK_STEP = 1000  # entries stat-checked between two turns of serving requests (a few ms)
+SUMMARY_STEP = 64  # plans' status lines worked out between two turns of serving requests
+SAVE_STEP = 500  # entries or answers packed for the stores between two turns of serving requests
 
 
 class WarmUp:
@@ -44,6 +50,7 @@ class WarmUp:
         self.open_connections = open_connections
         self._saved_misses = -1  # the engine's misses when the stores were last written
         self.saved_at = time.monotonic()  # when save_stores last ran
+        self._saving = False  # a save_stores is under way (the warm-up's and the periodic one never overlap)
 
     # -- warm-up and the persistent parse store ----------------------------------------------
 
@@ -120,14 +127,36 @@ class WarmUp:
                 with anyio.move_on_after(REQUESTS_FIRST_S):
                     while signals.waiters:
                         await anyio.sleep(0.005)
-                parsed += engine.take_held()  # the workers' parsed files and listings, left packed until now
+                # The workers' parsed files and listings, left packed until now: in slices of SLICE_S, not
+                # one per batch (before the watcher is up a status request stat-checks every plan's inputs,
+                # and turns given to a client asking again and again would only put the watcher off).
+                sliced = time.perf_counter()
+                for n in engine.taking_held():
+                    parsed += n
+                    if time.perf_counter() - sliced > SLICE_S:
+                        await anyio.lowlevel.checkpoint()
+                        sliced = time.perf_counter()
                 signals.parsed.set()
                 with anyio.move_on_after(WATCH_START_WAIT_S):
                     await signals.watch_ready.wait()
                 # What was read before the watcher started is stat-checked once, now rather than on first
                 # use: later answers (memoised, vouched for by the watcher) stat nothing.
-                engine.cache.recheck()
+                # In slices, requests served in between: at 1,500 plans each of these held the loop for
+                # a few tenths of a second (the status line of every plan, then the status, a plan's at a time).
+                for _n in engine.cache.rechecking(step=RECHECK_STEP):
+                    await anyio.lowlevel.checkpoint()
+                all_plans = engine.plans()
+                for i in range(0, len(all_plans), SUMMARY_STEP):
+                    for plan in all_plans[i:i + SUMMARY_STEP]:
+                        engine.plan_summary(plan)
+                    await anyio.lowlevel.checkpoint()
+                # The status was stat-checked input by input (every plan's, as no watcher vouched for it: at
+                # 1,500 plans, 45,000 stats in one go); worked out again from the plans' lines just checked,
+                # it costs far less. At a few plans the check is the cheaper (and is no miss).
+                if len(all_plans) > SUMMARY_STEP:
+                    engine.memos.status.drop(StatusKey())
                 engine.status()
+                await anyio.lowlevel.checkpoint()
                 engine.plan_for_path(engine.root)  # builds the index the watcher's first event asks
                 log.info("warm-up: %d plans, %d files parsed (%d from the parse store) in %.2f s", len(plans), parsed,
                          engine.cache.persisted_hits, time.perf_counter() - t0)
@@ -143,8 +172,7 @@ class WarmUp:
             signals.parsed.set()
             signals.warmed.set()
         if parsed:
-            await self._clients_served()  # writing the stores takes a few tenths of a second at 1,500 plans
-            self.save_stores()
+            await self.save_stores()
 
     async def _clients_served(self) -> None:
         """Return once the clients that waited for the warm-up are answered (no connection open).
@@ -201,8 +229,49 @@ class WarmUp:
                     engine.take_parts(batch, stamped=stamped)
                     await anyio.lowlevel.checkpoint()
 
-    def save_stores(self) -> None:
-        """Write the persistent parse and answer stores when the cache has parsed something since the last write."""
+    async def save_stores(self) -> None:
+        """Write the persistent parse and answer stores when the cache has parsed something since the last
+        write, while requests keep being answered: at 1,500 plans packing them took a few tenths of a second.
+        What is written is taken from the engine, and the files packed, on the loop a slice at a time (a
+        thread packing them would hold the interpreter as long); only the writes are done in a thread."""
+        self.saved_at = time.monotonic()
+        engine = self.engine
+        misses = engine.cache.misses + engine.memo_misses
+        if misses == self._saved_misses or not self.signals.warmed.is_set() or self._saving:
+            return
+        self._saving = True
+        try:
+            packing = engine.parse_packing(engine.parsed_to_store())  # (immutable: packed bytes, stat keys)
+            for _n in packing.steps(SAVE_STEP):
+                await anyio.lowlevel.checkpoint()
+            data = packing.data()
+            del packing
+            try:
+                await anyio.to_thread.run_sync(write_private, self.store_path, data)
+                self._saved_misses = misses
+                log.info("parse store: %d bytes written to %s", len(data), self.store_path)
+            except OSError as exc:
+                log.warning("cannot write the parse store %s: %s", self.store_path, exc)
+            del data
+            packer = engine.answer_packer()
+            answers = engine.answers_to_store()
+            for i in range(0, len(answers), SAVE_STEP):
+                await anyio.lowlevel.checkpoint()
+                packer.add(answers[i:i + SAVE_STEP])
+            del answers
+            for _n in packer.steps(SAVE_STEP):
+                await anyio.lowlevel.checkpoint()
+            try:
+                size = await anyio.to_thread.run_sync(packer.write, self.answers_path)
+                log.info("answer store: %d bytes written to %s", size, self.answers_path)
+            except OSError as exc:
+                log.warning("cannot write the answer store %s: %s", self.answers_path, exc)
+        finally:
+            self._saving = False
+            self.saved_at = time.monotonic()
+
+    def save_stores_now(self) -> None:
+        """save_stores at once, on the caller's thread: when the daemon stops, with nothing left to answer."""
         self.saved_at = time.monotonic()
         misses = self.engine.cache.misses + self.engine.memo_misses
         if misses == self._saved_misses or not self.signals.warmed.is_set():
@@ -218,4 +287,3 @@ class WarmUp:
             log.info("answer store: %d bytes written to %s", size, self.answers_path)
         except OSError as exc:
             log.warning("cannot write the answer store %s: %s", self.answers_path, exc)
-

@@ -21,12 +21,12 @@ from perfd.settings.resolve import Settings
 from perfd.settings.schema import CacheSettings, WorkspaceSettings
 from perfd.settings.resolve import load as load_settings
 from perfd.engine.cache.cold_parse import PARALLEL_MIN_PLANS as PARALLEL_MIN_PLANS  # (tests size workspaces by it)
-from perfd.engine.cache.answer_store import AnswerStore
+from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue, Packer
 from perfd.engine.cache.cold_parse import ColdStart
-from perfd.engine.cache.cache import StatCache, StatKey, stat_key
+from perfd.engine.cache.cache import Inputs as ReadInputs, StatCache, StatKey, stat_key
 from perfd.engine.cache.memo import (Answers, BufferKey, FilesKey, GenerateKey, Memos, StatusKey, SummaryKey)
 from perfd.engine.cache.parse_pool import PlanHead, Parsed, WorkerPool, workers_wanted
-from perfd.engine.cache.parse_store import ParseStore
+from perfd.engine.cache.parse_store import Packing as ParsePacking, ParseStore
 from perfd.engine.docs_parser import parse_parallel
 from perfd.engine.errors import UserError
 from perfd.engine.kinds import UNPACK, pack, parse_approved, parse_execution, parse_fix, parse_subplan
@@ -253,6 +253,9 @@ class Engine:
     def take_held(self) -> int:
         return self.cold.take_held()
 
+    def taking_held(self) -> Iterator[int]:
+        return self.cold.taking_held()
+
     def load_parsed(self, path: str, *, lazy: bool = False) -> str:
         return self.cold.load_parsed(path, lazy=lazy)
 
@@ -264,6 +267,19 @@ class Engine:
 
     def save_answers(self, path: str) -> int:
         return self.cold.save_answers(path)
+
+    # save_parsed and save_answers in steps, for a daemon that keeps answering while the files are written
+    def parsed_to_store(self) -> list[tuple[str, str, StatKey, bytes]]:
+        return self.cache.to_persist()
+
+    def parse_packing(self, entries: list[tuple[str, str, StatKey, bytes]]) -> ParsePacking:
+        return self.cold.parse_packing(entries)
+
+    def answers_to_store(self) -> list[tuple[AnswerKey, ReadInputs, AnswerValue]]:
+        return self.cold.answers_to_store()
+
+    def answer_packer(self) -> Packer:
+        return self.cold.answer_packer()
 
     # -- reading, through the cache ---------------------------------------------
 

@@ -10,6 +10,7 @@ Methods (params -> result):
   status      StatusParams    -> WorkspaceStatus, or PlanStatus when `plan` is given
   stats       none            -> StatsSnapshot
   invalidate  InvalidateParams -> InvalidateResult
+  names       NamesParams     -> NamesResult (what shell completion offers: plan names, a plan's achievements)
   subscribe   none            -> SubscribeResult, then PlanChanged notifications on that connection
   shutdown    none            -> ShutdownResult (state is cleared before the answer)
   cli         CliParams       -> CliResult (or the raw body documented in perfd.wire.ipc when raw=true)
@@ -148,6 +149,20 @@ class InvalidateParams(msgspec.Struct, forbid_unknown_fields=True):
 
 class InvalidateResult(msgspec.Struct):
     invalidated: int
+
+
+class NamesParams(msgspec.Struct, forbid_unknown_fields=True):
+    """`names`: what a shell completes, without a whole status (about 376 KB at 1,500 plans)."""
+
+    plan: str | None = None  # its achievement numbers; None: every plan's name
+    cwd: str | None = None  # where the plan is named from (as StatusParams.cwd)
+    env: dict[str, str] = {}  # the caller's PERFD_* (as CliParams.env): other settings answer SETTINGS_DIFFER
+    sync: bool = True  # see GenerateParams.sync
+
+
+class NamesResult(msgspec.Struct):
+    plans: list[str] = []  # every plan's name as a status shows it (`@NAME` takes it); [] when a plan was named
+    achievements: list[str] = []  # the named plan's achievement numbers
 
 
 class SubscribeResult(msgspec.Struct):
@@ -340,7 +355,7 @@ class StatsSnapshot(msgspec.Struct):
 SCHEMA_TYPES: tuple[type, ...] = (
     Request, Response, ErrorResponse, ErrorObject, Notification, UserErrorData,
     InitializeParams, InitializeResult, PingResult, GenerateParams, StatusParams,
-    InvalidateParams, InvalidateResult, SubscribeResult, ShutdownResult,
+    InvalidateParams, InvalidateResult, NamesParams, NamesResult, SubscribeResult, ShutdownResult,
     CliParams, CliResult, RunParams, RunChunk, RunAnswer, RunSummary, RunResult, PlanChanged, StatsSnapshot,
     # the engine's results, as `generate` and `status` answer them (and the LSP's perfd.* commands)
     GenerateResult, WorkspaceStatus, PlanSummary, PlanStatus, AchievementStatus, Problem,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
@@ -31,7 +32,8 @@ import msgspec
 from perfd.engine.cache.cache import RACY_WINDOW_NS, Inputs, StatKey
 from perfd.engine.cache.memo import FilesKey, StatusKey, SummaryKey
 from perfd.engine.ownership import PlanRef
-from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.private_file import (Refusal, msgpack_array_header, packed_items, read_private, source_digest,
+                                             write_private)
 from perfd.engine.types import PlanSummary, WorkspaceStatus
 from perfd.engine.workspace import PlanFiles
 
@@ -154,30 +156,75 @@ def save(path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]], *, roo
     Answers with an input written within the racy window are left out; with no
     configuration digest, or past `max_bytes`, nothing is written.
     """
-    if not config:
-        return 0
-    limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
-    index: dict[tuple[str, StatKey | None], int] = {}
-    rows = []
-    for key, inputs, value in answers:
-        if any(k is not None and k[0] > limit for _p, k in inputs):
-            continue
-        kind: Kind
-        plan: PlanRef | None = None
-        archive: str | None = None
-        if isinstance(key, StatusKey):
-            kind = "status"
-        elif isinstance(key, SummaryKey):
-            kind, plan = "summary", key.plan
+    packer = Packer(root=root, config=config, max_bytes=max_bytes, now_ns=now_ns)
+    packer.add(answers)
+    return packer.write(path)
+
+
+class Packer:
+    """save() in steps, for a daemon that keeps answering meanwhile: `add` packs answers (it reads the
+    engine's values: on the engine's loop, a slice at a time), `steps` packs the file a slice at a time
+    from the packer's own rows alone, and `data` is its bytes (written in a thread)."""
+
+    def __init__(self, *, root: str, config: str, max_bytes: int = MAX_BYTES, now_ns: int | None = None) -> None:
+        self.header = Header(FORMAT, engine_version(), root, config)
+        self.max_bytes = max_bytes
+        self.limit = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
+        self.index: dict[tuple[str, StatKey | None], int] = {}
+        self.rows: list[Answer] = []
+        self._parts: list[bytes] = []  # the file, packed in steps
+
+    def add(self, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> None:
+        limit, index = self.limit, self.index
+        for key, inputs, value in answers:
+            if any(k is not None and k[0] > limit for _p, k in inputs):
+                continue
+            kind: Kind
+            plan: PlanRef | None = None
+            archive: str | None = None
+            if isinstance(key, StatusKey):
+                kind = "status"
+            elif isinstance(key, SummaryKey):
+                kind, plan = "summary", key.plan
+            else:
+                kind, plan, archive = "files", key.plan, key.archive
+            ids = [index.setdefault(i, len(index)) for i in inputs]
+            self.rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
+
+    def steps(self, step: int = 2000) -> Iterator[int]:
+        """Once every answer is added, pack the file a slice of `step` rows a step (requests may be served
+        between two); yields how many. Without them, `data` packs it at once, to the same bytes."""
+        table: list[object] = list(self.index)
+        rows: list[object] = list(self.rows)
+        # (the table and the answers are the last two fields: ... "table" [] "answers" [])
+        answers_key = msgspec.msgpack.encode("answers")
+        head = msgspec.msgpack.encode(StoreFile(self.header, [], []))
+        if not head.endswith(b"\x90" + answers_key + b"\x90"):
+            return  # (another layout: `data` packs it at once)
+        parts = [head[:-len(answers_key) - 2]]
+        for items, key in ((table, b""), (rows, answers_key)):
+            parts += [key, msgpack_array_header(len(items))]
+            for i in range(0, len(items), step):
+                parts.append(packed_items(items[i:i + step]))
+                yield len(items[i:i + step])
+        self._parts = parts
+
+    def data(self) -> bytes:
+        """The file's bytes (b"": nothing to write, see save)."""
+        if not self.header.config:
+            return b""
+        if self._parts:
+            data = b"".join(self._parts)
         else:
-            kind, plan, archive = "files", key.plan, key.archive
-        ids = [index.setdefault(i, len(index)) for i in inputs]
-        rows.append(Answer(kind, plan, archive, ids, msgspec.Raw(msgspec.msgpack.encode(value))))
-    data = msgspec.msgpack.encode(StoreFile(Header(FORMAT, engine_version(), root, config), list(index), rows))
-    if len(data) > max_bytes:
-        return 0
-    write_private(path, data)
-    return len(data)
+            data = msgspec.msgpack.encode(StoreFile(self.header, list(self.index), self.rows))
+        return b"" if len(data) > self.max_bytes else data
+
+    def write(self, path: str) -> int:
+        """Write what was added to `path` atomically; the bytes written (0: nothing, see save)."""
+        data = self.data()
+        if data:
+            write_private(path, data)
+        return len(data)
 
 
 class AnswerStore:
@@ -194,3 +241,7 @@ class AnswerStore:
     def save(self, path: str, answers: list[tuple[AnswerKey, Inputs, AnswerValue]]) -> int:
         """Write `answers` to `path`; the bytes written (0: nothing): see save()."""
         return save(path, answers, root=self.root, config=config_digest(self.config))
+
+    def packer(self) -> Packer:
+        """A save() in steps (see Packer)."""
+        return Packer(root=self.root, config=config_digest(self.config))

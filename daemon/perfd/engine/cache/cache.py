@@ -22,7 +22,7 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar, cast
 
 import msgspec
@@ -455,31 +455,42 @@ class StatCache:
         entries, and those outside the watched folder or behind a symlink, are
         left to their lookups.
         """
+        return sum(self.rechecking(step=len(self._entries) + 1))
+
+    def rechecking(self, step: int = 1000) -> Iterator[int]:
+        """recheck() a slice of `step` entries at a time, yielding how many each checked: between two
+        slices the caller may serve requests (which may look entries up, drop or replace them)."""
         if self._trusted is None:
-            return 0
+            return
         since = self._trust_since
-        now = self._clock()
-        stale = []
-        n = 0
-        for ck, entry in self._entries.items():
-            if entry.checked >= since or entry.racy_digest is not None:
-                continue
-            if not self.watched(ck[1]):
-                continue
-            n += 1
-            try:
-                key = stat_key(os.stat(ck[1]))
-            except OSError:
-                stale.append(ck)
-                continue
-            if key == entry.key:
-                entry.checked = now
-            else:
-                stale.append(ck)
-        for ck in stale:
-            del self._entries[ck]
-        self.invalidations += len(stale)
-        return n
+        keys = list(self._entries)
+        for i in range(0, len(keys), step):
+            if self._trusted is None or self._trust_since != since:
+                return  # the watcher stopped or started again meanwhile: lookups check by stat
+            now = self._clock()
+            entries = self._entries
+            stale = []
+            n = 0
+            for ck in keys[i:i + step]:
+                entry = entries.get(ck)
+                if entry is None or entry.checked >= since or entry.racy_digest is not None:
+                    continue
+                if not self.watched(ck[1]):
+                    continue
+                n += 1
+                try:
+                    key = stat_key(os.stat(ck[1]))
+                except OSError:
+                    stale.append(ck)
+                    continue
+                if key == entry.key:
+                    entry.checked = now
+                else:
+                    stale.append(ck)
+            for ck in stale:
+                del entries[ck]
+            self.invalidations += len(stale)
+            yield n
 
     # -- invalidation -------------------------------------------------------------
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol, TypeVar
 
 import msgspec
 
-from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue
-from perfd.engine.cache.parse_store import Loaded, ParseStore
-from perfd.engine.cache.cache import Inputs, StatCache
+from perfd.engine.cache.answer_store import AnswerKey, AnswerStore, AnswerValue, Packer
+from perfd.engine.cache.parse_store import Loaded, Packing, ParseStore
+from perfd.engine.cache.cache import Inputs, StatCache, StatKey
 from perfd.engine.cache.memo import Answers, FilesKey, Memo, Memos, StatusKey, SummaryKey
 from perfd.engine.cache.parse_pool import (LISTED_DEC, PARSED_DEC, FilesAnswer, Listed, Parsed, PlanHead, PlanPart,
                                            SummaryAnswer, WorkerPool)
@@ -155,15 +155,20 @@ class ColdStart:
     def take_held(self) -> int:
         """Hold the parsed files and folder listings that take_parts left packed (a request that needed one
         meanwhile read it itself). Returns how many files were held."""
+        return sum(self.taking_held())
+
+    def taking_held(self) -> Iterator[int]:
+        """take_held one worker's batch at a time, yielding how many files each held: between two, the
+        caller may serve requests (what is not held yet they read themselves, as before take_held)."""
         cache = self.cache
         one = self._interned
         held, self._held_later, self._interned = self._held_later, [], {}
-        n = 0
         for parsed, listed in held:
             try:
                 files, folders = PARSED_DEC.decode(parsed), LISTED_DEC.decode(listed)
             except msgspec.DecodeError:
                 continue  # (a worker's answer cut short: those files are read here when asked)
+            n = 0
             for p in files:
                 if p.key is not None:
                     cache.put(p.kind, one.setdefault(p.path, p.path), p.key, bytes(p.value), racy_digest=p.racy)
@@ -171,7 +176,7 @@ class ColdStart:
             for f in folders:
                 cache.put_folder(NAMES, one.setdefault(f.path, f.path), f.key, (f.names, f.outside),
                                  racy_digest=f.racy)
-        return n
+            yield n
 
     def _take_answer(self, memo: Memo[K, V], key: K, inputs: Inputs, value: V, stamped: float,
                      one: dict[str, str]) -> None:
@@ -234,6 +239,11 @@ class ColdStart:
         """
         return self.parse_store.save(path, self.cache.to_persist())
 
+    def parse_packing(self, entries: list[tuple[str, str, StatKey, bytes]]) -> Packing:
+        """save_parsed in slices: the store file's bytes for `entries` (StatCache.to_persist, taken earlier),
+        packed a slice at a time (see parse_store.Packing)."""
+        return self.parse_store.packing(entries)
+
     def load_answers(self, path: str) -> tuple[int, str]:
         """Take the answers stored at `path` (see perfd.engine.cache.answer_store) back into the memos.
 
@@ -268,6 +278,10 @@ class ColdStart:
     def save_answers(self, path: str) -> int:
         """Write the memoised status, plan summaries and plan files to `path`; returns the bytes written."""
         return self.answer_store.save(path, self.answers_to_store())
+
+    def answer_packer(self) -> Packer:
+        """save_answers in steps, for a daemon that keeps answering meanwhile (see answer_store.Packer)."""
+        return self.answer_store.packer()
 
     def fit_capacity(self, plans: int) -> None:
         """Unless [cache] capacity says otherwise, hold the whole workspace (a plan is a few dozen entries)."""

@@ -16,11 +16,13 @@ version, another root, too large) is ignored, and the next save rebuilds it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import msgspec
 
 from perfd.engine.cache.cache import StatKey
-from perfd.engine.cache.private_file import Refusal, read_private, source_digest, write_private
+from perfd.engine.cache.private_file import (Refusal, msgpack_array_header, packed_items, read_private, source_digest,
+                                             write_private)
 
 FORMAT = 2  # 2: stat keys hold st_ctime_ns
 MAX_BYTES = 256 * 1024 * 1024  # the bound on the file: past it, the least recently used entries are left out
@@ -101,15 +103,48 @@ def save(path: str, entries: list[tuple[str, str, StatKey, bytes]], *, root: str
 
     Returns the bytes written. Past `max_bytes`, the least recently used
     entries are left out. OSError when the folder cannot take the file.
+    Reads nothing but `entries` (immutable): the daemon calls it in a thread.
     """
+    data = pack(entries, root=root, max_bytes=max_bytes)
+    write_private(path, data)
+    return len(data)
+
+
+def pack(entries: list[tuple[str, str, StatKey, bytes]], *, root: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """The store file's bytes for `entries` (see save)."""
     rows = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in entries if kind in STORED_KINDS]
     header = Header(FORMAT, parser_version(), root)
     data = msgspec.msgpack.encode(StoreFile(header, rows))
     while len(data) > max_bytes and rows:
         rows = rows[len(rows) // 4 + 1:]  # keep the most recently used three quarters
         data = msgspec.msgpack.encode(StoreFile(header, rows))
-    write_private(path, data)
-    return len(data)
+    return data
+
+
+class Packing:
+    """pack() in slices, for a daemon that keeps answering meanwhile: each of `steps` packs a slice of the
+    rows (requests may be served between two), then `data` is the file's bytes, pack()'s byte for byte.
+    Reads nothing but `entries` (immutable)."""
+
+    def __init__(self, entries: list[tuple[str, str, StatKey, bytes]], *, root: str, max_bytes: int = MAX_BYTES) -> None:
+        self.entries, self.root, self.max_bytes = entries, root, max_bytes
+        self._parts: list[bytes] = []
+
+    def steps(self, step: int = 2000) -> Iterator[int]:
+        """Pack `step` rows a step; yields how many."""
+        stored = [e for e in self.entries if e[0] in STORED_KINDS]
+        head = msgspec.msgpack.encode(StoreFile(Header(FORMAT, parser_version(), self.root), []))
+        self._parts = [head[:-1], msgpack_array_header(len(stored))]  # (the rows are the last field)
+        for i in range(0, len(stored), step):
+            rows: list[object] = [Entry(kind, p, key, msgspec.Raw(value)) for kind, p, key, value in stored[i:i + step]]
+            self._parts.append(packed_items(rows))
+            yield len(rows)
+
+    def data(self) -> bytes:
+        data = b"".join(self._parts)
+        if not self._parts or len(data) > self.max_bytes:
+            return pack(self.entries, root=self.root, max_bytes=self.max_bytes)  # (leaves the oldest out)
+        return data
 
 
 class ParseStore:
@@ -125,3 +160,7 @@ class ParseStore:
     def save(self, path: str, entries: list[tuple[str, str, StatKey, bytes]]) -> int:
         """Write `entries` to `path`; the bytes written: see save()."""
         return save(path, entries, root=self.root)
+
+    def packing(self, entries: list[tuple[str, str, StatKey, bytes]]) -> Packing:
+        """pack() in slices (see Packing)."""
+        return Packing(entries, root=self.root)

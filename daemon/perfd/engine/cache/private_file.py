@@ -85,3 +85,20 @@ def source_digest(paths: Iterable[str]) -> str:
         except OSError:
             h.update(b"missing")
     return h.hexdigest()
+
+
+def msgpack_array_header(n: int) -> bytes:
+    """What msgpack (msgspec) writes before an array of `n` items: a store's rows can be packed a slice at a
+    time (each slice's items after its own header) and joined behind this, byte for byte one encode's."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def packed_items(items: list[object]) -> bytes:
+    """`items` packed as msgpack, without their array's header (see msgpack_array_header)."""
+    import msgspec
+
+    return msgspec.msgpack.encode(items)[len(msgpack_array_header(len(items))):]

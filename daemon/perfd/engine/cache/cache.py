@@ -158,11 +158,12 @@ class StatCache:
         t0 = time.perf_counter_ns()
         ck = (kind, path)
         entry = self._entries.get(ck)
-        if entry is not None and st is None and self._trusted is not None and self._vouched(entry, path):
-            if self._recording is None and self._sync is not None:  # a lookup of its own: not within an answer
-                self.sync()
-                entry = self._entries.get(ck)
-        if entry is not None and st is None and self._trusted is not None and self._vouched(entry, path):
+        vouched = entry is not None and st is None and self._trusted is not None and self._vouched(entry, path)
+        if vouched and self._recording is None and self._sync is not None:  # a lookup of its own, not an answer's
+            self.sync()  # its pending events may drop the entry
+            entry = self._entries.get(ck)
+            vouched = entry is not None and self._trusted is not None and self._vouched(entry, path)
+        if vouched and entry is not None:
             # A healthy watcher, its pending events taken, would have invalidated it: no stat.
             if self._clock() - entry.stored <= self.ttl_s:
                 self.trusted_hits += 1
@@ -306,12 +307,14 @@ class StatCache:
             return False
         if entry is not None and self._trusted is not None and self._vouched(entry, path):
             if self._recording is None and self._sync is not None:
-                self.sync()
+                self.sync()  # its pending events may drop the entry
                 entry = self._entries.get(ck)
-            if entry is not None and self._vouched(entry, path):
+                if entry is None and ck not in self._persisted:
+                    return False
+                if entry is not None and self._vouched(entry, path):
+                    return True
+            else:
                 return True
-            if entry is None and ck not in self._persisted:
-                return False
         try:
             st = os.stat(path)
         except OSError:

@@ -262,14 +262,7 @@ class StreamState:
 
 def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Callable[[str], str]) -> str:
     """Fold one SSE event from the server at `where` into `acc`; return its text delta ("" if none)."""
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise BadAnswer(LLMResponseError(
-            f"{where} sent a stream event that is not JSON: {redact(data[:200])!r}"
-        ), retryable=False) from None
-    if not isinstance(chunk, dict):
-        raise BadAnswer(LLMResponseError(f"{where} sent a stream event that is not an object"), retryable=False)
+    chunk = _event_object(data, where, redact)
     if event == "error" or ("error" in chunk and not chunk.get("choices")):
         # vLLM, LiteLLM and others report mid-stream failures this way.
         message = redact(describe(chunk.get("error", chunk)))
@@ -280,7 +273,8 @@ def read_chunk(event: str, data: str, acc: StreamState, where: str, redact: Call
     if chunk.get("usage"):
         acc.usage = chunk["usage"]
     delta_text = ""
-    for choice in chunk.get("choices") or ():
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else ():  # (JSON: anything else holds no choice)
         if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
             continue
         delta = choice.get("delta") or {}

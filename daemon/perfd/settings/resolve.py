@@ -264,48 +264,42 @@ def load(root: str | None, env: Mapping[str, str] | None = None, *, user: bool =
     waiting: list[str] = []
     merged: dict[str, dict[str, object]] = {t: {} for t in schema.TABLES}
     origins: dict[tuple[str, str], Origin] = {}
-    for table in schema.TABLES:
-        for key in schema.fields(table):
-            layers = [(ENVIRONMENT, env_tables.get(table, {}).get(key)),
-                      (WORKSPACE, ws_tables.get(table, {}).get(key)),
-                      (USER, user_tables.get(table, {}).get(key))]
-            chosen: Origin | None = None
-            for source, raw in layers:
-                if raw is None:
-                    continue
-                ignored = ""
-                if chosen is not None:
-                    ignored = f"overridden by {chosen.where}"
-                elif source == WORKSPACE and not trusted and f"[{table}] {key}" in needing:
-                    ignored = "waits for `perfd trust`"
-                    waiting.append(f"[{table}] {key}")
-                elif source != ENVIRONMENT and (table, key) in unset:
-                    ignored = "unset by an empty environment variable"
-                origin = Origin(source, raw.where)
-                entries.append(Entry(table=table, key=key, value=raw.value, origin=origin, ignored=ignored))
-                if not ignored:
-                    chosen = origin
-                    merged[table][key] = raw.value
-                    origins[(table, key)] = origin
-    # Named models: each [models.NAME] whole, the workspace's over the user's (the environment sets none).
-    merged[schema.MODELS] = {}
-    for name in sorted({*ws_tables.get(schema.MODELS, {}), *user_tables.get(schema.MODELS, {})}):
-        chosen = None
-        for source, raw in ((WORKSPACE, ws_tables.get(schema.MODELS, {}).get(name)),
-                            (USER, user_tables.get(schema.MODELS, {}).get(name))):
+    def take(table: str, key: str, layers: list[tuple[str, Raw | None]]) -> tuple[Raw, Origin] | None:
+        """The value a setting takes from its layers (first wins), each layer's entry recorded with why it
+        is ignored: overridden, waiting for trust, or unset by an empty environment variable."""
+        chosen: tuple[Raw, Origin] | None = None
+        for source, raw in layers:
             if raw is None:
                 continue
             ignored = ""
             if chosen is not None:
-                ignored = f"overridden by {chosen.where}"
-            elif source == WORKSPACE and not trusted and f"[{schema.MODELS}] {name}" in needing:
+                ignored = f"overridden by {chosen[1].where}"
+            elif source == WORKSPACE and not trusted and f"[{table}] {key}" in needing:
                 ignored = "waits for `perfd trust`"
-                waiting.append(f"[{schema.MODELS}] {name}")
+                waiting.append(f"[{table}] {key}")
+            elif source != ENVIRONMENT and (table, key) in unset:
+                ignored = "unset by an empty environment variable"
             origin = Origin(source, raw.where)
-            entries.append(Entry(table=schema.MODELS, key=name, value=raw.value, origin=origin, ignored=ignored))
+            entries.append(Entry(table=table, key=key, value=raw.value, origin=origin, ignored=ignored))
             if not ignored:
-                chosen = origin
-                merged[schema.MODELS][name] = raw.value
+                chosen = (raw, origin)
+        return chosen
+
+    for table in schema.TABLES:
+        for key in schema.fields(table):
+            got = take(table, key, [(ENVIRONMENT, env_tables.get(table, {}).get(key)),
+                                    (WORKSPACE, ws_tables.get(table, {}).get(key)),
+                                    (USER, user_tables.get(table, {}).get(key))])
+            if got is not None:
+                merged[table][key] = got[0].value
+                origins[(table, key)] = got[1]
+    # Named models: each [models.NAME] whole, the workspace's over the user's (the environment sets none).
+    merged[schema.MODELS] = {}
+    for name in sorted({*ws_tables.get(schema.MODELS, {}), *user_tables.get(schema.MODELS, {})}):
+        got = take(schema.MODELS, name, [(WORKSPACE, ws_tables.get(schema.MODELS, {}).get(name)),
+                                         (USER, user_tables.get(schema.MODELS, {}).get(name))])
+        if got is not None:
+            merged[schema.MODELS][name] = got[0].value
     ws = msgspec.convert(merged["workspace"], WorkspaceSettings)
     _check_values(ws, origins.get(("workspace", "plans_dir"), Origin(DEFAULT, "default")))
     return Settings(root=root, workspace=ws, cache=msgspec.convert(merged["cache"], CacheSettings),

@@ -71,6 +71,10 @@ describe('status bar', () => {
     expect(m.text).toBe('perfd 94% · 0.3 ms $(eye-closed) unwatched');
     expect(m.tooltip).toContain('not watched: work-space/plans/B (the inotify watch limit is reached): checked by stat');
     expect(m.tooltip).toContain('raise fs.inotify.max_user_watches from 8 to at least 11');
+    const hostile = { ...watcher, unwatched: [{ path: 'plans/[x](https:evil.example)<b>', reason: '*r*' }] };
+    const tip = statusBarModel('running', { ...stats, watcher: hostile } as StatsPayload).tooltip;
+    expect(tip).toContain('plans/\\[x\\]\\(https:evil.example\\)\\<b\\>');
+    expect(tip).toContain('(\\*r\\*)');
     const healthy = statusBarModel('running', { ...stats, watcher: { ...watcher, unwatched: [] } } as StatsPayload);
     expect(healthy.text).toBe('perfd 94% · 0.3 ms');
   });

@@ -122,6 +122,15 @@ export function statusBarModel(state: ServerState, stats?: StatsPayload, detail?
  * What the file watcher could not watch (those folders are checked by stat, so answers stay right),
  * or undefined while it watches everything (or there is no report).
  */
+/**
+ * `text` (a folder name from the workspace, a reason from the server) as literal Markdown inline text:
+ * every character that could open markup (a link, an image, HTML, emphasis, code) is backslash-escaped,
+ * as perfd's own Markdown exports do (perfd.safetext.markdown_text), and line breaks become spaces.
+ */
+export function mdLiteral(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ').replace(/[\\`*_[\]<>&|~!()#]/g, (c) => `\\${c}`);
+}
+
 export function unwatchedLine(stats: StatsPayload): string | undefined {
   const w = stats.watcher;
   if (!w || typeof w !== 'object') return undefined;
@@ -132,10 +141,12 @@ export function unwatchedLine(stats: StatsPayload): string | undefined {
     const need = num(w.watches_needed) ?? 0;
     const limit = num(w.max_user_watches) ?? 0;
     const raise = need > 0 ? `; raise fs.inotify.max_user_watches${limit ? ` from ${limit} to at least ${limit + need}` : ''}` : '';
-    return `⚠ not watched: ${first.path}${more} (${first.reason}): checked by stat until watched${raise}`;
+    return `⚠ not watched: ${mdLiteral(first.path)}${more} (${mdLiteral(first.reason)}): checked by stat until watched${raise}`;
   }
   const noEvents = Array.isArray(w.no_events) ? w.no_events : [];
-  if (noEvents.length > 0) return `⚠ ${noEvents.join(', ')}: a file system without change events, checked by stat`;
+  if (noEvents.length > 0) {
+    return `⚠ ${noEvents.map(mdLiteral).join(', ')}: a file system without change events, checked by stat`;
+  }
   return undefined;
 }
 

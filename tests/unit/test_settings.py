@@ -190,3 +190,13 @@ def test_a_workspace_settings_file_linked_outside_the_workspace_is_not_read(ws: 
     (ws / "inside.toml").write_text('[daemon]\nmax_pending = 9\n')
     (ws / ".perfd" / "perfd.toml").symlink_to(ws / "inside.toml")  # inside: read as usual
     assert load(str(ws), env_for(tmp_path)).daemon.max_pending == 9
+
+
+def test_a_workspace_may_verify_more_often_but_not_turn_the_verification_off(ws: Path, tmp_path: Path) -> None:
+    (ws / "perfd.toml").write_text('[daemon]\nverify_interval_s = 5\n')
+    s = load(str(ws), env_for(tmp_path))
+    assert s.daemon.verify_interval_s == 5 and s.trusted
+    for value in ("0", "3600"):  # off, or rarer than the default: what no event reports would go unseen
+        (ws / "perfd.toml").write_text(f'[daemon]\nverify_interval_s = {value}\n')
+        s = load(str(ws), env_for(tmp_path))
+        assert s.daemon.verify_interval_s == 30.0 and s.waiting == ("[daemon] verify_interval_s",)

@@ -259,9 +259,16 @@ def _above_default_context(value: object) -> bool:
     return not isinstance(value, int) or value > DEFAULT_CONTEXT_TOKENS
 
 
+def _less_verification(value: object) -> bool:
+    # The verification pass catches what no event reports: a cloned repository may verify more often,
+    # not turn it off or make it rarer than the default.
+    return not isinstance(value, (int, float)) or value <= 0 or value > DaemonSettings().verify_interval_s
+
+
 # (table, key) -> when a value of it from a workspace file needs the user's trust.
 TRUST: dict[tuple[str, str], Callable[[object], bool]] = {
     ("daemon", "metrics_addr"): _beyond_loopback,
+    ("daemon", "verify_interval_s"): _less_verification,
     # where prompts go and which secret goes with them; which model is paid; what it costs and may cost
     **{("llm", key): _always for key in ("base_url", "api_key_env", "model", "price_prompt_per_1k",
                                          "price_completion_per_1k", "budget_usd_per_day",
